@@ -1,0 +1,120 @@
+// The tape: each op's output holds a GradNode (inputs + backward rule). backward() walks the
+// nodes reachable from the root in reverse topological order, so a tensor used several times
+// gets its gradients summed once before they flow further (never once per path).
+import { Tensor, formatShape, type GradNode } from './tensor.js';
+import { keep, scope } from './scope.js';
+
+let gradEnabled = true;
+
+export function isGradEnabled(): boolean {
+  return gradEnabled;
+}
+
+/** Runs fn without recording anything on the tape. */
+export function noGrad<T>(fn: () => T): T {
+  const prev = gradEnabled;
+  gradEnabled = false;
+  try {
+    return fn();
+  } finally {
+    gradEnabled = prev;
+  }
+}
+
+/** Attaches a backward rule to `out` when gradients are on and an input wants one. */
+export function record(out: Tensor, op: string, inputs: Tensor[], backward: GradNode['backward']): Tensor {
+  if (gradEnabled && inputs.some((t) => t.requiresGrad)) {
+    out.requiresGrad = true;
+    out.node = { op, inputs, backward };
+  }
+  return out;
+}
+
+/** A tensor sharing the storage of `t` but cut from the tape. */
+export function detach(t: Tensor): Tensor {
+  return view(t);
+}
+
+function topoOrder(root: Tensor): Tensor[] {
+  const order: Tensor[] = [];
+  const visited = new Set<Tensor>();
+  const stack: [Tensor, number][] = [[root, 0]];
+  visited.add(root);
+  while (stack.length) {
+    const top = stack[stack.length - 1];
+    const [t, i] = top;
+    const inputs = t.node?.inputs ?? [];
+    if (i < inputs.length) {
+      top[1]++;
+      const next = inputs[i];
+      if (next.requiresGrad && next.node && !visited.has(next)) {
+        visited.add(next);
+        stack.push([next, 0]);
+      }
+    } else {
+      order.push(t);
+      stack.pop();
+    }
+  }
+  return order; // inputs before outputs
+}
+
+/**
+ * Back-propagates from `root`; leaves that require gradients accumulate into .grad.
+ * `add` sums two gradients (injected to keep this file free of kernels).
+ */
+export function runBackward(root: Tensor, seed: Tensor, add: (a: Tensor, b: Tensor) => Tensor): void {
+  if (!root.requiresGrad) {
+    throw new Error(`backward: ${root.describe()} does not require grad; no input on its path was marked requireGrad()`);
+  }
+  // Every stored gradient is a Tensor object owned by exactly one slot (views share storage
+  // cheaply), so each can be disposed as soon as its slot is consumed.
+  const grads = new Map<Tensor, Tensor>([[root, seed]]);
+  const owned = new Set<Tensor>([seed]);
+  const own = (gi: Tensor): Tensor => {
+    const o = owned.has(gi) ? view(gi) : gi;
+    owned.add(o);
+    return o;
+  };
+  const sum = (a: Tensor, b: Tensor): Tensor => {
+    const s = add(a, b);
+    owned.delete(a);
+    if (a !== seed) a.dispose();
+    return s;
+  };
+  const order = topoOrder(root);
+  noGrad(() => {
+    for (let i = order.length - 1; i >= 0; i--) {
+      const t = order[i];
+      const g = grads.get(t);
+      const node = t.node;
+      if (!g || !node) continue;
+      grads.delete(t);
+      // A scope per rule frees its temporaries; the returned gradients survive it.
+      const inGrads = scope(() => node.backward(g));
+      node.inputs.forEach((input, k) => {
+        const gi = inGrads[k];
+        if (!gi || !input.requiresGrad) return;
+        if (gi.shape.length !== input.shape.length || gi.shape.some((d, j) => d !== input.shape[j])) {
+          throw new Error(`backward of ${node.op}: gradient ${formatShape(gi.shape)} does not match input ${formatShape(input.shape)} (engine bug)`);
+        }
+        if (input.node) {
+          const prev = grads.get(input);
+          grads.set(input, own(prev ? sum(prev, gi) : gi));
+        } else {
+          const prev = input.grad;
+          if (prev) owned.add(prev);
+          input.grad = keep(own(prev ? sum(prev, gi) : gi));
+        }
+      });
+      owned.delete(g);
+      if (g !== seed) g.dispose();
+      for (const gi of inGrads) if (gi && gi !== g && !owned.has(gi)) gi.dispose();
+    }
+  });
+}
+
+function view(t: Tensor): Tensor {
+  t.storage.retain();
+  return new Tensor(t.storage, t.shape, t.dtype);
+}

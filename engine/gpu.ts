@@ -1,0 +1,72 @@
+// Acquiring a GPUDevice: from Dawn (npm package `webgpu`) in Node, from navigator.gpu in a
+// browser. Ops never read globals: the device found here is handed to a Runtime.
+
+export interface GpuHandle {
+  device: GPUDevice;
+  /** Kept referenced: if Dawn's GPU object is garbage collected, its instance dies under the device. */
+  gpu?: GPU;
+  adapterDescription: string;
+  hasTimestamps: boolean;
+  /** Releases Dawn's handle so a Node process can exit. */
+  release(): void;
+}
+
+const SETUP_HINT = `No WebGPU adapter was found.
+On Linux without a GPU, WebGPU needs a Vulkan driver that runs on the CPU (Mesa's lavapipe >= 25).
+Run as root:  npm run setup     (installs libvulkan1 and mesa-vulkan-drivers from bookworm-backports)
+or see scripts/setup-vulkan.sh for the exact apt commands.`;
+
+const isNode = typeof process !== 'undefined' && !!process.versions?.node;
+
+async function findGpu(): Promise<GPU> {
+  const nav = (globalThis as { navigator?: { gpu?: GPU } }).navigator;
+  if (!isNode) {
+    if (!nav?.gpu) throw new Error('navigator.gpu is missing: this browser has no WebGPU (Chrome/Edge 113+, or --enable-unsafe-webgpu).');
+    return nav.gpu;
+  }
+  // The module name is built at run time so browser bundles never try to include Dawn.
+  const dawnModule = 'webgpu';
+  const dawn = (await import(/* @vite-ignore */ dawnModule)) as {
+    create(flags: string[]): GPU;
+    globals: Record<string, unknown>;
+  };
+  Object.assign(globalThis, dawn.globals);
+  return dawn.create(['disable-dawn-features=timestamp_quantization']);
+}
+
+export function describeAdapter(adapter: GPUAdapter): string {
+  const info = adapter.info;
+  const parts = [info.vendor, info.architecture, info.device, info.description].filter((s) => s && s.length > 0);
+  return parts.length ? parts.join(' / ') : 'unknown adapter';
+}
+
+/** Requests an adapter and a device with the adapter's largest buffer and workgroup limits. */
+export async function acquireGpu(options: { powerPreference?: GPUPowerPreference } = {}): Promise<GpuHandle> {
+  const gpu = await findGpu();
+  const adapter = await gpu.requestAdapter({ powerPreference: options.powerPreference ?? 'high-performance' });
+  if (!adapter) throw new Error(SETUP_HINT);
+  const hasTimestamps = adapter.features.has('timestamp-query');
+  const l = adapter.limits;
+  const device = await adapter.requestDevice({
+    requiredFeatures: hasTimestamps ? ['timestamp-query'] : [],
+    requiredLimits: {
+      maxStorageBufferBindingSize: l.maxStorageBufferBindingSize,
+      maxBufferSize: l.maxBufferSize,
+      maxComputeWorkgroupStorageSize: l.maxComputeWorkgroupStorageSize,
+      maxComputeInvocationsPerWorkgroup: l.maxComputeInvocationsPerWorkgroup,
+      maxComputeWorkgroupSizeX: l.maxComputeWorkgroupSizeX,
+      maxComputeWorkgroupSizeY: l.maxComputeWorkgroupSizeY,
+      maxStorageBuffersPerShaderStage: l.maxStorageBuffersPerShaderStage,
+    },
+  });
+  device.addEventListener('uncapturederror', (e) => {
+    console.error(`WebGPU error: ${(e as GPUUncapturedErrorEvent).error.message}`);
+  });
+  return {
+    device,
+    gpu,
+    adapterDescription: describeAdapter(adapter),
+    hasTimestamps,
+    release: () => device.destroy(),
+  };
+}

@@ -1,0 +1,51 @@
+// Public API of the engine, in the spirit of PyTorch with camelCase names.
+import { Tensor, type DType, type Shape } from './tensor.js';
+import { runBackward } from './autograd.js';
+import { runtime } from './context.js';
+import { tensorOn, fullOn, randnOn, randOn } from './ops/create.js';
+import { add } from './ops/binary.js';
+import type { Rng } from './random.js';
+
+export { Tensor, Storage, type DType, type Shape, type GradNode } from './tensor.js';
+export { Runtime, type DispatchInfo, type DispatchObserver } from './runtime.js';
+export { acquireGpu, type GpuHandle } from './gpu.js';
+export { init, runtime, setRuntime } from './context.js';
+export { noGrad, isGradEnabled, detach, record } from './autograd.js';
+export { scope, keep } from './scope.js';
+export { Rng } from './random.js';
+export type { MemoryReport } from './pool.js';
+export { add, sub, mul, div } from './ops/binary.js';
+export { neg, exp, log, sqrt, relu, affine, powScalar } from './ops/unary.js';
+export { sum, mean, max, maxWithIndex, sumTo } from './ops/reduce.js';
+export { reshape, permute, transpose, expandTo } from './ops/shape.js';
+export { matmul } from './ops/matmul.js';
+
+export function tensor(data: ArrayLike<number>, shape?: Shape, dtype: DType = 'f32'): Tensor {
+  return tensorOn(runtime(), data, shape, dtype);
+}
+export const zeros = (shape: Shape): Tensor => fullOn(runtime(), shape, 0);
+export const ones = (shape: Shape): Tensor => fullOn(runtime(), shape, 1);
+export const full = (shape: Shape, value: number): Tensor => fullOn(runtime(), shape, value);
+export const randn = (shape: Shape, seed: number | Rng = 0, std = 1): Tensor => randnOn(runtime(), shape, seed, std);
+export const rand = (shape: Shape, seed: number | Rng = 0, lo = 0, hi = 1): Tensor => randOn(runtime(), shape, seed, lo, hi);
+
+/** Back-propagates from `root` (a scalar unless `grad` is given) into the .grad of leaves. */
+export function backward(root: Tensor, grad?: Tensor): void {
+  if (!grad && root.size !== 1) {
+    throw new Error(`backward: ${root.describe()} is not a scalar; pass a gradient of the same shape, or reduce it first (sum or mean)`);
+  }
+  if (grad && (grad.rank !== root.rank || grad.shape.some((d, i) => d !== root.shape[i]))) {
+    throw new Error(`backward: gradient ${grad.describe()} does not match ${root.describe()}`);
+  }
+  const seed = grad ?? fullOn(root.rt, root.shape, 1);
+  runBackward(root, seed, add);
+  if (!grad) seed.dispose();
+}
+
+/** Clears (disposes) the gradients of the given parameters. */
+export function zeroGrad(params: Iterable<Tensor>): void {
+  for (const p of params) {
+    p.grad?.dispose();
+    p.grad = null;
+  }
+}

@@ -1,0 +1,259 @@
+// The runtime records every dispatch of a step into one command encoder (one compute pass) and
+// submits only when a result is read or a step ends. Pipelines are cached by shader key, bind
+// groups reused, and parameters go through one uniform buffer addressed by dynamic offsets.
+import { BufferPool, type MemoryReport } from './pool.js';
+import { specialize, kernelKey, type Defines } from './kernel.js';
+import { reflectShader, packParams, type ParamValues, type ShaderInterface } from './uniforms.js';
+import type { GpuHandle } from './gpu.js';
+
+export interface Kernel {
+  key: string;
+  label: string;
+  iface: ShaderInterface;
+  pipeline: GPUComputePipeline;
+  layout: GPUBindGroupLayout;
+}
+
+/** What a profiler or a trace needs to know about one dispatch. */
+export interface DispatchInfo {
+  kernel: string;
+  op: string;
+  workgroups: [number, number, number];
+  flops: number;
+  bytes: number;
+  shapes: string;
+}
+
+/** A seam for the profiler: it may ask for a pass of its own per dispatch, with timestamps. */
+export interface DispatchObserver {
+  timestampWrites(info: DispatchInfo): GPUComputePassTimestampWrites | undefined;
+  beforeSubmit(encoder: GPUCommandEncoder): void;
+  afterSubmit(): void;
+}
+
+export interface DispatchArgs {
+  params?: ParamValues;
+  buffers: GPUBuffer[];
+  workgroups: [number, number, number];
+  op: string;
+  flops?: number;
+  bytes?: number;
+  shapes?: string;
+}
+
+const UNIFORM_SLOT = 256;
+const UNIFORM_CAPACITY = 1 << 22;
+const MAX_WORKGROUPS = 65535;
+
+export class Runtime {
+  readonly device: GPUDevice;
+  readonly pool: BufferPool;
+  readonly adapterDescription: string;
+  readonly hasTimestamps: boolean;
+  readonly limits: GPUSupportedLimits;
+  observer: DispatchObserver | null = null;
+  /** Counts for tests and reports. */
+  readonly stats = { submits: 0, dispatches: 0, pipelines: 0, bindGroups: 0 };
+
+  private kernels = new Map<string, Kernel>();
+  private encoder: GPUCommandEncoder | null = null;
+  private pass: GPUComputePassEncoder | null = null;
+  private uniformBuffer: GPUBuffer;
+  private uniformImage = new ArrayBuffer(UNIFORM_CAPACITY);
+  private uniformView = new DataView(this.uniformImage);
+  private uniformUsed = 0;
+  private bindGroups = new Map<string, GPUBindGroup>();
+  private bufferIds = new WeakMap<GPUBuffer, number>();
+  private nextBufferId = 1;
+  private released = false;
+
+  constructor(private handle: GpuHandle) {
+    this.device = handle.device;
+    this.adapterDescription = handle.adapterDescription;
+    this.hasTimestamps = handle.hasTimestamps;
+    this.limits = handle.device.limits;
+    this.pool = new BufferPool(this.device);
+    this.uniformBuffer = this.device.createBuffer({ size: UNIFORM_CAPACITY, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
+  }
+
+  /** Returns the compiled pipeline for a shader specialisation, building it once. */
+  kernel(label: string, source: string, defines: Defines = {}): Kernel {
+    const key = kernelKey(label, defines);
+    const hit = this.kernels.get(key);
+    if (hit) return hit;
+    const code = specialize(source, label, defines);
+    const iface = reflectShader(code, key);
+    const entries: GPUBindGroupLayoutEntry[] = [];
+    if (iface.uniformSize > 0) {
+      entries.push({ binding: 0, visibility: GPUShaderStage.COMPUTE, buffer: { type: 'uniform', hasDynamicOffset: true } });
+    }
+    iface.storageWritable.forEach((w, i) =>
+      entries.push({ binding: i + 1, visibility: GPUShaderStage.COMPUTE, buffer: { type: w ? 'storage' : 'read-only-storage' } }),
+    );
+    const layout = this.device.createBindGroupLayout({ label: key, entries });
+    const module = this.device.createShaderModule({ label: key, code });
+    const pipeline = this.device.createComputePipeline({
+      label: key,
+      layout: this.device.createPipelineLayout({ bindGroupLayouts: [layout] }),
+      compute: { module, entryPoint: 'main' },
+    });
+    const k: Kernel = { key, label, iface, pipeline, layout };
+    this.kernels.set(key, k);
+    this.stats.pipelines++;
+    return k;
+  }
+
+  /** Records one dispatch into the open compute pass. */
+  dispatch(k: Kernel, args: DispatchArgs): void {
+    this.assertAlive();
+    const expected = k.iface.storageWritable.length;
+    if (args.buffers.length !== expected) {
+      throw new Error(`${args.op}: kernel ${k.key} binds ${expected} storage buffers, got ${args.buffers.length}`);
+    }
+    if (args.workgroups.some((w) => w === 0)) return;
+    if (args.workgroups.some((w) => w > MAX_WORKGROUPS)) {
+      throw new Error(`${args.op}: kernel ${k.key} dispatch ${args.workgroups.join('x')} exceeds ${MAX_WORKGROUPS} workgroups per dimension`);
+    }
+    let offset = 0;
+    if (k.iface.uniformSize > 0) {
+      const slot = Math.ceil(k.iface.uniformSize / UNIFORM_SLOT) * UNIFORM_SLOT;
+      if (this.uniformUsed + slot > UNIFORM_CAPACITY) this.flush();
+      offset = this.uniformUsed;
+      new Uint8Array(this.uniformImage, offset, slot).fill(0);
+      packParams(k.iface, args.params ?? {}, this.uniformView, offset, `${args.op} (${k.key})`);
+      this.uniformUsed += slot;
+    }
+    const info: DispatchInfo = {
+      kernel: k.key,
+      op: args.op,
+      workgroups: args.workgroups,
+      flops: args.flops ?? 0,
+      bytes: args.bytes ?? 0,
+      shapes: args.shapes ?? '',
+    };
+    const stamps = this.observer?.timestampWrites(info);
+    const pass = this.openPass(stamps);
+    pass.setPipeline(k.pipeline);
+    pass.setBindGroup(0, this.bindGroup(k, args.buffers), k.iface.uniformSize > 0 ? [offset] : []);
+    pass.dispatchWorkgroups(...args.workgroups);
+    if (stamps) this.closePass();
+    this.stats.dispatches++;
+  }
+
+  /** Workgroup counts for n invocations of a 1-D kernel, folded into y beyond 65535 groups. */
+  grid1d(n: number, workgroupSize: number): [number, number, number] {
+    const groups = Math.ceil(n / workgroupSize);
+    if (groups <= MAX_WORKGROUPS) return [groups, 1, 1];
+    const y = Math.ceil(groups / MAX_WORKGROUPS);
+    return [Math.ceil(groups / y), y, 1];
+  }
+
+  copyBuffer(src: GPUBuffer, srcOffset: number, dst: GPUBuffer, dstOffset: number, bytes: number): void {
+    this.assertAlive();
+    this.closePass();
+    this.ensureEncoder().copyBufferToBuffer(src, srcOffset, dst, dstOffset, bytes);
+  }
+
+  /** A pooled buffer holding `data`, written before the pending commands run. */
+  upload(data: ArrayBufferView, bytes = data.byteLength): GPUBuffer {
+    this.assertAlive();
+    const buf = this.pool.acquire(Math.max(bytes, 4), true);
+    if (data.byteLength) this.device.queue.writeBuffer(buf, 0, data.buffer, data.byteOffset, data.byteLength);
+    return buf;
+  }
+
+  /** Submits everything recorded so far as one command buffer. */
+  flush(): void {
+    this.assertAlive();
+    if (!this.encoder) return;
+    this.closePass();
+    if (this.uniformUsed > 0) this.device.queue.writeBuffer(this.uniformBuffer, 0, this.uniformImage, 0, this.uniformUsed);
+    this.observer?.beforeSubmit(this.encoder);
+    this.device.queue.submit([this.encoder.finish()]);
+    this.encoder = null;
+    this.uniformUsed = 0;
+    this.stats.submits++;
+    this.pool.markSubmitted();
+    this.observer?.afterSubmit();
+  }
+
+  /** Reads `bytes` from a buffer; submits pending work first. */
+  async read(src: GPUBuffer, bytes: number, srcOffset = 0): Promise<ArrayBuffer> {
+    const size = Math.max(4, Math.ceil(bytes / 4) * 4);
+    const staging = this.device.createBuffer({ size, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    this.copyBuffer(src, srcOffset, staging, 0, size);
+    this.flush();
+    await staging.mapAsync(GPUMapMode.READ);
+    const out = staging.getMappedRange().slice(0, bytes);
+    staging.unmap();
+    staging.destroy();
+    return out;
+  }
+
+  /** Waits until the GPU has finished everything submitted. */
+  async sync(): Promise<void> {
+    this.flush();
+    await this.device.queue.onSubmittedWorkDone();
+  }
+
+  memory(): MemoryReport {
+    return this.pool.report();
+  }
+
+  /** Frees pooled buffers and releases the device, so a Node process may exit. */
+  destroy(): void {
+    if (this.released) return;
+    this.flush();
+    this.pool.trim();
+    this.bindGroups.clear();
+    this.uniformBuffer.destroy();
+    this.released = true;
+    this.handle.release();
+  }
+
+  private bindGroup(k: Kernel, buffers: GPUBuffer[]): GPUBindGroup {
+    let key = k.key;
+    for (const b of buffers) key += ':' + this.idOf(b);
+    let bg = this.bindGroups.get(key);
+    if (!bg) {
+      const entries: GPUBindGroupEntry[] = buffers.map((buffer, i) => ({ binding: i + 1, resource: { buffer } }));
+      if (k.iface.uniformSize > 0) {
+        entries.push({ binding: 0, resource: { buffer: this.uniformBuffer, size: Math.ceil(k.iface.uniformSize / 16) * 16 } });
+      }
+      bg = this.device.createBindGroup({ layout: k.layout, entries });
+      if (this.bindGroups.size > 20000) this.bindGroups.clear();
+      this.bindGroups.set(key, bg);
+      this.stats.bindGroups++;
+    }
+    return bg;
+  }
+
+  private idOf(b: GPUBuffer): number {
+    let id = this.bufferIds.get(b);
+    if (id === undefined) this.bufferIds.set(b, (id = this.nextBufferId++));
+    return id;
+  }
+
+  private ensureEncoder(): GPUCommandEncoder {
+    return (this.encoder ??= this.device.createCommandEncoder());
+  }
+
+  private openPass(timestampWrites?: GPUComputePassTimestampWrites): GPUComputePassEncoder {
+    if (timestampWrites) {
+      this.closePass();
+      return (this.pass = this.ensureEncoder().beginComputePass({ timestampWrites }));
+    }
+    return (this.pass ??= this.ensureEncoder().beginComputePass());
+  }
+
+  private closePass(): void {
+    if (this.pass) {
+      this.pass.end();
+      this.pass = null;
+    }
+  }
+
+  private assertAlive(): void {
+    if (this.released) throw new Error('the GPU runtime was destroyed; create a new one with init()');
+  }
+}

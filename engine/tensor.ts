@@ -1,0 +1,109 @@
+// Tensors: contiguous row-major storage in a pooled GPU buffer. Reshape makes a view that
+// shares the storage (reference counted), so it costs no copy and no kernel.
+import type { Runtime } from './runtime.js';
+import { trackInScope } from './scope.js';
+
+export type DType = 'f32' | 'i32' | 'u32';
+export type Shape = readonly number[];
+
+/** A node of the autograd tape: the op that made a tensor and how to send gradients back. */
+export interface GradNode {
+  op: string;
+  inputs: Tensor[];
+  backward(grad: Tensor): (Tensor | null)[];
+}
+
+export class Storage {
+  refs = 1;
+  constructor(readonly rt: Runtime, readonly buffer: GPUBuffer, readonly bytes: number) {}
+  retain(): void {
+    this.refs++;
+  }
+  release(): void {
+    if (--this.refs === 0) this.rt.pool.release(this.buffer);
+  }
+}
+
+export function sizeOf(shape: Shape): number {
+  let n = 1;
+  for (const d of shape) n *= d;
+  return n;
+}
+
+export function formatShape(shape: Shape): string {
+  return `[${shape.join(', ')}]`;
+}
+
+export function checkShape(shape: Shape, op: string): void {
+  for (const d of shape) {
+    if (!Number.isInteger(d) || d < 0) throw new Error(`${op}: invalid shape ${formatShape(shape)}: sizes must be non-negative integers`);
+  }
+}
+
+let nextId = 1;
+
+export class Tensor {
+  readonly id = nextId++;
+  readonly shape: Shape;
+  readonly size: number;
+  requiresGrad = false;
+  grad: Tensor | null = null;
+  node: GradNode | null = null;
+  name = '';
+  private disposedFlag = false;
+
+  constructor(readonly storage: Storage, shape: Shape, readonly dtype: DType = 'f32') {
+    this.shape = Object.freeze([...shape]);
+    this.size = sizeOf(shape);
+    trackInScope(this);
+  }
+
+  get rt(): Runtime {
+    return this.storage.rt;
+  }
+  get rank(): number {
+    return this.shape.length;
+  }
+  get disposed(): boolean {
+    return this.disposedFlag;
+  }
+
+  /** The GPU buffer, checked for use after dispose. */
+  buffer(op: string): GPUBuffer {
+    if (this.disposedFlag) {
+      throw new Error(`${op}: tensor ${this.describe()} was used after dispose(); keep it alive (scope keep() or no dispose) until its last use`);
+    }
+    return this.storage.buffer;
+  }
+
+  describe(): string {
+    return `${this.name ? this.name + ' ' : ''}${this.dtype}${formatShape(this.shape)}`;
+  }
+
+  /** Marks this tensor as a leaf that collects gradients in .grad. */
+  requireGrad(flag = true): this {
+    if (flag && this.dtype !== 'f32') throw new Error(`requireGrad: only f32 tensors can have gradients, ${this.describe()} is ${this.dtype}`);
+    this.requiresGrad = flag;
+    return this;
+  }
+
+  dispose(): void {
+    if (this.disposedFlag) return;
+    this.disposedFlag = true;
+    this.storage.release();
+    this.node = null;
+  }
+
+  /** Reads the values back to the CPU (submits pending work). */
+  async data(): Promise<Float32Array | Int32Array | Uint32Array> {
+    const bytes = this.size * 4;
+    const raw = await this.rt.read(this.buffer('data'), bytes);
+    if (this.dtype === 'f32') return new Float32Array(raw);
+    return this.dtype === 'i32' ? new Int32Array(raw) : new Uint32Array(raw);
+  }
+
+  async item(): Promise<number> {
+    if (this.size !== 1) throw new Error(`item: tensor ${this.describe()} has ${this.size} elements; item() needs exactly one`);
+    return (await this.data())[0];
+  }
+}

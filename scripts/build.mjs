@@ -1,0 +1,50 @@
+// Bundles the TypeScript entry points with esbuild (WGSL imported as text).
+//   node scripts/build.mjs            the CLI (dist/cli.mjs)
+//   node scripts/build.mjs --tests    also every test/*.test.ts into .build/test
+//   node scripts/build.mjs --bench    also every bench/*.ts into .build/bench
+import { build } from 'esbuild';
+import { readdirSync, existsSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+
+const root = new URL('..', import.meta.url).pathname;
+const args = new Set(process.argv.slice(2));
+const common = {
+  bundle: true,
+  platform: 'node',
+  format: 'esm',
+  target: 'node20',
+  sourcemap: 'inline',
+  loader: { '.wgsl': 'text' },
+  mainFields: ['module', 'main'],
+  external: ['webgpu', 'sharp', '@tensorflow/*', 'benny', 'uvu', 'uvu/*'],
+  banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" },
+  logLevel: 'warning',
+};
+
+function entries(dir, suffix) {
+  const full = join(root, dir);
+  if (!existsSync(full)) return [];
+  return readdirSync(full).filter((f) => f.endsWith(suffix)).map((f) => join(full, f));
+}
+
+const jobs = [];
+if (existsSync(join(root, 'train/cli.ts'))) {
+  jobs.push(build({ ...common, entryPoints: [join(root, 'train/cli.ts')], outfile: join(root, 'dist/cli.mjs'), banner: { js: '#!/usr/bin/env node\n' + common.banner.js } }));
+}
+if (args.has('--tests')) {
+  rmSync(join(root, '.build/test'), { recursive: true, force: true });
+  // One bundle for all test files: they share one GPU device and one pipeline cache.
+  const only = process.env.TEST_FILTER ? new RegExp(process.env.TEST_FILTER) : null;
+  const files = entries('test', '.test.ts').sort().filter((f) => !only || only.test(f));
+  jobs.push(
+    build({
+      ...common,
+      stdin: { contents: files.map((f) => `import ${JSON.stringify(f)};`).join('\n'), resolveDir: root, sourcefile: 'all-tests.ts', loader: 'ts' },
+      outfile: join(root, '.build/test/all.mjs'),
+    }),
+  );
+}
+if (args.has('--bench')) {
+  jobs.push(build({ ...common, entryPoints: entries('bench', '.ts'), outdir: join(root, '.build/bench'), outExtension: { '.js': '.mjs' } }));
+}
+await Promise.all(jobs);
