@@ -61,9 +61,15 @@ function topoOrder(root: Tensor): Tensor[] {
 
 /**
  * Back-propagates from `root`; leaves that require gradients accumulate into .grad.
- * `add` sums two gradients (injected to keep this file free of kernels).
+ * The arithmetic is injected (add, in-place accumulate, clone) to keep this file free of kernels.
  */
-export function runBackward(root: Tensor, seed: Tensor, add: (a: Tensor, b: Tensor) => Tensor): void {
+export function runBackward(
+  root: Tensor,
+  seed: Tensor,
+  add: (a: Tensor, b: Tensor) => Tensor,
+  accumulate: (into: Tensor, x: Tensor) => void,
+  clone: (x: Tensor) => Tensor,
+): void {
   if (!root.requiresGrad) {
     throw new Error(`backward: ${root.describe()} does not require grad; no input on its path was marked requireGrad()`);
   }
@@ -101,10 +107,13 @@ export function runBackward(root: Tensor, seed: Tensor, add: (a: Tensor, b: Tens
         if (input.node) {
           const prev = grads.get(input);
           grads.set(input, own(prev ? sum(prev, gi) : gi));
+        } else if (input.grad) {
+          accumulate(input.grad, gi);
         } else {
-          const prev = input.grad;
-          if (prev) owned.add(prev);
-          input.grad = keep(own(prev ? sum(prev, gi) : gi));
+          // A leaf keeps its gradient and later contributions are added to it in place, so it
+          // must not share storage with a gradient still flowing elsewhere.
+          input.grad = keep(gi.storage.refs === 1 && !owned.has(gi) ? gi : clone(gi));
+          owned.add(input.grad);
         }
       });
       owned.delete(g);

@@ -5,6 +5,8 @@ import { runtime } from './context.js';
 import { tensorOn, fullOn, randnOn, randOn } from './ops/create.js';
 import { add } from './ops/binary.js';
 import type { Rng } from './random.js';
+import { axpyInPlace, copyInto } from './ops/inplace.js';
+import { empty } from './ops/alloc.js';
 
 export { Tensor, Storage, type DType, type Shape, type GradNode } from './tensor.js';
 export { Runtime, type DispatchInfo, type DispatchObserver } from './runtime.js';
@@ -19,6 +21,9 @@ export { neg, exp, log, sqrt, relu, affine, powScalar } from './ops/unary.js';
 export { sum, mean, max, maxWithIndex, sumTo } from './ops/reduce.js';
 export { reshape, permute, transpose, expandTo } from './ops/shape.js';
 export { matmul } from './ops/matmul.js';
+export { axpyInPlace, copyInto } from './ops/inplace.js';
+export { fillInPlace } from './ops/pointwise.js';
+export { FlatStore, type FlatEntry } from './flat.js';
 
 export function tensor(data: ArrayLike<number>, shape?: Shape, dtype: DType = 'f32'): Tensor {
   return tensorOn(runtime(), data, shape, dtype);
@@ -38,8 +43,15 @@ export function backward(root: Tensor, grad?: Tensor): void {
     throw new Error(`backward: gradient ${grad.describe()} does not match ${root.describe()}`);
   }
   const seed = grad ?? fullOn(root.rt, root.shape, 1);
-  runBackward(root, seed, add);
+  runBackward(root, seed, add, (into, x) => axpyInPlace(into, x, 1, 1, 'grad.accumulate'), clone);
   if (!grad) seed.dispose();
+}
+
+/** A copy of x with its own storage, off the tape. */
+export function clone(x: Tensor): Tensor {
+  const y = empty(x.rt, x.shape, x.dtype, 'clone');
+  copyInto(y, x, 'clone');
+  return y;
 }
 
 /** Clears (disposes) the gradients of the given parameters. */

@@ -5,6 +5,7 @@ import { BufferPool, type MemoryReport } from './pool.js';
 import { specialize, kernelKey, type Defines } from './kernel.js';
 import { reflectShader, packParams, type ParamValues, type ShaderInterface } from './uniforms.js';
 import type { GpuHandle } from './gpu.js';
+import type { BufferRef } from './tensor.js';
 
 export interface Kernel {
   key: string;
@@ -33,7 +34,7 @@ export interface DispatchObserver {
 
 export interface DispatchArgs {
   params?: ParamValues;
-  buffers: GPUBuffer[];
+  buffers: (BufferRef | GPUBuffer)[];
   workgroups: [number, number, number];
   op: string;
   flops?: number;
@@ -211,12 +212,16 @@ export class Runtime {
     this.handle.release();
   }
 
-  private bindGroup(k: Kernel, buffers: GPUBuffer[]): GPUBindGroup {
+  private bindGroup(k: Kernel, buffers: (BufferRef | GPUBuffer)[]): GPUBindGroup {
+    const refs = buffers.map((b) => ('buffer' in b ? b : { buffer: b, offset: 0, size: b.size }));
     let key = k.key;
-    for (const b of buffers) key += ':' + this.idOf(b);
+    for (const r of refs) key += `:${this.idOf(r.buffer)}@${r.offset}+${r.size}`;
     let bg = this.bindGroups.get(key);
     if (!bg) {
-      const entries: GPUBindGroupEntry[] = buffers.map((buffer, i) => ({ binding: i + 1, resource: { buffer } }));
+      const entries: GPUBindGroupEntry[] = refs.map((r, i) => ({
+        binding: i + 1,
+        resource: { buffer: r.buffer, offset: r.offset, size: Math.ceil(r.size / 4) * 4 },
+      }));
       if (k.iface.uniformSize > 0) {
         entries.push({ binding: 0, resource: { buffer: this.uniformBuffer, size: Math.ceil(k.iface.uniformSize / 16) * 16 } });
       }

@@ -13,14 +13,31 @@ export interface GradNode {
   backward(grad: Tensor): (Tensor | null)[];
 }
 
+/** A region of a GPU buffer that kernels bind; offsets are multiples of 256 bytes. */
+export interface BufferRef {
+  buffer: GPUBuffer;
+  offset: number;
+  size: number;
+}
+
+/**
+ * Reference-counted bytes on the GPU: a whole pooled buffer, or a slice of a buffer owned by
+ * someone else (a parameter inside one flat parameter buffer), which is never pooled.
+ */
 export class Storage {
   refs = 1;
-  constructor(readonly rt: Runtime, readonly buffer: GPUBuffer, readonly bytes: number) {}
+  constructor(
+    readonly rt: Runtime,
+    readonly buffer: GPUBuffer,
+    readonly bytes: number,
+    readonly offset = 0,
+    private readonly pooled = true,
+  ) {}
   retain(): void {
     this.refs++;
   }
   release(): void {
-    if (--this.refs === 0) this.rt.pool.release(this.buffer);
+    if (--this.refs === 0 && this.pooled) this.rt.pool.release(this.buffer);
   }
 }
 
@@ -68,12 +85,13 @@ export class Tensor {
     return this.disposedFlag;
   }
 
-  /** The GPU buffer, checked for use after dispose. */
-  buffer(op: string): GPUBuffer {
+  /** The bytes a kernel binds, checked for use after dispose. */
+  buffer(op: string): BufferRef {
     if (this.disposedFlag) {
       throw new Error(`${op}: tensor ${this.describe()} was used after dispose(); keep it alive (scope keep() or no dispose) until its last use`);
     }
-    return this.storage.buffer;
+    const s = this.storage;
+    return { buffer: s.buffer, offset: s.offset, size: Math.max(4, this.size * 4) };
   }
 
   describe(): string {
@@ -97,7 +115,8 @@ export class Tensor {
   /** Reads the values back to the CPU (submits pending work). */
   async data(): Promise<Float32Array | Int32Array | Uint32Array> {
     const bytes = this.size * 4;
-    const raw = await this.rt.read(this.buffer('data'), bytes);
+    const ref = this.buffer('data');
+    const raw = await this.rt.read(ref.buffer, bytes, ref.offset);
     if (this.dtype === 'f32') return new Float32Array(raw);
     return this.dtype === 'i32' ? new Int32Array(raw) : new Uint32Array(raw);
   }

@@ -76,3 +76,9 @@ export function fillTensor(rt: Runtime, shape: Shape, value: number, op = 'fill'
   rt.dispatch(k, { params: { n: y.size, value }, buffers: [y.buffer(op)], workgroups: rt.grid1d(y.size, 256), op, bytes: y.size * 4 });
   return y;
 }
+
+/** Sets every element of an existing tensor (in place, outside the tape). */
+export function fillInPlace(t: Tensor, value: number, op = 'fill'): void {
+  const k = t.rt.kernel('fill', fillSrc);
+  t.rt.dispatch(k, { params: { n: t.size, value }, buffers: [t.buffer(op)], workgroups: t.rt.grid1d(t.size, 256), op, bytes: t.size * 4 });
+}
