@@ -1,0 +1,63 @@
+// Command-line flags: --key value, --key=value and bare --flag (true); kebab-case keys become
+// camelCase. A JSON config file (--config FILE) supplies the same keys; flags override it.
+import { readFileSync } from 'node:fs';
+
+export type Flags = Record<string, string | boolean>;
+
+export function parseArgs(argv: string[]): { positional: string[]; flags: Flags } {
+  const positional: string[] = [];
+  const flags: Flags = {};
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (!a.startsWith('--')) {
+      positional.push(a);
+      continue;
+    }
+    const eq = a.indexOf('=');
+    const key = camel(a.slice(2, eq < 0 ? undefined : eq));
+    if (eq >= 0) flags[key] = a.slice(eq + 1);
+    else if (i + 1 < argv.length && !argv[i + 1].startsWith('--')) flags[key] = argv[++i];
+    else flags[key] = true;
+  }
+  return { positional, flags };
+}
+
+function camel(s: string): string {
+  return s.replace(/-([a-z0-9])/g, (_, c: string) => c.toUpperCase());
+}
+
+/**
+ * Merges defaults, a JSON config file and flags, converting each value to the type of its
+ * default; unknown keys are an error that lists the known ones.
+ */
+export function resolveOptions<T extends Record<string, string | number | boolean>>(defaults: T, flags: Flags, command: string): T {
+  const merged: Record<string, unknown> = { ...defaults };
+  const fromFile: Record<string, unknown> = {};
+  if (typeof flags.config === 'string') {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(readFileSync(flags.config, 'utf8'));
+    } catch (e) {
+      throw new Error(`${command}: cannot read config file ${flags.config}: ${(e as Error).message}`);
+    }
+    if (typeof parsed !== 'object' || parsed === null) throw new Error(`${command}: config file ${flags.config} must hold a JSON object`);
+    for (const [k, v] of Object.entries(parsed)) fromFile[camel(k)] = v;
+  }
+  for (const [k, v] of [...Object.entries(fromFile), ...Object.entries(flags).filter(([k]) => k !== 'config')]) {
+    if (!(k in defaults)) {
+      throw new Error(`${command}: unknown option --${k.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase())}; known: ${Object.keys(defaults).map((d) => '--' + d.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase())).join(' ')}`);
+    }
+    const want = typeof defaults[k];
+    if (want === 'number') {
+      const n = Number(v);
+      if (typeof v === 'boolean' || !Number.isFinite(n)) throw new Error(`${command}: --${k} needs a number, got '${v}'`);
+      merged[k] = n;
+    } else if (want === 'boolean') {
+      merged[k] = v === true || v === 'true' || v === '1';
+    } else {
+      if (typeof v === 'boolean') throw new Error(`${command}: --${k} needs a value`);
+      merged[k] = String(v);
+    }
+  }
+  return merged as T;
+}
