@@ -1,0 +1,91 @@
+// Writes a suite's measurements as bench/results/<suite>.json and a markdown table .md, with
+// the adapter they were measured on and the speed ratio of our engine to every other case.
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Measurement } from './timing.js';
+
+export interface SuiteReport {
+  suite: string;
+  adapter: string;
+  /** The case the ratios are taken for (ours / theirs, by time: > 1 means ours is faster). */
+  ours: string;
+  measurements: Measurement[];
+  /** Free-form lines printed under the table: what was compared, caveats. */
+  notes?: string[];
+}
+
+export interface WrittenReport {
+  json: string;
+  markdown: string;
+  table: string;
+}
+
+const fmt = (x: number, digits = 2): string => (Number.isFinite(x) ? x.toFixed(digits) : '-');
+
+/** ours/theirs speed for every case other than `ours`, per workload. */
+export function ratios(r: SuiteReport): { workload: string; versus: string; ratio: number }[] {
+  const out: { workload: string; versus: string; ratio: number }[] = [];
+  for (const m of r.measurements) {
+    if (m.name === r.ours) continue;
+    const mine = r.measurements.find((x) => x.workload === m.workload && x.name === r.ours);
+    if (mine) out.push({ workload: m.workload, versus: m.name, ratio: m.msPerOp / mine.msPerOp });
+  }
+  return out;
+}
+
+export function markdownTable(r: SuiteReport): string {
+  const workloads = [...new Set(r.measurements.map((m) => m.workload))];
+  const names = [...new Set(r.measurements.map((m) => m.name))];
+  const others = names.filter((n) => n !== r.ours);
+  const head = ['workload', ...names.flatMap((n) => [`${n} ms`, `${n} GFLOP/s`]), ...others.map((n) => `${r.ours}/${n}`)];
+  const lines = [`| ${head.join(' | ')} |`, `|${head.map(() => '---').join('|')}|`];
+  const rs = ratios(r);
+  for (const w of workloads) {
+    const cells = [w];
+    for (const n of names) {
+      const m = r.measurements.find((x) => x.workload === w && x.name === n);
+      cells.push(m ? fmt(m.msPerOp, 3) : '-', m ? fmt(m.gflops) : '-');
+    }
+    for (const n of others) {
+      const q = rs.find((x) => x.workload === w && x.versus === n);
+      cells.push(q ? `${fmt(q.ratio)}x` : '-');
+    }
+    lines.push(`| ${cells.join(' | ')} |`);
+  }
+  return lines.join('\n');
+}
+
+export function writeReport(r: SuiteReport, dir = join(process.cwd(), 'bench', 'results')): WrittenReport {
+  mkdirSync(dir, { recursive: true });
+  const date = new Date().toISOString();
+  const table = markdownTable(r);
+  const detail = [
+    '| workload | case | ms/op (median) | ms/op (best) | GFLOP/s | GB/s | ops per batch | samples | rme % |',
+    '|---|---|---|---|---|---|---|---|---|',
+    ...r.measurements.map(
+      (m) => `| ${m.workload} | ${m.name} | ${fmt(m.msPerOp, 3)} | ${fmt(m.msPerOpMin, 3)} | ${fmt(m.gflops)} | ${fmt(m.gbps)} | ${m.reps} | ${m.samples} | ${fmt(m.rmePercent, 1)} |`,
+    ),
+  ].join('\n');
+  const md = [
+    `# Benchmark: ${r.suite}`,
+    '',
+    `Adapter: ${r.adapter}  `,
+    `Date: ${date}, Node ${process.version}, ${process.platform}/${process.arch}`,
+    '',
+    table,
+    '',
+    `Ratios are ${r.ours}/other by time per op: above 1 means ${r.ours} is faster.`,
+    '',
+    ...(r.notes ?? []).map((n) => `- ${n}`),
+    '',
+    '## Detail',
+    '',
+    detail,
+    '',
+  ].join('\n');
+  const json = join(dir, `${r.suite}.json`);
+  const markdown = join(dir, `${r.suite}.md`);
+  writeFileSync(json, JSON.stringify({ ...r, date, node: process.version, ratios: ratios(r) }, null, 2) + '\n');
+  writeFileSync(markdown, md);
+  return { json, markdown, table };
+}

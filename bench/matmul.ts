@@ -1,0 +1,74 @@
+// Square f32 matmul, C = A * B, at 256, 512 and 1024: our engine's matmul, TensorFlow.js's
+// WebGPU matMul on the same GPUDevice, and a naive one-output-per-invocation WGSL kernel.
+// Before timing, the three results are compared so a fast wrong kernel cannot win.
+import naiveSrc from '../shaders/bench_naive_matmul.wgsl';
+import { matmul, noGrad, tensor, Rng } from '../engine/index.js';
+import type { BenchContext } from './lib/context.js';
+import { engineCase, measureCases, tfjsCase, type Measurement } from './lib/timing.js';
+import { writeReport } from './lib/report.js';
+
+const SIZES = [256, 512, 1024];
+
+function maxRelDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let worst = 0;
+  for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i] - b[i]) / (1 + Math.abs(b[i])));
+  return worst;
+}
+
+export async function run(ctx: BenchContext): Promise<void> {
+  const { rt } = ctx;
+  const tfjs = await ctx.tfjs();
+  const { tf } = tfjs;
+  const naive = rt.kernel('bench_naive_matmul', naiveSrc);
+  const measurements: Measurement[] = [];
+  const notes: string[] = [];
+  for (const n of SIZES) {
+    const rng = new Rng(n);
+    const dataA = Float32Array.from({ length: n * n }, () => rng.uniform(-1, 1));
+    const dataB = Float32Array.from({ length: n * n }, () => rng.uniform(-1, 1));
+    const a = tensor(dataA, [n, n]);
+    const b = tensor(dataB, [n, n]);
+    const c = tensor(new Float32Array(n * n), [n, n]);
+    const ta = tf.tensor2d(dataA, [n, n]);
+    const tb = tf.tensor2d(dataB, [n, n]);
+    const recordNaive = (): void =>
+      rt.dispatch(naive, {
+        params: { M: n, N: n, K: n },
+        buffers: [a.buffer('bench'), b.buffer('bench'), c.buffer('bench')],
+        workgroups: [Math.ceil(n / 8), Math.ceil(n / 8), 1],
+        op: 'bench.naive_matmul',
+      });
+
+    const ours = noGrad(() => matmul(a, b));
+    const theirs = tf.matMul(ta, tb);
+    recordNaive();
+    const [o, t, v] = [await ours.data(), (await theirs.data()) as Float32Array, await c.data()];
+    ours.dispose();
+    theirs.dispose();
+    const dt = maxRelDiff(o, t);
+    const dn = maxRelDiff(o, v);
+    if (dt > 1e-3 || dn > 1e-3) throw new Error(`matmul bench ${n}: results disagree (ours vs tfjs ${dt}, ours vs naive ${dn})`);
+    notes.push(`${n}: max relative difference ours vs tfjs ${dt.toExponential(1)}, ours vs naive ${dn.toExponential(1)}`);
+
+    const work = { label: `${n}x${n}x${n}`, flops: 2 * n * n * n, bytes: 3 * 4 * n * n };
+    measurements.push(
+      ...(await measureCases('matmul', work, [
+        engineCase('ours', rt, () => noGrad(() => matmul(a, b)).dispose()),
+        tfjsCase('tfjs', tfjs, () => tf.matMul(ta, tb)),
+        engineCase('naive', rt, recordNaive),
+      ], ctx.timing)),
+    );
+    for (const x of [a, b, c]) x.dispose();
+    ta.dispose();
+    tb.dispose();
+  }
+  notes.push(
+    'ours: engine matmul (kernel variant chosen per adapter and shape); tfjs: @tensorflow/tfjs-backend-webgpu matMul on the same GPUDevice' +
+      (tfjs.sharedDevice ? '' : ' (NOT shared: own device on the same adapter)') +
+      '; naive: shaders/bench_naive_matmul.wgsl, one output per invocation.',
+    'Each sample is a batch of ops recorded back to back and awaited once (GPU work finished); ms/op = median batch time / ops per batch.',
+  );
+  const out = writeReport({ suite: 'matmul', adapter: ctx.adapter, ours: 'ours', measurements, notes });
+  console.log(out.table);
+  console.log(`[bench] wrote ${out.json} and ${out.markdown}`);
+}

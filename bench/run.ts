@@ -1,0 +1,23 @@
+// Runs the benchmark suites: `npm run bench` runs all, `npm run bench -- matmul conv` some.
+// To add a suite, write bench/<name>.ts exporting `run(ctx: BenchContext)` and list it here.
+import { createContext, type Suite } from './lib/context.js';
+import { run as matmul } from './matmul.js';
+
+const suites: Record<string, Suite> = { matmul };
+
+const wanted = process.argv.slice(2);
+const unknown = wanted.filter((w) => !(w in suites));
+if (unknown.length) {
+  console.error(`unknown suite(s): ${unknown.join(', ')}; available: ${Object.keys(suites).join(', ')}`);
+  process.exit(2);
+}
+const ctx = await createContext();
+console.log(`[bench] adapter: ${ctx.adapter}`);
+try {
+  for (const name of wanted.length ? wanted : Object.keys(suites)) {
+    console.log(`[bench] suite ${name}`);
+    await suites[name](ctx);
+  }
+} finally {
+  ctx.rt.destroy();
+}
