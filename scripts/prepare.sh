@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Run before the main job and the tests, so that each works as the first command in a fresh
+# clone: installs the npm packages when missing and makes sure a WebGPU adapter exists.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ ! -d node_modules/webgpu ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  npm ci --no-audit --no-fund
+fi
+bash scripts/setup-vulkan.sh >/dev/null || bash scripts/setup-vulkan.sh
