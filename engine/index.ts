@@ -52,8 +52,11 @@ export function backward(root: Tensor, grad?: Tensor): void {
     throw new Error(`backward: gradient ${grad.describe()} does not match ${root.describe()}`);
   }
   const seed = grad ?? fullOn(root.rt, root.shape, 1);
-  runBackward(root, seed, add, (into, x) => axpyInPlace(into, x, 1, 1, 'grad.accumulate'), clone);
-  if (!grad) seed.dispose();
+  try {
+    runBackward(root, seed, add, (into, x) => axpyInPlace(into, x, 1, 1, 'grad.accumulate'), clone);
+  } finally {
+    if (!grad) seed.dispose();
+  }
 }
 
 /** A copy of x with its own storage, off the tape. */

@@ -19,6 +19,7 @@ export function fromArray(rt: Runtime, data: ArrayLike<number>, shape: Shape, dt
 export function requireF32(op: string, ...ts: Tensor[]): void {
   for (const t of ts) {
     if (t.dtype !== 'f32') throw new Error(`${op}: expects f32 tensors, got ${t.describe()}; convert indices with toFloat() first`);
+    t.buffer(op); // a disposed input fails here, before the op allocates its output
   }
 }
 

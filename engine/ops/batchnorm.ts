@@ -1,0 +1,216 @@
+// BatchNorm2d over [N, C, H, W], with an optional fused ReLU and statistics per group of samples
+// (shuffle-BN on one device). Training: three kernels forward (chunk statistics, a per-channel
+// merge that also updates the running buffers in place, the affine map) and three backward
+// (chunk sums, per-channel merge, input gradient). Every reduction has a fixed order: no float
+// atomics, so results are bitwise repeatable. When H*W divides by 4 the kernels read vec4.
+import statsSrc from '../../shaders/batchnorm_stats.wgsl';
+import reduceSrc from '../../shaders/batchnorm_reduce.wgsl';
+import evalStatsSrc from '../../shaders/batchnorm_eval_stats.wgsl';
+import applySrc from '../../shaders/batchnorm_apply.wgsl';
+import gradStatsSrc from '../../shaders/batchnorm_grad_stats.wgsl';
+import gradReduceSrc from '../../shaders/batchnorm_grad_reduce.wgsl';
+import gradInputSrc from '../../shaders/batchnorm_grad_input.wgsl';
+import { Tensor, formatShape } from '../tensor.js';
+import { record } from '../autograd.js';
+import { empty, requireF32, sameRuntime } from './alloc.js';
+
+export interface BatchNormOptions {
+  /** Batch statistics (and a running-statistics update) when true; running statistics when false. */
+  training: boolean;
+  /** Weight of the new batch statistics in the running update (default 0.1). */
+  momentum?: number;
+  /** Added to the variance before the square root (default 1e-5). */
+  eps?: number;
+  /**
+   * Training only: statistics per group of N / groups contiguous samples (default 1), which
+   * emulates shuffle-BN over `groups` devices. N must be divisible by groups.
+   */
+  groups?: number;
+  /** Fuse a following ReLU (forward and backward). */
+  relu?: boolean;
+}
+
+/** Enough chunks in pass 1 to keep every core busy, and not so many that pass 2 dominates. */
+const TARGET_PARTIALS = 4096;
+/** Chunks shorter than this cost more in pass 2 than they save in pass 1. */
+const MIN_CHUNK = 16;
+/** Elements of type T per invocation in the elementwise passes. */
+const ITEMS = 4;
+
+interface Plan {
+  N: number;
+  C: number;
+  per: number;
+  G: number;
+  lanes: number;
+  /** H*W in units of T. */
+  hwT: number;
+  chunk: number;
+  chunks: number;
+  blocks: number;
+  defines: { T: string; HSUM: string; LANES: number };
+  shapes: string;
+}
+
+function makePlan(x: Tensor, G: number): Plan {
+  const [N, C, H, W] = x.shape;
+  const lanes = (H * W) % 4 === 0 ? 4 : 1;
+  const hwT = (H * W) / lanes;
+  const want = Math.min(hwT, Math.max(MIN_CHUNK, Math.ceil((N * C * hwT) / TARGET_PARTIALS)));
+  const chunks = Math.ceil(hwT / want);
+  return {
+    N,
+    C,
+    G,
+    per: N / G,
+    lanes,
+    hwT,
+    chunk: Math.ceil(hwT / chunks),
+    chunks,
+    blocks: Math.ceil(hwT / ITEMS),
+    defines: lanes === 4 ? { T: 'vec4<f32>', HSUM: 'v.x + v.y + v.z + v.w', LANES: 4 } : { T: 'f32', HSUM: 'v', LANES: 1 },
+    shapes: formatShape(x.shape) + (G > 1 ? ` groups=${G}` : ''),
+  };
+}
+
+function check(x: Tensor, weight: Tensor, bias: Tensor, runningMean: Tensor, runningVar: Tensor, opts: BatchNormOptions): number {
+  const op = 'batchNorm2d';
+  requireF32(op, x, weight, bias, runningMean, runningVar);
+  sameRuntime(op, x, weight, bias, runningMean, runningVar);
+  if (x.rank !== 4) throw new Error(`${op}: expects an input [N, C, H, W], got ${x.describe()}`);
+  const [N, C, H, W] = x.shape;
+  const named: [string, Tensor][] = [['weight', weight], ['bias', bias], ['runningMean', runningMean], ['runningVar', runningVar]];
+  for (const [name, t] of named) {
+    if (t.rank !== 1 || t.shape[0] !== C) {
+      throw new Error(`${op}: ${name} ${t.describe()} does not match the ${C} channels of input ${x.describe()}; it must have shape [${C}]`);
+    }
+  }
+  const G = opts.groups ?? 1;
+  if (!Number.isInteger(G) || G < 1) throw new Error(`${op}: groups must be a positive integer, got ${G}`);
+  if (opts.training) {
+    if (N % G !== 0) {
+      throw new Error(`${op}: the batch of input ${x.describe()} (N = ${N}) is not divisible by groups = ${G}; use a batch that is a multiple of ${G}`);
+    }
+    if ((N / G) * H * W < 2) {
+      throw new Error(`${op}: training needs more than one value per channel and group, input ${x.describe()} with groups = ${G} has ${(N / G) * H * W}`);
+    }
+    return G;
+  }
+  return 1;
+}
+
+/**
+ * y = (x - mean) / sqrt(var + eps) * weight + bias per channel, then ReLU when `relu`.
+ * Training uses the biased batch variance to normalise and moves runningMean / runningVar
+ * (updated in place on the GPU, no readback) towards the batch mean and UNBIASED variance:
+ * running = (1 - momentum) * running + momentum * batch. Eval uses the running statistics.
+ * Gradients flow to x, weight and bias; the running buffers get none.
+ */
+export function batchNorm2d(x: Tensor, weight: Tensor, bias: Tensor, runningMean: Tensor, runningVar: Tensor, opts: BatchNormOptions): Tensor {
+  const op = 'batchNorm2d';
+  const G = check(x, weight, bias, runningMean, runningVar, opts);
+  const rt = x.rt;
+  const eps = opts.eps ?? 1e-5;
+  const momentum = opts.momentum ?? 0.1;
+  const relu = opts.relu ?? false;
+  const train = opts.training;
+  const p = makePlan(x, G);
+  const { N, C } = p;
+  const n = x.size;
+
+  const stats = empty(rt, [G * C * 4], 'f32', op);
+  if (train) {
+    const part = empty(rt, [N * C * p.chunks * 2], 'f32', op);
+    rt.dispatch(rt.kernel('batchnorm_stats', statsSrc, p.defines), {
+      params: { planes: N * C, hw: p.hwT, chunk: p.chunk, chunks: p.chunks },
+      buffers: [x.buffer(op), part.buffer(op)],
+      workgroups: rt.grid1d(N * C * p.chunks, 256),
+      op,
+      flops: 4 * n,
+      bytes: 4 * n + part.size * 4,
+      shapes: p.shapes,
+    });
+    rt.dispatch(rt.kernel('batchnorm_reduce', reduceSrc), {
+      params: { C, G, per: p.per, chunks: p.chunks, hw: p.hwT * p.lanes, chunk: p.chunk * p.lanes, momentum, eps },
+      buffers: [part.buffer(op), weight.buffer(op), bias.buffer(op), runningMean.buffer(op), runningVar.buffer(op), stats.buffer(op)],
+      workgroups: [Math.ceil(C / 64), 1, 1],
+      op,
+      flops: 8 * part.size,
+      bytes: 4 * (part.size + 6 * C + 4 * G * C),
+      shapes: p.shapes,
+    });
+    part.dispose();
+  } else {
+    rt.dispatch(rt.kernel('batchnorm_eval_stats', evalStatsSrc), {
+      params: { C, eps },
+      buffers: [weight.buffer(op), bias.buffer(op), runningMean.buffer(op), runningVar.buffer(op), stats.buffer(op)],
+      workgroups: [Math.ceil(C / 64), 1, 1],
+      op,
+      flops: 4 * C,
+      bytes: 4 * 8 * C,
+      shapes: p.shapes,
+    });
+  }
+
+  const y = empty(rt, x.shape, 'f32', op);
+  const blocksTotal = N * C * p.blocks;
+  rt.dispatch(rt.kernel('batchnorm_apply', applySrc, { T: p.defines.T, ITEMS, RELU: relu }), {
+    params: { C, per: p.per, hw: p.hwT, blocks: p.blocks, total: blocksTotal },
+    buffers: [x.buffer(op), stats.buffer(op), y.buffer(op)],
+    workgroups: rt.grid1d(blocksTotal, 256),
+    op,
+    flops: (relu ? 3 : 2) * n,
+    bytes: 8 * n,
+    shapes: p.shapes,
+  });
+
+  record(y, op, [x, weight, bias], (dy) => batchNormBackward(dy, x, y, weight, stats, p, train, relu));
+  if (!y.node) stats.dispose();
+  return y;
+}
+
+function batchNormBackward(dy: Tensor, x: Tensor, y: Tensor, weight: Tensor, stats: Tensor, p: Plan, train: boolean, relu: boolean): (Tensor | null)[] {
+  const op = 'batchNorm2d.backward';
+  const rt = x.rt;
+  const { N, C, G } = p;
+  const n = x.size;
+  // Without a fused ReLU the mask input is unused; x stands in for it.
+  const masked = relu ? y : x;
+  const part = empty(rt, [N * C * p.chunks * 2], 'f32', op);
+  rt.dispatch(rt.kernel('batchnorm_grad_stats', gradStatsSrc, { ...p.defines, RELU: relu }), {
+    params: { C, per: p.per, hw: p.hwT, chunk: p.chunk, chunks: p.chunks, planes: N * C },
+    buffers: [dy.buffer(op), x.buffer(op), masked.buffer(op), stats.buffer(op), part.buffer(op)],
+    workgroups: rt.grid1d(N * C * p.chunks, 256),
+    op,
+    flops: (relu ? 5 : 4) * n,
+    bytes: 4 * (relu ? 3 : 2) * n + part.size * 4,
+    shapes: p.shapes,
+  });
+  const coef = empty(rt, [G * C * 4], 'f32', op);
+  const dweight = empty(rt, [C], 'f32', op);
+  const dbias = empty(rt, [C], 'f32', op);
+  rt.dispatch(rt.kernel('batchnorm_grad_reduce', gradReduceSrc), {
+    params: { C, G, per: p.per, chunks: p.chunks, count: p.per * p.hwT * p.lanes, train: train ? 1 : 0 },
+    buffers: [part.buffer(op), weight.buffer(op), stats.buffer(op), coef.buffer(op), dweight.buffer(op), dbias.buffer(op)],
+    workgroups: [Math.ceil(C / 64), 1, 1],
+    op,
+    flops: 2 * part.size,
+    bytes: 4 * (part.size + 3 * C + 8 * G * C),
+    shapes: p.shapes,
+  });
+  let dx: Tensor | null = null;
+  if (x.requiresGrad) {
+    dx = empty(rt, x.shape, 'f32', op);
+    const blocksTotal = N * C * p.blocks;
+    rt.dispatch(rt.kernel('batchnorm_grad_input', gradInputSrc, { T: p.defines.T, ITEMS, RELU: relu }), {
+      params: { C, per: p.per, hw: p.hwT, blocks: p.blocks, total: blocksTotal },
+      buffers: [dy.buffer(op), x.buffer(op), masked.buffer(op), coef.buffer(op), dx.buffer(op)],
+      workgroups: rt.grid1d(blocksTotal, 256),
+      op,
+      flops: (relu ? 6 : 5) * n,
+      bytes: 4 * (relu ? 4 : 3) * n,
+      shapes: p.shapes,
+    });
+  }
+  return [dx, dweight, dbias];
+}

@@ -1,0 +1,48 @@
+// y = x W^T + b over the last dimension (PyTorch's Linear): x [.., in], W [out, in], b [out].
+// Forward and both weight-side gradients are one GEMM each through matmul.ts (transposed reads,
+// nothing materialised); the bias is added in place to the GEMM output.
+import biasSrc from '../../shaders/linear_bias.wgsl';
+import { Tensor } from '../tensor.js';
+import { record } from '../autograd.js';
+import { requireF32, sameRuntime } from './alloc.js';
+import { gemm } from './matmul.js';
+import { reshape } from './shape.js';
+import { sum } from './reduce.js';
+
+export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor {
+  const op = 'linear';
+  const args = bias ? [x, weight, bias] : [x, weight];
+  requireF32(op, ...args);
+  const rt = sameRuntime(op, ...args);
+  if (weight.rank !== 2) throw new Error(`${op}: weight must be [out, in], got ${weight.describe()}`);
+  const [out, inF] = weight.shape;
+  if (x.rank < 1 || x.shape[x.rank - 1] !== inF) {
+    throw new Error(`${op}: input ${x.describe()} must end in the ${inF} input features of weight ${weight.describe()}`);
+  }
+  if (bias && (bias.rank !== 1 || bias.shape[0] !== out)) {
+    throw new Error(`${op}: bias ${bias.describe()} does not match the ${out} outputs of weight ${weight.describe()}; it must have shape [${out}]`);
+  }
+  const rows = x.size / inF;
+  const c = gemm(x, weight, { batch: 1, M: rows, N: out, K: inF, transA: false, transB: true, strideA: 0, strideB: 0 }, op);
+  if (bias) {
+    rt.dispatch(rt.kernel('linear_bias', biasSrc), {
+      params: { n: c.size, cols: out },
+      buffers: [bias.buffer(op), c.buffer(op)],
+      workgroups: rt.grid1d(c.size, 256),
+      op,
+      flops: c.size,
+      bytes: 8 * c.size,
+      shapes: `${rows}x${out}`,
+    });
+  }
+  const y = reshape(c, [...x.shape.slice(0, -1), out]);
+  c.dispose();
+  return record(y, op, args, (g) => {
+    const bop = `${op}.backward`;
+    return [
+      x.requiresGrad ? reshape(gemm(g, weight, { batch: 1, M: rows, N: inF, K: out, transA: false, transB: false, strideA: 0, strideB: 0 }, bop), x.shape) : null,
+      weight.requiresGrad ? reshape(gemm(g, x, { batch: 1, M: out, N: inF, K: rows, transA: true, transB: false, strideA: 0, strideB: 0 }, bop), weight.shape) : null,
+      bias?.requiresGrad ? sum(reshape(g, [rows, out]), 0) : null,
+    ];
+  });
+}

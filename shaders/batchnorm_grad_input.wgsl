@@ -1,0 +1,33 @@
+// Batch norm backward, pass 3: dx = a * dz + b * (x - mean) + d per element, with the
+// (group, channel) coefficients of batchnorm_grad_reduce and dz the ReLU-masked gradient.
+// Blocked like batchnorm_apply.
+//! T = f32
+//! ITEMS = 4
+//! RELU = false
+//! WG = 256
+struct Params { C: u32, per: u32, hw: u32, blocks: u32, total: u32, _p0: u32, _p1: u32, _p2: u32, }
+@group(0) @binding(0) var<uniform> params: Params;
+@group(0) @binding(1) var<storage, read> dy: array<$T>;
+@group(0) @binding(2) var<storage, read> x: array<$T>;
+// The forward output (for the ReLU mask); any buffer of x's size when RELU is false.
+@group(0) @binding(3) var<storage, read> y: array<$T>;
+@group(0) @binding(4) var<storage, read> coef: array<vec4<f32>>;
+@group(0) @binding(5) var<storage, read_write> dx: array<$T>;
+
+@compute @workgroup_size($WG)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let t = gid.x + gid.y * nwg.x * $WGu;
+  if (t >= params.total) { return; }
+  let plane = t / params.blocks;
+  let c = plane % params.C;
+  let g = plane / (params.C * params.per);
+  let k = coef[g * params.C + c];
+  let r0 = (t - plane * params.blocks) * $ITEMSu;
+  let r1 = min(r0 + $ITEMSu, params.hw);
+  let base = plane * params.hw;
+  for (var r = base + r0; r < base + r1; r++) {
+    var dz = dy[r];
+    if ($RELU) { dz = select($T(0.0), dz, y[r] > $T(0.0)); }
+    dx[r] = $T(k.x) * dz + $T(k.y) * (x[r] - $T(k.z)) + $T(k.w);
+  }
+}

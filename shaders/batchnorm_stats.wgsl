@@ -1,0 +1,33 @@
+// Batch norm, training forward, pass 1. Each (sample, channel) plane of HW values is cut into
+// chunks of `chunk` elements of type T (f32, or vec4 when HW divides by 4, LANES values each).
+// One invocation per chunk writes the chunk's mean and M2 (sum of squared deviations from that
+// mean), in two passes over the chunk (the second from cache), so there is no
+// E[x^2] - E[x]^2 cancellation. batchnorm_reduce merges the chunks of each channel.
+//! T = f32
+//! HSUM = v
+//! LANES = 1
+//! WG = 256
+struct Params { planes: u32, hw: u32, chunk: u32, chunks: u32, }
+@group(0) @binding(0) var<uniform> params: Params;
+@group(0) @binding(1) var<storage, read> x: array<$T>;
+@group(0) @binding(2) var<storage, read_write> part: array<vec2<f32>>;
+
+fn hsum(v: $T) -> f32 { return $HSUM; }
+
+@compute @workgroup_size($WG)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let p = gid.x + gid.y * nwg.x * $WGu;
+  if (p >= params.planes * params.chunks) { return; }
+  let plane = p / params.chunks;
+  let r0 = plane * params.hw + (p - plane * params.chunks) * params.chunk;
+  let r1 = min(r0 + params.chunk, (plane + 1u) * params.hw);
+  var s = $T(0.0);
+  for (var r = r0; r < r1; r++) { s += x[r]; }
+  let mean = hsum(s) / f32((r1 - r0) * $LANESu);
+  var q = $T(0.0);
+  for (var r = r0; r < r1; r++) {
+    let d = x[r] - $T(mean);
+    q += d * d;
+  }
+  part[p] = vec2<f32>(mean, hsum(q));
+}
