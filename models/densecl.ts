@@ -1,0 +1,195 @@
+// MoCo-v2 and DenseCL (../shared/densecl-spec.md): a query encoder trained by SGD, a momentum
+// key encoder (EMA of the parameters in one kernel over the flat parameter buffer), a global
+// MLP head and, for DenseCL, a dense 1x1-conv head; queues of negatives; shuffle-BN emulated on
+// one device with grouped BN statistics and a permuted key batch.
+import {
+  add, mul, relu, sum, reshape, permute, expandTo, noGrad, backward, axpyInPlace, copyInto,
+  FlatStore, Rng, tensor, type Runtime, type Tensor,
+} from '../engine/index.js';
+import { conv2d } from '../engine/ops/conv2d.js';
+import { linear } from '../engine/ops/linear.js';
+import { adaptiveAvgPool2d } from '../engine/ops/avgpool.js';
+import { l2Normalize } from '../engine/ops/normalize.js';
+import { gather } from '../engine/ops/gather.js';
+import { indexSelect } from '../engine/ops/index_select.js';
+import { copyRows } from '../engine/ops/slice.js';
+import { queueContrastiveLoss } from '../engine/ops/contrastive.js';
+import { denseCorrespondence } from '../engine/ops/correspondence.js';
+import { affine } from '../engine/ops/unary.js';
+import { ResNet, type ResNetConfig } from './resnet.js';
+import { ModelState, kaimingNormal, constant, torchDefaultUniform, type ParamSpec } from './state.js';
+
+export type Method = 'densecl' | 'mocov2';
+
+export interface DenseCLConfig extends ResNetConfig {
+  method: Method;
+  /** Output dimension of both heads. */
+  dim: number;
+  queueSize: number;
+  tau: number;
+  /** EMA momentum of the key encoder. */
+  momentum: number;
+  /** Weight of the dense loss. */
+  lambda: number;
+  /** Steps with lambda = 0 at the start (DenseCL's optional warm-up). */
+  startIters: number;
+  /** BN statistics groups for shuffle-BN on one device. */
+  bnGroups: number;
+  seed: number;
+}
+
+export interface StepOutput {
+  loss: Tensor;
+  lossGlobal: Tensor;
+  lossDense: Tensor | null;
+  /** DenseCL's correspondence indices [N, S2] (for inspection and parity tests). */
+  correspondence: Tensor | null;
+}
+
+export class DenseCL {
+  readonly backbone: ResNet;
+  readonly query: ModelState;
+  readonly key: ModelState;
+  /** queue / queue2: [K, dim], one L2-normalised negative key per row. */
+  readonly queues: FlatStore;
+  ptr = 0;
+  ptr2 = 0;
+
+  constructor(readonly rt: Runtime, readonly cfg: DenseCLConfig) {
+    this.backbone = new ResNet(cfg);
+    if (cfg.queueSize <= 0 || !Number.isInteger(cfg.queueSize)) throw new Error(`queue size must be a positive integer, got ${cfg.queueSize}`);
+    const specs = [...this.backbone.paramSpecs('backbone.'), ...this.neckSpecs()];
+    const buffers = this.backbone.bufferSpecs('backbone.');
+    this.query = new ModelState(rt, specs, buffers, cfg.seed, 'encoder_q');
+    this.key = new ModelState(rt, specs, buffers, cfg.seed, 'encoder_k');
+    copyInto(this.key.params.flat, this.query.params.flat, 'key.init');
+    this.key.setRequiresGrad(false);
+    const queueNames = cfg.method === 'densecl' ? ['queue', 'queue2'] : ['queue'];
+    this.queues = new FlatStore(rt, queueNames.map((name) => ({ name, shape: [cfg.queueSize, cfg.dim] })), 'queues');
+    const rng = new Rng(cfg.seed + 7);
+    for (const name of queueNames) this.queues.write(name, randomUnitRows(rng, cfg.queueSize, cfg.dim));
+  }
+
+  private neckSpecs(): ParamSpec[] {
+    const c = this.backbone.outChannels;
+    const d = this.cfg.dim;
+    const specs: ParamSpec[] = [
+      { name: 'neck.mlp.0.weight', shape: [c, c], init: kaimingNormal(c) },
+      { name: 'neck.mlp.0.bias', shape: [c], init: constant(0) },
+      { name: 'neck.mlp.2.weight', shape: [d, c], init: kaimingNormal(c) },
+      { name: 'neck.mlp.2.bias', shape: [d], init: constant(0) },
+    ];
+    if (this.cfg.method === 'densecl') {
+      specs.push(
+        { name: 'neck.mlp2.0.weight', shape: [c, c, 1, 1], init: torchDefaultUniform(c) },
+        { name: 'neck.mlp2.0.bias', shape: [c], init: torchDefaultUniform(c) },
+        { name: 'neck.mlp2.2.weight', shape: [d, c, 1, 1], init: torchDefaultUniform(c) },
+        { name: 'neck.mlp2.2.bias', shape: [d], init: torchDefaultUniform(c) },
+      );
+    }
+    return specs;
+  }
+
+  /**
+   * One encoder pass: backbone features qb [N, C, S2] (normalised over C), global embedding
+   * [N, dim] and, for DenseCL, the dense grid [N, dim, S2] and its pooled vector [N, dim], each
+   * L2-normalised over the embedding dimension.
+   */
+  encode(state: ModelState, x: Tensor, training: boolean): { b: Tensor; g: Tensor; grid: Tensor | null; pooled: Tensor | null } {
+    const feats = this.backbone.forward(state, x, { training, bnGroups: this.cfg.bnGroups, prefix: 'backbone.' });
+    const [N, C, H, W] = feats.shape;
+    const pooledFeats = reshape(adaptiveAvgPool2d(feats, 1), [N, C]);
+    const hidden = relu(linear(pooledFeats, state.p('neck.mlp.0.weight'), state.p('neck.mlp.0.bias')));
+    const g = l2Normalize(linear(hidden, state.p('neck.mlp.2.weight'), state.p('neck.mlp.2.bias')), 1);
+    const b = noGrad(() => l2Normalize(reshape(feats, [N, C, H * W]), 1));
+    if (this.cfg.method !== 'densecl') return { b, g, grid: null, pooled: null };
+    const h2 = relu(conv2d(feats, state.p('neck.mlp2.0.weight'), state.p('neck.mlp2.0.bias')));
+    const gridRaw = conv2d(h2, state.p('neck.mlp2.2.weight'), state.p('neck.mlp2.2.bias'));
+    const d = this.cfg.dim;
+    const pooled = l2Normalize(reshape(adaptiveAvgPool2d(gridRaw, 1), [N, d]), 1);
+    const grid = l2Normalize(reshape(gridRaw, [N, d, H * W]), 1);
+    return { b, g, grid, pooled };
+  }
+
+  /** The key encoder's outputs for the key view, with shuffle-BN emulated by a batch permutation. */
+  private encodeKeys(xk: Tensor, rng: Rng): ReturnType<DenseCL['encode']> {
+    return noGrad(() => {
+      const N = xk.shape[0];
+      const m = this.cfg.momentum;
+      axpyInPlace(this.key.params.flat, this.query.params.flat, 1 - m, m, 'momentumUpdate');
+      const perm = rng.permutation(N);
+      const inverse = new Array<number>(N);
+      perm.forEach((p, i) => (inverse[p] = i));
+      const shuffled = indexSelect(xk, tensor(perm, [N], 'i32'), 0);
+      const out = this.encode(this.key, shuffled, true);
+      const undo = tensor(inverse, [N], 'i32');
+      const un = (t: Tensor | null) => (t ? indexSelect(t, undo, 0) : null);
+      return { b: un(out.b)!, g: un(out.g)!, grid: un(out.grid), pooled: un(out.pooled) };
+    });
+  }
+
+  /**
+   * One training step up to the optimiser: momentum update of the key encoder, both forwards,
+   * the loss, backward into the query encoder's gradient store, then the enqueue of this step's
+   * keys (after backward: the gradient must see the queue the logits were computed with).
+   * `rng` drives the shuffle-BN permutation. The caller zeroes gradients before and steps SGD after.
+   */
+  trainStep(xq: Tensor, xk: Tensor, stepIndex: number, rng: Rng): StepOutput {
+    const N = xq.shape[0];
+    if (this.cfg.queueSize % N !== 0) {
+      throw new Error(`queue size ${this.cfg.queueSize} is not divisible by the batch size ${N}; choose a queue size that is a multiple of the batch`);
+    }
+    const q = this.encode(this.query, xq, true);
+    const k = this.encodeKeys(xk, rng);
+    const tau = this.cfg.tau;
+    const lossGlobal = queueContrastiveLoss(q.g, sum(mul(q.g, k.g), 1), this.queues.get('queue'), { tau });
+    let lossDense: Tensor | null = null;
+    let correspondence: Tensor | null = null;
+    let loss = lossGlobal;
+    if (this.cfg.method === 'densecl') {
+      const [, d, S2] = q.grid!.shape;
+      const ind = (correspondence = denseCorrespondence(q.b, k.b));
+      const index = expandTo(reshape(ind, [N, 1, S2]), [N, d, S2]);
+      const matchedKeys = gather(k.grid!, index, 2);
+      const posDense = reshape(sum(mul(q.grid!, matchedKeys), 1), [N * S2]);
+      const rows = reshape(permute(q.grid!, [0, 2, 1]), [N * S2, d]);
+      lossDense = queueContrastiveLoss(rows, posDense, this.queues.get('queue2'), { tau });
+      const lambda = stepIndex < this.cfg.startIters ? 0 : this.cfg.lambda;
+      loss = add(affine(lossGlobal, 1 - lambda, 0), affine(lossDense, lambda, 0));
+    }
+    backward(loss);
+    noGrad(() => {
+      this.ptr = this.enqueue('queue', k.g, this.ptr);
+      if (k.pooled) this.ptr2 = this.enqueue('queue2', k.pooled, this.ptr2);
+    });
+    return { loss, lossGlobal, lossDense, correspondence };
+  }
+
+  private enqueue(name: string, keys: Tensor, ptr: number): number {
+    const [N, d] = keys.shape;
+    copyRows(keys, this.queues.get(name), { rows: 1, rowLen: N * d, srcStride: 0, srcOffset: 0, dstStride: 0, dstOffset: ptr * d }, `enqueue.${name}`);
+    return (ptr + N) % this.cfg.queueSize;
+  }
+
+  destroy(): void {
+    this.query.destroy();
+    this.key.destroy();
+    this.queues.destroy();
+  }
+}
+
+function randomUnitRows(rng: Rng, rows: number, dim: number): Float32Array {
+  const v = new Float32Array(rows * dim);
+  for (let r = 0; r < rows; r++) {
+    let n = 0;
+    for (let c = 0; c < dim; c++) {
+      const x = rng.normal();
+      v[r * dim + c] = x;
+      n += x * x;
+    }
+    const s = 1 / Math.max(Math.sqrt(n), 1e-12);
+    for (let c = 0; c < dim; c++) v[r * dim + c] *= s;
+  }
+  return v;
+}
+

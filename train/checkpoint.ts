@@ -1,0 +1,85 @@
+// Checkpoints of a pre-training run in safetensors: both encoders (parameters and BN running
+// statistics), the queues and their pointers, the optimiser's momentum, and in the metadata the
+// step, RNG and sampler state and the run's configuration. Written atomically; a load checks
+// every name and shape against the model before touching it.
+import { saveSafetensors, loadSafetensors } from './io.js';
+import { safeTensor, type SafeTensor } from '../engine/safetensors.js';
+import type { FlatStore } from '../engine/index.js';
+import type { DenseCL } from '../models/densecl.js';
+import type { Sgd } from './optim/sgd.js';
+
+export const CHECKPOINT_FORMAT = 'densecl-webgpu/1';
+
+/** Everything outside the GPU stores that a resumed run needs. */
+export interface RunCounters {
+  step: number;
+  epoch: number;
+  /** Training forwards seen by BN layers (torchvision's num_batches_tracked). */
+  bnSteps: number;
+  rngState: number[];
+  sampler: unknown;
+  config: Record<string, unknown>;
+}
+
+/** The stores saved in a checkpoint, under name prefixes. */
+function stores(model: DenseCL, sgd: Sgd): [string, FlatStore][] {
+  return [
+    ['encoder_q.', model.query.params],
+    ['encoder_q.', model.query.buffers],
+    ['encoder_k.', model.key.params],
+    ['encoder_k.', model.key.buffers],
+    ['optimizer.momentum.', sgd.momentum],
+    ['', model.queues],
+  ];
+}
+
+export async function saveCheckpoint(path: string, model: DenseCL, sgd: Sgd, counters: RunCounters): Promise<void> {
+  const tensors = new Map<string, SafeTensor>();
+  for (const [prefix, store] of stores(model, sgd)) {
+    const values = await store.readAll();
+    for (const e of store.entries) {
+      if (e.name.startsWith('_')) continue;
+      tensors.set(prefix + e.name, safeTensor(values.get(e.name)!, [...e.shape]));
+    }
+  }
+  const metadata: Record<string, string> = {
+    format: CHECKPOINT_FORMAT,
+    counters: JSON.stringify({ ...counters }),
+    queue_ptr: String(model.ptr),
+    queue2_ptr: String(model.ptr2),
+    queue_layout: 'rows: [K, dim], one key per row',
+  };
+  saveSafetensors(path, tensors, metadata);
+}
+
+/** Reads a checkpoint into the model and optimiser; throws, naming the file and the first mismatch, before writing anything. */
+export function loadCheckpoint(path: string, model: DenseCL, sgd: Sgd): RunCounters {
+  const file = loadSafetensors(path);
+  const fail = (why: string): never => {
+    throw new Error(`checkpoint ${path} does not match this model: ${why}`);
+  };
+  if (file.metadata.format !== CHECKPOINT_FORMAT) fail(`format '${file.metadata.format ?? 'none'}', expected '${CHECKPOINT_FORMAT}'`);
+  const plan: [FlatStore, string, Float32Array][] = [];
+  for (const [prefix, store] of stores(model, sgd)) {
+    for (const e of store.entries) {
+      if (e.name.startsWith('_')) continue;
+      const t = file.tensors.get(prefix + e.name);
+      if (!t) fail(`tensor '${prefix + e.name}' is missing (was it saved with another --arch, --width or --method?)`);
+      const want = [...e.shape];
+      if (t!.dtype !== 'F32' || t!.shape.length !== want.length || t!.shape.some((d, i) => d !== want[i])) {
+        fail(`'${prefix + e.name}' is ${t!.dtype}[${t!.shape.join(', ')}], the model needs F32[${want.join(', ')}]`);
+      }
+      plan.push([store, e.name, t!.data as Float32Array]);
+    }
+  }
+  let counters: RunCounters;
+  try {
+    counters = JSON.parse(file.metadata.counters) as RunCounters;
+  } catch {
+    return fail('its run counters (metadata "counters") are unreadable');
+  }
+  for (const [store, name, data] of plan) store.write(name, data);
+  model.ptr = Number(file.metadata.queue_ptr ?? 0);
+  model.ptr2 = Number(file.metadata.queue2_ptr ?? 0);
+  return counters;
+}
