@@ -28,7 +28,7 @@ function entries(dir, suffix) {
 }
 
 const jobs = [];
-if (existsSync(join(root, 'train/cli.ts'))) {
+if (!args.has('--tests') && !args.has('--bench')) {
   jobs.push(build({ ...common, entryPoints: [join(root, 'train/cli.ts')], outfile: join(root, 'dist/cli.mjs'), banner: { js: '#!/usr/bin/env node\n' + common.banner.js } }));
 }
 if (args.has('--tests')) {
