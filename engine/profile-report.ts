@@ -1,0 +1,89 @@
+// Reports of a profile: tables aggregated per kernel and per op (calls, total and mean GPU time,
+// share of the step, GFLOP/s, GB/s, share of a measured peak) and Chrome-trace JSON for
+// Perfetto with the CPU-side recording and the GPU kernels on separate tracks.
+import type { KernelRecord, ProfileResult } from './profiler.js';
+
+export interface AggregateRow {
+  name: string;
+  calls: number;
+  totalMs: number;
+  meanMs: number;
+  share: number;
+  gflops: number;
+  gbps: number;
+  /** GFLOP/s as a fraction of the peak given, if any. */
+  peakShare: number | null;
+}
+
+export function aggregate(records: KernelRecord[], by: 'kernel' | 'op', peakGflops?: number): AggregateRow[] {
+  const groups = new Map<string, KernelRecord[]>();
+  for (const r of records) {
+    const key = by === 'kernel' ? r.kernel : r.op;
+    let g = groups.get(key);
+    if (!g) groups.set(key, (g = []));
+    g.push(r);
+  }
+  const total = records.reduce((s, r) => s + r.gpuMs, 0);
+  const rows: AggregateRow[] = [];
+  for (const [name, rs] of groups) {
+    const ms = rs.reduce((s, r) => s + r.gpuMs, 0);
+    const flops = rs.reduce((s, r) => s + r.flops, 0);
+    const bytes = rs.reduce((s, r) => s + r.bytes, 0);
+    const gflops = ms > 0 ? flops / (ms * 1e6) : 0;
+    rows.push({
+      name,
+      calls: rs.length,
+      totalMs: ms,
+      meanMs: ms / rs.length,
+      share: total > 0 ? ms / total : 0,
+      gflops,
+      gbps: ms > 0 ? bytes / (ms * 1e6) : 0,
+      peakShare: peakGflops ? gflops / peakGflops : null,
+    });
+  }
+  return rows.sort((a, b) => b.totalMs - a.totalMs);
+}
+
+export function formatTable(rows: AggregateRow[], title: string, limit = 30): string {
+  const head = ['', 'calls', 'total ms', 'mean ms', 'share', 'GFLOP/s', 'GB/s', '% peak'];
+  const body = rows.slice(0, limit).map((r) => [
+    r.name.length > 60 ? r.name.slice(0, 57) + '...' : r.name,
+    String(r.calls),
+    r.totalMs.toFixed(3),
+    r.meanMs.toFixed(4),
+    (100 * r.share).toFixed(1) + '%',
+    r.gflops.toFixed(2),
+    r.gbps.toFixed(2),
+    r.peakShare === null ? '-' : (100 * r.peakShare).toFixed(1) + '%',
+  ]);
+  const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
+  const line = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
+  const more = rows.length > limit ? `\n(${rows.length - limit} more)` : '';
+  return [title, line(head), widths.map((w) => '-'.repeat(w)).join('  '), ...body.map(line)].join('\n') + more;
+}
+
+export function markdownTable(rows: AggregateRow[]): string {
+  const out = ['| kernel | calls | total ms | mean ms | share | GFLOP/s | GB/s |', '| --- | ---: | ---: | ---: | ---: | ---: | ---: |'];
+  for (const r of rows) {
+    out.push(`| \`${r.name}\` | ${r.calls} | ${r.totalMs.toFixed(3)} | ${r.meanMs.toFixed(4)} | ${(100 * r.share).toFixed(1)}% | ${r.gflops.toFixed(2)} | ${r.gbps.toFixed(2)} |`);
+  }
+  return out.join('\n');
+}
+
+/** Chrome-trace JSON (traceEvents, complete events 'X', microseconds), for Perfetto or chrome://tracing. */
+export function chromeTrace(result: ProfileResult): { traceEvents: object[]; displayTimeUnit: string } {
+  const events: object[] = [
+    { name: 'process_name', ph: 'M', pid: 1, args: { name: 'densecl-webgpu' } },
+    { name: 'thread_name', ph: 'M', pid: 1, tid: 1, args: { name: 'CPU: recording' } },
+    { name: 'thread_name', ph: 'M', pid: 1, tid: 2, args: { name: `GPU: kernels (${result.method})` } },
+  ];
+  const recs = result.records;
+  // GPU times are relative to the first kernel; place that at its CPU recording time.
+  const shift = recs.length ? recs[0].cpuMs - recs[0].startMs : 0;
+  for (const r of recs) {
+    const args = { op: r.op, shapes: r.shapes, workgroups: r.workgroups.join('x'), flops: r.flops, bytes: r.bytes };
+    events.push({ name: r.op, cat: 'cpu', ph: 'X', pid: 1, tid: 1, ts: r.cpuMs * 1000, dur: 1, args });
+    events.push({ name: r.kernel, cat: 'gpu', ph: 'X', pid: 1, tid: 2, ts: (r.startMs + shift) * 1000, dur: Math.max(r.gpuMs * 1000, 0.001), args });
+  }
+  return { traceEvents: events, displayTimeUnit: 'ms' };
+}
