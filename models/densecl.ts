@@ -112,12 +112,12 @@ export class DenseCL {
   }
 
   /** The key encoder's outputs for the key view, with shuffle-BN emulated by a batch permutation. */
-  private encodeKeys(xk: Tensor, rng: Rng): ReturnType<DenseCL['encode']> {
+  private encodeKeys(xk: Tensor, shuffle: Rng | readonly number[]): ReturnType<DenseCL['encode']> {
     return noGrad(() => {
       const N = xk.shape[0];
       const m = this.cfg.momentum;
       axpyInPlace(this.key.params.flat, this.query.params.flat, 1 - m, m, 'momentumUpdate');
-      const perm = rng.permutation(N);
+      const perm = Array.isArray(shuffle) ? [...shuffle] : (shuffle as Rng).permutation(N);
       const inverse = new Array<number>(N);
       perm.forEach((p, i) => (inverse[p] = i));
       const shuffled = indexSelect(xk, tensor(perm, [N], 'i32'), 0);
@@ -132,15 +132,16 @@ export class DenseCL {
    * One training step up to the optimiser: momentum update of the key encoder, both forwards,
    * the loss, backward into the query encoder's gradient store, then the enqueue of this step's
    * keys (after backward: the gradient must see the queue the logits were computed with).
-   * `rng` drives the shuffle-BN permutation. The caller zeroes gradients before and steps SGD after.
+   * `shuffle` is the shuffle-BN permutation of the key batch, or the generator that draws it.
+   * The caller zeroes gradients before and steps SGD after.
    */
-  trainStep(xq: Tensor, xk: Tensor, stepIndex: number, rng: Rng): StepOutput {
+  trainStep(xq: Tensor, xk: Tensor, stepIndex: number, shuffle: Rng | readonly number[]): StepOutput {
     const N = xq.shape[0];
     if (this.cfg.queueSize % N !== 0) {
       throw new Error(`queue size ${this.cfg.queueSize} is not divisible by the batch size ${N}; choose a queue size that is a multiple of the batch`);
     }
     const q = this.encode(this.query, xq, true);
-    const k = this.encodeKeys(xk, rng);
+    const k = this.encodeKeys(xk, shuffle);
     const tau = this.cfg.tau;
     const lossGlobal = queueContrastiveLoss(q.g, sum(mul(q.g, k.g), 1), this.queues.get('queue'), { tau });
     let lossDense: Tensor | null = null;
