@@ -70,7 +70,8 @@ class FixtureFile:
         """Records fn(*inputs); with grad, also the gradients of the float inputs."""
         if any(c["name"] == name for c in self.cases):
             raise ValueError(f"duplicate fixture case name {name!r}")
-        xs = [x.clone().requires_grad_(grad and x.is_floating_point()) for x in inputs]
+        # Float inputs are rounded to float32 first, so that what is stored is what was used.
+        xs = [x.float().double().requires_grad_(grad) if x.is_floating_point() else x.clone() for x in inputs]
         out = fn(*xs)
         entry = {
             "name": name,
@@ -171,6 +172,9 @@ def op_cases(f):
     f.case("argmax_axis", "argmax", lambda x: torch.argmax(x, 1), [f.rand([4, 6])], args={"axis": 1}, grad=False)
     f.case("argmax_keep", "argmax", lambda x: torch.argmax(x, 0, keepdim=True), [f.rand([5, 3])], args={"axis": 0, "keepDims": True}, grad=False)
     f.case("argmax_all", "argmax", torch.argmax, [f.rand([3, 4])], args={}, grad=False)
+    # Integer tensors through the same copy and gather kernels (labels, indices).
+    f.case("concat_int", "concat", lambda a, b: torch.cat([a, b], 1), [f.ints([2, 2], 9, -9), f.ints([2, 3], 9, -9)], args={"axis": 1}, grad=False)
+    f.case("gather_int", "gather", lambda x, i: torch.gather(x, 0, i), [f.ints([4, 3], 50), f.ints([2, 3], 4)], args={"axis": 0}, grad=False)
     f.case("to_float", "toFloat", lambda i: i.double(), [f.ints([2, 3], 100, -100)], args={}, grad=False)
 
     # Normalisation and losses.

@@ -34,7 +34,7 @@ export function loadFixtures(name: string): FixtureFile {
   return JSON.parse(readFileSync(fileURLToPath(new URL(`../../test/fixtures/${name}.json`, import.meta.url)), 'utf8')) as FixtureFile;
 }
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
+/** Runs one op on a case's inputs; `args` is the case's untyped JSON argument object. */
 export type OpRunner = (inputs: Tensor[], args: any) => Tensor;
 
 function maxAbs(v: ArrayLike<number>): number {
