@@ -47,4 +47,12 @@ if (args.has('--tests')) {
 if (args.has('--bench')) {
   jobs.push(build({ ...common, entryPoints: entries('bench', '.ts'), outdir: join(root, '.build/bench'), outExtension: { '.js': '.mjs' } }));
 }
+// The data loader's worker threads load their own entry, found next to the bundle that uses it.
+if (existsSync(join(root, 'train/data/worker.ts'))) {
+  const dirs = [];
+  if (!args.has('--tests') && !args.has('--bench')) dirs.push('dist');
+  if (args.has('--tests')) dirs.push('.build/test');
+  if (args.has('--bench')) dirs.push('.build/bench');
+  for (const dir of dirs) jobs.push(build({ ...common, entryPoints: [join(root, 'train/data/worker.ts')], outfile: join(root, dir, 'data-worker.mjs') }));
+}
 await Promise.all(jobs);
