@@ -2,8 +2,9 @@
 // To add a suite, write bench/<name>.ts exporting `run(ctx: BenchContext)` and list it here.
 import { createContext, type Suite } from './lib/context.js';
 import { run as matmul } from './matmul.js';
+import { run as batchnorm } from './batchnorm.js';
 
-const suites: Record<string, Suite> = { matmul };
+const suites: Record<string, Suite> = { matmul, batchnorm };
 
 const wanted = process.argv.slice(2);
 const unknown = wanted.filter((w) => !(w in suites));

@@ -2,7 +2,7 @@
 // optional ReLU. Each invocation handles ITEMS consecutive elements of type T of one plane, so
 // the index arithmetic (integer divisions, slow on CPU drivers) is paid once per ITEMS.
 //! T = f32
-//! ITEMS = 4
+//! ITEMS = 16
 //! RELU = false
 //! WG = 256
 struct Params { C: u32, per: u32, hw: u32, blocks: u32, total: u32, _p0: u32, _p1: u32, _p2: u32, }

@@ -2,7 +2,7 @@
 // (group, channel) coefficients of batchnorm_grad_reduce and dz the ReLU-masked gradient.
 // Blocked like batchnorm_apply.
 //! T = f32
-//! ITEMS = 4
+//! ITEMS = 16
 //! RELU = false
 //! WG = 256
 struct Params { C: u32, per: u32, hw: u32, blocks: u32, total: u32, _p0: u32, _p1: u32, _p2: u32, }

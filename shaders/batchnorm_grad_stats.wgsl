@@ -4,7 +4,7 @@
 //! T = f32
 //! HSUM = v
 //! RELU = false
-//! WG = 256
+//! WG = 64
 struct Params { C: u32, per: u32, hw: u32, chunk: u32, chunks: u32, planes: u32, _p0: u32, _p1: u32, }
 @group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(1) var<storage, read> dy: array<$T>;
