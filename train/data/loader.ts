@@ -306,6 +306,7 @@ export class BatchLoader {
   private schedPosition: number;
   private queue: Pending[] = [];
   private warned = new Set<number>();
+  private warnedSmall = false;
   private warn: (m: string) => void;
   private cfg: BatchConfig;
   private prefetch: number;
@@ -382,6 +383,15 @@ export class BatchLoader {
       this.warned.add(f.index);
       this.failures.push(f);
       this.warn(`skipped unreadable image ${f.path} (${f.reason}); the next image takes its place (${this.failures.length} skipped so far)`);
+    }
+    if (!this.warnedSmall) {
+      const b = r.geometry.q.findIndex((g) => Math.min(g.srcWidth, g.srcHeight) < this.size);
+      if (b >= 0) {
+        this.warnedSmall = true;
+        const g = r.geometry.q[b];
+        const name = this.dataset.path ? this.dataset.path(p.indices[b]) : `sample ${p.indices[b]}`;
+        this.warn(`some images are smaller than the ${this.size}x${this.size} views and are upscaled (first seen: ${name}, ${g.srcWidth}x${g.srcHeight})`);
+      }
     }
     this.position = p.position + 1;
     this.epoch = p.epoch;
