@@ -19,6 +19,7 @@ import {
   blurKernelSize,
   viewToSource,
   cropLabels,
+  plainView,
   MOCO_V2,
   type RgbImage,
   type AugmentConfig,
@@ -247,6 +248,17 @@ t('cropLabels follows the view: labels agree with the pixels they label', () => 
   }
   assert.ok(flips > 3 && flips < 27, `flips ${flips}`);
   assert.ok(interior > 3000, `only ${interior} interior pixels checked`);
+});
+
+t('plainView: the whole image resized and normalised; labels follow', () => {
+  const img = hwc(input());
+  const { view, params } = plainView(img, 8);
+  const raw = resizedCrop(img, { top: 0, left: 0, height: H, width: W }, 8, 8, true);
+  normalize(raw, 64, MOCO_V2.mean, MOCO_V2.std);
+  assert.equal(Array.from(view), Array.from(raw));
+  const labels = Uint8Array.from({ length: H * W }, (_, i) => i % W);
+  // Column x of the 8-wide view samples source column floor((x + 0.5) * 12 / 8).
+  assert.equal(Array.from(cropLabels(labels, params).subarray(0, 8)), [0, 2, 3, 5, 6, 8, 9, 11]);
 });
 
 t.run();

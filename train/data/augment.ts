@@ -432,6 +432,18 @@ export function augmentView(src: RgbImage, rng: Rng, size: number, cfg: AugmentC
 }
 
 /**
+ * The whole image resized to size x size and normalised, without random changes: the input for
+ * evaluation. Its params let cropLabels resize a label map to match.
+ */
+export function plainView(src: RgbImage, size: number, cfg: AugmentConfig = MOCO_V2, out?: Float32Array, offset = 0): { view: Float32Array; params: ViewParams } {
+  const view = out ?? new Float32Array(3 * size * size);
+  const box = { top: 0, left: 0, height: src.height, width: src.width };
+  resizedCrop(src, box, size, size, cfg.antialias, view, offset);
+  normalize(view, size * size, cfg.mean, cfg.std, offset);
+  return { view, params: { srcWidth: src.width, srcHeight: src.height, box, size, flip: false, jitter: null, grayscale: false, blurSigma: null } };
+}
+
+/**
  * Where the centre of view pixel (x, y) comes from in the source image, in continuous source
  * coordinates (pixel k spans [k, k+1)).
  */
