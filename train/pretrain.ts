@@ -13,6 +13,7 @@ import { exportRun } from './export-run.js';
 import { Progress } from './progress.js';
 import { writeFileAtomic } from './io.js';
 import { openTrainingData, type TrainingData } from './data-source.js';
+import type { SamplerState } from './data/loader.js';
 
 export const PRETRAIN_DEFAULTS = {
   method: 'densecl',
@@ -98,29 +99,24 @@ export async function pretrain(o: PretrainOptions): Promise<PretrainResult> {
   const cfg = modelConfig(o);
   const runDir = resolve(o.out);
   mkdirSync(runDir, { recursive: true });
-  const data: TrainingData = await openTrainingData(o);
-  if (data.size < o.batchSize) {
-    await data.close();
-    throw new Error(`the dataset has ${data.size} images, fewer than --batch-size ${o.batchSize}; lower the batch size or add images`);
-  }
   const rt = await init();
   const model = new DenseCL(rt, cfg);
   const sgd = new Sgd(model.query.params, model.query.grads, { momentum: o.momentum, weightDecay: o.weightDecay });
   const progress = new Progress();
-  const stepsPerEpoch = data.stepsPerEpoch;
-  const totalSteps = o.epochs * stepsPerEpoch;
-  const lr0 = scaledLr(o.lr, o.batchSize);
   let counters: RunCounters = { step: 0, epoch: 0, bnSteps: 0, rngState: [...new Rng(o.seed + 1).state()], sampler: null, config: { ...o } };
   const checkpointPath = join(runDir, CHECKPOINT);
   const logPath = join(runDir, LOG);
+  if (o.resume) counters = loadCheckpoint(checkpointPath, model, sgd);
+  const data: TrainingData = await openTrainingData(o, counters.sampler as SamplerState | null);
   if (o.resume) {
-    counters = loadCheckpoint(checkpointPath, model, sgd);
-    data.restore(counters.sampler);
     truncateLog(logPath, counters.step);
     progress.note(`resumed ${runDir} at step ${counters.step}`);
   } else {
     writeFileSync(logPath, '');
   }
+  const stepsPerEpoch = data.loader.batchesPerEpoch;
+  const totalSteps = o.epochs * stepsPerEpoch;
+  const lr0 = scaledLr(o.lr, o.batchSize);
   writeFileAtomic(join(runDir, CONFIG), new TextEncoder().encode(JSON.stringify({ ...o, resume: '' }, null, 2)));
   const rng = new Rng(Uint32Array.from(counters.rngState));
   const [S, B] = [o.imgSize, o.batchSize];
@@ -168,7 +164,7 @@ export async function pretrain(o: PretrainOptions): Promise<PretrainResult> {
 
   const checkpoint = async (step: number): Promise<void> => {
     await settle();
-    counters = { ...counters, step, epoch: Math.floor(step / stepsPerEpoch), bnSteps: step, rngState: [...rng.state()], sampler: data.state() };
+    counters = { ...counters, step, epoch: Math.floor(step / stepsPerEpoch), bnSteps: step, rngState: [...rng.state()], sampler: data.loader.state() };
     await saveCheckpoint(checkpointPath, model, sgd, counters);
     lastGood = step;
   };
@@ -179,8 +175,8 @@ export async function pretrain(o: PretrainOptions): Promise<PretrainResult> {
       const lr = cosineLr(lr0, step, totalSteps);
       const outputs = scope(() => {
         model.query.zeroGrad();
-        const xq = tensor(batch.query, [B, 3, S, S]);
-        const xk = tensor(batch.key, [B, 3, S, S]);
+        const xq = tensor(batch.q, [B, 3, S, S]);
+        const xk = tensor(batch.k, [B, 3, S, S]);
         const out = model.trainStep(xq, xk, step, rng);
         noGrad(() => sgd.step(lr));
         return [out.loss, out.lossGlobal, out.lossDense ?? out.lossGlobal];
