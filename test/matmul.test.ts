@@ -1,0 +1,154 @@
+// Every matmul kernel variant (scalar, vec4, sg8) in every transpose combination, with and
+// without bounds checks, batched and chunked over the workgroup limit, against a CPU loop.
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { gpu, assertClose, randomArray, gradCheck } from './helpers.js';
+import { matmul, Runtime, type GpuHandle } from '../engine/index.js';
+import { gemm, chooseGemmVariant, gemmVariantProblem, hasSubgroups8, type GemmArgs, type GemmVariant } from '../engine/ops/matmul.js';
+import { tensorOn } from '../engine/ops/create.js';
+
+const t = suite('matmul kernels');
+
+let rt: Runtime;
+/** A runtime whose device has 8-wide subgroups, or null when the adapter has none. */
+let sgRt: Runtime | null = null;
+let ownSgRt = false;
+
+/** A device with the 'subgroups' feature, for when the default runtime was created without it. */
+async function subgroupRuntime(): Promise<Runtime | null> {
+  const name = 'webgpu';
+  const dawn = (await import(name)) as { create(flags: string[]): GPU };
+  const gpuObj = dawn.create([]);
+  const adapter = await gpuObj.requestAdapter();
+  if (!adapter?.features.has('subgroups')) return null;
+  const l = adapter.limits;
+  const device = await adapter.requestDevice({
+    requiredFeatures: ['subgroups'],
+    requiredLimits: { maxStorageBufferBindingSize: l.maxStorageBufferBindingSize, maxBufferSize: l.maxBufferSize },
+  });
+  const handle: GpuHandle = { device, gpu: gpuObj, adapterDescription: 'subgroup test device', hasTimestamps: false, release: () => device.destroy() };
+  const r = new Runtime(handle);
+  if (hasSubgroups8(r)) return r;
+  r.destroy();
+  return null;
+}
+
+t.before(async () => {
+  rt = await gpu();
+  if (hasSubgroups8(rt)) sgRt = rt;
+  else {
+    sgRt = await subgroupRuntime();
+    ownSgRt = sgRt !== null;
+  }
+  if (!sgRt) console.log('  (matmul: no 8-wide subgroups on this adapter; sg8 cases skipped)');
+});
+
+t.after(() => {
+  if (ownSgRt) sgRt?.destroy();
+});
+
+/** C[b] = op(A[b]) op(B[b]) on the CPU, in double precision. */
+function reference(a: Float32Array, b: Float32Array, g: GemmArgs): Float64Array {
+  const c = new Float64Array(g.batch * g.M * g.N);
+  for (let z = 0; z < g.batch; z++) {
+    const oa = z * g.strideA;
+    const ob = z * g.strideB;
+    for (let m = 0; m < g.M; m++) {
+      for (let n = 0; n < g.N; n++) {
+        let s = 0;
+        for (let k = 0; k < g.K; k++) {
+          const av = g.transA ? a[oa + k * g.M + m] : a[oa + m * g.K + k];
+          const bv = g.transB ? b[ob + n * g.K + k] : b[ob + k * g.N + n];
+          s += av * bv;
+        }
+        c[(z * g.M + m) * g.N + n] = s;
+      }
+    }
+  }
+  return c;
+}
+
+async function check(on: Runtime, variant: GemmVariant, shape: Partial<GemmArgs> & { M: number; N: number; K: number }, seed: number): Promise<void> {
+  const g: GemmArgs = { batch: 1, transA: false, transB: false, strideA: 0, strideB: 0, ...shape, variant };
+  const sizeA = g.strideA ? g.batch * g.strideA : g.M * g.K;
+  const sizeB = g.strideB ? g.batch * g.strideB : g.K * g.N;
+  const a = randomArray(sizeA, seed);
+  const b = randomArray(sizeB, seed + 1);
+  const ta = tensorOn(on, a, [sizeA]);
+  const tb = tensorOn(on, b, [sizeB]);
+  const c = gemm(ta, tb, g, 'matmul.test');
+  const got = await c.data();
+  for (const x of [ta, tb, c]) x.dispose();
+  const what = `${variant} ${g.batch}x${g.M}x${g.N}x${g.K} transA=${g.transA} transB=${g.transB}`;
+  assertClose(got, reference(a, b, g), 1e-4, 1e-4, what);
+}
+
+const TRANS = [
+  [false, false],
+  [true, false],
+  [false, true],
+  [true, true],
+] as const;
+
+t('variant choice follows the divisibility rules', () => {
+  const base = { batch: 1, transA: false, transB: false, strideA: 0, strideB: 0 };
+  assert.is(chooseGemmVariant(rt, { ...base, M: 7, N: 5, K: 13 }), 'scalar');
+  assert.is(chooseGemmVariant(rt, { ...base, M: 7, N: 8, K: 6 }), 'scalar');
+  assert.is(chooseGemmVariant(rt, { ...base, M: 7, N: 8, K: 12 }), hasSubgroups8(rt) ? 'sg8' : 'vec4');
+  assert.ok(gemmVariantProblem(rt, { ...base, M: 6, N: 8, K: 12, transA: true }, 'vec4'));
+  assert.not.ok(gemmVariantProblem(rt, { ...base, M: 8, N: 8, K: 12, transA: true }, 'vec4'));
+  assert.ok(gemmVariantProblem(rt, { ...base, M: 8, N: 8, K: 12, batch: 2, strideA: 6, strideB: 96 }, 'vec4'));
+});
+
+t('a variant that cannot run the shape is refused with the reason', () => {
+  const a = tensorOn(rt, new Float32Array(6), [6]);
+  const g: GemmArgs = { batch: 1, M: 2, N: 3, K: 3, transA: false, transB: false, strideA: 0, strideB: 0, variant: 'vec4' };
+  assert.throws(() => gemm(a, a, g, 'matmul.test'), /vec4 matmul kernel cannot run .*multiples of 4/);
+  a.dispose();
+});
+
+t('scalar kernel: odd shapes, all transposes, batched', async () => {
+  let seed = 10;
+  for (const [transA, transB] of TRANS) {
+    await check(rt, 'scalar', { M: 7, N: 5, K: 13, transA, transB }, seed++);
+    await check(rt, 'scalar', { M: 33, N: 35, K: 3, transA, transB }, seed++);
+    await check(rt, 'scalar', { M: 5, N: 6, K: 7, transA, transB, batch: 3, strideA: 35, strideB: 42 }, seed++);
+  }
+  await check(rt, 'scalar', { M: 64, N: 96, K: 128 }, seed++);
+  await check(rt, 'scalar', { M: 6, N: 5, K: 4, batch: 4, strideA: 24, strideB: 0 }, seed++);
+});
+
+/** Shapes for the vec4-based kernels: partial tiles (checked), whole tiles (unchecked), batches. */
+async function vec4Family(on: Runtime, variant: GemmVariant, seed: number): Promise<void> {
+  for (const [transA, transB] of TRANS) {
+    await check(on, variant, { M: 12, N: 20, K: 8, transA, transB }, seed++);
+    await check(on, variant, { M: 64, N: 96, K: 128, transA, transB }, seed++);
+    await check(on, variant, { M: 16, N: 128, K: 12, transA, transB }, seed++);
+    await check(on, variant, { M: 4, N: 36, K: 20, transA, transB, batch: 3, strideA: 80, strideB: 720 }, seed++);
+  }
+  // One right operand shared by the batch (strideB 0), odd M, K == 4 (a single k step).
+  await check(on, variant, { M: 13, N: 8, K: 4, batch: 2, strideA: 52, strideB: 0 }, seed++);
+  await check(on, variant, { M: 1, N: 4, K: 4 }, seed++);
+}
+
+t('vec4 kernel: all transposes, with and without bounds checks', async () => {
+  await vec4Family(rt, 'vec4', 100);
+});
+
+t('sg8 kernel: all transposes, with and without bounds checks', async () => {
+  if (!sgRt) return;
+  await vec4Family(sgRt, 'sg8', 200);
+});
+
+t('rows beyond 65535 workgroups are split over dispatches', async () => {
+  // vec4 covers 4 rows per workgroup, sg8 8: these M need two dispatches each.
+  await check(rt, 'vec4', { M: 65535 * 4 + 8, N: 4, K: 4 }, 300);
+  if (sgRt) await check(sgRt, 'sg8', { M: 65535 * 8 + 8, N: 4, K: 4, transA: true }, 301);
+});
+
+t('matmul gradients through the vec4-shaped backward products', async () => {
+  // 8x4 * 4x8: forward, dA (transB) and dB (transA) all take the fast path.
+  await gradCheck((a, b) => matmul(a, b), [{ data: randomArray(32, 400), shape: [8, 4] }, { data: randomArray(32, 401), shape: [4, 8] }], { what: 'matmul 8x4x8' });
+});
+
+t.run();
