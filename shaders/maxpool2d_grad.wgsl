@@ -1,41 +1,54 @@
-// Max pooling backward without atomics: one invocation per INPUT element gathers, in a fixed
-// order, the gradients of the windows that contain it and whose recorded maximum it is.
-//! WG = 256
-struct Params {
-  H: i32, W: i32, OH: i32, OW: i32,
-  kh: i32, kw: i32, sh: i32, sw: i32,
-  ph: i32, pw: i32, total: u32, _p0: u32,
-}
+// Max pooling backward without atomics: every input element gathers, in a fixed order, the
+// gradients of the windows that contain it and whose recorded maximum it is. Inputs are taken
+// in blocks of SH x SW that share their candidate windows: the block of rows
+// [b * SH - ph, (b + 1) * SH - ph) lies in windows b - NH + 1 .. b only (NH = ceil(KH / SH)),
+// and likewise for columns, so one invocation (3-D grid) loads the NH x NW candidates once and
+// writes the SH x SW gradients of its block.
+//! KH = 3
+//! KW = 3
+//! SH = 2
+//! SW = 2
+//! NH = 2
+//! NW = 2
+struct Params { H: i32, W: i32, OH: i32, OW: i32, ph: i32, pw: i32, planeBase: u32, _p0: u32, }
 @group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(1) var<storage, read> dy: array<f32>;
 @group(0) @binding(2) var<storage, read> idx: array<i32>;
 @group(0) @binding(3) var<storage, read_write> dx: array<f32>;
 
-// Window starts k * s - p that cover position i: k in [ceil((i + p - kernel + 1) / s), (i + p) / s].
-fn firstWindow(i: i32, p: i32, kernel: i32, s: i32) -> i32 {
-  let lo = i + p - kernel + 1;
-  if (lo <= 0) { return 0; }
-  return (lo + s - 1) / s;
-}
-
-@compute @workgroup_size($WG)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = gid.x + gid.y * nwg.x * $WGu;
-  if (i >= params.total) { return; }
-  let iw = i32(i % u32(params.W));
-  let ih = i32((i / u32(params.W)) % u32(params.H));
-  let plane = i / u32(params.W * params.H);
-  let me = ih * params.W + iw;
-  let ohEnd = min((ih + params.ph) / params.sh + 1, params.OH);
-  let owEnd = min((iw + params.pw) / params.sw + 1, params.OW);
-  let owStart = firstWindow(iw, params.pw, params.kw, params.sw);
+@compute @workgroup_size(8, 8, 1)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let bw = i32(gid.x);
+  let bh = i32(gid.y);
+  let h0 = bh * $SH - params.ph;
+  let w0 = bw * $SW - params.pw;
+  if (w0 >= params.W || h0 >= params.H) { return; }
+  let plane = gid.z + params.planeBase;
   let base = plane * u32(params.OH * params.OW);
-  var acc = 0.0;
-  for (var oh = firstWindow(ih, params.ph, params.kh, params.sh); oh < ohEnd; oh++) {
-    for (var ow = owStart; ow < owEnd; ow++) {
-      let o = base + u32(oh * params.OW + ow);
-      if (idx[o] == me) { acc += dy[o]; }
+  // Candidate windows in ascending (oh, ow) order; `at` is -1 where there is none.
+  var at: array<i32, $NH * $NW>;
+  var g: array<f32, $NH * $NW>;
+  for (var j = 0; j < $NH; j++) {
+    let oh = bh - ($NH - 1) + j;
+    for (var k = 0; k < $NW; k++) {
+      let ow = bw - ($NW - 1) + k;
+      let ok = oh >= 0 && oh < params.OH && ow >= 0 && ow < params.OW;
+      let o = base + u32(select(0, oh * params.OW + ow, ok));
+      at[j * $NW + k] = select(-1, idx[o], ok);
+      g[j * $NW + k] = dy[o];
     }
   }
-  dx[i] = acc;
+  let outBase = plane * u32(params.H * params.W);
+  for (var r = 0; r < $SH; r++) {
+    let ih = h0 + r;
+    for (var c = 0; c < $SW; c++) {
+      let iw = w0 + c;
+      if (ih >= 0 && ih < params.H && iw >= 0 && iw < params.W) {
+        let me = ih * params.W + iw;
+        var acc = 0.0;
+        for (var q = 0; q < $NH * $NW; q++) { acc += select(0.0, g[q], at[q] == me); }
+        dx[outBase + u32(me)] = acc;
+      }
+    }
+  }
 }

@@ -5,7 +5,7 @@ import gradSrc from '../../shaders/adaptive_avgpool2d_grad.wgsl';
 import { Tensor } from '../tensor.js';
 import { record } from '../autograd.js';
 import { empty, requireF32 } from './alloc.js';
-import { pair, type Size2 } from './maxpool.js';
+import { pair, perPlaneChunk, type Size2 } from './maxpool.js';
 
 export function adaptiveAvgPool2d(x: Tensor, outputSize: Size2): Tensor {
   const op = 'adaptiveAvgPool2d';
@@ -23,27 +23,33 @@ export function adaptiveAvgPool2d(x: Tensor, outputSize: Size2): Tensor {
     for (let o = 0; o < O; o++) s += Math.ceil(((o + 1) * I) / O) - Math.floor((o * I) / O);
     return s;
   };
-  rt.dispatch(rt.kernel('adaptive_avgpool2d', fwdSrc), {
-    params: { H, W, OH, OW, total: y.size },
-    buffers: [x.buffer(op), y.buffer(op)],
-    workgroups: rt.grid1d(y.size, 256),
-    op,
-    flops: N * C * span(H, OH) * span(W, OW),
-    bytes: 4 * (x.size + y.size),
-    shapes,
-  });
+  const fwd = rt.kernel('adaptive_avgpool2d', fwdSrc);
+  perPlaneChunk(N * C, (planeBase, planes) =>
+    rt.dispatch(fwd, {
+      params: { H, W, OH, OW, planeBase },
+      buffers: [x.buffer(op), y.buffer(op)],
+      workgroups: [Math.ceil(OW / 8), Math.ceil(OH / 8), planes],
+      op,
+      flops: planes * span(H, OH) * span(W, OW),
+      bytes: 4 * planes * (H * W + OH * OW),
+      shapes,
+    }),
+  );
   return record(y, op, [x], (g) => {
     const bop = `${op}.backward`;
     const dx = empty(rt, x.shape, 'f32', bop);
-    rt.dispatch(rt.kernel('adaptive_avgpool2d_grad', gradSrc), {
-      params: { H, W, OH, OW, total: x.size },
-      buffers: [g.buffer(bop), dx.buffer(bop)],
-      workgroups: rt.grid1d(x.size, 256),
-      op: bop,
-      flops: 2 * x.size,
-      bytes: 4 * (x.size + y.size),
-      shapes,
-    });
+    const grad = rt.kernel('adaptive_avgpool2d_grad', gradSrc);
+    perPlaneChunk(N * C, (planeBase, planes) =>
+      rt.dispatch(grad, {
+        params: { H, W, OH, OW, planeBase },
+        buffers: [g.buffer(bop), dx.buffer(bop)],
+        workgroups: [Math.ceil(W / 8), Math.ceil(H / 8), planes],
+        op: bop,
+        flops: 2 * planes * H * W,
+        bytes: 4 * planes * (H * W + OH * OW),
+        shapes,
+      }),
+    );
     return [dx];
   });
 }

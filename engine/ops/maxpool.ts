@@ -1,11 +1,15 @@
 // 2-D max pooling over [N, C, H, W] (PyTorch's MaxPool2d without dilation or ceil_mode).
 // Padding counts as -inf; the forward pass records the index of each window's first maximum
-// and the backward pass gathers per input element, so no atomics are needed.
+// and the backward pass gathers per input element, so no atomics are needed. Unlike PyTorch,
+// a NaN in a window is not propagated (comparisons with NaN are false).
 import fwdSrc from '../../shaders/maxpool2d.wgsl';
 import gradSrc from '../../shaders/maxpool2d_grad.wgsl';
 import { Tensor } from '../tensor.js';
 import { record } from '../autograd.js';
 import { empty, requireF32 } from './alloc.js';
+
+/** Outputs per invocation along each axis in the forward pass: 2 x 2 windows share loads. */
+const BLOCK = 2;
 
 export type Size2 = number | readonly [number, number];
 
@@ -43,31 +47,45 @@ export function maxPool2d(x: Tensor, opts: MaxPoolOptions): Tensor {
   const rt = x.rt;
   const y = empty(rt, [N, C, OH, OW], 'f32', op);
   const idx = empty(rt, [N, C, OH, OW], 'i32', op);
-  const params = { H, W, OH, OW, kh, kw, sh, sw, ph, pw, total: y.size };
+  const geometry = { H, W, OH, OW, ph, pw };
   const shapes = `${x.describe()} k${kh}x${kw} s${sh}x${sw} p${ph}x${pw}`;
-  rt.dispatch(rt.kernel('maxpool2d', fwdSrc), {
-    params,
-    buffers: [x.buffer(op), y.buffer(op), idx.buffer(op)],
-    workgroups: rt.grid1d(y.size, 256),
-    op,
-    flops: y.size * kh * kw,
-    bytes: 4 * (x.size + 2 * y.size),
-    shapes,
-  });
+  const fwd = rt.kernel('maxpool2d', fwdSrc, { KH: kh, KW: kw, SH: sh, SW: sw, BH: BLOCK, BW: BLOCK });
+  perPlaneChunk(N * C, (planeBase, planes) =>
+    rt.dispatch(fwd, {
+      params: { ...geometry, planeBase },
+      buffers: [x.buffer(op), y.buffer(op), idx.buffer(op)],
+      workgroups: [Math.ceil(OW / (8 * BLOCK)), Math.ceil(OH / (8 * BLOCK)), planes],
+      op,
+      flops: planes * OH * OW * kh * kw,
+      bytes: 4 * planes * (H * W + 2 * OH * OW),
+      shapes,
+    }),
+  );
   record(y, op, [x], (g) => {
     const bop = `${op}.backward`;
     const dx = empty(rt, x.shape, 'f32', bop);
-    rt.dispatch(rt.kernel('maxpool2d_grad', gradSrc), {
-      params: { ...params, total: x.size },
-      buffers: [g.buffer(bop), idx.buffer(bop), dx.buffer(bop)],
-      workgroups: rt.grid1d(x.size, 256),
-      op: bop,
-      flops: x.size * Math.ceil(kh / sh) * Math.ceil(kw / sw),
-      bytes: 4 * (x.size + 2 * y.size),
-      shapes,
-    });
+    const NH = Math.ceil(kh / sh);
+    const NW = Math.ceil(kw / sw);
+    const grad = rt.kernel('maxpool2d_grad', gradSrc, { KH: kh, KW: kw, SH: sh, SW: sw, NH, NW });
+    perPlaneChunk(N * C, (planeBase, planes) =>
+      rt.dispatch(grad, {
+        params: { ...geometry, planeBase },
+        buffers: [g.buffer(bop), idx.buffer(bop), dx.buffer(bop)],
+        // Blocks of sh x sw inputs: block b holds rows [b * sh - ph, (b + 1) * sh - ph).
+        workgroups: [Math.ceil((Math.floor((W - 1 + pw) / sw) + 1) / 8), Math.ceil((Math.floor((H - 1 + ph) / sh) + 1) / 8), planes],
+        op: bop,
+        flops: planes * H * W * NH * NW,
+        bytes: 4 * planes * (H * W + 2 * OH * OW),
+        shapes,
+      }),
+    );
     return [dx];
   });
   if (!y.node) idx.dispose();
   return y;
+}
+
+/** The pooling kernels run on a 3-D grid with one z per plane: at most 65535 planes a dispatch. */
+export function perPlaneChunk(planes: number, dispatch: (planeBase: number, count: number) => void): void {
+  for (let base = 0; base < planes; base += 65535) dispatch(base, Math.min(65535, planes - base));
 }
