@@ -211,6 +211,28 @@ t('batchNorm2d without gradients (key encoder) still updates the running stats',
   for (const v of [x, w, b, rm, rv, y]) v.dispose();
 });
 
+t('pooling over more than 65535 planes (dispatched in chunks)', async () => {
+  const planes = 70000;
+  const xs = randomArray(planes * 4, 41);
+  const x = tensor(xs, [1, planes, 2, 2]).requireGrad();
+  const mx = maxPool2d(x, { kernelSize: 2 });
+  const avg = adaptiveAvgPool2d(x, 1);
+  const mxRef = new Float32Array(planes);
+  const avgRef = new Float32Array(planes);
+  for (let p = 0; p < planes; p++) {
+    const v = xs.subarray(4 * p, 4 * p + 4);
+    mxRef[p] = Math.max(...v);
+    avgRef[p] = (v[0] + v[1] + v[2] + v[3]) / 4;
+  }
+  assertClose(await mx.data(), mxRef, 0, 0, 'max');
+  assertClose(await avg.data(), avgRef, 1e-6, 1e-7, 'average');
+  backward(mx, tensor(new Float32Array(planes).fill(1), mx.shape));
+  const dx = await x.grad!.data();
+  assert.is(dx.reduce((a, b) => a + b, 0), planes, 'one unit of gradient per plane');
+  assert.is(dx[4 * (planes - 1) + xs.subarray(4 * (planes - 1)).indexOf(mxRef[planes - 1])], 1, 'the last plane routes to its max');
+  for (const v of [x, mx, avg, x.grad!]) v.dispose();
+});
+
 t('clear errors for bad input', () => {
   const x = tensor(new Float32Array(6 * 4 * 3 * 3), [6, 4, 3, 3]);
   const c4 = tensor(new Float32Array(4), [4]);
