@@ -60,10 +60,10 @@ export function writeReport(r: SuiteReport, dir = join(process.cwd(), 'bench', '
   const date = new Date().toISOString();
   const table = markdownTable(r);
   const detail = [
-    '| workload | case | ms/op (median) | ms/op (best) | GFLOP/s | GB/s | ops per batch | samples | rme % |',
-    '|---|---|---|---|---|---|---|---|---|',
+    '| workload | case | ms/op (median) | ms/op (best) | GFLOP/s | GB/s | CPU ms/op | ops per batch | samples | rme % |',
+    '|---|---|---|---|---|---|---|---|---|---|',
     ...r.measurements.map(
-      (m) => `| ${m.workload} | ${m.name} | ${fmt(m.msPerOp, 3)} | ${fmt(m.msPerOpMin, 3)} | ${fmt(m.gflops)} | ${fmt(m.gbps)} | ${m.reps} | ${m.samples} | ${fmt(m.rmePercent, 1)} |`,
+      (m) => `| ${m.workload} | ${m.name} | ${fmt(m.msPerOp, 3)} | ${fmt(m.msPerOpMin, 3)} | ${fmt(m.gflops)} | ${fmt(m.gbps)} | ${fmt(m.cpuMsPerOp, 1)} | ${m.reps} | ${m.samples} | ${fmt(m.rmePercent, 1)} |`,
     ),
   ].join('\n');
   const md = [
@@ -75,6 +75,7 @@ export function writeReport(r: SuiteReport, dir = join(process.cwd(), 'bench', '
     table,
     '',
     `Ratios are ${r.ours}/other by time per op: above 1 means ${r.ours} is faster.`,
+    'CPU ms/op (detail table) is the process CPU time of all threads per op: the CPU Vulkan driver runs in this process, so on shared cores it is steadier than the wall clock.',
     '',
     ...(r.notes ?? []).map((n) => `- ${n}`),
     '',

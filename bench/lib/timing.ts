@@ -3,6 +3,8 @@
 // the GPU has finished them all. benny drives the batches: its cases may return a promise, and
 // benchmark.js stops the clock only when that promise resolves, i.e. after the GPU work is done.
 // Time per op = benny's median batch time / reps; batching hides the fixed submit+wait latency.
+// The process's CPU time per op is recorded too: the CPU driver (lavapipe) runs its workers in
+// this process, so on cores shared with other jobs it is a steadier figure than the wall clock.
 import { add, complete, configure, cycle, suite } from 'benny';
 import type { Runtime } from '../../engine/index.js';
 import type { Tfjs } from './tfjs.js';
@@ -37,6 +39,8 @@ export interface Measurement {
   samples: number;
   /** benny's relative margin of error of the batch time, in percent. */
   rmePercent: number;
+  /** Process CPU time (all threads) per op over the timed batches. */
+  cpuMsPerOp: number;
 }
 
 export interface TimingOptions {
@@ -81,6 +85,7 @@ export function tfjsCase(name: string, tfjs: Tfjs, runOne: () => TfTensor, dispo
  */
 export async function measureCases(suiteName: string, work: Workload, cases: Case[], opts: TimingOptions = DEFAULT_TIMING): Promise<Measurement[]> {
   const reps = new Map<string, number>();
+  const cpu = new Map<string, { us: number; ops: number }>();
   for (const c of cases) {
     await c.batch(1);
     const t0 = performance.now();
@@ -101,7 +106,12 @@ export async function measureCases(suiteName: string, work: Workload, cases: Cas
           probed = true;
           return Promise.resolve();
         }
-        return c.batch(n);
+        const c0 = process.cpuUsage();
+        return c.batch(n).then(() => {
+          const d = process.cpuUsage(c0);
+          const acc = cpu.get(c.name) ?? { us: 0, ops: 0 };
+          cpu.set(c.name, { us: acc.us + d.user + d.system, ops: acc.ops + n });
+        });
       });
     }),
     cycle(),
@@ -111,6 +121,7 @@ export async function measureCases(suiteName: string, work: Workload, cases: Cas
     const r = summary.results[i];
     const n = reps.get(c.name)!;
     const ms = (r.details.median * 1000) / n;
+    const used = cpu.get(c.name);
     return {
       workload: work.label,
       name: c.name,
@@ -121,6 +132,7 @@ export async function measureCases(suiteName: string, work: Workload, cases: Cas
       reps: n,
       samples: r.samples,
       rmePercent: r.margin,
+      cpuMsPerOp: used ? used.us / 1000 / used.ops : NaN,
     };
   });
 }
