@@ -124,6 +124,7 @@ async function vec4Family(on: Runtime, variant: GemmVariant, seed: number): Prom
     await check(on, variant, { M: 12, N: 20, K: 8, transA, transB }, seed++);
     await check(on, variant, { M: 64, N: 96, K: 128, transA, transB }, seed++);
     await check(on, variant, { M: 16, N: 128, K: 12, transA, transB }, seed++);
+    await check(on, variant, { M: 20, N: 32, K: 16, transA, transB }, seed++);
     await check(on, variant, { M: 4, N: 36, K: 20, transA, transB, batch: 3, strideA: 80, strideB: 720 }, seed++);
   }
   // One right operand shared by the batch (strideB 0), odd M, K == 4 (a single k step).
@@ -141,9 +142,9 @@ t('sg8 kernel: all transposes, with and without bounds checks', async () => {
 });
 
 t('rows beyond 65535 workgroups are split over dispatches', async () => {
-  // vec4 covers 4 rows per workgroup, sg8 8: these M need two dispatches each.
+  // vec4 covers 4 rows per workgroup, sg8 16: these M need two dispatches each.
   await check(rt, 'vec4', { M: 65535 * 4 + 8, N: 4, K: 4 }, 300);
-  if (sgRt) await check(sgRt, 'sg8', { M: 65535 * 8 + 8, N: 4, K: 4, transA: true }, 301);
+  if (sgRt) await check(sgRt, 'sg8', { M: 65535 * 16 + 8, N: 4, K: 4, transA: true }, 301);
 });
 
 t('matmul gradients through the vec4-shaped backward products', async () => {

@@ -12,7 +12,7 @@ import { reshape } from './shape.js';
 
 /**
  * The kernels, fastest first where they apply (measured on Mesa lavapipe, 2 AVX2 cores, 1024^3:
- * sg8 about 2x vec4, vec4 about 2x scalar; `npm run bench -- matmul` re-measures them):
+ * sg8 about 2x vec4, vec4 about 1.5x scalar; `npm run bench -- matmul` re-measures them):
  * - sg8: 8-wide subgroups share loads by broadcast; needs the device feature 'subgroups' with
  *   subgroup size 8, K % 4 == 0, N % 4 == 0 (and M % 4 == 0 when transA).
  * - vec4: vec4 loads, same divisibility rules, no subgroups.
@@ -44,7 +44,7 @@ interface VariantInfo {
 }
 
 const VARIANTS: Record<GemmVariant, VariantInfo> = {
-  sg8: { src: matmulSg8Src, rows: 8, cols: 32, checked: (g) => g.M % 8 !== 0 || g.N % 32 !== 0 },
+  sg8: { src: matmulSg8Src, rows: 16, cols: 32, checked: (g) => g.M % 16 !== 0 || g.N % 32 !== 0 },
   vec4: { src: matmulVec4Src, rows: 4, cols: 64, checked: (g) => g.M % 4 !== 0 || g.N % 64 !== 0 },
   scalar: { src: matmulSrc, rows: 32, cols: 32 },
 };
