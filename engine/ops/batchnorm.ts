@@ -23,7 +23,9 @@ export interface BatchNormOptions {
   eps?: number;
   /**
    * Training only: statistics per group of N / groups contiguous samples (default 1), which
-   * emulates shuffle-BN over `groups` devices. N must be divisible by groups.
+   * emulates shuffle-BN over `groups` devices. N must be divisible by groups. The running
+   * statistics move towards the mean over groups of each group's mean and unbiased variance:
+   * what averaging the buffers of `groups` devices gives. Ignored in eval mode.
    */
   groups?: number;
   /** Fuse a following ReLU (forward and backward). */
