@@ -48,7 +48,8 @@ export async function acquireGpu(options: { powerPreference?: GPUPowerPreference
   const hasTimestamps = adapter.features.has('timestamp-query');
   const l = adapter.limits;
   const device = await adapter.requestDevice({
-    requiredFeatures: hasTimestamps ? ['timestamp-query'] : [],
+    // Optional features the kernels can use where present (variants are chosen per adapter).
+    requiredFeatures: (['timestamp-query', 'subgroups', 'shader-f16'] as GPUFeatureName[]).filter((f) => adapter.features.has(f)),
     requiredLimits: {
       maxStorageBufferBindingSize: l.maxStorageBufferBindingSize,
       maxBufferSize: l.maxBufferSize,

@@ -67,6 +67,8 @@ export class Runtime {
   private bufferIds = new WeakMap<GPUBuffer, number>();
   private nextBufferId = 1;
   private released = false;
+  private pendingChecks: Promise<void>[] = [];
+  private kernelErrors: string[] = [];
 
   constructor(private handle: GpuHandle) {
     this.device = handle.device;
@@ -91,6 +93,8 @@ export class Runtime {
     iface.storageWritable.forEach((w, i) =>
       entries.push({ binding: i + 1, visibility: GPUShaderStage.COMPUTE, buffer: { type: w ? 'storage' : 'read-only-storage' } }),
     );
+    // WGSL errors surface asynchronously in WebGPU; collect them and throw at the next read.
+    this.device.pushErrorScope('validation');
     const layout = this.device.createBindGroupLayout({ label: key, entries });
     const module = this.device.createShaderModule({ label: key, code });
     const pipeline = this.device.createComputePipeline({
@@ -98,6 +102,11 @@ export class Runtime {
       layout: this.device.createPipelineLayout({ bindGroupLayouts: [layout] }),
       compute: { module, entryPoint: 'main' },
     });
+    this.pendingChecks.push(
+      this.device.popErrorScope().then((err) => {
+        if (err) this.kernelErrors.push(`kernel ${key} failed to build: ${err.message}`);
+      }),
+    );
     const k: Kernel = { key, label, iface, pipeline, layout };
     this.kernels.set(key, k);
     this.stats.pipelines++;
@@ -188,6 +197,7 @@ export class Runtime {
     const out = staging.getMappedRange().slice(0, bytes);
     staging.unmap();
     staging.destroy();
+    await this.checkKernels();
     return out;
   }
 
@@ -195,6 +205,19 @@ export class Runtime {
   async sync(): Promise<void> {
     this.flush();
     await this.device.queue.onSubmittedWorkDone();
+    await this.checkKernels();
+  }
+
+  /** Throws if a kernel built so far had a WGSL or pipeline error (results would be garbage). */
+  async checkKernels(): Promise<void> {
+    const checks = this.pendingChecks;
+    this.pendingChecks = [];
+    await Promise.all(checks);
+    if (this.kernelErrors.length) {
+      const message = this.kernelErrors.join('\n');
+      this.kernelErrors = [];
+      throw new Error(message);
+    }
   }
 
   memory(): MemoryReport {

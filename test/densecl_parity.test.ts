@@ -1,0 +1,72 @@
+// One DenseCL training step against the PyTorch reference of scripts/densecl_reference.py:
+// same weights, views, permutation and queues -> same losses, correspondence, gradients of every
+// query-encoder parameter, key encoder after EMA, queues after enqueue, BN running statistics.
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { fileURLToPath } from 'node:url';
+import { gpu, assertClose } from './helpers.js';
+import { tensor, runtime } from '../engine/index.js';
+import { DenseCL } from '../models/densecl.js';
+import { loadSafetensors } from '../train/io.js';
+import type { SafeTensor } from '../engine/safetensors.js';
+
+// Tests run from the bundle in .build/test/; fixtures stay in the source tree.
+const FIXTURE = fileURLToPath(new URL('../../test/fixtures/densecl_step.safetensors', import.meta.url));
+
+const t = suite('DenseCL step parity with PyTorch');
+
+function f32(x: SafeTensor): Float32Array {
+  return x.data instanceof Float32Array ? x.data : Float32Array.from(x.data as ArrayLike<number>);
+}
+
+/** Relative closeness scaled by the tensor's magnitude (entries near zero are compared absolutely). */
+function closeToRef(actual: ArrayLike<number>, expected: Float32Array, what: string, rtol = 1e-4): void {
+  let scale = 0;
+  for (const v of expected) scale = Math.max(scale, Math.abs(v));
+  assertClose(actual, expected, rtol, rtol * scale * 0.1 + 1e-7, what);
+}
+
+t('losses, correspondence, gradients, EMA, queues and BN statistics match', async () => {
+  await gpu();
+  const fx = loadSafetensors(FIXTURE);
+  const m = fx.metadata;
+  const get = (name: string): SafeTensor => {
+    const v = fx.tensors.get(name);
+    if (!v) throw new Error(`fixture lacks ${name}`);
+    return v;
+  };
+  const B = Number(m.batch);
+  const S = Number(m.img);
+  const model = new DenseCL(runtime(), {
+    arch: 'resnet18', width: Number(m.width), smallStem: true, method: 'densecl', dim: Number(m.dim),
+    queueSize: Number(m.queue), tau: Number(m.tau), momentum: Number(m.m), lambda: Number(m.lam),
+    startIters: 0, bnGroups: Number(m.groups), seed: 0,
+  });
+  for (const [state, prefix] of [[model.query, 'q.'], [model.key, 'k.']] as const) {
+    for (const name of state.params.tensors.keys()) state.params.write(name, f32(get(prefix + name)));
+    for (const name of state.buffers.tensors.keys()) state.buffers.write(name, f32(get(prefix + name)));
+  }
+  model.queues.write('queue', f32(get('queue')));
+  model.queues.write('queue2', f32(get('queue2')));
+  const perm = Array.from(get('perm').data as Int32Array);
+  const out = model.trainStep(tensor(f32(get('xq')), [B, 3, S, S]), tensor(f32(get('xk')), [B, 3, S, S]), 0, perm);
+
+  closeToRef([await out.lossGlobal.item()], f32(get('loss_global')), 'global loss');
+  closeToRef([await out.lossDense!.item()], f32(get('loss_dense')), 'dense loss');
+  assert.equal(Array.from(await out.correspondence!.data()), Array.from(get('ind').data as Int32Array), 'correspondence indices');
+  const grads = await model.query.grads.readAll();
+  for (const [name, g] of grads) closeToRef(g, f32(get('grad.' + name)), `gradient of ${name}`);
+  const keyAfter = await model.key.params.readAll();
+  for (const [name, v] of keyAfter) closeToRef(v, f32(get('k_after.' + name)), `key encoder ${name} after EMA`);
+  for (const [state, prefix] of [[model.query, 'q_after.'], [model.key, 'k_after.']] as const) {
+    const bufs = await state.buffers.readAll();
+    for (const [name, v] of bufs) closeToRef(v, f32(get(prefix + name)), `${prefix}${name}`);
+  }
+  const queues = await model.queues.readAll();
+  closeToRef(queues.get('queue')!, f32(get('queue_after')), 'queue after enqueue');
+  closeToRef(queues.get('queue2')!, f32(get('queue2_after')), 'queue2 after enqueue');
+  assert.is(model.ptr, B % Number(m.queue));
+  model.destroy();
+});
+
+t.run();
