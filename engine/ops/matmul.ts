@@ -11,11 +11,12 @@ import { empty, requireF32, sameRuntime } from './alloc.js';
 import { reshape } from './shape.js';
 
 /**
- * The kernels, fastest first where they apply (measured on Mesa lavapipe, 2 AVX2 cores, 1024^3:
- * sg8 about 2x vec4, vec4 about 1.5x scalar; `npm run bench -- matmul` re-measures them):
- * - sg8: 8-wide subgroups share loads by broadcast; needs the device feature 'subgroups' with
- *   subgroup size 8, K % 4 == 0, N % 4 == 0 (and M % 4 == 0 when transA).
- * - vec4: vec4 loads, same divisibility rules, no subgroups.
+ * The kernels, fastest first where they apply (measured on Mesa lavapipe, 2 AVX2 cores, by
+ * process CPU time at 512^3: sg8 about 27 GFLOP/s, vec4 about 12, scalar about 7;
+ * `npm run bench -- matmul` re-measures them into bench/results/matmul_variants.md):
+ * - sg8: 8-wide subgroups share loads of A by broadcast; needs the device feature 'subgroups'
+ *   with subgroup size 8, K % 4 == 0, N % 4 == 0 (and M % 4 == 0 when transA).
+ * - vec4: vec4 loads of B; needs N % 4 == 0 and B not transposed.
  * - scalar: any shape.
  */
 export type GemmVariant = 'sg8' | 'vec4' | 'scalar';
@@ -45,7 +46,7 @@ interface VariantInfo {
 
 const VARIANTS: Record<GemmVariant, VariantInfo> = {
   sg8: { src: matmulSg8Src, rows: 16, cols: 32, checked: (g) => g.M % 16 !== 0 || g.N % 32 !== 0 },
-  vec4: { src: matmulVec4Src, rows: 4, cols: 64, checked: (g) => g.M % 4 !== 0 || g.N % 64 !== 0 },
+  vec4: { src: matmulVec4Src, rows: 6, cols: 64, checked: (g) => g.M % 6 !== 0 || g.N % 64 !== 0 },
   scalar: { src: matmulSrc, rows: 32, cols: 32 },
 };
 
@@ -60,10 +61,12 @@ export function hasSubgroups8(rt: Runtime): boolean {
 /** Why a variant cannot run this product, or null when it can. */
 export function gemmVariantProblem(rt: Runtime, g: GemmArgs, v: GemmVariant): string | null {
   if (v === 'scalar') return null;
-  if (v === 'sg8' && !hasSubgroups8(rt)) return 'the device has no 8-wide subgroups (feature "subgroups")';
-  if (g.K % 4 || g.N % 4) return `K (${g.K}) and N (${g.N}) must be multiples of 4`;
+  if (g.N % 4) return `N (${g.N}) must be a multiple of 4`;
+  if (g.strideB % 4 || (v === 'sg8' && g.strideA % 4)) return `batch strides (${g.strideA}, ${g.strideB}) must be multiples of 4`;
+  if (v === 'vec4') return g.transB ? 'B must not be transposed' : null;
+  if (!hasSubgroups8(rt)) return 'the device has no 8-wide subgroups (feature "subgroups")';
+  if (g.K % 4) return `K (${g.K}) must be a multiple of 4`;
   if (g.transA && g.M % 4) return `M (${g.M}) must be a multiple of 4 when A is transposed`;
-  if (g.strideA % 4 || g.strideB % 4) return `batch strides (${g.strideA}, ${g.strideB}) must be multiples of 4`;
   return null;
 }
 
@@ -81,7 +84,8 @@ export function gemm(a: Tensor, b: Tensor, g: GemmArgs, op: string): Tensor {
   if (problem) throw new Error(`${op}: the ${variant} matmul kernel cannot run ${g.batch}x${g.M}x${g.K} * ${g.K}x${g.N}: ${problem}; leave variant unset to choose automatically`);
   if (g.batch > MAX_GROUPS) throw new Error(`${op}: batch ${g.batch} exceeds ${MAX_GROUPS}; fold the batch into M or split the call`);
   const info = VARIANTS[variant];
-  const defines: Record<string, boolean> = { TRANS_A: g.transA, TRANS_B: g.transB };
+  const defines: Record<string, boolean> = { TRANS_A: g.transA };
+  if (variant !== 'vec4') defines.TRANS_B = g.transB;
   if (info.checked) defines.CHECKED = info.checked(g);
   const k = rt.kernel(`matmul_${variant}`, info.src, defines);
   const c = empty(rt, [g.batch, g.M, g.N], 'f32', op);
