@@ -4,11 +4,10 @@
 // A second report (matmul_variants) times each of our kernels on the same sizes: the
 // measurements behind the order in which gemm picks them.
 import naiveSrc from '../shaders/bench_naive_matmul.wgsl';
-import { matmul, noGrad, tensor, Rng, Runtime, type GpuHandle } from '../engine/index.js';
+import { matmul, noGrad, tensor, Rng } from '../engine/index.js';
 import { gemm, chooseGemmVariant, gemmVariantProblem, hasSubgroups8, type GemmArgs, type GemmVariant } from '../engine/ops/matmul.js';
-import { tensorOn } from '../engine/ops/create.js';
 import type { BenchContext } from './lib/context.js';
-import { engineCase, measureCases, tfjsCase, type Case, type Measurement } from './lib/timing.js';
+import { engineCase, measureCases, tfjsCase, type Measurement } from './lib/timing.js';
 import { writeReport } from './lib/report.js';
 
 const SIZES = [256, 512, 1024];
@@ -21,23 +20,6 @@ function maxRelDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
 
 function square(n: number): GemmArgs {
   return { batch: 1, M: n, N: n, K: n, transA: false, transB: false, strideA: 0, strideB: 0 };
-}
-
-/** A runtime on a device with 'subgroups' when the engine's own device was created without it. */
-async function subgroupSideRuntime(ctx: BenchContext): Promise<Runtime | null> {
-  if (!ctx.gpu.gpu) return null;
-  const adapter = await ctx.gpu.gpu.requestAdapter();
-  if (!adapter?.features.has('subgroups')) return null;
-  const l = adapter.limits;
-  const device = await adapter.requestDevice({
-    requiredFeatures: ['subgroups'],
-    requiredLimits: { maxStorageBufferBindingSize: l.maxStorageBufferBindingSize, maxBufferSize: l.maxBufferSize },
-  });
-  const handle: GpuHandle = { device, adapterDescription: ctx.adapter, hasTimestamps: false, release: () => device.destroy() };
-  const side = new Runtime(handle);
-  if (hasSubgroups8(side)) return side;
-  side.destroy();
-  return null;
 }
 
 export async function run(ctx: BenchContext): Promise<void> {
@@ -95,7 +77,7 @@ async function compare(ctx: BenchContext): Promise<void> {
   }
   notes.push(
     `ours: engine matmul, which chose the ${SIZES.map((n) => `${chooseGemmVariant(rt, square(n))} kernel at ${n}`).join(', ')}` +
-      (hasSubgroups8(rt) ? '.' : ' (the engine device has no 8-wide subgroups, so the faster sg8 kernel is off; see matmul_variants).'),
+      (hasSubgroups8(rt) ? '.' : ' (no 8-wide subgroups on this device, so no sg8 kernel).'),
     'tfjs: @tensorflow/tfjs-backend-webgpu matMul on the same GPUDevice' +
       (tfjs.sharedDevice ? '' : ' (NOT shared: own device on the same adapter)') +
       '; naive: shaders/bench_naive_matmul.wgsl, one output per invocation.',
@@ -106,36 +88,27 @@ async function compare(ctx: BenchContext): Promise<void> {
   console.log(`[bench] wrote ${out.json} and ${out.markdown}`);
 }
 
-/** Each of our kernels on the same products; sg8 on a side device with subgroups if need be. */
+/** Each of our kernels that can run on this device, on the same products. */
 async function variants(ctx: BenchContext): Promise<void> {
-  const side = hasSubgroups8(ctx.rt) ? null : await subgroupSideRuntime(ctx);
-  const sgRt = side ?? (hasSubgroups8(ctx.rt) ? ctx.rt : null);
+  const { rt } = ctx;
   const measurements: Measurement[] = [];
-  try {
-    for (const n of SIZES) {
-      const g = square(n);
-      const cases: Case[] = [];
-      const held: { dispose(): void }[] = [];
-      for (const v of ['sg8', 'vec4', 'scalar'] as GemmVariant[]) {
-        const on = v === 'sg8' ? sgRt : ctx.rt;
-        if (!on || gemmVariantProblem(on, g, v)) continue;
-        const rng = new Rng(n);
-        const a = tensorOn(on, Float32Array.from({ length: n * n }, () => rng.uniform(-1, 1)), [n, n]);
-        const b = tensorOn(on, Float32Array.from({ length: n * n }, () => rng.uniform(-1, 1)), [n, n]);
-        held.push(a, b);
-        cases.push(engineCase(v, on, () => gemm(a, b, { ...g, variant: v }, 'bench.matmul').dispose()));
-      }
-      measurements.push(...(await measureCases('matmul variants', { label: `${n}x${n}x${n}`, flops: 2 * n * n * n, bytes: 3 * 4 * n * n }, cases, ctx.timing)));
-      for (const x of held) x.dispose();
-    }
-  } finally {
-    side?.destroy();
+  for (const n of SIZES) {
+    const g = square(n);
+    const rng = new Rng(n);
+    const a = tensor(Float32Array.from({ length: n * n }, () => rng.uniform(-1, 1)), [n, n]);
+    const b = tensor(Float32Array.from({ length: n * n }, () => rng.uniform(-1, 1)), [n, n]);
+    const cases = (['sg8', 'vec4', 'scalar'] as GemmVariant[])
+      .filter((v) => !gemmVariantProblem(rt, g, v))
+      .map((v) => engineCase(v, rt, () => gemm(a, b, { ...g, variant: v }, 'bench.matmul').dispose()));
+    measurements.push(...(await measureCases('matmul variants', { label: `${n}x${n}x${n}`, flops: 2 * n * n * n, bytes: 3 * 4 * n * n }, cases, ctx.timing)));
+    a.dispose();
+    b.dispose();
   }
   const best = measurements.some((m) => m.name === 'sg8') ? 'sg8' : 'vec4';
   const notes = [
     'Our matmul kernels (engine/ops/matmul.ts) forced one at a time on square row-major products.',
     'sg8: shaders/matmul_sg8.wgsl (8-wide subgroup broadcast); vec4: shaders/matmul_vec4.wgsl; scalar: shaders/matmul.wgsl.',
-    side ? 'sg8 ran on a second device of the same adapter, created with the feature "subgroups" (the engine device lacks it).' : '',
+    hasSubgroups8(rt) ? '' : 'sg8 is missing: the device has no 8-wide subgroups.',
   ].filter((x) => x);
   const out = writeReport({ suite: 'matmul_variants', adapter: ctx.adapter, ours: best, measurements, notes });
   console.log(out.table);

@@ -3,48 +3,20 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { gpu, assertClose, randomArray, gradCheck } from './helpers.js';
-import { matmul, Runtime, type GpuHandle } from '../engine/index.js';
+import { matmul, type Runtime } from '../engine/index.js';
 import { gemm, chooseGemmVariant, gemmVariantProblem, hasSubgroups8, type GemmArgs, type GemmVariant } from '../engine/ops/matmul.js';
 import { tensorOn } from '../engine/ops/create.js';
 
 const t = suite('matmul kernels');
 
 let rt: Runtime;
-/** A runtime whose device has 8-wide subgroups, or null when the adapter has none. */
+/** The runtime when its device has 8-wide subgroups (engine/gpu.ts requests them where offered). */
 let sgRt: Runtime | null = null;
-let ownSgRt = false;
-
-/** A device with the 'subgroups' feature, for when the default runtime was created without it. */
-async function subgroupRuntime(): Promise<Runtime | null> {
-  const name = 'webgpu';
-  const dawn = (await import(name)) as { create(flags: string[]): GPU };
-  const gpuObj = dawn.create([]);
-  const adapter = await gpuObj.requestAdapter();
-  if (!adapter?.features.has('subgroups')) return null;
-  const l = adapter.limits;
-  const device = await adapter.requestDevice({
-    requiredFeatures: ['subgroups'],
-    requiredLimits: { maxStorageBufferBindingSize: l.maxStorageBufferBindingSize, maxBufferSize: l.maxBufferSize },
-  });
-  const handle: GpuHandle = { device, gpu: gpuObj, adapterDescription: 'subgroup test device', hasTimestamps: false, release: () => device.destroy() };
-  const r = new Runtime(handle);
-  if (hasSubgroups8(r)) return r;
-  r.destroy();
-  return null;
-}
 
 t.before(async () => {
   rt = await gpu();
-  if (hasSubgroups8(rt)) sgRt = rt;
-  else {
-    sgRt = await subgroupRuntime();
-    ownSgRt = sgRt !== null;
-  }
+  sgRt = hasSubgroups8(rt) ? rt : null;
   if (!sgRt) console.log('  (matmul: no 8-wide subgroups on this adapter; sg8 cases skipped)');
-});
-
-t.after(() => {
-  if (ownSgRt) sgRt?.destroy();
 });
 
 /** C[b] = op(A[b]) op(B[b]) on the CPU, in double precision. */
