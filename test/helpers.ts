@@ -86,3 +86,15 @@ export async function gradCheck(
     l.dispose();
   }
 }
+
+/** Asserts that an async call rejects with a message matching `pattern`. */
+export async function rejects(fn: () => Promise<unknown>, pattern: RegExp): Promise<void> {
+  let message: string | null = null;
+  try {
+    await fn();
+  } catch (e) {
+    message = (e as Error).message;
+  }
+  if (message === null) assert.unreachable(`expected a rejection matching ${pattern}`);
+  assert.match(message!, pattern);
+}

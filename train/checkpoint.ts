@@ -33,13 +33,19 @@ function stores(model: DenseCL, sgd: Sgd): [string, FlatStore][] {
   ];
 }
 
+/** Thrown instead of saving when the state holds NaN or infinity; nothing is written. */
+export class NonFiniteStateError extends Error {}
+
 export async function saveCheckpoint(path: string, model: DenseCL, sgd: Sgd, counters: RunCounters): Promise<void> {
   const tensors = new Map<string, SafeTensor>();
   for (const [prefix, store] of stores(model, sgd)) {
     const values = await store.readAll();
     for (const e of store.entries) {
       if (e.name.startsWith('_')) continue;
-      tensors.set(prefix + e.name, safeTensor(values.get(e.name)!, [...e.shape]));
+      const v = values.get(e.name)!;
+      // NaN weights need not show in the loss (ReLU and max-pool squash NaN), so look here.
+      if (!v.every(Number.isFinite)) throw new NonFiniteStateError(`'${prefix + e.name}' holds NaN or infinite values`);
+      tensors.set(prefix + e.name, safeTensor(v, [...e.shape]));
     }
   }
   const metadata: Record<string, string> = {

@@ -3,12 +3,12 @@
 // the backbone exported for PyTorch at the end.
 import { existsSync, mkdirSync, readFileSync, writeFileSync, appendFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { init, tensor, scope, noGrad, Rng, type Tensor } from '../engine/index.js';
+import { init, tensor, scope, noGrad, Rng, type Runtime, type Tensor } from '../engine/index.js';
 import { DenseCL, type DenseCLConfig, type Method } from '../models/densecl.js';
 import type { Arch } from '../models/resnet.js';
 import { Sgd } from './optim/sgd.js';
 import { cosineLr, scaledLr } from './optim/schedule.js';
-import { saveCheckpoint, loadCheckpoint, type RunCounters } from './checkpoint.js';
+import { saveCheckpoint, loadCheckpoint, NonFiniteStateError, type RunCounters } from './checkpoint.js';
 import { exportRun } from './export-run.js';
 import { Progress } from './progress.js';
 import { writeFileAtomic } from './io.js';
@@ -41,6 +41,8 @@ export const PRETRAIN_DEFAULTS = {
   out: 'runs/densecl',
   resume: '',
   profile: 0,
+  /** Stop after this many steps of this invocation (0 = run to the end); simulates an interrupted run. */
+  stopAfter: 0,
 };
 
 export type PretrainOptions = typeof PRETRAIN_DEFAULTS;
@@ -95,11 +97,12 @@ export interface PretrainResult {
   backbone: string;
 }
 
-export async function pretrain(o: PretrainOptions): Promise<PretrainResult> {
+/** Runs (or resumes) a pre-training run; uses `runtime` when given, else acquires a GPU and releases it at the end. */
+export async function pretrain(o: PretrainOptions, runtime?: Runtime): Promise<PretrainResult> {
   const cfg = modelConfig(o);
   const runDir = resolve(o.out);
   mkdirSync(runDir, { recursive: true });
-  const rt = await init();
+  const rt = runtime ?? (await init());
   const model = new DenseCL(rt, cfg);
   const sgd = new Sgd(model.query.params, model.query.grads, { momentum: o.momentum, weightDecay: o.weightDecay });
   const progress = new Progress();
@@ -165,12 +168,21 @@ export async function pretrain(o: PretrainOptions): Promise<PretrainResult> {
   const checkpoint = async (step: number): Promise<void> => {
     await settle();
     counters = { ...counters, step, epoch: Math.floor(step / stepsPerEpoch), bnSteps: step, rngState: [...rng.state()], sampler: data.loader.state() };
-    await saveCheckpoint(checkpointPath, model, sgd, counters);
+    try {
+      await saveCheckpoint(checkpointPath, model, sgd, counters);
+    } catch (e) {
+      if (!(e instanceof NonFiniteStateError)) throw e;
+      throw new Error(
+        `the model diverged by step ${step} (${e.message}); training stopped. The last good checkpoint (step ${lastGood}) is intact at ${checkpointPath}. ` +
+          `Try a lower --lr or check the data.`,
+      );
+    }
     lastGood = step;
   };
 
+  const endStep = o.stopAfter > 0 ? Math.min(totalSteps, counters.step + o.stopAfter) : totalSteps;
   try {
-    for (let step = counters.step; step < totalSteps; step++) {
+    for (let step = counters.step; step < endStep; step++) {
       const batch = await data.next();
       const lr = cosineLr(lr0, step, totalSteps);
       const outputs = scope(() => {
@@ -189,17 +201,17 @@ export async function pretrain(o: PretrainOptions): Promise<PretrainResult> {
         windowStart = performance.now();
         windowImages = 0;
       }
-      if ((step + 1) % o.checkpointEvery === 0 && step + 1 < totalSteps) await checkpoint(step + 1);
+      if ((step + 1) % o.checkpointEvery === 0 && step + 1 < endStep) await checkpoint(step + 1);
     }
-    await checkpoint(totalSteps);
+    await checkpoint(endStep);
   } finally {
     await data.close();
+    model.destroy();
+    sgd.momentum.destroy();
+    if (!runtime) rt.destroy();
   }
   const backbone = exportRun(runDir, 'torchvision');
-  model.destroy();
-  sgd.momentum.destroy();
-  rt.destroy();
-  return { runDir, steps: totalSteps, losses, checkpoint: checkpointPath, backbone };
+  return { runDir, steps: endStep, losses, checkpoint: checkpointPath, backbone };
 }
 
 /** Starts reading scalar tensors back and frees them once read. */
