@@ -3,6 +3,7 @@ import { parseArgs, resolveOptions, type Flags } from './args.js';
 import { mlpDemo } from './commands/mlp-demo.js';
 import { pretrain, resumeOptions, PRETRAIN_DEFAULTS } from './pretrain.js';
 import { exportRun } from './export-run.js';
+import { profileModel, PROFILE_DEFAULTS } from './profile-run.js';
 import type { ExportFormat } from './export.js';
 
 const USAGE = `usage: densecl <command> [options]
@@ -13,6 +14,9 @@ commands:
                   --width W --small-stem --epochs N --batch-size B --img-size S --queue-size K
                   --lr (per 256 images) --bn-groups G --seed N --workers N --checkpoint-every N
                   --out RUNDIR --config FILE.json --resume RUNDIR [--epochs N to extend]
+                  --profile N   time N steps per kernel; writes profile.md and trace.json
+  profile       profile training steps of a model on synthetic data
+                  --method --arch --width --small-stem --batch-size --img-size --queue-size --steps --out
   export RUNDIR --format torchvision|detectron2
                 write the pre-trained backbone for PyTorch users (safetensors)
   mlp-demo      train a tiny MLP on a toy regression (engine smoke test)
@@ -48,6 +52,9 @@ async function main(argv: string[]): Promise<number> {
       console.log(`wrote ${exportRun(runDir, o.format as ExportFormat)}`);
       return 0;
     }
+    case 'profile':
+      console.log(await profileModel(resolveOptions(PROFILE_DEFAULTS, flags, 'profile')));
+      return 0;
     case 'mlp-demo': {
       const o = resolveOptions({ steps: 300, hidden: 64, batch: 256, lr: 0.05, seed: 0 }, flags, command);
       const r = await mlpDemo(o);

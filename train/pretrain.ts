@@ -10,6 +10,7 @@ import { Sgd } from './optim/sgd.js';
 import { cosineLr, scaledLr } from './optim/schedule.js';
 import { saveCheckpoint, loadCheckpoint, NonFiniteStateError, type RunCounters } from './checkpoint.js';
 import { exportRun } from './export-run.js';
+import { StepProfiler } from './profile-run.js';
 import { Progress } from './progress.js';
 import { writeFileAtomic } from './io.js';
 import { openTrainingData, type TrainingData } from './data-source.js';
@@ -180,19 +181,31 @@ export async function pretrain(o: PretrainOptions, runtime?: Runtime): Promise<P
     lastGood = step;
   };
 
+  const firstStep = counters.step;
+  const profiler = o.profile > 0 ? new StepProfiler(rt) : null;
   const endStep = o.stopAfter > 0 ? Math.min(totalSteps, counters.step + o.stopAfter) : totalSteps;
   try {
     for (let step = counters.step; step < endStep; step++) {
       const batch = await data.next();
       const lr = cosineLr(lr0, step, totalSteps);
-      const outputs = scope(() => {
-        model.query.zeroGrad();
-        const xq = tensor(batch.q, [B, 3, S, S]);
-        const xk = tensor(batch.k, [B, 3, S, S]);
-        const out = model.trainStep(xq, xk, step, rng);
-        noGrad(() => sgd.step(lr));
-        return [out.loss, out.lossGlobal, out.lossDense ?? out.lossGlobal];
-      });
+      const runStep = () =>
+        scope(() => {
+          model.query.zeroGrad();
+          const xq = tensor(batch.q, [B, 3, S, S]);
+          const xk = tensor(batch.k, [B, 3, S, S]);
+          const out = model.trainStep(xq, xk, step, rng);
+          noGrad(() => sgd.step(lr));
+          return [out.loss, out.lossGlobal, out.lossDense ?? out.lossGlobal];
+        });
+      // --profile N: steps after two warm-up steps (shader compilation) are timed per kernel.
+      const profiled = profiler && step >= firstStep + 2 && profiler.steps < o.profile;
+      let outputs: Tensor[] = [];
+      if (profiled) await profiler.run(() => (outputs = runStep()));
+      else outputs = runStep();
+      if (profiler && profiled && profiler.steps === o.profile) {
+        profiler.write(runDir, `${o.method} ${o.arch} training steps of ${runDir}`);
+        progress.note(`profile of ${o.profile} step(s): ${join(runDir, 'profile.md')}, trace ${join(runDir, 'trace.json')}`);
+      }
       const values = readScalars(outputs);
       await settle();
       windowImages += B;
