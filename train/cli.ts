@@ -4,6 +4,7 @@ import { mlpDemo } from './commands/mlp-demo.js';
 import { pretrain, resumeOptions, PRETRAIN_DEFAULTS } from './pretrain.js';
 import { exportRun } from './export-run.js';
 import { profileModel, PROFILE_DEFAULTS } from './profile-run.js';
+import { features, FEATURES_DEFAULTS } from './commands/features.js';
 import type { ExportFormat } from './export.js';
 
 const USAGE = `usage: densecl <command> [options]
@@ -19,6 +20,8 @@ commands:
                   --method --arch --width --small-stem --batch-size --img-size --queue-size --steps --out
   export RUNDIR --format torchvision|detectron2
                 write the pre-trained backbone for PyTorch users (safetensors)
+  features      last-stage features of a backbone file on an input (for checking exports)
+                  --backbone FILE --arch A --width W --small-stem --input X.safetensors --out Y.safetensors
   mlp-demo      train a tiny MLP on a toy regression (engine smoke test)
   help          this text
 `;
@@ -54,6 +57,9 @@ async function main(argv: string[]): Promise<number> {
     }
     case 'profile':
       console.log(await profileModel(resolveOptions(PROFILE_DEFAULTS, flags, 'profile')));
+      return 0;
+    case 'features':
+      console.log(`wrote ${await features(resolveOptions(FEATURES_DEFAULTS, flags, 'features'))}`);
       return 0;
     case 'mlp-demo': {
       const o = resolveOptions({ steps: 300, hidden: 64, batch: 256, lr: 0.05, seed: 0 }, flags, command);
