@@ -1,6 +1,7 @@
 // Writes a suite's measurements as bench/results/<suite>.json and a markdown table .md, with
 // the adapter they were measured on and the speed ratio of our engine to every other case.
 import { mkdirSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import type { Measurement } from './timing.js';
 
@@ -58,6 +59,9 @@ export function markdownTable(r: SuiteReport): string {
 export function writeReport(r: SuiteReport, dir = join(process.cwd(), 'bench', 'results')): WrittenReport {
   mkdirSync(dir, { recursive: true });
   const date = new Date().toISOString();
+  // Other jobs on the same cores slow the wall clock down; say how busy the machine was.
+  const load = loadavg().map((x) => x.toFixed(2));
+  const cores = cpus().length;
   const table = markdownTable(r);
   const detail = [
     '| workload | case | ms/op (median) | ms/op (best) | GFLOP/s | GB/s | CPU ms/op | ops per batch | samples | rme % |',
@@ -70,7 +74,7 @@ export function writeReport(r: SuiteReport, dir = join(process.cwd(), 'bench', '
     `# Benchmark: ${r.suite}`,
     '',
     `Adapter: ${r.adapter}  `,
-    `Date: ${date}, Node ${process.version}, ${process.platform}/${process.arch}`,
+    `Date: ${date}, Node ${process.version}, ${process.platform}/${process.arch}, ${cores} CPU cores, load average ${load.join(' / ')} (1/5/15 min) when written`,
     '',
     table,
     '',
@@ -86,7 +90,7 @@ export function writeReport(r: SuiteReport, dir = join(process.cwd(), 'bench', '
   ].join('\n');
   const json = join(dir, `${r.suite}.json`);
   const markdown = join(dir, `${r.suite}.md`);
-  writeFileSync(json, JSON.stringify({ ...r, date, node: process.version, ratios: ratios(r) }, null, 2) + '\n');
+  writeFileSync(json, JSON.stringify({ ...r, date, node: process.version, cores, loadavg: load.map(Number), ratios: ratios(r) }, null, 2) + '\n');
   writeFileSync(markdown, md);
   return { json, markdown, table };
 }
