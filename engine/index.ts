@@ -21,6 +21,7 @@ export { neg, exp, log, sqrt, relu, affine, powScalar } from './ops/unary.js';
 export { sum, mean, max, maxWithIndex, sumTo } from './ops/reduce.js';
 export { reshape, permute, transpose, expandTo } from './ops/shape.js';
 export { matmul } from './ops/matmul.js';
+export { conv2d, type Conv2dOptions } from './ops/conv2d.js';
 export { batchNorm2d, type BatchNormOptions } from './ops/batchnorm.js';
 export { maxPool2d, type MaxPoolOptions } from './ops/maxpool.js';
 export { adaptiveAvgPool2d } from './ops/avgpool.js';

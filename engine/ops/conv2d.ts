@@ -1,0 +1,462 @@
+// 2-D convolution (PyTorch's conv2d without groups): x [N, C, H, W], weight [O, C, KH, KW],
+// optional bias [O] -> [N, O, OH, OW], with gradients for all three.
+//
+// Layout: NCHW everywhere, inside too. On lavapipe (and most GPUs) an invocation is one SIMD
+// lane, and what costs is every value a lane loads from a storage buffer (lavapipe does them one
+// lane at a time). The kernels give each invocation a register tile of output channels x one row
+// segment of output columns, so the per-lane loads are (a) one window of the source row, shared
+// by all kernel columns, and (b) vec4s of a re-laid weight. NCHW keeps the row segment
+// contiguous in memory, avoids a transposition of every activation (forward and backward; the
+// activations are the large tensors), and lets ResNet code stay in PyTorch's layout. Only the
+// weight, which is small, is re-laid out per call ([C, KH, KW, O] or [O, KH, KW, C], channel
+// axis padded to the tile) so its loads are aligned vec4s.
+//
+// Kernels and variants (chosen by shape in plan()):
+// - forward: implicit GEMM on conv2d_gemm.wgsl (M = O, N = N*OH*OW, K = C*KH*KW); kernel size,
+//   stride, dilation and padding are compile-time constants of the pipeline, so tap loops unroll.
+// - input gradient: the same core over dy with the weight re-laid as [O, KH, KW, C], one
+//   dispatch per output residue class modulo the stride with only the taps that reach it.
+// - weight gradient: conv2d_wgrad.wgsl, K = N*OH*OW split into fixed chunks of output rows, the
+//   partials summed by the reduction kernel in a fixed order (deterministic, no atomics).
+// - bias gradient: sums over (OH, OW) then N with the reduction kernel.
+// - 1x1, stride 1, no padding: plain batched GEMM through matmul.ts for all three.
+// - bounds checks are compiled out when the shape divides the tile, and source range checks
+//   when no tap can leave the source (no padding).
+import gemmSrc from '../../shaders/conv2d_gemm.wgsl';
+import wgradSrc from '../../shaders/conv2d_wgrad.wgsl';
+import relayoutSrc from '../../shaders/conv2d_relayout.wgsl';
+import biasSrc from '../../shaders/conv2d_bias.wgsl';
+import { Tensor, formatShape } from '../tensor.js';
+import { record } from '../autograd.js';
+import type { Runtime } from '../runtime.js';
+import type { Defines } from '../kernel.js';
+import { empty, requireF32, sameRuntime } from './alloc.js';
+import { gemm } from './matmul.js';
+import { sum } from './reduce.js';
+import { reshape } from './shape.js';
+import { fillTensor } from './pointwise.js';
+
+export interface Conv2dOptions {
+  stride?: number | [number, number];
+  padding?: number | [number, number];
+  dilation?: number | [number, number];
+}
+
+/** Sizes of one convolution, validated. */
+export interface ConvGeometry {
+  N: number; C: number; H: number; W: number;
+  O: number; KH: number; KW: number;
+  SH: number; SW: number; PH: number; PW: number; DH: number; DW: number;
+  OH: number; OW: number;
+}
+
+const OP = 'conv2d';
+/** Bytes of dy and x rows one weight-gradient chunk covers (about a core's L2). */
+const WGRAD_CHUNK_BYTES = 256 << 10;
+/** Upper bound on the weight-gradient partials, in floats. */
+const WGRAD_MAX_PARTIAL = 8 << 20;
+
+function pair(v: number | [number, number] | undefined, dflt: number, what: string): [number, number] {
+  const p: number[] = v === undefined ? [dflt, dflt] : typeof v === 'number' ? [v, v] : [...v];
+  if (p.length !== 2 || p.some((d) => !Number.isInteger(d))) {
+    throw new Error(`${OP}: ${what} must be an integer or a pair of integers, got ${JSON.stringify(v)}`);
+  }
+  return [p[0], p[1]];
+}
+
+export function conv2dGeometry(xShape: readonly number[], wShape: readonly number[], opts: Conv2dOptions = {}): ConvGeometry {
+  if (xShape.length !== 4) throw new Error(`${OP}: input must be [N, C, H, W], got ${formatShape(xShape)}`);
+  if (wShape.length !== 4) throw new Error(`${OP}: weight must be [O, C, KH, KW], got ${formatShape(wShape)}`);
+  const [N, C, H, W] = xShape;
+  const [O, Cw, KH, KW] = wShape;
+  if (C !== Cw) {
+    throw new Error(`${OP}: input ${formatShape(xShape)} has ${C} channels but weight ${formatShape(wShape)} expects ${Cw}; the second dimensions must match`);
+  }
+  const [SH, SW] = pair(opts.stride, 1, 'stride');
+  const [PH, PW] = pair(opts.padding, 0, 'padding');
+  const [DH, DW] = pair(opts.dilation, 1, 'dilation');
+  if (SH < 1 || SW < 1 || DH < 1 || DW < 1) throw new Error(`${OP}: stride ${SH}x${SW} and dilation ${DH}x${DW} must be positive`);
+  if (PH < 0 || PW < 0) throw new Error(`${OP}: padding ${PH}x${PW} must be non-negative`);
+  if ([N, C, H, W, O, KH, KW].some((d) => d < 1)) {
+    throw new Error(`${OP}: every size must be positive, got input ${formatShape(xShape)} and weight ${formatShape(wShape)}`);
+  }
+  const EH = (KH - 1) * DH + 1;
+  const EW = (KW - 1) * DW + 1;
+  if (EH > H + 2 * PH || EW > W + 2 * PW) {
+    throw new Error(
+      `${OP}: kernel ${KH}x${KW}${DH > 1 || DW > 1 ? ` (dilated to ${EH}x${EW})` : ''} of weight ${formatShape(wShape)} is larger than ` +
+        `input ${formatShape(xShape)} padded by ${PH}x${PW} (${H + 2 * PH}x${W + 2 * PW}); use more padding or a larger input`,
+    );
+  }
+  const OH = Math.floor((H + 2 * PH - EH) / SH) + 1;
+  const OW = Math.floor((W + 2 * PW - EW) / SW) + 1;
+  return { N, C, H, W, O, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Planning: which kernels run, with which tiles. Exported so tests can name the variant a shape
+// takes; the dispatches themselves carry the same choices in their kernel keys.
+
+/** One dispatch of the implicit-GEMM core (forward, or one residue class of the input gradient). */
+export interface CoreDispatch {
+  /** Compile-time choices: tile, tap-column window, checks. */
+  defines: Defines;
+  /** Run-time geometry for the shader's uniforms (tap rows, kernel columns, placement). */
+  params: Record<string, number | number[]>;
+  /** Rows and columns of output this dispatch covers (class grid for the input gradient). */
+  NR: number;
+  NQ: number;
+  TM: number;
+  TN: number;
+  WG: number;
+  taps: number;
+}
+
+export interface ConvPlan {
+  geometry: ConvGeometry;
+  /** 'gemm' for 1x1 stride-1 unpadded convolutions, else 'implicit'. */
+  path: 'gemm' | 'implicit';
+  forward: CoreDispatch | null;
+  /** Residue classes of the input gradient; a class with no taps is null (its pixels get zero). */
+  inputGrad: (CoreDispatch | null)[];
+  weightGrad: WgradPlan | null;
+}
+
+export interface WgradPlan {
+  defines: Defines;
+  TMW: number;
+  TN: number;
+  WG: number;
+  lanes: number;
+  chunks: number;
+  rowsPerChunk: number;
+}
+
+/** Columns per invocation: 8, 7 or 4, whichever wastes least of a row (ties: the larger). Few
+ *  values keep the number of pipelines (and of lavapipe's slow cold compiles) small. */
+function chooseTN(cols: number): number {
+  if (cols <= 4) return cols;
+  let best = 8;
+  let bestWaste = Infinity;
+  for (const tn of [8, 7, 4]) {
+    const waste = Math.ceil(cols / tn) * tn - cols;
+    if (waste < bestWaste) {
+      best = tn;
+      bestWaste = waste;
+    }
+  }
+  return best;
+}
+
+const chooseTM = (m: number): number => (m <= 4 ? 4 : 8);
+const WG = 16;
+/** Tap rows and columns the core takes per dispatch (uniform arrays of 16). */
+const MAX_TAPS = 16;
+
+interface Taps {
+  off: number[];
+  k: number[];
+}
+
+/** Pads a list to the 16 slots of an array<vec4<..>, 4> uniform field. */
+const slots16 = (v: number[]): number[] => [...v, ...new Array<number>(MAX_TAPS - v.length).fill(0)];
+
+/** Builds one core dispatch from its tap rows and columns and where its output goes. */
+function coreDispatch(
+  g: ConvGeometry,
+  M: number,
+  rows: Taps,
+  colsIn: Taps,
+  place: { NR: number; NQ: number; SRS: number; SCS: number; ORS: number; OR0: number; OCS: number; OC0: number },
+  pad: boolean,
+  bias: boolean,
+): CoreDispatch {
+  const TM = chooseTM(M);
+  const TN = chooseTN(place.NQ);
+  // Columns sorted by source offset, so mirrored tap sets (forward and input gradient of a
+  // symmetric kernel) compile to the same window positions and share a pipeline.
+  const order = colsIn.off.map((_, i) => i).sort((i, j) => colsIn.off[i] - colsIn.off[j]);
+  const cols: Taps = { off: order.map((i) => colsIn.off[i]), k: order.map((i) => colsIn.k[i]) };
+  const minOff = cols.off[0];
+  const WIN = (TN - 1) * place.SCS + cols.off[cols.off.length - 1] - minOff + 1;
+  const MP = Math.ceil(M / TM) * TM;
+  const G = g.N * place.NR * Math.ceil(place.NQ / TN);
+  const exact = place.NQ % TN === 0 && MP === M && G % WG === 0 && G / WG <= 65535;
+  const defines: Defines = {
+    TM, TN, WG, NTC: cols.off.length, TC_WIN: cols.off.map((o) => o - minOff).join(', '), WIN, SCS: place.SCS,
+    CHECK: !exact, PAD: pad || place.NQ % TN !== 0, BIAS: bias,
+  };
+  const params = {
+    NTR: rows.off.length, KH: g.KH, KW: g.KW, SRS: place.SRS,
+    ORS: place.ORS, OR0: place.OR0, OCS: place.OCS, OC0: place.OC0, WIN_OFF: minOff,
+    TR_OFF: slots16(rows.off), TR_K: slots16(rows.k), TC_K: slots16(cols.k),
+  };
+  return { defines, params, NR: place.NR, NQ: place.NQ, TM, TN, WG, taps: rows.off.length * cols.off.length };
+}
+
+const range = (n: number): number[] => [...Array(n).keys()];
+const mod = (a: number, m: number): number => ((a % m) + m) % m;
+
+export function conv2dPlan(xShape: readonly number[], wShape: readonly number[], opts: Conv2dOptions = {}, hasBias = false): ConvPlan {
+  const g = conv2dGeometry(xShape, wShape, opts);
+  const { C, H, W, O, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW } = g;
+  if (KH === 1 && KW === 1 && SH === 1 && SW === 1 && PH === 0 && PW === 0) {
+    return { geometry: g, path: 'gemm', forward: null, inputGrad: [], weightGrad: null };
+  }
+  if (KH > MAX_TAPS || KW > MAX_TAPS) {
+    throw new Error(`${OP}: kernel ${KH}x${KW} of weight ${formatShape(wShape)} is larger than the supported ${MAX_TAPS}x${MAX_TAPS}`);
+  }
+  const forward = coreDispatch(
+    g, O,
+    { off: range(KH).map((k) => k * DH - PH), k: range(KH) },
+    { off: range(KW).map((k) => k * DW - PW), k: range(KW) },
+    { NR: OH, NQ: OW, SRS: SH, SCS: SW, ORS: 1, OR0: 0, OCS: 1, OC0: 0 },
+    PH > 0 || PW > 0,
+    hasBias,
+  );
+  // Input pixel (ry + SH*r, rx + SW*q) receives tap kh from dy row r + (ry + PH - kh*DH)/SH
+  // exactly when that division is exact; same for columns.
+  const inputGrad: (CoreDispatch | null)[] = [];
+  for (let ry = 0; ry < Math.min(SH, H); ry++) {
+    for (let rx = 0; rx < Math.min(SW, W); rx++) {
+      const rows: Taps = { off: [], k: [] };
+      const cols: Taps = { off: [], k: [] };
+      for (let kh = 0; kh < KH; kh++) {
+        if (mod(ry + PH - kh * DH, SH) === 0) {
+          rows.off.push((ry + PH - kh * DH) / SH);
+          rows.k.push(kh);
+        }
+      }
+      for (let kw = 0; kw < KW; kw++) {
+        if (mod(rx + PW - kw * DW, SW) === 0) {
+          cols.off.push((rx + PW - kw * DW) / SW);
+          cols.k.push(kw);
+        }
+      }
+      if (!rows.off.length || !cols.off.length) {
+        inputGrad.push(null);
+        continue;
+      }
+      inputGrad.push(
+        coreDispatch(
+          g, C, rows, cols,
+          { NR: Math.ceil((H - ry) / SH), NQ: Math.ceil((W - rx) / SW), SRS: 1, SCS: 1, ORS: SH, OR0: ry, OCS: SW, OC0: rx },
+          true,
+          false,
+        ),
+      );
+    }
+  }
+  return { geometry: g, path: 'implicit', forward, inputGrad, weightGrad: wgradPlan(g) };
+}
+
+function wgradPlan(g: ConvGeometry): WgradPlan {
+  const { N, C, W, O, KH, KW, SH, SW, PH, PW, DW, OH, OW } = g;
+  const TMW = O <= 4 ? 4 : 8;
+  // Segments of 4 columns read dy as aligned vec4s; the loads per FMA barely depend on TN here
+  // (dy loads grow with it), and a short segment halves the unrolled body.
+  const DYV = OW % 4 === 0;
+  const TN = DYV ? 4 : chooseTN(OW);
+  const KHL = KH <= 3 ? KH : 1;
+  const lanes = Math.ceil(O / TMW) * C * (KH / KHL);
+  const R = N * OH;
+  // Chunks of output rows small enough that one chunk's dy and x rows stay in cache while every
+  // (output, input channel) block of the workgroup grid passes over them...
+  const rowBytes = 4 * (O * OW + C * W * SH);
+  let rowsPerChunk = Math.max(1, Math.min(R, Math.floor(WGRAD_CHUNK_BYTES / rowBytes)));
+  // ...but not so many that the partials grow past their budget.
+  const partial = O * C * KH * KW;
+  rowsPerChunk = Math.max(rowsPerChunk, Math.ceil((R * partial) / WGRAD_MAX_PARTIAL));
+  const chunks = Math.ceil(R / rowsPerChunk);
+  const defines: Defines = {
+    TMW, TN, WG, KW, KHL, SW, DW,
+    WIN: (TN - 1) * SW + (KW - 1) * DW + 1,
+    CHECK: lanes % WG !== 0 || O % TMW !== 0,
+    PAD: PH > 0 || PW > 0 || OW % TN !== 0,
+    DYV,
+  };
+  return { defines, TMW, TN, WG, lanes, chunks, rowsPerChunk };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Dispatch helpers.
+
+/** The weight as A[cin, kh, kw, m] with m padded to mp (trans: cin = o, m = c). */
+function relayout(w: Tensor, g: ConvGeometry, trans: boolean, mp: number, op: string): Tensor {
+  const rt = w.rt;
+  const cin = trans ? g.O : g.C;
+  const total = cin * g.KH * g.KW * mp;
+  const a = empty(rt, [total], 'f32', op);
+  rt.dispatch(rt.kernel('conv2d_relayout', relayoutSrc, { TRANS: trans }), {
+    params: { O: g.O, C: g.C, KHW: g.KH * g.KW, MP: mp, total },
+    buffers: [w.buffer(op), a.buffer(op)],
+    workgroups: rt.grid1d(total, 256),
+    op,
+    bytes: 8 * total,
+    shapes: formatShape([g.O, g.C, g.KH, g.KW]),
+  });
+  return a;
+}
+
+/** [x, y, z] workgroups with y folded into z beyond the 65535 limit (the shaders rebuild y + z*ny). */
+function foldGrid(x: number, y: number): [number, number, number] {
+  const z = Math.ceil(y / 65535);
+  return [x, Math.ceil(y / z), z];
+}
+
+/** Runs the implicit-GEMM core: writes Y[n, m, ...] for one forward pass or one gradient class. */
+function runCore(
+  rt: Runtime, d: CoreDispatch, g: ConvGeometry, src: Tensor, a: Tensor, bias: Tensor | null, y: Tensor,
+  sizes: { CIN: number; SH: number; SW: number; M: number; OH: number; OW: number }, op: string,
+): void {
+  const TQ = Math.ceil(d.NQ / d.TN);
+  const G = g.N * d.NR * TQ;
+  const MP = Math.ceil(sizes.M / d.TM) * d.TM;
+  rt.dispatch(rt.kernel('conv2d_gemm', gemmSrc, d.defines), {
+    params: { ...d.params, N: g.N, CIN: sizes.CIN, SH: sizes.SH, SW: sizes.SW, M: sizes.M, OH: sizes.OH, OW: sizes.OW, NR: d.NR, NQ: d.NQ, TQ, G, MP },
+    buffers: [src.buffer(op), a.buffer(op), (bias ?? a).buffer(op), y.buffer(op)],
+    workgroups: foldGrid(MP / d.TM, Math.ceil(G / d.WG)),
+    op,
+    flops: 2 * g.N * d.NR * d.NQ * sizes.M * sizes.CIN * d.taps,
+    bytes: 4 * (src.size + a.size + g.N * d.NR * d.NQ * sizes.M),
+    shapes: `${formatShape(src.shape)} -> ${formatShape(y.shape)}`,
+  });
+}
+
+function forwardImplicit(x: Tensor, w: Tensor, bias: Tensor | null, plan: ConvPlan): Tensor {
+  const g = plan.geometry;
+  const d = plan.forward!;
+  const rt = x.rt;
+  const a = relayout(w, g, false, Math.ceil(g.O / d.TM) * d.TM, OP);
+  const y = empty(rt, [g.N, g.O, g.OH, g.OW], 'f32', OP);
+  runCore(rt, d, g, x, a, bias, y, { CIN: g.C, SH: g.H, SW: g.W, M: g.O, OH: g.OH, OW: g.OW }, OP);
+  a.dispose();
+  return y;
+}
+
+function inputGradImplicit(dy: Tensor, w: Tensor, plan: ConvPlan, op: string): Tensor {
+  const g = plan.geometry;
+  const rt = dy.rt;
+  const dx = plan.inputGrad.some((d) => d === null) ? fillTensor(rt, [g.N, g.C, g.H, g.W], 0, op) : empty(rt, [g.N, g.C, g.H, g.W], 'f32', op);
+  let a: Tensor | null = null;
+  for (const d of plan.inputGrad) {
+    if (!d) continue;
+    a ??= relayout(w, g, true, Math.ceil(g.C / d.TM) * d.TM, op);
+    runCore(rt, d, g, dy, a, null, dx, { CIN: g.O, SH: g.OH, SW: g.OW, M: g.C, OH: g.H, OW: g.W }, op);
+  }
+  a?.dispose();
+  return dx;
+}
+
+function weightGradImplicit(x: Tensor, dy: Tensor, plan: ConvPlan, op: string): Tensor {
+  const g = plan.geometry;
+  const p = plan.weightGrad!;
+  const rt = x.rt;
+  const size = g.O * g.C * g.KH * g.KW;
+  const partial = empty(rt, [p.chunks, size], 'f32', op);
+  rt.dispatch(rt.kernel('conv2d_wgrad', wgradSrc, p.defines), {
+    params: { N: g.N, C: g.C, H: g.H, W: g.W, O: g.O, OH: g.OH, OW: g.OW, L: p.lanes, RC: p.rowsPerChunk, R: g.N * g.OH, KH: g.KH, SH: g.SH, PH: g.PH, PW: g.PW, DH: g.DH },
+    buffers: [x.buffer(op), dy.buffer(op), dy.buffer(op), partial.buffer(op)],
+    workgroups: [Math.ceil(p.lanes / p.WG), p.chunks, 1],
+    op,
+    flops: 2 * g.N * g.OH * g.OW * size,
+    bytes: 4 * (x.size + dy.size + partial.size),
+    shapes: `x${formatShape(x.shape)} dy${formatShape(dy.shape)}`,
+  });
+  if (p.chunks === 1) return reshapeOwned(partial, [g.O, g.C, g.KH, g.KW]);
+  return reshapeOwned(sum(partial, 0), [g.O, g.C, g.KH, g.KW]);
+}
+
+/** A view of t with another shape; t itself is released. */
+function reshapeOwned(t: Tensor, shape: number[]): Tensor {
+  const v = reshape(t, shape);
+  t.dispose();
+  return v;
+}
+
+// 1x1, stride 1, no padding: per image Y[n] = W [O, C] x X[n] [C, H*W].
+function forwardGemm(x: Tensor, w: Tensor, bias: Tensor | null, g: ConvGeometry): Tensor {
+  const HW = g.H * g.W;
+  const c = gemm(w, x, { batch: g.N, M: g.O, N: HW, K: g.C, transA: false, transB: false, strideA: 0, strideB: g.C * HW }, OP);
+  if (bias) addBiasInPlace(c, bias, g.N, g.O, HW);
+  return reshapeOwned(c, [g.N, g.O, g.OH, g.OW]);
+}
+
+function addBiasInPlace(y: Tensor, bias: Tensor, N: number, O: number, HW: number): void {
+  const rt = y.rt;
+  rt.dispatch(rt.kernel('conv2d_bias', biasSrc), {
+    params: { n: N * O * HW, HW, O },
+    buffers: [bias.buffer(OP), y.buffer(OP)],
+    workgroups: rt.grid1d(N * O * HW, 256),
+    op: OP,
+    flops: N * O * HW,
+    bytes: 8 * N * O * HW,
+    shapes: formatShape([N, O, HW]),
+  });
+}
+
+function inputGradGemm(dy: Tensor, w: Tensor, g: ConvGeometry, op: string): Tensor {
+  const HW = g.H * g.W;
+  const c = gemm(w, dy, { batch: g.N, M: g.C, N: HW, K: g.O, transA: true, transB: false, strideA: 0, strideB: g.O * HW }, op);
+  return reshapeOwned(c, [g.N, g.C, g.H, g.W]);
+}
+
+function weightGradGemm(x: Tensor, dy: Tensor, g: ConvGeometry, op: string): Tensor {
+  const HW = g.H * g.W;
+  // One product per image (K = H*W), then a fixed-order sum over the images.
+  const per = gemm(dy, x, { batch: g.N, M: g.O, N: g.C, K: HW, transA: false, transB: true, strideA: g.O * HW, strideB: g.C * HW }, op);
+  if (g.N === 1) return reshapeOwned(per, [g.O, g.C, 1, 1]);
+  return reshapeOwned(sum(per, 0), [g.O, g.C, 1, 1]);
+}
+
+function biasGrad(dy: Tensor, g: ConvGeometry): Tensor {
+  const perImage = sum(reshape(dy, [g.N, g.O, g.OH * g.OW]), 2);
+  return g.N === 1 ? reshapeOwned(perImage, [g.O]) : sum(perImage, 0);
+}
+
+// ---------------------------------------------------------------------------------------------
+
+/** The input gradient alone (PyTorch's torch.nn.grad.conv2d_input): dx for dy of conv2d(x, weight). */
+export function conv2dInputGrad(dy: Tensor, weight: Tensor, xShape: readonly number[], opts: Conv2dOptions = {}): Tensor {
+  const plan = conv2dPlan(xShape, weight.shape, opts);
+  checkGrad(dy, plan.geometry);
+  const op = `${OP}.backward`;
+  return plan.path === 'gemm' ? inputGradGemm(dy, weight, plan.geometry, op) : inputGradImplicit(dy, weight, plan, op);
+}
+
+/** The weight gradient alone (PyTorch's torch.nn.grad.conv2d_weight): dw for dy of conv2d(x, weight). */
+export function conv2dWeightGrad(x: Tensor, dy: Tensor, wShape: readonly number[], opts: Conv2dOptions = {}): Tensor {
+  const plan = conv2dPlan(x.shape, wShape, opts);
+  checkGrad(dy, plan.geometry);
+  const op = `${OP}.backward`;
+  return plan.path === 'gemm' ? weightGradGemm(x, dy, plan.geometry, op) : weightGradImplicit(x, dy, plan, op);
+}
+
+function checkGrad(dy: Tensor, g: ConvGeometry): void {
+  const want = [g.N, g.O, g.OH, g.OW];
+  if (dy.rank !== 4 || dy.shape.some((d, i) => d !== want[i])) {
+    throw new Error(`${OP}: gradient ${dy.describe()} does not match the convolution's output ${formatShape(want)}`);
+  }
+}
+
+export function conv2d(x: Tensor, weight: Tensor, bias?: Tensor | null, opts: Conv2dOptions = {}): Tensor {
+  const args = bias ? [x, weight, bias] : [x, weight];
+  requireF32(OP, ...args);
+  sameRuntime(OP, ...args);
+  const plan = conv2dPlan(x.shape, weight.shape, opts, !!bias);
+  const g = plan.geometry;
+  if (bias && (bias.rank !== 1 || bias.shape[0] !== g.O)) {
+    throw new Error(`${OP}: bias ${bias.describe()} does not match the ${g.O} output channels of weight ${weight.describe()}; it must have shape [${g.O}]`);
+  }
+  const b = bias ?? null;
+  const y = plan.path === 'gemm' ? forwardGemm(x, weight, b, g) : forwardImplicit(x, weight, b, plan);
+  return record(y, OP, args, (dy) => {
+    const op = `${OP}.backward`;
+    const gemmPath = plan.path === 'gemm';
+    return [
+      x.requiresGrad ? (gemmPath ? inputGradGemm(dy, weight, g, op) : inputGradImplicit(dy, weight, plan, op)) : null,
+      weight.requiresGrad ? (gemmPath ? weightGradGemm(x, dy, g, op) : weightGradImplicit(x, dy, plan, op)) : null,
+      bias?.requiresGrad ? biasGrad(dy, g) : null,
+    ];
+  });
+}

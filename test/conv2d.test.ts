@@ -1,0 +1,197 @@
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { gpu, runtime, assertClose, randomArray, gradCheck } from './helpers.js';
+import { tensor, backward, noGrad, conv2d, Tensor, type Conv2dOptions, type DispatchObserver } from '../engine/index.js';
+import { conv2dPlan } from '../engine/ops/conv2d.js';
+
+// Tests run from the bundle in .build/test/; fixtures stay in the source tree.
+const fixturePath = fileURLToPath(new URL('../../test/fixtures/conv2d.json', import.meta.url));
+
+interface Arr {
+  shape: number[];
+  data: number[];
+}
+interface Case {
+  name: string;
+  args: { stride: [number, number]; padding: [number, number]; dilation: [number, number] };
+  inputs: { x: Arr; weight: Arr; bias?: Arr };
+  outputShape: number[];
+  output: number[];
+  upstream: number[];
+  grads: { x: number[]; weight: number[]; bias?: number[] };
+}
+
+const t = suite('conv2d');
+let cases: Case[] = [];
+t.before(async () => {
+  await gpu();
+  cases = JSON.parse(readFileSync(fixturePath, 'utf8')).cases;
+});
+
+/** Kernel keys of every dispatch fn records (through the runtime's observer seam). */
+function dispatchedKernels(fn: () => void): string[] {
+  const rt = runtime();
+  const keys: string[] = [];
+  const prev = rt.observer;
+  const spy: DispatchObserver = {
+    timestampWrites: (info) => {
+      keys.push(info.kernel);
+      return undefined;
+    },
+    beforeSubmit: () => {},
+    afterSubmit: () => {},
+  };
+  rt.observer = spy;
+  try {
+    fn();
+  } finally {
+    rt.observer = prev;
+  }
+  return keys;
+}
+
+/** Runs one fixture case forward and backward; returns the kernel keys it dispatched. */
+async function runCase(c: Case): Promise<string[]> {
+  const x = tensor(c.inputs.x.data, c.inputs.x.shape).requireGrad();
+  const w = tensor(c.inputs.weight.data, c.inputs.weight.shape).requireGrad();
+  const b = c.inputs.bias ? tensor(c.inputs.bias.data, c.inputs.bias.shape).requireGrad() : null;
+  const opts: Conv2dOptions = c.args;
+  let y: Tensor | null = null;
+  const keys = dispatchedKernels(() => {
+    y = conv2d(x, w, b, opts);
+    backward(y, tensor(c.upstream, c.outputShape));
+  });
+  const out = y as unknown as Tensor;
+  assert.equal([...out.shape], c.outputShape, `${c.name}: output shape`);
+  // Sums here are at most a few hundred terms; the weight and bias gradients are the longest.
+  assertClose(await out.data(), c.output, 1e-4, 1e-4, `${c.name} output`);
+  assertClose(await x.grad!.data(), c.grads.x, 1e-4, 1e-4, `${c.name} grad x`);
+  assertClose(await w.grad!.data(), c.grads.weight, 1e-3, 1e-4, `${c.name} grad weight`);
+  if (b) assertClose(await b.grad!.data(), c.grads.bias!, 1e-3, 1e-4, `${c.name} grad bias`);
+  for (const v of [x, w, b, out]) {
+    v?.grad?.dispose();
+    v?.dispose();
+  }
+  return keys;
+}
+
+t('matches PyTorch on the fixture grid: output, input, weight and bias gradients', async () => {
+  assert.ok(cases.length >= 15, 'fixture has the case grid');
+  for (const c of cases) await runCase(c);
+});
+
+t('variants are taken where the shape asks for them, and are correct there', async () => {
+  const byName = (s: string): Case => {
+    const c = cases.find((k) => k.name.startsWith(s));
+    assert.ok(c, `fixture case ${s}`);
+    return c!;
+  };
+  // 1x1 stride 1: plain GEMM for all three products, no implicit-GEMM kernel.
+  const gemmKeys = await runCase(byName('1x1 s1 gemm path, bias'));
+  assert.ok(gemmKeys.filter((k) => k.startsWith('matmul')).length >= 3, `1x1 uses matmul: ${gemmKeys.join(' ')}`);
+  assert.not.ok(gemmKeys.some((k) => k.startsWith('conv2d_gemm') || k.startsWith('conv2d_wgrad')), '1x1 avoids the implicit kernels');
+  // Exact tile: the forward kernel is compiled without bounds checks.
+  const exact = byName('3x3 s1 p1 exact tile');
+  const exactPlan = conv2dPlan(exact.inputs.x.shape, exact.inputs.weight.shape, exact.args);
+  assert.is(exactPlan.forward!.defines.CHECK, false, 'exact-tile plan drops the checks');
+  const exactKeys = await runCase(exact);
+  assert.ok(exactKeys.some((k) => k.startsWith('conv2d_gemm') && k.includes('CHECK=false')), `exact tile runs unchecked: ${exactKeys.join(' ')}`);
+  // A shape that does not divide the tile keeps them.
+  const odd = byName('3x3 s1 p1 odd sizes');
+  assert.is(conv2dPlan(odd.inputs.x.shape, odd.inputs.weight.shape, odd.args).forward!.defines.CHECK, true);
+  // The RGB stem: the channel loop is a compile-time constant.
+  const stemKeys = await runCase(byName('7x7 s2 p3 stem, 3 channels'));
+  assert.ok(stemKeys.some((k) => k.startsWith('conv2d_gemm') && k.includes('TC_WIN=0, 1, 2, 3, 4, 5, 6')), `stem variant: ${stemKeys.join(' ')}`);
+  // Stride 2: the input gradient runs one dispatch per residue class (4 here).
+  const s2Keys = await runCase(byName('3x3 s2 p1'));
+  assert.is(s2Keys.filter((k) => k.startsWith('conv2d_gemm')).length, 1 + 4, 'forward + 4 input-gradient classes');
+});
+
+t('weight gradient is split into chunks and reduced deterministically', async () => {
+  const xs = [2, 16, 40, 40];
+  const ws = [16, 16, 3, 3];
+  const plan = conv2dPlan(xs, ws, { padding: 1 });
+  assert.ok(plan.weightGrad!.chunks > 1, `K is split (${plan.weightGrad!.chunks} chunks)`);
+  const xd = randomArray(xs.reduce((a, b) => a * b), 11);
+  const wd = randomArray(ws.reduce((a, b) => a * b), 12, -0.3, 0.3);
+  const run = async (): Promise<Float32Array> => {
+    const x = tensor(xd, xs);
+    const w = tensor(wd, ws).requireGrad();
+    const y = conv2d(x, w, null, { padding: 1 });
+    backward(y, tensor(randomArray(y.size, 13), y.shape));
+    const g = (await w.grad!.data()) as Float32Array;
+    for (const v of [x, w.grad!, w, y]) v.dispose();
+    return g;
+  };
+  const a = await run();
+  const b = await run();
+  assert.ok(a.every((v, i) => Object.is(v, b[i])), 'bitwise identical across runs');
+  // Against a float64 CPU reference.
+  const [N, C, H, W] = xs;
+  const [O, , KH, KW] = ws;
+  const up = randomArray(N * O * H * W, 13);
+  const ref = new Float64Array(O * C * KH * KW);
+  for (let n = 0; n < N; n++)
+    for (let o = 0; o < O; o++)
+      for (let c = 0; c < C; c++)
+        for (let kh = 0; kh < KH; kh++)
+          for (let kw = 0; kw < KW; kw++) {
+            let s = 0;
+            for (let oh = 0; oh < H; oh++)
+              for (let ow = 0; ow < W; ow++) {
+                const ih = oh - 1 + kh;
+                const iw = ow - 1 + kw;
+                if (ih < 0 || ih >= H || iw < 0 || iw >= W) continue;
+                s += up[((n * O + o) * H + oh) * W + ow] * xd[((n * C + c) * H + ih) * W + iw];
+              }
+            ref[((o * C + c) * KH + kh) * KW + kw] += s;
+          }
+  assertClose(a, ref, 1e-3, 1e-4, 'chunked weight gradient');
+});
+
+t('gradients match finite differences on tiny shapes', async () => {
+  const conv = (opts: Conv2dOptions) => (x: Tensor, w: Tensor, b: Tensor) => conv2d(x, w, b, opts);
+  await gradCheck(conv({ padding: 1 }), [
+    { data: randomArray(2 * 2 * 4 * 3, 21), shape: [2, 2, 4, 3] },
+    { data: randomArray(3 * 2 * 3 * 3, 22, -0.5, 0.5), shape: [3, 2, 3, 3] },
+    { data: randomArray(3, 23), shape: [3] },
+  ], { what: '3x3 padding 1' });
+  await gradCheck(conv({ stride: 2, padding: 1, dilation: [1, 2] }), [
+    { data: randomArray(1 * 3 * 5 * 6, 24), shape: [1, 3, 5, 6] },
+    { data: randomArray(2 * 3 * 3 * 2, 25, -0.5, 0.5), shape: [2, 3, 3, 2] },
+    { data: randomArray(2, 26), shape: [2] },
+  ], { what: 'stride 2, dilation (1, 2)' });
+  await gradCheck(conv({}), [
+    { data: randomArray(2 * 3 * 2 * 2, 27), shape: [2, 3, 2, 2] },
+    { data: randomArray(2 * 3, 28, -0.5, 0.5), shape: [2, 3, 1, 1] },
+    { data: randomArray(2, 29), shape: [2] },
+  ], { what: '1x1 (gemm path)' });
+});
+
+t('clear errors name the shapes', () => {
+  const x = noGrad(() => tensor(new Float32Array(1 * 3 * 5 * 5), [1, 3, 5, 5]));
+  const w = (shape: number[]): Tensor => tensor(new Float32Array(shape.reduce((a, b) => a * b)), shape);
+  const throwsWith = (fn: () => unknown, ...parts: string[]): void => {
+    try {
+      fn();
+    } catch (e) {
+      const msg = (e as Error).message;
+      for (const p of parts) assert.ok(msg.includes(p), `"${msg}" should mention ${p}`);
+      return;
+    }
+    assert.unreachable(`expected an error mentioning ${parts.join(', ')}`);
+  };
+  throwsWith(() => conv2d(x, w([4, 2, 3, 3])), 'conv2d', '[1, 3, 5, 5]', '[4, 2, 3, 3]', 'channels');
+  throwsWith(() => conv2d(x, w([4, 3, 7, 7])), 'conv2d', '[1, 3, 5, 5]', '[4, 3, 7, 7]', 'larger than');
+  throwsWith(() => conv2d(x, w([4, 3, 3, 3]), null, { dilation: 3 }), 'conv2d', 'dilated to 7x7', 'larger than');
+  throwsWith(() => conv2d(x, w([4, 3, 3, 3]), null, { stride: 0 }), 'conv2d', 'stride', 'positive');
+  throwsWith(() => conv2d(x, w([4, 3, 3, 3]), null, { stride: 1.5 }), 'conv2d', 'stride', 'integer');
+  throwsWith(() => conv2d(x, w([4, 3, 3, 3]), null, { padding: -1 }), 'conv2d', 'padding', 'non-negative');
+  throwsWith(() => conv2d(x, w([4, 3, 3, 3]), w([3])), 'conv2d', 'bias', '[3]', '[4]');
+  throwsWith(() => conv2d(tensor([1, 2, 3, 4], [1, 1, 4]), w([1, 1, 1, 1])), 'conv2d', '[N, C, H, W]', '[1, 1, 4]');
+  throwsWith(() => conv2d(tensor(new Float32Array(0), [1, 3, 0, 5]), w([4, 3, 1, 1])), 'conv2d', 'positive', '[1, 3, 0, 5]');
+});
+
+t.run();
