@@ -6,6 +6,8 @@ import { exportRun } from './export-run.js';
 import { profileModel, PROFILE_DEFAULTS } from './profile-run.js';
 import { features, FEATURES_DEFAULTS } from './commands/features.js';
 import type { ExportFormat } from './export.js';
+import { evalLinear, evalSeg, EVAL_LINEAR_DEFAULTS, EVAL_SEG_DEFAULTS } from './commands/eval.js';
+import { replicate, replicateOptions, REPLICATE_DEFAULTS } from './commands/replicate.js';
 
 const USAGE = `usage: densecl <command> [options]
 
@@ -22,6 +24,17 @@ commands:
                 write the pre-trained backbone for PyTorch users (safetensors)
   features      last-stage features of a backbone file on an input (for checking exports)
                   --backbone FILE --arch A --width W --small-stem --input X.safetensors --out Y.safetensors
+  eval linear   linear evaluation of a frozen backbone file: top-1 accuracy on held-out images
+                  --backbone FILE --arch A --width W --small-stem --data builtin|fashion-mnist|DIR (a subfolder per class)
+                  --img-size S --train-images N --val-images N --epochs --lr --batch-size --fashion-mnist-dir DIR --out DIR
+  eval seg      segmentation evaluation: frozen backbone + 1x1 conv + bilinear upsampling; IoU per class, mIoU,
+                and segmentation.png (images, true and predicted maps)
+                  --backbone FILE --arch --width --small-stem --data builtin|DIR (PASCAL VOC layout) --num-classes K
+                  --img-size S --train-images N --val-images N --epochs --lr --batch-size --picture-images N --out DIR
+  replicate     random init vs MoCo-v2 vs DenseCL pre-trained with the same budget on the built-in scenes,
+                both evaluations, several seeds; results.md (table), losses.png (npm run replicate)
+                  --preset cpu|gpu (gpu: a longer setting) --seeds N --width --img-size --epochs --batch-size
+                  --queue-size --builtin-images --lr --eval-train-images --eval-val-images --out DIR
   mlp-demo      train a tiny MLP on a toy regression (engine smoke test)
   help          this text
 `;
@@ -61,6 +74,27 @@ async function main(argv: string[]): Promise<number> {
     case 'features':
       console.log(`wrote ${await features(resolveOptions(FEATURES_DEFAULTS, flags, 'features'))}`);
       return 0;
+    case 'eval': {
+      const which = positional[1];
+      if (which === 'linear') {
+        const r = await evalLinear(resolveOptions(EVAL_LINEAR_DEFAULTS, flags, 'eval linear'));
+        console.log(`top-1 accuracy (held out): ${(100 * r.top1).toFixed(2)}% (train ${(100 * r.trainTop1).toFixed(2)}%)\nresults: ${r.out}/results.md`);
+        return 0;
+      }
+      if (which === 'seg') {
+        const r = await evalSeg(resolveOptions(EVAL_SEG_DEFAULTS, flags, 'eval seg'));
+        const perClass = r.classNames.map((c, k) => `  ${c}: ${r.iou[k] === null ? '-' : (100 * r.iou[k]!).toFixed(2)}`).join('\n');
+        console.log(`IoU per class (%):\n${perClass}\nmIoU (validation): ${(100 * r.mIoU).toFixed(2)}%, pixel accuracy ${(100 * r.pixelAccuracy).toFixed(2)}%\npicture: ${r.picture}\nresults: ${r.out}/results.md`);
+        return 0;
+      }
+      throw new Error(`eval: say which evaluation, 'densecl eval linear ...' or 'densecl eval seg ...' (got '${which ?? ''}')`);
+    }
+    case 'replicate': {
+      const o = replicateOptions(resolveOptions(REPLICATE_DEFAULTS, flags, 'replicate'), new Set(Object.keys(flags)));
+      const r = await replicate(o);
+      console.log(`${r.table}\n\nresults: ${r.out}/results.md, loss curves: ${r.out}/losses.png`);
+      return 0;
+    }
     case 'mlp-demo': {
       const o = resolveOptions({ steps: 300, hidden: 64, batch: 256, lr: 0.05, seed: 0 }, flags, command);
       const r = await mlpDemo(o);
