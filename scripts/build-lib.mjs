@@ -1,0 +1,148 @@
+// Builds the package: ESM bundles of the three entry points for Node and for browsers, type
+// declarations, and (with --web) the demo page.
+//   node scripts/build-lib.mjs            dist/node, dist/browser, dist/types; prints the sizes
+//   node scripts/build-lib.mjs --web      also the demo page's script (dist/web/app.js)
+//   node scripts/build-lib.mjs --no-types skips the declarations (faster while editing)
+//
+// Entry points share one copy of the engine through split chunks: the models and the trainer
+// must see the runtime that `init()` of the main entry set, so they cannot each bundle their own.
+// The browser build must not touch Node: a static import of a Node built-in fails the build; a
+// dynamic one (reached only on Node-only paths, such as the loader's worker threads) becomes a
+// stub that throws a clear error if it is ever called; the output is then searched for any
+// `node:` import that slipped through, and the sources for unguarded uses of `process`.
+import { build } from 'esbuild';
+import { execFileSync } from 'node:child_process';
+import { readdirSync, readFileSync, writeFileSync, rmSync, statSync } from 'node:fs';
+import { join, relative, dirname } from 'node:path';
+import { gzipSync } from 'node:zlib';
+import { builtinModules } from 'node:module';
+
+const root = new URL('..', import.meta.url).pathname;
+const args = new Set(process.argv.slice(2));
+const ENTRIES = { index: 'engine/index.ts', models: 'lib/models.ts', train: 'lib/train.ts' };
+
+const common = {
+  entryPoints: Object.fromEntries(Object.entries(ENTRIES).map(([name, file]) => [name, join(root, file)])),
+  bundle: true,
+  splitting: true,
+  format: 'esm',
+  sourcemap: 'linked',
+  loader: { '.wgsl': 'text' },
+  mainFields: ['module', 'main'],
+  chunkNames: 'chunks/[name]-[hash]',
+  logLevel: 'warning',
+  metafile: true,
+};
+
+const NODE_BUILTINS = new Set(builtinModules.flatMap((m) => [m, `node:${m}`]));
+
+/** Browser build: Node built-ins are an error when imported statically, a throwing stub when imported dynamically. */
+const noNodeInBrowser = {
+  name: 'no-node-in-browser',
+  setup(b) {
+    b.onResolve({ filter: /.*/ }, (a) => {
+      if (!NODE_BUILTINS.has(a.path)) return undefined;
+      if (a.kind === 'dynamic-import') return { path: a.path, namespace: 'node-stub' };
+      return { errors: [{ text: `Node built-in '${a.path}' is imported by ${relative(root, a.importer)}: the browser build must not depend on Node. Move it behind a dynamic import on a Node-only path.` }] };
+    });
+    b.onLoad({ filter: /.*/, namespace: 'node-stub' }, (a) => ({
+      contents: `throw new Error(${JSON.stringify(`'${a.path}' is not available in a browser (this code path is Node-only)`)});`,
+      loader: 'js',
+    }));
+  },
+};
+
+function assertNoNodeImports(dir) {
+  const leaks = [];
+  for (const f of listJs(dir)) {
+    const text = readFileSync(f, 'utf8');
+    for (const m of text.matchAll(/(?:from\s*|import\s*\(\s*|require\s*\(\s*|import\s+)["'](node:[^"']+|[^"'./][^"']*)["']/g)) {
+      if (NODE_BUILTINS.has(m[1])) leaks.push(`${relative(root, f)}: ${m[0]}`);
+    }
+  }
+  if (leaks.length) throw new Error(`the browser build imports Node built-ins:\n  ${leaks.join('\n  ')}`);
+}
+
+/** Code that reads Node's `process` without a `typeof process` guard on the same line throws at load in a browser. */
+function assertNoProcessGlobal(metafile) {
+  const uses = [];
+  for (const input of Object.keys(metafile.inputs)) {
+    if (input.includes('node_modules/') || input.includes(':')) continue;
+    readFileSync(join(root, input), 'utf8').split('\n').forEach((line, i) => {
+      if (/(^|[^.\w])process\./.test(line) && !/typeof process/.test(line) && !/^\s*(\/\/|\*)/.test(line)) uses.push(`${input}:${i + 1}: ${line.trim()}`);
+    });
+  }
+  if (uses.length) throw new Error(`the browser build reads Node's \`process\` (undefined in a browser):\n  ${uses.join('\n  ')}`);
+}
+
+function listJs(dir) {
+  const out = [];
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    const p = join(dir, e.name);
+    if (e.isDirectory()) out.push(...listJs(p));
+    else if (e.name.endsWith('.js') || e.name.endsWith('.mjs')) out.push(p);
+  }
+  return out;
+}
+
+function sizes(dir) {
+  const files = listJs(dir);
+  const raw = files.reduce((s, f) => s + statSync(f).size, 0);
+  const gz = files.reduce((s, f) => s + gzipSync(readFileSync(f)).length, 0);
+  return { files: files.length, raw, gz };
+}
+
+const kib = (n) => `${(n / 1024).toFixed(1)} KiB`;
+
+export async function buildLib({ types = true, web = false, quiet = false } = {}) {
+  for (const d of ['dist/node', 'dist/browser', 'dist/types', 'dist/web']) rmSync(join(root, d), { recursive: true, force: true });
+  const jobs = [
+    build({ ...common, platform: 'node', target: 'node20', outdir: join(root, 'dist/node'), external: ['webgpu', 'sharp'] }),
+    build({ ...common, platform: 'browser', target: 'es2022', outdir: join(root, 'dist/browser'), plugins: [noNodeInBrowser] }),
+  ];
+  if (web) {
+    // The page imports the package's browser build, not a second copy of the engine.
+    const toPackage = {
+      name: 'page-uses-package',
+      setup(b) {
+        const map = { '../engine/index.js': '../browser/index.js', '../lib/models.js': '../browser/models.js', '../lib/train.js': '../browser/train.js' };
+        b.onResolve({ filter: /^\.\.\/(engine\/index|lib\/models|lib\/train)\.js$/ }, (a) => ({ path: map[a.path], external: true }));
+      },
+    };
+    jobs.push(build({ ...common, entryPoints: [join(root, 'web/app.ts')], splitting: false, platform: 'browser', target: 'es2022', outfile: join(root, 'dist/web/app.js'), plugins: [toPackage, noNodeInBrowser] }));
+  }
+  const results = await Promise.all(jobs);
+  // The loader's worker threads load data-worker.mjs from next to the output file that holds the loader.
+  const loaderOut = Object.entries(results[0].metafile.outputs).find(([, o]) => Object.keys(o.inputs).includes('train/data/loader.ts'))[0];
+  await build({ ...common, entryPoints: [join(root, 'train/data/worker.ts')], splitting: false, metafile: false, platform: 'node', target: 'node20', outfile: join(root, dirname(loaderOut), 'data-worker.mjs'), external: ['webgpu', 'sharp'] });
+  assertNoNodeImports(join(root, 'dist/browser'));
+  assertNoProcessGlobal(results[1].metafile);
+  if (web) assertNoNodeImports(join(root, 'dist/web'));
+  if (types) {
+    const tsc = join(root, 'node_modules/.bin/tsc');
+    const flags = ['--ignoreConfig', '--declaration', '--emitDeclarationOnly', '--outDir', join(root, 'dist/types'), '--target', 'ES2022', '--module', 'ESNext',
+      '--moduleResolution', 'Bundler', '--lib', 'ES2022,DOM', '--types', '@webgpu/types', '--strict', '--skipLibCheck', '--allowImportingTsExtensions'];
+    try {
+      execFileSync(tsc, [...flags, ...Object.values(ENTRIES).map((f) => join(root, f)), join(root, 'shaders/wgsl.d.ts')], { cwd: root, stdio: 'pipe' });
+    } catch (e) {
+      throw new Error(`type declarations failed:\n${e.stdout}${e.stderr}`);
+    }
+    // The public types name WebGPU's (GPUDevice, ...): declare where they come from.
+    for (const f of ['engine/index.d.ts', 'lib/models.d.ts', 'lib/train.d.ts']) {
+      const p = join(root, 'dist/types', f);
+      writeFileSync(p, `/// <reference types="@webgpu/types" />\n${readFileSync(p, 'utf8')}`);
+    }
+  }
+  const report = { node: sizes(join(root, 'dist/node')), browser: sizes(join(root, 'dist/browser')) };
+  if (!quiet) {
+    for (const [name, s] of Object.entries(report)) console.log(`dist/${name}: ${s.files} files, ${kib(s.raw)} (${kib(s.gz)} gzipped)`);
+  }
+  return report;
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  await buildLib({ types: !args.has('--no-types'), web: args.has('--web') }).catch((e) => {
+    console.error(`build-lib: ${e.message}`);
+    process.exit(1);
+  });
+}

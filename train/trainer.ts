@@ -1,0 +1,241 @@
+// A browser-safe training step: one object that owns a DenseCL (or MoCo-v2) model, its SGD
+// optimiser and the learning-rate schedule, and trains on batches handed in as Float32Arrays.
+// The demo page and Node programs use it alike; the CLI's pretrain loop (files, logs, worker
+// threads) stays Node-only. State saves to and loads from safetensors bytes in the layout of
+// the CLI's checkpoint.safetensors, so a run's checkpoint opens in a page and back.
+import { tensor, scope, noGrad, Rng, profile, type Runtime, type Tensor, type FlatStore, type ProfileResult } from '../engine/index.js';
+import { encodeSafetensors, decodeSafetensors, safeTensor, type SafeTensor } from '../engine/safetensors.js';
+import { DenseCL, type DenseCLConfig, type Method } from '../models/densecl.js';
+import type { Arch } from '../models/resnet.js';
+import { Sgd } from './optim/sgd.js';
+import { cosineLr, scaledLr } from './optim/schedule.js';
+
+export interface TrainerOptions {
+  method: Method;
+  arch: Arch;
+  /** Width multiplier of the ResNet (1 = torchvision). */
+  width: number;
+  /** 3x3 stride-1 stem without max-pool (feature grid = imgSize / 8). */
+  smallStem: boolean;
+  batchSize: number;
+  /** Side of the square input views. */
+  imgSize: number;
+  dim: number;
+  queueSize: number;
+  tau: number;
+  /** EMA momentum of the key encoder. */
+  emaMomentum: number;
+  lambda: number;
+  startIters: number;
+  bnGroups: number;
+  /** Seeds the weights, the queues and the shuffle-BN permutations. */
+  seed: number;
+  /** Learning rate per 256 images (scaled linearly with the batch). */
+  lr: number;
+  momentum: number;
+  weightDecay: number;
+  /** Length of the cosine schedule in steps; 0 keeps the learning rate constant. */
+  totalSteps: number;
+}
+
+/** A small configuration that trains at a few steps per second on a CPU adapter. */
+export const TRAINER_DEFAULTS: TrainerOptions = {
+  method: 'densecl',
+  arch: 'resnet18',
+  width: 1 / 8,
+  smallStem: true,
+  batchSize: 16,
+  imgSize: 32,
+  dim: 32,
+  queueSize: 64,
+  tau: 0.2,
+  emaMomentum: 0.99,
+  lambda: 0.5,
+  startIters: 0,
+  bnGroups: 4,
+  seed: 0,
+  lr: 0.03,
+  momentum: 0.9,
+  weightDecay: 1e-4,
+  totalSteps: 0,
+};
+
+export interface StepStats {
+  /** Index of this step (0-based). */
+  step: number;
+  lr: number;
+  loss: number;
+  lossGlobal: number;
+  /** DenseCL's dense loss; null for MoCo-v2. */
+  lossDense: number | null;
+  /** With { correspondence: true } (DenseCL): for each image and query cell, the matched key cell, [N * S2] row-major. */
+  correspondence?: Int32Array;
+}
+
+export interface StepOptions {
+  /** Also read back DenseCL's correspondence indices. */
+  correspondence?: boolean;
+}
+
+const CHECKPOINT_FORMAT = 'densecl-webgpu/1';
+
+export class Trainer {
+  readonly options: TrainerOptions;
+  readonly model: DenseCL;
+  readonly sgd: Sgd;
+  /** Steps done so far. */
+  steps = 0;
+  private rng: Rng;
+  private readonly lr0: number;
+  private destroyed = false;
+
+  constructor(readonly rt: Runtime, options: Partial<TrainerOptions> = {}) {
+    const o = (this.options = { ...TRAINER_DEFAULTS, ...options });
+    if (!Number.isInteger(o.batchSize) || o.batchSize < 2) throw new Error(`Trainer: batchSize ${o.batchSize} must be an integer of at least 2 (contrastive losses need a batch)`);
+    if (o.batchSize % o.bnGroups !== 0) throw new Error(`Trainer: batchSize ${o.batchSize} is not divisible by bnGroups ${o.bnGroups}; choose a batch that is a multiple of it`);
+    const stride = o.smallStem ? 8 : 32;
+    if (!Number.isInteger(o.imgSize) || o.imgSize < stride) throw new Error(`Trainer: imgSize ${o.imgSize} is smaller than the network's stride ${stride}; use at least ${stride}${o.smallStem ? '' : ' or smallStem: true'}`);
+    const cfg: DenseCLConfig = {
+      arch: o.arch, width: o.width, smallStem: o.smallStem, method: o.method, dim: o.dim, queueSize: o.queueSize,
+      tau: o.tau, momentum: o.emaMomentum, lambda: o.lambda, startIters: o.startIters, bnGroups: o.bnGroups, seed: o.seed,
+    };
+    if (o.queueSize % o.batchSize !== 0) throw new Error(`Trainer: queueSize ${o.queueSize} is not divisible by batchSize ${o.batchSize}; the queue is filled a whole batch at a time`);
+    this.model = new DenseCL(rt, cfg);
+    this.sgd = new Sgd(this.model.query.params, this.model.query.grads, { momentum: o.momentum, weightDecay: o.weightDecay });
+    // The same stream as the CLI's pretrain (seed + 1), so equal seeds shuffle equally.
+    this.rng = new Rng(o.seed + 1);
+    this.lr0 = scaledLr(o.lr, o.batchSize);
+  }
+
+  /** Learning rate of step `step` under the schedule. */
+  lrAt(step: number): number {
+    return this.options.totalSteps > 0 ? cosineLr(this.lr0, step, this.options.totalSteps) : this.lr0;
+  }
+
+  /**
+   * Records one training step on a batch of query and key views ([B, 3, S, S] each, normalised,
+   * as BatchLoader makes them) and submits it. The step is recorded before this returns, so a
+   * caller may prepare the next batch while the GPU works and await the figures later.
+   */
+  trainStep(q: Float32Array, k: Float32Array, opts: StepOptions = {}): Promise<StepStats> {
+    this.assertAlive();
+    const { batchSize: B, imgSize: S } = this.options;
+    const want = B * 3 * S * S;
+    for (const [name, x] of [['query', q], ['key', k]] as const) {
+      if (x.length !== want) throw new Error(`Trainer.trainStep: the ${name} batch has ${x.length} values, expected [${B}, 3, ${S}, ${S}] = ${want} (batchSize ${B}, imgSize ${S})`);
+    }
+    const step = this.steps++;
+    const lr = this.lrAt(step);
+    const outs = scope(() => {
+      this.model.query.zeroGrad();
+      const out = this.model.trainStep(tensor(q, [B, 3, S, S]), tensor(k, [B, 3, S, S]), step, this.rng);
+      noGrad(() => this.sgd.step(lr));
+      return [out.loss, out.lossGlobal, out.lossDense, opts.correspondence ? out.correspondence : null] as const;
+    });
+    this.rt.flush();
+    const [loss, lossGlobal, lossDense, corr] = outs;
+    const read = (t: Tensor | null) => (t ? t.data().finally(() => t.dispose()) : Promise.resolve(null));
+    return Promise.all([read(loss), read(lossGlobal), read(lossDense), read(corr)]).then(([l, g, d, c]) => ({
+      step,
+      lr,
+      loss: l![0],
+      lossGlobal: g![0],
+      lossDense: d ? d[0] : null,
+      ...(c ? { correspondence: c as Int32Array } : {}),
+    }));
+  }
+
+  /**
+   * One training step with every kernel timed (timestamp queries where the adapter has them,
+   * else coarse per-kernel submissions: see `profile.method`). Profile after a warm-up step or
+   * two, or pipeline compilation is part of the figures.
+   */
+  async profileStep(q: Float32Array, k: Float32Array, opts: StepOptions = {}): Promise<{ stats: StepStats; profile: ProfileResult }> {
+    let pending: Promise<StepStats> | null = null;
+    const result = await profile(this.rt, () => {
+      pending = this.trainStep(q, k, opts);
+    });
+    return { stats: await pending!, profile: result };
+  }
+
+  /** The whole training state as safetensors bytes (the CLI checkpoint's layout and names). */
+  async saveState(): Promise<Uint8Array> {
+    this.assertAlive();
+    const tensors = new Map<string, SafeTensor>();
+    for (const [prefix, store] of this.stores()) {
+      const values = await store.readAll();
+      for (const e of store.entries) {
+        if (!e.name.startsWith('_')) tensors.set(prefix + e.name, safeTensor(values.get(e.name)!, [...e.shape]));
+      }
+    }
+    const counters = { step: this.steps, epoch: 0, bnSteps: this.steps, rngState: [...this.rng.state()], sampler: null, config: { ...this.options } };
+    return encodeSafetensors(tensors, {
+      format: CHECKPOINT_FORMAT,
+      counters: JSON.stringify(counters),
+      queue_ptr: String(this.model.ptr),
+      queue2_ptr: String(this.model.ptr2),
+      queue_layout: 'rows: [K, dim], one key per row',
+    });
+  }
+
+  /**
+   * Restores a state saved by saveState() or a CLI checkpoint of the same model. Every name and
+   * shape is checked before anything is written; `what` names the source in errors.
+   */
+  loadState(bytes: Uint8Array, what = 'checkpoint'): void {
+    this.assertAlive();
+    const file = decodeSafetensors(bytes, what);
+    const fail = (why: string): never => {
+      throw new Error(`${what} does not match this model: ${why}`);
+    };
+    if (file.metadata.format !== CHECKPOINT_FORMAT) fail(`format '${file.metadata.format ?? 'none'}', expected '${CHECKPOINT_FORMAT}'`);
+    const plan: [FlatStore, string, Float32Array][] = [];
+    for (const [prefix, store] of this.stores()) {
+      for (const e of store.entries) {
+        if (e.name.startsWith('_')) continue;
+        const t = file.tensors.get(prefix + e.name);
+        if (!t) return fail(`tensor '${prefix + e.name}' is missing (saved with another arch, width, dim, queueSize or method?)`);
+        const shape = [...e.shape];
+        if (t.dtype !== 'F32' || t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])) {
+          fail(`'${prefix + e.name}' is ${t.dtype}[${t.shape.join(', ')}], the model needs F32[${shape.join(', ')}]`);
+        }
+        plan.push([store, e.name, t.data as Float32Array]);
+      }
+    }
+    let counters: { step: number; rngState: number[] };
+    try {
+      counters = JSON.parse(file.metadata.counters);
+    } catch {
+      return fail('its counters (metadata "counters") are unreadable');
+    }
+    for (const [store, name, data] of plan) store.write(name, data);
+    this.model.ptr = Number(file.metadata.queue_ptr ?? 0);
+    this.model.ptr2 = Number(file.metadata.queue2_ptr ?? 0);
+    this.steps = counters.step;
+    this.rng = new Rng(Uint32Array.from(counters.rngState));
+  }
+
+  /** Frees the model's and the optimiser's GPU buffers (the runtime stays the caller's). */
+  destroy(): void {
+    if (this.destroyed) return;
+    this.destroyed = true;
+    this.model.destroy();
+    this.sgd.momentum.destroy();
+  }
+
+  private stores(): [string, FlatStore][] {
+    const m = this.model;
+    return [
+      ['encoder_q.', m.query.params],
+      ['encoder_q.', m.query.buffers],
+      ['encoder_k.', m.key.params],
+      ['encoder_k.', m.key.buffers],
+      ['optimizer.momentum.', this.sgd.momentum],
+      ['', m.queues],
+    ];
+  }
+
+  private assertAlive(): void {
+    if (this.destroyed) throw new Error('Trainer: used after destroy(); create a new Trainer');
+  }
+}
