@@ -3,6 +3,8 @@
 //   node scripts/build-lib.mjs            dist/node, dist/browser, dist/types; prints the sizes
 //   node scripts/build-lib.mjs --web      also the demo page's script (dist/web/app.js)
 //   node scripts/build-lib.mjs --no-types skips the declarations (faster while editing)
+//   node scripts/build-lib.mjs --target node|browser   one build only (npm test builds node; the
+//                                         browser build's checks run as a test, test/package_build)
 //
 // Entry points share one copy of the engine through split chunks: the models and the trainer
 // must see the runtime that `init()` of the main entry set, so they cannot each bundle their own.
@@ -94,46 +96,56 @@ function sizes(dir) {
 
 const kib = (n) => `${(n / 1024).toFixed(1)} KiB`;
 
-export async function buildLib({ types = true, web = false, quiet = false } = {}) {
-  for (const d of ['dist/node', 'dist/browser', 'dist/types', 'dist/web']) rmSync(join(root, d), { recursive: true, force: true });
-  const jobs = [
-    build({ ...common, platform: 'node', target: 'node20', outdir: join(root, 'dist/node'), external: ['webgpu', 'sharp'] }),
-    build({ ...common, platform: 'browser', target: 'es2022', outdir: join(root, 'dist/browser'), plugins: [noNodeInBrowser] }),
-  ];
-  if (web) {
-    // The page imports the package's browser build, not a second copy of the engine.
-    const toPackage = {
-      name: 'page-uses-package',
-      setup(b) {
-        const map = { '../engine/index.js': '../browser/index.js', '../lib/models.js': '../browser/models.js', '../lib/train.js': '../browser/train.js' };
-        b.onResolve({ filter: /^\.\.\/(engine\/index|lib\/models|lib\/train)\.js$/ }, (a) => ({ path: map[a.path], external: true }));
-      },
-    };
-    jobs.push(build({ ...common, entryPoints: [join(root, 'web/app.ts')], splitting: false, platform: 'browser', target: 'es2022', outfile: join(root, 'dist/web/app.js'), plugins: [toPackage, noNodeInBrowser] }));
-  }
-  const results = await Promise.all(jobs);
+const WEB_TO_PACKAGE = {
+  // The page imports the package's browser build, not a second copy of the engine.
+  name: 'page-uses-package',
+  setup(b) {
+    const map = { '../engine/index.js': '../browser/index.js', '../lib/models.js': '../browser/models.js', '../lib/train.js': '../browser/train.js' };
+    b.onResolve({ filter: /^\.\.\/(engine\/index|lib\/models|lib\/train)\.js$/ }, (a) => ({ path: map[a.path], external: true }));
+  },
+};
+
+async function buildNode() {
+  const result = await build({ ...common, platform: 'node', target: 'node20', outdir: join(root, 'dist/node'), external: ['webgpu', 'sharp'] });
   // The loader's worker threads load data-worker.mjs from next to the output file that holds the loader.
-  const loaderOut = Object.entries(results[0].metafile.outputs).find(([, o]) => Object.keys(o.inputs).includes('train/data/loader.ts'))[0];
+  const loaderOut = Object.entries(result.metafile.outputs).find(([, o]) => Object.keys(o.inputs).includes('train/data/loader.ts'))[0];
   await build({ ...common, entryPoints: [join(root, 'train/data/worker.ts')], splitting: false, metafile: false, platform: 'node', target: 'node20', outfile: join(root, dirname(loaderOut), 'data-worker.mjs'), external: ['webgpu', 'sharp'] });
+}
+
+async function buildBrowser(web) {
+  const result = await build({ ...common, platform: 'browser', target: 'es2022', outdir: join(root, 'dist/browser'), plugins: [noNodeInBrowser] });
   assertNoNodeImports(join(root, 'dist/browser'));
-  assertNoProcessGlobal(results[1].metafile);
-  if (web) assertNoNodeImports(join(root, 'dist/web'));
-  if (types) {
-    const tsc = join(root, 'node_modules/.bin/tsc');
-    const flags = ['--ignoreConfig', '--declaration', '--emitDeclarationOnly', '--outDir', join(root, 'dist/types'), '--target', 'ES2022', '--module', 'ESNext',
-      '--moduleResolution', 'Bundler', '--lib', 'ES2022,DOM', '--types', '@webgpu/types', '--strict', '--skipLibCheck', '--allowImportingTsExtensions'];
-    try {
-      execFileSync(tsc, [...flags, ...Object.values(ENTRIES).map((f) => join(root, f)), join(root, 'shaders/wgsl.d.ts')], { cwd: root, stdio: 'pipe' });
-    } catch (e) {
-      throw new Error(`type declarations failed:\n${e.stdout}${e.stderr}`);
-    }
-    // The public types name WebGPU's (GPUDevice, ...): declare where they come from.
-    for (const f of ['engine/index.d.ts', 'lib/models.d.ts', 'lib/train.d.ts']) {
-      const p = join(root, 'dist/types', f);
-      writeFileSync(p, `/// <reference types="@webgpu/types" />\n${readFileSync(p, 'utf8')}`);
-    }
+  assertNoProcessGlobal(result.metafile);
+  if (web) {
+    const page = await build({ ...common, entryPoints: [join(root, 'web/app.ts')], splitting: false, platform: 'browser', target: 'es2022', outfile: join(root, 'dist/web/app.js'), plugins: [WEB_TO_PACKAGE, noNodeInBrowser] });
+    assertNoNodeImports(join(root, 'dist/web'));
+    assertNoProcessGlobal(page.metafile);
   }
-  const report = { node: sizes(join(root, 'dist/node')), browser: sizes(join(root, 'dist/browser')) };
+}
+
+function buildTypes() {
+  const tsc = join(root, 'node_modules/.bin/tsc');
+  const flags = ['--ignoreConfig', '--declaration', '--emitDeclarationOnly', '--outDir', join(root, 'dist/types'), '--target', 'ES2022', '--module', 'ESNext',
+    '--moduleResolution', 'Bundler', '--lib', 'ES2022,DOM', '--types', '@webgpu/types', '--strict', '--skipLibCheck', '--allowImportingTsExtensions'];
+  try {
+    execFileSync(tsc, [...flags, ...Object.values(ENTRIES).map((f) => join(root, f)), join(root, 'shaders/wgsl.d.ts')], { cwd: root, stdio: 'pipe' });
+  } catch (e) {
+    throw new Error(`type declarations failed:\n${e.stdout}${e.stderr}`);
+  }
+  // The public types name WebGPU's (GPUDevice, ...): declare where they come from.
+  for (const f of ['engine/index.d.ts', 'lib/models.d.ts', 'lib/train.d.ts']) {
+    const p = join(root, 'dist/types', f);
+    writeFileSync(p, `/// <reference types="@webgpu/types" />\n${readFileSync(p, 'utf8')}`);
+  }
+}
+
+/** Builds the given targets ('node', 'browser'), the declarations and the page; returns the sizes. */
+export async function buildLib({ targets = ['node', 'browser'], types = true, web = false, quiet = false } = {}) {
+  const dirs = [...targets.map((t) => `dist/${t}`), ...(types ? ['dist/types'] : []), ...(web ? ['dist/web'] : [])];
+  for (const d of dirs) rmSync(join(root, d), { recursive: true, force: true });
+  await Promise.all([targets.includes('node') && buildNode(), (targets.includes('browser') || web) && buildBrowser(web)]);
+  if (types) buildTypes();
+  const report = Object.fromEntries(targets.map((t) => [t, sizes(join(root, `dist/${t}`))]));
   if (!quiet) {
     for (const [name, s] of Object.entries(report)) console.log(`dist/${name}: ${s.files} files, ${kib(s.raw)} (${kib(s.gz)} gzipped)`);
   }
@@ -141,7 +153,10 @@ export async function buildLib({ types = true, web = false, quiet = false } = {}
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  await buildLib({ types: !args.has('--no-types'), web: args.has('--web') }).catch((e) => {
+  const only = process.argv.indexOf('--target');
+  const targets = only > 0 ? [process.argv[only + 1]] : ['node', 'browser'];
+  if (!targets.every((t) => t === 'node' || t === 'browser')) throw new Error(`--target must be node or browser, got ${targets}`);
+  await buildLib({ targets, types: !args.has('--no-types'), web: args.has('--web') }).catch((e) => {
     console.error(`build-lib: ${e.message}`);
     process.exit(1);
   });

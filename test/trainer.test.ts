@@ -1,0 +1,90 @@
+// The browser-safe Trainer: its state bytes and the CLI's checkpoint files are interchangeable,
+// bad input is refused with clear messages, and the demo page's correspondence geometry holds.
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { gpu } from './helpers.js';
+import { runtime } from '../engine/index.js';
+import { Trainer, type TrainerOptions } from '../train/trainer.js';
+import { saveCheckpoint, loadCheckpoint } from '../train/checkpoint.js';
+import { classifyMatches } from '../web/correspondence.js';
+import type { ViewParams } from '../train/data/augment.js';
+import { randomArray } from './helpers.js';
+
+const t = suite('trainer');
+const dir = mkdtempSync(join(tmpdir(), 'densecl-trainer-'));
+const TINY: Partial<TrainerOptions> = { batchSize: 4, bnGroups: 2, imgSize: 16, width: 1 / 16, dim: 8, queueSize: 8, seed: 5 };
+const batch = (seed: number) => randomArray(4 * 3 * 16 * 16, seed);
+
+async function sameState(a: Trainer, b: Trainer): Promise<void> {
+  const stores = (x: Trainer) => [x.model.query.params, x.model.query.buffers, x.model.key.params, x.sgd.momentum, x.model.queues];
+  const [sa, sb] = [stores(a), stores(b)];
+  for (let i = 0; i < sa.length; i++) {
+    const [va, vb] = [await sa[i].flat.data(), await sb[i].flat.data()];
+    assert.equal(Array.from(va), Array.from(vb), `store ${sa[i].label} differs`);
+  }
+  assert.is(a.model.ptr, b.model.ptr);
+  assert.is(a.steps, b.steps);
+}
+
+t.before(async () => {
+  await gpu();
+});
+
+t('state bytes load into the CLI checkpoint reader, and CLI checkpoints into the trainer', async () => {
+  const rt = runtime();
+  const a = new Trainer(rt, TINY);
+  await a.trainStep(batch(1), batch(2));
+  // Trainer -> CLI.
+  const fromTrainer = join(dir, 'trainer.safetensors');
+  writeFileSync(fromTrainer, await a.saveState());
+  const b = new Trainer(rt, { ...TINY, seed: 6 });
+  const counters = loadCheckpoint(fromTrainer, b.model, b.sgd);
+  assert.is(counters.step, 1);
+  b.steps = counters.step;
+  await sameState(a, b);
+  // CLI -> Trainer.
+  const fromCli = join(dir, 'cli.safetensors');
+  await saveCheckpoint(fromCli, a.model, a.sgd, { step: 1, epoch: 0, bnSteps: 1, rngState: [1, 2, 3, 4], sampler: null, config: {} });
+  const c = new Trainer(rt, { ...TINY, seed: 7 });
+  c.loadState(readFileSync(fromCli), fromCli);
+  await sameState(a, c);
+  for (const x of [a, b, c]) x.destroy();
+});
+
+t('refuses bad batches, options and mismatched checkpoints with clear messages', async () => {
+  const rt = runtime();
+  assert.throws(() => new Trainer(rt, { ...TINY, bnGroups: 3 }), /batchSize 4 is not divisible by bnGroups 3/);
+  assert.throws(() => new Trainer(rt, { ...TINY, queueSize: 10 }), /queueSize 10 is not divisible by batchSize 4/);
+  assert.throws(() => new Trainer(rt, { ...TINY, imgSize: 4 }), /imgSize 4 is smaller than the network's stride 8/);
+  const a = new Trainer(rt, TINY);
+  assert.throws(() => a.trainStep(batch(1).subarray(1), batch(2)), /query batch has 3071 values, expected \[4, 3, 16, 16\] = 3072/);
+  const other = new Trainer(rt, { ...TINY, dim: 16 });
+  const bytes = await other.saveState();
+  assert.throws(() => a.loadState(bytes, 'other.safetensors'), /other\.safetensors does not match this model: 'encoder_q\.neck\.mlp\.2\.weight' is F32\[16, 32\], the model needs F32\[8, 32\]/);
+  assert.throws(() => a.loadState(new Uint8Array(16), 'junk'), /junk: /);
+  a.destroy();
+  other.destroy();
+  assert.throws(() => a.trainStep(batch(1), batch(2)), /used after destroy/);
+});
+
+t('demo geometry: matches are right, wrong or outside the key crop by source position', () => {
+  const view = (left: number, flip = false): ViewParams => ({
+    srcWidth: 64, srcHeight: 64, box: { top: 0, left, width: 32, height: 32 }, size: 16, flip, jitter: null, grayscale: false, blurSigma: null,
+  });
+  const identity = Array.from({ length: 16 }, (_, i) => i);
+  // Same crop: each cell matched to itself is right.
+  assert.ok(classifyMatches(view(0), view(0), identity, 4).every((m) => m.kind === 'right'));
+  // Same crop, key flipped: the right partner of cell (x, y) is (3 - x, y).
+  const mirrored = identity.map((i) => Math.floor(i / 4) * 4 + (3 - (i % 4)));
+  assert.ok(classifyMatches(view(0), view(0, true), mirrored, 4).every((m) => m.kind === 'right'));
+  assert.ok(classifyMatches(view(0), view(0, true), identity, 4).some((m) => m.kind === 'wrong'));
+  // Key crop 16 px to the right: the query's left half lies outside it.
+  const kinds = classifyMatches(view(0), view(16), identity, 4).map((m) => m.kind);
+  assert.equal(kinds.slice(0, 2), ['outside', 'outside']);
+  assert.throws(() => classifyMatches(view(0), view(0), [0, 1], 4), /2 indices for a 4x4 grid/);
+});
+
+t.run();
