@@ -1,9 +1,9 @@
 // Checkpoints of a pre-training run in safetensors: both encoders (parameters and BN running
 // statistics), the queues and their pointers, the optimiser's momentum, and in the metadata the
-// step, RNG and sampler state and the run's configuration. Written atomically; a load checks
-// every name and shape against the model before touching it.
-import { saveSafetensors, loadSafetensors } from './io.js';
-import { safeTensor, type SafeTensor } from '../engine/safetensors.js';
+// step, RNG and sampler state and the run's configuration. Encoded in memory (browser-safe; the
+// Trainer and the CLI share it); the CLI writes the bytes atomically. A restore checks every
+// name and shape against the model before touching it.
+import { encodeSafetensors, decodeSafetensors, safeTensor, type SafeTensor } from '../engine/safetensors.js';
 import type { FlatStore } from '../engine/index.js';
 import type { DenseCL } from '../models/densecl.js';
 import type { Sgd } from './optim/sgd.js';
@@ -21,6 +21,9 @@ export interface RunCounters {
   config: Record<string, unknown>;
 }
 
+/** Thrown instead of encoding when the state holds NaN or infinity. */
+export class NonFiniteStateError extends Error {}
+
 /** The stores saved in a checkpoint, under name prefixes. */
 function stores(model: DenseCL, sgd: Sgd): [string, FlatStore][] {
   return [
@@ -33,10 +36,7 @@ function stores(model: DenseCL, sgd: Sgd): [string, FlatStore][] {
   ];
 }
 
-/** Thrown instead of saving when the state holds NaN or infinity; nothing is written. */
-export class NonFiniteStateError extends Error {}
-
-export async function saveCheckpoint(path: string, model: DenseCL, sgd: Sgd, counters: RunCounters): Promise<void> {
+export async function encodeCheckpoint(model: DenseCL, sgd: Sgd, counters: RunCounters): Promise<Uint8Array> {
   const tensors = new Map<string, SafeTensor>();
   for (const [prefix, store] of stores(model, sgd)) {
     const values = await store.readAll();
@@ -48,21 +48,20 @@ export async function saveCheckpoint(path: string, model: DenseCL, sgd: Sgd, cou
       tensors.set(prefix + e.name, safeTensor(v, [...e.shape]));
     }
   }
-  const metadata: Record<string, string> = {
+  return encodeSafetensors(tensors, {
     format: CHECKPOINT_FORMAT,
-    counters: JSON.stringify({ ...counters }),
+    counters: JSON.stringify(counters),
     queue_ptr: String(model.ptr),
     queue2_ptr: String(model.ptr2),
     queue_layout: 'rows: [K, dim], one key per row',
-  };
-  saveSafetensors(path, tensors, metadata);
+  });
 }
 
-/** Reads a checkpoint into the model and optimiser; throws, naming the file and the first mismatch, before writing anything. */
-export function loadCheckpoint(path: string, model: DenseCL, sgd: Sgd): RunCounters {
-  const file = loadSafetensors(path);
+/** Restores a checkpoint into the model and optimiser; throws, naming `what` and the first mismatch, before writing anything. */
+export function restoreCheckpoint(bytes: Uint8Array, model: DenseCL, sgd: Sgd, what: string): RunCounters {
+  const file = decodeSafetensors(bytes, what);
   const fail = (why: string): never => {
-    throw new Error(`checkpoint ${path} does not match this model: ${why}`);
+    throw new Error(`${what} does not match this model: ${why}`);
   };
   if (file.metadata.format !== CHECKPOINT_FORMAT) fail(`format '${file.metadata.format ?? 'none'}', expected '${CHECKPOINT_FORMAT}'`);
   const plan: [FlatStore, string, Float32Array][] = [];
@@ -70,12 +69,12 @@ export function loadCheckpoint(path: string, model: DenseCL, sgd: Sgd): RunCount
     for (const e of store.entries) {
       if (e.name.startsWith('_')) continue;
       const t = file.tensors.get(prefix + e.name);
-      if (!t) fail(`tensor '${prefix + e.name}' is missing (was it saved with another --arch, --width or --method?)`);
+      if (!t) return fail(`tensor '${prefix + e.name}' is missing (saved with another arch, width, dim, queue size or method?)`);
       const want = [...e.shape];
-      if (t!.dtype !== 'F32' || t!.shape.length !== want.length || t!.shape.some((d, i) => d !== want[i])) {
-        fail(`'${prefix + e.name}' is ${t!.dtype}[${t!.shape.join(', ')}], the model needs F32[${want.join(', ')}]`);
+      if (t.dtype !== 'F32' || t.shape.length !== want.length || t.shape.some((d, i) => d !== want[i])) {
+        fail(`'${prefix + e.name}' is ${t.dtype}[${t.shape.join(', ')}], the model needs F32[${want.join(', ')}]`);
       }
-      plan.push([store, e.name, t!.data as Float32Array]);
+      plan.push([store, e.name, t.data as Float32Array]);
     }
   }
   let counters: RunCounters;

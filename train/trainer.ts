@@ -3,8 +3,8 @@
 // The demo page and Node programs use it alike; the CLI's pretrain loop (files, logs, worker
 // threads) stays Node-only. State saves to and loads from safetensors bytes in the layout of
 // the CLI's checkpoint.safetensors, so a run's checkpoint opens in a page and back.
-import { tensor, scope, noGrad, Rng, profile, type Runtime, type Tensor, type FlatStore, type ProfileResult } from '../engine/index.js';
-import { encodeSafetensors, decodeSafetensors, safeTensor, type SafeTensor } from '../engine/safetensors.js';
+import { tensor, scope, noGrad, Rng, profile, type Runtime, type Tensor, type ProfileResult } from '../engine/index.js';
+import { encodeCheckpoint, restoreCheckpoint, type RunCounters } from './checkpoint.js';
 import { DenseCL, type DenseCLConfig, type Method } from '../models/densecl.js';
 import type { Arch } from '../models/resnet.js';
 import { Sgd } from './optim/sgd.js';
@@ -76,8 +76,6 @@ export interface StepOptions {
   /** Also read back DenseCL's correspondence indices. */
   correspondence?: boolean;
 }
-
-const CHECKPOINT_FORMAT = 'densecl-webgpu/1';
 
 export class Trainer {
   readonly options: TrainerOptions;
@@ -158,61 +156,26 @@ export class Trainer {
     return { stats: await pending!, profile: result };
   }
 
-  /** The whole training state as safetensors bytes (the CLI checkpoint's layout and names). */
-  async saveState(): Promise<Uint8Array> {
+  /**
+   * The whole training state as safetensors bytes (the CLI checkpoint's layout and names);
+   * `extra` adds run counters such as the epoch and the data sampler's state.
+   */
+  saveState(extra: Partial<RunCounters> = {}): Promise<Uint8Array> {
     this.assertAlive();
-    const tensors = new Map<string, SafeTensor>();
-    for (const [prefix, store] of this.stores()) {
-      const values = await store.readAll();
-      for (const e of store.entries) {
-        if (!e.name.startsWith('_')) tensors.set(prefix + e.name, safeTensor(values.get(e.name)!, [...e.shape]));
-      }
-    }
-    const counters = { step: this.steps, epoch: 0, bnSteps: this.steps, rngState: [...this.rng.state()], sampler: null, config: { ...this.options } };
-    return encodeSafetensors(tensors, {
-      format: CHECKPOINT_FORMAT,
-      counters: JSON.stringify(counters),
-      queue_ptr: String(this.model.ptr),
-      queue2_ptr: String(this.model.ptr2),
-      queue_layout: 'rows: [K, dim], one key per row',
-    });
+    const counters: RunCounters = { step: this.steps, epoch: 0, bnSteps: this.steps, rngState: [...this.rng.state()], sampler: null, config: { ...this.options }, ...extra };
+    return encodeCheckpoint(this.model, this.sgd, counters);
   }
 
   /**
    * Restores a state saved by saveState() or a CLI checkpoint of the same model. Every name and
    * shape is checked before anything is written; `what` names the source in errors.
    */
-  loadState(bytes: Uint8Array, what = 'checkpoint'): void {
+  loadState(bytes: Uint8Array, what = 'checkpoint'): RunCounters {
     this.assertAlive();
-    const file = decodeSafetensors(bytes, what);
-    const fail = (why: string): never => {
-      throw new Error(`${what} does not match this model: ${why}`);
-    };
-    if (file.metadata.format !== CHECKPOINT_FORMAT) fail(`format '${file.metadata.format ?? 'none'}', expected '${CHECKPOINT_FORMAT}'`);
-    const plan: [FlatStore, string, Float32Array][] = [];
-    for (const [prefix, store] of this.stores()) {
-      for (const e of store.entries) {
-        if (e.name.startsWith('_')) continue;
-        const t = file.tensors.get(prefix + e.name);
-        if (!t) return fail(`tensor '${prefix + e.name}' is missing (saved with another arch, width, dim, queueSize or method?)`);
-        const shape = [...e.shape];
-        if (t.dtype !== 'F32' || t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])) {
-          fail(`'${prefix + e.name}' is ${t.dtype}[${t.shape.join(', ')}], the model needs F32[${shape.join(', ')}]`);
-        }
-        plan.push([store, e.name, t.data as Float32Array]);
-      }
-    }
-    let counters: { step: number; rngState: number[] };
-    try {
-      counters = JSON.parse(file.metadata.counters);
-    } catch {
-      return fail('its counters (metadata "counters") are unreadable');
-    }
-    for (const [store, name, data] of plan) store.write(name, data);
-    this.model.ptr = Number(file.metadata.queue_ptr ?? 0);
-    this.model.ptr2 = Number(file.metadata.queue2_ptr ?? 0);
+    const counters = restoreCheckpoint(bytes, this.model, this.sgd, what);
     this.steps = counters.step;
     this.rng = new Rng(Uint32Array.from(counters.rngState));
+    return counters;
   }
 
   /** Frees the model's and the optimiser's GPU buffers (the runtime stays the caller's). */
@@ -221,18 +184,6 @@ export class Trainer {
     this.destroyed = true;
     this.model.destroy();
     this.sgd.momentum.destroy();
-  }
-
-  private stores(): [string, FlatStore][] {
-    const m = this.model;
-    return [
-      ['encoder_q.', m.query.params],
-      ['encoder_q.', m.query.buffers],
-      ['encoder_k.', m.key.params],
-      ['encoder_k.', m.key.buffers],
-      ['optimizer.momentum.', this.sgd.momentum],
-      ['', m.queues],
-    ];
   }
 
   private assertAlive(): void {
