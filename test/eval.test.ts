@@ -19,7 +19,7 @@ import { decodeIndexPng } from '../train/eval/png-index.js';
 import { loadFashionMnist, parseIdx } from '../train/eval/fashion-mnist.js';
 import { openClassificationData, openSegmentationData } from '../train/eval/datasets.js';
 import { evalLinear, evalSeg, EVAL_LINEAR_DEFAULTS, EVAL_SEG_DEFAULTS } from '../train/commands/eval.js';
-import { exportRandomInit } from '../train/commands/replicate.js';
+import { exportRandomInit, replicate, replicateOptions, REPLICATE_DEFAULTS } from '../train/commands/replicate.js';
 
 const t = suite('evaluation');
 const root = mkdtempSync(join(tmpdir(), 'eval-test-'));
@@ -238,6 +238,18 @@ t('Fashion-MNIST: IDX files (plain and gzipped) become RGB images with labels; m
   const s = await data.val.get(1);
   assert.equal([s.image.width, s.image.height, s.label], [28, 28, 9]);
   assert.equal([s.image.data[0], s.image.data[1], s.image.data[2]], [pixels[784], pixels[784], pixels[784]], 'gray replicated to RGB');
+});
+
+t('replicate: --preset gpu fills what the flags leave; kept runs of other settings are refused', async () => {
+  const o = replicateOptions({ ...REPLICATE_DEFAULTS, preset: 'gpu', epochs: 6 }, new Set(['preset', 'epochs']));
+  assert.equal([o.epochs, o.width, o.seeds, o.imgSize], [6, 0.5, 3, 64]);
+  assert.throws(() => replicateOptions({ ...REPLICATE_DEFAULTS, preset: 'tpu' }, new Set()), /--preset must be cpu or gpu/);
+  const out = join(root, 'rep');
+  mkdirSync(join(out, 'seed0', 'random'), { recursive: true });
+  const small = { ...REPLICATE_DEFAULTS, seeds: 1, evalTrainImages: 4, evalValImages: 4, out };
+  const { preset: _p, seeds: _s, workers: _w, out: _o, ...settings } = { ...small, epochs: 1 };
+  writeFileSync(join(out, 'seed0', 'random', 'result.json'), JSON.stringify({ method: 'random', seed: 0, settings }));
+  await rejects(() => replicate({ ...small, epochs: 2 }, runtime()), /result\.json was made with other settings \(epochs 1 there, 2 now\)/);
 });
 
 t.run();

@@ -3,7 +3,7 @@
 // same way), MoCo-v2 and DenseCL pre-trained with the same budget on the built-in scenes; each
 // evaluated frozen by the linear probe (top-1) and the segmentation probe (mIoU) on held-out
 // scenes. Writes results.md (table of means and spreads, per-seed figures), results.json and
-// losses.png (pre-training loss curves). Finished runs are kept: re-running the command with
+// losses.png (pre-training loss curves), updated after every run. Finished runs are kept: re-running the command with
 // the same --out skips them, so an interrupted comparison continues where it stopped.
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
@@ -44,7 +44,7 @@ export const REPLICATE_DEFAULTS = {
 };
 
 /** What --preset gpu changes: a budget for a real GPU (hours on this CPU). */
-const GPU_PRESET: Partial<ReplicateOptions> = { seeds: 3, width: 0.5, imgSize: 64, epochs: 50, batchSize: 64, queueSize: 4096, builtinImages: 8192, evalTrainImages: 4096, evalValImages: 1024 };
+const GPU_PRESET: Partial<ReplicateOptions> = { seeds: 3, width: 0.5, imgSize: 64, epochs: 50, batchSize: 64, queueSize: 4096, builtinImages: 8192, workers: 8, evalTrainImages: 4096, evalValImages: 1024 };
 
 export type ReplicateOptions = typeof REPLICATE_DEFAULTS;
 
@@ -55,6 +55,8 @@ const COLOURS: Record<Method, string> = { random: '#888888', mocov2: '#1f77b4', 
 interface RunResult {
   method: Method;
   seed: number;
+  /** The options the run was made with (all but preset, seeds, workers and out). */
+  settings: Record<string, string | number | boolean>;
   top1: number;
   mIoU: number;
   pixelAccuracy: number;
@@ -111,6 +113,8 @@ export async function replicate(o: ReplicateOptions, runtime?: Runtime): Promise
   const results: RunResult[] = [];
   const say = (s: string) => console.error(`[replicate ${((performance.now() - started) / 60000).toFixed(1)} min] ${s}`);
   const common = { arch: o.arch, width: o.width, smallStem: o.smallStem, imgSize: o.imgSize };
+  // What a kept run must share with this invocation to be reused.
+  const { preset: _p, seeds: _s, workers: _w, out: _o, ...settings } = o as Record<string, string | number | boolean>;
   try {
     const data = await openSegmentationData({ data: 'builtin', imgSize: o.imgSize, trainImages: o.evalTrainImages, valImages: o.evalValImages, dataSeed: o.dataSeed, fashionMnistDir: '', numClasses: 0 });
     for (let seed = 0; seed < o.seeds; seed++) {
@@ -118,7 +122,15 @@ export async function replicate(o: ReplicateOptions, runtime?: Runtime): Promise
         const dir = join(out, `seed${seed}`, method);
         const done = join(dir, 'result.json');
         if (existsSync(done)) {
-          results.push(JSON.parse(readFileSync(done, 'utf8')) as RunResult);
+          const kept = JSON.parse(readFileSync(done, 'utf8')) as RunResult;
+          const differ = Object.keys(settings).filter((k) => JSON.stringify(kept.settings?.[k]) !== JSON.stringify(settings[k]));
+          if (differ.length) {
+            throw new Error(
+              `replicate: ${done} was made with other settings (${differ.map((k) => `${k} ${kept.settings?.[k]} there, ${settings[k]} now`).join(', ')}); ` +
+                `use another --out, or delete ${out} to start over`,
+            );
+          }
+          results.push(kept);
           say(`${method} seed ${seed}: kept from an earlier run`);
           continue;
         }
@@ -161,6 +173,7 @@ export async function replicate(o: ReplicateOptions, runtime?: Runtime): Promise
         const result: RunResult = {
           method,
           seed,
+          settings,
           top1: lin.top1,
           mIoU: seg.mIoU,
           pixelAccuracy: seg.pixelAccuracy,
@@ -171,6 +184,8 @@ export async function replicate(o: ReplicateOptions, runtime?: Runtime): Promise
         };
         writeFileSync(done, JSON.stringify(result, null, 2));
         results.push(result);
+        // The table so far, so that an interrupted comparison still leaves its figures.
+        await report(o, out, results, (performance.now() - started) / 1000);
         say(`${method} seed ${seed}: linear top-1 ${(100 * lin.top1).toFixed(2)}%, seg mIoU ${(100 * seg.mIoU).toFixed(2)}% (pre-training ${result.pretrainSeconds.toFixed(0)} s, evaluation ${result.evalSeconds.toFixed(0)} s)`);
       }
     }
@@ -214,6 +229,6 @@ async function report(o: ReplicateOptions, out: string, results: RunResult[], se
     `Per run:\n\n| method | seed | mIoU % | pixel acc % | top-1 % | pre-train s | eval s |\n| --- | --- | --- | --- | --- | --- | --- |\n${perSeed}\n\n` +
     (plot ? `![pre-training losses](losses.png)\n` : '');
   writeFileSync(join(out, 'results.md'), md);
-  writeFileSync(join(out, 'results.json'), JSON.stringify({ options: o, results: results.map(({ losses: _, ...r }) => r) }, null, 2));
+  writeFileSync(join(out, 'results.json'), JSON.stringify({ options: o, results: results.map(({ losses: _l, settings: _s, ...r }) => r) }, null, 2));
   return { table, out };
 }
