@@ -3,8 +3,9 @@
 import { createContext, type Suite } from './lib/context.js';
 import { run as matmul } from './matmul.js';
 import { run as batchnorm } from './batchnorm.js';
+import { run as conv } from './conv.js';
 
-const suites: Record<string, Suite> = { matmul, batchnorm };
+const suites: Record<string, Suite> = { matmul, batchnorm, conv };
 
 const wanted = process.argv.slice(2);
 const unknown = wanted.filter((w) => !(w in suites));

@@ -15,6 +15,8 @@
 // Workgroup x walks the output-channel blocks fastest, so the blocks that read the same source
 // rows run back to back while those rows are in cache (the other order streams the whole input
 // once per block: 2.5x slower at 64 channels).
+// The window holds every WSTEP-th source column (WSTEP > 1 when no tap needs the ones between,
+// e.g. a 1x1 kernel with stride 2); TC_WIN and WIN count in window elements.
 // A comes from conv2d_relayout.wgsl with its channel axis zero-padded to a multiple of TM, so
 // every vec4 read is in range and aligned.
 //! TM = 8
@@ -24,6 +26,7 @@
 //! TC_WIN = 0, 1, 2
 //! WIN = 10
 //! SCS = 1
+//! WSTEP = 1
 //! CHECK = true
 //! PAD = true
 //! BIAS = false
@@ -48,6 +51,32 @@ struct Params {
 const TM4 = $TMu / 4u;
 const TC_WIN = array<u32, $NTC>($TC_WIN);
 alias Acc = array<array<vec4<f32>, TM4>, $TN>;
+alias TapA = array<vec4<f32>, TM4>;
+alias Win = array<f32, $WIN>;
+
+// The TM4 vec4s of A for tap column b of the row whose A starts at aRow.
+fn loadA(aRow: u32, b: u32) -> TapA {
+  let aAt = aRow + params.TC_K[b / 4u][b % 4u] * (params.MP / 4u);
+  var w: TapA;
+  for (var t = 0u; t < TM4; t++) {
+    w[t] = A[aAt + t];
+  }
+  return w;
+}
+
+// One tap column: TN x TM4 vec4 FMAs with the column's A. Called with a constant b (the calls
+// are unrolled by hand: NIR leaves a loop over 7 columns of this size rolled, and a rolled
+// loop indexes win dynamically, which sends it to scratch memory).
+fn tapColumn(acc: ptr<function, Acc>, win: ptr<function, Win>, w: TapA, b: u32) {
+  for (var j = 0u; j < $TNu; j++) {
+    let xv = vec4<f32>((*win)[j * ($SCSu / $WSTEPu) + TC_WIN[b]]);
+    for (var t = 0u; t < TM4; t++) {
+      (*acc)[j][t] = fma(w[t], xv, (*acc)[j][t]);
+    }
+  }
+}
+
+
 
 // One tap row: loads the source row window once, then for every tap column one vec4 of A per 4
 // output channels and TN x TM4 vec4 FMAs.
@@ -57,11 +86,11 @@ fn accumulateRow(acc: ptr<function, Acc>, a: u32, plane: i32, srcRow0: i32, srcC
   let M4 = params.MP / 4u;
   let sr = srcRow0 + params.TR_OFF[a / 4u][a % 4u];
   let rowBase = (plane + sr) * sw + srcCol0;
-  var win: array<f32, $WIN>;
+  var win: Win;
   for (var i = 0u; i < $WINu; i++) {
-    let at = rowBase + i32(i);
+    let at = rowBase + i32(i * $WSTEPu);
     if ($PAD) {
-      let sc = srcCol0 + i32(i);
+      let sc = srcCol0 + i32(i * $WSTEPu);
       let ok = sr >= 0 && sr < sh && sc >= 0 && sc < sw;
       win[i] = select(0.0, S[u32(max(at, 0))], ok);
     } else {
@@ -69,19 +98,14 @@ fn accumulateRow(acc: ptr<function, Acc>, a: u32, plane: i32, srcRow0: i32, srcC
     }
   }
   let aRow = aPlane + params.TR_K[a / 4u][a % 4u] * params.KW * M4 + m4;
-  for (var b = 0u; b < $NTCu; b++) {
-    let aAt = aRow + params.TC_K[b / 4u][b % 4u] * M4;
-    var w: array<vec4<f32>, TM4>;
-    for (var t = 0u; t < TM4; t++) {
-      w[t] = A[aAt + t];
-    }
-    for (var j = 0u; j < $TNu; j++) {
-      let xv = vec4<f32>(win[j * $SCSu + TC_WIN[b]]);
-      for (var t = 0u; t < TM4; t++) {
-        (*acc)[j][t] = fma(w[t], xv, (*acc)[j][t]);
-      }
-    }
-  }
+  if ($NTCu > 0u) { tapColumn(acc, &win, loadA(aRow, 0u), 0u); }
+  if ($NTCu > 1u) { tapColumn(acc, &win, loadA(aRow, 1u), 1u); }
+  if ($NTCu > 2u) { tapColumn(acc, &win, loadA(aRow, 2u), 2u); }
+  if ($NTCu > 3u) { tapColumn(acc, &win, loadA(aRow, 3u), 3u); }
+  if ($NTCu > 4u) { tapColumn(acc, &win, loadA(aRow, 4u), 4u); }
+  if ($NTCu > 5u) { tapColumn(acc, &win, loadA(aRow, 5u), 5u); }
+  if ($NTCu > 6u) { tapColumn(acc, &win, loadA(aRow, 6u), 6u); }
+  for (var b = 7u; b < $NTCu; b++) { tapColumn(acc, &win, loadA(aRow, b), b); }
 }
 
 @compute @workgroup_size($WG, 1, 1)

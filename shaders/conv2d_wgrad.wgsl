@@ -9,7 +9,8 @@
 // unrolls that loop while it is small, and an array indexed by a counter it did not unroll goes
 // to scratch memory (5x slower on lavapipe).
 // Compile-time: the tile, kernel width, column stride and dilation (they place the window in
-// registers); the rest are uniforms. DYV (TN = 4, OW a multiple of 4): each output channel's
+// registers); the rest are uniforms. The window holds every WSTEP-th source column (the ones
+// the taps use: WSTEP = SW for a 1x1 kernel). DYV (TN = 4, OW a multiple of 4): each output channel's
 // dy row segment is one aligned vec4 load instead of four scalar ones, which also keeps the
 // unrolled body (and lavapipe's compile time) small.
 //! TMW = 8
@@ -20,6 +21,7 @@
 //! SW = 1
 //! DW = 1
 //! WIN = 10
+//! WSTEP = 1
 //! CHECK = true
 //! PAD = true
 //! DYV = false
@@ -38,6 +40,18 @@ struct Params {
 const TM4 = $TMWu / 4u;
 alias RowAcc = array<array<vec4<f32>, TM4>, $KW>;
 alias DyTile = array<array<vec4<f32>, $TN>, TM4>;
+alias Win = array<f32, $WIN>;
+
+// One kernel column kc (a constant at the hand-unrolled call sites: NIR leaves a loop over 7
+// columns of this size rolled, and a rolled loop indexes acc dynamically, i.e. in scratch memory).
+fn tapCol(acc: ptr<function, RowAcc>, dy: ptr<function, DyTile>, win: ptr<function, Win>, kc: u32) {
+  for (var j = 0u; j < $TNu; j++) {
+    let xv = vec4<f32>((*win)[(j * $SWu + kc * $DWu) / $WSTEPu]);
+    for (var t = 0u; t < TM4; t++) {
+      (*acc)[kc][t] = fma((*dy)[t][j], xv, (*acc)[kc][t]);
+    }
+  }
+}
 
 // Adds one kernel row's contribution of a row segment: ih is the source row, col0 the source
 // column of the segment's first tap.
@@ -45,24 +59,25 @@ fn accumulateRow(acc: ptr<function, RowAcc>, dy: ptr<function, DyTile>, xPlane: 
   let h = i32(params.H);
   let w = i32(params.W);
   let rowBase = (xPlane + ih) * w + col0;
-  var win: array<f32, $WIN>;
+  var win: Win;
   for (var i = 0u; i < $WINu; i++) {
+    let at = rowBase + i32(i * $WSTEPu);
     if ($PAD) {
-      let iw = col0 + i32(i);
+      let iw = col0 + i32(i * $WSTEPu);
       let ok = ih >= 0 && ih < h && iw >= 0 && iw < w;
-      win[i] = select(0.0, X[u32(max(rowBase + i32(i), 0))], ok);
+      win[i] = select(0.0, X[u32(max(at, 0))], ok);
     } else {
-      win[i] = X[u32(rowBase + i32(i))];
+      win[i] = X[u32(at)];
     }
   }
-  for (var kc = 0u; kc < $KWu; kc++) {
-    for (var j = 0u; j < $TNu; j++) {
-      let xv = vec4<f32>(win[j * $SWu + kc * $DWu]);
-      for (var t = 0u; t < TM4; t++) {
-        (*acc)[kc][t] = fma((*dy)[t][j], xv, (*acc)[kc][t]);
-      }
-    }
-  }
+  if ($KWu > 0u) { tapCol(acc, dy, &win, 0u); }
+  if ($KWu > 1u) { tapCol(acc, dy, &win, 1u); }
+  if ($KWu > 2u) { tapCol(acc, dy, &win, 2u); }
+  if ($KWu > 3u) { tapCol(acc, dy, &win, 3u); }
+  if ($KWu > 4u) { tapCol(acc, dy, &win, 4u); }
+  if ($KWu > 5u) { tapCol(acc, dy, &win, 5u); }
+  if ($KWu > 6u) { tapCol(acc, dy, &win, 6u); }
+  for (var kc = 7u; kc < $KWu; kc++) { tapCol(acc, dy, &win, kc); }
 }
 
 fn storeRow(acc: ptr<function, RowAcc>, z: u32, o0: u32, c: u32, kh: u32, valid: bool) {

@@ -4,7 +4,8 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { gpu, runtime, assertClose, randomArray, gradCheck } from './helpers.js';
 import { tensor, backward, noGrad, conv2d, Tensor, type Conv2dOptions, type DispatchObserver } from '../engine/index.js';
-import { conv2dPlan } from '../engine/ops/conv2d.js';
+import { conv2dPlan, setConv2dSubgroups } from '../engine/ops/conv2d.js';
+import { hasSubgroups8 } from '../engine/ops/matmul.js';
 
 // Tests run from the bundle in .build/test/; fixtures stay in the source tree.
 const fixturePath = fileURLToPath(new URL('../../test/fixtures/conv2d.json', import.meta.url));
@@ -82,6 +83,23 @@ t('matches PyTorch on the fixture grid: output, input, weight and bias gradients
   for (const c of cases) await runCase(c);
 });
 
+// Where the device has 8-wide subgroups the grid above ran the subgroup kernels; the per-lane
+// kernels (every other adapter) get a spread of the grid here.
+t('the per-lane kernels match PyTorch too', async () => {
+  const names = ['3x3 s1 p1 odd sizes', '3x3 s2 p1', '7x7 s2 p3 stem, 3 channels', '1x1 s2 downsample', '5x3 stride', '3x3 s1 p1 batch 3'];
+  setConv2dSubgroups('off');
+  try {
+    for (const n of names) {
+      const c = cases.find((k) => k.name.startsWith(n));
+      assert.ok(c, `fixture case ${n}`);
+      const keys = await runCase(c!);
+      assert.ok(keys.some((k) => k.startsWith('conv2d_gemm[')) && !keys.some((k) => k.includes('_sg8')), `${n}: per-lane kernels only`);
+    }
+  } finally {
+    setConv2dSubgroups('auto');
+  }
+});
+
 t('variants are taken where the shape asks for them, and are correct there', async () => {
   const byName = (s: string): Case => {
     const c = cases.find((k) => k.name.startsWith(s));
@@ -98,12 +116,16 @@ t('variants are taken where the shape asks for them, and are correct there', asy
   assert.is(exactPlan.forward!.defines.CHECK, false, 'exact-tile plan drops the checks');
   const exactKeys = await runCase(exact);
   assert.ok(exactKeys.some((k) => k.startsWith('conv2d_gemm') && k.includes('CHECK=false')), `exact tile runs unchecked: ${exactKeys.join(' ')}`);
+  // With 8-wide subgroups the implicit kernels are the subgroup ones.
+  const sg = hasSubgroups8(runtime());
+  assert.is(exactKeys.some((k) => k.startsWith('conv2d_gemm_sg8[')), sg, 'forward kernel matches the device');
+  assert.is(exactKeys.some((k) => k.startsWith('conv2d_wgrad_sg8[')), sg, 'weight-gradient kernel matches the device');
   // A shape that does not divide the tile keeps them.
   const odd = byName('3x3 s1 p1 odd sizes');
   assert.is(conv2dPlan(odd.inputs.x.shape, odd.inputs.weight.shape, odd.args).forward!.defines.CHECK, true);
   // The RGB stem: the channel loop is a compile-time constant.
   const stemKeys = await runCase(byName('7x7 s2 p3 stem, 3 channels'));
-  assert.ok(stemKeys.some((k) => k.startsWith('conv2d_gemm') && k.includes('TC_WIN=0, 1, 2, 3, 4, 5, 6')), `stem variant: ${stemKeys.join(' ')}`);
+  assert.ok(stemKeys.some((k) => k.startsWith('conv2d_gemm') && k.includes('NTC=7') && k.includes('SCS=2')), `stem variant: ${stemKeys.join(' ')}`);
   // Stride 2: the input gradient runs one dispatch per residue class (4 here).
   const s2Keys = await runCase(byName('3x3 s2 p1'));
   assert.is(s2Keys.filter((k) => k.startsWith('conv2d_gemm')).length, 1 + 4, 'forward + 4 input-gradient classes');

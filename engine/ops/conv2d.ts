@@ -23,7 +23,9 @@
 // - bounds checks are compiled out when the shape divides the tile, and source range checks
 //   when no tap can leave the source (no padding).
 import gemmSrc from '../../shaders/conv2d_gemm.wgsl';
+import gemmSg8Src from '../../shaders/conv2d_gemm_sg8.wgsl';
 import wgradSrc from '../../shaders/conv2d_wgrad.wgsl';
+import wgradSg8Src from '../../shaders/conv2d_wgrad_sg8.wgsl';
 import relayoutSrc from '../../shaders/conv2d_relayout.wgsl';
 import biasSrc from '../../shaders/conv2d_bias.wgsl';
 import { Tensor, formatShape } from '../tensor.js';
@@ -31,7 +33,7 @@ import { record } from '../autograd.js';
 import type { Runtime } from '../runtime.js';
 import type { Defines } from '../kernel.js';
 import { empty, requireF32, sameRuntime } from './alloc.js';
-import { gemm } from './matmul.js';
+import { gemm, hasSubgroups8 } from './matmul.js';
 import { sum } from './reduce.js';
 import { reshape } from './shape.js';
 import { fillTensor } from './pointwise.js';
@@ -51,6 +53,14 @@ export interface ConvGeometry {
 }
 
 const OP = 'conv2d';
+
+let subgroupMode: 'auto' | 'off' = 'auto';
+/** 'off' makes conv2d use the per-lane kernels even where 8-wide subgroups exist (tests and
+ *  benchmarks compare the two); 'auto' (the default) uses the subgroup kernels where possible. */
+export function setConv2dSubgroups(mode: 'auto' | 'off'): void {
+  subgroupMode = mode;
+}
+const useSg8 = (rt: Runtime): boolean => subgroupMode === 'auto' && hasSubgroups8(rt);
 /** Bytes of dy and x rows one weight-gradient chunk covers (about a core's L2). */
 const WGRAD_CHUNK_BYTES = 256 << 10;
 /** Upper bound on the weight-gradient partials, in floats. */
@@ -110,6 +120,8 @@ export interface CoreDispatch {
   TN: number;
   WG: number;
   taps: number;
+  /** Runs conv2d_gemm_sg8.wgsl (A shared by subgroup broadcast). */
+  sg8: boolean;
 }
 
 export interface ConvPlan {
@@ -126,7 +138,11 @@ export interface WgradPlan {
   defines: Defines;
   TMW: number;
   TN: number;
-  WG: number;
+  /** Runs conv2d_wgrad_sg8.wgsl (dy shared by subgroup broadcast). */
+  sg8: boolean;
+  /** Workgroups along x (lane blocks x output-channel blocks). */
+  groups: number;
+  /** Lanes: (output block, kernel-row block, input channel) triples; for sg8, (input channel, kernel-row block) pairs. */
   lanes: number;
   chunks: number;
   rowsPerChunk: number;
@@ -135,7 +151,6 @@ export interface WgradPlan {
 /** Columns per invocation: 8, 7 or 4, whichever wastes least of a row (ties: the larger). Few
  *  values keep the number of pipelines (and of lavapipe's slow cold compiles) small. */
 function chooseTN(cols: number): number {
-  if (cols <= 4) return cols;
   let best = 8;
   let bestWaste = Infinity;
   for (const tn of [8, 7, 4]) {
@@ -148,8 +163,10 @@ function chooseTN(cols: number): number {
   return best;
 }
 
-const chooseTM = (m: number): number => (m <= 4 ? 4 : 8);
-const WG = 16;
+/** Output channels per invocation. With subgroups A costs next to nothing, so the tile leans
+ *  to more channels (16 measured best on lavapipe; 32 spills more than it saves). */
+const chooseTM = (m: number, sg8: boolean): number => (m <= 4 ? 4 : m <= 8 || !sg8 ? 8 : 16);
+const WG_LANE = 16;
 /** Tap rows and columns the core takes per dispatch (uniform arrays of 16). */
 const MAX_TAPS = 16;
 
@@ -170,20 +187,24 @@ function coreDispatch(
   place: { NR: number; NQ: number; SRS: number; SCS: number; ORS: number; OR0: number; OCS: number; OC0: number },
   pad: boolean,
   bias: boolean,
+  sg8: boolean,
 ): CoreDispatch {
-  const TM = chooseTM(M);
+  const TM = chooseTM(M, sg8);
   const TN = chooseTN(place.NQ);
+  const WG = sg8 ? 8 : WG_LANE;
   // Columns sorted by source offset, so mirrored tap sets (forward and input gradient of a
   // symmetric kernel) compile to the same window positions and share a pipeline.
   const order = colsIn.off.map((_, i) => i).sort((i, j) => colsIn.off[i] - colsIn.off[j]);
   const cols: Taps = { off: order.map((i) => colsIn.off[i]), k: order.map((i) => colsIn.k[i]) };
   const minOff = cols.off[0];
-  const WIN = (TN - 1) * place.SCS + cols.off[cols.off.length - 1] - minOff + 1;
+  // The window keeps only every WSTEP-th source column when no tap uses the others.
+  const WSTEP = cols.off.reduce((acc, o) => gcd(acc, o - minOff), place.SCS);
+  const WIN = ((TN - 1) * place.SCS + cols.off[cols.off.length - 1] - minOff) / WSTEP + 1;
   const MP = Math.ceil(M / TM) * TM;
   const G = g.N * place.NR * Math.ceil(place.NQ / TN);
   const exact = place.NQ % TN === 0 && MP === M && G % WG === 0 && G / WG <= 65535;
   const defines: Defines = {
-    TM, TN, WG, NTC: cols.off.length, TC_WIN: cols.off.map((o) => o - minOff).join(', '), WIN, SCS: place.SCS,
+    TM, TN, WG, NTC: cols.off.length, TC_WIN: cols.off.map((o) => (o - minOff) / WSTEP).join(', '), WIN, SCS: place.SCS, WSTEP,
     CHECK: !exact, PAD: pad || place.NQ % TN !== 0, BIAS: bias,
   };
   const params = {
@@ -191,13 +212,15 @@ function coreDispatch(
     ORS: place.ORS, OR0: place.OR0, OCS: place.OCS, OC0: place.OC0, WIN_OFF: minOff,
     TR_OFF: slots16(rows.off), TR_K: slots16(rows.k), TC_K: slots16(cols.k),
   };
-  return { defines, params, NR: place.NR, NQ: place.NQ, TM, TN, WG, taps: rows.off.length * cols.off.length };
+  if (sg8) delete defines.WG;
+  return { defines, params, NR: place.NR, NQ: place.NQ, TM, TN, WG, taps: rows.off.length * cols.off.length, sg8 };
 }
 
 const range = (n: number): number[] => [...Array(n).keys()];
+const gcd = (a: number, b: number): number => (b === 0 ? a : gcd(b, a % b));
 const mod = (a: number, m: number): number => ((a % m) + m) % m;
 
-export function conv2dPlan(xShape: readonly number[], wShape: readonly number[], opts: Conv2dOptions = {}, hasBias = false): ConvPlan {
+export function conv2dPlan(xShape: readonly number[], wShape: readonly number[], opts: Conv2dOptions = {}, hasBias = false, sg8 = false): ConvPlan {
   const g = conv2dGeometry(xShape, wShape, opts);
   const { C, H, W, O, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW } = g;
   if (KH === 1 && KW === 1 && SH === 1 && SW === 1 && PH === 0 && PW === 0) {
@@ -213,6 +236,7 @@ export function conv2dPlan(xShape: readonly number[], wShape: readonly number[],
     { NR: OH, NQ: OW, SRS: SH, SCS: SW, ORS: 1, OR0: 0, OCS: 1, OC0: 0 },
     PH > 0 || PW > 0,
     hasBias,
+    sg8,
   );
   // Input pixel (ry + SH*r, rx + SW*q) receives tap kh from dy row r + (ry + PH - kh*DH)/SH
   // exactly when that division is exact; same for columns.
@@ -243,22 +267,27 @@ export function conv2dPlan(xShape: readonly number[], wShape: readonly number[],
           { NR: Math.ceil((H - ry) / SH), NQ: Math.ceil((W - rx) / SW), SRS: 1, SCS: 1, ORS: SH, OR0: ry, OCS: SW, OC0: rx },
           true,
           false,
+          sg8,
         ),
       );
     }
   }
-  return { geometry: g, path: 'implicit', forward, inputGrad, weightGrad: wgradPlan(g) };
+  return { geometry: g, path: 'implicit', forward, inputGrad, weightGrad: wgradPlan(g, sg8) };
 }
 
-function wgradPlan(g: ConvGeometry): WgradPlan {
+function wgradPlan(g: ConvGeometry, sg8: boolean): WgradPlan {
   const { N, C, W, O, KH, KW, SH, SW, PH, PW, DW, OH, OW } = g;
-  const TMW = O <= 4 ? 4 : 8;
+  // With subgroups the dy tile is shared, so it can be wider in output channels.
+  const TMW = O <= 4 ? 4 : O <= 8 || !sg8 ? 8 : 16;
   // Segments of 4 columns read dy as aligned vec4s; the loads per FMA barely depend on TN here
   // (dy loads grow with it), and a short segment halves the unrolled body.
   const DYV = OW % 4 === 0;
   const TN = DYV ? 4 : chooseTN(OW);
   const KHL = KH <= 3 ? KH : 1;
-  const lanes = Math.ceil(O / TMW) * C * (KH / KHL);
+  const KHB = KH / KHL;
+  const OB = Math.ceil(O / TMW);
+  const lanes = sg8 ? C * KHB : OB * C * KHB;
+  const groups = sg8 ? Math.ceil(lanes / 8) * OB : Math.ceil(lanes / WG_LANE);
   const R = N * OH;
   // Chunks of output rows small enough that one chunk's dy and x rows stay in cache while every
   // (output, input channel) block of the workgroup grid passes over them...
@@ -268,14 +297,15 @@ function wgradPlan(g: ConvGeometry): WgradPlan {
   const partial = O * C * KH * KW;
   rowsPerChunk = Math.max(rowsPerChunk, Math.ceil((R * partial) / WGRAD_MAX_PARTIAL));
   const chunks = Math.ceil(R / rowsPerChunk);
+  const WSTEP = KW > 1 ? gcd(SW, DW) : SW;
   const defines: Defines = {
-    TMW, TN, WG, KW, KHL, SW, DW,
-    WIN: (TN - 1) * SW + (KW - 1) * DW + 1,
-    CHECK: lanes % WG !== 0 || O % TMW !== 0,
+    TMW, TN, KW, KHL, SW, DW, WSTEP,
+    WIN: ((TN - 1) * SW + (KW - 1) * DW) / WSTEP + 1,
     PAD: PH > 0 || PW > 0 || OW % TN !== 0,
     DYV,
   };
-  return { defines, TMW, TN, WG, lanes, chunks, rowsPerChunk };
+  if (!sg8) Object.assign(defines, { WG: WG_LANE, CHECK: lanes % WG_LANE !== 0 || O % TMW !== 0 });
+  return { defines, TMW, TN, sg8, groups, lanes, chunks, rowsPerChunk };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -312,7 +342,7 @@ function runCore(
   const TQ = Math.ceil(d.NQ / d.TN);
   const G = g.N * d.NR * TQ;
   const MP = Math.ceil(sizes.M / d.TM) * d.TM;
-  rt.dispatch(rt.kernel('conv2d_gemm', gemmSrc, d.defines), {
+  rt.dispatch(d.sg8 ? rt.kernel('conv2d_gemm_sg8', gemmSg8Src, d.defines) : rt.kernel('conv2d_gemm', gemmSrc, d.defines), {
     params: { ...d.params, N: g.N, CIN: sizes.CIN, SH: sizes.SH, SW: sizes.SW, M: sizes.M, OH: sizes.OH, OW: sizes.OW, NR: d.NR, NQ: d.NQ, TQ, G, MP },
     buffers: [src.buffer(op), a.buffer(op), (bias ?? a).buffer(op), y.buffer(op)],
     workgroups: foldGrid(MP / d.TM, Math.ceil(G / d.WG)),
@@ -354,10 +384,10 @@ function weightGradImplicit(x: Tensor, dy: Tensor, plan: ConvPlan, op: string): 
   const rt = x.rt;
   const size = g.O * g.C * g.KH * g.KW;
   const partial = empty(rt, [p.chunks, size], 'f32', op);
-  rt.dispatch(rt.kernel('conv2d_wgrad', wgradSrc, p.defines), {
+  rt.dispatch(p.sg8 ? rt.kernel('conv2d_wgrad_sg8', wgradSg8Src, p.defines) : rt.kernel('conv2d_wgrad', wgradSrc, p.defines), {
     params: { N: g.N, C: g.C, H: g.H, W: g.W, O: g.O, OH: g.OH, OW: g.OW, L: p.lanes, RC: p.rowsPerChunk, R: g.N * g.OH, KH: g.KH, SH: g.SH, PH: g.PH, PW: g.PW, DH: g.DH },
     buffers: [x.buffer(op), dy.buffer(op), dy.buffer(op), partial.buffer(op)],
-    workgroups: [Math.ceil(p.lanes / p.WG), p.chunks, 1],
+    workgroups: [p.groups, p.chunks, 1],
     op,
     flops: 2 * g.N * g.OH * g.OW * size,
     bytes: 4 * (x.size + dy.size + partial.size),
@@ -418,7 +448,7 @@ function biasGrad(dy: Tensor, g: ConvGeometry): Tensor {
 
 /** The input gradient alone (PyTorch's torch.nn.grad.conv2d_input): dx for dy of conv2d(x, weight). */
 export function conv2dInputGrad(dy: Tensor, weight: Tensor, xShape: readonly number[], opts: Conv2dOptions = {}): Tensor {
-  const plan = conv2dPlan(xShape, weight.shape, opts);
+  const plan = conv2dPlan(xShape, weight.shape, opts, false, useSg8(dy.rt));
   checkGrad(dy, plan.geometry);
   const op = `${OP}.backward`;
   return plan.path === 'gemm' ? inputGradGemm(dy, weight, plan.geometry, op) : inputGradImplicit(dy, weight, plan, op);
@@ -426,7 +456,7 @@ export function conv2dInputGrad(dy: Tensor, weight: Tensor, xShape: readonly num
 
 /** The weight gradient alone (PyTorch's torch.nn.grad.conv2d_weight): dw for dy of conv2d(x, weight). */
 export function conv2dWeightGrad(x: Tensor, dy: Tensor, wShape: readonly number[], opts: Conv2dOptions = {}): Tensor {
-  const plan = conv2dPlan(x.shape, wShape, opts);
+  const plan = conv2dPlan(x.shape, wShape, opts, false, useSg8(x.rt));
   checkGrad(dy, plan.geometry);
   const op = `${OP}.backward`;
   return plan.path === 'gemm' ? weightGradGemm(x, dy, plan.geometry, op) : weightGradImplicit(x, dy, plan, op);
@@ -443,7 +473,7 @@ export function conv2d(x: Tensor, weight: Tensor, bias?: Tensor | null, opts: Co
   const args = bias ? [x, weight, bias] : [x, weight];
   requireF32(OP, ...args);
   sameRuntime(OP, ...args);
-  const plan = conv2dPlan(x.shape, weight.shape, opts, !!bias);
+  const plan = conv2dPlan(x.shape, weight.shape, opts, !!bias, useSg8(x.rt));
   const g = plan.geometry;
   if (bias && (bias.rank !== 1 || bias.shape[0] !== g.O)) {
     throw new Error(`${OP}: bias ${bias.describe()} does not match the ${g.O} output channels of weight ${weight.describe()}; it must have shape [${g.O}]`);
