@@ -4,8 +4,9 @@ import { createContext, type Suite } from './lib/context.js';
 import { run as matmul } from './matmul.js';
 import { run as batchnorm } from './batchnorm.js';
 import { run as conv } from './conv.js';
+import { run as train_step } from './train_step.js';
 
-const suites: Record<string, Suite> = { matmul, batchnorm, conv };
+const suites: Record<string, Suite> = { matmul, batchnorm, conv, train_step };
 
 const wanted = process.argv.slice(2);
 const unknown = wanted.filter((w) => !(w in suites));

@@ -13,6 +13,10 @@ export interface SuiteReport {
   measurements: Measurement[];
   /** Free-form lines printed under the table: what was compared, caveats. */
   notes?: string[];
+  /** Further markdown sections, printed after the notes (tables a suite builds itself). */
+  sections?: { title: string; markdown: string }[];
+  /** Suite-specific figures, written to the JSON only. */
+  extra?: Record<string, unknown>;
 }
 
 export interface WrittenReport {
@@ -83,6 +87,7 @@ export function writeReport(r: SuiteReport, dir = join(process.cwd(), 'bench', '
     '',
     ...(r.notes ?? []).map((n) => `- ${n}`),
     '',
+    ...(r.sections ?? []).flatMap((x) => [`## ${x.title}`, '', x.markdown, '']),
     '## Detail',
     '',
     detail,
