@@ -206,6 +206,22 @@ t('VOC layout: label maps read as indices; eval seg runs; missing or mismatched 
   await rejects(() => openSegmentationData({ ...opts, data: join(root, 'nothing') }), /does not exist; expected the PASCAL VOC layout/);
 });
 
+t('class folders: every 5th image of each class is held out', async () => {
+  const dir = join(root, 'classes');
+  for (const cls of ['cats', 'dogs']) {
+    mkdirSync(join(dir, cls), { recursive: true });
+    for (let i = 0; i < 5; i++) {
+      const px = Buffer.alloc(12 * 10 * 3, cls === 'cats' ? 40 * i : 255 - 40 * i);
+      writeFileSync(join(dir, cls, `${i}.png`), await sharp(px, { raw: { width: 12, height: 10, channels: 3 } }).png().toBuffer());
+    }
+  }
+  const data = await openClassificationData({ data: dir, imgSize: 8, trainImages: 0, valImages: 0, dataSeed: 0, fashionMnistDir: '', numClasses: 0 });
+  assert.equal(data.classNames, ['cats', 'dogs']);
+  assert.equal([data.train.length, data.val.length], [8, 2]);
+  assert.equal([(await data.val.get(0)).label, (await data.val.get(1)).label], [0, 1]);
+  assert.match(data.val.name(1), /dogs\/4\.png$/);
+});
+
 function idx(dims: number[], values: number[], gz: boolean): Buffer {
   const head = Buffer.alloc(4 + 4 * dims.length);
   head[2] = 8;
