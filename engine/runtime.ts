@@ -124,6 +124,17 @@ export class Runtime {
     if (args.workgroups.some((w) => w > MAX_WORKGROUPS)) {
       throw new Error(`${args.op}: kernel ${k.key} dispatch ${args.workgroups.join('x')} exceeds ${MAX_WORKGROUPS} workgroups per dimension`);
     }
+    const info: DispatchInfo = {
+      kernel: k.key,
+      op: args.op,
+      workgroups: args.workgroups,
+      flops: args.flops ?? 0,
+      bytes: args.bytes ?? 0,
+      shapes: args.shapes ?? '',
+    };
+    // Asked before the parameters are packed: an observer may submit what was recorded so far
+    // (the coarse profiler does), which uploads and then reuses the uniform image.
+    const stamps = this.observer?.timestampWrites(info);
     let offset = 0;
     if (k.iface.uniformSize > 0) {
       const slot = Math.ceil(k.iface.uniformSize / UNIFORM_SLOT) * UNIFORM_SLOT;
@@ -133,15 +144,6 @@ export class Runtime {
       packParams(k.iface, args.params ?? {}, this.uniformView, offset, `${args.op} (${k.key})`);
       this.uniformUsed += slot;
     }
-    const info: DispatchInfo = {
-      kernel: k.key,
-      op: args.op,
-      workgroups: args.workgroups,
-      flops: args.flops ?? 0,
-      bytes: args.bytes ?? 0,
-      shapes: args.shapes ?? '',
-    };
-    const stamps = this.observer?.timestampWrites(info);
     const pass = this.openPass(stamps);
     pass.setPipeline(k.pipeline);
     pass.setBindGroup(0, this.bindGroup(k, args.buffers), k.iface.uniformSize > 0 ? [offset] : []);

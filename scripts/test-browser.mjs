@@ -1,7 +1,9 @@
 // The browser test: headless Chromium (Debian's /usr/bin/chromium; its SwiftShader provides
 // WebGPU without a GPU) loads the demo page and
-//   1. parity: runs two training steps with a given seed and configuration; Node (Dawn) runs the
-//      same two steps with the package's Node build; the losses must agree within float noise;
+//   1. parity: runs two training steps with a given seed and configuration, on a device the page
+//      passes to init({ device }) without timestamp queries (the second step profiled with the
+//      coarse fallback); Node (Dawn) runs the same two steps with the package's Node build; the
+//      losses must agree within float noise;
 //   2. training: runs ten steps; the loss must be finite and fall once the queue is full,
 //      the profiler's table and the correspondences must be there; saves a screenshot.
 // Run with `npm run test:browser` (builds first). CHROMIUM=/path overrides the browser.
@@ -121,9 +123,15 @@ async function main() {
     log(`Chromium WebGPU adapter: ${adapter.name}${adapter.timestamps ? ' (timestamp-query)' : ' (no timestamp-query: coarse profile)'}`);
 
     // 1. Parity.
-    const parity = await runPage(context, `${base}?${query({ ...PARITY, check: 2 })}`, 120_000);
+    const parity = await runPage(context, `${base}?${query({ ...PARITY, check: 2, timestamps: 0, profileAt: 1 })}`, 180_000);
+    const note = await parity.page.textContent('#profile-note');
     await parity.page.close();
     const browser = parity.demo.parity;
+    if (parity.demo.profile?.method !== 'coarse' || !/coarse timing: this adapter lacks timestamp-query/.test(note ?? '')) {
+      fail(`without timestamp queries the page should show a coarse profile and say so; it shows method ${parity.demo.profile?.method}, note "${note}"`);
+    } else {
+      log(`coarse profile without timestamp-query: ${parity.demo.profile.dispatches} dispatches, and the page says so`);
+    }
     log(`browser: losses ${browser.losses.map((l) => l[0].toFixed(7)).join(', ')}`);
     if (Math.abs(browser.inputSum - node.inputSum) > 1e-6 * Math.max(1, Math.abs(node.inputSum))) {
       fail(`the two sides trained on different inputs (sum ${browser.inputSum} in the browser, ${node.inputSum} in Node): the data pipeline differs`);

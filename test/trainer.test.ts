@@ -6,7 +6,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gpu } from './helpers.js';
-import { runtime } from '../engine/index.js';
+import { runtime, setRuntime, Runtime } from '../engine/index.js';
 import { Trainer, type TrainerOptions } from '../train/trainer.js';
 import { classifyMatches } from '../web/correspondence.js';
 import type { ViewParams } from '../train/data/augment.js';
@@ -46,6 +46,38 @@ t('saved state restores into a fresh trainer, which then continues identically',
   assert.is(sa.loss, sb.loss, 'the step after a restore is the same step');
   await sameState(a, b);
   for (const x of [a, b]) x.destroy();
+});
+
+t('profileStep: the same step and loss, with timestamps and with the coarse fallback', async () => {
+  const rt = runtime();
+  // A second runtime on the same device that behaves as if the adapter had no timestamp-query.
+  const coarse = new Runtime({ device: rt.device, adapterDescription: 'coarse', hasTimestamps: false, release: () => {} });
+  const plain = new Trainer(rt, TINY);
+  const timed = new Trainer(rt, TINY);
+  const fallback = new Trainer(coarse, TINY);
+  const want = await plain.trainStep(batch(1), batch(2));
+  const fast = await timed.profileStep(batch(1), batch(2));
+  // DenseCL makes its small index tensors on the default runtime.
+  setRuntime(coarse);
+  let slow: Awaited<ReturnType<Trainer['profileStep']>>;
+  try {
+    // Each kernel is submitted alone in the fallback; a mix-up of kernel parameters hangs or corrupts the step.
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    slow = await Promise.race([
+      fallback.profileStep(batch(1), batch(2)),
+      new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error('the coarse profile of a step did not finish in 60 s')), 60_000))),
+    ]).finally(() => clearTimeout(timer));
+  } finally {
+    setRuntime(rt);
+  }
+  assert.is(fast.profile.method, rt.hasTimestamps ? 'timestamps' : 'coarse');
+  assert.is(slow.profile.method, 'coarse');
+  assert.ok(slow.profile.records.length > 100, `${slow.profile.records.length} kernels timed`);
+  assert.is(slow.profile.records.length, fast.profile.records.length);
+  assert.is(fast.stats.loss, want.loss);
+  assert.is(slow.stats.loss, want.loss);
+  for (const x of [plain, timed, fallback]) x.destroy();
+  coarse.destroy();
 });
 
 t('refuses bad batches, options and mismatched checkpoints with clear messages', async () => {

@@ -3,7 +3,8 @@
 // The demo page and Node programs use it alike; the CLI's pretrain loop (files, logs, worker
 // threads) stays Node-only. State saves to and loads from safetensors bytes in the layout of
 // the CLI's checkpoint.safetensors, so a run's checkpoint opens in a page and back.
-import { tensor, scope, noGrad, Rng, profile, type Runtime, type Tensor, type ProfileResult } from '../engine/index.js';
+import { scope, noGrad, Rng, profile, type Runtime, type Tensor, type ProfileResult } from '../engine/index.js';
+import { tensorOn } from '../engine/ops/create.js';
 import { encodeCheckpoint, restoreCheckpoint, type RunCounters } from './checkpoint.js';
 import { DenseCL, type DenseCLConfig, type Method } from '../models/densecl.js';
 import type { Arch } from '../models/resnet.js';
@@ -126,7 +127,7 @@ export class Trainer {
     const lr = this.lrAt(step);
     const outs = scope(() => {
       this.model.query.zeroGrad();
-      const out = this.model.trainStep(tensor(q, [B, 3, S, S]), tensor(k, [B, 3, S, S]), step, this.rng);
+      const out = this.model.trainStep(tensorOn(this.rt, q, [B, 3, S, S]), tensorOn(this.rt, k, [B, 3, S, S]), step, this.rng);
       noGrad(() => this.sgd.step(lr));
       return [out.loss, out.lossGlobal, out.lossDense, opts.correspondence ? out.correspondence : null] as const;
     });

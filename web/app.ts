@@ -7,6 +7,8 @@
 //   profileAt=N    profile step N (default 4; -1 never)
 //   images=N       scenes in the dataset (default 512); sceneSize=N their side (default 64)
 //   check=N        parity mode: N steps, no drawing; figures in window.demo.parity
+//   timestamps=0   the page requests its own device without timestamp queries and passes it to
+//                  init({ device }): the profiler then shows its coarse fallback
 // window.demo holds the state for tests and the console.
 import { init, aggregate, type Runtime, type ProfileResult } from '../engine/index.js';
 import { Trainer, TRAINER_DEFAULTS, SceneDataset, BatchLoader, MOCO_V2, type TrainerOptions, type StepStats, type Batch } from '../lib/train.js';
@@ -67,9 +69,23 @@ function fail(e: unknown): void {
   console.error(e);
 }
 
+/** The engine's own device, or (timestamps=0) one the page makes without timestamp queries. */
+async function runtime(): Promise<Runtime> {
+  if (params.get('timestamps') !== '0') return init({ quiet: true });
+  const adapter = await navigator.gpu?.requestAdapter();
+  if (!adapter) throw new Error('this browser has no WebGPU adapter (Chrome/Edge 113+, or --enable-unsafe-webgpu)');
+  // The kernels size their tiles and buffers to the adapter's limits, as acquireGpu() asks for them.
+  const keys = ['maxStorageBufferBindingSize', 'maxBufferSize', 'maxComputeWorkgroupStorageSize', 'maxComputeInvocationsPerWorkgroup',
+    'maxComputeWorkgroupSizeX', 'maxComputeWorkgroupSizeY', 'maxStorageBuffersPerShaderStage'] as const;
+  const requiredLimits = Object.fromEntries(keys.map((k) => [k, adapter.limits[k]]));
+  const requiredFeatures = (['subgroups', 'shader-f16'] as GPUFeatureName[]).filter((f) => adapter.features.has(f));
+  const device = await adapter.requestDevice({ requiredLimits, requiredFeatures });
+  return init({ device, adapterDescription: `${adapter.info.vendor} / ${adapter.info.architecture} (the page's own device)`, quiet: true });
+}
+
 async function main(): Promise<void> {
   const options = (demo.options = optionsFromUrl());
-  const rt = await init({ quiet: true });
+  const rt = await runtime();
   demo.adapter = rt.adapterDescription;
   demo.hasTimestamps = rt.hasTimestamps;
   $('adapter').textContent = `WebGPU adapter: ${rt.adapterDescription}${rt.hasTimestamps ? ' (timestamp queries)' : ' (no timestamp-query)'}`;
@@ -77,12 +93,12 @@ async function main(): Promise<void> {
   const dataset = new SceneDataset({ seed: options.seed, size: num('sceneSize', 64), length: num('images', 512) });
   const loader = await BatchLoader.create(dataset, { batchSize: options.batchSize, size: options.imgSize, seed: options.seed, workers: 0 });
   const check = num('check', 0);
-  if (check > 0) return parityRun(trainer, loader, check);
+  if (check > 0) return parityRun(rt, trainer, loader, check, num('profileAt', -1));
   await trainLoop(rt, trainer, loader, dataset);
 }
 
-/** Parity mode: a few steps on the loader's first batches, figures only. */
-async function parityRun(trainer: Trainer, loader: BatchLoader, steps: number): Promise<void> {
+/** Parity mode: a few steps on the loader's first batches, figures only (and the profile of step profileAt). */
+async function parityRun(rt: Runtime, trainer: Trainer, loader: BatchLoader, steps: number, profileAt: number): Promise<void> {
   demo.status = 'running';
   setStatus(`parity check: ${steps} step(s)…`);
   const losses: [number, number, number | null][] = [];
@@ -90,7 +106,14 @@ async function parityRun(trainer: Trainer, loader: BatchLoader, steps: number): 
   for (let i = 0; i < steps; i++) {
     const b = loader.nextSync();
     if (i === 0) for (const v of [b.q, b.k]) for (let j = 0; j < v.length; j++) inputSum += v[j];
-    const s = await trainer.trainStep(b.q, b.k);
+    let s: StepStats;
+    if (i === profileAt) {
+      const r = await trainer.profileStep(b.q, b.k);
+      showProfile(rt, i, r.profile);
+      s = r.stats;
+    } else {
+      s = await trainer.trainStep(b.q, b.k);
+    }
     losses.push([s.loss, s.lossGlobal, s.lossDense]);
   }
   demo.parity = { losses, inputSum };
