@@ -4,7 +4,7 @@
 // one device with grouped BN statistics and a permuted key batch.
 import {
   add, mul, relu, sum, reshape, permute, expandTo, noGrad, backward, axpyInPlace, copyInto,
-  FlatStore, Rng, tensor, type Runtime, type Tensor,
+  FlatStore, Rng, type Runtime, type Tensor,
 } from '../engine/index.js';
 import { conv2d } from '../engine/ops/conv2d.js';
 import { linear } from '../engine/ops/linear.js';
@@ -16,6 +16,7 @@ import { copyRows } from '../engine/ops/slice.js';
 import { queueContrastiveLoss } from '../engine/ops/contrastive.js';
 import { denseCorrespondence } from '../engine/ops/correspondence.js';
 import { affine } from '../engine/ops/unary.js';
+import { tensorOn } from '../engine/ops/create.js';
 import { ResNet, type ResNetConfig } from './resnet.js';
 import { ModelState, kaimingNormal, constant, torchDefaultUniform, type ParamSpec } from './state.js';
 
@@ -120,9 +121,9 @@ export class DenseCL {
       const perm = Array.isArray(shuffle) ? [...shuffle] : (shuffle as Rng).permutation(N);
       const inverse = new Array<number>(N);
       perm.forEach((p, i) => (inverse[p] = i));
-      const shuffled = indexSelect(xk, tensor(perm, [N], 'i32'), 0);
+      const shuffled = indexSelect(xk, tensorOn(this.rt, perm, [N], 'i32'), 0);
       const out = this.encode(this.key, shuffled, true);
-      const undo = tensor(inverse, [N], 'i32');
+      const undo = tensorOn(this.rt, inverse, [N], 'i32');
       const un = (t: Tensor | null) => (t ? indexSelect(t, undo, 0) : null);
       return { b: un(out.b)!, g: un(out.g)!, grid: un(out.grid), pooled: un(out.pooled) };
     });
