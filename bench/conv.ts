@@ -167,8 +167,9 @@ function variant(ctx: BenchContext, p: Problem): string {
   const plan = conv2dPlan(p.xs, p.ws, p.opts, false, hasSubgroups8(ctx.rt));
   if (plan.path === 'gemm') return 'gemm (matmul.ts)';
   const f = plan.forward!;
-  const wg = plan.weightGrad!;
-  return `${f.sg8 ? 'sg8' : 'lane'} core TM=${f.TM} TN=${f.TN}, dx ${plan.inputGrad.filter((d) => d).length} class(es), dw TMW=${wg.TMW} TN=${wg.TN} in ${wg.chunks} chunk(s)`;
+  const wg = plan.weightGrad;
+  const dw = wg ? `dw TMW=${wg.TMW} TN=${wg.TN} in ${wg.chunks} chunk(s)` : 'dw gemm (matmul.ts)';
+  return `${f.sg8 ? 'sg8' : 'lane'} core TM=${f.TM} TN=${f.TN}, dx ${plan.inputGrad.filter((d) => d).length} class(es), ${dw}`;
 }
 
 export async function run(ctx: BenchContext): Promise<void> {

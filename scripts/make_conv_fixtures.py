@@ -28,8 +28,8 @@ gen = torch.Generator().manual_seed(2024)
 
 # name, x shape, weight shape, stride, padding, dilation, bias
 CASES = [
-    ("1x1 s1 gemm path, bias", (2, 5, 4, 5), (6, 5, 1, 1), 1, 0, 1, True),
-    ("1x1 s1 gemm path, batch 1", (1, 8, 3, 5), (4, 8, 1, 1), 1, 0, 1, False),
+    ("1x1 s1 small image, bias", (2, 5, 4, 5), (6, 5, 1, 1), 1, 0, 1, True),
+    ("1x1 s1 small image, batch 1", (1, 8, 3, 5), (4, 8, 1, 1), 1, 0, 1, False),
     ("1x1 s2 downsample", (2, 4, 7, 7), (6, 4, 1, 1), 2, 0, 1, False),
     ("1x1 s1 padded (implicit path)", (1, 3, 4, 4), (2, 3, 1, 1), 1, 1, 1, True),
     ("3x3 s1 p1 odd sizes, 5->6 channels, bias", (2, 5, 5, 7), (6, 5, 3, 3), 1, 1, 1, True),

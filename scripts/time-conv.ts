@@ -14,6 +14,9 @@ const SHAPES: Shape[] = [
   { name: 'r18.l3', C: 256, O: 256, H: 14, K: 3, stride: 1, pad: 1 },
   { name: 'r18.l4', C: 512, O: 512, H: 7, K: 3, stride: 1, pad: 1 },
   { name: 'r50.1x1', C: 256, O: 64, H: 56, K: 1, stride: 1, pad: 0 },
+  { name: 'r50.l3.1x1', C: 1024, O: 256, H: 14, K: 1, stride: 1, pad: 0 },
+  { name: 'r50.l4.1x1a', C: 512, O: 2048, H: 7, K: 1, stride: 1, pad: 0 },
+  { name: 'r50.l4.1x1b', C: 2048, O: 512, H: 7, K: 1, stride: 1, pad: 0 },
 ];
 
 const args = Object.fromEntries(process.argv.slice(2).map((a) => a.replace(/^--/, '').split('=')));

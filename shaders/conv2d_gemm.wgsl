@@ -29,14 +29,13 @@
 //! WSTEP = 1
 //! CHECK = true
 //! PAD = true
-//! BIAS = false
 struct Params {
   N: u32, CIN: u32, SH: u32, SW: u32,
   M: u32, OH: u32, OW: u32, NR: u32,
   NQ: u32, TQ: u32, G: u32, MP: u32,
   NTR: u32, KH: u32, KW: u32, SRS: u32,
   ORS: u32, OR0: u32, OCS: u32, OC0: u32,
-  WIN_OFF: i32, _p0: u32, _p1: u32, _p2: u32,
+  WIN_OFF: i32, HAS_BIAS: u32, _p1: u32, _p2: u32,
   // Tap rows: source row offset and kernel row; tap columns: kernel column (up to 16 each).
   TR_OFF: array<vec4<i32>, 4>,
   TR_K: array<vec4<u32>, 4>,
@@ -139,7 +138,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
     for (var c = 0u; c < 4u; c++) {
       let m = m0 + 4u * t + c;
       var bv = 0.0;
-      if ($BIAS) { bv = bias[min(m, params.M - 1u)]; }
+      if (params.HAS_BIAS != 0u) { bv = bias[min(m, params.M - 1u)]; }
       let base = ((n * params.M + m) * params.OH + row) * params.OW + params.OC0;
       for (var j = 0u; j < $TNu; j++) {
         let q = q0 + j;

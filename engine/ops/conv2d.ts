@@ -1,27 +1,36 @@
 // 2-D convolution (PyTorch's conv2d without groups): x [N, C, H, W], weight [O, C, KH, KW],
 // optional bias [O] -> [N, O, OH, OW], with gradients for all three.
 //
-// Layout: NCHW everywhere, inside too. On lavapipe (and most GPUs) an invocation is one SIMD
-// lane, and what costs is every value a lane loads from a storage buffer (lavapipe does them one
-// lane at a time). The kernels give each invocation a register tile of output channels x one row
-// segment of output columns, so the per-lane loads are (a) one window of the source row, shared
-// by all kernel columns, and (b) vec4s of a re-laid weight. NCHW keeps the row segment
-// contiguous in memory, avoids a transposition of every activation (forward and backward; the
-// activations are the large tensors), and lets ResNet code stay in PyTorch's layout. Only the
+// Layout: NCHW everywhere, inside too. On lavapipe an invocation is one SIMD lane and every
+// storage-buffer load is done one lane at a time (Mesa 25 treats no address inside a loop as
+// uniform), so loads per FMA decide the speed, not memory layout or FLOPs. Each invocation owns
+// a register tile of output channels x one row segment of output columns; its per-lane loads
+// are one window of the source row per (channel, kernel row), shared by all kernel columns, and
+// vec4s of a re-laid weight (shared across the subgroup by broadcast where 8-wide subgroups
+// exist). NCHW keeps that row window contiguous; NHWC would make the channel loads vec4s but
+// the window no shorter, and would cost a transposition of every activation in and out (the
+// activations are the large tensors) while ResNet code stays in PyTorch's layout. Only the
 // weight, which is small, is re-laid out per call ([C, KH, KW, O] or [O, KH, KW, C], channel
-// axis padded to the tile) so its loads are aligned vec4s.
+// axis zero-padded to the tile) so its loads are aligned vec4s.
 //
-// Kernels and variants (chosen by shape in plan()):
-// - forward: implicit GEMM on conv2d_gemm.wgsl (M = O, N = N*OH*OW, K = C*KH*KW); kernel size,
-//   stride, dilation and padding are compile-time constants of the pipeline, so tap loops unroll.
+// Kernels and variants (conv2dPlan picks them by shape and device):
+// - forward: implicit GEMM on conv2d_gemm.wgsl (M = O, N = N*OH*OW, K = C*KH*KW, nothing like
+//   im2col stored); the tile and the tap columns' window layout are compile-time, tap rows and
+//   sizes are uniforms, so a few pipelines serve a whole network.
 // - input gradient: the same core over dy with the weight re-laid as [O, KH, KW, C], one
 //   dispatch per output residue class modulo the stride with only the taps that reach it.
 // - weight gradient: conv2d_wgrad.wgsl, K = N*OH*OW split into fixed chunks of output rows, the
 //   partials summed by the reduction kernel in a fixed order (deterministic, no atomics).
 // - bias gradient: sums over (OH, OW) then N with the reduction kernel.
-// - 1x1, stride 1, no padding: plain batched GEMM through matmul.ts for all three.
+// - 8-wide subgroups (lavapipe on AVX2): conv2d_gemm_sg8.wgsl and conv2d_wgrad_sg8.wgsl share
+//   the operand all lanes need (weight, dy) by broadcast and take wider channel tiles.
+// - 1x1, stride 1, no padding: plain batched GEMM through matmul.ts for all three (for images
+//   under 64 pixels, only the weight gradient: the core folds the batch, the GEMM cannot).
+// - the 7x7 RGB stem (and any kernel up to 7 wide): the core with 7 hand-unrolled tap columns
+//   over a stride-2 window (21 loads serve 8 outputs x 49 taps of a channel row).
 // - bounds checks are compiled out when the shape divides the tile, and source range checks
-//   when no tap can leave the source (no padding).
+//   when no tap can leave the source (no padding); strided 1x1 kernels load only the columns
+//   they use.
 import gemmSrc from '../../shaders/conv2d_gemm.wgsl';
 import gemmSg8Src from '../../shaders/conv2d_gemm_sg8.wgsl';
 import wgradSrc from '../../shaders/conv2d_wgrad.wgsl';
@@ -126,12 +135,15 @@ export interface CoreDispatch {
 
 export interface ConvPlan {
   geometry: ConvGeometry;
-  /** 'gemm' for 1x1 stride-1 unpadded convolutions, else 'implicit'. */
+  /** 'gemm' for 1x1 stride-1 unpadded convolutions on images of at least GEMM_MIN_PIXELS
+   *  pixels, else 'implicit'. */
   path: 'gemm' | 'implicit';
   forward: CoreDispatch | null;
   /** Residue classes of the input gradient; a class with no taps is null (its pixels get zero). */
   inputGrad: (CoreDispatch | null)[];
   weightGrad: WgradPlan | null;
+  /** The weight gradient is a batched GEMM (1x1, stride 1, no padding, any image size). */
+  weightGradGemm: boolean;
 }
 
 export interface WgradPlan {
@@ -167,6 +179,10 @@ function chooseTN(cols: number): number {
  *  to more channels (16 measured best on lavapipe; 32 spills more than it saves). */
 const chooseTM = (m: number, sg8: boolean): number => (m <= 4 ? 4 : m <= 8 || !sg8 ? 8 : 16);
 const WG_LANE = 16;
+/** Below this many pixels per image a 1x1 convolution's forward and input gradient run on the
+ *  implicit core, which folds the batch into its columns; a per-image GEMM with 49 columns (7x7)
+ *  measured 1.7x slower. Its weight gradient stays a GEMM (K = H*W per image is long enough). */
+const GEMM_MIN_PIXELS = 64;
 /** Tap rows and columns the core takes per dispatch (uniform arrays of 16). */
 const MAX_TAPS = 16;
 
@@ -204,15 +220,15 @@ function coreDispatch(
   const G = g.N * place.NR * Math.ceil(place.NQ / TN);
   const exact = place.NQ % TN === 0 && MP === M && G % WG === 0 && G / WG <= 65535;
   const defines: Defines = {
-    TM, TN, WG, NTC: cols.off.length, TC_WIN: cols.off.map((o) => (o - minOff) / WSTEP).join(', '), WIN, SCS: place.SCS, WSTEP,
-    CHECK: !exact, PAD: pad || place.NQ % TN !== 0, BIAS: bias,
+    TM, TN, NTC: cols.off.length, TC_WIN: cols.off.map((o) => (o - minOff) / WSTEP).join(', '), WIN, SCS: place.SCS, WSTEP,
+    CHECK: !exact, PAD: pad || place.NQ % TN !== 0,
+    ...(sg8 ? {} : { WG }),
   };
   const params = {
     NTR: rows.off.length, KH: g.KH, KW: g.KW, SRS: place.SRS,
-    ORS: place.ORS, OR0: place.OR0, OCS: place.OCS, OC0: place.OC0, WIN_OFF: minOff,
+    ORS: place.ORS, OR0: place.OR0, OCS: place.OCS, OC0: place.OC0, WIN_OFF: minOff, HAS_BIAS: bias ? 1 : 0,
     TR_OFF: slots16(rows.off), TR_K: slots16(rows.k), TC_K: slots16(cols.k),
   };
-  if (sg8) delete defines.WG;
   return { defines, params, NR: place.NR, NQ: place.NQ, TM, TN, WG, taps: rows.off.length * cols.off.length, sg8 };
 }
 
@@ -223,8 +239,9 @@ const mod = (a: number, m: number): number => ((a % m) + m) % m;
 export function conv2dPlan(xShape: readonly number[], wShape: readonly number[], opts: Conv2dOptions = {}, hasBias = false, sg8 = false): ConvPlan {
   const g = conv2dGeometry(xShape, wShape, opts);
   const { C, H, W, O, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW } = g;
-  if (KH === 1 && KW === 1 && SH === 1 && SW === 1 && PH === 0 && PW === 0) {
-    return { geometry: g, path: 'gemm', forward: null, inputGrad: [], weightGrad: null };
+  const pointwise = KH === 1 && KW === 1 && SH === 1 && SW === 1 && PH === 0 && PW === 0;
+  if (pointwise && H * W >= GEMM_MIN_PIXELS) {
+    return { geometry: g, path: 'gemm', forward: null, inputGrad: [], weightGrad: null, weightGradGemm: true };
   }
   if (KH > MAX_TAPS || KW > MAX_TAPS) {
     throw new Error(`${OP}: kernel ${KH}x${KW} of weight ${formatShape(wShape)} is larger than the supported ${MAX_TAPS}x${MAX_TAPS}`);
@@ -272,7 +289,7 @@ export function conv2dPlan(xShape: readonly number[], wShape: readonly number[],
       );
     }
   }
-  return { geometry: g, path: 'implicit', forward, inputGrad, weightGrad: wgradPlan(g, sg8) };
+  return { geometry: g, path: 'implicit', forward, inputGrad, weightGrad: pointwise ? null : wgradPlan(g, sg8), weightGradGemm: pointwise };
 }
 
 function wgradPlan(g: ConvGeometry, sg8: boolean): WgradPlan {
@@ -459,7 +476,7 @@ export function conv2dWeightGrad(x: Tensor, dy: Tensor, wShape: readonly number[
   const plan = conv2dPlan(x.shape, wShape, opts, false, useSg8(x.rt));
   checkGrad(dy, plan.geometry);
   const op = `${OP}.backward`;
-  return plan.path === 'gemm' ? weightGradGemm(x, dy, plan.geometry, op) : weightGradImplicit(x, dy, plan, op);
+  return plan.weightGradGemm ? weightGradGemm(x, dy, plan.geometry, op) : weightGradImplicit(x, dy, plan, op);
 }
 
 function checkGrad(dy: Tensor, g: ConvGeometry): void {
@@ -485,7 +502,7 @@ export function conv2d(x: Tensor, weight: Tensor, bias?: Tensor | null, opts: Co
     const gemmPath = plan.path === 'gemm';
     return [
       x.requiresGrad ? (gemmPath ? inputGradGemm(dy, weight, g, op) : inputGradImplicit(dy, weight, plan, op)) : null,
-      weight.requiresGrad ? (gemmPath ? weightGradGemm(x, dy, g, op) : weightGradImplicit(x, dy, plan, op)) : null,
+      weight.requiresGrad ? (plan.weightGradGemm ? weightGradGemm(x, dy, g, op) : weightGradImplicit(x, dy, plan, op)) : null,
       bias?.requiresGrad ? biasGrad(dy, g) : null,
     ];
   });
