@@ -1,12 +1,15 @@
 // Runs the benchmark suites: `npm run bench` runs all, `npm run bench -- matmul conv` some.
 // To add a suite, write bench/<name>.ts exporting `run(ctx: BenchContext)` and list it here.
 import { createContext, type Suite } from './lib/context.js';
+import { writeSummary } from './lib/summary.js';
 import { run as matmul } from './matmul.js';
 import { run as batchnorm } from './batchnorm.js';
 import { run as conv } from './conv.js';
 import { run as train_step } from './train_step.js';
+import { run as profiler } from './profiler.js';
+import { run as memory } from './memory.js';
 
-const suites: Record<string, Suite> = { matmul, batchnorm, conv, train_step };
+const suites: Record<string, Suite> = { matmul, batchnorm, conv, train_step, profiler, memory };
 
 const wanted = process.argv.slice(2);
 const unknown = wanted.filter((w) => !(w in suites));
@@ -21,6 +24,7 @@ try {
     console.log(`[bench] suite ${name}`);
     await suites[name](ctx);
   }
+  console.log(`[bench] wrote ${writeSummary(ctx.adapter, wanted.length ? wanted : Object.keys(suites))}`);
 } finally {
   ctx.rt.destroy();
 }
