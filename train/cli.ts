@@ -46,9 +46,10 @@ async function runPretrain(flags: Flags): Promise<number> {
     o = resumeOptions(flags.resume, flags.epochs !== undefined ? { epochs: o.epochs } : {});
   }
   const r = await pretrain(o);
-  const first = r.losses[0];
-  const last = r.losses[r.losses.length - 1];
-  console.log(`\ndone: ${r.steps} steps, loss ${first?.toFixed(4) ?? '-'} -> ${last?.toFixed(4) ?? '-'}`);
+  // The loss first rises while the queue fills with real keys; compare from the step it is full.
+  const full = Math.min(r.losses.length - 1, Math.max(0, o.queueSize / o.batchSize - 1));
+  const at = (i: number) => r.losses[i]?.toFixed(4) ?? '-';
+  console.log(`\ndone: ${r.steps} steps; loss once the queue was full (step ${full + 1}) ${at(full)} -> last step ${at(r.losses.length - 1)}`);
   console.log(`checkpoint: ${r.checkpoint}`);
   console.log(`backbone (torchvision names): ${r.backbone}`);
   console.log(`log: ${r.runDir}/log.jsonl`);

@@ -25,9 +25,10 @@ export const PRETRAIN_DEFAULTS = {
   epochs: 2,
   batchSize: 32,
   imgSize: 32,
-  queueSize: 1024,
+  queueSize: 256,
   dim: 128,
-  lr: 0.03,
+  /** Base lr per 256 images: 0.3 is DenseCL's COCO setting, which suits short runs (ImageNet: 0.03). */
+  lr: 0.3,
   momentum: 0.9,
   weightDecay: 1e-4,
   tau: 0.2,
@@ -36,7 +37,7 @@ export const PRETRAIN_DEFAULTS = {
   startIters: 0,
   bnGroups: 8,
   seed: 0,
-  builtinImages: 1024,
+  builtinImages: 2048,
   workers: 2,
   checkpointEvery: 100,
   out: 'runs/densecl',
@@ -117,8 +118,8 @@ export async function pretrain(o: PretrainOptions, runtime?: Runtime): Promise<P
     );
 
     let pending: Promise<StepStats> | null = null;
-    let windowStart = performance.now();
-    let windowImages = 0;
+    // Images/s over the last steps to finish; the first step (shader compilation) starts the clock.
+    const finished: number[] = [];
     // Figures are read one step late, so the GPU never waits for the CPU to look at them.
     const settle = async (): Promise<void> => {
       if (!pending) return;
@@ -131,7 +132,10 @@ export async function pretrain(o: PretrainOptions, runtime?: Runtime): Promise<P
         );
       }
       losses.push(p.loss);
-      const imagesPerSec = (windowImages * 1000) / Math.max(1, performance.now() - windowStart);
+      finished.push(performance.now());
+      if (finished.length > 21) finished.shift();
+      const span = finished[finished.length - 1] - finished[0];
+      const imagesPerSec = finished.length > 1 ? ((finished.length - 1) * B * 1000) / Math.max(span, 1) : 0;
       const figures = {
         step: p.step + 1,
         totalSteps,
@@ -142,7 +146,7 @@ export async function pretrain(o: PretrainOptions, runtime?: Runtime): Promise<P
         lossGlobal: p.lossGlobal,
         lossDense: p.lossDense,
         lr: p.lr,
-        etaSec: ((totalSteps - p.step - 1) * B) / Math.max(imagesPerSec, 1e-9),
+        etaSec: imagesPerSec > 0 ? ((totalSteps - p.step - 1) * B) / imagesPerSec : Number.NaN,
       };
       appendFileSync(logPath, JSON.stringify({ ...figures, time: new Date().toISOString() }) + '\n');
       progress.update(figures);
@@ -180,11 +184,6 @@ export async function pretrain(o: PretrainOptions, runtime?: Runtime): Promise<P
       }
       await settle();
       pending = stats;
-      windowImages += B;
-      if (windowImages >= 20 * B) {
-        windowStart = performance.now();
-        windowImages = 0;
-      }
       if (trainer.steps % o.checkpointEvery === 0 && trainer.steps < endStep) await checkpoint();
     }
     await checkpoint();
