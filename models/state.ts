@@ -80,3 +80,6 @@ export function torchDefaultUniform(fanIn: number) {
 }
 
 export const constant = (v: number) => (_rng: Rng, n: number): Float32Array => new Float32Array(n).fill(v);
+
+/** normal(0, std): e.g. the 0.01 of a linear probe's classifier. */
+export const normal = (std: number) => (rng: Rng, n: number): Float32Array => Float32Array.from({ length: n }, () => rng.normal() * std);

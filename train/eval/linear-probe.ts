@@ -1,10 +1,9 @@
 // Linear evaluation: a linear classifier on frozen, standardised global-average features, trained
 // on the GPU with SGD (momentum 0.9, cosine learning rate, no weight decay by default, as MoCo's
 // linear protocol), then top-1 accuracy on the held-out split.
-import { tensor, scope, noGrad, backward, linear, crossEntropy, argmax, Rng, type Runtime } from '../../engine/index.js';
-import { ModelState, constant } from '../../models/state.js';
-import { Sgd } from '../optim/sgd.js';
-import { cosineLr } from '../optim/schedule.js';
+import { tensor, scope, noGrad, linear, crossEntropy, argmax, type Runtime } from '../../engine/index.js';
+import { ModelState, constant, normal } from '../../models/state.js';
+import { fitHead } from './fit-head.js';
 import { ConfusionMatrix } from './metrics.js';
 import { channelStats, standardize, type FeatureSet } from './features.js';
 
@@ -26,8 +25,6 @@ export interface LinearProbeResult {
   perClassAccuracy: number[];
 }
 
-const gaussian = (std: number) => (rng: Rng, n: number) => Float32Array.from({ length: n }, () => rng.normal() * std);
-
 export async function linearProbe(rt: Runtime, train: FeatureSet, val: FeatureSet, numClasses: number, o: LinearProbeOptions): Promise<LinearProbeResult> {
   const C = train.channels;
   for (const [name, f] of [['train', train], ['held-out', val]] as const) {
@@ -39,42 +36,19 @@ export async function linearProbe(rt: Runtime, train: FeatureSet, val: FeatureSe
   const xTrain = standardize(train.pooled, train.count, C, 1, stats);
   const xVal = standardize(val.pooled, val.count, C, 1, stats);
   const head = new ModelState(rt, [
-    { name: 'fc.weight', shape: [numClasses, C], init: gaussian(0.01) },
+    { name: 'fc.weight', shape: [numClasses, C], init: normal(0.01) },
     { name: 'fc.bias', shape: [numClasses], init: constant(0) },
   ], [], o.seed, 'linear_probe');
-  const sgd = new Sgd(head.params, head.grads, { momentum: 0.9, weightDecay: o.weightDecay });
-  const rng = new Rng(o.seed + 17);
-  const B = Math.min(o.batchSize, train.count);
-  const stepsPerEpoch = Math.floor(train.count / B);
-  const total = o.epochs * stepsPerEpoch;
-  const losses: number[] = [];
   try {
-    let step = 0;
-    for (let epoch = 0; epoch < o.epochs; epoch++) {
-      const order = rng.permutation(train.count);
-      let last = null;
-      for (let s = 0; s < stepsPerEpoch; s++, step++) {
-        const x = new Float32Array(B * C);
-        const y = new Int32Array(B);
-        for (let b = 0; b < B; b++) {
-          const i = order[s * B + b];
-          x.set(xTrain.subarray(i * C, (i + 1) * C), b * C);
-          y[b] = train.labels[i];
-        }
-        last?.dispose();
-        last = scope(() => {
-          head.zeroGrad();
-          const loss = crossEntropy(linear(tensor(x, [B, C]), head.p('fc.weight'), head.p('fc.bias')), tensor(y, [B], 'i32'));
-          backward(loss);
-          noGrad(() => sgd.step(cosineLr(o.lr, step, total)));
-          return loss;
-        });
-      }
-      if (last) {
-        losses.push(await last.item());
-        last.dispose();
-      }
-    }
+    const losses = await fitHead(head, train.count, { ...o, seed: o.seed + 17 }, (idx) => {
+      const x = new Float32Array(idx.length * C);
+      const y = new Int32Array(idx.length);
+      idx.forEach((i, b) => {
+        x.set(xTrain.subarray(i * C, (i + 1) * C), b * C);
+        y[b] = train.labels[i];
+      });
+      return crossEntropy(linear(tensor(x, [idx.length, C]), head.p('fc.weight'), head.p('fc.bias')), tensor(y, [idx.length], 'i32'));
+    });
     const predict = async (x: Float32Array, n: number): Promise<Int32Array> => {
       const out = noGrad(() => scope(() => argmax(linear(tensor(x, [n, C]), head.p('fc.weight'), head.p('fc.bias')), 1)));
       const v = (await out.data()) as Int32Array;
@@ -96,6 +70,5 @@ export async function linearProbe(rt: Runtime, train: FeatureSet, val: FeatureSe
     return { top1: valCm.accuracy(), trainTop1: trainCm.accuracy(), losses, perClassAccuracy };
   } finally {
     head.destroy();
-    sgd.momentum.destroy();
   }
 }

@@ -2,11 +2,10 @@
 // feature map, upsampled bilinearly to the label map's size, trained on the GPU with the
 // per-pixel cross-entropy (255 = ignore) and SGD; then IoU per class and mean IoU on the
 // validation split, and the predicted maps of a few validation images for a picture.
-import { tensor, scope, noGrad, backward, argmax, bilinearUpsample2d, pixelCrossEntropy, Rng, type Runtime, type Tensor } from '../../engine/index.js';
+import { tensor, scope, noGrad, argmax, bilinearUpsample2d, pixelCrossEntropy, type Runtime, type Tensor } from '../../engine/index.js';
 import { conv2d } from '../../engine/ops/conv2d.js';
-import { ModelState, constant } from '../../models/state.js';
-import { Sgd } from '../optim/sgd.js';
-import { cosineLr } from '../optim/schedule.js';
+import { ModelState, constant, normal } from '../../models/state.js';
+import { fitHead } from './fit-head.js';
 import { ConfusionMatrix } from './metrics.js';
 import { channelStats, standardize, type FeatureSet } from './features.js';
 
@@ -33,8 +32,6 @@ export interface SegProbeResult {
   predictions: Uint8Array;
 }
 
-const gaussian = (std: number) => (rng: Rng, n: number) => Float32Array.from({ length: n }, () => rng.normal() * std);
-
 export async function segProbe(rt: Runtime, train: FeatureSet, val: FeatureSet, numClasses: number, o: SegProbeOptions): Promise<SegProbeResult> {
   const { channels: C, side: S, size: H } = train;
   for (const [name, f] of [['train', train], ['validation', val]] as const) {
@@ -46,10 +43,9 @@ export async function segProbe(rt: Runtime, train: FeatureSet, val: FeatureSet, 
   const xTrain = standardize(train.maps!, train.count, C, plane, stats);
   const xVal = standardize(val.maps!, val.count, C, plane, stats);
   const head = new ModelState(rt, [
-    { name: 'head.weight', shape: [numClasses, C, 1, 1], init: gaussian(0.01) },
+    { name: 'head.weight', shape: [numClasses, C, 1, 1], init: normal(0.01) },
     { name: 'head.bias', shape: [numClasses], init: constant(0) },
   ], [], o.seed, 'seg_probe');
-  const sgd = new Sgd(head.params, head.grads, { momentum: 0.9, weightDecay: o.weightDecay });
   const logits = (x: Tensor): Tensor => bilinearUpsample2d(conv2d(x, head.p('head.weight'), head.p('head.bias')), [H, H]);
   const batchOf = (x: Float32Array, f: FeatureSet, idx: number[]): { x: Float32Array; y: Int32Array } => {
     const bx = new Float32Array(idx.length * C * plane);
@@ -60,32 +56,12 @@ export async function segProbe(rt: Runtime, train: FeatureSet, val: FeatureSet, 
     });
     return { x: bx, y: by };
   };
-  const rng = new Rng(o.seed + 23);
   const B = Math.min(o.batchSize, train.count);
-  const stepsPerEpoch = Math.floor(train.count / B);
-  const total = o.epochs * stepsPerEpoch;
-  const losses: number[] = [];
   try {
-    let step = 0;
-    for (let epoch = 0; epoch < o.epochs; epoch++) {
-      const order = rng.permutation(train.count);
-      let last: Tensor | null = null;
-      for (let s = 0; s < stepsPerEpoch; s++, step++) {
-        const { x, y } = batchOf(xTrain, train, order.slice(s * B, (s + 1) * B));
-        last?.dispose();
-        last = scope(() => {
-          head.zeroGrad();
-          const loss = pixelCrossEntropy(logits(tensor(x, [B, C, S, S])), tensor(y, [B, H, H], 'i32'), { ignoreIndex: 255 });
-          backward(loss);
-          noGrad(() => sgd.step(cosineLr(o.lr, step, total)));
-          return loss;
-        });
-      }
-      if (last) {
-        losses.push(await last.item());
-        last.dispose();
-      }
-    }
+    const losses = await fitHead(head, train.count, { ...o, seed: o.seed + 23 }, (idx) => {
+      const { x, y } = batchOf(xTrain, train, idx);
+      return pixelCrossEntropy(logits(tensor(x, [idx.length, C, S, S])), tensor(y, [idx.length, H, H], 'i32'), { ignoreIndex: 255 });
+    });
     const score = async (x: Float32Array, f: FeatureSet, keep: number): Promise<{ cm: ConfusionMatrix; kept: Uint8Array }> => {
       const cm = new ConfusionMatrix(numClasses, 255);
       const kept = new Uint8Array(Math.min(keep, f.count) * H * H);
@@ -105,6 +81,5 @@ export async function segProbe(rt: Runtime, train: FeatureSet, val: FeatureSet, 
     return { mIoU: v.cm.meanIoU(), iou: v.cm.iou(), pixelAccuracy: v.cm.accuracy(), trainMIoU: t.cm.meanIoU(), losses, predictions: v.kept };
   } finally {
     head.destroy();
-    sgd.momentum.destroy();
   }
 }
