@@ -23,6 +23,10 @@ export interface ProfileResult {
 
 const QUERIES_PER_SET = 4096;
 
+type QueryResources = Omit<Pending, 'infos'>;
+/** Query sets and their buffers, kept per device between profiled steps (creating them costs CPU time). */
+const spare = new WeakMap<GPUDevice, QueryResources[]>();
+
 interface Pending {
   infos: { info: DispatchInfo; cpuMs: number }[];
   querySet: GPUQuerySet;
@@ -79,9 +83,9 @@ export class Profiler implements DispatchObserver {
     for (const { pending, done } of this.submitted) {
       const stamps = await done;
       pending.infos.forEach((x, i) => raw.push({ ...x, begin: stamps[2 * i], end: stamps[2 * i + 1] }));
-      pending.querySet.destroy();
-      pending.resolve.destroy();
-      pending.readback.destroy();
+      const pool = spare.get(this.rt.device) ?? [];
+      pool.push({ querySet: pending.querySet, resolve: pending.resolve, readback: pending.readback });
+      spare.set(this.rt.device, pool);
     }
     this.submitted = [];
     if (this.overflow) console.warn(`[profiler] ${this.overflow} dispatches exceeded the query set of one submission and were not timed`);
@@ -97,6 +101,8 @@ export class Profiler implements DispatchObserver {
 
   private newPending(): Pending {
     const d = this.rt.device;
+    const reused = spare.get(d)?.pop();
+    if (reused) return { infos: [], ...reused };
     return {
       infos: [],
       querySet: d.createQuerySet({ type: 'timestamp', count: QUERIES_PER_SET }),
