@@ -1,6 +1,6 @@
 // Bundles the TypeScript entry points with esbuild (WGSL imported as text).
 //   node scripts/build.mjs            the CLI (dist/cli.mjs)
-//   node scripts/build.mjs --tests    also every test/*.test.ts into .build/test
+//   node scripts/build.mjs --tests    also every test/*.test.ts into .build/test (and test/mpi/*.ts)
 //   node scripts/build.mjs --bench    also every bench/*.ts into .build/bench
 import { build } from 'esbuild';
 import { readdirSync, existsSync, rmSync } from 'node:fs';
@@ -43,6 +43,9 @@ if (args.has('--tests')) {
       outfile: join(root, '.build/test/all.mjs'),
     }),
   );
+  // Programs the tests start as separate processes (test/mpi: one rank of an mpirun job).
+  const programs = entries('test/mpi', '.ts');
+  if (programs.length) jobs.push(build({ ...common, entryPoints: programs, outdir: join(root, '.build/test/mpi'), outExtension: { '.js': '.mjs' } }));
 }
 if (args.has('--bench')) {
   jobs.push(build({ ...common, entryPoints: entries('bench', '.ts'), outdir: join(root, '.build/bench'), outExtension: { '.js': '.mjs' } }));

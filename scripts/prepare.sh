@@ -7,3 +7,5 @@ if [ ! -d node_modules/webgpu ] || [ package-lock.json -nt node_modules/.package
   npm ci --no-audit --no-fund
 fi
 bash scripts/setup-vulkan.sh >/dev/null || bash scripts/setup-vulkan.sh
+# The optional MPI addon for multi-process training (says what to install when MPI is missing).
+node scripts/build-mpi.mjs
