@@ -44,9 +44,13 @@ export function loadMpiAddon(path = mpiAddonPath()): MpiAddon {
   }
 }
 
-// Polling: spin (one MPI_Testsome per event-loop turn) until SPIN_MS pass without a request
-// starting or ending, then poll on timers whose period doubles up to MAX_POLL_MS.
+// Polling: spin (one MPI_Testsome per event-loop turn) while a transfer may be under way, then
+// poll on timers whose period doubles up to MAX_POLL_MS. MPI moves a non-blocking collective's
+// data only inside such calls, so a large message gets the time it would take at a slow
+// SPIN_BYTES_PER_MS (100 MB/s) on top of SPIN_MS after it starts; a rank still waiting after
+// that is waiting for another rank to arrive.
 const SPIN_MS = 20;
+const SPIN_BYTES_PER_MS = 100_000;
 const MAX_POLL_MS = 4;
 
 export class MpiCommunicator implements Communicator {
@@ -57,7 +61,7 @@ export class MpiCommunicator implements Communicator {
   readonly description: string;
   private readonly waiting = new Map<number, { resolve: () => void; reject: (e: Error) => void }>();
   private readonly inflight = new Set<Promise<void>>();
-  private lastEvent = 0;
+  private spinUntil = 0;
   private pollDelay = 0;
   private scheduled: { kind: 'immediate'; handle: NodeJS.Immediate } | { kind: 'timer'; handle: NodeJS.Timeout } | null = null;
   private closed = false;
@@ -70,8 +74,13 @@ export class MpiCommunicator implements Communicator {
     this.localRank = info.localRank;
     this.localSize = info.localSize;
     this.description = info.library.split(',')[0].trim();
-    // A rank that exits without close(): finalise on a clean exit; on a failing one end the whole
-    // job, since launchers such as srun would otherwise leave the other ranks waiting.
+    // A rank that fails ends the whole job, since launchers such as srun would otherwise leave
+    // the other ranks waiting. An uncaught error is printed here: Node prints it only after the
+    // 'exit' handlers.
+    process.on('uncaughtExceptionMonitor', (err, origin) => {
+      if (!this.closed && process.listenerCount('uncaughtException') === 0) this.abort(`${origin}: ${err?.stack ?? err}`, 1);
+    });
+    // A rank that exits without close(): finalise on a clean exit.
     process.on('exit', (code) => {
       if (this.closed) return;
       if (code === 0 && this.waiting.size === 0) return this.addon.finalize();
@@ -82,22 +91,22 @@ export class MpiCommunicator implements Communicator {
 
   allreduceSum(data: Float32Array): Promise<Float32Array> {
     if (!(data instanceof Float32Array)) throw new TypeError(`allreduceSum: expected a Float32Array, got ${describe(data)}`);
-    return this.track(this.addon.iallreduceSum(data)).then(() => data);
+    return this.track(this.addon.iallreduceSum(data), data.byteLength).then(() => data);
   }
 
   allgather<T extends CommArray>(data: T): Promise<T> {
     const Ctor = data.constructor as new (length: number) => T;
     const out = new Ctor(data.length * this.size);
-    return this.track(this.addon.iallgather(data, out)).then(() => out);
+    return this.track(this.addon.iallgather(data, out), out.byteLength).then(() => out);
   }
 
   broadcast<T extends CommArray>(data: T, root = 0): Promise<T> {
     if (!Number.isInteger(root) || root < 0 || root >= this.size) throw new RangeError(`broadcast: root ${root} is not a rank of this job of ${this.size} processes (0..${this.size - 1})`);
-    return this.track(this.addon.ibcast(data, root)).then(() => data);
+    return this.track(this.addon.ibcast(data, root), data.byteLength).then(() => data);
   }
 
   barrier(): Promise<void> {
-    return this.track(this.addon.ibarrier());
+    return this.track(this.addon.ibarrier(), 0);
   }
 
   abort(message: string, code = 1): never {
@@ -113,10 +122,10 @@ export class MpiCommunicator implements Communicator {
     this.addon.finalize();
   }
 
-  private track(id: number): Promise<void> {
+  private track(id: number, bytes: number): Promise<void> {
     const p = new Promise<void>((resolve, reject) => {
       this.waiting.set(id, { resolve, reject });
-      this.lastEvent = performance.now();
+      this.spinUntil = Math.max(this.spinUntil, performance.now() + SPIN_MS + bytes / SPIN_BYTES_PER_MS);
       this.pollDelay = 0;
       // A new request ends a backed-off wait: poll again on the next turn.
       if (this.scheduled?.kind === 'timer') {
@@ -147,8 +156,8 @@ export class MpiCommunicator implements Communicator {
     }
     if (!this.waiting.size) return;
     const now = performance.now();
-    if (done.length) this.lastEvent = now;
-    if (now - this.lastEvent < SPIN_MS) {
+    if (done.length) this.spinUntil = Math.max(this.spinUntil, now + SPIN_MS);
+    if (now < this.spinUntil) {
       this.scheduled = { kind: 'immediate', handle: setImmediate(this.poll) };
     } else {
       this.pollDelay = Math.min(MAX_POLL_MS, Math.max(1, this.pollDelay * 2));

@@ -1,0 +1,137 @@
+// The MPI communicator: launch detection and its error messages (no MPI needed), then real jobs
+// under `mpirun --oversubscribe -np 2` and `-np 4` running test/mpi/collectives.ts, which checks
+// every collective against a locally computed result. Without mpirun or the addon the MPI jobs
+// are skipped with a line saying what to install, unless CI_REQUIRE_MPI=1 demands them.
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { SingleProcess } from '../engine/comm/communicator.js';
+import { detectLaunch, openCommunicator } from '../engine/comm/launch.js';
+import { mpiAddonPath } from '../engine/comm/mpi.js';
+
+const root = fileURLToPath(new URL('../..', import.meta.url));
+const program = join(root, '.build/test/mpi/collectives.mjs');
+const t = suite('comm mpi');
+
+async function rejection(p: Promise<unknown>): Promise<string> {
+  try {
+    await p;
+  } catch (e) {
+    return (e as Error).message;
+  }
+  throw new Error('expected the promise to reject');
+}
+
+t('without a launcher the communicator is the single process', async () => {
+  const comm = await openCommunicator({ env: {} });
+  assert.instance(comm, SingleProcess);
+  assert.is(comm.size, 1);
+  assert.instance(await openCommunicator({ env: {}, worldSize: 1 }), SingleProcess);
+  // Inside a Slurm batch script but not under srun: still one process.
+  assert.is(detectLaunch({ SLURM_NTASKS: '8', SLURM_PROCID: '0' }), null);
+});
+
+t('launchers are recognised by their variables', () => {
+  assert.equal(detectLaunch({ OMPI_COMM_WORLD_SIZE: '4', OMPI_COMM_WORLD_RANK: '3' }), { launcher: 'Open MPI', size: 4, rank: 3 });
+  assert.equal(detectLaunch({ PMI_SIZE: '2', PMI_RANK: '1' }), { launcher: 'MPICH/PMI', size: 2, rank: 1 });
+  assert.equal(detectLaunch({ SLURM_STEP_NUM_TASKS: '16', SLURM_PROCID: '5' }), { launcher: 'Slurm', size: 16, rank: 5 });
+});
+
+t('several ranks without MPI: the errors say what to install and how to start the job', async () => {
+  const alone = await rejection(openCommunicator({ env: {}, worldSize: 2 }));
+  assert.match(alone, 'mpirun -np 2');
+  assert.match(alone, 'apt-get install openmpi-bin libopenmpi-dev');
+
+  const missing = join(tmpdir(), 'no-such-dir', 'densecl_mpi.node');
+  const env = { OMPI_COMM_WORLD_SIZE: '2', OMPI_COMM_WORLD_RANK: '0', DENSECL_MPI_ADDON: missing };
+  assert.is(mpiAddonPath(env), missing);
+  const unbuilt = await rejection(openCommunicator({ env }));
+  assert.match(unbuilt, `no ${missing}`);
+  assert.match(unbuilt, 'apt-get install openmpi-bin libopenmpi-dev');
+  assert.match(unbuilt, 'npm run build:mpi');
+
+  const mismatch = await rejection(openCommunicator({ env: { OMPI_COMM_WORLD_SIZE: '4', OMPI_COMM_WORLD_RANK: '0' }, worldSize: 2 }));
+  assert.match(mismatch, 'World size 2 was asked for, but Open MPI started 4 process(es)');
+});
+
+/** Why the MPI jobs cannot run here, or null when they can. */
+function mpiMissing(): string | null {
+  if (spawnSync('mpirun', ['--version'], { stdio: 'ignore' }).status !== 0) return 'mpirun not found';
+  if (!existsSync(mpiAddonPath())) return `the MPI addon is not built (${mpiAddonPath()})`;
+  if (!existsSync(program)) return `${program} is not built (node scripts/build.mjs --tests)`;
+  return null;
+}
+
+function mpirun(np: number, args: string[], limitMs: number): Promise<{ code: number | null; stdout: string; stderr: string; ms: number; killed: boolean }> {
+  return new Promise((resolve, reject) => {
+    const t0 = performance.now();
+    const env = {
+      ...process.env,
+      OMPI_ALLOW_RUN_AS_ROOT: '1',
+      OMPI_ALLOW_RUN_AS_ROOT_CONFIRM: '1',
+      // Containers often forbid the cross-process reads (CMA) Open MPI's shared memory uses.
+      OMPI_MCA_btl_vader_single_copy_mechanism: 'none',
+    };
+    const child = spawn('mpirun', ['--oversubscribe', '-np', String(np), '--mca', 'btl', 'self,vader', process.execPath, program, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    let killed = false;
+    const timer = setTimeout(() => {
+      killed = true;
+      child.kill('SIGKILL');
+    }, limitMs);
+    child.on('error', reject);
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr, ms: performance.now() - t0, killed });
+    });
+  });
+}
+
+function skipWithoutMpi(what: string): boolean {
+  const missing = mpiMissing();
+  if (!missing) return false;
+  const install = 'apt-get install openmpi-bin libopenmpi-dev, then npm run build:mpi';
+  if (process.env.CI_REQUIRE_MPI === '1') assert.unreachable(`CI_REQUIRE_MPI=1 but ${missing}: ${install}`);
+  console.log(`SKIP ${what}: ${missing} (${install})`);
+  return true;
+}
+
+for (const np of [2, 4]) {
+  t(`mpirun -np ${np}: every collective matches the local result`, async () => {
+    if (skipWithoutMpi(`MPI collectives on ${np} ranks`)) return;
+    const dir = mkdtempSync(join(tmpdir(), 'densecl-mpi-'));
+    try {
+      const r = await mpirun(np, [String(np), dir], 40_000);
+      assert.not.ok(r.killed, `mpirun -np ${np} did not finish in 40 s; stdout: ${r.stdout}; stderr: ${r.stderr.slice(-2000)}`);
+      assert.is(r.code, 0, `mpirun -np ${np} failed: ${r.stdout}\n${r.stderr.slice(-2000)}`);
+      const line = r.stdout.split('\n').find((l) => l.startsWith('collectives ok:'));
+      assert.ok(line?.startsWith(`collectives ok: ${np} ranks`), `no success line from rank 0: ${r.stdout}`);
+      console.log(`  ${line} (job ${(r.ms / 1000).toFixed(1)} s)`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+}
+
+t('a rank that aborts ends the whole job non-zero with its message', async () => {
+  if (skipWithoutMpi('MPI abort')) return;
+  const dir = mkdtempSync(join(tmpdir(), 'densecl-mpi-'));
+  try {
+    const r = await mpirun(2, ['2', dir, 'abort'], 30_000);
+    assert.not.ok(r.killed, `the job outlived the aborting rank by 30 s; stderr: ${r.stderr.slice(-2000)}`);
+    assert.is(r.code, 3, `mpirun exit code ${r.code}, want the abort code 3; stderr: ${r.stderr.slice(-2000)}`);
+    assert.match(r.stderr, '[rank 1/2] rank 1 gives up on purpose');
+    assert.not.match(r.stdout, 'barrier returned');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+t.run();
