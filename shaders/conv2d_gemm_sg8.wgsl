@@ -72,16 +72,22 @@ fn loadRowA(aRow: u32, M4: u32) -> RowA {
   return rowA;
 }
 
-// One tap column: TN x TM4 vec4 FMAs with the column's A. Called with a constant b (the calls
-// are unrolled by hand, indices clamped so that columns past NTC still compile: NIR leaves a loop over 7 columns of this size rolled, and a rolled
-// loop indexes win dynamically, which sends it to scratch memory).
-fn tapColumn(acc: ptr<function, Acc>, win: ptr<function, Win>, w: TapA, b: u32) {
-  for (var j = 0u; j < $TNu; j++) {
-    let xv = vec4<f32>((*win)[j * ($SCSu / $WSTEPu) + TC_WIN[b]]);
-    for (var t = 0u; t < TM4; t++) {
-      (*acc)[j][t] = fma(w[t], xv, (*acc)[j][t]);
-    }
-  }
+// The products of one accumulator with the tap columns b0.. of one tap row, adjacent so that a
+// spilled accumulator is loaded and stored once per row instead of once per tap column.
+// Constant b (unrolled by hand, clamped so columns past NTC still compile): a rolled loop
+// would index win dynamically, which sends it to scratch memory.
+fn tapSum(s: vec4<f32>, win: ptr<function, Win>, rowA: ptr<function, RowA>, j: u32, t: u32) -> vec4<f32> {
+  let jw = j * ($SCSu / $WSTEPu);
+  var r = s;
+  if ($NTCu > 0u) { r = fma((*rowA)[0][t], vec4<f32>((*win)[jw + TC_WIN[0]]), r); }
+  if ($NTCu > 1u) { r = fma((*rowA)[min(1u, $NTCu - 1u)][t], vec4<f32>((*win)[jw + TC_WIN[min(1u, $NTCu - 1u)]]), r); }
+  if ($NTCu > 2u) { r = fma((*rowA)[min(2u, $NTCu - 1u)][t], vec4<f32>((*win)[jw + TC_WIN[min(2u, $NTCu - 1u)]]), r); }
+  if ($NTCu > 3u) { r = fma((*rowA)[min(3u, $NTCu - 1u)][t], vec4<f32>((*win)[jw + TC_WIN[min(3u, $NTCu - 1u)]]), r); }
+  if ($NTCu > 4u) { r = fma((*rowA)[min(4u, $NTCu - 1u)][t], vec4<f32>((*win)[jw + TC_WIN[min(4u, $NTCu - 1u)]]), r); }
+  if ($NTCu > 5u) { r = fma((*rowA)[min(5u, $NTCu - 1u)][t], vec4<f32>((*win)[jw + TC_WIN[min(5u, $NTCu - 1u)]]), r); }
+  if ($NTCu > 6u) { r = fma((*rowA)[min(6u, $NTCu - 1u)][t], vec4<f32>((*win)[jw + TC_WIN[min(6u, $NTCu - 1u)]]), r); }
+  for (var b = 7u; b < $NTCu; b++) { r = fma((*rowA)[b][t], vec4<f32>((*win)[jw + TC_WIN[b]]), r); }
+  return r;
 }
 
 // One tap row: loads the source row window once, then for every tap column one vec4 of A per 4
@@ -103,15 +109,12 @@ fn accumulateRow(acc: ptr<function, Acc>, a: u32, plane: i32, srcRow0: i32, srcC
       win[i] = S[u32(at)];
     }
   }
-  let rowA = loadRowA(aPlane + params.TR_K[a / 4u][a % 4u] * params.KW * M4 + m4, M4);
-  if ($NTCu > 0u) { tapColumn(acc, &win, rowA[0], 0u); }
-  if ($NTCu > 1u) { tapColumn(acc, &win, rowA[min(1u, $NTCu - 1u)], 1u); }
-  if ($NTCu > 2u) { tapColumn(acc, &win, rowA[min(2u, $NTCu - 1u)], 2u); }
-  if ($NTCu > 3u) { tapColumn(acc, &win, rowA[min(3u, $NTCu - 1u)], 3u); }
-  if ($NTCu > 4u) { tapColumn(acc, &win, rowA[min(4u, $NTCu - 1u)], 4u); }
-  if ($NTCu > 5u) { tapColumn(acc, &win, rowA[min(5u, $NTCu - 1u)], 5u); }
-  if ($NTCu > 6u) { tapColumn(acc, &win, rowA[min(6u, $NTCu - 1u)], 6u); }
-  for (var b = 7u; b < $NTCu; b++) { tapColumn(acc, &win, rowA[b], b); }
+  var rowA = loadRowA(aPlane + params.TR_K[a / 4u][a % 4u] * params.KW * M4 + m4, M4);
+  for (var j = 0u; j < $TNu; j++) {
+    for (var t = 0u; t < TM4; t++) {
+      (*acc)[j][t] = tapSum((*acc)[j][t], &win, &rowA, j, t);
+    }
+  }
 }
 
 @compute @workgroup_size(8, 1, 1)

@@ -100,36 +100,41 @@ t('the per-lane kernels match PyTorch too', async () => {
   }
 });
 
-/** A 1x1 convolution large enough for the GEMM path: output and all three gradients vs CPU loops. */
-async function checkGemmPath(): Promise<void> {
-  const [N, C, H, W, O] = [2, 6, 8, 9, 5];
-  const HW = H * W;
-  const xd = randomArray(N * C * HW, 31);
+/** A 1x1 convolution with enough output pixels for the GEMM path: output and all three
+ *  gradients vs CPU loops. Strided, or with a pixel count that is no multiple of 4, it runs on
+ *  packed planes. */
+async function checkGemmPath(stride: number, [N, C, H, W, O]: number[]): Promise<void> {
+  const OH = Math.ceil(H / stride);
+  const OW = Math.ceil(W / stride);
+  const xd = randomArray(N * C * H * W, 31);
   const wd = randomArray(O * C, 32, -0.5, 0.5);
   const bd = randomArray(O, 33);
-  const up = randomArray(N * O * HW, 34);
+  const up = randomArray(N * O * OH * OW, 34);
   const x = tensor(xd, [N, C, H, W]).requireGrad();
   const w = tensor(wd, [O, C, 1, 1]).requireGrad();
   const b = tensor(bd, [O]).requireGrad();
   let y: Tensor | null = null;
   const keys = dispatchedKernels(() => {
-    y = conv2d(x, w, b);
-    backward(y, tensor(up, [N, O, H, W]));
+    y = conv2d(x, w, b, { stride });
+    backward(y, tensor(up, [N, O, OH, OW]));
   });
   assert.ok(keys.filter((k) => k.startsWith('matmul')).length >= 3, `1x1 uses matmul: ${keys.join(' ')}`);
   assert.not.ok(keys.some((k) => k.startsWith('conv2d_gemm') || k.startsWith('conv2d_wgrad')), '1x1 avoids the implicit kernels');
-  const ref = { y: new Float64Array(N * O * HW), dx: new Float64Array(N * C * HW), dw: new Float64Array(O * C), db: new Float64Array(O) };
+  const packed = stride > 1 || (OH * OW) % 4 !== 0;
+  assert.is(keys.some((k) => k.startsWith('conv2d_planes')), packed, `packs planes only where it must: ${keys.join(' ')}`);
+  const ref = { y: new Float64Array(N * O * OH * OW), dx: new Float64Array(N * C * H * W), dw: new Float64Array(O * C), db: new Float64Array(O) };
   for (let n = 0; n < N; n++)
     for (let o = 0; o < O; o++)
-      for (let p = 0; p < HW; p++) {
-        const g = up[(n * O + o) * HW + p];
+      for (let p = 0; p < OH * OW; p++) {
+        const g = up[(n * O + o) * OH * OW + p];
+        const src = Math.floor(p / OW) * stride * W + (p % OW) * stride;
         let acc = bd[o];
         for (let c = 0; c < C; c++) {
-          acc += wd[o * C + c] * xd[(n * C + c) * HW + p];
-          ref.dx[(n * C + c) * HW + p] += wd[o * C + c] * g;
-          ref.dw[o * C + c] += xd[(n * C + c) * HW + p] * g;
+          acc += wd[o * C + c] * xd[(n * C + c) * H * W + src];
+          ref.dx[(n * C + c) * H * W + src] += wd[o * C + c] * g;
+          ref.dw[o * C + c] += xd[(n * C + c) * H * W + src] * g;
         }
-        ref.y[(n * O + o) * HW + p] = acc;
+        ref.y[(n * O + o) * OH * OW + p] = acc;
         ref.db[o] += g;
       }
   const out = y as unknown as Tensor;
@@ -149,9 +154,12 @@ t('variants are taken where the shape asks for them, and are correct there', asy
     assert.ok(c, `fixture case ${s}`);
     return c!;
   };
-  // 1x1 stride 1 on a 64+ pixel image: plain GEMM for all three products, checked against a
-  // CPU loop; on a small image only the weight gradient is a GEMM.
-  await checkGemmPath();
+  // 1x1 with 64+ output pixels: plain GEMM for all three products, checked against a CPU loop
+  // (stride 1 on planes used as they are; stride 2 and an odd pixel count on packed planes);
+  // on a small image only the weight gradient is a GEMM.
+  await checkGemmPath(1, [2, 6, 8, 9, 5]);
+  await checkGemmPath(2, [2, 6, 17, 19, 5]);
+  await checkGemmPath(1, [2, 4, 9, 9, 8]);
   const smallKeys = await runCase(byName('1x1 s1 small image, bias'));
   assert.ok(smallKeys.some((k) => k.startsWith('conv2d_gemm')) && !smallKeys.some((k) => k.startsWith('conv2d_wgrad')), `small 1x1: core + GEMM weight gradient: ${smallKeys.join(' ')}`);
   // Exact tile: the forward kernel is compiled without bounds checks.

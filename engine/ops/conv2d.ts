@@ -24,8 +24,9 @@
 // - bias gradient: sums over (OH, OW) then N with the reduction kernel.
 // - 8-wide subgroups (lavapipe on AVX2): conv2d_gemm_sg8.wgsl and conv2d_wgrad_sg8.wgsl share
 //   the operand all lanes need (weight, dy) by broadcast and take wider channel tiles.
-// - 1x1, stride 1, no padding: plain batched GEMM through matmul.ts for all three (for images
-//   under 64 pixels, only the weight gradient: the core folds the batch, the GEMM cannot).
+// - 1x1, no padding, any stride: per-image GEMMs through matmul.ts for all three, strided ones
+//   on packed pixels (conv2d_pointwise.ts); for outputs under 64 pixels, only the weight
+//   gradient: the core folds the batch, the GEMM cannot.
 // - the 7x7 RGB stem (and any kernel up to 7 wide): the core with 7 hand-unrolled tap columns
 //   over a stride-2 window (21 loads serve 8 outputs x 49 taps of a channel row).
 // - bounds checks are compiled out when the shape divides the tile, and source range checks
@@ -36,13 +37,13 @@ import gemmSg8Src from '../../shaders/conv2d_gemm_sg8.wgsl';
 import wgradSrc from '../../shaders/conv2d_wgrad.wgsl';
 import wgradSg8Src from '../../shaders/conv2d_wgrad_sg8.wgsl';
 import relayoutSrc from '../../shaders/conv2d_relayout.wgsl';
-import biasSrc from '../../shaders/conv2d_bias.wgsl';
 import { Tensor, formatShape } from '../tensor.js';
 import { record } from '../autograd.js';
 import type { Runtime } from '../runtime.js';
 import type { Defines } from '../kernel.js';
 import { empty, requireF32, sameRuntime } from './alloc.js';
-import { gemm, hasSubgroups8 } from './matmul.js';
+import { hasSubgroups8 } from './matmul.js';
+import { forwardPointwise, inputGradPointwise, weightGradPointwise, reshapeOwned } from './conv2d_pointwise.js';
 import { sum } from './reduce.js';
 import { reshape } from './shape.js';
 import { fillTensor } from './pointwise.js';
@@ -135,14 +136,14 @@ export interface CoreDispatch {
 
 export interface ConvPlan {
   geometry: ConvGeometry;
-  /** 'gemm' for 1x1 stride-1 unpadded convolutions on images of at least GEMM_MIN_PIXELS
-   *  pixels, else 'implicit'. */
+  /** 'gemm' for unpadded 1x1 convolutions with at least GEMM_MIN_PIXELS output pixels, else
+   *  'implicit'. */
   path: 'gemm' | 'implicit';
   forward: CoreDispatch | null;
   /** Residue classes of the input gradient; a class with no taps is null (its pixels get zero). */
   inputGrad: (CoreDispatch | null)[];
   weightGrad: WgradPlan | null;
-  /** The weight gradient is a batched GEMM (1x1, stride 1, no padding, any image size). */
+  /** The weight gradient is a batched GEMM (1x1, no padding, any stride and image size). */
   weightGradGemm: boolean;
 }
 
@@ -176,8 +177,11 @@ function chooseTN(cols: number): number {
 }
 
 /** Output channels per invocation. With subgroups A costs next to nothing, so the tile leans
- *  to more channels (16 measured best on lavapipe; 32 spills more than it saves). */
-const chooseTM = (m: number, sg8: boolean): number => (m <= 4 ? 4 : m <= 8 || !sg8 ? 8 : 16);
+ *  to more channels (16 measured best on lavapipe for 3x3; 32 spills more than it saves), and
+ *  to 32 for a single tap (1x1, or a strided input gradient's one-tap class), where the source
+ *  window serves one tap column only and so costs the most per FMA. */
+const chooseTM = (m: number, sg8: boolean, taps: number): number =>
+  m <= 4 ? 4 : m <= 8 || !sg8 ? 8 : taps === 1 && m > 16 ? 32 : 16;
 const WG_LANE = 16;
 /** Below this many pixels per image a 1x1 convolution's forward and input gradient run on the
  *  implicit core, which folds the batch into its columns; a per-image GEMM with 49 columns (7x7)
@@ -205,7 +209,7 @@ function coreDispatch(
   bias: boolean,
   sg8: boolean,
 ): CoreDispatch {
-  const TM = chooseTM(M, sg8);
+  const TM = chooseTM(M, sg8, rows.off.length * colsIn.off.length);
   const TN = chooseTN(place.NQ);
   const WG = sg8 ? 8 : WG_LANE;
   // Columns sorted by source offset, so mirrored tap sets (forward and input gradient of a
@@ -239,8 +243,8 @@ const mod = (a: number, m: number): number => ((a % m) + m) % m;
 export function conv2dPlan(xShape: readonly number[], wShape: readonly number[], opts: Conv2dOptions = {}, hasBias = false, sg8 = false): ConvPlan {
   const g = conv2dGeometry(xShape, wShape, opts);
   const { C, H, W, O, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW } = g;
-  const pointwise = KH === 1 && KW === 1 && SH === 1 && SW === 1 && PH === 0 && PW === 0;
-  if (pointwise && H * W >= GEMM_MIN_PIXELS) {
+  const pointwise = KH === 1 && KW === 1 && PH === 0 && PW === 0;
+  if (pointwise && OH * OW >= GEMM_MIN_PIXELS) {
     return { geometry: g, path: 'gemm', forward: null, inputGrad: [], weightGrad: null, weightGradGemm: true };
   }
   if (KH > MAX_TAPS || KW > MAX_TAPS) {
@@ -414,48 +418,6 @@ function weightGradImplicit(x: Tensor, dy: Tensor, plan: ConvPlan, op: string): 
   return reshapeOwned(sum(partial, 0), [g.O, g.C, g.KH, g.KW]);
 }
 
-/** A view of t with another shape; t itself is released. */
-function reshapeOwned(t: Tensor, shape: number[]): Tensor {
-  const v = reshape(t, shape);
-  t.dispose();
-  return v;
-}
-
-// 1x1, stride 1, no padding: per image Y[n] = W [O, C] x X[n] [C, H*W].
-function forwardGemm(x: Tensor, w: Tensor, bias: Tensor | null, g: ConvGeometry): Tensor {
-  const HW = g.H * g.W;
-  const c = gemm(w, x, { batch: g.N, M: g.O, N: HW, K: g.C, transA: false, transB: false, strideA: 0, strideB: g.C * HW }, OP);
-  if (bias) addBiasInPlace(c, bias, g.N, g.O, HW);
-  return reshapeOwned(c, [g.N, g.O, g.OH, g.OW]);
-}
-
-function addBiasInPlace(y: Tensor, bias: Tensor, N: number, O: number, HW: number): void {
-  const rt = y.rt;
-  rt.dispatch(rt.kernel('conv2d_bias', biasSrc), {
-    params: { n: N * O * HW, HW, O },
-    buffers: [bias.buffer(OP), y.buffer(OP)],
-    workgroups: rt.grid1d(N * O * HW, 256),
-    op: OP,
-    flops: N * O * HW,
-    bytes: 8 * N * O * HW,
-    shapes: formatShape([N, O, HW]),
-  });
-}
-
-function inputGradGemm(dy: Tensor, w: Tensor, g: ConvGeometry, op: string): Tensor {
-  const HW = g.H * g.W;
-  const c = gemm(w, dy, { batch: g.N, M: g.C, N: HW, K: g.O, transA: true, transB: false, strideA: 0, strideB: g.O * HW }, op);
-  return reshapeOwned(c, [g.N, g.C, g.H, g.W]);
-}
-
-function weightGradGemm(x: Tensor, dy: Tensor, g: ConvGeometry, op: string): Tensor {
-  const HW = g.H * g.W;
-  // One product per image (K = H*W), then a fixed-order sum over the images.
-  const per = gemm(dy, x, { batch: g.N, M: g.O, N: g.C, K: HW, transA: false, transB: true, strideA: g.O * HW, strideB: g.C * HW }, op);
-  if (g.N === 1) return reshapeOwned(per, [g.O, g.C, 1, 1]);
-  return reshapeOwned(sum(per, 0), [g.O, g.C, 1, 1]);
-}
-
 function biasGrad(dy: Tensor, g: ConvGeometry): Tensor {
   const perImage = sum(reshape(dy, [g.N, g.O, g.OH * g.OW]), 2);
   return g.N === 1 ? reshapeOwned(perImage, [g.O]) : sum(perImage, 0);
@@ -468,7 +430,7 @@ export function conv2dInputGrad(dy: Tensor, weight: Tensor, xShape: readonly num
   const plan = conv2dPlan(xShape, weight.shape, opts, false, useSg8(dy.rt));
   checkGrad(dy, plan.geometry);
   const op = `${OP}.backward`;
-  return plan.path === 'gemm' ? inputGradGemm(dy, weight, plan.geometry, op) : inputGradImplicit(dy, weight, plan, op);
+  return plan.path === 'gemm' ? inputGradPointwise(dy, weight, plan.geometry, op) : inputGradImplicit(dy, weight, plan, op);
 }
 
 /** The weight gradient alone (PyTorch's torch.nn.grad.conv2d_weight): dw for dy of conv2d(x, weight). */
@@ -476,7 +438,7 @@ export function conv2dWeightGrad(x: Tensor, dy: Tensor, wShape: readonly number[
   const plan = conv2dPlan(x.shape, wShape, opts, false, useSg8(x.rt));
   checkGrad(dy, plan.geometry);
   const op = `${OP}.backward`;
-  return plan.weightGradGemm ? weightGradGemm(x, dy, plan.geometry, op) : weightGradImplicit(x, dy, plan, op);
+  return plan.weightGradGemm ? weightGradPointwise(x, dy, plan.geometry, op) : weightGradImplicit(x, dy, plan, op);
 }
 
 function checkGrad(dy: Tensor, g: ConvGeometry): void {
@@ -496,13 +458,13 @@ export function conv2d(x: Tensor, weight: Tensor, bias?: Tensor | null, opts: Co
     throw new Error(`${OP}: bias ${bias.describe()} does not match the ${g.O} output channels of weight ${weight.describe()}; it must have shape [${g.O}]`);
   }
   const b = bias ?? null;
-  const y = plan.path === 'gemm' ? forwardGemm(x, weight, b, g) : forwardImplicit(x, weight, b, plan);
+  const y = plan.path === 'gemm' ? forwardPointwise(x, weight, b, g) : forwardImplicit(x, weight, b, plan);
   return record(y, OP, args, (dy) => {
     const op = `${OP}.backward`;
     const gemmPath = plan.path === 'gemm';
     return [
-      x.requiresGrad ? (gemmPath ? inputGradGemm(dy, weight, g, op) : inputGradImplicit(dy, weight, plan, op)) : null,
-      weight.requiresGrad ? (plan.weightGradGemm ? weightGradGemm(x, dy, g, op) : weightGradImplicit(x, dy, plan, op)) : null,
+      x.requiresGrad ? (gemmPath ? inputGradPointwise(dy, weight, g, op) : inputGradImplicit(dy, weight, plan, op)) : null,
+      weight.requiresGrad ? (plan.weightGradGemm ? weightGradPointwise(x, dy, g, op) : weightGradImplicit(x, dy, plan, op)) : null,
       bias?.requiresGrad ? biasGrad(dy, g) : null,
     ];
   });
