@@ -40,8 +40,9 @@ export { toFloat } from './ops/cast.js';
 export { axpyInPlace, copyInto } from './ops/inplace.js';
 export { fillInPlace } from './ops/pointwise.js';
 export { FlatStore, type FlatEntry } from './flat.js';
-export { profile, Profiler, type KernelRecord, type ProfileResult } from './profiler.js';
-export { aggregate, formatTable, markdownTable, chromeTrace, type AggregateRow } from './profile-report.js';
+export { profile, Profiler, DEFAULT_GROUP_MS, type KernelRecord, type ProfileResult, type ProfileOptions } from './profiler.js';
+export { measurePeak, type Peak } from './peak.js';
+export { aggregate, formatTable, markdownTable, chromeTrace, describePeak, type AggregateRow } from './profile-report.js';
 
 export function tensor(data: ArrayLike<number>, shape?: Shape, dtype: DType = 'f32'): Tensor {
   return tensorOn(runtime(), data, shape, dtype);

@@ -1,7 +1,9 @@
 // Reports of a profile: tables aggregated per kernel and per op (calls, total and mean GPU time,
-// share of the step, GFLOP/s, GB/s, share of a measured peak) and Chrome-trace JSON for
-// Perfetto with the CPU-side recording and the GPU kernels on separate tracks.
+// share of the step, GFLOP/s, GB/s, shares of the measured peaks, how much of it is estimated)
+// and Chrome-trace JSON for Perfetto with the CPU-side recording and the GPU kernels on separate
+// tracks.
 import type { KernelRecord, ProfileResult } from './profiler.js';
+import type { Peak } from './peak.js';
 
 export interface AggregateRow {
   name: string;
@@ -11,11 +13,14 @@ export interface AggregateRow {
   share: number;
   gflops: number;
   gbps: number;
-  /** GFLOP/s as a fraction of the peak given, if any. */
-  peakShare: number | null;
+  /** GFLOP/s and GB/s as fractions of the measured peaks given, if any. */
+  peakFlops: number | null;
+  peakBandwidth: number | null;
+  /** Fraction of totalMs that is a share of a group's measured time (see ProfileOptions.groupMs). */
+  estimated: number;
 }
 
-export function aggregate(records: KernelRecord[], by: 'kernel' | 'op', peakGflops?: number): AggregateRow[] {
+export function aggregate(records: KernelRecord[], by: 'kernel' | 'op', peak?: Pick<Peak, 'gflops' | 'gbps'>): AggregateRow[] {
   const groups = new Map<string, KernelRecord[]>();
   for (const r of records) {
     const key = by === 'kernel' ? r.kernel : r.op;
@@ -29,7 +34,9 @@ export function aggregate(records: KernelRecord[], by: 'kernel' | 'op', peakGflo
     const ms = rs.reduce((s, r) => s + r.gpuMs, 0);
     const flops = rs.reduce((s, r) => s + r.flops, 0);
     const bytes = rs.reduce((s, r) => s + r.bytes, 0);
+    const estMs = rs.reduce((s, r) => s + (r.estimated ? r.gpuMs : 0), 0);
     const gflops = ms > 0 ? flops / (ms * 1e6) : 0;
+    const gbps = ms > 0 ? bytes / (ms * 1e6) : 0;
     rows.push({
       name,
       calls: rs.length,
@@ -37,37 +44,40 @@ export function aggregate(records: KernelRecord[], by: 'kernel' | 'op', peakGflo
       meanMs: ms / rs.length,
       share: total > 0 ? ms / total : 0,
       gflops,
-      gbps: ms > 0 ? bytes / (ms * 1e6) : 0,
-      peakShare: peakGflops ? gflops / peakGflops : null,
+      gbps,
+      peakFlops: peak ? gflops / peak.gflops : null,
+      peakBandwidth: peak ? gbps / peak.gbps : null,
+      estimated: ms > 0 ? estMs / ms : 0,
     });
   }
   return rows.sort((a, b) => b.totalMs - a.totalMs);
 }
 
+const pct = (x: number | null) => (x === null ? '-' : (100 * x).toFixed(1) + '%');
+
+function cells(r: AggregateRow): string[] {
+  return [String(r.calls), r.totalMs.toFixed(3), r.meanMs.toFixed(4), pct(r.share), r.gflops.toFixed(2), r.gbps.toFixed(2), pct(r.peakFlops), pct(r.peakBandwidth), r.estimated > 0 ? pct(r.estimated) : ''];
+}
+const HEAD = ['calls', 'total ms', 'mean ms', 'share', 'GFLOP/s', 'GB/s', '% peak FLOP/s', '% peak GB/s', 'estimated'];
+
 export function formatTable(rows: AggregateRow[], title: string, limit = 30): string {
-  const head = ['', 'calls', 'total ms', 'mean ms', 'share', 'GFLOP/s', 'GB/s', '% peak'];
-  const body = rows.slice(0, limit).map((r) => [
-    r.name.length > 60 ? r.name.slice(0, 57) + '...' : r.name,
-    String(r.calls),
-    r.totalMs.toFixed(3),
-    r.meanMs.toFixed(4),
-    (100 * r.share).toFixed(1) + '%',
-    r.gflops.toFixed(2),
-    r.gbps.toFixed(2),
-    r.peakShare === null ? '-' : (100 * r.peakShare).toFixed(1) + '%',
-  ]);
+  const head = ['', ...HEAD];
+  const body = rows.slice(0, limit).map((r) => [r.name.length > 60 ? r.name.slice(0, 57) + '...' : r.name, ...cells(r)]);
   const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
-  const line = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
+  const line = (c: string[]) => c.map((x, i) => (i === 0 ? x.padEnd(widths[i]) : x.padStart(widths[i]))).join('  ');
   const more = rows.length > limit ? `\n(${rows.length - limit} more)` : '';
   return [title, line(head), widths.map((w) => '-'.repeat(w)).join('  '), ...body.map(line)].join('\n') + more;
 }
 
 export function markdownTable(rows: AggregateRow[]): string {
-  const out = ['| kernel | calls | total ms | mean ms | share | GFLOP/s | GB/s |', '| --- | ---: | ---: | ---: | ---: | ---: | ---: |'];
-  for (const r of rows) {
-    out.push(`| \`${r.name}\` | ${r.calls} | ${r.totalMs.toFixed(3)} | ${r.meanMs.toFixed(4)} | ${(100 * r.share).toFixed(1)}% | ${r.gflops.toFixed(2)} | ${r.gbps.toFixed(2)} |`);
-  }
+  const out = [`| kernel | ${HEAD.join(' | ')} |`, `| --- |${' ---: |'.repeat(HEAD.length)}`];
+  for (const r of rows) out.push(`| \`${r.name}\` | ${cells(r).join(' | ')} |`);
   return out.join('\n');
+}
+
+/** One line on the peaks the "% peak" columns are measured against. */
+export function describePeak(peak: Peak): string {
+  return `measured peak of this device: ${peak.gflops.toFixed(1)} GFLOP/s (FMA kernel), ${peak.gbps.toFixed(1)} GB/s (streaming copy), ${(1000 * peak.launchMs).toFixed(0)} us per one-workgroup dispatch (${peak.method})`;
 }
 
 /** Chrome-trace JSON (traceEvents, complete events 'X', microseconds), for Perfetto or chrome://tracing. */
@@ -81,7 +91,7 @@ export function chromeTrace(result: ProfileResult): { traceEvents: object[]; dis
   // GPU times are relative to the first kernel; place that at its CPU recording time.
   const shift = recs.length ? recs[0].cpuMs - recs[0].startMs : 0;
   for (const r of recs) {
-    const args = { op: r.op, shapes: r.shapes, workgroups: r.workgroups.join('x'), flops: r.flops, bytes: r.bytes };
+    const args = { op: r.op, shapes: r.shapes, workgroups: r.workgroups.join('x'), flops: r.flops, bytes: r.bytes, estimated: r.estimated };
     events.push({ name: r.op, cat: 'cpu', ph: 'X', pid: 1, tid: 1, ts: r.cpuMs * 1000, dur: 1, args });
     events.push({ name: r.kernel, cat: 'gpu', ph: 'X', pid: 1, tid: 2, ts: (r.startMs + shift) * 1000, dur: Math.max(r.gpuMs * 1000, 0.001), args });
   }

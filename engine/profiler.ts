@@ -1,7 +1,18 @@
-// Shader-level profiling. With the adapter's 'timestamp-query' feature every dispatch runs in a
-// compute pass of its own that writes a begin and an end timestamp into a query set; the query
-// set is resolved once per submission and read back once, never per kernel. Without the feature
-// the fallback submits and waits for each kernel alone: coarser figures, and it says so.
+// Shader-level profiling with timestamp queries. Timestamps form a chain: one at the start of a
+// submission's work and one at the end of each timed interval, so an interval is the difference
+// of two neighbours (n + 1 queries for n intervals, not 2n; a buffer copy recorded between two
+// dispatches counts in the next interval). The query set is resolved once per submission and
+// read back once, never per kernel.
+//
+// Why intervals may hold several dispatches: on a CPU Vulkan driver (lavapipe) each timestamp
+// costs tens of microseconds of the device's own time (its worker threads are woken to write it)
+// and more again to resolve, which for a step of ~560 short kernels added 5-12% to the step.
+// So by default a dispatch whose kernel, shapes and workgroups were already timed alone on this
+// device at under `groupMs` is timed together with its small neighbours, and the group's measured
+// time is split in proportion to their latest exact times; such records say `estimated`.
+// Dispatches not seen before are timed alone, so the first profiled step is exact throughout.
+// `groupMs: 0` times every dispatch alone. Without the feature the fallback submits and waits
+// for each kernel alone: coarser figures, and it says so.
 import type { DispatchInfo, DispatchObserver, Runtime } from './runtime.js';
 
 export interface KernelRecord extends DispatchInfo {
@@ -11,6 +22,8 @@ export interface KernelRecord extends DispatchInfo {
   gpuMs: number;
   /** When the dispatch was recorded on the CPU, ms since profiling began. */
   cpuMs: number;
+  /** True when the dispatch shared its timed interval with others and holds a share of it. */
+  estimated: boolean;
 }
 
 export interface ProfileResult {
@@ -21,14 +34,38 @@ export interface ProfileResult {
   wallMs: number;
 }
 
+export interface ProfileOptions {
+  /**
+   * Dispatches known (from an earlier exact timing on this device) to take under this many ms are
+   * timed in groups of about this length and their times estimated; 0 times every dispatch alone.
+   */
+  groupMs?: number;
+}
+
+export const DEFAULT_GROUP_MS = 1;
 const QUERIES_PER_SET = 4096;
 
-type QueryResources = Omit<Pending, 'infos'>;
+type QueryResources = Pick<Pending, 'querySet' | 'resolve' | 'readback'>;
 /** Query sets and their buffers, kept per device between profiled steps (creating them costs CPU time). */
 const spare = new WeakMap<GPUDevice, QueryResources[]>();
+/** Exact times of dispatches timed alone, per device, by kernel, shapes and workgroups. */
+const learned = new WeakMap<GPUDevice, Map<string, number>>();
+
+const keyOf = (i: DispatchInfo) => `${i.kernel}|${i.shapes}|${i.workgroups.join('x')}`;
+
+interface Member {
+  info: DispatchInfo;
+  cpuMs: number;
+  /** Its latest exact time, the weight of its share of a group. */
+  knownMs: number;
+}
 
 interface Pending {
-  infos: { info: DispatchInfo; cpuMs: number }[];
+  /** Groups in GPU order; group g lies between stamps g and g + 1. */
+  groups: Member[][];
+  open: Member[];
+  openMs: number;
+  stamps: number;
   querySet: GPUQuerySet;
   resolve: GPUBuffer;
   readback: GPUBuffer;
@@ -38,36 +75,52 @@ export class Profiler implements DispatchObserver {
   private current: Pending | null = null;
   private submitted: { pending: Pending; done: Promise<bigint[]> }[] = [];
   private readonly t0 = performance.now();
-  private overflow = 0;
+  private readonly known: Map<string, number>;
 
-  constructor(private readonly rt: Runtime) {
+  constructor(private readonly rt: Runtime, private readonly groupMs = DEFAULT_GROUP_MS) {
     if (!rt.hasTimestamps) throw new Error('Profiler needs the timestamp-query feature; use profile(), which falls back to coarse timing');
+    let m = learned.get(rt.device);
+    if (!m) learned.set(rt.device, (m = new Map()));
+    this.known = m;
   }
 
   timestampWrites(info: DispatchInfo): GPUComputePassTimestampWrites | undefined {
+    // Room for a closing stamp before this dispatch, one after it, and one at submission end.
+    if (this.current && this.current.stamps + 3 > QUERIES_PER_SET) this.rt.flush();
     const p = (this.current ??= this.newPending());
-    if (p.infos.length * 2 + 2 > QUERIES_PER_SET) {
-      this.overflow++;
-      return undefined;
+    const knownMs = this.known.get(keyOf(info));
+    const small = this.groupMs > 0 && knownMs !== undefined && knownMs < this.groupMs;
+    const writes: GPUComputePassTimestampWrites = { querySet: p.querySet };
+    // The chain's first stamp, or the end of the small dispatches before a dispatch timed alone.
+    if (p.stamps === 0 || (!small && p.open.length)) {
+      writes.beginningOfPassWriteIndex = p.stamps++;
+      this.close(p);
     }
-    const i = p.infos.length;
-    p.infos.push({ info, cpuMs: performance.now() - this.t0 });
-    return { querySet: p.querySet, beginningOfPassWriteIndex: 2 * i, endOfPassWriteIndex: 2 * i + 1 };
+    p.open.push({ info, cpuMs: performance.now() - this.t0, knownMs: knownMs ?? 0 });
+    p.openMs += knownMs ?? 0;
+    if (!small || p.openMs >= this.groupMs) {
+      writes.endOfPassWriteIndex = p.stamps++;
+      this.close(p);
+    }
+    return writes.beginningOfPassWriteIndex === undefined && writes.endOfPassWriteIndex === undefined ? undefined : writes;
   }
 
   beforeSubmit(encoder: GPUCommandEncoder): void {
     const p = this.current;
-    if (!p || p.infos.length === 0) return;
-    const n = p.infos.length * 2;
-    encoder.resolveQuerySet(p.querySet, 0, n, p.resolve, 0);
-    encoder.copyBufferToBuffer(p.resolve, 0, p.readback, 0, n * 8);
+    if (!p || p.stamps === 0) return;
+    if (p.open.length) {
+      encoder.beginComputePass({ timestampWrites: { querySet: p.querySet, endOfPassWriteIndex: p.stamps++ } }).end();
+      this.close(p);
+    }
+    encoder.resolveQuerySet(p.querySet, 0, p.stamps, p.resolve, 0);
+    encoder.copyBufferToBuffer(p.resolve, 0, p.readback, 0, p.stamps * 8);
   }
 
   afterSubmit(): void {
     const p = this.current;
-    if (!p || p.infos.length === 0) return;
+    if (!p || p.stamps === 0) return;
     this.current = null;
-    const n = p.infos.length * 2;
+    const n = p.stamps;
     const done = p.readback.mapAsync(GPUMapMode.READ).then(() => {
       const v = Array.from(new BigUint64Array(p.readback.getMappedRange().slice(0, n * 8)));
       p.readback.unmap();
@@ -79,32 +132,43 @@ export class Profiler implements DispatchObserver {
   /** Waits for every submitted query set and turns them into records. */
   async collect(): Promise<KernelRecord[]> {
     this.rt.flush();
-    const raw: { info: DispatchInfo; cpuMs: number; begin: bigint; end: bigint }[] = [];
+    const out: KernelRecord[] = [];
+    let origin: bigint | null = null;
     for (const { pending, done } of this.submitted) {
       const stamps = await done;
-      pending.infos.forEach((x, i) => raw.push({ ...x, begin: stamps[2 * i], end: stamps[2 * i + 1] }));
+      origin ??= stamps[0];
+      pending.groups.forEach((members, g) => {
+        let t = Number(stamps[g] - origin!) / 1e6;
+        const ms = Math.max(0, Number(stamps[g + 1] - stamps[g]) / 1e6);
+        const weight = members.reduce((s, m) => s + m.knownMs, 0);
+        for (const m of members) {
+          const share = members.length === 1 ? ms : weight > 0 ? (ms * m.knownMs) / weight : ms / members.length;
+          out.push({ ...m.info, cpuMs: m.cpuMs, startMs: t, endMs: t + share, gpuMs: share, estimated: members.length > 1 });
+          t += share;
+        }
+        if (members.length === 1) this.known.set(keyOf(members[0].info), ms);
+      });
       const pool = spare.get(this.rt.device) ?? [];
       pool.push({ querySet: pending.querySet, resolve: pending.resolve, readback: pending.readback });
       spare.set(this.rt.device, pool);
     }
     this.submitted = [];
-    if (this.overflow) console.warn(`[profiler] ${this.overflow} dispatches exceeded the query set of one submission and were not timed`);
-    const origin = raw.reduce((m, r) => (r.begin < m ? r.begin : m), raw[0]?.begin ?? 0n);
-    return raw.map(({ info, cpuMs, begin, end }) => ({
-      ...info,
-      cpuMs,
-      startMs: Number(begin - origin) / 1e6,
-      endMs: Number(end - origin) / 1e6,
-      gpuMs: Math.max(0, Number(end - begin) / 1e6),
-    }));
+    return out;
+  }
+
+  private close(p: Pending): void {
+    if (p.open.length) p.groups.push(p.open);
+    p.open = [];
+    p.openMs = 0;
   }
 
   private newPending(): Pending {
     const d = this.rt.device;
     const reused = spare.get(d)?.pop();
-    if (reused) return { infos: [], ...reused };
+    const base = { groups: [], open: [], openMs: 0, stamps: 0 };
+    if (reused) return { ...base, ...reused };
     return {
-      infos: [],
+      ...base,
       querySet: d.createQuerySet({ type: 'timestamp', count: QUERIES_PER_SET }),
       resolve: d.createBuffer({ size: QUERIES_PER_SET * 8, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC }),
       readback: d.createBuffer({ size: QUERIES_PER_SET * 8, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST }),
@@ -135,7 +199,7 @@ class CoarseProfiler implements DispatchObserver {
     this.chain = this.chain.then(() =>
       this.rt.device.queue.onSubmittedWorkDone().then(() => {
         const end = performance.now() - this.t0;
-        this.records.push({ ...x.info, cpuMs: x.cpuMs, startMs: start, endMs: end, gpuMs: end - start });
+        this.records.push({ ...x.info, cpuMs: x.cpuMs, startMs: start, endMs: end, gpuMs: end - start, estimated: false });
       }),
     );
   }
@@ -150,11 +214,13 @@ class CoarseProfiler implements DispatchObserver {
  * Runs `fn` with every dispatch timed and returns one record per kernel launch. The work `fn`
  * records is submitted by the time this resolves.
  */
-export async function profile(rt: Runtime, fn: () => unknown | Promise<unknown>): Promise<ProfileResult> {
+export async function profile(rt: Runtime, fn: () => unknown | Promise<unknown>, options: ProfileOptions = {}): Promise<ProfileResult> {
   if (rt.observer) throw new Error('profile: a profiler is already attached to this runtime');
+  const groupMs = options.groupMs ?? DEFAULT_GROUP_MS;
+  if (!(groupMs >= 0)) throw new Error(`profile: groupMs ${groupMs} must be a number >= 0 (0 times every dispatch alone)`);
   rt.flush();
   const timestamps = rt.hasTimestamps;
-  const p = timestamps ? new Profiler(rt) : new CoarseProfiler(rt);
+  const p = timestamps ? new Profiler(rt, groupMs) : new CoarseProfiler(rt);
   if (!timestamps) console.warn('[profiler] the adapter lacks timestamp-query: kernels are timed one submission each, figures are coarser');
   rt.observer = p;
   const t = performance.now();

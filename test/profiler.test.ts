@@ -1,9 +1,10 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { gpu } from './helpers.js';
-import { runtime, randn, matmul, relu, sum, profile, aggregate, chromeTrace, formatTable } from '../engine/index.js';
+import { gpu, rejects } from './helpers.js';
+import { runtime, randn, matmul, relu, sum, profile, aggregate, chromeTrace, formatTable, measurePeak, markdownTable, type KernelRecord, type ProfileResult } from '../engine/index.js';
 
 const t = suite('profiler');
+const kernelSum = (r: ProfileResult) => r.records.reduce((s, x) => s + x.gpuMs, 0);
 
 t('times every dispatch with one readback per submission and exports a trace', async () => {
   await gpu();
@@ -33,6 +34,71 @@ t('times every dispatch with one readback per submission and exports a trace', a
   const gpuEvents = trace.traceEvents.filter((e) => e.ph === 'X' && e.tid === 2);
   assert.is(gpuEvents.length, result.records.length);
   assert.ok(gpuEvents.every((e) => (e.dur ?? 0) > 0));
+});
+
+t('grouped timing: known short dispatches share an interval, split by their exact times', async () => {
+  const rt = runtime();
+  if (!rt.hasTimestamps) return;
+  const a = randn([96, 96], 3);
+  const work = () => {
+    for (let i = 0; i < 4; i++) relu(matmul(a, a)).dispose();
+  };
+  const exact = await profile(rt, work, { groupMs: 0 });
+  assert.ok(exact.records.every((r) => !r.estimated), 'groupMs 0 times every dispatch alone');
+  // A threshold above every dispatch's exact time: the whole block is one timed group.
+  const one = await profile(rt, work, { groupMs: 1e6 });
+  assert.equal(one.records.map((r) => r.kernel), exact.records.map((r) => r.kernel), 'same dispatches, same order');
+  assert.ok(one.records.every((r) => r.estimated), 'every record is a share of the group');
+  const ends = one.records.map((r) => r.endMs);
+  one.records.slice(1).forEach((r, i) => assert.ok(Math.abs(r.startMs - ends[i]) < 1e-9, 'shares tile the group without gaps'));
+  const span = ends[ends.length - 1] - one.records[0].startMs;
+  assert.ok(Math.abs(kernelSum(one) - span) < 1e-6 * Math.max(1, span), 'the shares add up to the measured group');
+  // Each share is in proportion to the latest exact time of the same kernel, shapes and grid.
+  const key = (r: KernelRecord) => `${r.kernel}|${r.shapes}|${r.workgroups.join('x')}`;
+  const latest = new Map(exact.records.map((r) => [key(r), r.gpuMs]));
+  const weights = one.records.map((r) => latest.get(key(r))!);
+  const total = weights.reduce((s, w) => s + w, 0);
+  one.records.forEach((r, i) => assert.ok(Math.abs(r.gpuMs / kernelSum(one) - weights[i] / total) < 1e-6, `${r.kernel}: share follows its exact time`));
+  await rejects(() => profile(rt, work, { groupMs: -1 }), /groupMs/);
+});
+
+t('the kernel sum of a profiled block is within 10% of its unprofiled GPU time', async () => {
+  const rt = runtime();
+  if (!rt.hasTimestamps) return;
+  const a = randn([384, 384], 4);
+  const work = () => {
+    for (let i = 0; i < 4; i++) relu(relu(matmul(a, a))).dispose();
+  };
+  await profile(rt, work, { groupMs: 0 }); // learns every dispatch's exact time
+  const runs: Record<'whole' | 'grouped' | 'exact', number[]> = { whole: [], grouped: [], exact: [] };
+  for (let i = 0; i < 7; i++) {
+    // Two timestamps around the whole block: its GPU time with nothing else measured.
+    const whole = await profile(rt, work, { groupMs: Infinity });
+    runs.whole.push(Math.max(...whole.records.map((r) => r.endMs)) - Math.min(...whole.records.map((r) => r.startMs)));
+    runs.grouped.push(kernelSum(await profile(rt, work)));
+    runs.exact.push(kernelSum(await profile(rt, work, { groupMs: 0 })));
+  }
+  // Other jobs on the shared cores slow single runs by up to 2x; the fastest run of each kind is
+  // the least disturbed, so compare those.
+  for (const mode of ['grouped', 'exact'] as const) {
+    const ratio = Math.min(...runs[mode]) / Math.min(...runs.whole);
+    assert.ok(Math.abs(ratio - 1) <= 0.1, `${mode}: fastest kernel sum / fastest GPU time = ${ratio.toFixed(3)} (${runs[mode].map((x) => x.toFixed(1)).join(', ')} vs ${runs.whole.map((x) => x.toFixed(1)).join(', ')} ms)`);
+  }
+});
+
+t('measured peaks are positive and a large elementwise kernel uses a plausible share of the bandwidth', async () => {
+  const rt = runtime();
+  const peak = await measurePeak(rt);
+  assert.ok(peak.gflops > 0 && peak.gbps > 0 && peak.launchMs > 0, JSON.stringify(peak));
+  assert.is(await measurePeak(rt), peak, 'cached per runtime');
+  const x = randn([1 << 22], 5);
+  await profile(rt, () => relu(x).dispose(), { groupMs: 0 }); // first touch of the output buffers
+  const r = await profile(rt, () => relu(x).dispose(), { groupMs: 0 });
+  const row = aggregate(r.records, 'kernel', peak)[0];
+  assert.ok(row.peakBandwidth! > 0 && row.peakBandwidth! <= 1.5, `relu over 16 MiB: ${row.gbps.toFixed(2)} GB/s = ${(100 * row.peakBandwidth!).toFixed(1)}% of ${peak.gbps.toFixed(2)} GB/s`);
+  assert.ok(row.peakFlops! >= 0 && row.peakFlops! < 0.5, `relu is not FLOP-bound: ${(100 * row.peakFlops!).toFixed(1)}% of peak FLOP/s`);
+  assert.match(markdownTable([row]), /% peak GB\/s/);
+  x.dispose();
 });
 
 t.run();

@@ -1,9 +1,14 @@
 // Profiling real training steps: `densecl pretrain --profile N` (N steps of a real run, after two
 // warm-up steps so shader compilation is not counted) and `densecl profile` (synthetic data, a
-// chosen model, batch and image size). Writes the per-kernel table and a Chrome trace.
+// chosen model, batch and image size). Writes the per-kernel table, with the shares of this
+// device's measured peaks, and a Chrome trace. The first profiled step times every dispatch alone;
+// later ones time short dispatches in groups (see ProfileOptions.groupMs), marked as estimated.
 import { writeFileSync, mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { profile, aggregate, formatTable, markdownTable, chromeTrace, init, tensor, scope, noGrad, Rng, type Runtime, type KernelRecord, type ProfileResult } from '../engine/index.js';
+import {
+  profile, aggregate, formatTable, markdownTable, chromeTrace, measurePeak, describePeak, init, tensor, scope, noGrad, Rng,
+  type Runtime, type KernelRecord, type ProfileResult, type Peak,
+} from '../engine/index.js';
 import { DenseCL, type Method } from '../models/densecl.js';
 import type { Arch } from '../models/resnet.js';
 import { Sgd } from './optim/sgd.js';
@@ -13,11 +18,13 @@ export class StepProfiler {
   private records: KernelRecord[] = [];
   private wallMs = 0;
   private method: ProfileResult['method'] = 'timestamps';
+  private peak: Peak | null = null;
   steps = 0;
 
   constructor(private readonly rt: Runtime) {}
 
   async run(step: () => unknown): Promise<void> {
+    this.peak ??= await measurePeak(this.rt);
     const r = await profile(this.rt, step);
     const offset = this.records.length ? this.records[this.records.length - 1].endMs + 1 : 0;
     this.records.push(...r.records.map((x) => ({ ...x, startMs: x.startMs + offset, endMs: x.endMs + offset, cpuMs: x.cpuMs + this.wallMs })));
@@ -30,10 +37,13 @@ export class StepProfiler {
   write(dir: string, title: string): string {
     mkdirSync(dir, { recursive: true });
     const gpuMs = this.records.reduce((s, r) => s + r.gpuMs, 0) / Math.max(1, this.steps);
+    const estimated = this.records.reduce((s, r) => s + (r.estimated ? r.gpuMs : 0), 0) / Math.max(1, this.steps);
     const head = `${title}\nadapter: ${this.rt.adapterDescription}\ntiming: ${this.method === 'timestamps' ? 'GPU timestamp queries per dispatch' : 'coarse (no timestamp-query): one submission per kernel'}\n` +
-      `${this.steps} step(s), ${this.records.length / Math.max(1, this.steps)} dispatches and ${gpuMs.toFixed(1)} ms of kernel time per step`;
-    const byKernel = aggregate(this.records, 'kernel');
-    const byOp = aggregate(this.records, 'op');
+      `${this.steps} step(s), ${this.records.length / Math.max(1, this.steps)} dispatches and ${gpuMs.toFixed(1)} ms of kernel time per step` +
+      ` (${(100 * estimated / Math.max(gpuMs, 1e-9)).toFixed(1)}% of it estimated: short dispatches timed in groups)` +
+      (this.peak ? `\n${describePeak(this.peak)}` : '');
+    const byKernel = aggregate(this.records, 'kernel', this.peak ?? undefined);
+    const byOp = aggregate(this.records, 'op', this.peak ?? undefined);
     const text = `${head}\n\n${formatTable(byOp, 'per op')}\n\n${formatTable(byKernel, 'per kernel')}\n`;
     writeFileSync(join(dir, 'profile.txt'), text);
     writeFileSync(join(dir, 'profile.md'), `# ${title}\n\n${head.split('\n').slice(1).join('  \n')}\n\n## Per op\n\n${markdownTable(byOp)}\n\n## Per kernel\n\n${markdownTable(byKernel)}\n`);
