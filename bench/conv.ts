@@ -169,7 +169,7 @@ function variant(ctx: BenchContext, p: Problem): string {
   const f = plan.forward!;
   const wg = plan.weightGrad;
   const dw = wg ? `dw TMW=${wg.TMW} TN=${wg.TN} in ${wg.chunks} chunk(s)` : 'dw gemm (matmul.ts)';
-  return `${f.sg8 ? 'sg8' : 'lane'} core TM=${f.TM} TN=${f.TN}, dx ${plan.inputGrad.filter((d) => d).length} class(es), ${dw}`;
+  return `${f.sg8 ? 'sg8' : 'lane'} core TM=${f.TM} TN=${f.TN}, ${plan.inputGradStride2 ? 'dx fused stride-2' : `dx ${plan.inputGrad.filter((d) => d).length} class(es)`}, ${dw}`;
 }
 
 export async function run(ctx: BenchContext): Promise<void> {

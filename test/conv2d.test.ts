@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { gpu, runtime, assertClose, randomArray, gradCheck } from './helpers.js';
 import { tensor, backward, noGrad, conv2d, Tensor, type Conv2dOptions, type DispatchObserver } from '../engine/index.js';
-import { conv2dPlan, setConv2dSubgroups } from '../engine/ops/conv2d.js';
+import { conv2dPlan, conv2dInputGrad, setConv2dSubgroups } from '../engine/ops/conv2d.js';
 import { hasSubgroups8 } from '../engine/ops/matmul.js';
 
 // Tests run from the bundle in .build/test/; fixtures stay in the source tree.
@@ -180,9 +180,50 @@ t('variants are taken where the shape asks for them, and are correct there', asy
   // The RGB stem: 7 hand-unrolled tap columns over a stride-2 window.
   const stemKeys = await runCase(byName('7x7 s2 p3 stem, 3 channels'));
   assert.ok(stemKeys.some((k) => k.startsWith('conv2d_gemm') && k.includes('NTC=7') && k.includes('SCS=2')), `stem variant: ${stemKeys.join(' ')}`);
-  // Stride 2: the input gradient runs one dispatch per residue class (4 here).
+  // Stride 2: the input gradient runs one dispatch per residue class (4 here), or with 8-wide
+  // subgroups (3x3, padding 1) one fused dispatch for all four.
   const s2Keys = await runCase(byName('3x3 s2 p1'));
-  assert.is(s2Keys.filter((k) => k.startsWith('conv2d_gemm')).length, 1 + 4, 'forward + 4 input-gradient classes');
+  assert.is(s2Keys.filter((k) => k.startsWith('conv2d_gemm')).length, sg ? 1 : 1 + 4, 'forward + input-gradient classes');
+  assert.is(s2Keys.filter((k) => k.startsWith('conv2d_dgrad_s2_sg8')).length, sg ? 1 : 0, 'fused stride-2 input gradient');
+});
+
+t('the fused stride-2 input gradient matches a CPU loop on odd sizes and both kernel families', async () => {
+  // H odd (its last row pair has no dy row i + 1), W even, channels no multiple of the tile.
+  const [N, C, H, W, O] = [2, 13, 15, 10, 12];
+  const opts: Conv2dOptions = { stride: 2, padding: 1 };
+  const [OH, OW] = [Math.ceil(H / 2), Math.ceil(W / 2)];
+  const wd = randomArray(O * C * 9, 41, -0.5, 0.5);
+  const dyd = randomArray(N * O * OH * OW, 42);
+  const ref = new Float64Array(N * C * H * W);
+  for (let n = 0; n < N; n++)
+    for (let c = 0; c < C; c++)
+      for (let y = 0; y < H; y++)
+        for (let x = 0; x < W; x++) {
+          let s = 0;
+          for (let o = 0; o < O; o++)
+            for (let kh = 0; kh < 3; kh++)
+              for (let kw = 0; kw < 3; kw++) {
+                const r = y + 1 - kh;
+                const q = x + 1 - kw;
+                if (r % 2 || q % 2 || r < 0 || q < 0 || r / 2 >= OH || q / 2 >= OW) continue;
+                s += wd[((o * C + c) * 3 + kh) * 3 + kw] * dyd[((n * O + o) * OH + r / 2) * OW + q / 2];
+              }
+          ref[((n * C + c) * H + y) * W + x] = s;
+        }
+  const sg = hasSubgroups8(runtime());
+  assert.is(conv2dPlan([N, C, H, W], [O, C, 3, 3], opts, false, sg).inputGradStride2, sg, 'fused kernel where subgroups exist');
+  for (const mode of ['auto', 'off'] as const) {
+    setConv2dSubgroups(mode);
+    try {
+      const w = tensor(wd, [O, C, 3, 3]);
+      const dy = tensor(dyd, [N, O, OH, OW]);
+      const dx = conv2dInputGrad(dy, w, [N, C, H, W], opts);
+      assertClose(await dx.data(), ref, 1e-4, 1e-5, `stride-2 input gradient (subgroups ${mode})`);
+      for (const v of [w, dy, dx]) v.dispose();
+    } finally {
+      setConv2dSubgroups('auto');
+    }
+  }
 });
 
 t('weight gradient is split into chunks and reduced deterministically', async () => {

@@ -18,7 +18,9 @@
 //   im2col stored); the tile and the tap columns' window layout are compile-time, tap rows and
 //   sizes are uniforms, so a few pipelines serve a whole network.
 // - input gradient: the same core over dy with the weight re-laid as [O, KH, KW, C], one
-//   dispatch per output residue class modulo the stride with only the taps that reach it.
+//   dispatch per output residue class modulo the stride with only the taps that reach it;
+//   3x3 stride 2 padding 1 with 8-wide subgroups: all four classes in one fused pass
+//   (conv2d_dgrad_s2.ts).
 // - weight gradient: conv2d_wgrad.wgsl, K = N*OH*OW split into fixed chunks of output rows, the
 //   partials summed by the reduction kernel in a fixed order (deterministic, no atomics).
 // - bias gradient: sums over (OH, OW) then N with the reduction kernel.
@@ -43,6 +45,7 @@ import type { Runtime } from '../runtime.js';
 import type { Defines } from '../kernel.js';
 import { empty, requireF32, sameRuntime } from './alloc.js';
 import { hasSubgroups8 } from './matmul.js';
+import { fusedStride2, inputGradStride2, STRIDE2_TM } from './conv2d_dgrad_s2.js';
 import { forwardPointwise, inputGradPointwise, weightGradPointwise, reshapeOwned } from './conv2d_pointwise.js';
 import { sum } from './reduce.js';
 import { reshape } from './shape.js';
@@ -140,8 +143,11 @@ export interface ConvPlan {
    *  'implicit'. */
   path: 'gemm' | 'implicit';
   forward: CoreDispatch | null;
-  /** Residue classes of the input gradient; a class with no taps is null (its pixels get zero). */
+  /** Residue classes of the input gradient; a class with no taps is null (its pixels get zero).
+   *  Empty when inputGradStride2 is set. */
   inputGrad: (CoreDispatch | null)[];
+  /** The input gradient runs on the fused stride-2 kernel (conv2d_dgrad_s2.ts). */
+  inputGradStride2: boolean;
   weightGrad: WgradPlan | null;
   /** The weight gradient is a batched GEMM (1x1, no padding, any stride and image size). */
   weightGradGemm: boolean;
@@ -245,7 +251,7 @@ export function conv2dPlan(xShape: readonly number[], wShape: readonly number[],
   const { C, H, W, O, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW } = g;
   const pointwise = KH === 1 && KW === 1 && PH === 0 && PW === 0;
   if (pointwise && OH * OW >= GEMM_MIN_PIXELS) {
-    return { geometry: g, path: 'gemm', forward: null, inputGrad: [], weightGrad: null, weightGradGemm: true };
+    return { geometry: g, path: 'gemm', forward: null, inputGrad: [], inputGradStride2: false, weightGrad: null, weightGradGemm: true };
   }
   if (KH > MAX_TAPS || KW > MAX_TAPS) {
     throw new Error(`${OP}: kernel ${KH}x${KW} of weight ${formatShape(wShape)} is larger than the supported ${MAX_TAPS}x${MAX_TAPS}`);
@@ -261,8 +267,9 @@ export function conv2dPlan(xShape: readonly number[], wShape: readonly number[],
   );
   // Input pixel (ry + SH*r, rx + SW*q) receives tap kh from dy row r + (ry + PH - kh*DH)/SH
   // exactly when that division is exact; same for columns.
+  const inputGradStride2 = fusedStride2(g, sg8);
   const inputGrad: (CoreDispatch | null)[] = [];
-  for (let ry = 0; ry < Math.min(SH, H); ry++) {
+  for (let ry = 0; ry < (inputGradStride2 ? 0 : Math.min(SH, H)); ry++) {
     for (let rx = 0; rx < Math.min(SW, W); rx++) {
       const rows: Taps = { off: [], k: [] };
       const cols: Taps = { off: [], k: [] };
@@ -293,7 +300,7 @@ export function conv2dPlan(xShape: readonly number[], wShape: readonly number[],
       );
     }
   }
-  return { geometry: g, path: 'implicit', forward, inputGrad, weightGrad: pointwise ? null : wgradPlan(g, sg8), weightGradGemm: pointwise };
+  return { geometry: g, path: 'implicit', forward, inputGrad, inputGradStride2, weightGrad: pointwise ? null : wgradPlan(g, sg8), weightGradGemm: pointwise };
 }
 
 function wgradPlan(g: ConvGeometry, sg8: boolean): WgradPlan {
@@ -388,6 +395,13 @@ function forwardImplicit(x: Tensor, w: Tensor, bias: Tensor | null, plan: ConvPl
 function inputGradImplicit(dy: Tensor, w: Tensor, plan: ConvPlan, op: string): Tensor {
   const g = plan.geometry;
   const rt = dy.rt;
+  if (plan.inputGradStride2) {
+    const a = relayout(w, g, true, Math.ceil(g.C / STRIDE2_TM) * STRIDE2_TM, op);
+    const dx = empty(rt, [g.N, g.C, g.H, g.W], 'f32', op);
+    inputGradStride2(dy, a, dx, g, op);
+    a.dispose();
+    return dx;
+  }
   const dx = plan.inputGrad.some((d) => d === null) ? fillTensor(rt, [g.N, g.C, g.H, g.W], 0, op) : empty(rt, [g.N, g.C, g.H, g.W], 'f32', op);
   let a: Tensor | null = null;
   for (const d of plan.inputGrad) {
