@@ -8,8 +8,9 @@ import { run as conv } from './conv.js';
 import { run as train_step } from './train_step.js';
 import { run as profiler } from './profiler.js';
 import { run as memory } from './memory.js';
+import { run as comm } from './comm.js';
 
-const suites: Record<string, Suite> = { matmul, batchnorm, conv, train_step, profiler, memory };
+const suites: Record<string, Suite> = { matmul, batchnorm, conv, train_step, profiler, memory, comm };
 
 const wanted = process.argv.slice(2);
 const unknown = wanted.filter((w) => !(w in suites));
