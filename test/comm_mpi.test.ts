@@ -134,4 +134,18 @@ t('a rank that aborts ends the whole job non-zero with its message', async () =>
   }
 });
 
+t('a rank killed by a signal ends the whole job non-zero, and mpirun names it', async () => {
+  if (skipWithoutMpi('MPI kill')) return;
+  const dir = mkdtempSync(join(tmpdir(), 'densecl-mpi-'));
+  try {
+    const r = await mpirun(2, ['2', dir, 'kill'], 30_000);
+    assert.not.ok(r.killed, `the job outlived the killed rank by 30 s; stderr: ${r.stderr.slice(-2000)}`);
+    assert.ok(r.code !== 0 && r.code !== null, `mpirun exit code ${r.code}, want non-zero`);
+    assert.match(r.stderr, /rank 1 .*exited on signal 9/);
+    assert.not.match(r.stdout, 'barrier returned');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 t.run();

@@ -1,7 +1,8 @@
 // One rank of the MPI collective checks, started by test/comm_mpi.test.ts under
 // `mpirun -np N node .build/test/mpi/collectives.mjs N DIR [abort]`. Every collective's result is
 // compared with what this rank computes on its own; a mismatch aborts the whole job with the
-// check's name. In `abort` mode the last rank aborts while the others wait in a barrier.
+// check's name. In `abort` mode the last rank aborts while the others wait in a barrier; in
+// `kill` mode it dies of SIGKILL instead.
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { openCommunicator } from '../../engine/comm/launch.js';
@@ -127,9 +128,10 @@ async function staysResponsive(): Promise<{ ticks: number; cpuShare: number }> {
   return { ticks, cpuShare: (cpu.user + cpu.system) / 1000 / wall };
 }
 
-if (mode === 'abort') {
+if (mode === 'abort' || mode === 'kill') {
   if (rank === size - 1) {
     await sleep(100);
+    if (mode === 'kill') process.kill(process.pid, 'SIGKILL');
     comm.abort(`rank ${rank} gives up on purpose`, 3);
   }
   await comm.barrier();
