@@ -156,7 +156,7 @@ function runJob(np: number, spec: Spec): Promise<RankResult> {
 export async function run(ctx: BenchContext): Promise<void> {
   const np = Number(process.env.COMM_NP ?? 2);
   const models = gradientSizes(ctx);
-  const spec: Spec = { models, reps: process.env.BENCH_QUICK ? 3 : 7 };
+  const spec: Spec = { models, reps: process.env.BENCH_QUICK ? 3 : 11 };
   const res = await runJob(np, spec);
   const blocking = blockingBaseline(np, models.map((m) => m.floats), spec.reps);
   const p = res.size;
@@ -193,7 +193,7 @@ export async function run(ctx: BenchContext): Promise<void> {
     `Each sample: a barrier, then every bucket's MPI_Iallreduce (float32 sum, in place) started at once and awaited together, rank 0's wall time; median of ${spec.reps} samples after one warm-up. Host arrays only: the GPU -> host -> GPU copies of the trainer are not included.`,
     `${p} ranks on ${cpus().length} CPU cores of one machine, ${res.description}, its default transport (shared memory). Algorithm bandwidth = gradient bytes / time; bus bandwidth = algorithm bandwidth x 2(p-1)/p, the bytes a ring all-reduce moves per rank.`,
     blocking
-      ? `The last column is MPI's blocking MPI_Allreduce called from C on the same ranks (native/mpi/allreduce_blocking.c, median of ${spec.reps}): MPI's best for one message, without Node or polling. The addon's non-blocking calls run Open MPI's libnbc schedules, a slower algorithm for one large message; several buckets in flight at once make up for it.`
+      ? `The last column is MPI's blocking MPI_Allreduce called from C on the same ranks (native/mpi/allreduce_blocking.c, median of ${spec.reps}), with the algorithm MPI picks for it: the same transfer without Node, the addon or event-loop polling. The addon's non-blocking calls use a ring (MpiCommunicator's default for Open MPI's libnbc, which alone would take a binomial tree for in-place calls).`
       : 'The blocking C baseline was not measured (mpicc failed).',
     `Small messages: a one-float all-reduce takes ${res.smallAllreduceUs.toFixed(0)} us and a barrier ${res.barrierUs.toFixed(0)} us per round trip (mean of 500; includes the event-loop polling of the non-blocking calls).`,
   ];
