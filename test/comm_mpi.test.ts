@@ -11,7 +11,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SingleProcess } from '../engine/comm/communicator.js';
 import { detectLaunch, openCommunicator } from '../engine/comm/launch.js';
-import { mpiAddonPath } from '../engine/comm/mpi.js';
+import { mpiAddonPath, MpiCommunicator, type MpiAddon } from '../engine/comm/mpi.js';
+import type { CommArray } from '../engine/comm/communicator.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const program = join(root, '.build/test/mpi/collectives.mjs');
@@ -56,6 +57,93 @@ t('several ranks without MPI: the errors say what to install and how to start th
 
   const mismatch = await rejection(openCommunicator({ env: { OMPI_COMM_WORLD_SIZE: '4', OMPI_COMM_WORLD_RANK: '0' }, worldSize: 2 }));
   assert.match(mismatch, 'World size 2 was asked for, but Open MPI started 4 process(es)');
+});
+
+// MpiCommunicator's own logic over a stand-in addon (no MPI needed): results keep their array
+// type, requests complete independently, errors reach every waiter, polling backs off.
+function fakeAddon(size: number) {
+  const pending = new Map<number, { done: () => boolean; finish: () => void }>();
+  let next = 1;
+  const start = (done: () => boolean, finish = () => {}) => {
+    pending.set(next, { done, finish });
+    return next++;
+  };
+  const bytes = (a: CommArray) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+  const fake = {
+    polls: 0,
+    failWith: null as Error | null,
+    finalized: false,
+    releaseBarrier: false,
+    init: () => ({ rank: 0, size, localRank: 0, localSize: size, library: 'Fake MPI 1.0, for tests' }),
+    iallreduceSum: (d: Float32Array) => start(() => fake.polls % 3 === 0, () => d.forEach((v, i) => (d[i] = v * size))),
+    iallgather: (s: CommArray, r: CommArray) => start(() => true, () => { for (let k = 0; k < size; k++) bytes(r).set(bytes(s), k * s.byteLength); }),
+    ibcast: () => start(() => true),
+    ibarrier: () => start(() => fake.releaseBarrier),
+    testsome: () => {
+      fake.polls++;
+      if (fake.failWith) throw fake.failWith;
+      const ids: number[] = [];
+      for (const [id, op] of pending) if (op.done()) (op.finish(), ids.push(id), pending.delete(id));
+      return ids;
+    },
+    aborted: null as number | null,
+    abort: (code: number): never => {
+      fake.aborted = code;
+      return undefined as never;
+    },
+    finalize: () => {
+      if (pending.size) throw new Error('finalize with requests in flight');
+      fake.finalized = true;
+    },
+  };
+  return fake;
+}
+
+t('MpiCommunicator over a stand-in addon: types, concurrency, errors, back-off, close', async () => {
+  const fake = fakeAddon(3);
+  const comm = new MpiCommunicator(fake as MpiAddon);
+  try {
+    assert.is(comm.description, 'Fake MPI 1.0');
+    const [sum, gathered, u8] = await Promise.all([
+      comm.allreduceSum(Float32Array.of(1, 2)),
+      comm.allgather(Int32Array.of(-7, 2 ** 30)),
+      comm.allgather(Uint8Array.of(255)),
+    ]);
+    assert.equal(Array.from(sum), [3, 6]);
+    assert.instance(gathered, Int32Array);
+    assert.equal(Array.from(gathered), [-7, 2 ** 30, -7, 2 ** 30, -7, 2 ** 30]);
+    assert.instance(u8, Uint8Array);
+    assert.equal(Array.from(u8), [255, 255, 255]);
+    assert.throws(() => comm.broadcast(new Float32Array(2), 3), /root 3 is not a rank of this job of 3 processes/);
+
+    // A barrier nobody joins for 300 ms: after the spin phase, at most one poll per millisecond.
+    setTimeout(() => (fake.releaseBarrier = true), 300);
+    const wait = comm.barrier();
+    await new Promise((r) => setTimeout(r, 100));
+    const polls0 = fake.polls;
+    await wait;
+    assert.ok(fake.polls - polls0 <= 200, `${fake.polls - polls0} polls in the last ~200 ms of an idle wait`);
+
+    const late = comm.allreduceSum(Float32Array.of(1));
+    await comm.close();
+    assert.ok(fake.finalized, 'close() finalises');
+    assert.equal(Array.from(await late), [3], 'close() waited for the collective in flight');
+  } finally {
+    await comm.close();
+  }
+
+  // An MPI error while waiting reaches every waiter and leaves the communicator unusable: it can
+  // only be aborted, not finalised.
+  const broken = fakeAddon(2);
+  const comm2 = new MpiCommunicator(broken as MpiAddon);
+  const failing = [comm2.barrier(), comm2.barrier()];
+  broken.failWith = new Error('MPI_Testsome failed: fake');
+  for (const f of failing) assert.match(await rejection(f), 'MPI_Testsome failed: fake');
+  assert.throws(() => comm2.barrier(), /MPI_Testsome failed: fake/);
+  assert.match(await rejection(comm2.close()), 'MPI_Testsome failed: fake');
+  assert.not.ok(broken.finalized);
+  comm2.abort('(expected) the stand-in job of the comm test aborts', 5);
+  assert.is(broken.aborted, 5);
 });
 
 /** Why the MPI jobs cannot run here, or null when they can. */

@@ -65,6 +65,8 @@ export class MpiCommunicator implements Communicator {
   private pollDelay = 0;
   private scheduled: { kind: 'immediate'; handle: NodeJS.Immediate } | { kind: 'timer'; handle: NodeJS.Timeout } | null = null;
   private closed = false;
+  /** Set when MPI failed while testing requests: the communicator cannot be used any more. */
+  private failure: Error | null = null;
 
   /** Initialises MPI (once per process) through `addon`. */
   constructor(private readonly addon: MpiAddon) {
@@ -88,30 +90,30 @@ export class MpiCommunicator implements Communicator {
     // A rank that exits without close(): finalise on a clean exit.
     process.on('exit', (code) => {
       if (this.closed) return;
-      if (code === 0 && this.waiting.size === 0) return this.addon.finalize();
-      if (code === 0) process.stderr.write(`[rank ${this.rank}/${this.size}] exiting with ${this.waiting.size} collective(s) still in flight\n`);
+      if (code === 0 && this.waiting.size === 0 && !this.failure) return this.addon.finalize();
+      if (code === 0) process.stderr.write(`[rank ${this.rank}/${this.size}] exiting with ${this.failure ? `a failed communicator (${this.failure.message})` : `${this.waiting.size} collective(s) still in flight`}\n`);
       this.addon.abort(code || 1);
     });
   }
 
   allreduceSum(data: Float32Array): Promise<Float32Array> {
     if (!(data instanceof Float32Array)) throw new TypeError(`allreduceSum: expected a Float32Array, got ${describe(data)}`);
-    return this.track(this.addon.iallreduceSum(data), data.byteLength).then(() => data);
+    return this.start(() => this.addon.iallreduceSum(data), data.byteLength).then(() => data);
   }
 
   allgather<T extends CommArray>(data: T): Promise<T> {
     const Ctor = data.constructor as new (length: number) => T;
     const out = new Ctor(data.length * this.size);
-    return this.track(this.addon.iallgather(data, out), out.byteLength).then(() => out);
+    return this.start(() => this.addon.iallgather(data, out), out.byteLength).then(() => out);
   }
 
   broadcast<T extends CommArray>(data: T, root = 0): Promise<T> {
     if (!Number.isInteger(root) || root < 0 || root >= this.size) throw new RangeError(`broadcast: root ${root} is not a rank of this job of ${this.size} processes (0..${this.size - 1})`);
-    return this.track(this.addon.ibcast(data, root), data.byteLength).then(() => data);
+    return this.start(() => this.addon.ibcast(data, root), data.byteLength).then(() => data);
   }
 
   barrier(): Promise<void> {
-    return this.track(this.addon.ibarrier(), 0);
+    return this.start(() => this.addon.ibarrier(), 0);
   }
 
   abort(message: string, code = 1): never {
@@ -123,11 +125,15 @@ export class MpiCommunicator implements Communicator {
   async close(): Promise<void> {
     if (this.closed) return;
     await Promise.allSettled(this.inflight);
+    if (this.failure) throw this.failure;
     this.closed = true;
     this.addon.finalize();
   }
 
-  private track(id: number, bytes: number): Promise<void> {
+  /** Starts one collective (`begin` returns its request id) moving `bytes`; resolves when it completes. */
+  private start(begin: () => number, bytes: number): Promise<void> {
+    if (this.failure) throw this.failure;
+    const id = begin();
     const p = new Promise<void>((resolve, reject) => {
       this.waiting.set(id, { resolve, reject });
       this.spinUntil = Math.max(this.spinUntil, performance.now() + SPIN_MS + bytes / SPIN_BYTES_PER_MS);
@@ -151,7 +157,8 @@ export class MpiCommunicator implements Communicator {
     try {
       done = this.addon.testsome();
     } catch (e) {
-      for (const w of this.waiting.values()) w.reject(e as Error);
+      this.failure = e as Error;
+      for (const w of this.waiting.values()) w.reject(this.failure);
       this.waiting.clear();
       return;
     }
