@@ -23,11 +23,14 @@ const SHAPES: Shape[] = [
   { name: 'r50.l4.1x1b', C: 2048, O: 512, H: 7, K: 1, stride: 1, pad: 0 },
 ];
 
-const args = Object.fromEntries(process.argv.slice(2).map((a) => a.replace(/^--/, '').split('=')));
+const args = Object.fromEntries(process.argv.slice(2).map((a) => a.replace(/^--/, '').split(/=(.*)/s)));
 const reps = Number(args.reps ?? 3);
 const batch = Number(args.batch ?? 8);
 const only = args.shapes ? new Set(String(args.shapes).split(',')) : null;
 const dirs = args.dirs ? String(args.dirs).split(',') : ['fwd', 'dx', 'dw'];
+// --idle=ms submits, then sleeps that long before waiting: dawn.node busy-polls the main thread
+// while a wait is pending, which takes CPU from the driver's threads on a small machine.
+const idleMs = Number(args.idle ?? 0);
 
 const cores = Number(args.cores ?? (await import('node:os')).availableParallelism());
 const rt = await init({ quiet: true });
@@ -42,6 +45,10 @@ async function time(fn: () => Tensor): Promise<{ ms: number; cpuMs: number }> {
     const c0 = process.cpuUsage();
     const t0 = performance.now();
     const y = fn();
+    if (idleMs > 0) {
+      rt.flush();
+      await new Promise((r) => setTimeout(r, idleMs));
+    }
     await rt.sync();
     const ms = performance.now() - t0;
     const c = process.cpuUsage(c0);

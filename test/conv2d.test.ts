@@ -100,9 +100,8 @@ t('the per-lane kernels match PyTorch too', async () => {
   }
 });
 
-/** A 1x1 convolution with enough output pixels for the GEMM path: output and all three
- *  gradients vs CPU loops. Strided, or with a pixel count that is no multiple of 4, it runs on
- *  packed planes. */
+/** An unpadded 1x1 convolution (the GEMM path): output and all three gradients vs CPU loops.
+ *  Strided, or with a pixel count that is no multiple of 4, it runs on packed planes. */
 async function checkGemmPath(stride: number, [N, C, H, W, O]: number[]): Promise<void> {
   const OH = Math.ceil(H / stride);
   const OW = Math.ceil(W / stride);
@@ -154,14 +153,15 @@ t('variants are taken where the shape asks for them, and are correct there', asy
     assert.ok(c, `fixture case ${s}`);
     return c!;
   };
-  // 1x1 with 64+ output pixels: plain GEMM for all three products, checked against a CPU loop
-  // (stride 1 on planes used as they are; stride 2 and an odd pixel count on packed planes);
-  // on a small image only the weight gradient is a GEMM.
+  // Unpadded 1x1: plain GEMM for all three products, checked against a CPU loop (stride 1 on
+  // planes used as they are; stride 2 and pixel counts that are no multiple of 4 on packed
+  // planes), also on a 7x7 map; a padded 1x1 takes the core.
   await checkGemmPath(1, [2, 6, 8, 9, 5]);
   await checkGemmPath(2, [2, 6, 17, 19, 5]);
   await checkGemmPath(1, [2, 4, 9, 9, 8]);
-  const smallKeys = await runCase(byName('1x1 s1 small image, bias'));
-  assert.ok(smallKeys.some((k) => k.startsWith('conv2d_gemm')) && !smallKeys.some((k) => k.startsWith('conv2d_wgrad')), `small 1x1: core + GEMM weight gradient: ${smallKeys.join(' ')}`);
+  await checkGemmPath(2, [3, 8, 14, 13, 12]);
+  const paddedKeys = await runCase(byName('1x1 s1 padded (implicit path)'));
+  assert.ok(paddedKeys.some((k) => k.startsWith('conv2d_gemm')) && !paddedKeys.some((k) => k.startsWith('matmul')), `padded 1x1: core: ${paddedKeys.join(' ')}`);
   // Exact tile: the forward kernel is compiled without bounds checks.
   const exact = byName('3x3 s1 p1 exact tile');
   for (const sg8 of [false, true]) {

@@ -26,9 +26,9 @@
 // - bias gradient: sums over (OH, OW) then N with the reduction kernel.
 // - 8-wide subgroups (lavapipe on AVX2): conv2d_gemm_sg8.wgsl and conv2d_wgrad_sg8.wgsl share
 //   the operand all lanes need (weight, dy) by broadcast and take wider channel tiles.
-// - 1x1, no padding, any stride: per-image GEMMs through matmul.ts for all three, strided ones
-//   on packed pixels (conv2d_pointwise.ts); for outputs under 64 pixels, only the weight
-//   gradient: the core folds the batch, the GEMM cannot.
+// - 1x1, no padding, any stride, any map size: per-image GEMMs through matmul.ts for all three,
+//   on packed pixel planes where strided or where the pixel count is no multiple of 4
+//   (conv2d_pointwise.ts).
 // - the 7x7 RGB stem (and any kernel up to 7 wide): the core with 7 hand-unrolled tap columns
 //   over a stride-2 window (21 loads serve 8 outputs x 49 taps of a channel row).
 // - bounds checks are compiled out when the shape divides the tile, and source range checks
@@ -139,8 +139,7 @@ export interface CoreDispatch {
 
 export interface ConvPlan {
   geometry: ConvGeometry;
-  /** 'gemm' for unpadded 1x1 convolutions with at least GEMM_MIN_PIXELS output pixels, else
-   *  'implicit'. */
+  /** 'gemm' for unpadded 1x1 convolutions (all three products), else 'implicit'. */
   path: 'gemm' | 'implicit';
   forward: CoreDispatch | null;
   /** Residue classes of the input gradient; a class with no taps is null (its pixels get zero).
@@ -149,8 +148,6 @@ export interface ConvPlan {
   /** The input gradient runs on the fused stride-2 kernel (conv2d_dgrad_s2.ts). */
   inputGradStride2: boolean;
   weightGrad: WgradPlan | null;
-  /** The weight gradient is a batched GEMM (1x1, no padding, any stride and image size). */
-  weightGradGemm: boolean;
 }
 
 export interface WgradPlan {
@@ -184,15 +181,11 @@ function chooseTN(cols: number): number {
 
 /** Output channels per invocation. With subgroups A costs next to nothing, so the tile leans
  *  to more channels (16 measured best on lavapipe for 3x3; 32 spills more than it saves), and
- *  to 32 for a single tap (1x1, or a strided input gradient's one-tap class), where the source
- *  window serves one tap column only and so costs the most per FMA. */
+ *  to 32 for a single tap (a strided input gradient's one-tap class), where the source window
+ *  serves one tap column only and so costs the most per FMA (measured on 1x1 stride 2). */
 const chooseTM = (m: number, sg8: boolean, taps: number): number =>
   m <= 4 ? 4 : m <= 8 || !sg8 ? 8 : taps === 1 && m > 16 ? 32 : 16;
 const WG_LANE = 16;
-/** Below this many pixels per image a 1x1 convolution's forward and input gradient run on the
- *  implicit core, which folds the batch into its columns; a per-image GEMM with 49 columns (7x7)
- *  measured 1.7x slower. Its weight gradient stays a GEMM (K = H*W per image is long enough). */
-const GEMM_MIN_PIXELS = 64;
 /** Tap rows and columns the core takes per dispatch (uniform arrays of 16). */
 const MAX_TAPS = 16;
 
@@ -249,9 +242,10 @@ const mod = (a: number, m: number): number => ((a % m) + m) % m;
 export function conv2dPlan(xShape: readonly number[], wShape: readonly number[], opts: Conv2dOptions = {}, hasBias = false, sg8 = false): ConvPlan {
   const g = conv2dGeometry(xShape, wShape, opts);
   const { C, H, W, O, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW } = g;
-  const pointwise = KH === 1 && KW === 1 && PH === 0 && PW === 0;
-  if (pointwise && OH * OW >= GEMM_MIN_PIXELS) {
-    return { geometry: g, path: 'gemm', forward: null, inputGrad: [], inputGradStride2: false, weightGrad: null, weightGradGemm: true };
+  // Padded planes make 7x7 maps GEMM-friendly too: the sg8 matmul on 52 packed columns beat
+  // the core (which folds the batch) at 7x7, 512 <-> 2048 channels.
+  if (KH === 1 && KW === 1 && PH === 0 && PW === 0) {
+    return { geometry: g, path: 'gemm', forward: null, inputGrad: [], inputGradStride2: false, weightGrad: null };
   }
   if (KH > MAX_TAPS || KW > MAX_TAPS) {
     throw new Error(`${OP}: kernel ${KH}x${KW} of weight ${formatShape(wShape)} is larger than the supported ${MAX_TAPS}x${MAX_TAPS}`);
@@ -300,7 +294,7 @@ export function conv2dPlan(xShape: readonly number[], wShape: readonly number[],
       );
     }
   }
-  return { geometry: g, path: 'implicit', forward, inputGrad, inputGradStride2, weightGrad: pointwise ? null : wgradPlan(g, sg8), weightGradGemm: pointwise };
+  return { geometry: g, path: 'implicit', forward, inputGrad, inputGradStride2, weightGrad: wgradPlan(g, sg8) };
 }
 
 function wgradPlan(g: ConvGeometry, sg8: boolean): WgradPlan {
@@ -454,7 +448,7 @@ export function conv2dWeightGrad(x: Tensor, dy: Tensor, wShape: readonly number[
   const plan = conv2dPlan(x.shape, wShape, opts, false, useSg8(x.rt));
   checkGrad(dy, plan.geometry);
   const op = `${OP}.backward`;
-  return plan.weightGradGemm ? weightGradPointwise(x, dy, plan.geometry, op) : weightGradImplicit(x, dy, plan, op);
+  return plan.path === 'gemm' ? weightGradPointwise(x, dy, plan.geometry, op) : weightGradImplicit(x, dy, plan, op);
 }
 
 function checkGrad(dy: Tensor, g: ConvGeometry): void {
@@ -480,7 +474,7 @@ export function conv2d(x: Tensor, weight: Tensor, bias?: Tensor | null, opts: Co
     const gemmPath = plan.path === 'gemm';
     return [
       x.requiresGrad ? (gemmPath ? inputGradPointwise(dy, weight, g, op) : inputGradImplicit(dy, weight, plan, op)) : null,
-      weight.requiresGrad ? (plan.weightGradGemm ? weightGradPointwise(x, dy, g, op) : weightGradImplicit(x, dy, plan, op)) : null,
+      weight.requiresGrad ? (gemmPath ? weightGradPointwise(x, dy, g, op) : weightGradImplicit(x, dy, plan, op)) : null,
       bias?.requiresGrad ? biasGrad(dy, g) : null,
     ];
   });
