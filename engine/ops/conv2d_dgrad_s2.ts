@@ -4,7 +4,7 @@
 import src from '../../shaders/conv2d_dgrad_s2_sg8.wgsl';
 import type { Tensor } from '../tensor.js';
 import { formatShape } from '../tensor.js';
-import type { ConvGeometry } from './conv2d.js';
+import type { ConvGeometry } from './conv2d_plan.js';
 
 /** Input channels and dy columns per invocation: 8 x 4 keeps the accumulators at 128 floats,
  *  as in the forward core, with 2 x 5 dy values and 18 A vec4s (shared) loaded per channel. */

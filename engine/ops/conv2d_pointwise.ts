@@ -7,7 +7,7 @@ import planesSrc from '../../shaders/conv2d_planes.wgsl';
 import biasSrc from '../../shaders/conv2d_bias.wgsl';
 import type { Tensor } from '../tensor.js';
 import { formatShape } from '../tensor.js';
-import type { ConvGeometry } from './conv2d.js';
+import type { ConvGeometry } from './conv2d_plan.js';
 import { empty } from './alloc.js';
 import { gemm } from './matmul.js';
 import { sum } from './reduce.js';
