@@ -165,10 +165,11 @@ function setup(tfjs: Tfjs, p: Problem, seed: number) {
 /** Which of our kernels a problem takes, for the notes. */
 function variant(ctx: BenchContext, p: Problem): string {
   const plan = conv2dPlan(p.xs, p.ws, p.opts, false, hasSubgroups8(ctx.rt));
-  if (plan.path === 'gemm') return 'gemm (matmul.ts)';
+  if (plan.path === 'gemm') return `gemm (matmul.ts)${plan.weightGradFolded ? ', dw batch-folded GEMM' : ''}`;
+  if (plan.path === 'fold') return 'batch-folded GEMMs (im2col + matmul.ts)';
   const f = plan.forward!;
   const wg = plan.weightGrad;
-  const dw = wg ? `dw TMW=${wg.TMW} TN=${wg.TN} in ${wg.chunks} chunk(s)` : 'dw gemm (matmul.ts)';
+  const dw = wg ? `dw TMW=${wg.TMW} TN=${wg.TN} in ${wg.chunks} chunk(s)` : 'dw batch-folded GEMM';
   return `${f.sg8 ? 'sg8' : 'lane'} core TM=${f.TM} TN=${f.TN}, ${plan.inputGradStride2 ? 'dx fused stride-2' : `dx ${plan.inputGrad.filter((d) => d).length} class(es)`}, ${dw}`;
 }
 

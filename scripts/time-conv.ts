@@ -17,6 +17,11 @@ const SHAPES: Shape[] = [
   { name: 'r18.l4.down', C: 256, O: 512, H: 14, K: 3, stride: 2, pad: 1 },
   { name: 'r18.l4.ds', C: 256, O: 512, H: 14, K: 1, stride: 2, pad: 0 },
   { name: 'r18.l4', C: 512, O: 512, H: 7, K: 3, stride: 1, pad: 1 },
+  // Deep layers at the 64x64 demo size.
+  { name: 'r18.l3@64', C: 256, O: 256, H: 4, K: 3, stride: 1, pad: 1 },
+  { name: 'r18.l4.down@64', C: 256, O: 512, H: 4, K: 3, stride: 2, pad: 1 },
+  { name: 'r18.l4.ds@64', C: 256, O: 512, H: 4, K: 1, stride: 2, pad: 0 },
+  { name: 'r18.l4@64', C: 512, O: 512, H: 2, K: 3, stride: 1, pad: 1 },
   { name: 'r50.1x1', C: 256, O: 64, H: 56, K: 1, stride: 1, pad: 0 },
   { name: 'r50.l3.1x1', C: 1024, O: 256, H: 14, K: 1, stride: 1, pad: 0 },
   { name: 'r50.l4.1x1a', C: 512, O: 2048, H: 7, K: 1, stride: 1, pad: 0 },

@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { gpu, runtime, assertClose, randomArray, gradCheck } from './helpers.js';
 import { tensor, backward, noGrad, conv2d, Tensor, type Conv2dOptions, type DispatchObserver } from '../engine/index.js';
-import { conv2dPlan, conv2dInputGrad, setConv2dSubgroups } from '../engine/ops/conv2d.js';
+import { conv2dPlan, conv2dInputGrad, conv2dWeightGrad, conv2dGeometry, setConv2dSubgroups } from '../engine/ops/conv2d.js';
 import { hasSubgroups8 } from '../engine/ops/matmul.js';
 
 // Tests run from the bundle in .build/test/; fixtures stay in the source tree.
@@ -155,13 +155,14 @@ t('variants are taken where the shape asks for them, and are correct there', asy
   };
   // Unpadded 1x1: plain GEMM for all three products, checked against a CPU loop (stride 1 on
   // planes used as they are; stride 2 and pixel counts that are no multiple of 4 on packed
-  // planes), also on a 7x7 map; a padded 1x1 takes the core.
+  // planes), also on a 7x7 map; a padded 1x1 takes the core (its 6x6 output's weight gradient is
+  // a folded GEMM with subgroups).
   await checkGemmPath(1, [2, 6, 8, 9, 5]);
   await checkGemmPath(2, [2, 6, 17, 19, 5]);
   await checkGemmPath(1, [2, 4, 9, 9, 8]);
   await checkGemmPath(2, [3, 8, 14, 13, 12]);
   const paddedKeys = await runCase(byName('1x1 s1 padded (implicit path)'));
-  assert.ok(paddedKeys.some((k) => k.startsWith('conv2d_gemm')) && !paddedKeys.some((k) => k.startsWith('matmul')), `padded 1x1: core: ${paddedKeys.join(' ')}`);
+  assert.is(paddedKeys.filter((k) => k.startsWith('conv2d_gemm')).length, 2, `padded 1x1: core forward and input gradient: ${paddedKeys.join(' ')}`);
   // Exact tile: the forward kernel is compiled without bounds checks.
   const exact = byName('3x3 s1 p1 exact tile');
   for (const sg8 of [false, true]) {
@@ -180,6 +181,9 @@ t('variants are taken where the shape asks for them, and are correct there', asy
   // The RGB stem: 7 hand-unrolled tap columns over a stride-2 window.
   const stemKeys = await runCase(byName('7x7 s2 p3 stem, 3 channels'));
   assert.ok(stemKeys.some((k) => k.startsWith('conv2d_gemm') && k.includes('NTC=7') && k.includes('SCS=2')), `stem variant: ${stemKeys.join(' ')}`);
+  // Outputs of a few pixels (here 3x3): all three products as batch-folded GEMMs via im2col.
+  const tinyKeys = await runCase(byName('3x3 s3 p1'));
+  assert.is(tinyKeys.some((k) => k.startsWith('conv2d_im2col')) && !tinyKeys.some((k) => k.startsWith('conv2d_gemm') || k.startsWith('conv2d_wgrad')), sg, `tiny maps fold with subgroups: ${tinyKeys.join(' ')}`);
   // Stride 2: the input gradient runs one dispatch per residue class (4 here), or with 8-wide
   // subgroups (3x3, padding 1) one fused dispatch for all four.
   const s2Keys = await runCase(byName('3x3 s2 p1'));
@@ -222,6 +226,48 @@ t('the fused stride-2 input gradient matches a CPU loop on odd sizes and both ke
       for (const v of [w, dy, dx]) v.dispose();
     } finally {
       setConv2dSubgroups('auto');
+    }
+  }
+});
+
+// Outputs of up to 49 pixels take the folded weight gradient (the fixture grid's small cases),
+// so the weight-gradient kernels get shapes above that here: the stem's 7 columns and a
+// stride-2 3x3, in both kernel families, against a CPU loop.
+t('weight-gradient kernels on larger outputs match a CPU loop', async () => {
+  const cases: [number[], number[], Conv2dOptions][] = [
+    [[2, 3, 22, 21], [4, 3, 7, 7], { stride: 2, padding: 3 }],
+    [[2, 5, 19, 20], [6, 5, 3, 3], { stride: 2, padding: 1 }],
+  ];
+  for (const [xs, ws, opts] of cases) {
+    const g = conv2dGeometry(xs, ws, opts);
+    const xd = randomArray(xs.reduce((a, b) => a * b), 51);
+    const dyd = randomArray(g.N * g.O * g.OH * g.OW, 52);
+    const ref = new Float64Array(ws.reduce((a, b) => a * b));
+    for (let n = 0; n < g.N; n++)
+      for (let o = 0; o < g.O; o++)
+        for (let c = 0; c < g.C; c++)
+          for (let kh = 0; kh < g.KH; kh++)
+            for (let kw = 0; kw < g.KW; kw++)
+              for (let oh = 0; oh < g.OH; oh++)
+                for (let ow = 0; ow < g.OW; ow++) {
+                  const ih = oh * g.SH - g.PH + kh;
+                  const iw = ow * g.SW - g.PW + kw;
+                  if (ih < 0 || ih >= g.H || iw < 0 || iw >= g.W) continue;
+                  ref[((o * g.C + c) * g.KH + kh) * g.KW + kw] +=
+                    dyd[((n * g.O + o) * g.OH + oh) * g.OW + ow] * xd[((n * g.C + c) * g.H + ih) * g.W + iw];
+                }
+    for (const mode of ['auto', 'off'] as const) {
+      setConv2dSubgroups(mode);
+      try {
+        assert.ok(conv2dPlan(xs, ws, opts, false, mode === 'auto' && hasSubgroups8(runtime())).weightGrad, 'weight-gradient kernel planned');
+        const x = tensor(xd, xs);
+        const dy = tensor(dyd, [g.N, g.O, g.OH, g.OW]);
+        const dw = conv2dWeightGrad(x, dy, ws, opts);
+        assertClose(await dw.data(), ref, 1e-3, 1e-4, `dw ${ws.join('x')} stride ${g.SH} (subgroups ${mode})`);
+        for (const v of [x, dy, dw]) v.dispose();
+      } finally {
+        setConv2dSubgroups('auto');
+      }
     }
   }
 });

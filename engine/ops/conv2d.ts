@@ -46,6 +46,7 @@ import { empty, requireF32, sameRuntime } from './alloc.js';
 import { hasSubgroups8 } from './matmul.js';
 import { inputGradStride2, STRIDE2_TM } from './conv2d_dgrad_s2.js';
 import { forwardPointwise, inputGradPointwise, weightGradPointwise, reshapeOwned } from './conv2d_pointwise.js';
+import { forwardFolded, inputGradFolded, weightGradFolded } from './conv2d_fold.js';
 import { conv2dPlan, type Conv2dOptions, type ConvGeometry, type ConvPlan, type CoreDispatch } from './conv2d_plan.js';
 import { sum } from './reduce.js';
 import { reshape } from './shape.js';
@@ -172,7 +173,7 @@ export function conv2dInputGrad(dy: Tensor, weight: Tensor, xShape: readonly num
   const plan = conv2dPlan(xShape, weight.shape, opts, false, useSg8(dy.rt));
   checkGrad(dy, plan.geometry);
   const op = `${OP}.backward`;
-  return plan.path === 'gemm' ? inputGradPointwise(dy, weight, plan.geometry, op) : inputGradImplicit(dy, weight, plan, op);
+  return inputGrad(plan, dy, weight, op);
 }
 
 /** The weight gradient alone (PyTorch's torch.nn.grad.conv2d_weight): dw for dy of conv2d(x, weight). */
@@ -180,6 +181,16 @@ export function conv2dWeightGrad(x: Tensor, dy: Tensor, wShape: readonly number[
   const plan = conv2dPlan(x.shape, wShape, opts, false, useSg8(x.rt));
   checkGrad(dy, plan.geometry);
   const op = `${OP}.backward`;
+  return weightGrad(plan, x, dy, op);
+}
+
+function inputGrad(plan: ConvPlan, dy: Tensor, w: Tensor, op: string): Tensor {
+  if (plan.path === 'fold') return inputGradFolded(dy, w, plan.geometry, op);
+  return plan.path === 'gemm' ? inputGradPointwise(dy, w, plan.geometry, op) : inputGradImplicit(dy, w, plan, op);
+}
+
+function weightGrad(plan: ConvPlan, x: Tensor, dy: Tensor, op: string): Tensor {
+  if (plan.weightGradFolded) return weightGradFolded(x, dy, plan.geometry, op);
   return plan.path === 'gemm' ? weightGradPointwise(x, dy, plan.geometry, op) : weightGradImplicit(x, dy, plan, op);
 }
 
@@ -200,13 +211,12 @@ export function conv2d(x: Tensor, weight: Tensor, bias?: Tensor | null, opts: Co
     throw new Error(`${OP}: bias ${bias.describe()} does not match the ${g.O} output channels of weight ${weight.describe()}; it must have shape [${g.O}]`);
   }
   const b = bias ?? null;
-  const y = plan.path === 'gemm' ? forwardPointwise(x, weight, b, g) : forwardImplicit(x, weight, b, plan);
+  const y = plan.path === 'fold' ? forwardFolded(x, weight, b, g) : plan.path === 'gemm' ? forwardPointwise(x, weight, b, g) : forwardImplicit(x, weight, b, plan);
   return record(y, OP, args, (dy) => {
     const op = `${OP}.backward`;
-    const gemmPath = plan.path === 'gemm';
     return [
-      x.requiresGrad ? (gemmPath ? inputGradPointwise(dy, weight, g, op) : inputGradImplicit(dy, weight, plan, op)) : null,
-      weight.requiresGrad ? (gemmPath ? weightGradPointwise(x, dy, g, op) : weightGradImplicit(x, dy, plan, op)) : null,
+      x.requiresGrad ? inputGrad(plan, dy, weight, op) : null,
+      weight.requiresGrad ? weightGrad(plan, x, dy, op) : null,
       bias?.requiresGrad ? biasGrad(dy, g) : null,
     ];
   });

@@ -71,7 +71,7 @@ export function forwardPointwise(x: Tensor, w: Tensor, bias: Tensor | null, g: C
   return reshapeOwned(y, [g.N, g.O, g.OH, g.OW]);
 }
 
-function addBiasInPlace(y: Tensor, bias: Tensor, N: number, O: number, HW: number): void {
+export function addBiasInPlace(y: Tensor, bias: Tensor, N: number, O: number, HW: number): void {
   const rt = y.rt;
   rt.dispatch(rt.kernel('conv2d_bias', biasSrc), {
     params: { n: N * O * HW, HW, O },
