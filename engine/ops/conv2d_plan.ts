@@ -139,9 +139,10 @@ const chooseTM = (m: number, sg8: boolean, taps: number): number =>
 const WG_LANE = 16;
 /** Output pixels per image up to which all three products run as batch-folded GEMMs. */
 const FOLD_MAX_PIXELS = 16;
-/** The same for the weight gradient alone: at 7x7 the folded GEMM (K = N*49) took about half the
- *  time of the weight-gradient kernel, while forward and input gradient were no faster. */
-const FOLD_WGRAD_MAX_PIXELS = 49;
+/** The same for the weight gradient alone: the folded GEMM (K = N*OH*OW) took about half the
+ *  weight-gradient kernel's time at 7x7 and ~0.7x at 14x14, but 1.4-1.7x at 28x28; forward and
+ *  input gradient were no faster folded at 7x7. */
+const FOLD_WGRAD_MAX_PIXELS = 196;
 /** Largest im2col matrix the folded path builds, in floats (large batches fall back). */
 const FOLD_MAX_COL = 16 << 20;
 /** Tap rows and columns the core takes per dispatch (uniform arrays of 16). */
