@@ -18,7 +18,7 @@ or see scripts/setup-vulkan.sh for the exact apt commands.`;
 
 const isNode = typeof process !== 'undefined' && !!process.versions?.node;
 
-async function findGpu(): Promise<GPU> {
+async function findGpu(adapter?: string): Promise<GPU> {
   const nav = (globalThis as { navigator?: { gpu?: GPU } }).navigator;
   if (!isNode) {
     if (!nav?.gpu) throw new Error('navigator.gpu is missing: this browser has no WebGPU (Chrome/Edge 113+, or --enable-unsafe-webgpu).');
@@ -31,7 +31,9 @@ async function findGpu(): Promise<GPU> {
     globals: Record<string, unknown>;
   };
   Object.assign(globalThis, dawn.globals);
-  return dawn.create(['disable-dawn-features=timestamp_quantization']);
+  // Dawn's node binding picks the first adapter whose device name contains `adapter`; it has no
+  // way to pick the i-th of several identical GPUs.
+  return dawn.create(['disable-dawn-features=timestamp_quantization', ...(adapter ? [`adapter=${adapter}`] : [])]);
 }
 
 export function describeAdapter(adapter: GPUAdapter): string {
@@ -40,11 +42,20 @@ export function describeAdapter(adapter: GPUAdapter): string {
   return parts.length ? parts.join(' / ') : 'unknown adapter';
 }
 
-/** Requests an adapter and a device with the adapter's largest buffer and workgroup limits. */
-export async function acquireGpu(options: { powerPreference?: GPUPowerPreference } = {}): Promise<GpuHandle> {
-  const gpu = await findGpu();
-  const adapter = await gpu.requestAdapter({ powerPreference: options.powerPreference ?? 'high-performance' });
-  if (!adapter) throw new Error(SETUP_HINT);
+/**
+ * Requests an adapter and a device with the adapter's largest buffer and workgroup limits.
+ * `adapter` (Node only): a part of the wanted adapter's device name, e.g. one GPU model of several.
+ */
+export async function acquireGpu(options: { powerPreference?: GPUPowerPreference; adapter?: string } = {}): Promise<GpuHandle> {
+  const gpu = await findGpu(options.adapter);
+  let adapter: GPUAdapter | null;
+  try {
+    adapter = await gpu.requestAdapter({ powerPreference: options.powerPreference ?? 'high-performance' });
+  } catch (e) {
+    if (!options.adapter) throw e;
+    throw new Error(`no WebGPU adapter whose name contains '${options.adapter}': ${(e as Error)?.message ?? e}`);
+  }
+  if (!adapter) throw new Error(options.adapter ? `no WebGPU adapter whose name contains '${options.adapter}'` : SETUP_HINT);
   const hasTimestamps = adapter.features.has('timestamp-query');
   const l = adapter.limits;
   const device = await adapter.requestDevice({

@@ -1,7 +1,8 @@
 // MoCo-v2 and DenseCL (../shared/densecl-spec.md): a query encoder trained by SGD, a momentum
 // key encoder (EMA of the parameters in one kernel over the flat parameter buffer), a global
 // MLP head and, for DenseCL, a dense 1x1-conv head; queues of negatives; shuffle-BN emulated on
-// one device with grouped BN statistics and a permuted key batch.
+// one device with grouped BN statistics and a permuted key batch (across processes, the key
+// exchange lives in train/distributed.ts and calls keyForward / trainStepWithKeys).
 import {
   add, mul, relu, sum, reshape, permute, expandTo, noGrad, backward, axpyInPlace, copyInto,
   FlatStore, Rng, type Runtime, type Tensor,
@@ -45,6 +46,20 @@ export interface StepOutput {
   lossDense: Tensor | null;
   /** DenseCL's correspondence indices [N, S2] (for inspection and parity tests). */
   correspondence: Tensor | null;
+}
+
+/** One encoder pass (see DenseCL.encode). */
+export interface KeyOutputs {
+  b: Tensor;
+  g: Tensor;
+  grid: Tensor | null;
+  pooled: Tensor | null;
+}
+
+/** The keys of a step: `own` in this batch's query order, `enqueue` the job batch's keys in data order. */
+export interface StepKeys {
+  own: KeyOutputs;
+  enqueue: Pick<KeyOutputs, 'g' | 'pooled'>;
 }
 
 export class DenseCL {
@@ -96,7 +111,7 @@ export class DenseCL {
    * [N, dim] and, for DenseCL, the dense grid [N, dim, S2] and its pooled vector [N, dim], each
    * L2-normalised over the embedding dimension.
    */
-  encode(state: ModelState, x: Tensor, training: boolean): { b: Tensor; g: Tensor; grid: Tensor | null; pooled: Tensor | null } {
+  encode(state: ModelState, x: Tensor, training: boolean): KeyOutputs {
     const feats = this.backbone.forward(state, x, { training, bnGroups: this.cfg.bnGroups, prefix: 'backbone.' });
     const [N, C, H, W] = feats.shape;
     const pooledFeats = reshape(adaptiveAvgPool2d(feats, 1), [N, C]);
@@ -112,17 +127,27 @@ export class DenseCL {
     return { b, g, grid, pooled };
   }
 
-  /** The key encoder's outputs for the key view, with shuffle-BN emulated by a batch permutation. */
-  private encodeKeys(xk: Tensor, shuffle: Rng | readonly number[]): ReturnType<DenseCL['encode']> {
+  /**
+   * Momentum update of the key encoder, then its forward on a key batch (already shuffled for
+   * shuffle-BN); no gradient. A data-parallel job calls this on its slice of the job's shuffled
+   * key batch and exchanges the outputs itself, so the model holds no communication code.
+   */
+  keyForward(x: Tensor): KeyOutputs {
     return noGrad(() => {
-      const N = xk.shape[0];
       const m = this.cfg.momentum;
       axpyInPlace(this.key.params.flat, this.query.params.flat, 1 - m, m, 'momentumUpdate');
+      return this.encode(this.key, x, true);
+    });
+  }
+
+  /** The key encoder's outputs for the key view, with shuffle-BN emulated by a batch permutation. */
+  private encodeKeys(xk: Tensor, shuffle: Rng | readonly number[]): KeyOutputs {
+    return noGrad(() => {
+      const N = xk.shape[0];
       const perm = Array.isArray(shuffle) ? [...shuffle] : (shuffle as Rng).permutation(N);
       const inverse = new Array<number>(N);
       perm.forEach((p, i) => (inverse[p] = i));
-      const shuffled = indexSelect(xk, tensorOn(this.rt, perm, [N], 'i32'), 0);
-      const out = this.encode(this.key, shuffled, true);
+      const out = this.keyForward(indexSelect(xk, tensorOn(this.rt, perm, [N], 'i32'), 0));
       const undo = tensorOn(this.rt, inverse, [N], 'i32');
       const un = (t: Tensor | null) => (t ? indexSelect(t, undo, 0) : null);
       return { b: un(out.b)!, g: un(out.g)!, grid: un(out.grid), pooled: un(out.pooled) };
@@ -137,12 +162,32 @@ export class DenseCL {
    * The caller zeroes gradients before and steps SGD after.
    */
   trainStep(xq: Tensor, xk: Tensor, stepIndex: number, shuffle: Rng | readonly number[]): StepOutput {
-    const N = xq.shape[0];
-    if (this.cfg.queueSize % N !== 0) {
-      throw new Error(`queue size ${this.cfg.queueSize} is not divisible by the batch size ${N}; choose a queue size that is a multiple of the batch`);
-    }
+    this.checkQueue(xq.shape[0]);
     const q = this.encode(this.query, xq, true);
     const k = this.encodeKeys(xk, shuffle);
+    return this.lossStep(q, { own: k, enqueue: k }, stepIndex);
+  }
+
+  /**
+   * The step of one rank of a data-parallel job, after its key exchange: query forward on this
+   * rank's images, the loss against `keys.own` (this rank's keys, in its queries' order),
+   * backward, and the enqueue of `keys.enqueue` (the whole job batch's keys, so every rank's
+   * queues stay equal). The key encoder was updated and run by keyForward() before.
+   */
+  trainStepWithKeys(xq: Tensor, keys: StepKeys, stepIndex: number): StepOutput {
+    this.checkQueue(keys.enqueue.g.shape[0]);
+    return this.lossStep(this.encode(this.query, xq, true), keys, stepIndex);
+  }
+
+  private checkQueue(n: number): void {
+    if (this.cfg.queueSize % n !== 0) {
+      throw new Error(`queue size ${this.cfg.queueSize} is not divisible by the batch size ${n}; choose a queue size that is a multiple of the batch`);
+    }
+  }
+
+  private lossStep(q: KeyOutputs, keys: StepKeys, stepIndex: number): StepOutput {
+    const N = q.g.shape[0];
+    const k = keys.own;
     const tau = this.cfg.tau;
     const lossGlobal = queueContrastiveLoss(q.g, sum(mul(q.g, k.g), 1), this.queues.get('queue'), { tau });
     let lossDense: Tensor | null = null;
@@ -161,8 +206,8 @@ export class DenseCL {
     }
     backward(loss);
     noGrad(() => {
-      this.ptr = this.enqueue('queue', k.g, this.ptr);
-      if (k.pooled) this.ptr2 = this.enqueue('queue2', k.pooled, this.ptr2);
+      this.ptr = this.enqueue('queue', keys.enqueue.g, this.ptr);
+      if (keys.enqueue.pooled) this.ptr2 = this.enqueue('queue2', keys.enqueue.pooled, this.ptr2);
     });
     return { loss, lossGlobal, lossDense, correspondence };
   }

@@ -1,7 +1,7 @@
 // The `densecl` command-line program.
 import { parseArgs, resolveOptions, type Flags } from './args.js';
 import { mlpDemo } from './commands/mlp-demo.js';
-import { pretrain, resumeOptions, PRETRAIN_DEFAULTS } from './pretrain.js';
+import { resumeOptions, openJob, pretrainInJob, PRETRAIN_DEFAULTS } from './pretrain.js';
 import { exportRun } from './export-run.js';
 import { profileModel, PROFILE_DEFAULTS } from './profile-run.js';
 import { features, FEATURES_DEFAULTS } from './commands/features.js';
@@ -18,6 +18,8 @@ commands:
                   --lr (per 256 images) --bn-groups G --seed N --workers N --checkpoint-every N
                   --out RUNDIR --config FILE.json --resume RUNDIR [--epochs N to extend]
                   --profile N   time N steps per kernel; writes profile.md and trace.json
+                  --world-size N  require a data-parallel job of N processes (mpirun -np N node dist/cli.mjs pretrain ...);
+                                  the batch and --bn-groups are the whole job's; see the README (MPI)
   profile       profile training steps of a model on synthetic data
                   --method --arch --width --small-stem --batch-size --img-size --queue-size --steps --out
   export RUNDIR --format torchvision|detectron2
@@ -39,13 +41,19 @@ commands:
   help          this text
 `;
 
-async function runPretrain(flags: Flags): Promise<number> {
-  let o = resolveOptions(PRETRAIN_DEFAULTS, flags, 'pretrain');
-  if (typeof flags.resume === 'string') {
+async function runPretrain(allFlags: Flags): Promise<number> {
+  // The job's size is a property of the launch, not of the run: kept out of config.json, so a
+  // run may resume with another number of processes.
+  const { worldSize, ...flags } = allFlags;
+  const comm = await openJob(worldSize);
+  let o = PRETRAIN_DEFAULTS;
+  const r = await pretrainInJob(comm, () => {
+    o = resolveOptions(PRETRAIN_DEFAULTS, flags, 'pretrain');
     // A resumed run keeps its saved options; only --epochs may extend it.
-    o = resumeOptions(flags.resume, flags.epochs !== undefined ? { epochs: o.epochs } : {});
-  }
-  const r = await pretrain(o);
+    if (typeof flags.resume === 'string') o = resumeOptions(flags.resume, flags.epochs !== undefined ? { epochs: o.epochs } : {});
+    return o;
+  });
+  if (comm.rank !== 0) return 0;
   // The loss first rises while the queue fills with real keys; compare from the step it is full.
   const full = Math.min(r.losses.length - 1, Math.max(0, o.queueSize / o.batchSize - 1));
   const at = (i: number) => r.losses[i]?.toFixed(4) ?? '-';

@@ -36,13 +36,15 @@ export async function openDataset(o: Pick<DataOptions, 'data' | 'imgSize' | 'see
   return { dataset, description: `${o.data} (${dataset.length} images${skipped})` };
 }
 
-export async function openTrainingData(o: DataOptions, resume?: SamplerState | null): Promise<TrainingData> {
+/** `shard`: this process's slice of every batch of batchSize images in a data-parallel job. */
+export async function openTrainingData(o: DataOptions, resume?: SamplerState | null, shard = { rank: 0, worldSize: 1 }): Promise<TrainingData> {
   const { dataset, description } = await openDataset(o);
   if (dataset.length < o.batchSize) {
     throw new Error(`the dataset ${description} has ${dataset.length} images, fewer than --batch-size ${o.batchSize}; lower the batch size or add images`);
   }
   const loader = await BatchLoader.create(dataset, {
-    batchSize: o.batchSize,
+    batchSize: o.batchSize / shard.worldSize,
+    ...shard,
     size: o.imgSize,
     seed: o.seed,
     workers: o.workers,

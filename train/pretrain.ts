@@ -1,14 +1,19 @@
 // The pre-training loop: DenseCL or MoCo-v2 on a folder of images or the built-in scenes, with
 // a progress line, a JSON-lines log of every step, atomic checkpoints that resume exactly, and
-// the backbone exported for PyTorch at the end.
+// the backbone exported for PyTorch at the end. In a data-parallel job (a communicator of
+// several ranks) every rank trains on its slice of each batch and only rank 0 touches the run
+// folder: it reads the checkpoint to resume from and broadcasts its bytes, and it alone writes.
 import { existsSync, mkdirSync, readFileSync, writeFileSync, appendFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { init, type Runtime } from '../engine/index.js';
+import { acquireGpu, Runtime, setRuntime } from '../engine/index.js';
+import { SingleProcess, type Communicator } from '../engine/comm/communicator.js';
+import { openCommunicator } from '../engine/comm/launch.js';
 import { decodeSafetensors } from '../engine/safetensors.js';
 import type { Method } from '../models/densecl.js';
 import type { Arch } from '../models/resnet.js';
 import { NonFiniteStateError, type RunCounters } from './checkpoint.js';
 import { Trainer, type StepStats } from './trainer.js';
+import type { SyncTimes } from './distributed.js';
 import { exportRun } from './export-run.js';
 import { StepProfiler } from './profile-run.js';
 import { Progress } from './progress.js';
@@ -54,7 +59,7 @@ const CONFIG = 'config.json';
 const LOG = 'log.jsonl';
 
 /** Checks the flags, naming them as the user typed them (the Trainer checks the same for API users). */
-function validateFlags(o: PretrainOptions): void {
+function validateFlags(o: PretrainOptions, worldSize: number): void {
   if (o.method !== 'densecl' && o.method !== 'mocov2') throw new Error(`--method must be densecl or mocov2, got '${o.method}'`);
   if (!['resnet18', 'resnet34', 'resnet50'].includes(o.arch)) throw new Error(`--arch must be resnet18, resnet34 or resnet50, got '${o.arch}'`);
   if (o.batchSize % o.bnGroups !== 0) {
@@ -63,6 +68,13 @@ function validateFlags(o: PretrainOptions): void {
   if (o.queueSize % o.batchSize !== 0) {
     throw new Error(`--queue-size ${o.queueSize} is not divisible by --batch-size ${o.batchSize}; the queue is filled a whole batch at a time`);
   }
+  if (worldSize > 1 && (o.batchSize % worldSize !== 0 || o.bnGroups % worldSize !== 0)) {
+    throw new Error(
+      `--batch-size ${o.batchSize} and --bn-groups ${o.bnGroups} must both be divisible by the ${worldSize} processes of the job (mpirun -np ${worldSize}): ` +
+        `they are the whole job's, and each process takes an equal share of both`,
+    );
+  }
+  if (worldSize > 1 && o.profile > 0) throw new Error(`--profile times the kernels of one process; run it without mpirun (the job has ${worldSize} processes)`);
 }
 
 /** Options of a resumed run: the saved ones, with --epochs allowed to extend the run. */
@@ -86,35 +98,41 @@ export interface PretrainResult {
   backbone: string;
 }
 
-/** Runs (or resumes) a pre-training run; uses `runtime` when given, else acquires a GPU and releases it at the end. */
-export async function pretrain(o: PretrainOptions, runtime?: Runtime): Promise<PretrainResult> {
-  validateFlags(o);
+/**
+ * Runs (or resumes) a pre-training run; uses `runtime` when given, else acquires a GPU and
+ * releases it at the end. With `comm` of several ranks, every rank of the job calls this.
+ */
+export async function pretrain(o: PretrainOptions, runtime?: Runtime, comm: Communicator = new SingleProcess()): Promise<PretrainResult> {
+  validateFlags(o, comm.size);
+  const lead = comm.rank === 0;
   const runDir = resolve(o.out);
-  mkdirSync(runDir, { recursive: true });
+  if (lead) mkdirSync(runDir, { recursive: true });
   const checkpointPath = join(runDir, CHECKPOINT);
   const logPath = join(runDir, LOG);
-  const saved = o.resume ? readCheckpointFile(checkpointPath) : null;
-  const data: TrainingData = await openTrainingData(o, (saved?.counters.sampler as SamplerState | undefined) ?? null);
+  const saved = o.resume ? await shareCheckpoint(comm, checkpointPath) : null;
+  const data: TrainingData = await openTrainingData(o, (saved?.counters.sampler as SamplerState | undefined) ?? null, { rank: comm.rank, worldSize: comm.size });
   const stepsPerEpoch = data.loader.batchesPerEpoch;
   const totalSteps = o.epochs * stepsPerEpoch;
-  const rt = runtime ?? (await init());
-  const trainer = new Trainer(rt, { ...o, method: o.method as Method, arch: o.arch as Arch, totalSteps });
-  const progress = new Progress();
+  const rt = runtime ?? (await openRuntime(comm));
+  const trainer = new Trainer(rt, { ...o, method: o.method as Method, arch: o.arch as Arch, totalSteps }, { comm });
+  // Ranks other than 0 print nothing but errors; their figures are the same job-wide means.
+  const progress = lead ? new Progress() : null;
   const [S, B] = [o.imgSize, o.batchSize];
   const losses: number[] = [];
   let lastGood = 0;
   try {
     if (saved) {
       lastGood = trainer.loadState(saved.bytes, checkpointPath).step;
-      truncateLog(logPath, lastGood);
-      progress.note(`resumed ${runDir} at step ${lastGood}`);
-    } else {
+      if (lead) truncateLog(logPath, lastGood);
+      progress?.note(`resumed ${runDir} at step ${lastGood}${comm.size > 1 ? ` on ${comm.size} processes` : ''}`);
+    } else if (lead) {
       writeFileSync(logPath, '');
     }
-    writeFileAtomic(join(runDir, CONFIG), new TextEncoder().encode(JSON.stringify({ ...o, resume: '' }, null, 2)));
-    progress.note(
+    if (lead) writeFileAtomic(join(runDir, CONFIG), new TextEncoder().encode(JSON.stringify({ ...o, resume: '' }, null, 2)));
+    const job = comm.size > 1 ? `, ${comm.size} processes (${comm.description}; this is rank ${comm.rank} of ${comm.size}), ${B / comm.size} images each` : '';
+    progress?.note(
       `${o.method} ${o.arch} (width ${o.width}${o.smallStem ? ', small stem' : ''}) on ${data.description}: ` +
-        `${totalSteps} steps of batch ${B} at ${S}x${S}, queue ${o.queueSize}, lr ${trainer.lrAt(0).toExponential(2)} -> ${runDir}`,
+        `${totalSteps} steps of batch ${B} at ${S}x${S}${job}, queue ${o.queueSize}, lr ${trainer.lrAt(0).toExponential(2)} -> ${runDir}`,
     );
 
     let pending: Promise<StepStats> | null = null;
@@ -148,8 +166,10 @@ export async function pretrain(o: PretrainOptions, runtime?: Runtime): Promise<P
         lr: p.lr,
         etaSec: imagesPerSec > 0 ? ((totalSteps - p.step - 1) * B) / imagesPerSec : Number.NaN,
       };
-      appendFileSync(logPath, JSON.stringify({ ...figures, time: new Date().toISOString() }) + '\n');
-      progress.update(figures);
+      if (!lead) return;
+      // Data-parallel steps also log where their communication time went (rank 0's view).
+      appendFileSync(logPath, JSON.stringify({ ...figures, ...(p.sync ? { sync: roundTimes(p.sync) } : {}), time: new Date().toISOString() }) + '\n');
+      progress!.update(figures);
     };
     const checkpoint = async (): Promise<void> => {
       await settle();
@@ -164,7 +184,7 @@ export async function pretrain(o: PretrainOptions, runtime?: Runtime): Promise<P
             `Try a lower --lr or check the data.`,
         );
       }
-      writeFileAtomic(checkpointPath, bytes);
+      if (lead) writeFileAtomic(checkpointPath, bytes);
       lastGood = step;
     };
 
@@ -180,7 +200,7 @@ export async function pretrain(o: PretrainOptions, runtime?: Runtime): Promise<P
       else stats = trainer.trainStep(batch.q, batch.k);
       if (profiled && profiler.steps === o.profile) {
         profiler.write(runDir, `${o.method} ${o.arch} training steps of ${runDir}`);
-        progress.note(`profile of ${o.profile} step(s): ${join(runDir, 'profile.md')}, trace ${join(runDir, 'trace.json')}`);
+        progress!.note(`profile of ${o.profile} step(s): ${join(runDir, 'profile.md')}, trace ${join(runDir, 'trace.json')}`);
       }
       await settle();
       pending = stats;
@@ -192,8 +212,64 @@ export async function pretrain(o: PretrainOptions, runtime?: Runtime): Promise<P
     trainer.destroy();
     if (!runtime) rt.destroy();
   }
-  const backbone = exportRun(runDir, 'torchvision');
+  const backbone = lead ? exportRun(runDir, 'torchvision') : '';
   return { runDir, steps: lastGood, losses, checkpoint: checkpointPath, backbone };
+}
+
+/**
+ * The job this process belongs to (launched by mpirun / srun, or alone); `worldSize` is the
+ * --world-size flag: the job must have that many processes, else the error says what to install
+ * or how to launch it.
+ */
+export async function openJob(worldSize: string | boolean | undefined): Promise<Communicator> {
+  if (worldSize !== undefined && (typeof worldSize !== 'string' || !/^[1-9][0-9]*$/.test(worldSize))) {
+    throw new Error(`pretrain: --world-size needs a positive integer, got '${worldSize}'`);
+  }
+  return openCommunicator({ worldSize: worldSize === undefined ? undefined : Number(worldSize) });
+}
+
+/**
+ * pretrain() as one rank of `comm`'s job; `options` is read inside, so bad flags end the job
+ * too. A failing rank ends the whole job (MPI abort, non-zero exit everywhere) instead of
+ * leaving the other ranks waiting in a collective; rank 0's last checkpoint stays intact.
+ */
+export async function pretrainInJob(comm: Communicator, options: () => PretrainOptions): Promise<PretrainResult> {
+  let r: PretrainResult;
+  try {
+    r = await pretrain(options(), undefined, comm);
+  } catch (e) {
+    if (comm.size > 1) comm.abort(`densecl: ${(e as Error).message}`);
+    throw e;
+  }
+  await comm.close();
+  return r;
+}
+
+/** The GPU of this rank: $DENSECL_ADAPTER picks one by name (Dawn cannot pick among identical GPUs by index). */
+async function openRuntime(comm: Communicator): Promise<Runtime> {
+  const adapter = process.env.DENSECL_ADAPTER?.split(',')[comm.localRank]?.trim() || undefined;
+  const handle = await acquireGpu({ adapter });
+  const rt = new Runtime(handle);
+  setRuntime(rt);
+  const who = comm.size > 1 ? `rank ${comm.rank}/${comm.size} (local ${comm.localRank}/${comm.localSize}): ` : '';
+  const shared = comm.localSize > 1 && !adapter ? ` (shared by the ${comm.localSize} ranks on this machine unless DENSECL_ADAPTER names one per local rank)` : '';
+  console.log(`[engine] ${who}WebGPU adapter: ${handle.adapterDescription}${shared}`);
+  return rt;
+}
+
+/** Rank 0 reads the checkpoint and sends its bytes to the others (no shared file system needed). */
+async function shareCheckpoint(comm: Communicator, path: string): Promise<{ bytes: Uint8Array; counters: RunCounters }> {
+  if (comm.size === 1) return readCheckpointFile(path);
+  let bytes = comm.rank === 0 ? readCheckpointFile(path).bytes : new Uint8Array(0);
+  const length = await comm.broadcast(Int32Array.of(bytes.length), 0);
+  if (comm.rank !== 0) bytes = new Uint8Array(length[0]);
+  await comm.broadcast(bytes, 0);
+  return { bytes, counters: countersOf(bytes, path) };
+}
+
+function roundTimes(t: SyncTimes): SyncTimes {
+  const r = (x: number) => Math.round(x * 100) / 100;
+  return { keyExchange: r(t.keyExchange), computeWait: r(t.computeWait), gradSync: r(t.gradSync), allreduce: r(t.allreduce), readback: r(t.readback), buckets: t.buckets };
 }
 
 /** A checkpoint's bytes and run counters (read before the model exists: the data sampler needs them). */
@@ -204,9 +280,13 @@ function readCheckpointFile(path: string): { bytes: Uint8Array; counters: RunCou
   } catch (e) {
     throw new Error(`cannot read checkpoint ${path}: ${(e as Error).message}`);
   }
+  return { bytes, counters: countersOf(bytes, path) };
+}
+
+function countersOf(bytes: Uint8Array, path: string): RunCounters {
   const meta = decodeSafetensors(bytes, path).metadata;
   try {
-    return { bytes, counters: JSON.parse(meta.counters) as RunCounters };
+    return JSON.parse(meta.counters) as RunCounters;
   } catch {
     throw new Error(`checkpoint ${path} does not match this model: its run counters (metadata "counters") are unreadable`);
   }

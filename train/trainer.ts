@@ -10,6 +10,8 @@ import { DenseCL, type DenseCLConfig, type Method } from '../models/densecl.js';
 import type { Arch } from '../models/resnet.js';
 import { Sgd } from './optim/sgd.js';
 import { cosineLr, scaledLr } from './optim/schedule.js';
+import { SingleProcess, type Communicator } from '../engine/comm/communicator.js';
+import { DataParallel, type SyncTimes } from './distributed.js';
 
 export interface TrainerOptions {
   method: Method;
@@ -71,6 +73,17 @@ export interface StepStats {
   lossDense: number | null;
   /** With { correspondence: true } (DenseCL): for each image and query cell, the matched key cell, [N * S2] row-major. */
   correspondence?: Int32Array;
+  /** Data-parallel runs: where the step's communication time went. */
+  sync?: SyncTimes;
+  /** Data-parallel runs: the shuffle-BN permutation of the job's key batch (the same on every rank). */
+  keyPermutation?: Int32Array;
+}
+
+export interface ParallelOptions {
+  /** The job's processes; each Trainer then takes batches of batchSize / size images. */
+  comm?: Communicator;
+  /** Gradient all-reduce bucket size. */
+  bucketBytes?: number;
 }
 
 export interface StepOptions {
@@ -84,19 +97,35 @@ export class Trainer {
   readonly sgd: Sgd;
   /** Steps done so far. */
   steps = 0;
+  readonly comm: Communicator;
+  /** Images per step on this process: batchSize / comm.size. */
+  readonly localBatch: number;
   private rng: Rng;
   private readonly lr0: number;
+  private readonly dp: DataParallel | null;
+  /** Data-parallel steps are asynchronous (collectives mid-step); each waits for the one before. */
+  private chain: Promise<unknown> = Promise.resolve();
   private destroyed = false;
 
-  constructor(readonly rt: Runtime, options: Partial<TrainerOptions> = {}) {
+  /**
+   * `options.batchSize` and `options.bnGroups` are the whole job's; with `parallel.comm` of W
+   * processes each takes batchSize / W images and bnGroups / W BN groups per step.
+   */
+  constructor(readonly rt: Runtime, options: Partial<TrainerOptions> = {}, parallel: ParallelOptions = {}) {
     const o = (this.options = { ...TRAINER_DEFAULTS, ...options });
+    const comm = (this.comm = parallel.comm ?? new SingleProcess());
+    const W = comm.size;
     if (!Number.isInteger(o.batchSize) || o.batchSize < 2) throw new Error(`Trainer: batchSize ${o.batchSize} must be an integer of at least 2 (contrastive losses need a batch)`);
     if (o.batchSize % o.bnGroups !== 0) throw new Error(`Trainer: batchSize ${o.batchSize} is not divisible by bnGroups ${o.bnGroups}; choose a batch that is a multiple of it`);
+    if (o.batchSize % W !== 0 || o.bnGroups % W !== 0) {
+      throw new Error(`Trainer: batchSize ${o.batchSize} and bnGroups ${o.bnGroups} must both be divisible by the ${W} processes of the job (each takes an equal share of both)`);
+    }
+    this.localBatch = o.batchSize / W;
     const stride = o.smallStem ? 8 : 32;
     if (!Number.isInteger(o.imgSize) || o.imgSize < stride) throw new Error(`Trainer: imgSize ${o.imgSize} is smaller than the network's stride ${stride}; use at least ${stride}${o.smallStem ? '' : ' or smallStem: true'}`);
     const cfg: DenseCLConfig = {
       arch: o.arch, width: o.width, smallStem: o.smallStem, method: o.method, dim: o.dim, queueSize: o.queueSize,
-      tau: o.tau, momentum: o.emaMomentum, lambda: o.lambda, startIters: o.startIters, bnGroups: o.bnGroups, seed: o.seed,
+      tau: o.tau, momentum: o.emaMomentum, lambda: o.lambda, startIters: o.startIters, bnGroups: o.bnGroups / W, seed: o.seed,
     };
     if (o.queueSize % o.batchSize !== 0) throw new Error(`Trainer: queueSize ${o.queueSize} is not divisible by batchSize ${o.batchSize}; the queue is filled a whole batch at a time`);
     this.model = new DenseCL(rt, cfg);
@@ -104,6 +133,7 @@ export class Trainer {
     // The same stream as the CLI's pretrain (seed + 1), so equal seeds shuffle equally.
     this.rng = new Rng(o.seed + 1);
     this.lr0 = scaledLr(o.lr, o.batchSize);
+    this.dp = W > 1 ? new DataParallel(rt, this.model, this.sgd, comm, parallel.bucketBytes) : null;
   }
 
   /** Learning rate of step `step` under the schedule. */
@@ -113,18 +143,29 @@ export class Trainer {
 
   /**
    * Records one training step on a batch of query and key views ([B, 3, S, S] each, normalised,
-   * as BatchLoader makes them) and submits it. The step is recorded before this returns, so a
-   * caller may prepare the next batch while the GPU works and await the figures later.
+   * as BatchLoader makes them; B = localBatch) and submits it. On one process the step is
+   * recorded before this returns, so a caller may prepare the next batch while the GPU works and
+   * await the figures later; in a data-parallel job the step waits for the other ranks mid-way.
    */
   trainStep(q: Float32Array, k: Float32Array, opts: StepOptions = {}): Promise<StepStats> {
     this.assertAlive();
-    const { batchSize: B, imgSize: S } = this.options;
+    const { imgSize: S } = this.options;
+    const B = this.localBatch;
     const want = B * 3 * S * S;
     for (const [name, x] of [['query', q], ['key', k]] as const) {
-      if (x.length !== want) throw new Error(`Trainer.trainStep: the ${name} batch has ${x.length} values, expected [${B}, 3, ${S}, ${S}] = ${want} (batchSize ${B}, imgSize ${S})`);
+      if (x.length !== want) {
+        const share = this.comm.size > 1 ? `; this process's share of batchSize ${this.options.batchSize} over ${this.comm.size} processes` : '';
+        throw new Error(`Trainer.trainStep: the ${name} batch has ${x.length} values, expected [${B}, 3, ${S}, ${S}] = ${want} (batchSize ${B}${share}, imgSize ${S})`);
+      }
     }
     const step = this.steps++;
     const lr = this.lrAt(step);
+    if (this.dp) {
+      const dp = this.dp;
+      const run = this.chain.then(() => dp.step(q, k, S, step, lr, this.rng, opts.correspondence));
+      this.chain = run.catch(() => {});
+      return run.then((r) => ({ step, lr, ...r.out, ...(r.correspondence ? { correspondence: r.correspondence } : {}), sync: r.times, keyPermutation: r.permutation }));
+    }
     const outs = scope(() => {
       this.model.query.zeroGrad();
       const out = this.model.trainStep(tensorOn(this.rt, q, [B, 3, S, S]), tensorOn(this.rt, k, [B, 3, S, S]), step, this.rng);
@@ -159,10 +200,16 @@ export class Trainer {
 
   /**
    * The whole training state as safetensors bytes (the CLI checkpoint's layout and names);
-   * `extra` adds run counters such as the epoch and the data sampler's state.
+   * `extra` adds run counters such as the epoch and the data sampler's state. In a data-parallel
+   * job every rank must call it (the BN statistics are averaged over ranks first).
    */
-  saveState(extra: Partial<RunCounters> = {}): Promise<Uint8Array> {
+  async saveState(extra: Partial<RunCounters> = {}): Promise<Uint8Array> {
     this.assertAlive();
+    if (this.dp) {
+      // Collective: every rank calls saveState; the BN statistics are the ranks' average.
+      await this.chain;
+      await this.dp.averageBuffers();
+    }
     const counters: RunCounters = { step: this.steps, epoch: 0, bnSteps: this.steps, rngState: [...this.rng.state()], sampler: null, config: { ...this.options }, ...extra };
     return encodeCheckpoint(this.model, this.sgd, counters);
   }
@@ -185,6 +232,7 @@ export class Trainer {
     this.destroyed = true;
     this.model.destroy();
     this.sgd.momentum.destroy();
+    this.dp?.destroy();
   }
 
   private assertAlive(): void {

@@ -48,7 +48,11 @@ export interface LoaderOptions {
   workers?: number | 'auto';
   /** Batches prepared ahead of the one being used (default workers + 1, at least 2). */
   prefetch?: number;
-  /** Sharding for several processes: this one sees every worldSize-th image of the epoch. */
+  /**
+   * Data-parallel slicing: the job's batch is batchSize * worldSize images and this process makes
+   * the rank-th contiguous slice of batchSize of each, so the job's batches (and the sampler
+   * state) are the same for any number of processes with the same job batch.
+   */
   rank?: number;
   worldSize?: number;
   /** Also crop each view's label map with the view's geometry (datasets with label maps). */
@@ -184,9 +188,10 @@ export function computeBatchSync(ds: LoaderDataset, job: BatchJob, cfg: BatchCon
   return augmentBatch(samples, job, cfg, failures);
 }
 
-/** Epoch orders: a seeded permutation per epoch, split across ranks, cut into whole batches. */
+/** Epoch orders: a seeded permutation per epoch cut into whole job batches, each sliced across ranks. */
 export class EpochSampler {
-  readonly perRank: number;
+  /** Images per batch of the whole job (all ranks). */
+  readonly jobBatch: number;
   readonly batchesPerEpoch: number;
   private cache = new Map<number, Int32Array>();
 
@@ -201,26 +206,25 @@ export class EpochSampler {
     if (!Number.isInteger(worldSize) || worldSize < 1 || !Number.isInteger(rank) || rank < 0 || rank >= worldSize) {
       throw new Error(`rank ${rank} / worldSize ${worldSize}: need 0 <= rank < worldSize`);
     }
-    // Every rank gets the same number of images; the epoch's last few may go unused.
-    this.perRank = Math.floor(length / worldSize);
-    this.batchesPerEpoch = Math.floor(this.perRank / batchSize);
+    this.jobBatch = batchSize * worldSize;
+    // The epoch's last few images (fewer than a job batch) go unused.
+    this.batchesPerEpoch = Math.floor(length / this.jobBatch);
     if (this.batchesPerEpoch < 1) {
-      const share = worldSize > 1 ? ` (${this.perRank} per rank over ${worldSize} ranks)` : '';
-      throw new Error(`batch size ${batchSize} is larger than the dataset: ${length} images${share}; use a smaller --batch-size or more images`);
+      const share = worldSize > 1 ? ` (${batchSize} per rank over ${worldSize} ranks)` : '';
+      throw new Error(`batch size ${this.jobBatch}${share} is larger than the dataset: ${length} images; use a smaller --batch-size or more images`);
     }
   }
 
-  /** Image indices of batch `position` of `epoch` for this rank. */
+  /** Image indices of this rank's slice of batch `position` of `epoch`. */
   batch(epoch: number, position: number): Int32Array {
     let order = this.cache.get(epoch);
     if (!order) {
-      const perm = rngFor(this.seed, epoch, 0x0de4).permutation(this.length);
-      order = new Int32Array(this.perRank);
-      for (let j = 0; j < this.perRank; j++) order[j] = perm[this.rank + j * this.worldSize];
+      order = Int32Array.from(rngFor(this.seed, epoch, 0x0de4).permutation(this.length));
       if (this.cache.size >= 2) this.cache.delete(Math.min(...this.cache.keys()));
       this.cache.set(epoch, order);
     }
-    return order.slice(position * this.batchSize, (position + 1) * this.batchSize);
+    const start = position * this.jobBatch + this.rank * this.batchSize;
+    return order.slice(start, start + this.batchSize);
   }
 }
 

@@ -1,0 +1,301 @@
+// Data-parallel DenseCL / MoCo-v2: one process per GPU, each training on its slice of the job's
+// batch. WebGPU exposes no device memory to a collective library, so everything that crosses
+// ranks goes GPU -> mapped staging buffer -> host collective -> queue.writeBuffer:
+//  - shuffle-BN as in the paper's code: the key views are all-gathered, rank 0's permutation is
+//    broadcast, each rank encodes its slice of the shuffled batch, the key outputs are
+//    all-gathered and unshuffled on the host; both queues get the whole job batch's keys;
+//  - gradients: the flat gradient store is summed in buckets (last parameters first), each
+//    bucket's readback, all-reduce and write-back overlapping the other buckets'; the optimiser
+//    kernel divides by the number of ranks.
+// Browser-safe (the communicator is an interface); the model holds no communication code.
+import { scope, noGrad, type Runtime, type Tensor, type FlatStore, type Rng } from '../engine/index.js';
+import { tensorOn } from '../engine/ops/create.js';
+import type { Communicator } from '../engine/comm/communicator.js';
+import type { DenseCL, StepKeys } from '../models/densecl.js';
+import type { Sgd } from './optim/sgd.js';
+
+/** Where one data-parallel step spent its wall time (ms), for logs and the README's figures. */
+export interface SyncTimes {
+  /** Key views gathered, permutation broadcast, key forward and its outputs gathered back. */
+  keyExchange: number;
+  /** From submitting the query forward + backward until the first gradient bucket is on the host. */
+  computeWait: number;
+  /** From the first bucket on the host until every bucket is summed and written back: the exposed cost. */
+  gradSync: number;
+  /** Time inside the gradient all-reduce calls, summed over buckets (may exceed gradSync when they overlap). */
+  allreduce: number;
+  /** Staging-buffer map + copy to host, summed over buckets (after the first). */
+  readback: number;
+  buckets: number;
+}
+
+export interface DataParallelStep {
+  out: { loss: number; lossGlobal: number; lossDense: number | null };
+  correspondence: Int32Array | null;
+  /** The shuffle-BN permutation of the job's key batch that this rank used (rank 0's). */
+  permutation: Int32Array;
+  times: SyncTimes;
+}
+
+interface Bucket {
+  /** Elements of the flat gradient store [offset, offset + length). */
+  offset: number;
+  length: number;
+  staging: GPUBuffer;
+}
+
+/** 4 MiB: a few buckets for ResNet-18 (48 MB of gradients), so their transfers overlap. */
+export const DEFAULT_BUCKET_BYTES = 4 << 20;
+
+const now = (): number => performance.now();
+
+export class DataParallel {
+  readonly buckets: Bucket[];
+  /** Loss, global loss, dense loss of this rank, summed over ranks with the last bucket. */
+  private readonly statsStaging: GPUBuffer;
+  private broadcastDone = false;
+
+  constructor(
+    readonly rt: Runtime,
+    readonly model: DenseCL,
+    readonly sgd: Sgd,
+    readonly comm: Communicator,
+    bucketBytes = DEFAULT_BUCKET_BYTES,
+  ) {
+    const total = model.query.grads.flat.size;
+    const per = Math.max(1, Math.floor(bucketBytes / 4));
+    this.buckets = [];
+    // Backward finishes the last layers first, so the buckets run from the end of the store.
+    for (let end = total; end > 0; end -= per) {
+      const offset = Math.max(0, end - per);
+      const length = end - offset;
+      const staging = rt.device.createBuffer({ label: `dp.bucket${this.buckets.length}`, size: length * 4, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+      this.buckets.push({ offset, length, staging });
+    }
+    this.statsStaging = rt.device.createBuffer({ label: 'dp.stats', size: 16, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+  }
+
+  /** Rank 0's weights, BN statistics, queues and momentum copied to every rank (before the first step and after a restore). */
+  async broadcastState(): Promise<void> {
+    const m = this.model;
+    for (const store of [m.query.params, m.query.buffers, m.key.params, m.key.buffers, m.queues, this.sgd.momentum]) {
+      const values = new Float32Array(await store.flat.data());
+      await this.comm.broadcast(values, 0);
+      writeWhole(store, values);
+    }
+    const ptrs = await this.comm.broadcast(Int32Array.of(m.ptr, m.ptr2), 0);
+    [m.ptr, m.ptr2] = [ptrs[0], ptrs[1]];
+    this.broadcastDone = true;
+  }
+
+  /**
+   * BN running statistics averaged over ranks (each rank saw only its images): the mean of the
+   * ranks' linear running updates equals the one-process run's, so checkpoints match it.
+   */
+  async averageBuffers(): Promise<void> {
+    const scale = 1 / this.comm.size;
+    for (const store of [this.model.query.buffers, this.model.key.buffers]) {
+      const values = await this.comm.allreduceSum(new Float32Array(await store.flat.data()));
+      for (let i = 0; i < values.length; i++) values[i] *= scale;
+      writeWhole(store, values);
+    }
+  }
+
+  /**
+   * One step on this rank's slice (xq, xk: [n, 3, S, S] with n = job batch / ranks); `rng` draws
+   * the shuffle permutation (every rank draws, rank 0's is used, so the generators stay equal).
+   */
+  async step(xq: Float32Array, xk: Float32Array, imgSize: number, stepIndex: number, lr: number, rng: Rng, wantCorrespondence = false): Promise<DataParallelStep> {
+    if (!this.broadcastDone) await this.broadcastState();
+    const { comm, model, rt } = this;
+    const W = comm.size;
+    const per = 3 * imgSize * imgSize;
+    const n = xk.length / per;
+    const B = n * W;
+    const t0 = now();
+
+    // Shuffle-BN: this rank encodes positions [rank * n, (rank + 1) * n) of the shuffled job batch.
+    const allKeys = await comm.allgather(xk);
+    const drawn = Int32Array.from(rng.permutation(B));
+    const perm = await comm.broadcast(drawn, 0);
+    const slice = new Float32Array(n * per);
+    for (let i = 0; i < n; i++) {
+      const src = perm[comm.rank * n + i] * per;
+      slice.set(allKeys.subarray(src, src + per), i * per);
+    }
+    const staged = scope(() => {
+      const out = model.keyForward(tensorOn(rt, slice, [n, 3, imgSize, imgSize]));
+      return { staging: stageConcat(rt, [out.b, out.g, out.grid, out.pooled], 'dp.keys') };
+    });
+    const shapes = keyShapes(model, imgSize);
+    const gathered = await comm.allgather(await readStaged(staged.staging));
+    const keys = unshuffle(gathered, perm, shapes, comm.rank, n);
+    const t1 = now();
+
+    // Query forward, loss, backward; the gradient buckets and the loss figures are copied to
+    // staging buffers in the same submission.
+    const outs = scope(() => {
+      model.query.zeroGrad();
+      const up = (v: Float32Array | null, shape: number[]) => (v ? tensorOn(rt, v, shape) : null);
+      const stepKeys: StepKeys = {
+        own: { b: up(keys.own.b, [n, ...shapes.b])!, g: up(keys.own.g, [n, shapes.dim])!, grid: up(keys.own.grid, [n, ...shapes.grid]), pooled: null },
+        enqueue: { g: up(keys.all.g, [B, shapes.dim])!, pooled: up(keys.all.pooled, [B, shapes.dim]) },
+      };
+      const out = model.trainStepWithKeys(tensorOn(rt, xq, [n, 3, imgSize, imgSize]), stepKeys, stepIndex);
+      [out.loss, out.lossGlobal, out.lossDense].forEach((t, i) => {
+        if (t) copyTo(rt, t, this.statsStaging, i * 4);
+      });
+      const grads = model.query.grads.flat.buffer('dp.grads');
+      for (const b of this.buckets) rt.copyBuffer(grads.buffer, grads.offset + b.offset * 4, b.staging, 0, b.length * 4);
+      rt.flush();
+      return wantCorrespondence ? out.correspondence : null;
+    });
+    const correspondence = outs ? ((await outs.data().finally(() => outs.dispose())) as Int32Array) : null;
+
+    const { stats, times } = await this.syncGradients(t1);
+    noGrad(() => this.sgd.step(lr, 1 / W));
+    rt.flush();
+    const dense = model.cfg.method === 'densecl';
+    return {
+      out: { loss: stats[0] / W, lossGlobal: stats[1] / W, lossDense: dense ? stats[2] / W : null },
+      correspondence,
+      permutation: perm,
+      times: { ...times, keyExchange: t1 - t0 },
+    };
+  }
+
+  /**
+   * Sums the staged gradient buckets over ranks and writes them back. Every bucket's map is
+   * requested at once; each all-reduce starts as soon as its bucket is on the host (in the same
+   * order on every rank, as MPI requires), while later buckets are still being read back.
+   */
+  private async syncGradients(submitted: number): Promise<{ stats: Float32Array; times: Omit<SyncTimes, 'keyExchange'> }> {
+    const { rt, comm } = this;
+    const grads = this.model.query.grads;
+    const maps = this.buckets.map((b) => b.staging.mapAsync(GPUMapMode.READ));
+    const statsMap = this.statsStaging.mapAsync(GPUMapMode.READ);
+    let firstOnHost = 0;
+    let allreduce = 0;
+    let readback = 0;
+    const last = this.buckets.length - 1;
+    const stats = new Float32Array(3);
+    const reductions: Promise<void>[] = [];
+    for (let i = 0; i <= last; i++) {
+      const b = this.buckets[i];
+      const t = now();
+      await maps[i];
+      if (i === last) await statsMap;
+      if (i === 0) firstOnHost = now();
+      // The last bucket carries this rank's three loss figures, so they are summed for free.
+      const host = new Float32Array(b.length + (i === last ? 3 : 0));
+      host.set(new Float32Array(b.staging.getMappedRange(), 0, b.length));
+      b.staging.unmap();
+      if (i === last) {
+        host.set(new Float32Array(this.statsStaging.getMappedRange(), 0, 3), b.length);
+        this.statsStaging.unmap();
+      }
+      if (i > 0) readback += now() - t;
+      const started = now();
+      reductions.push(
+        comm.allreduceSum(host).then((sum) => {
+          allreduce += now() - started;
+          rt.device.queue.writeBuffer(grads.buffer, b.offset * 4, sum.buffer, sum.byteOffset, b.length * 4);
+          if (i === last) stats.set(sum.subarray(b.length));
+        }),
+      );
+    }
+    await Promise.all(reductions);
+    return { stats, times: { computeWait: firstOnHost - submitted, gradSync: now() - firstOnHost, allreduce, readback, buckets: this.buckets.length } };
+  }
+
+  destroy(): void {
+    for (const b of this.buckets) b.staging.destroy();
+    this.statsStaging.destroy();
+  }
+}
+
+interface KeyShapes {
+  dim: number;
+  /** Per-image shapes of the backbone features [C, S2] and the dense grid [dim, S2] (DenseCL). */
+  b: number[];
+  grid: number[];
+  dense: boolean;
+}
+
+function keyShapes(model: DenseCL, imgSize: number): KeyShapes & { sizes: number[] } {
+  const cells = (imgSize / (model.cfg.smallStem ? 8 : 32)) ** 2;
+  const C = model.backbone.outChannels;
+  const dim = model.cfg.dim;
+  const dense = model.cfg.method === 'densecl';
+  // Per image: b, g, grid, pooled (the last two only for DenseCL), in readConcat's order.
+  const sizes = dense ? [C * cells, dim, dim * cells, dim] : [C * cells, dim];
+  return { dim, b: [C, cells], grid: [dim, cells], dense, sizes };
+}
+
+/**
+ * The gathered key outputs ([rank][part][image] blocks, images in shuffled order) put back in
+ * data order: this rank's images' keys for the loss, and every image's g / pooled to enqueue.
+ */
+export function unshuffle(
+  gathered: Float32Array,
+  perm: Int32Array,
+  shapes: KeyShapes & { sizes: number[] },
+  rank: number,
+  n: number,
+): { own: { b: Float32Array; g: Float32Array; grid: Float32Array | null }; all: { g: Float32Array; pooled: Float32Array | null } } {
+  const B = perm.length;
+  const { sizes } = shapes;
+  const perRank = n * sizes.reduce((a, s) => a + s, 0);
+  if (gathered.length !== perRank * (B / n)) throw new Error(`key exchange: gathered ${gathered.length} values, expected ${perRank * (B / n)} (engine bug: ranks disagree on the key shapes)`);
+  const partStart = sizes.map((_, p) => n * sizes.slice(0, p).reduce((a, s) => a + s, 0));
+  const where = new Int32Array(B); // image -> its position in the shuffled batch
+  perm.forEach((img, j) => (where[img] = j));
+  const row = (part: number, img: number): Float32Array => {
+    const j = where[img];
+    const at = Math.floor(j / n) * perRank + partStart[part] + (j % n) * sizes[part];
+    return gathered.subarray(at, at + sizes[part]);
+  };
+  const collect = (part: number, images: number[]): Float32Array => {
+    const out = new Float32Array(images.length * sizes[part]);
+    images.forEach((img, i) => out.set(row(part, img), i * sizes[part]));
+    return out;
+  };
+  const mine = Array.from({ length: n }, (_, i) => rank * n + i);
+  const everyone = Array.from({ length: B }, (_, i) => i);
+  return {
+    own: { b: collect(0, mine), g: collect(1, mine), grid: shapes.dense ? collect(2, mine) : null },
+    all: { g: collect(1, everyone), pooled: shapes.dense ? collect(3, everyone) : null },
+  };
+}
+
+/** Copies the tensors' values, back to back, into a new staging buffer and submits (one readback for all). */
+function stageConcat(rt: Runtime, tensors: (Tensor | null)[], label: string): GPUBuffer {
+  const present = tensors.filter((t): t is Tensor => t !== null);
+  const total = present.reduce((a, t) => a + t.size, 0);
+  const staging = rt.device.createBuffer({ label, size: total * 4, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+  let at = 0;
+  for (const t of present) {
+    copyTo(rt, t, staging, at * 4);
+    at += t.size;
+  }
+  rt.flush();
+  return staging;
+}
+
+async function readStaged(staging: GPUBuffer): Promise<Float32Array> {
+  await staging.mapAsync(GPUMapMode.READ);
+  const out = new Float32Array(staging.getMappedRange().slice(0));
+  staging.destroy();
+  return out;
+}
+
+function copyTo(rt: Runtime, t: Tensor, dst: GPUBuffer, dstOffset: number): void {
+  const src = t.buffer('dp.copy');
+  rt.copyBuffer(src.buffer, src.offset, dst, dstOffset, t.size * 4);
+}
+
+/** Overwrites a whole flat store (alignment gaps included) after the commands recorded so far. */
+function writeWhole(store: FlatStore, values: Float32Array): void {
+  store.rt.flush();
+  store.rt.device.queue.writeBuffer(store.buffer, 0, values.buffer, values.byteOffset, values.byteLength);
+}
