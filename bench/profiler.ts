@@ -10,7 +10,8 @@
 // Overheads are per-rotation ratios against the plain step of the same rotation: medians and
 // interquartile ranges. Writes profiler.{json,md}, the per-kernel table with the shares of this
 // device's measured peaks (engine/peak.ts), and profile_split.svg (the top kernels' share).
-// Sizes: PROFILE_WIDTH (0.25), PROFILE_BATCH (16), PROFILE_IMG (32), PROFILE_STEPS (15 rotations).
+// Sizes: PROFILE_WIDTH (0.25), PROFILE_BATCH (16), PROFILE_IMG (32), PROFILE_STEPS (15 rotations);
+// PROFILE_GROUP_MS sets the grouped kind's groupMs (default: the profiler's default).
 import { writeFileSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { cpus } from 'node:os';
@@ -39,7 +40,8 @@ const load1 = () => Number(readFileSync('/proc/loadavg', 'utf8').split(' ')[0]);
 
 const KINDS = ['plain', 'span', 'exact', 'grouped'] as const;
 type Kind = (typeof KINDS)[number];
-const OPTIONS: Record<Exclude<Kind, 'plain'>, ProfileOptions> = { span: { groupMs: Infinity }, exact: { groupMs: 0 }, grouped: {} };
+const GROUP_MS = num('PROFILE_GROUP_MS', DEFAULT_GROUP_MS);
+const OPTIONS: Record<Exclude<Kind, 'plain'>, ProfileOptions> = { span: { groupMs: Infinity }, exact: { groupMs: 0 }, grouped: { groupMs: GROUP_MS } };
 
 interface Sample {
   wallMs: number;
@@ -88,8 +90,9 @@ export async function run(ctx: BenchContext): Promise<void> {
     // Warm-up: pipelines compile, the pool fills, bind groups are cached; then the peaks, and one
     // exact profile so the grouped kind knows every dispatch's time from the start.
     for (let i = 0; i < 2; i++) await step('plain');
+    const peakLoad = load1();
     const peak = await measurePeak(rt);
-    console.log(`  ${describePeak(peak)}`);
+    console.log(`  ${describePeak(peak)} at load ${peakLoad}`);
     await step('exact');
 
     const samples: Record<Kind, Sample[]> = { plain: [], span: [], exact: [], grouped: [] };
@@ -99,7 +102,7 @@ export async function run(ctx: BenchContext): Promise<void> {
       const [p, sp, e, g] = KINDS.map((kd) => samples[kd][i]);
       console.log(`  rotation ${i + 1}/${rotations} (load ${fmt(p.load, 2)}): plain ${fmt(p.wallMs)} ms, span ${fmt(sp.spanMs)} ms, exact ${fmt(e.wallMs)} ms (kernels ${fmt(e.sumMs)}), grouped ${fmt(g.wallMs)} ms (kernels ${fmt(g.sumMs)})`);
     }
-    writeResults(ctx, { label, width, B, S, rotations, peak, samples });
+    writeResults(ctx, { label, width, B, S, rotations, peak, peakLoad, samples });
   } finally {
     trainer.destroy();
   }
@@ -112,10 +115,11 @@ interface Run {
   S: number;
   rotations: number;
   peak: Peak;
+  peakLoad: number;
   samples: Record<Kind, Sample[]>;
 }
 
-function writeResults(ctx: BenchContext, { label, width, B, S, rotations, peak, samples }: Run): void {
+function writeResults(ctx: BenchContext, { label, width, B, S, rotations, peak, peakLoad, samples }: Run): void {
   const { plain, span, exact, grouped } = samples;
   const ratio = (xs: Sample[], ys: Sample[], f: (s: Sample) => number) => xs.map((x, i) => f(x) / f(ys[i]));
   const gpuRef = span.map((s) => s.spanMs);
@@ -133,6 +137,7 @@ function writeResults(ctx: BenchContext, { label, width, B, S, rotations, peak, 
   const bytes = exact[0].records.reduce((s, r) => s + r.bytes, 0);
   const estimatedShare = median(grouped.map((s) => s.records.filter((r) => r.estimated).reduce((a, r) => a + r.gpuMs, 0) / s.sumMs));
   const timedAlone = median(grouped.map((s) => s.records.filter((r) => !r.estimated).length));
+  const intervals = median(grouped.map((s) => new Set(s.records.map((r) => r.interval)).size));
   const agreement = byKernel.slice(0, 10).map((r) => ({ name: r.name, exact: r.totalMs, grouped: groupedByKernel.get(r.name)?.totalMs ?? 0 }));
   const l1 = agreement.reduce((s, a) => s + Math.abs(a.grouped - a.exact), 0) / agreement.reduce((s, a) => s + a.exact, 0);
 
@@ -180,7 +185,7 @@ function writeResults(ctx: BenchContext, { label, width, B, S, rotations, peak, 
     row('plain: no profiler', plain),
     row('span: 2 timestamps around the step', span),
     row('exact: every dispatch timed (groupMs 0)', exact),
-    row(`grouped: default (groupMs ${DEFAULT_GROUP_MS})`, grouped),
+    row(`grouped (groupMs ${GROUP_MS}${GROUP_MS === DEFAULT_GROUP_MS ? ', the default' : ''})`, grouped),
   ].join('\n');
 
   const wG = median(ratio(grouped, plain, wall)) - 1;
@@ -192,8 +197,8 @@ function writeResults(ctx: BenchContext, { label, width, B, S, rotations, peak, 
   const within = (x: number) => (Math.abs(x - 1) <= 0.1 ? 'within' : 'outside');
   const notes = [
     `Machine load while measuring: 1-minute load average ${fmt(Math.min(...loads), 2)}-${fmt(Math.max(...loads), 2)} (median ${fmt(median(loads), 2)}) on ${cpus().length} cores shared with other jobs; the adapter is a CPU Vulkan driver in this process, so every figure moves with the load. Overheads are ratios within one rotation (the four kinds back to back, order rotated), medians with the interquartile range.`,
-    `${describePeak(peak)}. The "% peak" columns divide each kernel's GFLOP/s and GB/s (from the op's own FLOP and byte counts) by these.`,
-    `Default profiler (grouped): wall ${pct(wG)} against the unprofiled step (median ratio), best against best ${pct(bG)}: ${Math.max(wG, bG) < 0.05 ? 'under' : 'not reliably under'} the 5% target; kernel sum ${fmt(100 * sumG)}% of the unprofiled step's GPU time (${within(sumG)} the 10% target). ${fmt(timedAlone, 0)} of ${dispatches} dispatches timed alone, ${fmt(100 * estimatedShare)}% of the kernel time is a group's measured time split by the members' earlier exact times (marked "estimated").`,
+    `${describePeak(peak)}, at load ${fmt(peakLoad, 2)} (other jobs lower it, which raises the shares). The "% peak" columns divide each kernel's GFLOP/s and GB/s (from the op's own FLOP and byte counts) by these.`,
+    `Grouped profiler (groupMs ${GROUP_MS}${GROUP_MS === DEFAULT_GROUP_MS ? ', the default' : ''}): wall ${pct(wG)} against the unprofiled step (median ratio), best against best ${pct(bG)}: ${Math.max(wG, bG) < 0.05 ? 'under' : 'not reliably under'} the 5% target; kernel sum ${fmt(100 * sumG)}% of the unprofiled step's GPU time (${within(sumG)} the 10% target). ${fmt(intervals, 0)} timed intervals per step (exact: ${dispatches}); ${fmt(timedAlone, 0)} of ${dispatches} dispatches timed alone, ${fmt(100 * estimatedShare)}% of the kernel time is a group's measured time split by the members' earlier exact times (marked "estimated").`,
     `Every dispatch timed (groupMs 0): wall ${pct(wE)} (median ratio), best against best ${pct(bE)}; kernel sum ${fmt(100 * sumE)}% of the unprofiled GPU time (${within(sumE)} the 10% target). On lavapipe each timestamp wakes the driver's worker threads (tens of microseconds of device time, more under load) and each query costs again at resolve; that, not the CPU recording, is the exact profile's overhead, and it lands inside the kernels' intervals, so short kernels read long.`,
     `Grouped against exact, top 10 kernels per step: summed absolute difference ${fmt(100 * l1)}% of their exact time.`,
     `Top kernels by GPU time per step (exact): ${top3.map((r, i) => `${i + 1}. \`${r.name}\` ${fmt(r.totalMs, 2)} ms (${fmt(100 * r.share)}%, ${fmt(r.gflops, 2)} GFLOP/s = ${fmt(100 * (r.peakFlops ?? 0))}% of peak)`).join('; ')}.`,
@@ -215,9 +220,9 @@ function writeResults(ctx: BenchContext, { label, width, B, S, rotations, peak, 
       { title: 'Grouped (default) against exact, top 10 kernels', markdown: agreeTable },
     ],
     extra: {
-      config: { width, batch: B, img: S, rotations, groupMs: DEFAULT_GROUP_MS }, peak,
+      config: { width, batch: B, img: S, rotations, groupMs: GROUP_MS }, peak, peakLoad,
       samples: Object.fromEntries(KINDS.map((kd) => [kd, strip(samples[kd])])),
-      overheadWall: { exact: wE, grouped: wG, exactBest: bE, groupedBest: bG }, sumOverGpu: { exact: sumE, grouped: sumG }, groupedVsExactL1: l1,
+      overheadWall: { exact: wE, grouped: wG, exactBest: bE, groupedBest: bG }, sumOverGpu: { exact: sumE, grouped: sumG }, groupedVsExactL1: l1, groupedIntervals: intervals,
       dispatches, flops, bytes, top3: top3.map((r) => ({ kernel: r.name, ms: r.totalMs, share: r.share, gflops: r.gflops, peakFlops: r.peakFlops })),
     },
   });

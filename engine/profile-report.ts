@@ -91,7 +91,7 @@ export function chromeTrace(result: ProfileResult): { traceEvents: object[]; dis
   // GPU times are relative to the first kernel; place that at its CPU recording time.
   const shift = recs.length ? recs[0].cpuMs - recs[0].startMs : 0;
   for (const r of recs) {
-    const args = { op: r.op, shapes: r.shapes, workgroups: r.workgroups.join('x'), flops: r.flops, bytes: r.bytes, estimated: r.estimated };
+    const args = { op: r.op, shapes: r.shapes, workgroups: r.workgroups.join('x'), flops: r.flops, bytes: r.bytes, estimated: r.estimated, interval: r.interval };
     events.push({ name: r.op, cat: 'cpu', ph: 'X', pid: 1, tid: 1, ts: r.cpuMs * 1000, dur: 1, args });
     events.push({ name: r.kernel, cat: 'gpu', ph: 'X', pid: 1, tid: 2, ts: (r.startMs + shift) * 1000, dur: Math.max(r.gpuMs * 1000, 0.001), args });
   }

@@ -24,6 +24,8 @@ export interface KernelRecord extends DispatchInfo {
   cpuMs: number;
   /** True when the dispatch shared its timed interval with others and holds a share of it. */
   estimated: boolean;
+  /** Index of the timed interval its time comes from, counted over the whole profile. */
+  interval: number;
 }
 
 export interface ProfileResult {
@@ -134,16 +136,18 @@ export class Profiler implements DispatchObserver {
     this.rt.flush();
     const out: KernelRecord[] = [];
     let origin: bigint | null = null;
+    let intervals = 0;
     for (const { pending, done } of this.submitted) {
       const stamps = await done;
       origin ??= stamps[0];
       pending.groups.forEach((members, g) => {
+        const interval = intervals++;
         let t = Number(stamps[g] - origin!) / 1e6;
         const ms = Math.max(0, Number(stamps[g + 1] - stamps[g]) / 1e6);
         const weight = members.reduce((s, m) => s + m.knownMs, 0);
         for (const m of members) {
           const share = members.length === 1 ? ms : weight > 0 ? (ms * m.knownMs) / weight : ms / members.length;
-          out.push({ ...m.info, cpuMs: m.cpuMs, startMs: t, endMs: t + share, gpuMs: share, estimated: members.length > 1 });
+          out.push({ ...m.info, cpuMs: m.cpuMs, startMs: t, endMs: t + share, gpuMs: share, estimated: members.length > 1, interval });
           t += share;
         }
         if (members.length === 1) this.known.set(keyOf(members[0].info), ms);
@@ -199,7 +203,7 @@ class CoarseProfiler implements DispatchObserver {
     this.chain = this.chain.then(() =>
       this.rt.device.queue.onSubmittedWorkDone().then(() => {
         const end = performance.now() - this.t0;
-        this.records.push({ ...x.info, cpuMs: x.cpuMs, startMs: start, endMs: end, gpuMs: end - start, estimated: false });
+        this.records.push({ ...x.info, cpuMs: x.cpuMs, startMs: start, endMs: end, gpuMs: end - start, estimated: false, interval: this.records.length });
       }),
     );
   }
