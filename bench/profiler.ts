@@ -6,17 +6,17 @@
 //            unprofiled step's own GPU time, at the cost of two queries;
 //   exact    every dispatch timed alone (groupMs = 0);
 //   grouped  the default: dispatches known to be short are timed in groups, split by their
-//            earlier exact times (ProfileOptions.groupMs).
+//            latest exact times (ProfileOptions.groupMs, 'auto').
 // Overheads are per-rotation ratios against the plain step of the same rotation: medians and
 // interquartile ranges. Writes profiler.{json,md}, the per-kernel table with the shares of this
 // device's measured peaks (engine/peak.ts), and profile_split.svg (the top kernels' share).
 // Sizes: PROFILE_WIDTH (0.25), PROFILE_BATCH (16), PROFILE_IMG (32), PROFILE_STEPS (15 rotations);
-// PROFILE_GROUP_MS sets the grouped kind's groupMs (default: the profiler's default).
+// PROFILE_GROUP_MS sets the grouped kind's groupMs (default 'auto').
 import { writeFileSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { cpus } from 'node:os';
 import {
-  aggregate, markdownTable as kernelTable, measurePeak, describePeak, profile, DEFAULT_GROUP_MS, Rng,
+  aggregate, markdownTable as kernelTable, measurePeak, describePeak, profile, timestampCostMs, AUTO_OVERHEAD, Rng,
   type AggregateRow, type KernelRecord, type Peak, type ProfileOptions,
 } from '../engine/index.js';
 import { Trainer } from '../train/trainer.js';
@@ -40,7 +40,7 @@ const load1 = () => Number(readFileSync('/proc/loadavg', 'utf8').split(' ')[0]);
 
 const KINDS = ['plain', 'span', 'exact', 'grouped'] as const;
 type Kind = (typeof KINDS)[number];
-const GROUP_MS = num('PROFILE_GROUP_MS', DEFAULT_GROUP_MS);
+const GROUP_MS: number | 'auto' = process.env.PROFILE_GROUP_MS ? Number(process.env.PROFILE_GROUP_MS) : 'auto';
 const OPTIONS: Record<Exclude<Kind, 'plain'>, ProfileOptions> = { span: { groupMs: Infinity }, exact: { groupMs: 0 }, grouped: { groupMs: GROUP_MS } };
 
 interface Sample {
@@ -52,6 +52,8 @@ interface Sample {
   spanMs: number;
   sumMs: number;
   load: number;
+  /** The profiler's grouping threshold as resolved (NaN for the plain kind). */
+  groupMs: number;
   records: KernelRecord[];
 }
 
@@ -83,7 +85,7 @@ export async function run(ctx: BenchContext): Promise<void> {
     const c = process.cpuUsage(c0);
     const records = result?.records ?? [];
     const spanMs = records.length ? Math.max(...records.map((r) => r.endMs)) - Math.min(...records.map((r) => r.startMs)) : NaN;
-    return { wallMs, cpuMs: (c.user + c.system) / 1000, recordMs, spanMs, sumMs: records.reduce((s, r) => s + r.gpuMs, 0), load, records };
+    return { wallMs, cpuMs: (c.user + c.system) / 1000, recordMs, spanMs, sumMs: records.reduce((s, r) => s + r.gpuMs, 0), load, groupMs: result?.groupMs ?? NaN, records };
   };
 
   try {
@@ -92,7 +94,8 @@ export async function run(ctx: BenchContext): Promise<void> {
     for (let i = 0; i < 2; i++) await step('plain');
     const peakLoad = load1();
     const peak = await measurePeak(rt);
-    console.log(`  ${describePeak(peak)} at load ${peakLoad}`);
+    const stampMs = await timestampCostMs(rt);
+    console.log(`  ${describePeak(peak)} at load ${peakLoad}; one timestamp costs ${fmt(1000 * stampMs)} us of device time`);
     await step('exact');
 
     const samples: Record<Kind, Sample[]> = { plain: [], span: [], exact: [], grouped: [] };
@@ -102,7 +105,7 @@ export async function run(ctx: BenchContext): Promise<void> {
       const [p, sp, e, g] = KINDS.map((kd) => samples[kd][i]);
       console.log(`  rotation ${i + 1}/${rotations} (load ${fmt(p.load, 2)}): plain ${fmt(p.wallMs)} ms, span ${fmt(sp.spanMs)} ms, exact ${fmt(e.wallMs)} ms (kernels ${fmt(e.sumMs)}), grouped ${fmt(g.wallMs)} ms (kernels ${fmt(g.sumMs)})`);
     }
-    writeResults(ctx, { label, width, B, S, rotations, peak, peakLoad, samples });
+    writeResults(ctx, { label, width, B, S, rotations, peak, peakLoad, stampMs, samples });
   } finally {
     trainer.destroy();
   }
@@ -116,11 +119,14 @@ interface Run {
   rotations: number;
   peak: Peak;
   peakLoad: number;
+  stampMs: number;
   samples: Record<Kind, Sample[]>;
 }
 
-function writeResults(ctx: BenchContext, { label, width, B, S, rotations, peak, peakLoad, samples }: Run): void {
+function writeResults(ctx: BenchContext, { label, width, B, S, rotations, peak, peakLoad, stampMs, samples }: Run): void {
   const { plain, span, exact, grouped } = samples;
+  const groupMs = grouped[0].groupMs;
+  const groupLabel = `groupMs ${GROUP_MS === 'auto' ? `'auto' = ${fmt(groupMs, 2)} ms` : groupMs}`;
   const ratio = (xs: Sample[], ys: Sample[], f: (s: Sample) => number) => xs.map((x, i) => f(x) / f(ys[i]));
   const gpuRef = span.map((s) => s.spanMs);
   const loads = KINDS.flatMap((kd) => samples[kd].map((s) => s.load));
@@ -185,7 +191,7 @@ function writeResults(ctx: BenchContext, { label, width, B, S, rotations, peak, 
     row('plain: no profiler', plain),
     row('span: 2 timestamps around the step', span),
     row('exact: every dispatch timed (groupMs 0)', exact),
-    row(`grouped (groupMs ${GROUP_MS}${GROUP_MS === DEFAULT_GROUP_MS ? ', the default' : ''})`, grouped),
+    row(`grouped (${groupLabel})`, grouped),
   ].join('\n');
 
   const wG = median(ratio(grouped, plain, wall)) - 1;
@@ -198,7 +204,7 @@ function writeResults(ctx: BenchContext, { label, width, B, S, rotations, peak, 
   const notes = [
     `Machine load while measuring: 1-minute load average ${fmt(Math.min(...loads), 2)}-${fmt(Math.max(...loads), 2)} (median ${fmt(median(loads), 2)}) on ${cpus().length} cores shared with other jobs; the adapter is a CPU Vulkan driver in this process, so every figure moves with the load. Overheads are ratios within one rotation (the four kinds back to back, order rotated), medians with the interquartile range.`,
     `${describePeak(peak)}, at load ${fmt(peakLoad, 2)} (other jobs lower it, which raises the shares). The "% peak" columns divide each kernel's GFLOP/s and GB/s (from the op's own FLOP and byte counts) by these.`,
-    `Grouped profiler (groupMs ${GROUP_MS}${GROUP_MS === DEFAULT_GROUP_MS ? ', the default' : ''}): wall ${pct(wG)} against the unprofiled step (median ratio), best against best ${pct(bG)}: ${Math.max(wG, bG) < 0.05 ? 'under' : 'not reliably under'} the 5% target; kernel sum ${fmt(100 * sumG)}% of the unprofiled step's GPU time (${within(sumG)} the 10% target). ${fmt(intervals, 0)} timed intervals per step (exact: ${dispatches}); ${fmt(timedAlone, 0)} of ${dispatches} dispatches timed alone, ${fmt(100 * estimatedShare)}% of the kernel time is a group's measured time split by the members' earlier exact times (marked "estimated").`,
+    `Grouped profiler (${groupLabel}; 'auto' is the default, one timestamp's measured cost ${fmt(1000 * stampMs)} us / ${AUTO_OVERHEAD}): wall ${pct(wG)} against the unprofiled step (median ratio), best against best ${pct(bG)}: ${Math.max(wG, bG) < 0.05 ? 'under' : 'not reliably under'} the 5% target; kernel sum ${fmt(100 * sumG)}% of the unprofiled step's GPU time (${within(sumG)} the 10% target). ${fmt(intervals, 0)} timed intervals per step (exact: ${dispatches}); ${fmt(timedAlone, 0)} of ${dispatches} dispatches timed alone, ${fmt(100 * estimatedShare)}% of the kernel time is a group's measured time split by the members' earlier exact times (marked "estimated").`,
     `Every dispatch timed (groupMs 0): wall ${pct(wE)} (median ratio), best against best ${pct(bE)}; kernel sum ${fmt(100 * sumE)}% of the unprofiled GPU time (${within(sumE)} the 10% target). On lavapipe each timestamp wakes the driver's worker threads (tens of microseconds of device time, more under load) and each query costs again at resolve; that, not the CPU recording, is the exact profile's overhead, and it lands inside the kernels' intervals, so short kernels read long.`,
     `Grouped against exact, top 10 kernels per step: summed absolute difference ${fmt(100 * l1)}% of their exact time.`,
     `Top kernels by GPU time per step (exact): ${top3.map((r, i) => `${i + 1}. \`${r.name}\` ${fmt(r.totalMs, 2)} ms (${fmt(100 * r.share)}%, ${fmt(r.gflops, 2)} GFLOP/s = ${fmt(100 * (r.peakFlops ?? 0))}% of peak)`).join('; ')}.`,
@@ -220,7 +226,7 @@ function writeResults(ctx: BenchContext, { label, width, B, S, rotations, peak, 
       { title: 'Grouped (default) against exact, top 10 kernels', markdown: agreeTable },
     ],
     extra: {
-      config: { width, batch: B, img: S, rotations, groupMs: GROUP_MS }, peak, peakLoad,
+      config: { width, batch: B, img: S, rotations, groupMs: GROUP_MS, resolvedGroupMs: groupMs }, peak, peakLoad, stampMs,
       samples: Object.fromEntries(KINDS.map((kd) => [kd, strip(samples[kd])])),
       overheadWall: { exact: wE, grouped: wG, exactBest: bE, groupedBest: bG }, sumOverGpu: { exact: sumE, grouped: sumG }, groupedVsExactL1: l1, groupedIntervals: intervals,
       dispatches, flops, bytes, top3: top3.map((r) => ({ kernel: r.name, ms: r.totalMs, share: r.share, gflops: r.gflops, peakFlops: r.peakFlops })),

@@ -40,7 +40,7 @@ export { toFloat } from './ops/cast.js';
 export { axpyInPlace, copyInto } from './ops/inplace.js';
 export { fillInPlace } from './ops/pointwise.js';
 export { FlatStore, type FlatEntry } from './flat.js';
-export { profile, Profiler, DEFAULT_GROUP_MS, type KernelRecord, type ProfileResult, type ProfileOptions } from './profiler.js';
+export { profile, Profiler, timestampCostMs, AUTO_OVERHEAD, type KernelRecord, type ProfileResult, type ProfileOptions } from './profiler.js';
 export { measurePeak, type Peak } from './peak.js';
 export { aggregate, formatTable, markdownTable, chromeTrace, describePeak, type AggregateRow } from './profile-report.js';
 

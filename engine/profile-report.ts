@@ -81,7 +81,7 @@ export function describePeak(peak: Peak): string {
 }
 
 /** Chrome-trace JSON (traceEvents, complete events 'X', microseconds), for Perfetto or chrome://tracing. */
-export function chromeTrace(result: ProfileResult): { traceEvents: object[]; displayTimeUnit: string } {
+export function chromeTrace(result: Pick<ProfileResult, 'records' | 'method'>): { traceEvents: object[]; displayTimeUnit: string } {
   const events: object[] = [
     { name: 'process_name', ph: 'M', pid: 1, args: { name: 'densecl-webgpu' } },
     { name: 'thread_name', ph: 'M', pid: 1, tid: 1, args: { name: 'CPU: recording' } },

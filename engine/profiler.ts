@@ -7,9 +7,11 @@
 // Why intervals may hold several dispatches: on a CPU Vulkan driver (lavapipe) each timestamp
 // costs tens of microseconds of the device's own time (its worker threads are woken to write it)
 // and more again to resolve, which for a step of ~560 short kernels added 5-12% to the step.
-// So by default a dispatch whose kernel, shapes and workgroups were already timed alone on this
-// device at under `groupMs` is timed together with its small neighbours, and the group's measured
-// time is split in proportion to their latest exact times; such records say `estimated`.
+// So a dispatch whose kernel, shapes and workgroups were already timed alone on this device at
+// under `groupMs` is timed together with its small neighbours, and the group's measured time is
+// split in proportion to their latest exact times; such records say `estimated`. By default
+// groupMs is the device's measured cost of one timestamp divided by AUTO_OVERHEAD, so a timed
+// interval costs at most ~2% of the work in it: ~1.5-2 ms on lavapipe, far less on a real GPU.
 // Dispatches not seen before are timed alone, so the first profiled step is exact throughout.
 // `groupMs: 0` times every dispatch alone. Without the feature the fallback submits and waits
 // for each kernel alone: coarser figures, and it says so.
@@ -34,18 +36,23 @@ export interface ProfileResult {
   method: 'timestamps' | 'coarse';
   /** Wall-clock ms of the profiled work on the CPU side. */
   wallMs: number;
+  /** The grouping threshold used (ms; 0: every dispatch timed alone). */
+  groupMs: number;
 }
 
 export interface ProfileOptions {
   /**
    * Dispatches known (from an earlier exact timing on this device) to take under this many ms are
    * timed in groups of about this length and their times estimated; 0 times every dispatch alone.
+   * 'auto' (the default): the device's timestamp cost / AUTO_OVERHEAD.
    */
-  groupMs?: number;
+  groupMs?: number | 'auto';
 }
 
-export const DEFAULT_GROUP_MS = 1;
+/** The share of a timed interval that its two timestamps may cost, under groupMs 'auto'. */
+export const AUTO_OVERHEAD = 0.02;
 const QUERIES_PER_SET = 4096;
+const COST_SAMPLES = 32;
 
 type QueryResources = Pick<Pending, 'querySet' | 'resolve' | 'readback'>;
 /** Query sets and their buffers, kept per device between profiled steps (creating them costs CPU time). */
@@ -79,7 +86,7 @@ export class Profiler implements DispatchObserver {
   private readonly t0 = performance.now();
   private readonly known: Map<string, number>;
 
-  constructor(private readonly rt: Runtime, private readonly groupMs = DEFAULT_GROUP_MS) {
+  constructor(private readonly rt: Runtime, private readonly groupMs = 0) {
     if (!rt.hasTimestamps) throw new Error('Profiler needs the timestamp-query feature; use profile(), which falls back to coarse timing');
     let m = learned.get(rt.device);
     if (!m) learned.set(rt.device, (m = new Map()));
@@ -180,6 +187,40 @@ export class Profiler implements DispatchObserver {
   }
 }
 
+const stampCosts = new WeakMap<GPUDevice, Promise<number>>();
+
+/**
+ * Device time between two timestamps with no work between them (median over empty compute
+ * passes), measured once per device: what timing one more interval costs.
+ */
+export function timestampCostMs(rt: Runtime): Promise<number> {
+  let p = stampCosts.get(rt.device);
+  if (!p) {
+    p = measureStampCost(rt);
+    stampCosts.set(rt.device, p);
+  }
+  return p;
+}
+
+async function measureStampCost(rt: Runtime): Promise<number> {
+  const d = rt.device;
+  const n = COST_SAMPLES + 1;
+  const querySet = d.createQuerySet({ type: 'timestamp', count: n });
+  const resolve = d.createBuffer({ size: n * 8, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC });
+  const readback = d.createBuffer({ size: n * 8, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+  const encoder = d.createCommandEncoder();
+  for (let i = 0; i < n; i++) encoder.beginComputePass({ timestampWrites: { querySet, endOfPassWriteIndex: i } }).end();
+  encoder.resolveQuerySet(querySet, 0, n, resolve, 0);
+  encoder.copyBufferToBuffer(resolve, 0, readback, 0, n * 8);
+  d.queue.submit([encoder.finish()]);
+  await readback.mapAsync(GPUMapMode.READ);
+  const v = new BigUint64Array(readback.getMappedRange().slice(0));
+  readback.unmap();
+  for (const x of [querySet, resolve, readback]) x.destroy();
+  const gaps = Array.from({ length: COST_SAMPLES }, (_, i) => Math.max(0, Number(v[i + 1] - v[i]) / 1e6)).sort((a, b) => a - b);
+  return gaps[gaps.length >> 1];
+}
+
 /** Coarse fallback: each dispatch is submitted and waited for alone (distorts overlap; says so). */
 class CoarseProfiler implements DispatchObserver {
   readonly records: KernelRecord[] = [];
@@ -220,10 +261,11 @@ class CoarseProfiler implements DispatchObserver {
  */
 export async function profile(rt: Runtime, fn: () => unknown | Promise<unknown>, options: ProfileOptions = {}): Promise<ProfileResult> {
   if (rt.observer) throw new Error('profile: a profiler is already attached to this runtime');
-  const groupMs = options.groupMs ?? DEFAULT_GROUP_MS;
-  if (!(groupMs >= 0)) throw new Error(`profile: groupMs ${groupMs} must be a number >= 0 (0 times every dispatch alone)`);
+  const asked = options.groupMs ?? 'auto';
+  if (asked !== 'auto' && !(asked >= 0)) throw new Error(`profile: groupMs ${asked} must be 'auto' or a number >= 0 (0 times every dispatch alone)`);
   rt.flush();
   const timestamps = rt.hasTimestamps;
+  const groupMs = !timestamps ? 0 : asked === 'auto' ? (await timestampCostMs(rt)) / AUTO_OVERHEAD : asked;
   const p = timestamps ? new Profiler(rt, groupMs) : new CoarseProfiler(rt);
   if (!timestamps) console.warn('[profiler] the adapter lacks timestamp-query: kernels are timed one submission each, figures are coarser');
   rt.observer = p;
@@ -235,5 +277,5 @@ export async function profile(rt: Runtime, fn: () => unknown | Promise<unknown>,
     rt.observer = null;
   }
   const records = await p.collect();
-  return { records, method: timestamps ? 'timestamps' : 'coarse', wallMs: performance.now() - t };
+  return { records, method: timestamps ? 'timestamps' : 'coarse', wallMs: performance.now() - t, groupMs };
 }

@@ -1,7 +1,7 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { gpu, rejects } from './helpers.js';
-import { runtime, randn, matmul, relu, sum, profile, aggregate, chromeTrace, formatTable, measurePeak, markdownTable, type KernelRecord, type ProfileResult } from '../engine/index.js';
+import { runtime, randn, matmul, relu, sum, profile, aggregate, chromeTrace, formatTable, measurePeak, markdownTable, timestampCostMs, AUTO_OVERHEAD, type KernelRecord, type ProfileResult } from '../engine/index.js';
 
 const t = suite('profiler');
 const kernelSum = (r: ProfileResult) => r.records.reduce((s, x) => s + x.gpuMs, 0);
@@ -78,6 +78,7 @@ t('the kernel sum equals the timed span of the work, exact and grouped', async (
   for (const groupMs of [0, undefined, 1e6]) {
     const r = await profile(rt, work, { groupMs });
     assert.is(r.records.length, 18, 'every dispatch has a record');
+    if (groupMs === undefined) assert.is(r.groupMs, (await timestampCostMs(rt)) / AUTO_OVERHEAD, "'auto' groups by the device's timestamp cost");
     const span = Math.max(...r.records.map((x) => x.endMs)) - Math.min(...r.records.map((x) => x.startMs));
     assert.ok(span > 0, 'the work took time');
     assert.ok(Math.abs(kernelSum(r) - span) <= 1e-6 * span, `groupMs ${groupMs}: kernel sum ${kernelSum(r)} = span ${span}`);
@@ -87,6 +88,7 @@ t('the kernel sum equals the timed span of the work, exact and grouped', async (
 
 t('measured peaks are positive and a large elementwise kernel uses a plausible share of the bandwidth', async () => {
   const rt = runtime();
+  if (rt.hasTimestamps) assert.ok((await timestampCostMs(rt)) >= 0, 'a timestamp costs a finite, non-negative device time');
   const peak = await measurePeak(rt);
   assert.ok(peak.gflops > 0 && peak.gbps > 0 && peak.launchMs > 0, JSON.stringify(peak));
   assert.is(await measurePeak(rt), peak, 'cached per runtime');

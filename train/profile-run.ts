@@ -47,7 +47,7 @@ export class StepProfiler {
     const text = `${head}\n\n${formatTable(byOp, 'per op')}\n\n${formatTable(byKernel, 'per kernel')}\n`;
     writeFileSync(join(dir, 'profile.txt'), text);
     writeFileSync(join(dir, 'profile.md'), `# ${title}\n\n${head.split('\n').slice(1).join('  \n')}\n\n## Per op\n\n${markdownTable(byOp)}\n\n## Per kernel\n\n${markdownTable(byKernel)}\n`);
-    writeFileSync(join(dir, 'trace.json'), JSON.stringify(chromeTrace({ records: this.records, method: this.method, wallMs: this.wallMs })));
+    writeFileSync(join(dir, 'trace.json'), JSON.stringify(chromeTrace({ records: this.records, method: this.method })));
     return text;
   }
 }
