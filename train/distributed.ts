@@ -18,6 +18,8 @@ import type { Sgd } from './optim/sgd.js';
 export interface SyncTimes {
   /** Key views gathered, permutation broadcast, key forward and its outputs gathered back. */
   keyExchange: number;
+  /** The part of keyExchange spent in the three collectives (the rest is the key forward and its readback). */
+  keyCollectives: number;
   /** From submitting the query forward + backward until the first gradient bucket is on the host. */
   computeWait: number;
   /** From the first bucket on the host until every bucket is summed and written back: the exposed cost. */
@@ -118,6 +120,7 @@ export class DataParallel {
     const allKeys = await comm.allgather(xk);
     const drawn = Int32Array.from(rng.permutation(B));
     const perm = await comm.broadcast(drawn, 0);
+    let keyCollectives = now() - t0;
     const slice = new Float32Array(n * per);
     for (let i = 0; i < n; i++) {
       const src = perm[comm.rank * n + i] * per;
@@ -128,7 +131,10 @@ export class DataParallel {
       return { staging: stageConcat(rt, [out.b, out.g, out.grid, out.pooled], 'dp.keys') };
     });
     const shapes = keyShapes(model, imgSize);
-    const gathered = await comm.allgather(await readStaged(staged.staging));
+    const localKeys = await readStaged(staged.staging);
+    const tg = now();
+    const gathered = await comm.allgather(localKeys);
+    keyCollectives += now() - tg;
     const keys = unshuffle(gathered, perm, shapes, comm.rank, n);
     const t1 = now();
 
@@ -160,7 +166,7 @@ export class DataParallel {
       out: { loss: stats[0] / W, lossGlobal: stats[1] / W, lossDense: dense ? stats[2] / W : null },
       correspondence,
       permutation: perm,
-      times: { ...times, keyExchange: t1 - t0 },
+      times: { ...times, keyExchange: t1 - t0, keyCollectives },
     };
   }
 
@@ -169,7 +175,7 @@ export class DataParallel {
    * requested at once; each all-reduce starts as soon as its bucket is on the host (in the same
    * order on every rank, as MPI requires), while later buckets are still being read back.
    */
-  private async syncGradients(submitted: number): Promise<{ stats: Float32Array; times: Omit<SyncTimes, 'keyExchange'> }> {
+  private async syncGradients(submitted: number): Promise<{ stats: Float32Array; times: Omit<SyncTimes, 'keyExchange' | 'keyCollectives'> }> {
     const { rt, comm } = this;
     const grads = this.model.query.grads;
     const maps = this.buckets.map((b) => b.staging.mapAsync(GPUMapMode.READ));

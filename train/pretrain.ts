@@ -269,7 +269,7 @@ async function shareCheckpoint(comm: Communicator, path: string): Promise<{ byte
 
 function roundTimes(t: SyncTimes): SyncTimes {
   const r = (x: number) => Math.round(x * 100) / 100;
-  return { keyExchange: r(t.keyExchange), computeWait: r(t.computeWait), gradSync: r(t.gradSync), allreduce: r(t.allreduce), readback: r(t.readback), buckets: t.buckets };
+  return Object.fromEntries(Object.entries(t).map(([k, v]) => [k, r(v)])) as unknown as SyncTimes;
 }
 
 /** A checkpoint's bytes and run counters (read before the model exists: the data sampler needs them). */

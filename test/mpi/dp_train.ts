@@ -3,8 +3,8 @@
 //   steps DIR     3 steps of a tiny DenseCL at job batch 8 on fixed random views, each rank on
 //                 its slice; rank 0 writes DIR/state.safetensors, every rank the shuffle
 //                 permutations it used (DIR/permutations.RANK.json).
-//   pretrain DIR  the real `densecl pretrain` loop (checkpoint every step, hundreds of steps) for
-//                 the test to kill a rank in.
+//   pretrain DIR [STEPS]  the real `densecl pretrain` loop, checkpoint every step: hundreds of
+//                 steps for the test to kill a rank in, or stopping after STEPS (for a resume).
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { init } from '../../engine/index.js';
@@ -13,7 +13,7 @@ import { Trainer } from '../../train/trainer.js';
 import { pretrainInJob, PRETRAIN_DEFAULTS } from '../../train/pretrain.js';
 import { randomArray } from '../helpers.js';
 
-const [mode, dir] = [process.argv[2], process.argv[3]];
+const [mode, dir, steps] = [process.argv[2], process.argv[3], Number(process.argv[4] ?? 0)];
 const comm = await openCommunicator();
 const W = comm.size;
 mkdirSync(dir, { recursive: true });
@@ -48,6 +48,7 @@ if (mode === 'steps') {
     epochs: 100,
     workers: 0,
     checkpointEvery: 1,
+    stopAfter: steps,
     out: dir,
   }));
 } else {
