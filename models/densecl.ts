@@ -4,7 +4,7 @@
 // one device with grouped BN statistics and a permuted key batch (across processes, the key
 // exchange lives in train/distributed.ts and calls keyForward / trainStepWithKeys).
 import {
-  add, mul, relu, sum, reshape, permute, expandTo, noGrad, backward, axpyInPlace, copyInto,
+  add, mul, relu, sum, reshape, permute, expandTo, noGrad, backward, detach, axpyInPlace, copyInto,
   FlatStore, Rng, type Runtime, type Tensor,
 } from '../engine/index.js';
 import { conv2d } from '../engine/ops/conv2d.js';
@@ -112,7 +112,11 @@ export class DenseCL {
    * L2-normalised over the embedding dimension.
    */
   encode(state: ModelState, x: Tensor, training: boolean): KeyOutputs {
-    const feats = this.backbone.forward(state, x, { training, bnGroups: this.cfg.bnGroups, prefix: 'backbone.' });
+    return this.heads(state, this.backbone.forward(state, x, { training, bnGroups: this.cfg.bnGroups, prefix: 'backbone.' }));
+  }
+
+  /** Both heads on the backbone's features [N, C, H, W]. */
+  private heads(state: ModelState, feats: Tensor): KeyOutputs {
     const [N, C, H, W] = feats.shape;
     const pooledFeats = reshape(adaptiveAvgPool2d(feats, 1), [N, C]);
     const hidden = relu(linear(pooledFeats, state.p('neck.mlp.0.weight'), state.p('neck.mlp.0.bias')));
@@ -173,10 +177,22 @@ export class DenseCL {
    * rank's images, the loss against `keys.own` (this rank's keys, in its queries' order),
    * backward, and the enqueue of `keys.enqueue` (the whole job batch's keys, so every rank's
    * queues stay equal). The key encoder was updated and run by keyForward() before.
+   * With `headsDone`, backward runs in two parts and `headsDone` is called between them, when
+   * the heads' gradients (the parameters after the backbone's) are recorded: a caller can submit
+   * and send them while the backbone's backward is recorded and runs.
    */
-  trainStepWithKeys(xq: Tensor, keys: StepKeys, stepIndex: number): StepOutput {
+  trainStepWithKeys(xq: Tensor, keys: StepKeys, stepIndex: number, headsDone?: () => void): StepOutput {
     this.checkQueue(keys.enqueue.g.shape[0]);
-    return this.lossStep(this.encode(this.query, xq, true), keys, stepIndex);
+    if (!headsDone) return this.lossStep(this.encode(this.query, xq, true), keys, stepIndex);
+    const feats = this.backbone.forward(this.query, xq, { training: true, bnGroups: this.cfg.bnGroups, prefix: 'backbone.' });
+    // The heads see a leaf cut from the backbone; its gradient is then carried through the backbone.
+    const cut = detach(feats).requireGrad();
+    return this.lossStep(this.heads(this.query, cut), keys, stepIndex, () => {
+      headsDone();
+      const g = cut.grad!;
+      backward(feats, g);
+      g.dispose();
+    });
   }
 
   private checkQueue(n: number): void {
@@ -185,7 +201,7 @@ export class DenseCL {
     }
   }
 
-  private lossStep(q: KeyOutputs, keys: StepKeys, stepIndex: number): StepOutput {
+  private lossStep(q: KeyOutputs, keys: StepKeys, stepIndex: number, afterBackward?: () => void): StepOutput {
     const N = q.g.shape[0];
     const k = keys.own;
     const tau = this.cfg.tau;
@@ -205,6 +221,7 @@ export class DenseCL {
       loss = add(affine(lossGlobal, 1 - lambda, 0), affine(lossDense, lambda, 0));
     }
     backward(loss);
+    afterBackward?.();
     noGrad(() => {
       this.ptr = this.enqueue('queue', keys.enqueue.g, this.ptr);
       if (keys.enqueue.pooled) this.ptr2 = this.enqueue('queue2', keys.enqueue.pooled, this.ptr2);

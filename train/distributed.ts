@@ -6,7 +6,8 @@
 //    all-gathered and unshuffled on the host; both queues get the whole job batch's keys;
 //  - gradients: the flat gradient store is summed in buckets (last parameters first), each
 //    bucket's readback, all-reduce and write-back overlapping the other buckets'; the optimiser
-//    kernel divides by the number of ranks.
+//    kernel divides by the number of ranks. The heads' buckets are submitted as soon as their
+//    backward is recorded, so their exchange runs while the GPU does the backbone's backward.
 // Browser-safe (the communicator is an interface); the model holds no communication code.
 import { scope, noGrad, type Runtime, type Tensor, type FlatStore, type Rng } from '../engine/index.js';
 import { tensorOn } from '../engine/ops/create.js';
@@ -20,13 +21,15 @@ export interface SyncTimes {
   keyExchange: number;
   /** The part of keyExchange spent in the three collectives (the rest is the key forward and its readback). */
   keyCollectives: number;
-  /** From submitting the query forward + backward until the first gradient bucket is on the host. */
+  /** From submitting the query forward + backward until the backbone's first gradient bucket is on the host. */
   computeWait: number;
-  /** From the first bucket on the host until every bucket is summed and written back: the exposed cost. */
+  /** From then until every bucket is summed and written back: the exposed cost. */
   gradSync: number;
+  /** How long the heads' all-reduce ran while the GPU was still busy with the backbone's backward. */
+  overlapped: number;
   /** Time inside the gradient all-reduce calls, summed over buckets (may exceed gradSync when they overlap). */
   allreduce: number;
-  /** Staging-buffer map + copy to host, summed over buckets (after the first). */
+  /** Staging-buffer map + copy to host, summed over the buckets after the first of the heads and of the backbone (those wait for compute). */
   readback: number;
   buckets: number;
 }
@@ -44,6 +47,9 @@ interface Bucket {
   offset: number;
   length: number;
   staging: GPUBuffer;
+  /** Holds the heads' gradients (complete before the backbone's backward). */
+  heads: boolean;
+  map?: Promise<void>;
 }
 
 /** 4 MiB: a few buckets for ResNet-18 (48 MB of gradients), so their transfers overlap. */
@@ -64,15 +70,20 @@ export class DataParallel {
     readonly comm: Communicator,
     bucketBytes = DEFAULT_BUCKET_BYTES,
   ) {
-    const total = model.query.grads.flat.size;
+    const grads = model.query.grads;
+    const total = grads.flat.size;
+    // The heads' parameters come after the backbone's in the store (see DenseCL's specs).
+    const headsStart = Math.min(...[...grads.offsets].filter(([name]) => name.startsWith('neck.')).map(([, at]) => at));
     const per = Math.max(1, Math.floor(bucketBytes / 4));
     this.buckets = [];
     // Backward finishes the last layers first, so the buckets run from the end of the store.
-    for (let end = total; end > 0; end -= per) {
-      const offset = Math.max(0, end - per);
-      const length = end - offset;
-      const staging = rt.device.createBuffer({ label: `dp.bucket${this.buckets.length}`, size: length * 4, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
-      this.buckets.push({ offset, length, staging });
+    for (const [from, to, heads] of [[headsStart, total, true], [0, headsStart, false]] as const) {
+      for (let end = to; end > from; end -= per) {
+        const offset = Math.max(from, end - per);
+        const length = end - offset;
+        const staging = rt.device.createBuffer({ label: `dp.bucket${this.buckets.length}`, size: length * 4, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+        this.buckets.push({ offset, length, staging, heads });
+      }
     }
     this.statsStaging = rt.device.createBuffer({ label: 'dp.stats', size: 16, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
   }
@@ -147,13 +158,11 @@ export class DataParallel {
         own: { b: up(keys.own.b, [n, ...shapes.b])!, g: up(keys.own.g, [n, shapes.dim])!, grid: up(keys.own.grid, [n, ...shapes.grid]), pooled: null },
         enqueue: { g: up(keys.all.g, [B, shapes.dim])!, pooled: up(keys.all.pooled, [B, shapes.dim]) },
       };
-      const out = model.trainStepWithKeys(tensorOn(rt, xq, [n, 3, imgSize, imgSize]), stepKeys, stepIndex);
+      const out = model.trainStepWithKeys(tensorOn(rt, xq, [n, 3, imgSize, imgSize]), stepKeys, stepIndex, () => this.stage(true));
       [out.loss, out.lossGlobal, out.lossDense].forEach((t, i) => {
         if (t) copyTo(rt, t, this.statsStaging, i * 4);
       });
-      const grads = model.query.grads.flat.buffer('dp.grads');
-      for (const b of this.buckets) rt.copyBuffer(grads.buffer, grads.offset + b.offset * 4, b.staging, 0, b.length * 4);
-      rt.flush();
+      this.stage(false);
       return wantCorrespondence ? out.correspondence : null;
     });
     const correspondence = outs ? ((await outs.data().finally(() => outs.dispose())) as Int32Array) : null;
@@ -170,17 +179,28 @@ export class DataParallel {
     };
   }
 
+  /** Copies the heads' (or the other) buckets to their staging buffers, submits, and asks for the maps. */
+  private stage(heads: boolean): void {
+    const grads = this.model.query.grads.flat.buffer('dp.grads');
+    const mine = this.buckets.filter((b) => b.heads === heads);
+    for (const b of mine) this.rt.copyBuffer(grads.buffer, grads.offset + b.offset * 4, b.staging, 0, b.length * 4);
+    this.rt.flush();
+    for (const b of mine) b.map = b.staging.mapAsync(GPUMapMode.READ);
+  }
+
   /**
-   * Sums the staged gradient buckets over ranks and writes them back. Every bucket's map is
-   * requested at once; each all-reduce starts as soon as its bucket is on the host (in the same
-   * order on every rank, as MPI requires), while later buckets are still being read back.
+   * Sums the staged gradient buckets over ranks and writes them back. The maps were requested
+   * when each part was submitted (stage); each all-reduce starts as soon as its bucket is on the
+   * host (in the same order on every rank, as MPI requires), while later buckets are still being
+   * computed or read back.
    */
   private async syncGradients(submitted: number): Promise<{ stats: Float32Array; times: Omit<SyncTimes, 'keyExchange' | 'keyCollectives'> }> {
     const { rt, comm } = this;
     const grads = this.model.query.grads;
-    const maps = this.buckets.map((b) => b.staging.mapAsync(GPUMapMode.READ));
     const statsMap = this.statsStaging.mapAsync(GPUMapMode.READ);
-    let firstOnHost = 0;
+    let backboneOnHost = 0;
+    let headsStart = 0;
+    let headsReduced = 0;
     let allreduce = 0;
     let readback = 0;
     const last = this.buckets.length - 1;
@@ -189,9 +209,9 @@ export class DataParallel {
     for (let i = 0; i <= last; i++) {
       const b = this.buckets[i];
       const t = now();
-      await maps[i];
+      await b.map;
       if (i === last) await statsMap;
-      if (i === 0) firstOnHost = now();
+      if (!b.heads && !backboneOnHost) backboneOnHost = now();
       // The last bucket carries this rank's three loss figures, so they are summed for free.
       const host = new Float32Array(b.length + (i === last ? 3 : 0));
       host.set(new Float32Array(b.staging.getMappedRange(), 0, b.length));
@@ -200,18 +220,22 @@ export class DataParallel {
         host.set(new Float32Array(this.statsStaging.getMappedRange(), 0, 3), b.length);
         this.statsStaging.unmap();
       }
-      if (i > 0) readback += now() - t;
+      if (b !== this.buckets.find((x) => x.heads === b.heads)) readback += now() - t;
       const started = now();
+      if (b.heads && !headsStart) headsStart = started;
       reductions.push(
         comm.allreduceSum(host).then((sum) => {
           allreduce += now() - started;
+          if (b.heads) headsReduced = Math.max(headsReduced, now());
           rt.device.queue.writeBuffer(grads.buffer, b.offset * 4, sum.buffer, sum.byteOffset, b.length * 4);
           if (i === last) stats.set(sum.subarray(b.length));
         }),
       );
     }
     await Promise.all(reductions);
-    return { stats, times: { computeWait: firstOnHost - submitted, gradSync: now() - firstOnHost, allreduce, readback, buckets: this.buckets.length } };
+    // Until the backbone's first bucket arrived the GPU was still in the backbone's backward.
+    const overlapped = Math.max(0, Math.min(headsReduced, backboneOnHost) - headsStart);
+    return { stats, times: { computeWait: backboneOnHost - submitted, gradSync: now() - backboneOnHost, overlapped, allreduce, readback, buckets: this.buckets.length } };
   }
 
   destroy(): void {
