@@ -15,6 +15,7 @@
 // Dispatches not seen before are timed alone, so the first profiled step is exact throughout.
 // `groupMs: 0` times every dispatch alone. Without the feature the fallback submits and waits
 // for each kernel alone: coarser figures, and it says so.
+import copySrc from '../shaders/peak_copy.wgsl';
 import type { DispatchInfo, DispatchObserver, Runtime } from './runtime.js';
 
 export interface KernelRecord extends DispatchInfo {
@@ -53,6 +54,7 @@ export interface ProfileOptions {
 export const AUTO_OVERHEAD = 0.02;
 const QUERIES_PER_SET = 4096;
 const COST_SAMPLES = 32;
+const COST_WG = 64;
 
 type QueryResources = Pick<Pending, 'querySet' | 'resolve' | 'readback'>;
 /** Query sets and their buffers, kept per device between profiled steps (creating them costs CPU time). */
@@ -190,8 +192,9 @@ export class Profiler implements DispatchObserver {
 const stampCosts = new WeakMap<GPUDevice, Promise<number>>();
 
 /**
- * Device time between two timestamps with no work between them (median over empty compute
- * passes), measured once per device: what timing one more interval costs.
+ * Device time one more timed interval costs, measured once per device: the exact interval of a
+ * one-workgroup dispatch less that dispatch's time when 32 of them share one interval (medians).
+ * Between empty passes the stamps would cost less than between kernels, so kernels it is.
  */
 export function timestampCostMs(rt: Runtime): Promise<number> {
   let p = stampCosts.get(rt.device);
@@ -203,22 +206,26 @@ export function timestampCostMs(rt: Runtime): Promise<number> {
 }
 
 async function measureStampCost(rt: Runtime): Promise<number> {
-  const d = rt.device;
-  const n = COST_SAMPLES + 1;
-  const querySet = d.createQuerySet({ type: 'timestamp', count: n });
-  const resolve = d.createBuffer({ size: n * 8, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC });
-  const readback = d.createBuffer({ size: n * 8, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
-  const encoder = d.createCommandEncoder();
-  for (let i = 0; i < n; i++) encoder.beginComputePass({ timestampWrites: { querySet, endOfPassWriteIndex: i } }).end();
-  encoder.resolveQuerySet(querySet, 0, n, resolve, 0);
-  encoder.copyBufferToBuffer(resolve, 0, readback, 0, n * 8);
-  d.queue.submit([encoder.finish()]);
-  await readback.mapAsync(GPUMapMode.READ);
-  const v = new BigUint64Array(readback.getMappedRange().slice(0));
-  readback.unmap();
-  for (const x of [querySet, resolve, readback]) x.destroy();
-  const gaps = Array.from({ length: COST_SAMPLES }, (_, i) => Math.max(0, Number(v[i + 1] - v[i]) / 1e6)).sort((a, b) => a - b);
-  return gaps[gaps.length >> 1];
+  const k = rt.kernel('peak_copy', copySrc, { WG: COST_WG });
+  const [src, dst] = [0, 1].map(() => rt.device.createBuffer({ size: COST_WG * 16, usage: GPUBufferUsage.STORAGE }));
+  const tiny = () => {
+    for (let i = 0; i < COST_SAMPLES; i++) rt.dispatch(k, { params: { n: COST_WG }, buffers: [src, dst], workgroups: [1, 1, 1], op: 'profiler.calibrate' });
+  };
+  const alone: number[] = [];
+  const shared: number[] = [];
+  try {
+    for (let i = 0; i < 3; i++) {
+      alone.push(...(await profile(rt, tiny, { groupMs: 0 })).records.map((r) => r.gpuMs));
+      const one = await profile(rt, tiny, { groupMs: Infinity });
+      shared.push(one.records.reduce((s, r) => s + r.gpuMs, 0) / COST_SAMPLES);
+    }
+  } finally {
+    await rt.sync();
+    src.destroy();
+    dst.destroy();
+  }
+  const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[xs.length >> 1];
+  return Math.max(0, median(alone) - median(shared));
 }
 
 /** Coarse fallback: each dispatch is submitted and waited for alone (distorts overlap; says so). */

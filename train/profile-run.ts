@@ -19,6 +19,7 @@ export class StepProfiler {
   private wallMs = 0;
   private method: ProfileResult['method'] = 'timestamps';
   private peak: Peak | null = null;
+  private groupMs = 0;
   steps = 0;
 
   constructor(private readonly rt: Runtime) {}
@@ -30,6 +31,7 @@ export class StepProfiler {
     this.records.push(...r.records.map((x) => ({ ...x, startMs: x.startMs + offset, endMs: x.endMs + offset, cpuMs: x.cpuMs + this.wallMs })));
     this.wallMs += r.wallMs;
     this.method = r.method;
+    this.groupMs = r.groupMs;
     this.steps++;
   }
 
@@ -38,7 +40,7 @@ export class StepProfiler {
     mkdirSync(dir, { recursive: true });
     const gpuMs = this.records.reduce((s, r) => s + r.gpuMs, 0) / Math.max(1, this.steps);
     const estimated = this.records.reduce((s, r) => s + (r.estimated ? r.gpuMs : 0), 0) / Math.max(1, this.steps);
-    const head = `${title}\nadapter: ${this.rt.adapterDescription}\ntiming: ${this.method === 'timestamps' ? 'GPU timestamp queries per dispatch' : 'coarse (no timestamp-query): one submission per kernel'}\n` +
+    const head = `${title}\nadapter: ${this.rt.adapterDescription}\ntiming: ${this.method === 'timestamps' ? `GPU timestamp queries; dispatches not timed before are timed alone, known ones under ${this.groupMs.toFixed(2)} ms in groups` : 'coarse (no timestamp-query): one submission per kernel'}\n` +
       `${this.steps} step(s), ${this.records.length / Math.max(1, this.steps)} dispatches and ${gpuMs.toFixed(1)} ms of kernel time per step` +
       ` (${(100 * estimated / Math.max(gpuMs, 1e-9)).toFixed(1)}% of it estimated: short dispatches timed in groups)` +
       (this.peak ? `\n${describePeak(this.peak)}` : '');
