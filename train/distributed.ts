@@ -149,8 +149,8 @@ export class DataParallel {
     const keys = unshuffle(gathered, perm, shapes, comm.rank, n);
     const t1 = now();
 
-    // Query forward, loss, backward; the gradient buckets and the loss figures are copied to
-    // staging buffers in the same submission.
+    // Query forward, loss, backward; the heads' gradient buckets are staged and submitted in the
+    // middle of the backward, the backbone's with the loss figures at the end.
     const outs = scope(() => {
       model.query.zeroGrad();
       const up = (v: Float32Array | null, shape: number[]) => (v ? tensorOn(rt, v, shape) : null);
@@ -244,20 +244,21 @@ export class DataParallel {
   }
 }
 
-interface KeyShapes {
+export interface KeyShapes {
   dim: number;
   /** Per-image shapes of the backbone features [C, S2] and the dense grid [dim, S2] (DenseCL). */
   b: number[];
   grid: number[];
   dense: boolean;
+  /** Values per image of b, g, grid, pooled (the last two only for DenseCL), in the order they are staged. */
+  sizes: number[];
 }
 
-function keyShapes(model: DenseCL, imgSize: number): KeyShapes & { sizes: number[] } {
+function keyShapes(model: DenseCL, imgSize: number): KeyShapes {
   const cells = (imgSize / (model.cfg.smallStem ? 8 : 32)) ** 2;
   const C = model.backbone.outChannels;
   const dim = model.cfg.dim;
   const dense = model.cfg.method === 'densecl';
-  // Per image: b, g, grid, pooled (the last two only for DenseCL), in readConcat's order.
   const sizes = dense ? [C * cells, dim, dim * cells, dim] : [C * cells, dim];
   return { dim, b: [C, cells], grid: [dim, cells], dense, sizes };
 }
@@ -269,7 +270,7 @@ function keyShapes(model: DenseCL, imgSize: number): KeyShapes & { sizes: number
 export function unshuffle(
   gathered: Float32Array,
   perm: Int32Array,
-  shapes: KeyShapes & { sizes: number[] },
+  shapes: KeyShapes,
   rank: number,
   n: number,
 ): { own: { b: Float32Array; g: Float32Array; grid: Float32Array | null }; all: { g: Float32Array; pooled: Float32Array | null } } {
