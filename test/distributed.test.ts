@@ -294,6 +294,19 @@ t('a run of 2 ranks resumed by 1 process continues the 1-process run', async () 
   }
 });
 
+t('an error on one rank ends the whole job non-zero with the message of that rank', async () => {
+  if (skipWithoutMpi('a failing rank under mpirun')) return;
+  const dir = mkdtempSync(join(tmpdir(), 'densecl-dp-fail-'));
+  try {
+    const r = await mpirun(2, ['fail', dir], 60_000);
+    assert.not.ok(r.killed, `rank 0 was left waiting; stderr: ${r.stderr.slice(-2000)}`);
+    assert.ok(r.code !== 0 && r.code !== null, `mpirun exit code ${r.code}`);
+    assert.match(r.stderr, /\[rank 1\/2\] densecl: .*no-such-folder/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 /** The pid of the rank-th process that mpirun started (Open MPI sets OMPI_COMM_WORLD_RANK in each). */
 function rankPid(mpirunPid: number, rank: number): number | null {
   const children = spawnSync('pgrep', ['-P', String(mpirunPid)], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean).map(Number);

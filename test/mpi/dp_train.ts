@@ -5,6 +5,7 @@
 //                 permutations it used (DIR/permutations.RANK.json).
 //   pretrain DIR [STEPS]  the real `densecl pretrain` loop, checkpoint every step: hundreds of
 //                 steps for the test to kill a rank in, or stopping after STEPS (for a resume).
+//   fail DIR      the same, but rank 1 is given a data folder that does not exist.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { init } from '../../engine/index.js';
@@ -35,7 +36,7 @@ if (mode === 'steps') {
   trainer.destroy();
   rt.destroy();
   await comm.close();
-} else if (mode === 'pretrain') {
+} else if (mode === 'pretrain' || mode === 'fail') {
   await pretrainInJob(comm, () => ({
     ...PRETRAIN_DEFAULTS,
     width: 1 / 16,
@@ -50,7 +51,8 @@ if (mode === 'steps') {
     checkpointEvery: 1,
     stopAfter: steps,
     out: dir,
+    data: mode === 'fail' && comm.rank === 1 ? join(dir, 'no-such-folder') : 'builtin',
   }));
 } else {
-  comm.abort(`dp_train: unknown mode '${mode}' (steps or pretrain)`, 2);
+  comm.abort(`dp_train: unknown mode '${mode}' (steps, pretrain or fail)`, 2);
 }
