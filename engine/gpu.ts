@@ -7,6 +7,8 @@ export interface GpuHandle {
   gpu?: GPU;
   adapterDescription: string;
   hasTimestamps: boolean;
+  /** Waiting for the GPU busy-polls this thread (Dawn in Node), so waits should sleep first. */
+  pollsWhileWaiting?: boolean;
   /** Releases Dawn's handle so a Node process can exit. */
   release(): void;
 }
@@ -79,6 +81,7 @@ export async function acquireGpu(options: { powerPreference?: GPUPowerPreference
     gpu,
     adapterDescription: describeAdapter(adapter),
     hasTimestamps,
+    pollsWhileWaiting: isNode,
     release: () => device.destroy(),
   };
 }

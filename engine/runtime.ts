@@ -6,6 +6,7 @@ import { specialize, kernelKey, type Defines } from './kernel.js';
 import { reflectShader, packParams, type ParamValues, type ShaderInterface } from './uniforms.js';
 import type { GpuHandle } from './gpu.js';
 import type { BufferRef } from './tensor.js';
+import { CompletionPredictor, sleep } from './completion.js';
 
 export interface Kernel {
   key: string;
@@ -53,6 +54,8 @@ export class Runtime {
   readonly hasTimestamps: boolean;
   readonly limits: GPUSupportedLimits;
   observer: DispatchObserver | null = null;
+  /** Sleep through most of a wait's predicted GPU time before polling (on where polling is busy). */
+  sleepWhileWaiting: boolean;
   /** Counts for tests and reports. */
   readonly stats = { submits: 0, dispatches: 0, pipelines: 0, bindGroups: 0 };
 
@@ -69,11 +72,13 @@ export class Runtime {
   private released = false;
   private pendingChecks: Promise<void>[] = [];
   private kernelErrors: string[] = [];
+  private completion = new CompletionPredictor();
 
   constructor(private handle: GpuHandle) {
     this.device = handle.device;
     this.adapterDescription = handle.adapterDescription;
     this.hasTimestamps = handle.hasTimestamps;
+    this.sleepWhileWaiting = handle.pollsWhileWaiting ?? false;
     this.limits = handle.device.limits;
     this.pool = new BufferPool(this.device);
     this.uniformBuffer = this.device.createBuffer({ size: UNIFORM_CAPACITY, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
@@ -150,6 +155,7 @@ export class Runtime {
     pass.dispatchWorkgroups(...args.workgroups);
     if (stamps) this.closePass();
     this.stats.dispatches++;
+    this.completion.noteDispatch(info.flops, info.bytes);
   }
 
   /** Workgroup counts for n invocations of a 1-D kernel, folded into y beyond 65535 groups. */
@@ -185,6 +191,7 @@ export class Runtime {
     this.encoder = null;
     this.uniformUsed = 0;
     this.stats.submits++;
+    this.completion.noteSubmit();
     this.pool.markSubmitted();
     this.observer?.afterSubmit();
   }
@@ -195,7 +202,7 @@ export class Runtime {
     const staging = this.device.createBuffer({ size, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
     this.copyBuffer(src, srcOffset, staging, 0, size);
     this.flush();
-    await staging.mapAsync(GPUMapMode.READ);
+    await this.untilDone(() => staging.mapAsync(GPUMapMode.READ));
     const out = staging.getMappedRange().slice(0, bytes);
     staging.unmap();
     staging.destroy();
@@ -206,8 +213,19 @@ export class Runtime {
   /** Waits until the GPU has finished everything submitted. */
   async sync(): Promise<void> {
     this.flush();
-    await this.device.queue.onSubmittedWorkDone();
+    await this.untilDone(() => this.device.queue.onSubmittedWorkDone());
     await this.checkKernels();
+  }
+
+  /**
+   * Awaits `poll` (a wait on everything submitted so far); where waiting busy-polls this thread,
+   * sleeps through most of the predicted GPU time first (engine/completion.ts says why).
+   */
+  private async untilDone(poll: () => Promise<unknown>): Promise<void> {
+    const seq = this.completion.latest;
+    if (this.sleepWhileWaiting) await sleep(this.completion.sleepBefore(seq));
+    await poll();
+    this.completion.noteDone(seq);
   }
 
   /** Throws if a kernel built so far had a WGSL or pipeline error (results would be garbage). */
