@@ -86,6 +86,10 @@ export class DataParallel {
       }
     }
     this.statsStaging = rt.device.createBuffer({ label: 'dp.stats', size: 16, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    // The runtime's sleep-before-polling predicts completion from the waits it sees; the waits
+    // here (staging maps) bypass it, so its estimate goes stale and a checkpoint's read slept
+    // ~50 s (tiny model, 10 steps between checkpoints). Plain polling is right for this runtime.
+    rt.sleepWhileWaiting = false;
   }
 
   /** Rank 0's weights, BN statistics, queues and momentum copied to every rank (before the first step and after a restore). */
