@@ -4,9 +4,12 @@
 // (Mesa's lavapipe) that loop takes a core from the driver's own worker threads: sleeping
 // through most of the wait made a 3x3 convolution ~1.4x faster on 2 cores.
 //
-// The model is one learnt rate (seconds per unit of work) over a cost counted from the ops' own
-// FLOP and byte counts plus a fixed cost per dispatch; the sleep covers only SAFETY of the
-// predicted remainder, so a misprediction costs polling time, not latency.
+// The model is one learnt rate (milliseconds per unit of work) over a cost counted from the ops'
+// own FLOP and byte counts plus a fixed cost per dispatch. A wait's duration over-estimates the
+// GPU's work when the GPU sat idle in it (work waited for elsewhere, a CPU gap between
+// submissions), so the rate is the lowest of the recent samples, and a sleep never exceeds the
+// longest recent wait: an estimate that is too high could otherwise grow without bound. The
+// sleep covers only SAFETY of the predicted remainder, so a misprediction costs polling time.
 
 /** Cost units of one dispatch beyond its FLOPs and bytes (launch, barriers). */
 const DISPATCH_COST = 2e5;
@@ -18,6 +21,8 @@ const SAFETY = 0.8;
 const MIN_SLEEP_MS = 2;
 /** Only waits at least this long teach the rate (short ones are dominated by latency). */
 const MIN_LEARN_MS = 5;
+/** Samples kept: the rate is their minimum, the sleep's cap their longest wait. */
+const WINDOW = 8;
 
 interface Submission {
   seq: number;
@@ -33,8 +38,8 @@ export class CompletionPredictor {
   private queue: Submission[] = [];
   private doneCost = 0;
   private doneAt = 0;
-  /** Milliseconds per cost unit; unknown until the first long wait. */
-  private rate = 0;
+  /** Recent long waits: milliseconds per cost unit, and the wait's length. */
+  private samples: { rate: number; busy: number }[] = [];
 
   constructor(private readonly now: () => number = () => performance.now()) {}
 
@@ -59,11 +64,12 @@ export class CompletionPredictor {
   /** Milliseconds to sleep before polling for submission `seq`; 0 when unknown or short. */
   sleepBefore(seq: number): number {
     const target = this.queue.find((s) => s.seq === seq);
-    if (!target || this.rate === 0) return 0;
-    const first = this.queue[0];
-    const start = Math.max(first.at, this.doneAt);
-    const remaining = this.rate * (target.cumulative - this.doneCost) - (this.now() - start);
-    const sleep = SAFETY * remaining;
+    if (!target || this.samples.length === 0) return 0;
+    const rate = Math.min(...this.samples.map((x) => x.rate));
+    const longest = Math.max(...this.samples.map((x) => x.busy));
+    const start = Math.max(this.queue[0].at, this.doneAt);
+    const remaining = rate * (target.cumulative - this.doneCost) - (this.now() - start);
+    const sleep = Math.min(SAFETY * remaining, longest);
     return sleep >= MIN_SLEEP_MS ? sleep : 0;
   }
 
@@ -77,9 +83,8 @@ export class CompletionPredictor {
     const busy = t - start;
     const cost = target.cumulative - this.doneCost;
     if (busy >= MIN_LEARN_MS && cost > 0) {
-      const sample = busy / cost;
-      // An upper bound each time (the poll may notice late); a short memory follows load changes.
-      this.rate = this.rate === 0 ? sample : 0.7 * this.rate + 0.3 * sample;
+      this.samples.push({ rate: busy / cost, busy });
+      if (this.samples.length > WINDOW) this.samples.shift();
     }
     this.queue.splice(0, idx + 1);
     this.doneCost = target.cumulative;

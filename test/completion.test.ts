@@ -35,6 +35,25 @@ t('learns the rate from a long wait and sleeps part of the next similar one', ()
   assert.ok(later < sleep - 40, `after 60 ms still ${later} ms`);
 });
 
+t('a wait inflated by an idle GPU neither raises the estimate nor makes a sleep longer than recent waits', () => {
+  const { p, advance } = manual();
+  const step = (ms: number): void => {
+    p.noteDispatch(1e9, 0);
+    const s = p.noteSubmit();
+    advance(ms);
+    p.noteDone(s);
+  };
+  step(100);
+  // The same work, but the wait also covered 900 ms in which the GPU had nothing to do.
+  step(1000);
+  p.noteDispatch(1e9, 0);
+  const sleep = p.sleepBefore(p.noteSubmit());
+  assert.ok(sleep > 50 && sleep < 100, `slept ${sleep} ms`);
+  // Work far larger than anything seen: the sleep is capped by the longest recent wait.
+  p.noteDispatch(1e12, 0);
+  assert.ok(p.sleepBefore(p.noteSubmit()) <= 1000);
+});
+
 t('short waits neither teach the rate nor sleep', () => {
   const { p, advance } = manual();
   p.noteDispatch(1e9, 0);
