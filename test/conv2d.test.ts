@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { gpu, runtime, assertClose, randomArray, gradCheck } from './helpers.js';
 import { tensor, backward, noGrad, conv2d, Tensor, type Conv2dOptions, type DispatchObserver } from '../engine/index.js';
-import { conv2dPlan, conv2dInputGrad, conv2dWeightGrad, conv2dGeometry, setConv2dSubgroups } from '../engine/ops/conv2d.js';
+import { conv2dPlan, conv2dInputGrad, conv2dWeightGrad, conv2dGeometry, setConv2dSubgroups, setConv2dFoldMinOut } from '../engine/ops/conv2d.js';
 import { hasSubgroups8 } from '../engine/ops/matmul.js';
 
 // Tests run from the bundle in .build/test/; fixtures stay in the source tree.
@@ -180,8 +180,15 @@ t('variants are taken where the shape asks for them, and are correct there', asy
   // The RGB stem: 7 hand-unrolled tap columns over a stride-2 window.
   const stemKeys = await runCase(byName('7x7 s2 p3 stem, 3 channels'));
   assert.ok(stemKeys.some((k) => k.startsWith('conv2d_gemm') && k.includes('NTC=7') && k.includes('SCS=2')), `stem variant: ${stemKeys.join(' ')}`);
-  // Outputs of a few pixels (here 3x3): all three products as batch-folded GEMMs via im2col.
-  const tinyKeys = await runCase(byName('3x3 s3 p1'));
+  // Outputs of a few pixels (here 3x3): all three products as batch-folded GEMMs via im2col
+  // (from 256 output channels by default; this fixture has fewer).
+  setConv2dFoldMinOut(0);
+  let tinyKeys: string[];
+  try {
+    tinyKeys = await runCase(byName('3x3 s3 p1'));
+  } finally {
+    setConv2dFoldMinOut(256);
+  }
   assert.is(tinyKeys.some((k) => k.startsWith('conv2d_im2col')) && !tinyKeys.some((k) => k.startsWith('conv2d_gemm') || k.startsWith('conv2d_wgrad')), sg, `tiny maps fold with subgroups: ${tinyKeys.join(' ')}`);
   // Stride 2: the input gradient runs one dispatch per residue class (4 here), or with 8-wide
   // subgroups (3x3, padding 1) one fused dispatch for all four.
@@ -229,9 +236,9 @@ t('the fused stride-2 input gradient matches a CPU loop on odd sizes and both ke
   }
 });
 
-// Outputs of up to 196 pixels take the folded weight gradient (all the fixture grid's cases),
-// so the weight-gradient kernels get shapes above that here: the stem's 7 columns and a
-// stride-2 3x3, in both kernel families, against a CPU loop.
+// Outputs of up to 196 pixels with 256+ output channels take the folded weight gradient; the
+// weight-gradient kernels also get larger outputs here: the stem's 7 columns and a stride-2
+// 3x3, in both kernel families, against a CPU loop.
 t('weight-gradient kernels on larger outputs match a CPU loop', async () => {
   const cases: [number[], number[], Conv2dOptions][] = [
     [[2, 3, 30, 29], [4, 3, 7, 7], { stride: 2, padding: 3 }],

@@ -52,7 +52,7 @@ import { sum } from './reduce.js';
 import { reshape } from './shape.js';
 import { fillTensor } from './pointwise.js';
 
-export { conv2dGeometry, conv2dPlan } from './conv2d_plan.js';
+export { conv2dGeometry, conv2dPlan, setConv2dFoldMinOut } from './conv2d_plan.js';
 export type { Conv2dOptions, ConvGeometry, ConvPlan, CoreDispatch, WgradPlan } from './conv2d_plan.js';
 
 const OP = 'conv2d';

@@ -143,6 +143,14 @@ const FOLD_MAX_PIXELS = 16;
  *  weight-gradient kernel's time at 7x7 and ~0.7x at 14x14, but 1.4-1.7x at 28x28; forward and
  *  input gradient were no faster folded at 7x7. */
 const FOLD_WGRAD_MAX_PIXELS = 196;
+/** Output channels from which the folded path pays for its explicit im2col (each column element
+ *  serves 2 * O FLOPs): the folding gains were measured at 256-512 channels, and a DenseCL step
+ *  at width 0.25 (16-128 channels, 32 px) ran 8-10% slower with folding than without. */
+let foldMinOut = 256;
+/** Tests lower it to take the folded path on small fixtures. */
+export function setConv2dFoldMinOut(channels: number): void {
+  foldMinOut = channels;
+}
 /** Largest im2col matrix the folded path builds, in floats (large batches fall back). */
 const FOLD_MAX_COL = 16 << 20;
 /** Tap rows and columns the core takes per dispatch (uniform arrays of 16). */
@@ -201,7 +209,7 @@ const mod = (a: number, m: number): number => ((a % m) + m) % m;
 export function conv2dPlan(xShape: readonly number[], wShape: readonly number[], opts: Conv2dOptions = {}, hasBias = false, sg8 = false): ConvPlan {
   const g = conv2dGeometry(xShape, wShape, opts);
   const { C, H, W, O, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW } = g;
-  const foldable = (pixels: number): boolean => sg8 && OH * OW <= pixels && C * KH * KW * g.N * OH * OW <= FOLD_MAX_COL;
+  const foldable = (pixels: number): boolean => sg8 && O >= foldMinOut && OH * OW <= pixels && C * KH * KW * g.N * OH * OW <= FOLD_MAX_COL;
   const weightGradFolded = foldable(FOLD_WGRAD_MAX_PIXELS);
   const none = { geometry: g, forward: null, inputGrad: [], inputGradStride2: false, weightGrad: null, weightGradFolded };
   if (foldable(FOLD_MAX_PIXELS)) return { ...none, path: 'fold' };
