@@ -133,7 +133,7 @@ export class Profiler implements DispatchObserver {
     if (!p || p.stamps === 0) return;
     this.current = null;
     const n = p.stamps;
-    const done = p.readback.mapAsync(GPUMapMode.READ).then(() => {
+    const done = this.rt.untilDone(() => p.readback.mapAsync(GPUMapMode.READ)).then(() => {
       const v = Array.from(new BigUint64Array(p.readback.getMappedRange().slice(0, n * 8)));
       p.readback.unmap();
       return v;

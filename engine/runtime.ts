@@ -218,14 +218,17 @@ export class Runtime {
   }
 
   /**
-   * Awaits `poll` (a wait on everything submitted so far); where waiting busy-polls this thread,
-   * sleeps through most of the predicted GPU time first (engine/completion.ts says why).
+   * Awaits `poll`, a wait on everything submitted so far (a mapAsync of a buffer the last
+   * submission wrote); where waiting busy-polls this thread, sleeps through most of the
+   * predicted GPU time first (engine/completion.ts says why). Code that maps its own buffers
+   * should wait through here, so the prediction sees every completion.
    */
-  private async untilDone(poll: () => Promise<unknown>): Promise<void> {
+  async untilDone<T>(poll: () => Promise<T>): Promise<T> {
     const seq = this.completion.latest;
     if (this.sleepWhileWaiting) await sleep(this.completion.sleepBefore(seq));
-    await poll();
+    const out = await poll();
     this.completion.noteDone(seq);
+    return out;
   }
 
   /** Throws if a kernel built so far had a WGSL or pipeline error (results would be garbage). */
