@@ -4,7 +4,6 @@
 // are skipped with a line saying what to install, unless CI_REQUIRE_MPI=1 demands them.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { SingleProcess } from '../engine/comm/communicator.js';
 import { detectLaunch, openCommunicator } from '../engine/comm/launch.js';
 import { mpiAddonPath, MpiCommunicator, type MpiAddon } from '../engine/comm/mpi.js';
+import { mpirun, skipWithoutMpi } from './processes.js';
 import type { CommArray } from '../engine/comm/communicator.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
@@ -147,56 +147,12 @@ t('MpiCommunicator over a stand-in addon: types, concurrency, errors, back-off, 
 });
 
 /** Why the MPI jobs cannot run here, or null when they can. */
-function mpiMissing(): string | null {
-  if (spawnSync('mpirun', ['--version'], { stdio: 'ignore' }).status !== 0) return 'mpirun not found';
-  if (!existsSync(mpiAddonPath())) return `the MPI addon is not built (${mpiAddonPath()})`;
-  if (!existsSync(program)) return `${program} is not built (node scripts/build.mjs --tests)`;
-  return null;
-}
-
-function mpirun(np: number, args: string[], limitMs: number): Promise<{ code: number | null; stdout: string; stderr: string; ms: number; killed: boolean }> {
-  return new Promise((resolve, reject) => {
-    const t0 = performance.now();
-    const env = {
-      ...process.env,
-      OMPI_ALLOW_RUN_AS_ROOT: '1',
-      OMPI_ALLOW_RUN_AS_ROOT_CONFIRM: '1',
-      // Containers often forbid the cross-process reads (CMA) Open MPI's shared memory uses.
-      OMPI_MCA_btl_vader_single_copy_mechanism: 'none',
-    };
-    const child = spawn('mpirun', ['--oversubscribe', '-np', String(np), '--mca', 'btl', 'self,vader', process.execPath, program, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    let killed = false;
-    const timer = setTimeout(() => {
-      killed = true;
-      child.kill('SIGKILL');
-    }, limitMs);
-    child.on('error', reject);
-    child.on('exit', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr, ms: performance.now() - t0, killed });
-    });
-  });
-}
-
-function skipWithoutMpi(what: string): boolean {
-  const missing = mpiMissing();
-  if (!missing) return false;
-  const install = 'apt-get install openmpi-bin libopenmpi-dev, then npm run build:mpi';
-  if (process.env.CI_REQUIRE_MPI === '1') assert.unreachable(`CI_REQUIRE_MPI=1 but ${missing}: ${install}`);
-  console.log(`SKIP ${what}: ${missing} (${install})`);
-  return true;
-}
-
 for (const np of [2, 4]) {
   t(`mpirun -np ${np}: every collective matches the local result`, async () => {
-    if (skipWithoutMpi(`MPI collectives on ${np} ranks`)) return;
+    if (skipWithoutMpi(`MPI collectives on ${np} ranks`, program)) return;
     const dir = mkdtempSync(join(tmpdir(), 'densecl-mpi-'));
     try {
-      const r = await mpirun(np, [String(np), dir], 40_000);
+      const r = await mpirun(np, program, [String(np), dir], 40_000);
       assert.not.ok(r.killed, `mpirun -np ${np} did not finish in 40 s; stdout: ${r.stdout}; stderr: ${r.stderr.slice(-2000)}`);
       assert.is(r.code, 0, `mpirun -np ${np} failed: ${r.stdout}\n${r.stderr.slice(-2000)}`);
       const line = r.stdout.split('\n').find((l) => l.startsWith('collectives ok:'));
@@ -209,10 +165,10 @@ for (const np of [2, 4]) {
 }
 
 t('a rank that aborts ends the whole job non-zero with its message', async () => {
-  if (skipWithoutMpi('MPI abort')) return;
+  if (skipWithoutMpi('MPI abort', program)) return;
   const dir = mkdtempSync(join(tmpdir(), 'densecl-mpi-'));
   try {
-    const r = await mpirun(2, ['2', dir, 'abort'], 30_000);
+    const r = await mpirun(2, program, ['2', dir, 'abort'], 30_000);
     assert.not.ok(r.killed, `the job outlived the aborting rank by 30 s; stderr: ${r.stderr.slice(-2000)}`);
     assert.is(r.code, 3, `mpirun exit code ${r.code}, want the abort code 3; stderr: ${r.stderr.slice(-2000)}`);
     assert.match(r.stderr, '[rank 1/2] rank 1 gives up on purpose');
@@ -223,10 +179,10 @@ t('a rank that aborts ends the whole job non-zero with its message', async () =>
 });
 
 t('a rank killed by a signal ends the whole job non-zero, and mpirun names it', async () => {
-  if (skipWithoutMpi('MPI kill')) return;
+  if (skipWithoutMpi('MPI kill', program)) return;
   const dir = mkdtempSync(join(tmpdir(), 'densecl-mpi-'));
   try {
-    const r = await mpirun(2, ['2', dir, 'kill'], 30_000);
+    const r = await mpirun(2, program, ['2', dir, 'kill'], 30_000);
     assert.not.ok(r.killed, `the job outlived the killed rank by 30 s; stderr: ${r.stderr.slice(-2000)}`);
     assert.ok(r.code !== 0 && r.code !== null, `mpirun exit code ${r.code}, want non-zero`);
     assert.match(r.stderr, /rank 1 .*exited on signal 9/);

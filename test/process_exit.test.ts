@@ -4,7 +4,7 @@
 // embedding program would; a file, not -e, because worker threads inherit the node flags).
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { spawn } from 'node:child_process';
+import { runProcess, type ChildResult } from './processes.js';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -26,29 +26,13 @@ rt.destroy();
 console.log(JSON.stringify({ loss: stats.loss, releasedAt: performance.now() }));
 `;
 
-function runChild(source: string, limitMs: number): Promise<{ code: number | null; stdout: string; stderr: string; exitedAt: number; killed: boolean }> {
-  return new Promise((resolve, reject) => {
-    const started = performance.now();
-    const dir = join(root, '.build/process-exit');
-    mkdirSync(dir, { recursive: true });
-    const file = join(dir, 'child.mjs');
-    writeFileSync(file, source);
-    const child = spawn(process.execPath, [file], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    let killed = false;
-    const timer = setTimeout(() => {
-      killed = true;
-      child.kill('SIGKILL');
-    }, limitMs);
-    child.on('error', reject);
-    child.on('exit', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr, exitedAt: performance.now() - started, killed });
-    });
-  });
+/** Writes `source` as a module under .build/process-exit and runs it with Node. */
+function runChild(source: string, limitMs: number): Promise<ChildResult> {
+  const dir = join(root, '.build/process-exit');
+  mkdirSync(dir, { recursive: true });
+  const file = join(dir, 'child.mjs');
+  writeFileSync(file, source);
+  return runProcess(process.execPath, [file], { limitMs, cwd: root });
 }
 
 t('a program that destroys its runtime exits by itself', async () => {
@@ -60,7 +44,7 @@ t('a program that destroys its runtime exits by itself', async () => {
   const { loss, releasedAt } = JSON.parse(out) as { loss: number; releasedAt: number };
   assert.ok(Number.isFinite(loss), `the step trained (loss ${loss})`);
   // The child's clock starts a little after spawn, so this overstates the time left after release.
-  const afterRelease = r.exitedAt - releasedAt;
+  const afterRelease = r.ms - releasedAt;
   assert.ok(afterRelease < 3000, `the process lingered ${afterRelease.toFixed(0)} ms after destroy()`);
 });
 
