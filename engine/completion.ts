@@ -29,10 +29,13 @@ interface Submission {
   /** Cumulative cost of everything submitted up to and including this submission. */
   cumulative: number;
   at: number;
+  /** Runs a pipeline for the first time: CPU drivers compile shaders then (seconds each). */
+  cold: boolean;
 }
 
 export class CompletionPredictor {
   private recording = 0;
+  private recordingCold = false;
   private submitted = 0;
   private seq = 0;
   private queue: Submission[] = [];
@@ -43,16 +46,18 @@ export class CompletionPredictor {
 
   constructor(private readonly now: () => number = () => performance.now()) {}
 
-  /** Counts a recorded dispatch. */
-  noteDispatch(flops: number, bytes: number): void {
+  /** Counts a recorded dispatch; `firstUse` when its pipeline has never run before. */
+  noteDispatch(flops: number, bytes: number, firstUse = false): void {
     this.recording += DISPATCH_COST + flops + BYTE_COST * bytes;
+    this.recordingCold ||= firstUse;
   }
 
   /** Marks everything recorded since the last call as submitted; returns the submission's number. */
   noteSubmit(): number {
     this.submitted += this.recording;
     this.recording = 0;
-    this.queue.push({ seq: ++this.seq, cumulative: this.submitted, at: this.now() });
+    this.queue.push({ seq: ++this.seq, cumulative: this.submitted, at: this.now(), cold: this.recordingCold });
+    this.recordingCold = false;
     return this.seq;
   }
 
@@ -82,7 +87,9 @@ export class CompletionPredictor {
     const start = Math.max(this.queue[0].at, this.doneAt);
     const busy = t - start;
     const cost = target.cumulative - this.doneCost;
-    if (busy >= MIN_LEARN_MS && cost > 0) {
+    // A wait over a pipeline's first run mostly timed its compilation (llvmpipe compiles lazily).
+    const cold = this.queue.slice(0, idx + 1).some((s) => s.cold);
+    if (busy >= MIN_LEARN_MS && cost > 0 && !cold) {
       this.samples.push({ rate: busy / cost, busy });
       if (this.samples.length > WINDOW) this.samples.shift();
     }

@@ -14,6 +14,8 @@ export interface Kernel {
   iface: ShaderInterface;
   pipeline: GPUComputePipeline;
   layout: GPUBindGroupLayout;
+  /** Whether it has been dispatched yet (its first run may include shader compilation). */
+  used: boolean;
 }
 
 /** What a profiler or a trace needs to know about one dispatch. */
@@ -112,7 +114,7 @@ export class Runtime {
         if (err) this.kernelErrors.push(`kernel ${key} failed to build: ${err.message}`);
       }),
     );
-    const k: Kernel = { key, label, iface, pipeline, layout };
+    const k: Kernel = { key, label, iface, pipeline, layout, used: false };
     this.kernels.set(key, k);
     this.stats.pipelines++;
     return k;
@@ -155,7 +157,8 @@ export class Runtime {
     pass.dispatchWorkgroups(...args.workgroups);
     if (stamps) this.closePass();
     this.stats.dispatches++;
-    this.completion.noteDispatch(info.flops, info.bytes);
+    this.completion.noteDispatch(info.flops, info.bytes, !k.used);
+    k.used = true;
   }
 
   /** Workgroup counts for n invocations of a 1-D kernel, folded into y beyond 65535 groups. */

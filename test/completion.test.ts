@@ -54,6 +54,16 @@ t('a wait inflated by an idle GPU neither raises the estimate nor makes a sleep 
   assert.ok(p.sleepBefore(p.noteSubmit()) <= 1000);
 });
 
+t("a wait over a pipeline's first run (shader compilation) does not teach the rate", () => {
+  const { p, advance } = manual();
+  p.noteDispatch(1e9, 0, true);
+  const s = p.noteSubmit();
+  advance(60_000);
+  p.noteDone(s);
+  p.noteDispatch(1e9, 0);
+  assert.is(p.sleepBefore(p.noteSubmit()), 0);
+});
+
 t('short waits neither teach the rate nor sleep', () => {
   const { p, advance } = manual();
   p.noteDispatch(1e9, 0);
