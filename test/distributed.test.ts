@@ -136,7 +136,6 @@ t('the sampler slices each job batch across ranks: the same batches whatever the
 
 t('two ranks (in-memory) at batch 8 train the same weights, queues and BN statistics as one process at 8', async () => {
   const rt = runtime();
-  const sleepy = rt.sleepWhileWaiting; // data-parallel trainers turn it off on their runtime
   const one = new Trainer(rt, TINY);
   const group = localGroup(2);
   // Small buckets: the gradient store is summed in several pieces.
@@ -158,7 +157,6 @@ t('two ranks (in-memory) at batch 8 train the same weights, queues and BN statis
     assert.is(ranks[0].model.ptr, one.model.ptr);
   } finally {
     for (const tr of [one, ...ranks]) tr.destroy();
-    rt.sleepWhileWaiting = sleepy;
   }
 });
 

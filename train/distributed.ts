@@ -86,10 +86,6 @@ export class DataParallel {
       }
     }
     this.statsStaging = rt.device.createBuffer({ label: 'dp.stats', size: 16, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
-    // The runtime's sleep-before-polling predicts completion from the waits it sees; the waits
-    // here (staging maps) bypass it, so its estimate goes stale and a checkpoint's read slept
-    // ~50 s (tiny model, 10 steps between checkpoints). Plain polling is right for this runtime.
-    rt.sleepWhileWaiting = false;
   }
 
   /** Rank 0's weights, BN statistics, queues and momentum copied to every rank (before the first step and after a restore). */
@@ -146,7 +142,7 @@ export class DataParallel {
       return { staging: stageConcat(rt, [out.b, out.g, out.grid, out.pooled], 'dp.keys') };
     });
     const shapes = keyShapes(model, imgSize);
-    const localKeys = await readStaged(staged.staging);
+    const localKeys = await readStaged(rt, staged.staging);
     const tg = now();
     const gathered = await comm.allgather(localKeys);
     keyCollectives += now() - tg;
@@ -189,7 +185,8 @@ export class DataParallel {
     const mine = this.buckets.filter((b) => b.heads === heads);
     for (const b of mine) this.rt.copyBuffer(grads.buffer, grads.offset + b.offset * 4, b.staging, 0, b.length * 4);
     this.rt.flush();
-    for (const b of mine) b.map = b.staging.mapAsync(GPUMapMode.READ);
+    // Through the runtime, which sleeps through most of the GPU time instead of spinning.
+    for (const b of mine) b.map = this.rt.untilDone(() => b.staging.mapAsync(GPUMapMode.READ));
   }
 
   /**
@@ -201,7 +198,7 @@ export class DataParallel {
   private async syncGradients(submitted: number): Promise<{ stats: Float32Array; times: Omit<SyncTimes, 'keyExchange' | 'keyCollectives'> }> {
     const { rt, comm } = this;
     const grads = this.model.query.grads;
-    const statsMap = this.statsStaging.mapAsync(GPUMapMode.READ);
+    const statsMap = rt.untilDone(() => this.statsStaging.mapAsync(GPUMapMode.READ));
     let backboneOnHost = 0;
     let headsStart = 0;
     let headsReduced = 0;
@@ -317,8 +314,8 @@ function stageConcat(rt: Runtime, tensors: (Tensor | null)[], label: string): GP
   return staging;
 }
 
-async function readStaged(staging: GPUBuffer): Promise<Float32Array> {
-  await staging.mapAsync(GPUMapMode.READ);
+async function readStaged(rt: Runtime, staging: GPUBuffer): Promise<Float32Array> {
+  await rt.untilDone(() => staging.mapAsync(GPUMapMode.READ));
   const out = new Float32Array(staging.getMappedRange().slice(0));
   staging.destroy();
   return out;
