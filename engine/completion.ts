@@ -72,8 +72,7 @@ export class CompletionPredictor {
     if (!target || this.samples.length === 0) return 0;
     const rate = Math.min(...this.samples.map((x) => x.rate));
     const longest = Math.max(...this.samples.map((x) => x.busy));
-    const start = Math.max(this.queue[0].at, this.doneAt);
-    const remaining = rate * (target.cumulative - this.doneCost) - (this.now() - start);
+    const remaining = rate * (target.cumulative - this.doneCost) - (this.now() - this.workStart());
     const sleep = Math.min(SAFETY * remaining, longest);
     return sleep >= MIN_SLEEP_MS ? sleep : 0;
   }
@@ -84,8 +83,7 @@ export class CompletionPredictor {
     if (idx < 0) return;
     const target = this.queue[idx];
     const t = this.now();
-    const start = Math.max(this.queue[0].at, this.doneAt);
-    const busy = t - start;
+    const busy = t - this.workStart();
     const cost = target.cumulative - this.doneCost;
     // A wait over a pipeline's first run mostly timed its compilation (llvmpipe compiles lazily).
     const cold = this.queue.slice(0, idx + 1).some((s) => s.cold);
@@ -96,6 +94,11 @@ export class CompletionPredictor {
     this.queue.splice(0, idx + 1);
     this.doneCost = target.cumulative;
     this.doneAt = t;
+  }
+
+  /** When the GPU started on the oldest unfinished submission (it was busy until the last completion). */
+  private workStart(): number {
+    return Math.max(this.queue[0].at, this.doneAt);
   }
 }
 
