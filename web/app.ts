@@ -3,7 +3,7 @@
 // per second, the correspondences between the two views, and a per-kernel profile of a step.
 //
 // Query parameters: any TrainerOptions field (seed, batchSize, imgSize, lr, width, ...), plus
-//   steps=N        stop after N steps (default 400; 60 on a software adapter, which also trains
+//   steps=N        stop after N steps (default 400; 40 on a software adapter, which also trains
 //                  a smaller batch: see SOFTWARE_DEFAULTS)
 //   profileAt=N    profile step N (default 4; -1 never)
 //   images=N       scenes in the dataset (default 512); sceneSize=N their side (default 64)
@@ -42,11 +42,12 @@ const demo: DemoState = {
 const PAGE_DEFAULTS: Partial<TrainerOptions> = { lr: 0.5, queueSize: 32, batchSize: 16, imgSize: 32 };
 const PAGE_STEPS = 400;
 /**
- * A software adapter (SwiftShader, lavapipe) takes ~5 s per step of the above: half the batch
- * and fewer steps finish in a few minutes, and the loss still falls once the queue is full.
+ * A software adapter (SwiftShader, lavapipe) takes seconds per step (~5 s at batch 16 in a
+ * user's run; 5-7 s at batch 8 in test:browser on 2 shared cores), so it trains half the batch
+ * for 40 steps, a few minutes; the loss falls once the queue is full (from step 3).
  */
 const SOFTWARE_DEFAULTS: Partial<TrainerOptions> = { lr: 1, queueSize: 16, batchSize: 8, bnGroups: 2, imgSize: 32 };
-const SOFTWARE_STEPS = 60;
+const SOFTWARE_STEPS = 40;
 const isSoftware = (adapter: string) => /swiftshader|llvmpipe|lavapipe|software|basic render/i.test(adapter);
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
