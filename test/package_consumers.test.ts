@@ -2,7 +2,8 @@
 // two tiny consumer projects (offline: the few packages they need are linked from this
 // checkout's node_modules), and both compile with strict settings and skipLibCheck false:
 //   node app:    "type": "module", lib ES2022 (no DOM), module NodeNext, @types/node; compiled with
-//                tsc and run (with the optional peer `webgpu` linked in);
+//                tsc and run (with the optional peer `webgpu` linked in); its `densecl` program
+//                must run without the optional peer `sharp` and name it when given image files;
 //   browser app: lib DOM, moduleResolution Bundler, no Node types; bundled by esbuild for a
 //                browser, which must pick the package's browser build. Run in Node without
 //                `webgpu` installed, init() must fail with an error that names the package.
@@ -102,6 +103,13 @@ rt.destroy();
   const r = run(process.execPath, [join(dir, 'out/main.js')], dir);
   assert.is(r.status, 0, r.out);
   assert.match(r.out, /sum 10 batch 8 4 object/);
+  // The program runs without the optional peer sharp until it has image files to read.
+  const cli = join(dir, 'node_modules/densecl-webgpu/dist/cli.mjs');
+  assert.is(run(process.execPath, [cli, 'help'], dir).status, 0);
+  mkdirSync(join(dir, 'images'));
+  writeFileSync(join(dir, 'images/a.png'), 'not read: sharp is missing before any image is opened');
+  const folder = run(process.execPath, [cli, 'pretrain', '--data', 'images', '--out', 'run', '--batch-size', '2', '--bn-groups', '1', '--queue-size', '4'], dir);
+  assert.match(folder.out, /needs the package 'sharp'.*npm install sharp/);
 });
 
 t('a strict browser consumer (lib DOM, Bundler) compiles, bundles the browser build, and names webgpu when run in Node without it', () => {
