@@ -28,7 +28,10 @@ async function findGpu(adapter?: string): Promise<GPU> {
   }
   // The module name is built at run time so browser bundles never try to include Dawn.
   const dawnModule = 'webgpu';
-  const dawn = (await import(/* @vite-ignore */ dawnModule)) as {
+  const dawn = (await import(/* @vite-ignore */ dawnModule).catch((e: { code?: string }) => {
+    if (e?.code !== 'ERR_MODULE_NOT_FOUND' || !String(e).includes("'webgpu'")) throw e;
+    throw new Error("WebGPU in Node needs the package 'webgpu' (Dawn), an optional peer dependency of densecl-webgpu: npm install webgpu");
+  })) as {
     create(flags: string[]): GPU;
     globals: Record<string, unknown>;
   };
@@ -47,8 +50,10 @@ export function describeAdapter(adapter: GPUAdapter): string {
 /**
  * Requests an adapter and a device with the adapter's largest buffer and workgroup limits.
  * `adapter` (Node only): a part of the wanted adapter's device name, e.g. one GPU model of several.
+ * (powerPreference is spelled out: the package's declarations name WebGPU interfaces only, see
+ * scripts/build-lib.mjs.)
  */
-export async function acquireGpu(options: { powerPreference?: GPUPowerPreference; adapter?: string } = {}): Promise<GpuHandle> {
+export async function acquireGpu(options: { powerPreference?: 'low-power' | 'high-performance'; adapter?: string } = {}): Promise<GpuHandle> {
   const gpu = await findGpu(options.adapter);
   let adapter: GPUAdapter | null;
   try {

@@ -42,7 +42,7 @@ export { fillInPlace } from './ops/pointwise.js';
 export { FlatStore, type FlatEntry } from './flat.js';
 export { profile, Profiler, timestampCostMs, AUTO_OVERHEAD, type KernelRecord, type ProfileResult, type ProfileOptions } from './profiler.js';
 export { measurePeak, type Peak } from './peak.js';
-export { aggregate, formatTable, markdownTable, chromeTrace, describePeak, type AggregateRow } from './profile-report.js';
+export { aggregate, formatTable, markdownTable, shortKernelNames, chromeTrace, describePeak, type AggregateRow } from './profile-report.js';
 
 export function tensor(data: ArrayLike<number>, shape?: Shape, dtype: DType = 'f32'): Tensor {
   return tensorOn(runtime(), data, shape, dtype);

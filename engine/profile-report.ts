@@ -60,9 +60,41 @@ function cells(r: AggregateRow): string[] {
 }
 const HEAD = ['calls', 'total ms', 'mean ms', 'share', 'GFLOP/s', 'GB/s', '% peak FLOP/s', '% peak GB/s', 'estimated'];
 
+/**
+ * Short names for a table's rows that stay distinct: a kernel's name is its shader and its
+ * variant's defines (`conv2d_gemm[CHECK=false,NTC=3,PAD=true,...]`); of the defines only those
+ * whose values differ between the rows of the same shader are kept (`conv2d_gemm[CHECK=false]`).
+ * Two different names keep a define they differ in, so they never shorten to the same text.
+ * A shader with one variant shows its name alone. The full names stay in the records, traces and JSON.
+ */
+export function shortKernelNames(names: readonly string[]): Map<string, string> {
+  const parsed = names.map((name) => {
+    const m = /^([^[]*)\[(.*)\]$/.exec(name);
+    // Values may hold commas ("TC_WIN=0, 1, 2"): a define starts at a comma followed by KEY=.
+    const parts = m ? m[2].split(/,(?=[A-Z_][A-Z0-9_]*=)/) : [];
+    if (!m || !parts.every((d) => d.includes('='))) return { name, base: name, defines: new Map<string, string>() };
+    return { name, base: m[1], defines: new Map(parts.map((d) => [d.slice(0, d.indexOf('=')), d.slice(d.indexOf('=') + 1)])) };
+  });
+  const varying = new Map<string, Set<string>>();
+  for (const p of parsed) {
+    const keys = varying.get(p.base) ?? new Set<string>();
+    varying.set(p.base, keys);
+    for (const q of parsed) {
+      if (q.base !== p.base) continue;
+      for (const k of new Set([...p.defines.keys(), ...q.defines.keys()])) if (p.defines.get(k) !== q.defines.get(k)) keys.add(k);
+    }
+  }
+  return new Map(parsed.map((p) => {
+    const kept = [...p.defines].filter(([k]) => varying.get(p.base)!.has(k)).map(([k, v]) => `${k}=${v}`);
+    return [p.name, kept.length ? `${p.base}[${kept.join(',')}]` : p.base];
+  }));
+}
+
 export function formatTable(rows: AggregateRow[], title: string, limit = 30): string {
   const head = ['', ...HEAD];
-  const body = rows.slice(0, limit).map((r) => [r.name.length > 60 ? r.name.slice(0, 57) + '...' : r.name, ...cells(r)]);
+  const shown = rows.slice(0, limit);
+  const short = shortKernelNames(shown.map((r) => r.name));
+  const body = shown.map((r) => [short.get(r.name)!, ...cells(r)]);
   const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
   const line = (c: string[]) => c.map((x, i) => (i === 0 ? x.padEnd(widths[i]) : x.padStart(widths[i]))).join('  ');
   const more = rows.length > limit ? `\n(${rows.length - limit} more)` : '';

@@ -1,7 +1,8 @@
 // Package entry "densecl-webgpu/train": the browser-safe training step and what feeds it
 // (built-in scenes, MoCo-v2 augmentation, the seeded batch loader), SGD and the schedule, and
 // safetensors in memory. The CLI's file-based pretrain loop is not part of the package API.
-export { Trainer, TRAINER_DEFAULTS, type TrainerOptions, type StepStats, type StepOptions } from '../train/trainer.js';
+export { Trainer, TRAINER_DEFAULTS, type TrainerOptions, type StepStats, type StepOptions, type ParallelOptions } from '../train/trainer.js';
+export { SingleProcess, type Communicator, type CommArray } from '../engine/comm/communicator.js';
 export { Sgd, type SgdOptions } from '../train/optim/sgd.js';
 export { scaledLr, cosineLr } from '../train/optim/schedule.js';
 export { SceneDataset, SCENE_CLASSES, type SceneOptions, type SceneSample } from '../train/data/scenes.js';

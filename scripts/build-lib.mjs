@@ -77,15 +77,16 @@ function assertNoProcessGlobal(metafile) {
   if (uses.length) throw new Error(`the browser build reads Node's \`process\` (undefined in a browser):\n  ${uses.join('\n  ')}`);
 }
 
-function listJs(dir) {
+function listFiles(dir, ...suffixes) {
   const out = [];
   for (const e of readdirSync(dir, { withFileTypes: true })) {
     const p = join(dir, e.name);
-    if (e.isDirectory()) out.push(...listJs(p));
-    else if (e.name.endsWith('.js') || e.name.endsWith('.mjs')) out.push(p);
+    if (e.isDirectory()) out.push(...listFiles(p, ...suffixes));
+    else if (suffixes.some((s) => e.name.endsWith(s))) out.push(p);
   }
   return out;
 }
+const listJs = (dir) => listFiles(dir, '.js', '.mjs');
 
 function sizes(dir) {
   const files = listJs(dir);
@@ -132,10 +133,36 @@ function buildTypes() {
   } catch (e) {
     throw new Error(`type declarations failed:\n${e.stdout}${e.stderr}`);
   }
-  // The public types name WebGPU's (GPUDevice, ...): declare where they come from.
-  for (const f of ['engine/index.d.ts', 'lib/models.d.ts', 'lib/train.d.ts']) {
-    const p = join(root, 'dist/types', f);
-    writeFileSync(p, `/// <reference types="@webgpu/types" />\n${readFileSync(p, 'utf8')}`);
+  writeWebGpuHandles();
+}
+
+// The declarations name WebGPU's interfaces (GPUDevice, GPUBuffer, ...). Referencing @webgpu/types
+// breaks strict consumers both ways: beside TypeScript's DOM lib (which declares WebGPU too) its
+// declarations clash, and without the DOM lib they need BufferSource, ImageBitmap, ... Instead the
+// entry files reference an empty global interface per name: it merges with the full one where the
+// consumer has it (the DOM lib, or @webgpu/types), and is an opaque handle where not. Type aliases
+// (GPUFeatureName, ...) cannot merge, so the declarations may name WebGPU interfaces only.
+const HANDLES = 'webgpu-handles.d.ts';
+
+function writeWebGpuHandles() {
+  const dir = join(root, 'dist/types');
+  const webgpu = readFileSync(join(root, 'node_modules/@webgpu/types/dist/index.d.ts'), 'utf8');
+  const interfaces = new Set([...webgpu.matchAll(/^(?:declare )?interface (GPU\w*)/gm)].map((m) => m[1]));
+  const used = new Map();
+  for (const f of listFiles(dir, '.d.ts')) {
+    const code = readFileSync(f, 'utf8').replace(/\/\*[\s\S]*?\*\//g, '').replace(/\/\/.*$/gm, '');
+    for (const m of code.matchAll(/\bGPU\w*/g)) if (!used.has(m[0])) used.set(m[0], relative(dir, f));
+  }
+  const notInterfaces = [...used].filter(([name]) => !interfaces.has(name));
+  if (notInterfaces.length) {
+    throw new Error(`the declarations name WebGPU types that are not interfaces: ${notInterfaces.map(([n, f]) => `${n} (${f})`).join(', ')}; spell them out in the source (e.g. a string union) so consumers without @webgpu/types can compile`);
+  }
+  const names = [...used.keys()].sort();
+  const text = `// WebGPU interfaces named by this package's declarations, empty: each merges with the full\n// declaration where the consumer has one (TypeScript's DOM lib, or @webgpu/types).\n${names.map((n) => `interface ${n} {}`).join('\n')}\n`;
+  writeFileSync(join(dir, HANDLES), text);
+  for (const f of Object.values(ENTRIES)) {
+    const p = join(dir, f.replace(/\.ts$/, '.d.ts'));
+    writeFileSync(p, `/// <reference path="${relative(dirname(p), join(dir, HANDLES))}" />\n${readFileSync(p, 'utf8')}`);
   }
 }
 

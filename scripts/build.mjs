@@ -29,7 +29,8 @@ function entries(dir, suffix) {
 
 const jobs = [];
 if (!args.has('--tests') && !args.has('--bench')) {
-  jobs.push(build({ ...common, entryPoints: [join(root, 'train/cli.ts')], outfile: join(root, 'dist/cli.mjs'), banner: { js: '#!/usr/bin/env node\n' + common.banner.js } }));
+  // The published CLI keeps its map beside it (package.json's files leave maps out of the tarball).
+  jobs.push(build({ ...common, sourcemap: 'linked', entryPoints: [join(root, 'train/cli.ts')], outfile: join(root, 'dist/cli.mjs'), banner: { js: '#!/usr/bin/env node\n' + common.banner.js } }));
 }
 if (args.has('--tests')) {
   rmSync(join(root, '.build/test'), { recursive: true, force: true });
@@ -56,6 +57,6 @@ if (existsSync(join(root, 'train/data/worker.ts'))) {
   if (!args.has('--tests') && !args.has('--bench')) dirs.push('dist');
   if (args.has('--tests')) dirs.push('.build/test');
   if (args.has('--bench')) dirs.push('.build/bench');
-  for (const dir of dirs) jobs.push(build({ ...common, entryPoints: [join(root, 'train/data/worker.ts')], outfile: join(root, dir, 'data-worker.mjs') }));
+  for (const dir of dirs) jobs.push(build({ ...common, ...(dir === 'dist' && { sourcemap: 'linked' }), entryPoints: [join(root, 'train/data/worker.ts')], outfile: join(root, dir, 'data-worker.mjs') }));
 }
 await Promise.all(jobs);

@@ -5,7 +5,9 @@
 //      coarse fallback); Node (Dawn) runs the same two steps with the package's Node build; the
 //      losses must agree within float noise;
 //   2. training: runs ten steps; the loss must be finite and fall once the queue is full,
-//      the profiler's table and the correspondences must be there; saves a screenshot.
+//      the profiler's table and the correspondences must be there, the first step must show
+//      that shaders are compiling, a software adapter must be named as such, and no request may
+//      fail (a favicon 404 included); saves a screenshot.
 // Run with `npm run test:browser` (builds first). CHROMIUM=/path overrides the browser.
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -71,7 +73,16 @@ async function runPage(context, url, timeoutMs) {
   page.on('console', (m) => {
     if (m.type() === 'error') errors.push(m.text());
   });
+  page.on('response', (r) => {
+    if (r.status() >= 400) errors.push(`HTTP ${r.status()} for ${r.url()}`);
+  });
   await page.goto(url);
+  // The first step compiles the shaders for seconds: the page must say so while it does.
+  await page.waitForFunction(() => {
+    const d = globalThis.demo;
+    return d && (d.phase === 'compiling shaders' || d.status === 'done' || d.status === 'error');
+  }, null, { timeout: timeoutMs, polling: 50 }).catch(() => {});
+  const compilingNote = await page.evaluate(() => (globalThis.demo?.phase === 'compiling shaders' ? document.getElementById('status').textContent : null));
   try {
     await page.waitForFunction(() => {
       const d = globalThis.demo;
@@ -83,7 +94,7 @@ async function runPage(context, url, timeoutMs) {
   }
   const demo = await page.evaluate(() => globalThis.demo);
   if (demo.status === 'error') throw new Error(`the page stopped with an error: ${demo.error}`);
-  return { page, demo, errors };
+  return { page, demo, errors, compilingNote };
 }
 
 async function main() {
@@ -163,6 +174,11 @@ async function main() {
     else log(`profile of step ${d.profile.step + 1}: ${d.profile.dispatches} dispatches, ${d.profile.gpuMs.toFixed(1)} ms of kernels (${d.profile.method}); top kernel ${d.profile.rows[0].name}`);
     if (d.matchAccuracy.length !== TRAIN_STEPS) fail(`correspondences were drawn for ${d.matchAccuracy.length} of ${TRAIN_STEPS} steps`);
     if (run.errors.length) fail(`the page logged errors: ${run.errors.join(' | ')}`);
+    if (!/compiling shaders/.test(run.compilingNote ?? '')) fail(`the first step did not say that shaders are compiling (status: ${run.compilingNote})`);
+    else log(`first step: "${run.compilingNote}"`);
+    const adapterNote = await run.page.textContent('#adapter');
+    if (/swiftshader/i.test(adapter.name) && !/software adapter/.test(adapterNote ?? '')) fail(`the page does not say that it runs a smaller job on a software adapter: "${adapterNote}"`);
+    else log(`adapter line: "${adapterNote}"`);
     const shot = join(outDir, 'demo.png');
     await run.page.screenshot({ path: shot, fullPage: true });
     writeFileSync(join(outDir, 'result.json'), JSON.stringify({ adapter, node, browser, parityWorstRel: worst, training: { losses, imagesPerSec: d.imagesPerSec, matchAccuracy: d.matchAccuracy, profile: { ...d.profile, rows: d.profile?.rows.slice(0, 10) } } }, null, 2));

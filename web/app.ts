@@ -3,19 +3,23 @@
 // per second, the correspondences between the two views, and a per-kernel profile of a step.
 //
 // Query parameters: any TrainerOptions field (seed, batchSize, imgSize, lr, width, ...), plus
-//   steps=N        stop after N steps (default 400)
+//   steps=N        stop after N steps (default 400; 40 on a software adapter, which also trains
+//                  a smaller batch: see SOFTWARE_DEFAULTS)
 //   profileAt=N    profile step N (default 4; -1 never)
 //   images=N       scenes in the dataset (default 512); sceneSize=N their side (default 64)
 //   check=N        parity mode: N steps, no drawing; figures in window.demo.parity
 //   timestamps=0   the page requests its own device without timestamp queries and passes it to
 //                  init({ device }): the profiler then shows its coarse fallback
 // window.demo holds the state for tests and the console.
-import { init, aggregate, type Runtime, type ProfileResult } from '../engine/index.js';
+import { init, aggregate, shortKernelNames, type Runtime, type ProfileResult } from '../engine/index.js';
 import { Trainer, TRAINER_DEFAULTS, SceneDataset, BatchLoader, MOCO_V2, type TrainerOptions, type StepStats, type Batch } from '../lib/train.js';
 import { classifyMatches, type CellMatch } from './correspondence.js';
 
 interface DemoState {
   status: 'starting' | 'running' | 'paused' | 'done' | 'error';
+  /** While running: the first step compiles the shaders. */
+  phase: 'compiling shaders' | 'training' | null;
+  maxSteps: number;
   adapter: string;
   hasTimestamps: boolean;
   options: TrainerOptions | null;
@@ -29,20 +33,29 @@ interface DemoState {
 }
 
 const demo: DemoState = {
-  status: 'starting', adapter: '', hasTimestamps: false, options: null, steps: [], imagesPerSec: 0,
+  status: 'starting', phase: null, maxSteps: 0, adapter: '', hasTimestamps: false, options: null, steps: [], imagesPerSec: 0,
   matchAccuracy: [], profile: null, parity: null, error: null,
 };
 (globalThis as unknown as { demo: DemoState }).demo = demo;
 
-/** Settings that show progress within a minute on a CPU adapter (the library defaults follow the paper). */
+/** Settings that show progress within a minute on a GPU (the library defaults follow the paper). */
 const PAGE_DEFAULTS: Partial<TrainerOptions> = { lr: 0.5, queueSize: 32, batchSize: 16, imgSize: 32 };
+const PAGE_STEPS = 400;
+/**
+ * A software adapter (SwiftShader, lavapipe) takes seconds per step (~5 s at batch 16 in a
+ * user's run; 5-7 s at batch 8 in test:browser on 2 shared cores), so it trains half the batch
+ * for 40 steps, a few minutes; the loss falls once the queue is full (from step 3).
+ */
+const SOFTWARE_DEFAULTS: Partial<TrainerOptions> = { lr: 1, queueSize: 16, batchSize: 8, bnGroups: 2, imgSize: 32 };
+const SOFTWARE_STEPS = 40;
+const isSoftware = (adapter: string) => /swiftshader|llvmpipe|lavapipe|software|basic render/i.test(adapter);
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
 const params = new URLSearchParams(location.search);
 const num = (name: string, fallback: number) => (params.has(name) ? Number(params.get(name)) : fallback);
 
-function optionsFromUrl(): TrainerOptions {
-  const o: Record<string, unknown> = { ...TRAINER_DEFAULTS, ...PAGE_DEFAULTS };
+function optionsFromUrl(software: boolean): TrainerOptions {
+  const o: Record<string, unknown> = { ...TRAINER_DEFAULTS, ...(software ? SOFTWARE_DEFAULTS : PAGE_DEFAULTS) };
   for (const [key, def] of Object.entries(TRAINER_DEFAULTS)) {
     const v = params.get(key);
     if (v === null) continue;
@@ -84,11 +97,16 @@ async function runtime(): Promise<Runtime> {
 }
 
 async function main(): Promise<void> {
-  const options = (demo.options = optionsFromUrl());
   const rt = await runtime();
   demo.adapter = rt.adapterDescription;
   demo.hasTimestamps = rt.hasTimestamps;
+  const software = isSoftware(rt.adapterDescription);
+  const options = (demo.options = optionsFromUrl(software));
   $('adapter').textContent = `WebGPU adapter: ${rt.adapterDescription}${rt.hasTimestamps ? ' (timestamp queries)' : ' (no timestamp-query)'}`;
+  if (software) {
+    $('adapter').textContent += `. This is a software adapter (WebGPU on the CPU), so the page trains a smaller run: batch ${options.batchSize}, ${num('steps', SOFTWARE_STEPS)} steps (?batchSize=16&steps=400 for the full one).`;
+  }
+  demo.maxSteps = num('steps', software ? SOFTWARE_STEPS : PAGE_STEPS);
   const trainer = new Trainer(rt, options);
   const dataset = new SceneDataset({ seed: options.seed, size: num('sceneSize', 64), length: num('images', 512) });
   const loader = await BatchLoader.create(dataset, { batchSize: options.batchSize, size: options.imgSize, seed: options.seed, workers: 0 });
@@ -122,7 +140,7 @@ async function parityRun(rt: Runtime, trainer: Trainer, loader: BatchLoader, ste
 }
 
 async function trainLoop(rt: Runtime, trainer: Trainer, loader: BatchLoader, dataset: SceneDataset): Promise<void> {
-  const maxSteps = num('steps', 400);
+  const maxSteps = demo.maxSteps;
   const profileAt = num('profileAt', 4);
   const B = trainer.options.batchSize;
   let running = true;
@@ -145,6 +163,11 @@ async function trainLoop(rt: Runtime, trainer: Trainer, loader: BatchLoader, dat
     const t0 = performance.now();
     const batch = loader.nextSync();
     let stats: StepStats;
+    if (trainer.steps === 0) {
+      // The first step builds every pipeline (tens of WGSL shaders), which takes seconds.
+      demo.phase = 'compiling shaders';
+      setStatus('step 1: compiling shaders (the first step builds every GPU pipeline; later steps are faster)…');
+    }
     if (trainer.steps === profileAt) {
       setStatus(`step ${trainer.steps + 1}: profiling every kernel…`);
       const r = await trainer.profileStep(batch.q, batch.k, { correspondence: true });
@@ -154,6 +177,7 @@ async function trainLoop(rt: Runtime, trainer: Trainer, loader: BatchLoader, dat
       stats = await trainer.trainStep(batch.q, batch.k, { correspondence: true });
     }
     const ms = performance.now() - t0;
+    demo.phase = 'training';
     if (!Number.isFinite(stats.loss)) throw new Error(`the loss became ${stats.loss} at step ${stats.step}; lower ?lr=`);
     demo.steps.push({ step: stats.step, loss: stats.loss, lossGlobal: stats.lossGlobal, lossDense: stats.lossDense, ms });
     // Throughput over the last steps, leaving out the first (shader compilation) and the profiled one.
@@ -197,7 +221,7 @@ function drawLoss(): void {
   const canvas = $<HTMLCanvasElement>('loss');
   const g = canvas.getContext('2d')!;
   const [W, H] = [canvas.width, canvas.height];
-  const m = { l: 48, r: 12, t: 12, b: 28 };
+  const m = { l: 48, r: 14, t: 12, b: 40 };
   g.clearRect(0, 0, W, H);
   const pts = demo.steps;
   const values = pts.flatMap((p) => [p.loss, p.lossGlobal, p.lossDense ?? p.loss]);
@@ -220,11 +244,15 @@ function drawLoss(): void {
     g.stroke();
     g.fillText(v.toFixed(2), 6, y(v) + 4);
   }
-  g.fillText('step', W - m.r - 24, H - 8);
+  // Tick labels centred under their ticks (the last one ends at the plot's edge), the axis title below them.
   for (let k = 0; k <= 4; k++) {
     const i = Math.round(((n - 1) * k) / 4);
-    g.fillText(String(i + 1), x(i) - 4, H - 10);
+    g.textAlign = k === 4 ? 'right' : k === 0 ? 'left' : 'center';
+    g.fillText(String(i + 1), x(i), H - m.b + 16);
   }
+  g.textAlign = 'center';
+  g.fillText('step', m.l + (W - m.l - m.r) / 2, H - 6);
+  g.textAlign = 'left';
   SERIES.forEach((s, idx) => {
     g.strokeStyle = s.colour;
     g.lineWidth = s.key === 'loss' ? 2 : 1.3;
@@ -338,8 +366,10 @@ function showProfile(rt: Runtime, step: number, p: ProfileResult): void {
   $('profile-note').textContent = `Step ${step + 1} on ${rt.adapterDescription}: ${p.records.length} dispatches, ${gpuMs.toFixed(1)} ms of kernel time, ${p.wallMs.toFixed(0)} ms wall. Timing: ${how}.`;
   const head = '<tr><th>kernel</th><th>calls</th><th>total ms</th><th>mean ms</th><th>share</th><th>GFLOP/s</th><th>GB/s</th></tr>';
   const esc = (s: string) => s.replace(/[&<>]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;' })[c]!);
-  const body = rows.slice(0, 20).map((r) =>
-    `<tr><td title="${esc(r.name)}">${esc(r.name)}</td><td>${r.calls}</td><td>${r.totalMs.toFixed(3)}</td><td>${r.meanMs.toFixed(4)}</td><td>${(100 * r.share).toFixed(1)}%</td><td>${r.gflops.toFixed(2)}</td><td>${r.gbps.toFixed(2)}</td></tr>`,
+  const shown = rows.slice(0, 20);
+  const short = shortKernelNames(shown.map((r) => r.name));
+  const body = shown.map((r) =>
+    `<tr><td title="${esc(r.name)}">${esc(short.get(r.name)!)}</td><td>${r.calls}</td><td>${r.totalMs.toFixed(3)}</td><td>${r.meanMs.toFixed(4)}</td><td>${(100 * r.share).toFixed(1)}%</td><td>${r.gflops.toFixed(2)}</td><td>${r.gbps.toFixed(2)}</td></tr>`,
   );
   const more = rows.length > 20 ? `<tr><td colspan="7">… ${rows.length - 20} more kernels</td></tr>` : '';
   $<HTMLTableElement>('profile').innerHTML = head + body.join('') + more;

@@ -6,7 +6,7 @@
 // (JPEG shrink-on-load) far faster than any JS decoder would.
 import { readdirSync, statSync } from 'node:fs';
 import { join, relative, sep } from 'node:path';
-import sharp from 'sharp';
+import { loadSharp } from './sharp.js';
 import type { RgbImage } from './augment.js';
 import type { DatasetSpec } from './loader.js';
 
@@ -133,6 +133,7 @@ export class FolderDataset {
       const small: string[] = [];
       // Headers only; a few at a time so that a huge folder does not open thousands of files.
       let next = 0;
+      const sharp = await loadSharp();
       const probe = async (): Promise<void> => {
         while (next < files.length) {
           const i = next++;
@@ -177,6 +178,7 @@ export class FolderDataset {
       throw new Error(`FolderDataset: index ${index} is outside 0..${this.files.length - 1}`);
     }
     const path = this.path(index);
+    const sharp = await loadSharp();
     let img = sharp(path, { failOn: 'truncated', autoOrient: true }).removeAlpha().toColourspace('srgb');
     if (this.maxShortSide > 0) img = img.resize({ width: this.maxShortSide, height: this.maxShortSide, fit: 'outside', withoutEnlargement: true });
     let decoded;

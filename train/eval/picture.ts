@@ -1,7 +1,7 @@
 // Pictures written with sharp: validation images beside their true and predicted label maps, and
 // line plots of training losses (drawn as SVG, rasterised by sharp's librsvg).
 import { writeFileSync } from 'node:fs';
-import sharp from 'sharp';
+import { loadSharp } from '../data/sharp.js';
 import { plainView, MOCO_V2, type RgbImage } from '../data/augment.js';
 
 /** Colour of class k in PASCAL VOC's palette (the bits of k spread over the high bits of r, g, b); 255 (ignore) light grey-yellow as in VOC. */
@@ -54,6 +54,7 @@ export async function writeSegmentationPicture(path: string, images: RgbImage[],
   });
   const text = (x: number, s: string) => `<text x="${x}" y="15" font-family="sans-serif" font-size="12">${escapeXml(s)}</text>`;
   const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${head}">${text(GAP, 'image')}${text(2 * GAP + tile, 'true')}${text(3 * GAP + 2 * tile, 'predicted')}</svg>`;
+  const sharp = await loadSharp();
   const png = await sharp(px, { raw: { width, height, channels: 3 } })
     .composite([{ input: Buffer.from(svg), top: 0, left: 0 }])
     .png()
@@ -110,6 +111,7 @@ export async function writeLinePlot(base: string, title: string, xLabel: string,
   });
   const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}">${parts.join('')}</svg>`;
   writeFileSync(`${base}.svg`, svg);
+  const sharp = await loadSharp();
   writeFileSync(`${base}.png`, await sharp(Buffer.from(svg)).png().toBuffer());
   return `${base}.png`;
 }

@@ -5,7 +5,7 @@
 // a broken dataset fails at once, naming the first bad file, not halfway through an evaluation.
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import sharp from 'sharp';
+import { loadSharp } from '../data/sharp.js';
 import { decodeIndexPng, pngSize } from './png-index.js';
 import type { RgbImage } from '../data/augment.js';
 
@@ -41,6 +41,7 @@ export async function openVoc(root: string): Promise<{ train: VocSplit; val: Voc
 }
 
 async function checkSplit(s: VocSplit): Promise<void> {
+  const sharp = await loadSharp();
   for (let i = 0; i < s.ids.length; i++) {
     const img = s.imagePath(i);
     const lbl = s.labelPath(i);
@@ -63,6 +64,7 @@ async function checkSplit(s: VocSplit): Promise<void> {
 /** The image as 8-bit RGB and its class-index map. */
 export async function readVocSample(s: VocSplit, i: number): Promise<{ image: RgbImage & { data: Uint8Array }; labelMap: Uint8Array }> {
   const path = s.imagePath(i);
+  const sharp = await loadSharp();
   let decoded;
   try {
     decoded = await sharp(path, { autoOrient: true }).removeAlpha().toColourspace('srgb').raw().toBuffer({ resolveWithObject: true });
