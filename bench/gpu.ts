@@ -48,7 +48,7 @@ function methodRatios(steps: StepFigures[], torch: TorchRun): { setting: string;
 
 function adapterSection(ctx: BenchContext, peak: Peak): string {
   const info = ctx.rt.device.adapterInfo as GPUAdapterInfo & { subgroupMinSize?: number; subgroupMaxSize?: number };
-  const sub = info.subgroupMinSize ? `, subgroups ${info.subgroupMinSize}-${info.subgroupMaxSize} wide` : '';
+  const sub = info.subgroupMinSize ? `; subgroup size ${info.subgroupMinSize}-${info.subgroupMaxSize}` : '';
   return [
     `- adapter: ${ctx.adapter}`,
     `- vendor ${info.vendor || '?'}, architecture ${info.architecture || '?'}, device ${info.device || '?'}; driver: ${info.description || 'not reported'}`,

@@ -1,22 +1,24 @@
 #!/usr/bin/python3
 """The training step of `npm run bench -- gpu` in PyTorch, to set beside our engine's on one GPU.
 
-The step is train/trainer.ts's: the query encoder's forward (torchvision ResNet without fc, the
+The step is train/trainer.ts's: the query encoder's forward (torchvision's ResNet without fc, the
 global MLP head Linear-ReLU-Linear and, for DenseCL, the dense head 1x1 conv-ReLU-1x1 conv), the
 momentum update of the key encoder's parameters, the key encoder's forward on the shuffled key
 batch (shuffle-BN on one device: BN statistics in groups of the batch, outputs unshuffled),
 MoCo-v2's global loss against a queue and DenseCL's dense loss (the loss code of
-scripts/densecl_reference.py), backward, SGD with momentum and weight decay, the enqueue.
+scripts/densecl_reference.py), backward, SGD with momentum and weight decay, the enqueue. The
+width multiplier and small-image stem of models/resnet.ts are supported for small test sizes.
 
   bench_torch_cuda.py --cases JSON [--warmup 3] [--steps 10] [--modes fp32,tf32,bf16] [--device cuda]
       Times each case (a JSON list of train/trainer.ts TrainerOptions) in each mode on synthetic
       inputs: the median of --steps steps after --warmup, each step synchronised. Prints one
       JSON object. Without torch, torchvision or a CUDA device it prints {"unavailable": why,
       "missing": what} and exits 2. --device cpu runs the same on the CPU (to try the script).
-  bench_torch_cuda.py --check STATE INPUTS
-      Steps on the CPU in fp32 from our engine's state (Trainer.saveState: weights, queues) and
-      inputs (xq, xk [T, B, 3, S, S] and the shuffle permutations perm [T, B]); prints the
-      losses of each step as JSON. test/bench_gpu.test.ts compares them with our steps'.
+  bench_torch_cuda.py --check STATE INPUTS [STATE INPUTS ...]
+      Steps on the CPU in fp32 from our engine's state (Trainer.saveState: configuration,
+      weights, queues) and inputs (xq, xk [T, B, 3, S, S] and the shuffle permutations perm
+      [T, B]); prints the losses of each step of each pair as JSON {"runs": [[{loss, lossGlobal,
+      lossDense}, ...], ...]}. test/bench_gpu.test.ts compares them with our steps'.
 
 Modes: fp32 = TF32 off for matmuls and cuDNN; tf32 = TF32 on; bf16 = autocast to bfloat16 with
 channels_last. cudnn.benchmark is on.
@@ -24,6 +26,7 @@ channels_last. cudnn.benchmark is on.
 import argparse
 import contextlib
 import json
+import math
 import statistics
 import sys
 import time
@@ -40,6 +43,7 @@ try:
     import torch.nn as nn
     import torch.nn.functional as F
     import torchvision
+    from torchvision.models.resnet import BasicBlock, Bottleneck, ResNet
 except ImportError as e:
     unavailable(f"{e} in {sys.executable} (Debian: apt-get install python3-torch python3-torchvision; or set BENCH_PYTHON to a python with them)", "torch")
 
@@ -48,16 +52,37 @@ from bench_torch_step import GroupedBatchNorm2d  # noqa: E402
 from densecl_reference import dense_loss, global_loss  # noqa: E402
 from make_safetensors_fixture import read as read_safetensors  # noqa: E402
 
-FEATURES = {"resnet18": 512, "resnet34": 512, "resnet50": 2048}
+LAYOUT = {"resnet18": (BasicBlock, [2, 2, 2, 2]), "resnet34": (BasicBlock, [3, 4, 6, 3]), "resnet50": (Bottleneck, [3, 4, 6, 3])}
 
 
 def check_config(cfg):
-    if cfg["arch"] not in FEATURES:
-        raise SystemExit(f"bench_torch_cuda: arch {cfg['arch']!r} is not one of {sorted(FEATURES)}")
-    if cfg["width"] != 1 or cfg["smallStem"]:
-        raise SystemExit(f"bench_torch_cuda: torchvision's ResNet has width 1 and the 7x7 stem; got width {cfg['width']}, smallStem {cfg['smallStem']}")
+    if cfg["arch"] not in LAYOUT:
+        raise SystemExit(f"bench_torch_cuda: arch {cfg['arch']!r} is not one of {sorted(LAYOUT)}")
     if cfg.get("startIters", 0) != 0 or cfg.get("totalSteps", 0) != 0:
         raise SystemExit("bench_torch_cuda: the step takes a constant learning rate and lambda (startIters 0, totalSteps 0)")
+
+
+class ScaledResNet(ResNet):
+    """torchvision's ResNet with every stage width times `width` (rounded as models/resnet.ts
+    does) and optionally the small-image stem (3x3 stride-1 conv, no max-pool); width 1 with the
+    7x7 stem is torchvision's model."""
+
+    def __init__(self, arch, width, small_stem, norm):
+        self.scale = lambda c: max(1, math.floor(c * width + 0.5))
+        block, layers = LAYOUT[arch]
+        super().__init__(block, layers, norm_layer=norm)
+        del self.fc
+        c = self.scale(64)
+        self.conv1 = nn.Conv2d(3, c, 3, 1, 1, bias=False) if small_stem else nn.Conv2d(3, c, 7, 2, 3, bias=False)
+        self.bn1 = norm(c)
+        if small_stem:
+            self.maxpool = nn.Identity()
+        self.out_channels = self.scale(512) * block.expansion
+
+    def _make_layer(self, block, planes, blocks, stride=1, dilate=False):
+        if planes == 64:
+            self.inplanes = self.scale(64)
+        return super()._make_layer(block, self.scale(planes), blocks, stride, dilate)
 
 
 class Encoder(nn.Module):
@@ -67,10 +92,9 @@ class Encoder(nn.Module):
         super().__init__()
         groups = cfg["bnGroups"]
         norm = nn.BatchNorm2d if groups == 1 else (lambda c: GroupedBatchNorm2d(c, groups))
-        self.backbone = getattr(torchvision.models, cfg["arch"])(norm_layer=norm)
-        del self.backbone.fc
+        self.backbone = ScaledResNet(cfg["arch"], cfg["width"], cfg["smallStem"], norm)
         self.dense = cfg["method"] == "densecl"
-        c, d = FEATURES[cfg["arch"]], cfg["dim"]
+        c, d = self.backbone.out_channels, cfg["dim"]
         self.neck = nn.Module()
         self.neck.mlp = nn.Sequential(nn.Linear(c, c), nn.ReLU(inplace=True), nn.Linear(c, d))
         if self.dense:
@@ -227,6 +251,7 @@ def bench(args):
 
 
 def check(state_path, inputs_path):
+    """The losses of the steps of one (state, inputs) pair."""
     meta, tensors = read_safetensors(state_path)
     cfg = json.loads(meta["counters"])["config"]
     torch.manual_seed(0)
@@ -239,7 +264,7 @@ def check(state_path, inputs_path):
         perm = torch.from_numpy(inputs["perm"][t].astype("int64"))
         loss, lg, ld = step(xq, xk, perm, contextlib.nullcontext())
         losses.append({"loss": loss.item(), "lossGlobal": lg.item(), "lossDense": None if ld is None else ld.item()})
-    print(json.dumps({"torch": torch.__version__, "losses": losses}))
+    return losses
 
 
 def main():
@@ -249,10 +274,13 @@ def main():
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--modes", default="fp32,tf32,bf16")
     ap.add_argument("--device", default="cuda")
-    ap.add_argument("--check", nargs=2, metavar=("STATE", "INPUTS"))
+    ap.add_argument("--check", nargs="+", metavar="STATE INPUTS")
     args = ap.parse_args()
     if args.check:
-        check(*args.check)
+        if len(args.check) % 2:
+            ap.error("--check takes pairs of files: STATE INPUTS [STATE INPUTS ...]")
+        pairs = zip(args.check[::2], args.check[1::2])
+        print(json.dumps({"torch": torch.__version__, "runs": [check(s, i) for s, i in pairs]}))
     elif args.cases:
         bench(args)
     else:

@@ -37,7 +37,7 @@ export interface SizeSet {
  * BN statistics are taken over groups of 32 images (one GPU's share of the paper's batch of 256
  * on 8 GPUs), or in 2 groups at the tiny sizes.
  */
-function setting(label: string, o: Pick<TrainerOptions, 'arch' | 'imgSize' | 'batchSize' | 'queueSize' | 'bnGroups'>): StepSetting {
+function setting(label: string, o: Pick<TrainerOptions, 'arch' | 'imgSize' | 'batchSize' | 'queueSize' | 'bnGroups'> & Partial<Pick<TrainerOptions, 'width' | 'smallStem'>>): StepSetting {
   return {
     label,
     options: {
@@ -62,14 +62,14 @@ const FULL: SizeSet = {
   torchTimeoutS: 240,
 };
 
-// Three conv shapes (the 7x7 stem, a stride-2 3x3, a bottleneck 1x1) at 1/8 of their size.
-const TINY_CONV = ['r18 conv1 7x7/2 3->64', 'r18 layer2.0 3x3/2 64->128', 'r50 layer1 1x1 64->256'];
+// Two conv shapes (a stride-2 3x3, a bottleneck 1x1) at 1/8 of their size.
+const TINY_CONV = ['r18 layer2.0 3x3/2 64->128', 'r50 layer1 1x1 64->256'];
 
 const TINY: SizeSet = {
   name: 'tiny',
   settings: [
-    setting('ResNet-18, 64 px, batch 4', { arch: 'resnet18', imgSize: 64, batchSize: 4, queueSize: 16, bnGroups: 2 }),
-    setting('ResNet-18, 32 px, batch 8', { arch: 'resnet18', imgSize: 32, batchSize: 8, queueSize: 32, bnGroups: 2 }),
+    setting('ResNet-18 width 0.25 small stem, 32 px, batch 8', { arch: 'resnet18', width: 0.25, smallStem: true, imgSize: 32, batchSize: 8, queueSize: 32, bnGroups: 2 }),
+    setting('ResNet-18 width 0.25 small stem, 16 px, batch 8', { arch: 'resnet18', width: 0.25, smallStem: true, imgSize: 16, batchSize: 8, queueSize: 32, bnGroups: 2 }),
   ],
   methods: ['densecl', 'mocov2'],
   warmupSteps: 1,
