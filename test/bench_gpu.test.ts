@@ -19,10 +19,29 @@ import { Rng } from '../engine/index.js';
 import { encodeSafetensors, safeTensor } from '../engine/safetensors.js';
 import { Trainer, type TrainerOptions } from '../train/trainer.js';
 import { runTorch } from '../bench/gpu/torch.js';
+import { sizeSet } from '../bench/gpu/sizes.js';
+import { LAYERS } from '../bench/conv.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const SCRIPT = join(root, 'scripts/bench_torch_cuda.py');
 const t = suite('gpu benchmark suite and its PyTorch script');
+
+t('the full size set is the GPU setting asked for; an unknown set is refused', () => {
+  const full = sizeSet('full');
+  const o = full.settings.map((x) => x.options);
+  assert.equal(o.map((x) => [x.arch, x.width, x.smallStem, x.imgSize, x.batchSize, x.queueSize]), [
+    ['resnet50', 1, false, 224, 32, 65536],
+    ['resnet18', 1, false, 64, 256, 65536],
+  ]);
+  for (const x of o) assert.ok(x.queueSize % x.batchSize === 0 && x.batchSize % x.bnGroups === 0, 'the Trainer accepts the setting');
+  assert.equal(full.methods, ['densecl', 'mocov2']);
+  assert.ok(full.timedSteps >= 10 && full.warmupSteps >= 1);
+  assert.equal(full.matmul, [1024, 2048, 4096]);
+  assert.is(full.conv.batch, 32);
+  assert.is(full.conv.layers, LAYERS, "bench/conv.ts's whole case list");
+  assert.is(sizeSet().name, process.env.BENCH_GPU_SIZES || 'full');
+  assert.throws(() => sizeSet('huge'), /BENCH_GPU_SIZES=huge is not a size set; use 'full' \(a GPU, the default\) or 'tiny'/);
+});
 
 t('the gpu suite runs end to end at tiny sizes and says why PyTorch is missing', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'bench-gpu-'));
