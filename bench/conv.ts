@@ -18,7 +18,7 @@ import type { Tensor as TfTensor, Tensor4D } from '@tensorflow/tfjs-core';
 
 const BATCH = 8;
 
-interface Layer {
+export interface Layer {
   net: 'r18' | 'r50';
   name: string;
   C: number;
@@ -29,8 +29,9 @@ interface Layer {
   stride: number;
 }
 
-// Distinct conv shapes of torchvision's ResNet-18 and ResNet-50 (v1.5: stride on the 3x3).
-const LAYERS: Layer[] = [
+// Distinct conv shapes of torchvision's ResNet-18 and ResNet-50 (v1.5: stride on the 3x3);
+// bench/gpu.ts times the same list.
+export const LAYERS: Layer[] = [
   { net: 'r18', name: 'conv1 7x7/2 3->64', C: 3, O: 64, H: 224, K: 7, stride: 2 },
   { net: 'r18', name: 'layer1 3x3 64->64', C: 64, O: 64, H: 56, K: 3, stride: 1 },
   { net: 'r18', name: 'layer2.0 3x3/2 64->128', C: 64, O: 128, H: 56, K: 3, stride: 2 },
@@ -62,13 +63,13 @@ const LAYERS: Layer[] = [
 const only = process.env.BENCH_CONV_LAYERS ? new RegExp(process.env.BENCH_CONV_LAYERS) : null;
 const SELECTED = LAYERS.filter((l) => !only || only.test(`${l.net} ${l.name}`));
 
-type Dir = 'fwd' | 'dx' | 'dw';
-const DIRS: Dir[] = ['fwd', 'dx', 'dw'];
+export type Dir = 'fwd' | 'dx' | 'dw';
+export const DIRS: Dir[] = ['fwd', 'dx', 'dw'];
 
 /** The layer at the 64x64 demo size: every spatial size scaled by 64/224. */
 const demoSize = (l: Layer): number => Math.max(1, Math.round((l.H * 64) / 224));
 
-interface Problem {
+export interface Problem {
   label: string;
   xs: number[];
   ws: number[];
@@ -77,9 +78,10 @@ interface Problem {
   bytes: Record<Dir, number>;
 }
 
-function problem(l: Layer, H: number, size: string): Problem {
+/** Layer `l` on `H`x`H` inputs (`size` names the network input size in the label). */
+export function problem(l: Layer, H: number, size: string, batch = BATCH): Problem {
   const opts: Conv2dOptions = { stride: l.stride, padding: (l.K - 1) / 2 };
-  const xs = [BATCH, l.C, H, H];
+  const xs = [batch, l.C, H, H];
   const ws = [l.O, l.C, l.K, l.K];
   const g = conv2dGeometry(xs, ws, opts);
   const x = g.N * g.C * g.H * g.W;
@@ -117,7 +119,7 @@ function maxRelDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
 }
 
 /** Our tensors and tfjs's for one problem, with one op per direction for each engine. */
-function setup(tfjs: Tfjs, p: Problem, seed: number) {
+export function setup(tfjs: Tfjs, p: Problem, seed: number) {
   const { tf } = tfjs;
   const g = conv2dGeometry(p.xs, p.ws, p.opts);
   const ys = [g.N, g.O, g.OH, g.OW];
@@ -162,6 +164,16 @@ function setup(tfjs: Tfjs, p: Problem, seed: number) {
   return { ours, theirs, layouts, dispose };
 }
 
+/** Ours against tfjs in one direction: the largest difference, relative to tfjs's largest value. */
+export async function disagreement(s: ReturnType<typeof setup>, d: Dir): Promise<number> {
+  const mine = s.ours[d]();
+  const ref = s.theirs[d]();
+  const diff = maxRelDiff(s.layouts[d](await mine.data()), (await ref.data()) as Float32Array);
+  mine.dispose();
+  ref.dispose();
+  return diff;
+}
+
 /** Which of our kernels a problem takes, for the notes. */
 function variant(ctx: BenchContext, p: Problem): string {
   const plan = conv2dPlan(p.xs, p.ws, p.opts, false, hasSubgroups8(ctx.rt));
@@ -184,11 +196,7 @@ export async function run(ctx: BenchContext): Promise<void> {
     const p = problem(l, demoSize(l), '64');
     const s = setup(tfjs, p, 100 + i);
     for (const d of DIRS) {
-      const mine = s.ours[d]();
-      const ref = s.theirs[d]();
-      const diff = maxRelDiff(s.layouts[d](await mine.data()), (await ref.data()) as Float32Array);
-      mine.dispose();
-      ref.dispose();
+      const diff = await disagreement(s, d);
       if (diff > 1e-3) throw new Error(`conv bench: ${p.label} ${d}: ours and tfjs disagree (max difference ${diff} of the largest value)`);
       worst = Math.max(worst, diff);
     }

@@ -4,11 +4,12 @@
 // A second report (matmul_variants) times each of our kernels on the same sizes: the
 // measurements behind the order in which gemm picks them.
 import naiveSrc from '../shaders/bench_naive_matmul.wgsl';
-import { matmul, noGrad, tensor, Rng } from '../engine/index.js';
+import { matmul, noGrad, tensor, Rng, type Runtime } from '../engine/index.js';
 import { gemm, chooseGemmVariant, gemmVariantProblem, hasSubgroups8, type GemmArgs, type GemmVariant } from '../engine/ops/matmul.js';
 import type { BenchContext } from './lib/context.js';
 import { engineCase, measureCases, tfjsCase, type Measurement } from './lib/timing.js';
 import { writeReport } from './lib/report.js';
+import type { Tfjs } from './lib/tfjs.js';
 
 const SIZES = [256, 512, 1024];
 
@@ -31,49 +32,27 @@ export async function run(ctx: BenchContext): Promise<void> {
 async function compare(ctx: BenchContext): Promise<void> {
   const { rt } = ctx;
   const tfjs = await ctx.tfjs();
-  const { tf } = tfjs;
   const naive = rt.kernel('bench_naive_matmul', naiveSrc);
   const measurements: Measurement[] = [];
   const notes: string[] = [];
   for (const n of SIZES) {
-    const rng = new Rng(n);
-    const dataA = Float32Array.from({ length: n * n }, () => rng.uniform(-1, 1));
-    const dataB = Float32Array.from({ length: n * n }, () => rng.uniform(-1, 1));
-    const a = tensor(dataA, [n, n]);
-    const b = tensor(dataB, [n, n]);
+    const pair = await squareMatmul(rt, tfjs, n);
     const c = tensor(new Float32Array(n * n), [n, n]);
-    const ta = tf.tensor2d(dataA, [n, n]);
-    const tb = tf.tensor2d(dataB, [n, n]);
     const recordNaive = (): void =>
       rt.dispatch(naive, {
         params: { M: n, N: n, K: n },
-        buffers: [a.buffer('bench'), b.buffer('bench'), c.buffer('bench')],
+        buffers: [pair.a.buffer('bench'), pair.b.buffer('bench'), c.buffer('bench')],
         workgroups: [Math.ceil(n / 8), Math.ceil(n / 8), 1],
         op: 'bench.naive_matmul',
       });
-
-    const ours = noGrad(() => matmul(a, b));
-    const theirs = tf.matMul(ta, tb);
     recordNaive();
-    const [o, t, v] = [await ours.data(), (await theirs.data()) as Float32Array, await c.data()];
-    ours.dispose();
-    theirs.dispose();
-    const dt = maxRelDiff(o, t);
-    const dn = maxRelDiff(o, v);
-    if (dt > 1e-3 || dn > 1e-3) throw new Error(`matmul bench ${n}: results disagree (ours vs tfjs ${dt}, ours vs naive ${dn})`);
-    notes.push(`${n}: max relative difference ours vs tfjs ${dt.toExponential(1)}, ours vs naive ${dn.toExponential(1)}`);
-
+    const dn = maxRelDiff(pair.result, await c.data());
+    if (dn > 1e-3) throw new Error(`matmul bench ${n}: ours and the naive kernel disagree (max relative difference ${dn})`);
+    notes.push(`${n}: max relative difference ours vs tfjs ${pair.diff.toExponential(1)}, ours vs naive ${dn.toExponential(1)}`);
     const work = { label: `${n}x${n}x${n}`, flops: 2 * n * n * n, bytes: 3 * 4 * n * n };
-    measurements.push(
-      ...(await measureCases('matmul', work, [
-        engineCase('ours', rt, () => noGrad(() => matmul(a, b)).dispose()),
-        tfjsCase('tfjs', tfjs, () => tf.matMul(ta, tb)),
-        engineCase('naive', rt, recordNaive),
-      ], ctx.timing)),
-    );
-    for (const x of [a, b, c]) x.dispose();
-    ta.dispose();
-    tb.dispose();
+    measurements.push(...(await measureCases('matmul', work, [...pair.cases, engineCase('naive', rt, recordNaive)], ctx.timing)));
+    c.dispose();
+    pair.dispose();
   }
   notes.push(
     `ours: engine matmul, which chose the ${SIZES.map((n) => `${chooseGemmVariant(rt, square(n))} kernel at ${n}`).join(', ')}` +
@@ -86,6 +65,44 @@ async function compare(ctx: BenchContext): Promise<void> {
   const out = writeReport({ suite: 'matmul', adapter: ctx.adapter, ours: 'ours', measurements, notes });
   console.log(out.table);
   console.log(`[bench] wrote ${out.json} and ${out.markdown}`);
+}
+
+/**
+ * An n x n x n product of random operands for our engine and tfjs (the same data), with one
+ * timing case each ('ours', 'tfjs'); the two results are checked to agree before any timing.
+ * bench/gpu.ts times the same pairs at GPU sizes.
+ */
+export async function squareMatmul(rt: Runtime, tfjs: Tfjs, n: number) {
+  const { tf } = tfjs;
+  const rng = new Rng(n);
+  const dataA = Float32Array.from({ length: n * n }, () => rng.uniform(-1, 1));
+  const dataB = Float32Array.from({ length: n * n }, () => rng.uniform(-1, 1));
+  const a = tensor(dataA, [n, n]);
+  const b = tensor(dataB, [n, n]);
+  const ta = tf.tensor2d(dataA, [n, n]);
+  const tb = tf.tensor2d(dataB, [n, n]);
+  const ours = noGrad(() => matmul(a, b));
+  const theirs = tf.matMul(ta, tb);
+  const [result, t] = [await ours.data(), (await theirs.data()) as Float32Array];
+  ours.dispose();
+  theirs.dispose();
+  const diff = maxRelDiff(result, t);
+  if (diff > 1e-3) throw new Error(`matmul ${n}: ours and tfjs disagree (max relative difference ${diff})`);
+  return {
+    a,
+    b,
+    /** Our product (row-major). */
+    result,
+    /** Max relative difference ours vs tfjs. */
+    diff,
+    cases: [engineCase('ours', rt, () => noGrad(() => matmul(a, b)).dispose()), tfjsCase('tfjs', tfjs, () => tf.matMul(ta, tb))],
+    dispose(): void {
+      a.dispose();
+      b.dispose();
+      ta.dispose();
+      tb.dispose();
+    },
+  };
 }
 
 /** Each of our kernels that can run on this device, on the same products. */

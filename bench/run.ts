@@ -9,9 +9,12 @@ import { run as train_step } from './train_step.js';
 import { run as profiler } from './profiler.js';
 import { run as memory } from './memory.js';
 import { run as comm } from './comm.js';
+import { run as gpu } from './gpu.js';
 
-const suites: Record<string, Suite> = { matmul, batchnorm, conv, train_step, profiler, memory, comm };
+const suites: Record<string, Suite> = { matmul, batchnorm, conv, train_step, profiler, memory, comm, gpu };
 
+// Suites that run only when named: gpu's default sizes are for a GPU (minutes per step on lavapipe).
+const onlyWhenNamed = new Set(['gpu']);
 const wanted = process.argv.slice(2);
 const unknown = wanted.filter((w) => !(w in suites));
 if (unknown.length) {
@@ -21,11 +24,12 @@ if (unknown.length) {
 const ctx = await createContext();
 console.log(`[bench] adapter: ${ctx.adapter}`);
 try {
-  for (const name of wanted.length ? wanted : Object.keys(suites)) {
+  const chosen = wanted.length ? wanted : Object.keys(suites).filter((s) => !onlyWhenNamed.has(s));
+  for (const name of chosen) {
     console.log(`[bench] suite ${name}`);
     await suites[name](ctx);
   }
-  console.log(`[bench] wrote ${writeSummary(ctx.adapter, wanted.length ? wanted : Object.keys(suites))}`);
+  console.log(`[bench] wrote ${writeSummary(ctx.adapter, chosen)}`);
 } finally {
   ctx.rt.destroy();
 }

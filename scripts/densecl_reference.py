@@ -120,9 +120,26 @@ class Encoder(nn.Module):
         return feats.view(n, c, h * w), q, grid, q2
 
 
-def contrastive(pos, neg):
-    logits = torch.cat([pos, neg], dim=1) / CFG["tau"]
-    return F.cross_entropy(logits, torch.zeros(logits.shape[0], dtype=torch.long))
+def contrastive(pos, neg, tau):
+    logits = torch.cat([pos, neg], dim=1) / tau
+    return F.cross_entropy(logits, torch.zeros(logits.shape[0], dtype=torch.long, device=logits.device))
+
+
+def global_loss(q, k, queue, tau):
+    """MoCo-v2's loss: q, k [N, dim] L2-normalised, queue [K, dim] of negative keys."""
+    return contrastive((q * k).sum(1, keepdim=True), q @ queue.t(), tau)
+
+
+def dense_loss(q_grid, k_grid, qb, kb, queue2, tau):
+    """DenseCL's dense loss and correspondence: grids [N, dim, S2] and backbone features
+    [N, C, S2], all L2-normalised over dim 1; each query cell's positive is the key cell whose
+    backbone feature is most similar. Returns (loss, indices [N, S2])."""
+    sim = torch.matmul(qb.permute(0, 2, 1), kb)
+    ind = sim.max(dim=2)[1]
+    matched = torch.gather(k_grid, 2, ind.unsqueeze(1).expand(-1, k_grid.shape[1], -1))
+    pos_dense = (q_grid * matched).sum(1).reshape(-1, 1)
+    rows = q_grid.permute(0, 2, 1).reshape(-1, q_grid.shape[1])
+    return contrastive(pos_dense, rows @ queue2.t(), tau), ind
 
 
 def main():
@@ -157,13 +174,8 @@ def main():
         kb, k, k_grid, k2 = (t[unshuffle] for t in (kb, k, k_grid, k2))
         k, k2 = F.normalize(k, dim=1), F.normalize(k2, dim=1)
         k_grid, kb = F.normalize(k_grid, dim=1), F.normalize(kb, dim=1)
-    loss_global = contrastive((q * k).sum(1, keepdim=True), q @ queue.t())
-    sim = torch.matmul(qb.permute(0, 2, 1), kb)
-    ind = sim.max(dim=2)[1]
-    matched = torch.gather(k_grid, 2, ind.unsqueeze(1).expand(-1, k_grid.shape[1], -1))
-    pos_dense = (q_grid * matched).sum(1).reshape(-1, 1)
-    rows = q_grid.permute(0, 2, 1).reshape(-1, CFG["dim"])
-    loss_dense = contrastive(pos_dense, rows @ queue2.t())
+    loss_global = global_loss(q, k, queue, CFG["tau"])
+    loss_dense, ind = dense_loss(q_grid, k_grid, qb, kb, queue2, CFG["tau"])
     loss = (1 - CFG["lam"]) * loss_global + CFG["lam"] * loss_dense
     loss.backward()
 

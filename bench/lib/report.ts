@@ -1,18 +1,29 @@
 // Writes a suite's measurements as bench/results/<suite>.json and a markdown table .md, with
 // the adapter they were measured on and the speed ratio of our engine to every other case.
-import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
+import { writeFileAtomic } from '../../train/io.js';
 import type { Measurement } from './timing.js';
+
+/** Where reports go: BENCH_RESULTS_DIR when set (tests write to a temporary folder), else bench/results. */
+export function resultsDir(): string {
+  return process.env.BENCH_RESULTS_DIR || join(process.cwd(), 'bench', 'results');
+}
 
 export interface SuiteReport {
   suite: string;
+  /** The report's first line (default 'Benchmark: <suite>'). */
+  title?: string;
   adapter: string;
   /** The case the ratios are taken for (ours / theirs, by time: > 1 means ours is faster). */
   ours: string;
   measurements: Measurement[];
   /** Free-form lines printed under the table: what was compared, caveats. */
   notes?: string[];
+  /** Markdown sections printed first, before the measurement table (a suite's headline figures). */
+  leadSections?: { title: string; markdown: string }[];
+  /** Heading of the measurement table (none by default). */
+  tableTitle?: string;
   /** Further markdown sections, printed after the notes (tables a suite builds itself). */
   sections?: { title: string; markdown: string }[];
   /** Suite-specific figures, written to the JSON only. */
@@ -60,8 +71,7 @@ export function markdownTable(r: SuiteReport): string {
   return lines.join('\n');
 }
 
-export function writeReport(r: SuiteReport, dir = join(process.cwd(), 'bench', 'results')): WrittenReport {
-  mkdirSync(dir, { recursive: true });
+export function writeReport(r: SuiteReport, dir = resultsDir()): WrittenReport {
   const date = new Date().toISOString();
   // Other jobs on the same cores slow the wall clock down; say how busy the machine was.
   const load = loadavg().map((x) => x.toFixed(2));
@@ -75,11 +85,13 @@ export function writeReport(r: SuiteReport, dir = join(process.cwd(), 'bench', '
     ),
   ].join('\n');
   const md = [
-    `# Benchmark: ${r.suite}`,
+    `# ${r.title ?? `Benchmark: ${r.suite}`}`,
     '',
     `Adapter: ${r.adapter}  `,
     `Date: ${date}, Node ${process.version}, ${process.platform}/${process.arch}, ${cores} CPU cores, load average ${load.join(' / ')} (1/5/15 min) when written`,
     '',
+    ...(r.leadSections ?? []).flatMap((x) => [`## ${x.title}`, '', x.markdown, '']),
+    ...(r.tableTitle ? [`## ${r.tableTitle}`, ''] : []),
     table,
     '',
     `Ratios are ${r.ours}/other by time per op: above 1 means ${r.ours} is faster.`,
@@ -95,7 +107,8 @@ export function writeReport(r: SuiteReport, dir = join(process.cwd(), 'bench', '
   ].join('\n');
   const json = join(dir, `${r.suite}.json`);
   const markdown = join(dir, `${r.suite}.md`);
-  writeFileSync(json, JSON.stringify({ ...r, date, node: process.version, cores, loadavg: load.map(Number), ratios: ratios(r) }, null, 2) + '\n');
-  writeFileSync(markdown, md);
+  const text = new TextEncoder();
+  writeFileAtomic(json, text.encode(JSON.stringify({ ...r, date, node: process.version, cores, loadavg: load.map(Number), ratios: ratios(r) }, null, 2) + '\n'));
+  writeFileAtomic(markdown, text.encode(md));
   return { json, markdown, table };
 }

@@ -3,6 +3,7 @@
 // (its own date line says when it was measured).
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { resultsDir } from './report.js';
 
 /** The first markdown table of a report (its headline figures). */
 function firstTable(md: string): string {
@@ -13,7 +14,7 @@ function firstTable(md: string): string {
   return lines.slice(start, end < 0 ? undefined : end).join('\n');
 }
 
-export function writeSummary(adapter: string, ranNow: string[], dir = join(process.cwd(), 'bench', 'results')): string {
+export function writeSummary(adapter: string, ranNow: string[], dir = resultsDir()): string {
   const reports = existsSync(dir) ? readdirSync(dir).filter((f) => f.endsWith('.md') && f !== 'README.md').sort() : [];
   const out = [
     '# Benchmark results',
