@@ -25,7 +25,8 @@ usage() { sed -n '4,7p' "${BASH_SOURCE[0]}" | sed 's/^# *//'; }
 # (Vulkan-Loader docs, "Implementation Discovery on Linux"), in its order.
 loader_icd_dirs() {
   local dirs d
-  dirs="${XDG_CONFIG_HOME:-$HOME/.config}:${XDG_CONFIG_DIRS:-/etc/xdg}:/etc:${XDG_DATA_HOME:-$HOME/.local/share}:${XDG_DATA_DIRS:-/usr/local/share:/usr/share}"
+  dirs="${XDG_CONFIG_HOME:-${HOME:+$HOME/.config}}:${XDG_CONFIG_DIRS:-/etc/xdg}:/etc"
+  dirs="$dirs:${XDG_DATA_HOME:-${HOME:+$HOME/.local/share}}:${XDG_DATA_DIRS:-/usr/local/share:/usr/share}"
   local IFS=:
   for d in $dirs; do [ -n "$d" ] && echo "${d%/}/vulkan/icd.d"; done
   return 0
@@ -52,13 +53,13 @@ pick_vulkan_driver() {
   local defaults found
   mapfile -t defaults < <(loader_icd_dirs)
   [ -n "$(nvidia_manifests "${defaults[@]}")" ] && return 0
-  found=$(nvidia_manifests "${NVIDIA_ICD_DIRS[@]}" | head -n1)
-  if [ -n "$found" ]; then
-    export VK_DRIVER_FILES="$found"
-    say "the Vulkan loader's default paths have no NVIDIA driver manifest; using VK_DRIVER_FILES=$found"
+  mapfile -t found < <(nvidia_manifests "${NVIDIA_ICD_DIRS[@]}")
+  if [ ${#found[@]} -gt 0 ]; then
+    export VK_DRIVER_FILES="${found[0]}"
+    say "the Vulkan loader's default paths have no NVIDIA driver manifest; using VK_DRIVER_FILES=$VK_DRIVER_FILES"
     return 0
   fi
-  say "no NVIDIA Vulkan driver manifest (nvidia_icd.json) in the loader's paths (${defaults[*]}) nor in ${NVIDIA_ICD_DIRS[*]}."
+  say "no NVIDIA Vulkan driver manifest (nvidia_icd.json) in $(printf '%s\n' "${defaults[@]}" "${NVIDIA_ICD_DIRS[@]}" | sort -u | tr '\n' ' ')"
   say "  WebGPU uses whatever Vulkan driver the loader finds (on a host without a GPU: Mesa's lavapipe, on the CPU)."
   say "  On an NVIDIA host, set VK_DRIVER_FILES to the driver's manifest, e.g."
   say "  VK_DRIVER_FILES=/path/to/nvidia_icd.json $0 $*   (find it: find / -name 'nvidia_icd*.json' 2>/dev/null)"
