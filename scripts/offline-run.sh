@@ -93,7 +93,7 @@ unpack_debs() {
   [ -e "$LIBDIR/libvulkan.so.1" ] && return 0
   if ! command -v dpkg >/dev/null; then
     say "dpkg is needed once, to unpack the Vulkan loader and libglvnd from debs/*.deb (no root needed)."
-    say "  Without dpkg: for each .deb run 'ar x FILE.deb data.tar.xz && tar -xf data.tar.xz -C $RUNTIME/debs'."
+    say "  Without dpkg: mkdir -p $RUNTIME/debs, then for each .deb: ar x FILE.deb data.tar.xz && tar -xf data.tar.xz -C $RUNTIME/debs"
     exit 1
   fi
   mkdir -p "$RUNTIME"
