@@ -11,8 +11,8 @@
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 RUNTIME="$HERE/.runtime"
 LIBDIR="$RUNTIME/debs/usr/lib/x86_64-linux-gnu"
-# Where NVIDIA's manifest is found outside the loader's default paths: the GPU Operator's and
-# container toolkit's driver root, and the usual folders, which the loader skips when XDG_* are set.
+# Where NVIDIA's manifest may be outside the loader's default paths: /usr/local/nvidia, a driver
+# root some GPU hosts use, and the usual folders, which the loader skips when XDG_* are set.
 NVIDIA_ICD_DIRS=(/usr/local/nvidia/share/vulkan/icd.d /usr/local/nvidia/etc/vulkan/icd.d /etc/vulkan/icd.d
   /usr/share/vulkan/icd.d /usr/local/share/vulkan/icd.d /usr/local/etc/vulkan/icd.d /etc/xdg/vulkan/icd.d)
 # Folders of the NVIDIA driver's libraries that are often not in the dynamic linker's cache.
