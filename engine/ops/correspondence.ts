@@ -13,6 +13,12 @@ import { hasSubgroups8 } from './matmul.js';
 
 export type CorrespondenceVariant = 'tiled' | 'direct';
 
+let forced: CorrespondenceVariant | null = null;
+/** Makes every call without its own `variant` use this one (tests and benchmarks of whole models); null: choose. */
+export function forceCorrespondenceVariant(v: CorrespondenceVariant | null): void {
+  forced = v;
+}
+
 /** 'direct' where the device has 8-wide subgroups (lavapipe, where it measured faster), else 'tiled'. */
 export function chooseCorrespondenceVariant(rt: Runtime): CorrespondenceVariant {
   return hasSubgroups8(rt) ? 'direct' : 'tiled';
@@ -28,7 +34,7 @@ export function denseCorrespondence(qb: Tensor, kb: Tensor, variant?: Correspond
   }
   const [N, C, S2] = qb.shape;
   const ind = empty(rt, [N, S2], 'i32', op);
-  const tiled = (variant ?? chooseCorrespondenceVariant(rt)) === 'tiled';
+  const tiled = (variant ?? forced ?? chooseCorrespondenceVariant(rt)) === 'tiled';
   if (tiled && N > 65535) throw new Error(`${op}: ${N} images exceed the 65535 one dispatch takes; split the batch`);
   rt.dispatch(tiled ? rt.kernel('correspondence_tile', tileSrc) : rt.kernel('dense_correspondence', corrSrc), {
     params: { N, C, S2 },
