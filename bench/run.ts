@@ -9,8 +9,9 @@ import { run as train_step } from './train_step.js';
 import { run as profiler } from './profiler.js';
 import { run as memory } from './memory.js';
 import { run as comm } from './comm.js';
+import { run as contrastive } from './contrastive.js';
 
-const suites: Record<string, Suite> = { matmul, batchnorm, conv, train_step, profiler, memory, comm };
+const suites: Record<string, Suite> = { matmul, batchnorm, conv, train_step, profiler, memory, comm, contrastive };
 
 const wanted = process.argv.slice(2);
 const unknown = wanted.filter((w) => !(w in suites));

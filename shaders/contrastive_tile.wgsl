@@ -10,12 +10,13 @@
 // positive and merges the splits).
 // Backward (BACKWARD = true): with the forward's lse, P = exp(logit - lse) of each tile goes to
 // workgroup memory and the invocation accumulates sum_j P[r, j] * queue[j, :] for its 4 rows
-// and DV vec4s of D (d4 = tx + 16v) in registers; the split's unscaled partial dq goes to
+// and 2 vec4s of D (d4 = tx and tx + 16) in registers; the split's unscaled partial dq goes to
 // part[(split * R + r) * D4 + d4] (contrastive_tile_dq.wgsl sums the splits in order).
-// Needs D % 4 == 0 and D4 = D / 4 <= 16 * DV. Rows past R and columns past K are clamped on
-// load and masked afterwards. No atomics: results are the same run to run.
+// Needs D % 4 == 0 and D <= 128. Rows past R and columns past K are clamped on load and masked
+// afterwards. No atomics: results are the same run to run. Register tiles are named variables,
+// not arrays: dynamically indexed arrays went to memory on lavapipe (20x slower), and a GPU
+// compiler that does not unroll would do the same.
 //! BACKWARD = false
-//! DV = 2
 struct Params { R: u32, K: u32, D4: u32, tilesPerSplit: u32, invTau: f32, _p0: u32, _p1: u32, _p2: u32, }
 @group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(1) var<storage, read> q: array<vec4<f32>>;
@@ -29,11 +30,22 @@ const BK = 64u;
 const STRIDE = 5u;
 const B_AT = 320u;
 const SENTINEL = -3.0e38;
-const DV = $DVu;
 
-// Staged q chunk at [0, 320), queue chunk at [320, 640); reused for P [64 columns][64 rows]
-// (backward) and for the per-row merge (forward).
+// Staged q chunk at [0, 320), queue chunk at [320, 640); reused for P [16 ty][64 columns] of
+// vec4s over the 4 rows (backward) and for the per-row merge (forward).
 var<workgroup> sm: array<vec4<f32>, 1024>;
+
+// One row's running (max, sum of exp) updated with 4 logits, of which `valid` count.
+fn online(ms: vec2<f32>, v: vec4<f32>, valid: vec4<bool>) -> vec2<f32> {
+  let w = select(vec4<f32>(SENTINEL), v, valid);
+  let mn = max(ms.x, max(max(w.x, w.y), max(w.z, w.w)));
+  let e = select(vec4<f32>(0.0), exp(v - mn), valid);
+  return vec2<f32>(mn, ms.y * exp(ms.x - mn) + (e.x + e.y + e.z + e.w));
+}
+
+fn logits4(a: vec4<f32>, b0: vec4<f32>, b1: vec4<f32>, b2: vec4<f32>, b3: vec4<f32>) -> vec4<f32> {
+  return vec4<f32>(dot(a, b0), dot(a, b1), dot(a, b2), dot(a, b3));
+}
 
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) tid: u32) {
@@ -52,20 +64,34 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let ldD = tid % 4u;
   let qBase = min(row0 + ldRow, R - 1u) * D4;
 
-  var m: array<f32, 4>;
-  var s: array<f32, 4>;
-  var lseRow: array<f32, 4>;
-  var acc: array<vec4<f32>, 4 * DV>;
-  for (var i = 0u; i < 4u; i++) {
-    m[i] = SENTINEL;
-    if ($BACKWARD) { lseRow[i] = lse[min(row0 + ty + 16u * i, R - 1u)]; }
+  // Forward: (max, sum) of rows ty + 16i. Backward: lse of those rows, dq accumulators
+  // acc<i><v> for row ty + 16i and d4 = tx + 16v.
+  var ms0 = vec2<f32>(SENTINEL, 0.0);
+  var ms1 = ms0;
+  var ms2 = ms0;
+  var ms3 = ms0;
+  var lseRow = vec4<f32>(0.0);
+  if ($BACKWARD) {
+    lseRow = vec4<f32>(lse[min(row0 + ty, R - 1u)], lse[min(row0 + ty + 16u, R - 1u)],
+                       lse[min(row0 + ty + 32u, R - 1u)], lse[min(row0 + ty + 48u, R - 1u)]);
   }
+  var acc00 = vec4<f32>(0.0);
+  var acc01 = acc00;
+  var acc10 = acc00;
+  var acc11 = acc00;
+  var acc20 = acc00;
+  var acc21 = acc00;
+  var acc30 = acc00;
+  var acc31 = acc00;
 
   for (var t = tBegin; t < tEnd; t++) {
     let col0 = t * BK;
     let kBase = min(col0 + ldRow, K - 1u) * D4;
-    // Explicitly zeroed: lavapipe kept the previous tile's values in a bare declaration.
-    var dots = array<vec4<f32>, 4>(vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0));
+    // Logits of rows ty + 16i (l<i>) and columns tx + 16c (component c).
+    var l0 = vec4<f32>(0.0);
+    var l1 = l0;
+    var l2 = l0;
+    var l3 = l0;
     for (var d0 = 0u; d0 < D4; d0 += 4u) {
       let d = d0 + ldD;
       var a = vec4<f32>(0.0);
@@ -83,56 +109,65 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         let b1 = sm[B_AT + (tx + 16u) * STRIDE + k];
         let b2 = sm[B_AT + (tx + 32u) * STRIDE + k];
         let b3 = sm[B_AT + (tx + 48u) * STRIDE + k];
-        for (var i = 0u; i < 4u; i++) {
-          let av = sm[(ty + 16u * i) * STRIDE + k];
-          dots[i] += vec4<f32>(dot(av, b0), dot(av, b1), dot(av, b2), dot(av, b3));
-        }
+        l0 += logits4(sm[ty * STRIDE + k], b0, b1, b2, b3);
+        l1 += logits4(sm[(ty + 16u) * STRIDE + k], b0, b1, b2, b3);
+        l2 += logits4(sm[(ty + 32u) * STRIDE + k], b0, b1, b2, b3);
+        l3 += logits4(sm[(ty + 48u) * STRIDE + k], b0, b1, b2, b3);
       }
     }
     let valid = vec4<bool>(col0 + tx < K, col0 + tx + 16u < K, col0 + tx + 32u < K, col0 + tx + 48u < K);
     if (!$BACKWARD) {
-      for (var i = 0u; i < 4u; i++) {
-        let v = dots[i] * invTau;
-        let w = select(vec4<f32>(SENTINEL), v, valid);
-        let mn = max(m[i], max(max(w.x, w.y), max(w.z, w.w)));
-        let e = select(vec4<f32>(0.0), exp(v - mn), valid);
-        s[i] = s[i] * exp(m[i] - mn) + (e.x + e.y + e.z + e.w);
-        m[i] = mn;
-      }
+      ms0 = online(ms0, l0 * invTau, valid);
+      ms1 = online(ms1, l1 * invTau, valid);
+      ms2 = online(ms2, l2 * invTau, valid);
+      ms3 = online(ms3, l3 * invTau, valid);
     } else {
       workgroupBarrier();
-      // P of column tx + 16c, rows ty + 16i, as one vec4 per (column, ty).
-      for (var c = 0u; c < 4u; c++) {
-        var p = vec4<f32>(0.0);
-        if (valid[c]) {
-          for (var i = 0u; i < 4u; i++) { p[i] = exp(dots[i][c] * invTau - lseRow[i]); }
-        }
-        sm[(tx + 16u * c) * 16u + ty] = p;
-      }
+      // P of column tx + 16c for the 4 rows, one vec4 per (ty, column): neighbouring
+      // invocations store to neighbouring vec4s, and a row's readers share one address.
+      let zero = vec4<f32>(0.0);
+      let pAt = ty * BK + tx;
+      sm[pAt] = select(zero, exp(vec4<f32>(l0.x, l1.x, l2.x, l3.x) * invTau - lseRow), valid.x);
+      sm[pAt + 16u] = select(zero, exp(vec4<f32>(l0.y, l1.y, l2.y, l3.y) * invTau - lseRow), valid.y);
+      sm[pAt + 32u] = select(zero, exp(vec4<f32>(l0.z, l1.z, l2.z, l3.z) * invTau - lseRow), valid.z);
+      sm[pAt + 48u] = select(zero, exp(vec4<f32>(l0.w, l1.w, l2.w, l3.w) * invTau - lseRow), valid.w);
       workgroupBarrier();
       let cols = min(BK, K - col0);
+      let d1 = tx + 16u;
       for (var j = 0u; j < cols; j++) {
-        let p = sm[j * 16u + ty];
+        let p = sm[ty * BK + j];
         let base = (col0 + j) * D4;
-        for (var v = 0u; v < DV; v++) {
-          let d = tx + 16u * v;
-          if (d < D4) {
-            let kv = queue[base + d];
-            for (var i = 0u; i < 4u; i++) { acc[i * DV + v] = fma(vec4<f32>(p[i]), kv, acc[i * DV + v]); }
-          }
+        if (tx < D4) {
+          let kv = queue[base + tx];
+          acc00 = fma(vec4<f32>(p.x), kv, acc00);
+          acc10 = fma(vec4<f32>(p.y), kv, acc10);
+          acc20 = fma(vec4<f32>(p.z), kv, acc20);
+          acc30 = fma(vec4<f32>(p.w), kv, acc30);
+        }
+        if (d1 < D4) {
+          let kv = queue[base + d1];
+          acc01 = fma(vec4<f32>(p.x), kv, acc01);
+          acc11 = fma(vec4<f32>(p.y), kv, acc11);
+          acc21 = fma(vec4<f32>(p.z), kv, acc21);
+          acc31 = fma(vec4<f32>(p.w), kv, acc31);
         }
       }
     }
   }
 
   if (!$BACKWARD) {
-    // Merge the 16 invocations of each row in a fixed order.
+    // Merge the 16 invocations of each row in a fixed order: maxima at [0, 256), sums at
+    // [256, 512), row r's 16 values in vec4s 4r .. 4r + 3.
     workgroupBarrier();
-    for (var i = 0u; i < 4u; i++) {
-      let at = (ty + 16u * i) * 16u + tx;
-      sm[at / 4u][at % 4u] = m[i];
-      sm[256u + at / 4u][at % 4u] = s[i];
-    }
+    let at = ty * 16u + tx;
+    sm[at / 4u][at % 4u] = ms0.x;
+    sm[256u + at / 4u][at % 4u] = ms0.y;
+    sm[64u + at / 4u][at % 4u] = ms1.x;
+    sm[320u + at / 4u][at % 4u] = ms1.y;
+    sm[128u + at / 4u][at % 4u] = ms2.x;
+    sm[384u + at / 4u][at % 4u] = ms2.y;
+    sm[192u + at / 4u][at % 4u] = ms3.x;
+    sm[448u + at / 4u][at % 4u] = ms3.y;
     workgroupBarrier();
     let r = row0 + tid;
     if (tid < BR && r < R) {
@@ -149,14 +184,17 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       part[split * R + r] = vec4<f32>(mx, sum, 0.0, 0.0);
     }
   } else {
-    for (var i = 0u; i < 4u; i++) {
-      let r = row0 + ty + 16u * i;
-      if (r < R) {
-        for (var v = 0u; v < DV; v++) {
-          let d = tx + 16u * v;
-          if (d < D4) { part[(split * R + r) * D4 + d] = acc[i * DV + v]; }
-        }
-      }
-    }
+    let out = split * R;
+    let d1 = tx + 16u;
+    if (row0 + ty < R) { store(out + row0 + ty, tx, d1, acc00, acc01); }
+    if (row0 + ty + 16u < R) { store(out + row0 + ty + 16u, tx, d1, acc10, acc11); }
+    if (row0 + ty + 32u < R) { store(out + row0 + ty + 32u, tx, d1, acc20, acc21); }
+    if (row0 + ty + 48u < R) { store(out + row0 + ty + 48u, tx, d1, acc30, acc31); }
   }
+}
+
+fn store(row: u32, d0: u32, d1: u32, v0: vec4<f32>, v1: vec4<f32>) {
+  let D4 = params.D4;
+  if (d0 < D4) { part[row * D4 + d0] = v0; }
+  if (d1 < D4) { part[row * D4 + d1] = v1; }
 }

@@ -24,8 +24,8 @@ const COLS = 64;
 const TARGET_WORKGROUPS = 1024;
 /** Fewest column tiles a split streams, so the per-split merge stays a small part of the work. */
 const MIN_TILES_PER_SPLIT = 4;
-/** Widest D the backward keeps in registers: 16 invocations x DV vec4s per row. */
-export const TILED_MAX_D = 256;
+/** Widest D the backward keeps in registers: 16 invocations x 2 vec4s per row. */
+export const TILED_MAX_D = 128;
 
 /** Why the tiled kernels cannot run this D, or null. */
 export function tiledProblem(D: number): string | null {
@@ -57,7 +57,7 @@ export function tiledContrastiveLoss(q: Tensor, pos: Tensor, queue: Tensor, tau:
   const lse = empty(rt, [R], 'f32', op);
   const perRow = empty(rt, [R], 'f32', op);
   const stats = empty(rt, [splits, R, 4], 'f32', op);
-  rt.dispatch(rt.kernel('contrastive_tile', tileSrc, { BACKWARD: false, DV: 1 }), {
+  rt.dispatch(rt.kernel('contrastive_tile', tileSrc, { BACKWARD: false }), {
     params: { R, K, D4, tilesPerSplit, invTau },
     buffers: [q.buffer(op), queue.buffer(op), lse.buffer(op), stats.buffer(op)],
     workgroups: [rowBlocks, splits, 1],
@@ -82,7 +82,7 @@ export function tiledContrastiveLoss(q: Tensor, pos: Tensor, queue: Tensor, tau:
   return record(loss, op, [q, pos, queue], (g) => {
     const bop = `${op}.backward`;
     const part = empty(rt, [splits, R, D], 'f32', bop);
-    rt.dispatch(rt.kernel('contrastive_tile', tileSrc, { BACKWARD: true, DV: Math.ceil(D4 / 16) }), {
+    rt.dispatch(rt.kernel('contrastive_tile', tileSrc, { BACKWARD: true }), {
       params: { R, K, D4, tilesPerSplit, invTau },
       buffers: [q.buffer(bop), queue.buffer(bop), lse.buffer(bop), part.buffer(bop)],
       workgroups: [rowBlocks, splits, 1],
