@@ -92,18 +92,25 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     var l1 = l0;
     var l2 = l0;
     var l3 = l0;
+    // The next chunk's loads are issued before this chunk's arithmetic, to overlap their latency.
+    var a = vec4<f32>(0.0);
+    var b = vec4<f32>(0.0);
+    if (ldD < D4) {
+      a = q[qBase + ldD];
+      b = queue[kBase + ldD];
+    }
     for (var d0 = 0u; d0 < D4; d0 += 4u) {
-      let d = d0 + ldD;
-      var a = vec4<f32>(0.0);
-      var b = vec4<f32>(0.0);
-      if (d < D4) {
-        a = q[qBase + d];
-        b = queue[kBase + d];
-      }
       workgroupBarrier();
       sm[ldRow * STRIDE + ldD] = a;
       sm[B_AT + ldRow * STRIDE + ldD] = b;
       workgroupBarrier();
+      let next = d0 + 4u + ldD;
+      a = vec4<f32>(0.0);
+      b = vec4<f32>(0.0);
+      if (next < D4) {
+        a = q[qBase + next];
+        b = queue[kBase + next];
+      }
       for (var k = 0u; k < 4u; k++) {
         let b0 = sm[B_AT + tx * STRIDE + k];
         let b1 = sm[B_AT + (tx + 16u) * STRIDE + k];

@@ -1,10 +1,8 @@
 // The contrastive loss (engine/ops/contrastive.ts) as a GEMM and per-row kernels, the variant
-// tuned for lavapipe: the R x (K+1) logits need not exist whole: for each chunk of rows the
-// negative logits come from one GEMM
-// (q_chunk . queue^T), an online log-sum-exp kernel turns them into per-row losses, and the
-// backward recomputes the chunk (unless all logits fit in the budget and were kept), turns it
-// into softmax weights in place and multiplies back by the queue.
-//   loss = mean_r [ logsumexp([pos_r, q_r . queue_j] / tau) - pos_r / tau ]
+// for lavapipe. The R x (K+1) logits need not exist whole: for each chunk of rows the negative
+// logits come from one GEMM (q_chunk . queue^T), an online log-sum-exp kernel turns them into
+// per-row losses, and the backward recomputes the chunk (unless all logits fit in the budget
+// and were kept), turns it into softmax weights in place and multiplies back by the queue.
 import lseSrc from '../../shaders/contrastive_lse.wgsl';
 import gradSrc from '../../shaders/contrastive_grad.wgsl';
 import { Tensor } from '../tensor.js';
