@@ -14,8 +14,7 @@
 // part[(split * R + r) * D4 + d4] (contrastive_tile_dq.wgsl sums the splits in order).
 // Needs D % 4 == 0 and D <= 128. Rows past R and columns past K are clamped on load and masked
 // afterwards. No atomics: results are the same run to run. Register tiles are named variables,
-// not arrays: dynamically indexed arrays went to memory on lavapipe (20x slower), and a GPU
-// compiler that does not unroll would do the same.
+// not dynamically indexed arrays, which a compiler that does not unroll would put in memory.
 //! BACKWARD = false
 struct Params { R: u32, K: u32, D4: u32, tilesPerSplit: u32, invTau: f32, _p0: u32, _p1: u32, _p2: u32, }
 @group(0) @binding(0) var<uniform> params: Params;
