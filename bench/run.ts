@@ -10,8 +10,9 @@ import { run as profiler } from './profiler.js';
 import { run as memory } from './memory.js';
 import { run as comm } from './comm.js';
 import { run as gpu } from './gpu.js';
+import { run as contrastive } from './contrastive.js';
 
-const suites: Record<string, Suite> = { matmul, batchnorm, conv, train_step, profiler, memory, comm, gpu };
+const suites: Record<string, Suite> = { matmul, batchnorm, conv, train_step, profiler, memory, comm, contrastive, gpu };
 
 // Suites that run only when named: gpu's default sizes are for a GPU (minutes per step on lavapipe).
 const onlyWhenNamed = new Set(['gpu']);

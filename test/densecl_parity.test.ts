@@ -7,6 +7,8 @@ import { fileURLToPath } from 'node:url';
 import { gpu, assertClose } from './helpers.js';
 import { tensor, runtime } from '../engine/index.js';
 import { DenseCL } from '../models/densecl.js';
+import { forceContrastiveVariant, type ContrastiveVariant } from '../engine/ops/contrastive.js';
+import { forceCorrespondenceVariant, type CorrespondenceVariant } from '../engine/ops/correspondence.js';
 import { loadSafetensors } from '../train/io.js';
 import type { SafeTensor } from '../engine/safetensors.js';
 
@@ -26,8 +28,22 @@ function closeToRef(actual: ArrayLike<number>, expected: Float32Array, what: str
   assertClose(actual, expected, rtol, rtol * scale * 0.1 + 1e-7, what);
 }
 
-t('losses, correspondence, gradients, EMA, queues and BN statistics match', async () => {
+// Every kernel variant of the two DenseCL-only ops, forced in turn.
+const VARIANTS: [ContrastiveVariant, CorrespondenceVariant][] = [['tiled', 'tiled'], ['gemm', 'direct']];
+
+for (const [lossVariant, corrVariant] of VARIANTS) t(`losses, correspondence, gradients, EMA, queues and BN statistics match (${lossVariant} loss, ${corrVariant} correspondence)`, async () => {
   await gpu();
+  forceContrastiveVariant(lossVariant);
+  forceCorrespondenceVariant(corrVariant);
+  try {
+    await checkStep();
+  } finally {
+    forceContrastiveVariant(null);
+    forceCorrespondenceVariant(null);
+  }
+});
+
+async function checkStep(): Promise<void> {
   const fx = loadSafetensors(FIXTURE);
   const m = fx.metadata;
   const get = (name: string): SafeTensor => {
@@ -67,6 +83,6 @@ t('losses, correspondence, gradients, EMA, queues and BN statistics match', asyn
   closeToRef(queues.get('queue2')!, f32(get('queue2_after')), 'queue2 after enqueue');
   assert.is(model.ptr, B % Number(m.queue));
   model.destroy();
-});
+}
 
 t.run();

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { gpu, rejects } from './helpers.js';
 import { runtime } from '../engine/index.js';
 import { pretrain, resumeOptions, PRETRAIN_DEFAULTS, type PretrainOptions } from '../train/pretrain.js';
-import { loadSafetensors } from '../train/io.js';
+import { loadSafetensors, saveSafetensors } from '../train/io.js';
 import { exportRun } from '../train/export-run.js';
 
 const t = suite('pretrain program');
@@ -101,6 +101,16 @@ t('a loss that becomes NaN stops the run and keeps the last good checkpoint', as
     /(the loss became NaN at step \d+|the model diverged by step \d+ \(.*NaN.*\)); training stopped\. The last good checkpoint \(step 1\) is intact/,
   );
   assert.ok(Buffer.compare(readFileSync(join(dir, 'checkpoint.safetensors')), saved) === 0, 'the step-1 checkpoint is untouched');
+});
+
+t('a NaN in a queue makes the contrastive loss NaN and the run stops on it', async () => {
+  const dir = join(root, 'nan-queue');
+  await pretrain(tiny(dir, { epochs: 1, checkpointEvery: 1, stopAfter: 1 }), runtime());
+  const path = join(dir, 'checkpoint.safetensors');
+  const saved = loadSafetensors(path);
+  (saved.tensors.get('queue2')!.data as Float32Array)[5] = Number.NaN;
+  saveSafetensors(path, saved.tensors, saved.metadata);
+  await rejects(() => pretrain(resumeOptions(dir, { epochs: 2 }), runtime()), /the loss became NaN at step 1; training stopped/);
 });
 
 t.run();

@@ -56,7 +56,8 @@ t('a ResNet-18 DenseCL step exports a trace with conv, batch-norm and loss kerne
 
     // chromeTrace clamps a zero duration to 1 ns so that viewers draw it; a family of kernels
     // must have real time, not only clamped events, so compare against the records too.
-    for (const family of ['conv2d', 'batchnorm_', 'contrastive_lse', 'contrastive_grad']) {
+    // contrastive_: the kernels of whichever loss variant this device runs.
+    for (const family of ['conv2d', 'batchnorm_', 'contrastive_']) {
       const evs = gpuEvents.filter((e) => e.name.startsWith(family));
       assert.ok(evs.length > 0, `GPU track has ${family} kernels`);
       assert.ok(evs.every((e) => e.dur! > 0), `${family}: every duration is positive`);

@@ -1,29 +1,45 @@
-// The MoCo/DenseCL contrastive loss against a queue of negatives, fused so that the R x (K+1)
-// logits need not exist whole: for each chunk of rows the negative logits come from one GEMM
-// (q_chunk . queue^T), an online log-sum-exp kernel turns them into per-row losses, and the
-// backward recomputes the chunk (unless all logits fit in the budget and were kept), turns it
-// into softmax weights in place and multiplies back by the queue.
+// The MoCo/DenseCL contrastive loss against a queue of negatives, as one op:
 //   loss = mean_r [ logsumexp([pos_r, q_r . queue_j] / tau) - pos_r / tau ]
-import lseSrc from '../../shaders/contrastive_lse.wgsl';
-import gradSrc from '../../shaders/contrastive_grad.wgsl';
+// with its gradients for q and pos (the queue has none). Two implementations:
+// - 'tiled' (contrastive_tiled.ts): fused tiled kernels, no R x K buffer; for GPUs.
+// - 'gemm' (contrastive_gemm.ts): a GEMM into a logits block and per-row kernels; faster on
+//   lavapipe (bench/contrastive.ts measures both).
 import { Tensor } from '../tensor.js';
-import { record } from '../autograd.js';
-import { empty, requireF32, sameRuntime } from './alloc.js';
-import { gemm } from './matmul.js';
-import { slice, copyRows } from './slice.js';
-import { sum } from './reduce.js';
-import { reshape } from './shape.js';
-import { unaryMap } from './pointwise.js';
+import type { Runtime } from '../runtime.js';
+import { requireF32, sameRuntime } from './alloc.js';
+import { hasSubgroups8 } from './matmul.js';
+import { gemmContrastiveLoss } from './contrastive_gemm.js';
+import { tiledContrastiveLoss, tiledProblem } from './contrastive_tiled.js';
+
+export type ContrastiveVariant = 'tiled' | 'gemm';
 
 export interface ContrastiveOptions {
   tau: number;
-  /** Largest logits block kept in memory, in bytes; bigger problems are processed in row chunks. */
+  /** 'gemm' only: the largest logits block kept in memory, in bytes; bigger problems run in row chunks. */
   maxLogitBytes?: number;
+  /** Forces an implementation (tests and benchmarks); by default chooseContrastiveVariant's. */
+  variant?: ContrastiveVariant;
+}
+
+let forced: ContrastiveVariant | null = null;
+/** Makes every call without its own `variant` use this one (tests and benchmarks of whole models); null: choose. */
+export function forceContrastiveVariant(v: ContrastiveVariant | null): void {
+  forced = v;
+}
+
+/**
+ * The implementation used on this device for feature width D: 'gemm' where the device has
+ * 8-wide subgroups (lavapipe, where it measured faster) or D does not suit the tiled kernels,
+ * 'tiled' elsewhere.
+ */
+export function chooseContrastiveVariant(rt: Runtime, D: number): ContrastiveVariant {
+  return hasSubgroups8(rt) || tiledProblem(D) ? 'gemm' : 'tiled';
 }
 
 /**
  * q: [R, D] normalised queries (with gradient); pos: [R] positive logits q_r . k_r (with
  * gradient); queue: [K, D] normalised negatives (no gradient). Returns the mean loss (scalar).
+ * NaN in any input gives a NaN loss.
  */
 export function queueContrastiveLoss(q: Tensor, pos: Tensor, queue: Tensor, opts: ContrastiveOptions): Tensor {
   const op = 'contrastiveLoss';
@@ -34,69 +50,13 @@ export function queueContrastiveLoss(q: Tensor, pos: Tensor, queue: Tensor, opts
   }
   const [R, D] = q.shape;
   const K = queue.shape[0];
-  const budget = opts.maxLogitBytes ?? 64 << 20;
-  const chunk = Math.max(1, Math.min(R, Math.floor(budget / (4 * K))));
-  const chunks = Math.ceil(R / chunk);
-  const invTau = 1 / opts.tau;
-  const lse = empty(rt, [R], 'f32', op);
-  const perRow = empty(rt, [R], 'f32', op);
-  const logitsOf = (start: number, rows: number): Tensor => {
-    const qc = chunks === 1 ? q : slice(q, 0, start, start + rows);
-    const l = gemm(qc, queue, { batch: 1, M: rows, N: K, K: D, transA: false, transB: true, strideA: 0, strideB: 0 }, op);
-    if (qc !== q) qc.dispose();
-    return l;
-  };
-  let kept: Tensor | null = null;
-  for (let c = 0; c < chunks; c++) {
-    const start = c * chunk;
-    const rows = Math.min(chunk, R - start);
-    const logits = logitsOf(start, rows);
-    rt.dispatch(rt.kernel('contrastive_lse', lseSrc), {
-      params: { rows, K, rowOffset: start, invTau },
-      buffers: [logits.buffer(op), pos.buffer(op), lse.buffer(op), perRow.buffer(op)],
-      workgroups: rt.grid1d(rows, 64),
-      op,
-      flops: 4 * rows * K,
-      bytes: 4 * rows * K,
-      shapes: `${rows}x${K}`,
-    });
-    if (chunks === 1) kept = logits;
-    else logits.dispose();
+  if (R === 0 || D === 0 || K === 0) {
+    throw new Error(`${op}: needs at least one row, one feature and one queue entry; got q ${q.describe()}, queue ${queue.describe()}`);
   }
-  const total = sum(perRow);
-  perRow.dispose();
-  const loss = unaryMap(total, 'alpha * v', op, 1 / R);
-  total.dispose();
-  return record(loss, op, [q, pos, queue], (g) => {
-    const gq = chunks === 1 ? null : empty(rt, [R, D], 'f32', `${op}.backward`);
-    const dpos = empty(rt, [R], 'f32', `${op}.backward`);
-    let result: Tensor | null = null;
-    for (let c = 0; c < chunks; c++) {
-      const start = c * chunk;
-      const rows = Math.min(chunk, R - start);
-      const logits = kept ?? logitsOf(start, rows);
-      rt.dispatch(rt.kernel('contrastive_grad', gradSrc), {
-        params: { rows, K, rowOffset: start, invTau, invRows: 1 / R },
-        buffers: [g.buffer(op), pos.buffer(op), lse.buffer(op), logits.buffer(op), dpos.buffer(op)],
-        workgroups: rt.grid1d(rows * (K + 1), 256),
-        op: `${op}.backward`,
-        flops: 4 * rows * (K + 1),
-        bytes: 8 * rows * K,
-      });
-      const gqc = gemm(logits, queue, { batch: 1, M: rows, N: D, K, transA: false, transB: false, strideA: 0, strideB: 0 }, `${op}.backward`);
-      logits.dispose();
-      if (gq) {
-        copyRows(gqc, gq, { rows: 1, rowLen: rows * D, srcStride: 0, srcOffset: 0, dstStride: 0, dstOffset: start * D }, `${op}.backward`);
-        gqc.dispose();
-      } else {
-        result = gqc;
-      }
-    }
-    lse.dispose();
-    const gqOut = gq ?? result!;
-    const shaped = reshape(gqOut, [R, D]);
-    gqOut.dispose();
-    return [shaped, dpos, null];
-  });
+  if (!(opts.tau > 0) || !Number.isFinite(opts.tau)) throw new Error(`${op}: the temperature tau must be a positive number, got ${opts.tau}`);
+  const variant = opts.variant ?? forced ?? chooseContrastiveVariant(rt, D);
+  if (variant === 'gemm') return gemmContrastiveLoss(q, pos, queue, opts.tau, opts.maxLogitBytes, op);
+  const problem = tiledProblem(D);
+  if (problem) throw new Error(`${op}: the tiled kernels cannot run q ${q.describe()}: ${problem}; leave variant unset to choose automatically`);
+  return tiledContrastiveLoss(q, pos, queue, opts.tau, op);
 }
-

@@ -1,11 +1,31 @@
 // DenseCL's dense correspondence between the two views (no gradient): for each query cell the
-// most similar key cell by cosine similarity of backbone features.
+// most similar key cell by cosine similarity of backbone features. Two kernels:
+// - 'tiled' (correspondence_tile.wgsl): a workgroup per 16 query cells of an image, key cells
+//   and channels streamed through workgroup memory; for GPUs.
+// - 'direct' (dense_correspondence.wgsl): one invocation per query cell walking every key cell
+//   and channel; tuned for lavapipe.
 import corrSrc from '../../shaders/dense_correspondence.wgsl';
+import tileSrc from '../../shaders/correspondence_tile.wgsl';
 import { Tensor } from '../tensor.js';
+import type { Runtime } from '../runtime.js';
 import { empty, requireF32, sameRuntime } from './alloc.js';
+import { hasSubgroups8 } from './matmul.js';
 
-/** qb, kb: [N, C, S2] backbone features. Returns i32 [N, S2] indices into kb's cells. */
-export function denseCorrespondence(qb: Tensor, kb: Tensor): Tensor {
+export type CorrespondenceVariant = 'tiled' | 'direct';
+
+let forced: CorrespondenceVariant | null = null;
+/** Makes every call without its own `variant` use this one (tests and benchmarks of whole models); null: choose. */
+export function forceCorrespondenceVariant(v: CorrespondenceVariant | null): void {
+  forced = v;
+}
+
+/** 'direct' where the device has 8-wide subgroups (lavapipe, where it measured faster), else 'tiled'. */
+export function chooseCorrespondenceVariant(rt: Runtime): CorrespondenceVariant {
+  return hasSubgroups8(rt) ? 'direct' : 'tiled';
+}
+
+/** qb, kb: [N, C, S2] backbone features. Returns i32 [N, S2] indices into kb's cells. `variant` forces a kernel. */
+export function denseCorrespondence(qb: Tensor, kb: Tensor, variant?: CorrespondenceVariant): Tensor {
   const op = 'denseCorrespondence';
   requireF32(op, qb, kb);
   const rt = sameRuntime(op, qb, kb);
@@ -14,10 +34,12 @@ export function denseCorrespondence(qb: Tensor, kb: Tensor): Tensor {
   }
   const [N, C, S2] = qb.shape;
   const ind = empty(rt, [N, S2], 'i32', op);
-  rt.dispatch(rt.kernel('dense_correspondence', corrSrc), {
+  const tiled = (variant ?? forced ?? chooseCorrespondenceVariant(rt)) === 'tiled';
+  if (tiled && N > 65535) throw new Error(`${op}: ${N} images exceed the 65535 one dispatch takes; split the batch`);
+  rt.dispatch(tiled ? rt.kernel('correspondence_tile', tileSrc) : rt.kernel('dense_correspondence', corrSrc), {
     params: { N, C, S2 },
     buffers: [qb.buffer(op), kb.buffer(op), ind.buffer(op)],
-    workgroups: rt.grid1d(N * S2, 64),
+    workgroups: tiled ? [Math.ceil(S2 / 16), N, 1] : rt.grid1d(N * S2, 64),
     op,
     flops: 4 * N * S2 * S2 * C,
     bytes: 4 * (2 * N * C * S2 + N * S2),
