@@ -4,7 +4,10 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { gpu, runtime, assertClose, randomArray, gradCheck } from './helpers.js';
 import { tensor, backward, noGrad, conv2d, Tensor, type Conv2dOptions, type DispatchObserver } from '../engine/index.js';
-import { conv2dPlan, conv2dInputGrad, conv2dWeightGrad, conv2dGeometry, setConv2dSubgroups, setConv2dFoldMinOut } from '../engine/ops/conv2d.js';
+import {
+  conv2dPlan, conv2dPlanFor, conv2dInputGrad, conv2dWeightGrad, conv2dGeometry, setConv2dSubgroups, setConv2dFoldMinOut, setConv2dKernels,
+  TILED_TILES, type TiledTileName,
+} from '../engine/ops/conv2d.js';
 import { hasSubgroups8 } from '../engine/ops/matmul.js';
 
 // Tests run from the bundle in .build/test/; fixtures stay in the source tree.
@@ -97,6 +100,23 @@ t('the per-lane kernels match PyTorch too', async () => {
     }
   } finally {
     setConv2dSubgroups('auto');
+  }
+});
+
+// The tiled family (GPUs): every tile forced in turn over the whole fixture grid (1x1 included:
+// the tiled family has no separate GEMM path), all three products from conv2d_tiled.wgsl only.
+t('every tile of the tiled kernels matches PyTorch on the fixture grid', async () => {
+  for (const tile of Object.keys(TILED_TILES) as TiledTileName[]) {
+    setConv2dKernels('tiled', tile);
+    try {
+      for (const c of cases) {
+        const keys = await runCase(c);
+        const convKeys = keys.filter((k) => k.startsWith('conv2d') && !k.startsWith('conv2d_relayout') && !k.startsWith('conv2d.'));
+        assert.ok(convKeys.length >= 2 && convKeys.every((k) => k.startsWith('conv2d_tiled[')), `${c.name} (${tile}): tiled kernels only: ${keys.join(' ')}`);
+      }
+    } finally {
+      setConv2dKernels('auto');
+    }
   }
 });
 
