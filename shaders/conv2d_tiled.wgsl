@@ -58,7 +58,7 @@ const BN4 = 4u * $TNu;
 const TM4 = $TMu / 4u;
 const TN4 = $TNu / 4u;
 // vec4s of A and scalars of B each invocation fetches per slice (A_ALL: every invocation
-// fetches AV; else, 16 x 4 tiles, only the first half of the workgroup fetches one).
+// fetches AV; else, the 4x8 tile's 128 vec4s of A, only the first half fetches one).
 const AV = max(1u, $BKu * BM4 / 256u);
 const BV = $BKu * BN / 256u;
 const A_ALL = $BKu * BM4 == 256u * AV;
@@ -71,7 +71,7 @@ alias BRegs = array<f32, BV>;
 alias Acc = array<array<vec4<f32>, TN4>, $TMu>;
 
 // Per invocation, fixed for the whole K loop: where its B loads read.
-struct BSlot { base: u32, row: i32, col: i32, ok: bool, t: u32 }
+struct BSlot { base: u32, row: i32, col: i32, ok: bool }
 
 fn tapOk(row: i32, col: i32) -> bool {
   return row >= 0 && row < i32(params.SH) && col >= 0 && col < i32(params.SW);
@@ -141,8 +141,25 @@ fn fetchB(s: u32, tid: u32, slots: ptr<function, array<BSlot, BV>>) -> BRegs {
       let at = (n * params.SC * plane) + sl.base + u32(max(row, 0)) * params.SW + u32(max(col, 0));
       b[i] = select(0.0, S[at], ok);
     }
+  } else if ($CPSu == $BKu) {
+    // One column (output pixel) per invocation, BV channels of the slice's one tap: one bounds
+    // check and one address per slice.
+    let sl = (*slots)[0];
+    let tc = tapChannel(s, tid / BN);
+    let tap = params.TAPS[min(tc.x, 63u)];
+    let row = sl.row + tap.x;
+    let col = sl.col + tap.y;
+    var ok = sl.ok;
+    if ($PAD) { ok = ok && tapOk(row, col); }
+    let at = sl.base + tc.y * plane + u32(max(row, 0)) * params.SW + u32(max(col, 0));
+    for (var i = 0u; i < BV; i++) {
+      let cin = tc.y + i * (256u / BN);
+      var oki = ok;
+      if ($KPAD) { oki = oki && cin < params.SC; }
+      b[i] = select(0.0, S[at + i * (256u / BN) * plane], oki);
+    }
   } else {
-    // One column (output pixel) per invocation, BV rows of the slice.
+    // Few channels: the rows of a slice span several taps.
     for (var i = 0u; i < BV; i++) {
       let kr = tid / BN + i * (256u / BN);
       let tc = tapChannel(s, kr);
@@ -231,7 +248,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       let c = col / params.NT;
       let t = col - c * params.NT;
       let tap = params.TAPS[min(t, 63u)];
-      slots[i] = BSlot(c * plane, tap.x, tap.y, !$CHECK_N || col < params.NCOL, t);
+      slots[i] = BSlot(c * plane, tap.x, tap.y, !$CHECK_N || col < params.NCOL);
     }
   } else {
     let j = n0 + tid % BN;
@@ -239,7 +256,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     let rq = j - n * params.NPIX;
     let r = rq / params.NQ;
     let q = rq - r * params.NQ;
-    slots[0] = BSlot(n * params.SC * plane, i32(r * params.SRS), i32(q * params.SCS), !$CHECK_N || j < params.NCOL, 0u);
+    slots[0] = BSlot(n * params.SC * plane, i32(r * params.SRS), i32(q * params.SCS), !$CHECK_N || j < params.NCOL);
   }
 
   var acc: Acc;
