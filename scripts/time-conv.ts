@@ -1,8 +1,10 @@
 // Quick timing of conv2d's three kernels on this machine's adapter, for development:
-//   node scripts/time-conv.mjs [--shapes=name,...] [--reps=3] [--batch=8]
+//   node scripts/time-conv.mjs [--shapes=name,...] [--reps=3] [--batch=8] [--kernels=auto|classic|tiled] [--tile=8x8|4x8|8x4|4x4]
 // Prints ms (best of reps) and GFLOP/s for forward, input gradient and weight gradient.
 import { init, setRuntime, randn, noGrad, type Tensor } from '../engine/index.js';
-import { conv2d, conv2dInputGrad, conv2dWeightGrad, conv2dGeometry, type Conv2dOptions } from '../engine/ops/conv2d.js';
+import {
+  conv2d, conv2dInputGrad, conv2dWeightGrad, conv2dGeometry, conv2dPlanFor, setConv2dKernels, type Conv2dOptions, type TiledTileName,
+} from '../engine/ops/conv2d.js';
 
 interface Shape { name: string; C: number; O: number; H: number; K: number; stride: number; pad: number }
 const SHAPES: Shape[] = [
@@ -40,6 +42,8 @@ const idleMs = Number(args.idle ?? 0);
 const cores = Number(args.cores ?? (await import('node:os')).availableParallelism());
 const rt = await init({ quiet: true });
 setRuntime(rt);
+setConv2dKernels((args.kernels ?? 'auto') as 'auto' | 'classic' | 'tiled', (args.tile ?? null) as TiledTileName | null);
+console.log(`adapter: ${rt.adapterDescription}; kernels: ${args.kernels ?? 'auto'}${args.tile ? ` tile ${args.tile}` : ''}`);
 
 // Wall time, and the process's CPU time (lavapipe runs the kernels on threads of this process):
 // when other work shares the cores, CPU time / cores still estimates the uncontended time.
@@ -74,7 +78,9 @@ for (const s of SHAPES) {
   const x = randn(xs, 1);
   const w = randn(ws, 2, 0.05);
   const dy = randn([g.N, g.O, g.OH, g.OW], 3);
-  const row = [s.name.padEnd(12)];
+  const plan = conv2dPlanFor(rt, xs, ws, opts);
+  const t = plan.tiled;
+  const row = [`${s.name.padEnd(12)} ${(t ? `tiled ${t.tile}/${t.inputGradTile}/${t.weightGradTile} dw ${t.chunks} chunk(s)` : plan.path).padEnd(34)}`];
   for (const d of dirs) {
     const { ms, cpuMs } = await time(() =>
       noGrad(() => (d === 'fwd' ? conv2d(x, w, null, opts) : d === 'dx' ? conv2dInputGrad(dy, w, xs, opts) : conv2dWeightGrad(x, dy, ws, opts))),

@@ -1,9 +1,12 @@
-// Weight [O, C, KH, KW] -> A[cin, kh, kw, m] for the implicit-GEMM core, with the m axis
-// zero-padded to MP (a multiple of the register tile) so the core's vec4 reads never need a
-// bounds check. TRANS = false: cin = c, m = o (forward); TRANS = true: cin = o, m = c (input
-// gradient). The weight is small next to the activations, so this copy is cheap.
+// Weight [O, C, KH, KW] -> A for the implicit-GEMM kernels, with the m axis zero-padded to MP (a
+// multiple of the tile) so their vec4 reads never need a bounds check. TRANS = false: cin = c,
+// m = o (forward); TRANS = true: cin = o, m = c (input gradient).
+// TAP_MAJOR = false: A[cin, kh, kw, m] (conv2d_gemm*.wgsl); true: A[kh, kw, cin, m] with cin
+// zero-padded to CINP (conv2d_tiled.wgsl, whose K slices run over the channels of one tap).
+// The weight is small next to the activations, so this copy is cheap.
 //! TRANS = false
-struct Params { O: u32, C: u32, KHW: u32, MP: u32, total: u32, _p0: u32, _p1: u32, _p2: u32, }
+//! TAP_MAJOR = false
+struct Params { O: u32, C: u32, KHW: u32, MP: u32, total: u32, CINP: u32, _p1: u32, _p2: u32, }
 @group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(1) var<storage, read> W: array<f32>;
 @group(0) @binding(2) var<storage, read_write> A: array<f32>;
@@ -14,8 +17,12 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   if (idx >= params.total) { return; }
   let m = idx % params.MP;
   let rest = idx / params.MP;
-  let k = rest % params.KHW;
-  let cin = rest / params.KHW;
+  var k = rest % params.KHW;
+  var cin = rest / params.KHW;
+  if ($TAP_MAJOR) {
+    cin = rest % params.CINP;
+    k = rest / params.CINP;
+  }
   var o = m;
   var c = cin;
   if ($TRANS) {

@@ -4,7 +4,10 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { gpu, runtime, assertClose, randomArray, gradCheck } from './helpers.js';
 import { tensor, backward, noGrad, conv2d, Tensor, type Conv2dOptions, type DispatchObserver } from '../engine/index.js';
-import { conv2dPlan, conv2dInputGrad, conv2dWeightGrad, conv2dGeometry, setConv2dSubgroups, setConv2dFoldMinOut } from '../engine/ops/conv2d.js';
+import {
+  conv2dPlan, conv2dPlanFor, conv2dInputGrad, conv2dWeightGrad, conv2dGeometry, setConv2dSubgroups, setConv2dFoldMinOut, setConv2dKernels,
+  TILED_TILES, type TiledTileName,
+} from '../engine/ops/conv2d.js';
 import { hasSubgroups8 } from '../engine/ops/matmul.js';
 
 // Tests run from the bundle in .build/test/; fixtures stay in the source tree.
@@ -98,6 +101,45 @@ t('the per-lane kernels match PyTorch too', async () => {
   } finally {
     setConv2dSubgroups('auto');
   }
+});
+
+// The tiled family (GPUs): all three products from conv2d_tiled.wgsl only (1x1 included: it has
+// no separate GEMM path). The tile the default rule gives small problems (4x4) runs the whole
+// fixture grid; the others a spread that reaches every code path (bias, 1x1 stride 2, stride-2
+// residue classes, an empty class, the 3-channel stem's padded channel slices, odd strides and
+// dilations): lavapipe compiles each specialisation slowly.
+t('every tile of the tiled kernels matches PyTorch on the fixture grid', async () => {
+  const spread = ['1x1 s1 small image, bias', '1x1 s2 downsample', '3x3 s2 p1', '7x7 s2 p3 stem, 3 channels', '5x3 stride', '3x3 s3 p1'];
+  for (const tile of Object.keys(TILED_TILES) as TiledTileName[]) {
+    setConv2dKernels('tiled', tile);
+    try {
+      for (const c of cases) {
+        if (tile !== '4x4' && !spread.some((n) => c.name.startsWith(n))) continue;
+        const keys = await runCase(c);
+        const convKeys = keys.filter((k) => k.startsWith('conv2d') && !k.startsWith('conv2d_relayout'));
+        assert.ok(convKeys.length >= 3 && convKeys.every((k) => k.startsWith('conv2d_tiled[') && k.includes(`TM=${tile[0]},TN=${tile[2]}`)), `${c.name} (${tile}): tiled kernels only: ${keys.join(' ')}`);
+      }
+    } finally {
+      setConv2dKernels('auto');
+    }
+  }
+});
+
+t('the tiled family is the default only where the device has no 8-wide subgroups, with checks compiled out where shapes divide', () => {
+  const rt = runtime();
+  const auto = conv2dPlanFor(rt, [2, 16, 8, 8], [64, 16, 3, 3], { padding: 1 });
+  assert.is(auto.path === 'tiled', !hasSubgroups8(rt), `auto plan on this device: ${auto.path}`);
+  // 16 channels, 2 x 64 pixels, 64 output channels divide the 4x4 tile (64 x 64, BK 16).
+  const exact = conv2dPlan([2, 16, 8, 8], [64, 16, 3, 3], { padding: 1 }, false, false, { family: 'tiled', tile: '4x4' }).tiled!;
+  assert.equal([exact.forward.defines.CHECK_M, exact.forward.defines.CHECK_N, exact.forward.defines.KPAD, exact.forward.defines.PAD], [false, false, false, true]);
+  // ResNet-50 layer shapes at batch 32: the large tile where the grid fills a big GPU, smaller
+  // tiles where it would not; the weight gradient fills it with chunks of K instead.
+  const big = conv2dPlan([32, 256, 56, 56], [64, 256, 1, 1], {}, false, false, { family: 'tiled', tile: null }).tiled!;
+  assert.is(big.tile, '4x8', '64 output channels: 64-row tile');
+  assert.is(conv2dPlan([32, 128, 28, 28], [512, 128, 1, 1], {}, false, false, { family: 'tiled', tile: null }).tiled!.tile, '8x8');
+  const deep = conv2dPlan([32, 512, 7, 7], [512, 512, 3, 3], { padding: 1 }, false, false, { family: 'tiled', tile: null }).tiled!;
+  assert.is(deep.tile, '4x4', '7x7 maps: small tiles');
+  assert.ok(deep.chunks > 1 && deep.weightGradTile === '8x8', `deep weight gradient: ${deep.weightGradTile} in ${deep.chunks} chunks`);
 });
 
 /** An unpadded 1x1 convolution (the GEMM path): output and all three gradients vs CPU loops.
@@ -262,18 +304,27 @@ t('weight-gradient kernels on larger outputs match a CPU loop', async () => {
                   ref[((o * g.C + c) * g.KH + kh) * g.KW + kw] +=
                     dyd[((n * g.O + o) * g.OH + oh) * g.OW + ow] * xd[((n * g.C + c) * g.H + ih) * g.W + iw];
                 }
-    for (const mode of ['auto', 'off'] as const) {
-      setConv2dSubgroups(mode);
+    // Classic family with and without subgroups, and the tiled one (the stem: 225 pixels per
+    // image, scalar dy loads, K in 3 chunks; the 3x3: 240 pixels, vec4 dy loads, one chunk).
+    for (const mode of ['auto', 'off', 'tiled'] as const) {
+      if (mode === 'tiled') setConv2dKernels('tiled');
+      else setConv2dSubgroups(mode);
       try {
-        const sg8 = mode === 'auto' && hasSubgroups8(runtime());
-        assert.is(conv2dPlan(xs, ws, opts, false, sg8).weightGrad?.sg8, sg8, 'weight-gradient kernel of the device planned');
+        if (mode === 'tiled') {
+          const chunks = conv2dPlanFor(runtime(), xs, ws, opts).tiled!.chunks;
+          assert.is(chunks, g.KH === 7 ? 3 : 1, 'tiled weight gradient chunks (58 slices of 8 pixels / 30 of 16)');
+        } else {
+          const sg8 = mode === 'auto' && hasSubgroups8(runtime());
+          assert.is(conv2dPlan(xs, ws, opts, false, sg8).weightGrad?.sg8, sg8, 'weight-gradient kernel of the device planned');
+        }
         const x = tensor(xd, xs);
         const dy = tensor(dyd, [g.N, g.O, g.OH, g.OW]);
         const dw = conv2dWeightGrad(x, dy, ws, opts);
-        assertClose(await dw.data(), ref, 1e-3, 1e-4, `dw ${ws.join('x')} stride ${g.SH} (subgroups ${mode})`);
+        assertClose(await dw.data(), ref, 1e-3, 1e-4, `dw ${ws.join('x')} stride ${g.SH} (${mode})`);
         for (const v of [x, dy, dw]) v.dispose();
       } finally {
         setConv2dSubgroups('auto');
+        setConv2dKernels('auto');
       }
     }
   }
@@ -284,8 +335,21 @@ t('weight gradient is split into chunks and reduced deterministically', async ()
   const ws = [16, 16, 3, 3];
   const plan = conv2dPlan(xs, ws, { padding: 1 });
   assert.ok(plan.weightGrad!.chunks > 1, `K is split (${plan.weightGrad!.chunks} chunks)`);
+  const tiled = conv2dPlan(xs, ws, { padding: 1 }, false, false, { family: 'tiled', tile: null }).tiled!;
+  assert.ok(tiled.chunks > 1, `K is split in the tiled kernel too (${tiled.chunks} chunks)`);
   const xd = randomArray(xs.reduce((a, b) => a * b), 11);
   const wd = randomArray(ws.reduce((a, b) => a * b), 12, -0.3, 0.3);
+  for (const family of ['classic', 'tiled'] as const) {
+    setConv2dKernels(family);
+    try {
+      await chunkedWeightGrad(xs, ws, xd, wd, family);
+    } finally {
+      setConv2dKernels('auto');
+    }
+  }
+});
+
+async function chunkedWeightGrad(xs: number[], ws: number[], xd: Float32Array, wd: Float32Array, family: string): Promise<void> {
   const run = async (): Promise<Float32Array> => {
     const x = tensor(xd, xs);
     const w = tensor(wd, ws).requireGrad();
@@ -318,8 +382,8 @@ t('weight gradient is split into chunks and reduced deterministically', async ()
               }
             ref[((o * C + c) * KH + kh) * KW + kw] += s;
           }
-  assertClose(a, ref, 1e-3, 1e-4, 'chunked weight gradient');
-});
+  assertClose(a, ref, 1e-3, 1e-4, `chunked weight gradient (${family})`);
+}
 
 t('gradients match finite differences on tiny shapes', async () => {
   const conv = (opts: Conv2dOptions) => (x: Tensor, w: Tensor, b: Tensor) => conv2d(x, w, b, opts);

@@ -34,6 +34,9 @@
 // - bounds checks are compiled out when the shape divides the tile, and source range checks
 //   when no tap can leave the source (no padding); strided 1x1 kernels load only the columns
 //   they use.
+// All of the above is the 'classic' family, designed for lavapipe. GPUs (devices without 8-wide
+// subgroups) take the 'tiled' family instead (conv2d_tiled.ts): workgroup-memory tiles and
+// register tiles for all three products and every kernel size up to 7x7, 1x1 included.
 import gemmSrc from '../../shaders/conv2d_gemm.wgsl';
 import gemmSg8Src from '../../shaders/conv2d_gemm_sg8.wgsl';
 import wgradSrc from '../../shaders/conv2d_wgrad.wgsl';
@@ -47,13 +50,15 @@ import { hasSubgroups8 } from './matmul.js';
 import { inputGradStride2, STRIDE2_TM } from './conv2d_dgrad_s2.js';
 import { forwardPointwise, inputGradPointwise, weightGradPointwise, reshapeOwned } from './conv2d_pointwise.js';
 import { forwardFolded, inputGradFolded, weightGradFolded } from './conv2d_fold.js';
-import { conv2dPlan, type Conv2dOptions, type ConvGeometry, type ConvPlan, type CoreDispatch } from './conv2d_plan.js';
+import { conv2dPlan, type Conv2dOptions, type ConvFamily, type ConvGeometry, type ConvPlan, type CoreDispatch } from './conv2d_plan.js';
+import { forwardTiled, inputGradTiled, weightGradTiled, type TiledTileName } from './conv2d_tiled.js';
 import { sum } from './reduce.js';
 import { reshape } from './shape.js';
 import { fillTensor } from './pointwise.js';
 
 export { conv2dGeometry, conv2dPlan, setConv2dFoldMinOut } from './conv2d_plan.js';
-export type { Conv2dOptions, ConvGeometry, ConvPlan, CoreDispatch, WgradPlan } from './conv2d_plan.js';
+export type { Conv2dOptions, ConvFamily, ConvGeometry, ConvPlan, CoreDispatch, WgradPlan } from './conv2d_plan.js';
+export { TILED_TILES, type TiledTileName, type TiledPlan } from './conv2d_tiled.js';
 
 const OP = 'conv2d';
 
@@ -65,6 +70,25 @@ export function setConv2dSubgroups(mode: 'auto' | 'off'): void {
 }
 const useSg8 = (rt: Runtime): boolean => subgroupMode === 'auto' && hasSubgroups8(rt);
 
+let familyMode: 'auto' | 'classic' | 'tiled' = 'auto';
+let forcedTile: TiledTileName | null = null;
+/** Which kernel family conv2d plans with. 'auto' (the default): the tiled family on devices
+ *  without 8-wide subgroups (GPUs), the classic one where they exist (lavapipe, for which it was
+ *  tuned); 'classic' or 'tiled' force one, and `tile` one tile of the tiled family (tests and
+ *  benchmarks; the device profile's tuner will choose among these candidates). */
+export function setConv2dKernels(mode: 'auto' | 'classic' | 'tiled', tile: TiledTileName | null = null): void {
+  familyMode = mode;
+  forcedTile = tile;
+}
+function family(rt: Runtime): ConvFamily {
+  const tiled = familyMode === 'tiled' || (familyMode === 'auto' && !hasSubgroups8(rt));
+  return tiled ? { family: 'tiled', tile: forcedTile } : { family: 'classic' };
+}
+/** The plan conv2d would use on this runtime for these shapes (benchmarks name their variants with it). */
+export function conv2dPlanFor(rt: Runtime, xShape: readonly number[], wShape: readonly number[], opts: Conv2dOptions = {}, hasBias = false): ConvPlan {
+  return conv2dPlan(xShape, wShape, opts, hasBias, useSg8(rt), family(rt));
+}
+
 // ---------------------------------------------------------------------------------------------
 // Dispatch helpers.
 
@@ -75,7 +99,7 @@ function relayout(w: Tensor, g: ConvGeometry, trans: boolean, mp: number, op: st
   const total = cin * g.KH * g.KW * mp;
   const a = empty(rt, [total], 'f32', op);
   rt.dispatch(rt.kernel('conv2d_relayout', relayoutSrc, { TRANS: trans }), {
-    params: { O: g.O, C: g.C, KHW: g.KH * g.KW, MP: mp, total },
+    params: { O: g.O, C: g.C, KHW: g.KH * g.KW, MP: mp, total, CINP: 0 },
     buffers: [w.buffer(op), a.buffer(op)],
     workgroups: rt.grid1d(total, 256),
     op,
@@ -170,7 +194,7 @@ function biasGrad(dy: Tensor, g: ConvGeometry): Tensor {
 
 /** The input gradient alone (PyTorch's torch.nn.grad.conv2d_input): dx for dy of conv2d(x, weight). */
 export function conv2dInputGrad(dy: Tensor, weight: Tensor, xShape: readonly number[], opts: Conv2dOptions = {}): Tensor {
-  const plan = conv2dPlan(xShape, weight.shape, opts, false, useSg8(dy.rt));
+  const plan = conv2dPlanFor(dy.rt, xShape, weight.shape, opts);
   checkGrad(dy, plan.geometry);
   const op = `${OP}.backward`;
   return inputGrad(plan, dy, weight, op);
@@ -178,18 +202,20 @@ export function conv2dInputGrad(dy: Tensor, weight: Tensor, xShape: readonly num
 
 /** The weight gradient alone (PyTorch's torch.nn.grad.conv2d_weight): dw for dy of conv2d(x, weight). */
 export function conv2dWeightGrad(x: Tensor, dy: Tensor, wShape: readonly number[], opts: Conv2dOptions = {}): Tensor {
-  const plan = conv2dPlan(x.shape, wShape, opts, false, useSg8(x.rt));
+  const plan = conv2dPlanFor(x.rt, x.shape, wShape, opts);
   checkGrad(dy, plan.geometry);
   const op = `${OP}.backward`;
   return weightGrad(plan, x, dy, op);
 }
 
 function inputGrad(plan: ConvPlan, dy: Tensor, w: Tensor, op: string): Tensor {
+  if (plan.tiled) return inputGradTiled(dy, w, plan.geometry, plan.tiled, op);
   if (plan.path === 'fold') return inputGradFolded(dy, w, plan.geometry, op);
   return plan.path === 'gemm' ? inputGradPointwise(dy, w, plan.geometry, op) : inputGradImplicit(dy, w, plan, op);
 }
 
 function weightGrad(plan: ConvPlan, x: Tensor, dy: Tensor, op: string): Tensor {
+  if (plan.tiled) return weightGradTiled(x, dy, plan.geometry, plan.tiled, op);
   if (plan.weightGradFolded) return weightGradFolded(x, dy, plan.geometry, op);
   return plan.path === 'gemm' ? weightGradPointwise(x, dy, plan.geometry, op) : weightGradImplicit(x, dy, plan, op);
 }
@@ -205,13 +231,15 @@ export function conv2d(x: Tensor, weight: Tensor, bias?: Tensor | null, opts: Co
   const args = bias ? [x, weight, bias] : [x, weight];
   requireF32(OP, ...args);
   sameRuntime(OP, ...args);
-  const plan = conv2dPlan(x.shape, weight.shape, opts, !!bias, useSg8(x.rt));
+  const plan = conv2dPlanFor(x.rt, x.shape, weight.shape, opts, !!bias);
   const g = plan.geometry;
   if (bias && (bias.rank !== 1 || bias.shape[0] !== g.O)) {
     throw new Error(`${OP}: bias ${bias.describe()} does not match the ${g.O} output channels of weight ${weight.describe()}; it must have shape [${g.O}]`);
   }
   const b = bias ?? null;
-  const y = plan.path === 'fold' ? forwardFolded(x, weight, b, g) : plan.path === 'gemm' ? forwardPointwise(x, weight, b, g) : forwardImplicit(x, weight, b, plan);
+  const y = plan.tiled
+    ? forwardTiled(x, weight, b, g, plan.tiled, OP)
+    : plan.path === 'fold' ? forwardFolded(x, weight, b, g) : plan.path === 'gemm' ? forwardPointwise(x, weight, b, g) : forwardImplicit(x, weight, b, plan);
   return record(y, OP, args, (dy) => {
     const op = `${OP}.backward`;
     return [

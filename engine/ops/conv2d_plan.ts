@@ -3,6 +3,7 @@
 import { formatShape } from '../tensor.js';
 import type { Defines } from '../kernel.js';
 import { fusedStride2 } from './conv2d_dgrad_s2.js';
+import { tiledFits, tiledPlan, type TiledPlan, type TiledTileName } from './conv2d_tiled.js';
 
 const OP = 'conv2d';
 
@@ -84,10 +85,13 @@ export interface CoreDispatch {
 
 export interface ConvPlan {
   geometry: ConvGeometry;
-  /** 'fold' for outputs of at most FOLD_MAX_PIXELS pixels per image with 8-wide subgroups
-   *  (conv2d_fold.ts), 'gemm' for unpadded 1x1 convolutions (conv2d_pointwise.ts), else
-   *  'implicit' (the core and the weight-gradient kernel); for all three products. */
-  path: 'fold' | 'gemm' | 'implicit';
+  /** 'tiled' where the workgroup-tiled kernels are asked for (conv2d_tiled.ts); else 'fold' for
+   *  outputs of at most FOLD_MAX_PIXELS pixels per image with 8-wide subgroups (conv2d_fold.ts),
+   *  'gemm' for unpadded 1x1 convolutions (conv2d_pointwise.ts), else 'implicit' (the core and
+   *  the weight-gradient kernel); for all three products. */
+  path: 'tiled' | 'fold' | 'gemm' | 'implicit';
+  /** The tiled kernels' dispatches (path 'tiled'). */
+  tiled: TiledPlan | null;
   forward: CoreDispatch | null;
   /** Residue classes of the input gradient; a class with no taps is null (its pixels get zero).
    *  Empty when inputGradStride2 is set. */
@@ -206,12 +210,26 @@ const range = (n: number): number[] => [...Array(n).keys()];
 const gcd = (a: number, b: number): number => (b === 0 ? a : gcd(b, a % b));
 const mod = (a: number, m: number): number => ((a % m) + m) % m;
 
-export function conv2dPlan(xShape: readonly number[], wShape: readonly number[], opts: Conv2dOptions = {}, hasBias = false, sg8 = false): ConvPlan {
+/** Which kernel family plans a convolution: 'classic' (the per-lane and subgroup kernels tuned
+ *  on lavapipe) or 'tiled' (conv2d_tiled.ts, for GPUs), the latter with its default tile rule or
+ *  one tile forced. */
+export type ConvFamily = { family: 'classic' } | { family: 'tiled'; tile: TiledTileName | null };
+
+export function conv2dPlan(
+  xShape: readonly number[], wShape: readonly number[], opts: Conv2dOptions = {}, hasBias = false, sg8 = false,
+  kernels: ConvFamily = { family: 'classic' },
+): ConvPlan {
   const g = conv2dGeometry(xShape, wShape, opts);
+  if (kernels.family === 'tiled' && tiledFits(g)) {
+    return {
+      geometry: g, path: 'tiled', tiled: tiledPlan(g, hasBias, kernels.tile),
+      forward: null, inputGrad: [], inputGradStride2: false, weightGrad: null, weightGradFolded: false,
+    };
+  }
   const { C, H, W, O, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW } = g;
   const foldable = (pixels: number): boolean => sg8 && O >= foldMinOut && OH * OW <= pixels && C * KH * KW * g.N * OH * OW <= FOLD_MAX_COL;
   const weightGradFolded = foldable(FOLD_WGRAD_MAX_PIXELS);
-  const none = { geometry: g, forward: null, inputGrad: [], inputGradStride2: false, weightGrad: null, weightGradFolded };
+  const none = { geometry: g, tiled: null, forward: null, inputGrad: [], inputGradStride2: false, weightGrad: null, weightGradFolded };
   if (foldable(FOLD_MAX_PIXELS)) return { ...none, path: 'fold' };
   // Padded planes make 7x7 maps GEMM-friendly too: the sg8 matmul on 52 packed columns beat
   // the core (which folds the batch) at 7x7, 512 <-> 2048 channels.
@@ -264,7 +282,7 @@ export function conv2dPlan(xShape: readonly number[], wShape: readonly number[],
     }
   }
   return {
-    geometry: g, path: 'implicit', forward, inputGrad, inputGradStride2,
+    geometry: g, path: 'implicit', tiled: null, forward, inputGrad, inputGradStride2,
     weightGrad: weightGradFolded ? null : wgradPlan(g, sg8), weightGradFolded,
   };
 }
