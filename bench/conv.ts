@@ -8,7 +8,7 @@
 // tfjs is slow at 224x224 (its weight gradient runs one invocation per weight, looping over the
 // batch and the image), so its 224 cases take a single timed sample.
 import { noGrad, tensor, Rng, type Tensor } from '../engine/index.js';
-import { conv2d, conv2dInputGrad, conv2dWeightGrad, conv2dGeometry, conv2dPlan, type Conv2dOptions } from '../engine/ops/conv2d.js';
+import { conv2d, conv2dInputGrad, conv2dWeightGrad, conv2dGeometry, conv2dPlanFor, type Conv2dOptions } from '../engine/ops/conv2d.js';
 import { hasSubgroups8 } from '../engine/ops/matmul.js';
 import type { BenchContext } from './lib/context.js';
 import { engineCase, measureCases, tfjsCase, type Measurement, type TimingOptions } from './lib/timing.js';
@@ -176,7 +176,11 @@ export async function disagreement(s: ReturnType<typeof setup>, d: Dir): Promise
 
 /** Which of our kernels a problem takes, for the notes. */
 function variant(ctx: BenchContext, p: Problem): string {
-  const plan = conv2dPlan(p.xs, p.ws, p.opts, false, hasSubgroups8(ctx.rt));
+  const plan = conv2dPlanFor(ctx.rt, p.xs, p.ws, p.opts, false);
+  if (plan.path === 'tiled') {
+    const t = plan.tiled!;
+    return `tiled fwd ${t.tile}, dx ${t.inputGradTile} in ${t.inputGrad.filter((d) => d).length} class(es), dw ${t.weightGradTile} in ${t.chunks} chunk(s)`;
+  }
   if (plan.path === 'gemm') return `gemm (matmul.ts)${plan.weightGradFolded ? ', dw batch-folded GEMM' : ''}`;
   if (plan.path === 'fold') return 'batch-folded GEMMs (im2col + matmul.ts)';
   const f = plan.forward!;
