@@ -5,6 +5,10 @@ import { parseArgs, resolveOptions } from '../train/args.js';
 import { detectron2Name } from '../train/export.js';
 import { formatDuration, formatFigures } from '../train/progress.js';
 import { cosineLr, scaledLr } from '../train/optim/schedule.js';
+import { describeOptions, presetHelp, pretrainOptions, PRETRAIN_PRESETS } from '../train/presets.js';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 const t = suite('cli units');
 
@@ -44,6 +48,68 @@ t('progress line shows step, epoch, rate, both losses, lr and ETA', () => {
     assert.ok(line.includes(part), `'${part}' missing from: ${line}`);
   }
   assert.is(formatDuration(3725), '1:02:05');
+});
+
+const pretrainFlags = (...argv: string[]) => pretrainOptions(parseArgs(argv).flags);
+
+t('presets: no --preset is the paper setting, and --arch alone is that arch as torchvision builds it', () => {
+  const o = pretrainFlags('--arch', 'resnet50', '--img-size', '224');
+  assert.equal(o, { ...PRETRAIN_PRESETS.paper.options });
+  assert.is(o.preset, 'paper');
+  for (const arch of ['resnet18', 'resnet34']) {
+    const r = pretrainFlags('--arch', arch);
+    assert.equal([r.arch, r.width, r.smallStem, r.imgSize, r.batchSize, r.queueSize, r.lr], [arch, 1, false, 224, 256, 65536, 0.03]);
+  }
+});
+
+t("presets: --preset tiny is exactly the built-in run's settings", () => {
+  // The defaults of `densecl pretrain` before presets existed (npm run train).
+  const before = {
+    method: 'densecl', data: 'builtin', arch: 'resnet18', width: 0.25, smallStem: true, epochs: 2, batchSize: 32, imgSize: 32, queueSize: 256, dim: 128,
+    lr: 0.3, momentum: 0.9, weightDecay: 1e-4, tau: 0.2, emaMomentum: 0.999, lambda: 0.5, startIters: 0, bnGroups: 8, seed: 0, builtinImages: 2048, workers: 2,
+    checkpointEvery: 100, out: 'runs/densecl', resume: '', profile: 0, stopAfter: 0,
+  };
+  assert.equal(pretrainFlags('--preset', 'tiny'), { preset: 'tiny', ...before });
+  assert.equal(pretrainFlags('--preset=tiny', '--epochs', '1').epochs, 1);
+});
+
+t("presets: width and stem follow another arch than the preset's unless given", () => {
+  const r50 = pretrainFlags('--preset', 'tiny', '--arch', 'resnet50');
+  assert.equal([r50.width, r50.smallStem, r50.imgSize], [1, false, 32]);
+  const given = pretrainFlags('--preset', 'tiny', '--arch', 'resnet50', '--width', '0.5', '--small-stem');
+  assert.equal([given.width, given.smallStem], [0.5, true]);
+  const same = pretrainFlags('--preset', 'tiny', '--arch', 'resnet18');
+  assert.equal([same.width, same.smallStem], [0.25, true]);
+});
+
+t('presets: an unknown one is a clear error listing them; --preset needs a name', () => {
+  assert.throws(() => pretrainFlags('--preset', 'imagenet'), /unknown preset 'imagenet'; the presets are paper \(.*\), paper-coco \(.*\), tiny \(.*\)/);
+  assert.throws(() => pretrainFlags('--preset'), /--preset needs a name: paper, paper-coco, tiny/);
+});
+
+t('presets: flags win over the config file, which wins over the preset it may name', () => {
+  const config = join(mkdtempSync(join(tmpdir(), 'densecl-presets-')), 'run.json');
+  writeFileSync(config, JSON.stringify({ preset: 'tiny', 'batch-size': 64, queueSize: 512 }));
+  const o = pretrainFlags('--config', config, '--batch-size', '128');
+  assert.equal([o.preset, o.width, o.batchSize, o.queueSize], ['tiny', 0.25, 128, 512]);
+  assert.is(pretrainFlags('--config', config, '--preset', 'paper-coco').epochs, 800);
+  assert.is(pretrainFlags('--config', config, '--preset', 'paper-coco').queueSize, 512);
+});
+
+t('presets: the first progress line names the preset and every setting that differs', () => {
+  assert.is(describeOptions(pretrainFlags('--arch', 'resnet18', '--batch-size', '64')), 'preset paper; differs: arch=resnet18, batch-size=64 (lr scaled to 0.0075)');
+  assert.is(describeOptions(pretrainFlags('--preset', 'tiny', '--out', 'elsewhere')), 'preset tiny; nothing differs');
+  assert.is(
+    describeOptions(pretrainFlags('--preset', 'tiny', '--arch', 'resnet50', '--lr', '0.03', '--seed', '3')),
+    'preset tiny; differs: arch=resnet50, width=1, small-stem=false, lr=0.03 per 256 images (0.00375 at batch 32), seed=3',
+  );
+});
+
+t('presets: densecl help says what each sets', () => {
+  const help = presetHelp('  ');
+  for (const part of ['paper: ', 'paper-coco: ', 'tiny: ', 'resnet50 width 1 7x7 stem, 224 px, 200 epochs, batch 256, lr 0.03 per 256 images', 'lr 0.3 per 256', 'queue 65536', 'resnet18 width 0.25 small stem, 32 px']) {
+    assert.ok(help.includes(part), `'${part}' missing from:\n${help}`);
+  }
 });
 
 t.run();

@@ -8,7 +8,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gpu, rejects } from './helpers.js';
 import { runtime } from '../engine/index.js';
-import { pretrain, resumeOptions, PRETRAIN_DEFAULTS, type PretrainOptions } from '../train/pretrain.js';
+import { pretrain, resumeOptions, type PretrainOptions } from '../train/pretrain.js';
+import { PRETRAIN_PRESETS } from '../train/presets.js';
 import { loadSafetensors } from '../train/io.js';
 import { exportRun } from '../train/export-run.js';
 
@@ -16,7 +17,7 @@ const t = suite('pretrain program');
 const root = mkdtempSync(join(tmpdir(), 'densecl-test-'));
 
 const tiny = (out: string, extra: Partial<PretrainOptions> = {}): PretrainOptions => ({
-  ...PRETRAIN_DEFAULTS,
+  ...PRETRAIN_PRESETS.tiny.options,
   width: 1 / 16,
   imgSize: 16,
   batchSize: 8,
@@ -41,8 +42,21 @@ t.before(async () => {
 });
 
 t('a resumed run continues exactly where the interrupted one stopped', async () => {
-  const whole = await pretrain(tiny(join(root, 'whole')), runtime());
+  const said: string[] = [];
+  const write = process.stderr.write;
+  process.stderr.write = ((chunk: string) => said.push(String(chunk)) > 0) as typeof process.stderr.write;
+  let whole;
+  try {
+    whole = await pretrain(tiny(join(root, 'whole')), runtime());
+  } finally {
+    process.stderr.write = write;
+  }
   assert.is(whole.steps, 4);
+  assert.match(said.join('').split('\n')[0], /^preset tiny; differs: width=0\.0625, batch-size=8 \(lr scaled to 0\.009375\), img-size=16, queue-size=16, dim=16, bn-groups=2, builtin-images=16, workers=0, checkpoint-every=2$/);
+  // config.json holds every setting (resume needs nothing else), and the preset it came from.
+  const config = JSON.parse(readFileSync(join(whole.runDir, 'config.json'), 'utf8')) as Record<string, unknown>;
+  assert.equal(Object.keys(config).sort(), Object.keys(PRETRAIN_PRESETS.tiny.options).sort());
+  assert.is(config.preset, 'tiny');
   const cut = join(root, 'cut');
   const first = await pretrain(tiny(cut, { stopAfter: 2 }), runtime());
   assert.is(first.steps, 2);

@@ -27,11 +27,10 @@ function camel(s: string): string {
 }
 
 /**
- * Merges defaults, a JSON config file and flags, converting each value to the type of its
- * default; unknown keys are an error that lists the known ones.
+ * The options a user gave: the keys of the --config JSON file (camelCased), then the flags,
+ * which win; untyped, as given.
  */
-export function resolveOptions<T extends Record<string, string | number | boolean>>(defaults: T, flags: Flags, command: string): T {
-  const merged: Record<string, unknown> = { ...defaults };
+export function givenOptions(flags: Flags, command: string): Record<string, unknown> {
   const fromFile: Record<string, unknown> = {};
   if (typeof flags.config === 'string') {
     let parsed: unknown;
@@ -43,9 +42,24 @@ export function resolveOptions<T extends Record<string, string | number | boolea
     if (typeof parsed !== 'object' || parsed === null) throw new Error(`${command}: config file ${flags.config} must hold a JSON object`);
     for (const [k, v] of Object.entries(parsed)) fromFile[camel(k)] = v;
   }
-  for (const [k, v] of [...Object.entries(fromFile), ...Object.entries(flags).filter(([k]) => k !== 'config')]) {
+  const { config: _config, ...rest } = flags;
+  return { ...fromFile, ...rest };
+}
+
+/** `batchSize` as the user types it: `--batch-size`. */
+export function flagName(key: string): string {
+  return '--' + key.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase());
+}
+
+/**
+ * `given` (see givenOptions) over `defaults`, converting each value to the type of its
+ * default; unknown keys are an error that lists the known ones.
+ */
+export function typedOptions<T extends Record<string, string | number | boolean>>(defaults: T, given: Record<string, unknown>, command: string): T {
+  const merged: Record<string, unknown> = { ...defaults };
+  for (const [k, v] of Object.entries(given)) {
     if (!(k in defaults)) {
-      throw new Error(`${command}: unknown option --${k.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase())}; known: ${Object.keys(defaults).map((d) => '--' + d.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase())).join(' ')}`);
+      throw new Error(`${command}: unknown option ${flagName(k)}; known: ${Object.keys(defaults).map(flagName).join(' ')}`);
     }
     const want = typeof defaults[k];
     if (want === 'number') {
@@ -60,4 +74,9 @@ export function resolveOptions<T extends Record<string, string | number | boolea
     }
   }
   return merged as T;
+}
+
+/** Defaults, then a JSON config file (--config FILE), then flags. */
+export function resolveOptions<T extends Record<string, string | number | boolean>>(defaults: T, flags: Flags, command: string): T {
+  return typedOptions(defaults, givenOptions(flags, command), command);
 }

@@ -19,40 +19,10 @@ import { StepProfiler } from './profile-run.js';
 import { Progress } from './progress.js';
 import { writeFileAtomic } from './io.js';
 import { openTrainingData, type TrainingData } from './data-source.js';
+import { describeOptions, type PretrainOptions } from './presets.js';
 import type { SamplerState } from './data/loader.js';
 
-export const PRETRAIN_DEFAULTS = {
-  method: 'densecl',
-  data: 'builtin',
-  arch: 'resnet18',
-  width: 0.25,
-  smallStem: true,
-  epochs: 2,
-  batchSize: 32,
-  imgSize: 32,
-  queueSize: 256,
-  dim: 128,
-  /** Base lr per 256 images: 0.3 is DenseCL's COCO setting, which suits short runs (ImageNet: 0.03). */
-  lr: 0.3,
-  momentum: 0.9,
-  weightDecay: 1e-4,
-  tau: 0.2,
-  emaMomentum: 0.999,
-  lambda: 0.5,
-  startIters: 0,
-  bnGroups: 8,
-  seed: 0,
-  builtinImages: 2048,
-  workers: 2,
-  checkpointEvery: 100,
-  out: 'runs/densecl',
-  resume: '',
-  profile: 0,
-  /** Stop after this many steps of this invocation (0 = run to the end); simulates an interrupted run. */
-  stopAfter: 0,
-};
-
-export type PretrainOptions = typeof PRETRAIN_DEFAULTS;
+export { PRETRAIN_PRESETS, type PretrainOptions } from './presets.js';
 
 const CHECKPOINT = 'checkpoint.safetensors';
 const CONFIG = 'config.json';
@@ -81,16 +51,19 @@ function validateFlags(o: PretrainOptions, worldSize: number): void {
 export function resumeOptions(runDir: string, overrides: Partial<PretrainOptions>): PretrainOptions {
   const path = join(runDir, CONFIG);
   if (!existsSync(join(runDir, CHECKPOINT))) throw new Error(`--resume ${runDir}: no ${CHECKPOINT} there; nothing to resume`);
-  let saved: PretrainOptions;
+  let saved: Omit<PretrainOptions, 'preset'> & { preset?: string };
   try {
-    saved = JSON.parse(readFileSync(path, 'utf8')) as PretrainOptions;
+    saved = JSON.parse(readFileSync(path, 'utf8')) as typeof saved;
   } catch (e) {
     throw new Error(`--resume ${runDir}: cannot read ${path}: ${(e as Error).message}`);
   }
-  return { ...saved, ...(overrides.epochs !== undefined ? { epochs: overrides.epochs } : {}), out: runDir, resume: runDir };
+  // Configs saved before presets existed were made from today's tiny preset.
+  return { preset: 'tiny', ...saved, ...(overrides.epochs !== undefined ? { epochs: overrides.epochs } : {}), out: runDir, resume: runDir };
 }
 
 export interface PretrainResult {
+  /** The run's settings (a resumed run's are the saved ones). */
+  options: PretrainOptions;
   runDir: string;
   steps: number;
   losses: number[];
@@ -120,6 +93,7 @@ export async function pretrain(o: PretrainOptions, runtime?: Runtime, comm: Comm
   const [S, B] = [o.imgSize, o.batchSize];
   const losses: number[] = [];
   let lastGood = 0;
+  progress?.note(describeOptions(o));
   try {
     if (saved) {
       lastGood = trainer.loadState(saved.bytes, checkpointPath).step;
@@ -131,7 +105,7 @@ export async function pretrain(o: PretrainOptions, runtime?: Runtime, comm: Comm
     if (lead) writeFileAtomic(join(runDir, CONFIG), new TextEncoder().encode(JSON.stringify({ ...o, resume: '' }, null, 2)));
     const job = comm.size > 1 ? `, ${comm.size} processes (${comm.description}; this is rank ${comm.rank} of ${comm.size}), ${B / comm.size} images each` : '';
     progress?.note(
-      `${o.method} ${o.arch} (width ${o.width}${o.smallStem ? ', small stem' : ''}) on ${data.description}: ` +
+      `${o.method} ${o.arch} (width ${o.width}, ${o.smallStem ? 'small' : '7x7'} stem) on ${data.description}: ` +
         `${totalSteps} steps of batch ${B} at ${S}x${S}${job}, queue ${o.queueSize}, lr ${trainer.lrAt(0).toExponential(2)} -> ${runDir}`,
     );
 
@@ -213,7 +187,7 @@ export async function pretrain(o: PretrainOptions, runtime?: Runtime, comm: Comm
     if (!runtime) rt.destroy();
   }
   const backbone = lead ? exportRun(runDir, 'torchvision') : '';
-  return { runDir, steps: lastGood, losses, checkpoint: checkpointPath, backbone };
+  return { options: o, runDir, steps: lastGood, losses, checkpoint: checkpointPath, backbone };
 }
 
 /**

@@ -7,7 +7,10 @@ import { join, resolve } from 'node:path';
 import { init, type Runtime } from '../../engine/index.js';
 import type { Arch } from '../../models/resnet.js';
 import { loadBackbone } from '../backbone.js';
-import { PRETRAIN_DEFAULTS } from '../pretrain.js';
+import { PRETRAIN_PRESETS } from '../presets.js';
+
+/** The backbone `npm run train` (the tiny preset) writes. */
+const TRAINED = PRETRAIN_PRESETS.tiny.options;
 import { openClassificationData, openSegmentationData, type EvalData } from '../eval/datasets.js';
 import { extractFeatures, type FeatureSet } from '../eval/features.js';
 import { linearProbe, LINEAR_PROBE_DEFAULTS, type LinearProbeResult } from '../eval/linear-probe.js';
@@ -16,11 +19,11 @@ import { writeSegmentationPicture } from '../eval/picture.js';
 
 const COMMON = {
   backbone: '',
-  arch: PRETRAIN_DEFAULTS.arch,
-  width: PRETRAIN_DEFAULTS.width,
-  smallStem: PRETRAIN_DEFAULTS.smallStem,
+  arch: TRAINED.arch,
+  width: TRAINED.width,
+  smallStem: TRAINED.smallStem,
   data: 'builtin',
-  imgSize: PRETRAIN_DEFAULTS.imgSize,
+  imgSize: TRAINED.imgSize,
   /** Caps on the split sizes; for the built-in scenes the sizes (0 = 1024 train, 512 held out). */
   trainImages: 0,
   valImages: 0,

@@ -10,7 +10,8 @@ import { dirname, join, resolve } from 'node:path';
 import { init, type Runtime } from '../../engine/index.js';
 import { ResNet, type Arch, type ResNetConfig } from '../../models/resnet.js';
 import { ModelState } from '../../models/state.js';
-import { pretrain, PRETRAIN_DEFAULTS } from '../pretrain.js';
+import { pretrain } from '../pretrain.js';
+import { PRETRAIN_PRESETS } from '../presets.js';
 import { torchvisionState } from '../export.js';
 import { saveSafetensors } from '../io.js';
 import { openSegmentationData } from '../eval/datasets.js';
@@ -143,7 +144,7 @@ export async function replicate(o: ReplicateOptions, runtime?: Runtime): Promise
           say(`pre-training ${method} seed ${seed}: ${o.epochs} epochs of ${o.builtinImages} scenes`);
           const r = await pretrain(
             {
-              ...PRETRAIN_DEFAULTS,
+              ...PRETRAIN_PRESETS.tiny.options,
               ...common,
               method,
               seed,
