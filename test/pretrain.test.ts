@@ -12,6 +12,7 @@ import { pretrain, resumeOptions, type PretrainOptions } from '../train/pretrain
 import { PRETRAIN_PRESETS } from '../train/presets.js';
 import { loadSafetensors } from '../train/io.js';
 import { exportRun } from '../train/export-run.js';
+import { Trainer, type TrainerOptions } from '../train/trainer.js';
 
 const t = suite('pretrain program');
 const root = mkdtempSync(join(tmpdir(), 'densecl-test-'));
@@ -100,8 +101,62 @@ t('a corrupt or mismatched checkpoint is refused and left as it was', async () =
   await rejects(() => pretrain(resumeOptions(dir, { epochs: 3 }), rt), /checkpoint\.safetensors/);
   writeFileSync(path, good);
   const wider = { ...resumeOptions(dir, { epochs: 3 }), width: 1 / 8 };
-  await rejects(() => pretrain(wider, rt), /does not match this model/);
+  await rejects(() => pretrain(wider, rt), /does not match this run: it was saved with --width 0\.0625; this run has --width 0\.125/);
   assert.ok(Buffer.compare(readFileSync(path), good) === 0, 'checkpoint untouched');
+});
+
+const files = (dir: string) => ['config.json', 'log.jsonl', 'checkpoint.safetensors'].map((f) => readFileSync(join(dir, f)));
+const sameFiles = (a: Buffer[], b: Buffer[]) => a.every((x, i) => Buffer.compare(x, b[i]) === 0);
+
+t("a new run never replaces another run's files before its own first checkpoint", async () => {
+  const dir = join(root, 'whole');
+  const before = files(dir);
+  await rejects(() => pretrain(tiny(dir), runtime()), /--out .*whole holds another run \(checkpoint\.safetensors\); continue it with --resume .*, choose another --out, or replace it with --overwrite/);
+  // --overwrite, then a divergence before the first checkpoint: the old run is untouched.
+  await rejects(
+    () => pretrain(tiny(dir, { overwrite: true, lr: 1e30, checkpointEvery: 100 }), runtime()),
+    /(loss became NaN|diverged).*; training stopped\. No checkpoint of this run was written yet \(the run that was in .*whole is untouched\)/,
+  );
+  assert.ok(sameFiles(files(dir), before), 'config.json, log.jsonl and the checkpoint are as they were');
+  // A successful --overwrite replaces all three with its first checkpoint.
+  const copy = join(root, 'overwritten');
+  for (const [i, f] of ['config.json', 'log.jsonl', 'checkpoint.safetensors'].entries()) {
+    mkdirSync(copy, { recursive: true });
+    writeFileSync(join(copy, f), before[i]);
+  }
+  await pretrain(tiny(copy, { overwrite: true, seed: 5, epochs: 1 }), runtime());
+  const after = files(copy);
+  assert.ok(after.every((x, i) => Buffer.compare(x, before[i]) !== 0), 'all three replaced');
+  assert.is(JSON.parse(after[0].toString()).seed, 5);
+  assert.equal([...logLosses(copy).keys()], [1, 2]);
+});
+
+t("resume takes the checkpoint's own settings and refuses flags that contradict them", async () => {
+  const dir = join(root, 'whole');
+  const config = join(dir, 'config.json');
+  const saved = readFileSync(config, 'utf8');
+  try {
+    // config.json is a copy for people: a broken one does not change the run.
+    writeFileSync(config, JSON.stringify({ ...JSON.parse(saved), lr: null, method: 'mocov2' }));
+    const o = resumeOptions(dir, { epochs: 3, workers: 1 });
+    assert.equal([o.method, o.lr, o.epochs, o.workers, o.width], ['densecl', 0.3, 3, 1, 1 / 16]);
+  } finally {
+    writeFileSync(config, saved);
+  }
+  assert.throws(
+    () => resumeOptions(dir, { method: 'mocov2', arch: 'resnet18', queueSize: 64 }),
+    /--resume .*whole: --method mocov2 \(the run has densecl\), --queue-size 64 \(the run has 16\)\. A resumed run keeps the settings saved in its checkpoint; only --epochs, --data/,
+  );
+  assert.throws(() => resumeOptions(dir, { overwrite: true }), /give one of them/);
+  // Given to pretrain() directly (the API), the checkpoint's settings are checked too...
+  await rejects(() => pretrain({ ...resumeOptions(dir), method: 'mocov2' }, runtime()), /does not match this run: it was saved with --method densecl; this run has --method mocov2/);
+  // ...and a DenseCL state restored into a MoCo-v2 model names what it would drop.
+  const trainer = new Trainer(runtime(), { ...(resumeOptions(dir) as unknown as TrainerOptions), method: 'mocov2' });
+  try {
+    assert.throws(() => trainer.loadState(readFileSync(join(dir, 'checkpoint.safetensors')), 'ckpt'), /ckpt does not match this model: it holds \d+ tensor\(s\) this model does not have \(.*(neck\.mlp2|queue2)/);
+  } finally {
+    trainer.destroy();
+  }
 });
 
 t('a loss that becomes NaN stops the run and keeps the last good checkpoint', async () => {

@@ -65,9 +65,11 @@ export function restoreCheckpoint(bytes: Uint8Array, model: DenseCL, sgd: Sgd, w
   };
   if (file.metadata.format !== CHECKPOINT_FORMAT) fail(`format '${file.metadata.format ?? 'none'}', expected '${CHECKPOINT_FORMAT}'`);
   const plan: [FlatStore, string, Float32Array][] = [];
+  const expected = new Set<string>();
   for (const [prefix, store] of stores(model, sgd)) {
     for (const e of store.entries) {
       if (e.name.startsWith('_')) continue;
+      expected.add(prefix + e.name);
       const t = file.tensors.get(prefix + e.name);
       if (!t) return fail(`tensor '${prefix + e.name}' is missing (saved with another arch, width, dim, queue size or method?)`);
       const want = [...e.shape];
@@ -76,6 +78,11 @@ export function restoreCheckpoint(bytes: Uint8Array, model: DenseCL, sgd: Sgd, w
       }
       plan.push([store, e.name, t.data as Float32Array]);
     }
+  }
+  // A checkpoint of a larger model (DenseCL's dense head and second queue, loaded as MoCo-v2) must not lose them silently.
+  const extra = [...file.tensors.keys()].filter((k) => !expected.has(k));
+  if (extra.length) {
+    fail(`it holds ${extra.length} tensor(s) this model does not have (${extra.slice(0, 3).map((k) => `'${k}'`).join(', ')}${extra.length > 3 ? ', ...' : ''}); saved with another method, arch, width or dim?`);
   }
   let counters: RunCounters;
   try {

@@ -1,8 +1,9 @@
 // The `densecl` command-line program.
 import { parseArgs, resolveOptions, type Flags } from './args.js';
 import { mlpDemo } from './commands/mlp-demo.js';
-import { resumeOptions, openJob, pretrainInJob } from './pretrain.js';
-import { pretrainOptions, presetHelp, DEFAULT_PRESET, PRETRAIN_PRESETS } from './presets.js';
+import { openJob, pretrainInJob } from './pretrain.js';
+import { resumeOptions } from './resume.js';
+import { pretrainOptions, givenPretrainOptions, presetHelp, DEFAULT_PRESET, PRETRAIN_PRESETS } from './presets.js';
 import { exportRun } from './export-run.js';
 import { profileModel, PROFILE_DEFAULTS } from './profile-run.js';
 import { features, FEATURES_DEFAULTS } from './commands/features.js';
@@ -22,7 +23,9 @@ ${presetHelp('                    ')}
                   --width W --small-stem --epochs N --batch-size B --img-size S --queue-size K --dim D
                   --lr (per 256 images) --momentum --weight-decay --tau --lambda --ema-momentum --start-iters
                   --bn-groups G --builtin-images N --seed N --workers N --checkpoint-every N
-                  --out RUNDIR --config FILE.json --resume RUNDIR [--epochs N to extend]
+                  --out RUNDIR (refused if it holds another run, unless --overwrite) --config FILE.json
+                  --resume RUNDIR   continue a run with its saved settings; only --epochs --data --workers
+                                    --checkpoint-every --stop-after --profile may change
                   --profile N   time N steps per kernel; writes profile.md and trace.json
                   --world-size N  require a data-parallel job of N processes (mpirun -np N node dist/cli.mjs pretrain ...);
                                   the batch and --bn-groups are the whole job's; see the README (MPI)
@@ -53,9 +56,8 @@ async function runPretrain(allFlags: Flags): Promise<number> {
   const { worldSize, ...flags } = allFlags;
   const comm = await openJob(worldSize);
   const r = await pretrainInJob(comm, () => {
-    const o = pretrainOptions(flags);
-    // A resumed run keeps its saved options; only --epochs may extend it.
-    return typeof flags.resume === 'string' ? resumeOptions(flags.resume, flags.epochs !== undefined ? { epochs: o.epochs } : {}) : o;
+    // A resumed run keeps the settings saved in its checkpoint; flags may only extend or adjust it.
+    return typeof flags.resume === 'string' ? resumeOptions(flags.resume, givenPretrainOptions(flags)) : pretrainOptions(flags);
   });
   if (comm.rank !== 0) return 0;
   const o = r.options;

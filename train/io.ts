@@ -1,6 +1,6 @@
 // Node-only file I/O: atomic writes (a crash never leaves a half-written checkpoint in place of
 // a good one) and safetensors files on disk.
-import { openSync, writeSync, fsyncSync, closeSync, renameSync, unlinkSync, readFileSync, statSync, mkdirSync } from 'node:fs';
+import { openSync, writeSync, readSync, fsyncSync, closeSync, renameSync, unlinkSync, readFileSync, statSync, mkdirSync } from 'node:fs';
 import { dirname, basename, join } from 'node:path';
 import { encodeSafetensors, decodeSafetensors, type SafeTensor, type SafetensorsFile } from '../engine/safetensors.js';
 
@@ -56,4 +56,46 @@ export function loadSafetensors(path: string): SafetensorsFile {
     throw new Error(`could not read safetensors file ${path}: ${(e as Error).message}`);
   }
   return decodeSafetensors(bytes, path);
+}
+
+// As engine/safetensors.ts: a larger header length means the file is not safetensors.
+const MAX_HEADER_BYTES = 100 * 1024 * 1024;
+
+/**
+ * The "__metadata__" strings of a safetensors file, read from its header alone (a checkpoint's
+ * tensors can be gigabytes); the whole file is checked when it is loaded.
+ */
+export function readSafetensorsMetadata(path: string): Record<string, string> {
+  const fail = (why: string): never => {
+    throw new Error(`${path}: ${why}`);
+  };
+  let fd = -1;
+  try {
+    fd = openSync(path, 'r');
+    const size = statSync(path).size;
+    const lengthBytes = Buffer.alloc(8);
+    if (size < 8 || readSync(fd, lengthBytes, 0, 8, 0) !== 8) return fail('too short to be a safetensors file');
+    const n = lengthBytes.readBigUInt64LE(0);
+    if (n > BigInt(MAX_HEADER_BYTES)) return fail(`header length ${n} is implausible (over ${MAX_HEADER_BYTES} bytes): not a safetensors file, or corrupt`);
+    if (n > BigInt(size - 8)) return fail(`truncated or not safetensors: the header claims ${n} bytes, the file has ${size - 8} after the length`);
+    const header = Buffer.alloc(Number(n));
+    if (readSync(fd, header, 0, header.length, 8) !== header.length) return fail('the header could not be read whole');
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(header));
+    } catch (e) {
+      return fail(`the JSON header does not parse (${(e as Error).message})`);
+    }
+    const meta = (parsed as { __metadata__?: unknown } | null)?.__metadata__;
+    if (meta === undefined) return {};
+    if (meta === null || typeof meta !== 'object' || Array.isArray(meta) || !Object.values(meta).every((v) => typeof v === 'string')) {
+      return fail('"__metadata__" is not an object of strings');
+    }
+    return meta as Record<string, string>;
+  } catch (e) {
+    if ((e as Error).message.startsWith(path)) throw e;
+    throw new Error(`could not read ${path}: ${(e as Error).message}`);
+  } finally {
+    if (fd >= 0) closeSync(fd);
+  }
 }

@@ -14,6 +14,8 @@ const RUN = {
   checkpointEvery: 100,
   out: 'runs/densecl',
   resume: '',
+  /** Start a new run in an --out that holds another run's checkpoint (replaced by this run's first checkpoint). */
+  overwrite: false,
   profile: 0,
   /** Stop after this many steps of this invocation (0 = run to the end); simulates an interrupted run. */
   stopAfter: 0,
@@ -94,6 +96,13 @@ export function pretrainOptions(flags: Flags): PretrainOptions {
     for (const k of Object.keys(ARCH_STANDARD) as (keyof typeof ARCH_STANDARD)[]) if (!(k in given)) (o[k] as unknown) = ARCH_STANDARD[k];
   }
   return o;
+}
+
+/** The options the user gave (config file and flags), typed; for a resumed run, which keeps the rest. */
+export function givenPretrainOptions(flags: Flags): Partial<PretrainOptions> {
+  const given = givenOptions(flags, 'pretrain');
+  const typed = typedOptions(PAPER, given, 'pretrain');
+  return Object.fromEntries(Object.keys(given).map((k) => [k, typed[k as keyof PretrainOptions]]));
 }
 
 /** Shown by the first progress line, not as differences. */

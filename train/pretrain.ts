@@ -3,7 +3,7 @@
 // the backbone exported for PyTorch at the end. In a data-parallel job (a communicator of
 // several ranks) every rank trains on its slice of each batch and only rank 0 touches the run
 // folder: it reads the checkpoint to resume from and broadcasts its bytes, and it alone writes.
-import { existsSync, mkdirSync, readFileSync, writeFileSync, appendFileSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { acquireGpu, Runtime, setRuntime } from '../engine/index.js';
 import { SingleProcess, type Communicator } from '../engine/comm/communicator.js';
@@ -17,16 +17,14 @@ import type { SyncTimes } from './distributed.js';
 import { exportRun } from './export-run.js';
 import { StepProfiler } from './profile-run.js';
 import { Progress } from './progress.js';
-import { writeFileAtomic } from './io.js';
+import { RunFolder, CHECKPOINT } from './run-folder.js';
+import { checkCheckpointSettings } from './resume.js';
 import { openTrainingData, type TrainingData } from './data-source.js';
 import { describeOptions, type PretrainOptions } from './presets.js';
 import type { SamplerState } from './data/loader.js';
 
 export { PRETRAIN_PRESETS, type PretrainOptions } from './presets.js';
-
-const CHECKPOINT = 'checkpoint.safetensors';
-const CONFIG = 'config.json';
-const LOG = 'log.jsonl';
+export { resumeOptions } from './resume.js';
 
 /** Checks the flags, naming them as the user typed them (the Trainer checks the same for API users). */
 function validateFlags(o: PretrainOptions, worldSize: number): void {
@@ -47,20 +45,6 @@ function validateFlags(o: PretrainOptions, worldSize: number): void {
   if (worldSize > 1 && o.profile > 0) throw new Error(`--profile times the kernels of one process; run it without mpirun (the job has ${worldSize} processes)`);
 }
 
-/** Options of a resumed run: the saved ones, with --epochs allowed to extend the run. */
-export function resumeOptions(runDir: string, overrides: Partial<PretrainOptions>): PretrainOptions {
-  const path = join(runDir, CONFIG);
-  if (!existsSync(join(runDir, CHECKPOINT))) throw new Error(`--resume ${runDir}: no ${CHECKPOINT} there; nothing to resume`);
-  let saved: Omit<PretrainOptions, 'preset'> & { preset?: string };
-  try {
-    saved = JSON.parse(readFileSync(path, 'utf8')) as typeof saved;
-  } catch (e) {
-    throw new Error(`--resume ${runDir}: cannot read ${path}: ${(e as Error).message}`);
-  }
-  // Configs saved before presets existed were made from today's tiny preset.
-  return { preset: 'tiny', ...saved, ...(overrides.epochs !== undefined ? { epochs: overrides.epochs } : {}), out: runDir, resume: runDir };
-}
-
 export interface PretrainResult {
   /** The run's settings (a resumed run's are the saved ones). */
   options: PretrainOptions;
@@ -79,10 +63,13 @@ export async function pretrain(o: PretrainOptions, runtime?: Runtime, comm: Comm
   validateFlags(o, comm.size);
   const lead = comm.rank === 0;
   const runDir = resolve(o.out);
+  // Only rank 0 touches the run folder.
+  const folder = lead ? new RunFolder(runDir) : null;
+  if (folder && !o.resume) folder.checkNewRun(o.overwrite);
   if (lead) mkdirSync(runDir, { recursive: true });
   const checkpointPath = join(runDir, CHECKPOINT);
-  const logPath = join(runDir, LOG);
   const saved = o.resume ? await shareCheckpoint(comm, checkpointPath) : null;
+  if (saved) checkCheckpointSettings(saved.counters.config, o, checkpointPath);
   const data: TrainingData = await openTrainingData(o, (saved?.counters.sampler as SamplerState | undefined) ?? null, { rank: comm.rank, worldSize: comm.size });
   const stepsPerEpoch = data.loader.batchesPerEpoch;
   const totalSteps = o.epochs * stepsPerEpoch;
@@ -92,17 +79,24 @@ export async function pretrain(o: PretrainOptions, runtime?: Runtime, comm: Comm
   const progress = lead ? new Progress() : null;
   const [S, B] = [o.imgSize, o.batchSize];
   const losses: number[] = [];
-  let lastGood = 0;
+  /** The step of the last checkpoint this run wrote or resumed from; null before there is one. */
+  let lastGood: number | null = null;
+  const stopped = (why: string) =>
+    new Error(
+      `${why}; training stopped. ` +
+        (lastGood === null ? `No checkpoint of this run was written yet${o.overwrite ? ` (the run that was in ${runDir} is untouched)` : ''}. ` : `The last good checkpoint (step ${lastGood}) is intact at ${checkpointPath}. `) +
+        `Try a lower --lr or check the data.`,
+    );
   progress?.note(describeOptions(o));
   try {
+    const config = { ...o, resume: '' };
     if (saved) {
       lastGood = trainer.loadState(saved.bytes, checkpointPath).step;
-      if (lead) truncateLog(logPath, lastGood);
+      folder?.startResumed(config, lastGood, (m) => progress!.note(`warning: ${m}`));
       progress?.note(`resumed ${runDir} at step ${lastGood}${comm.size > 1 ? ` on ${comm.size} processes` : ''}`);
-    } else if (lead) {
-      writeFileSync(logPath, '');
+    } else {
+      folder?.startNew(config);
     }
-    if (lead) writeFileAtomic(join(runDir, CONFIG), new TextEncoder().encode(JSON.stringify({ ...o, resume: '' }, null, 2)));
     const job = comm.size > 1 ? `, ${comm.size} processes (${comm.description}; this is rank ${comm.rank} of ${comm.size}), ${B / comm.size} images each` : '';
     progress?.note(
       `${o.method} ${o.arch} (width ${o.width}, ${o.smallStem ? 'small' : '7x7'} stem) on ${data.description}: ` +
@@ -117,12 +111,7 @@ export async function pretrain(o: PretrainOptions, runtime?: Runtime, comm: Comm
       if (!pending) return;
       const p = await pending;
       pending = null;
-      if (!Number.isFinite(p.loss)) {
-        throw new Error(
-          `the loss became ${p.loss} at step ${p.step}; training stopped. The last good checkpoint (step ${lastGood}) is intact at ${checkpointPath}. ` +
-            `Try a lower --lr or check the data.`,
-        );
-      }
+      if (!Number.isFinite(p.loss)) throw stopped(`the loss became ${p.loss} at step ${p.step}`);
       losses.push(p.loss);
       finished.push(performance.now());
       if (finished.length > 21) finished.shift();
@@ -140,9 +129,9 @@ export async function pretrain(o: PretrainOptions, runtime?: Runtime, comm: Comm
         lr: p.lr,
         etaSec: imagesPerSec > 0 ? ((totalSteps - p.step - 1) * B) / imagesPerSec : Number.NaN,
       };
-      if (!lead) return;
+      if (!folder) return;
       // Data-parallel steps also log where their communication time went (rank 0's view).
-      appendFileSync(logPath, JSON.stringify({ ...figures, ...(p.sync ? { sync: roundTimes(p.sync) } : {}), time: new Date().toISOString() }) + '\n');
+      folder.log({ ...figures, ...(p.sync ? { sync: roundTimes(p.sync) } : {}), time: new Date().toISOString() });
       progress!.update(figures);
     };
     const checkpoint = async (): Promise<void> => {
@@ -153,12 +142,9 @@ export async function pretrain(o: PretrainOptions, runtime?: Runtime, comm: Comm
         bytes = await trainer.saveState({ epoch: Math.floor(step / stepsPerEpoch), sampler: data.loader.state(), config: { ...o } });
       } catch (e) {
         if (!(e instanceof NonFiniteStateError)) throw e;
-        throw new Error(
-          `the model diverged by step ${step} (${e.message}); training stopped. The last good checkpoint (step ${lastGood}) is intact at ${checkpointPath}. ` +
-            `Try a lower --lr or check the data.`,
-        );
+        throw stopped(`the model diverged by step ${step} (${e.message})`);
       }
-      if (lead) writeFileAtomic(checkpointPath, bytes);
+      folder?.writeCheckpoint(bytes);
       lastGood = step;
     };
 
@@ -187,7 +173,7 @@ export async function pretrain(o: PretrainOptions, runtime?: Runtime, comm: Comm
     if (!runtime) rt.destroy();
   }
   const backbone = lead ? exportRun(runDir, 'torchvision') : '';
-  return { options: o, runDir, steps: lastGood, losses, checkpoint: checkpointPath, backbone };
+  return { options: o, runDir, steps: lastGood ?? 0, losses, checkpoint: checkpointPath, backbone };
 }
 
 /**
@@ -264,12 +250,4 @@ function countersOf(bytes: Uint8Array, path: string): RunCounters {
   } catch {
     throw new Error(`checkpoint ${path} does not match this model: its run counters (metadata "counters") are unreadable`);
   }
-}
-
-function truncateLog(path: string, step: number): void {
-  if (!existsSync(path)) return;
-  const kept = readFileSync(path, 'utf8')
-    .split('\n')
-    .filter((line) => line && (JSON.parse(line) as { step: number }).step <= step);
-  writeFileSync(path, kept.map((l) => l + '\n').join(''));
 }

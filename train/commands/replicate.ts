@@ -157,6 +157,8 @@ export async function replicate(o: ReplicateOptions, runtime?: Runtime): Promise
               workers: o.workers,
               checkpointEvery: 50,
               out: dir,
+              // A run interrupted before its result.json is started again from scratch.
+              overwrite: true,
             },
             rt,
           );
