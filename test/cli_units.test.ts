@@ -6,7 +6,8 @@ import { detectron2Name } from '../train/export.js';
 import { formatDuration, formatFigures } from '../train/progress.js';
 import { cosineLr, scaledLr } from '../train/optim/schedule.js';
 import { describeOptions, presetHelp, pretrainOptions, PRETRAIN_PRESETS } from '../train/presets.js';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { truncateLog } from '../train/run-folder.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -69,7 +70,7 @@ t("presets: --preset tiny is exactly the built-in run's settings", () => {
     lr: 0.3, momentum: 0.9, weightDecay: 1e-4, tau: 0.2, emaMomentum: 0.999, lambda: 0.5, startIters: 0, bnGroups: 8, seed: 0, builtinImages: 2048, workers: 2,
     checkpointEvery: 100, out: 'runs/densecl', resume: '', profile: 0, stopAfter: 0,
   };
-  assert.equal(pretrainFlags('--preset', 'tiny'), { preset: 'tiny', ...before });
+  assert.equal(pretrainFlags('--preset', 'tiny'), { preset: 'tiny', ...before, overwrite: false });
   assert.equal(pretrainFlags('--preset=tiny', '--epochs', '1').epochs, 1);
 });
 
@@ -110,6 +111,21 @@ t('presets: densecl help says what each sets', () => {
   for (const part of ['paper: ', 'paper-coco: ', 'tiny: ', 'resnet50 width 1 7x7 stem, 224 px, 200 epochs, batch 256, lr 0.03 per 256 images', 'lr 0.3 per 256', 'queue 65536', 'resnet18 width 0.25 small stem, 32 px']) {
     assert.ok(help.includes(part), `'${part}' missing from:\n${help}`);
   }
+});
+
+t('resume: a torn last log line is dropped with a warning naming the file; other bad lines are errors naming it', () => {
+  const log = join(mkdtempSync(join(tmpdir(), 'densecl-log-')), 'log.jsonl');
+  const line = (step: number) => JSON.stringify({ step, loss: 1 }) + '\n';
+  writeFileSync(log, line(1) + line(2) + line(3) + '{"step":4,"loss":1.2'); // the disk filled mid-write
+  const warnings: string[] = [];
+  truncateLog(log, 2, (m) => warnings.push(m));
+  assert.is(readFileSync(log, 'utf8'), line(1) + line(2));
+  assert.is(warnings.length, 1);
+  assert.match(warnings[0], new RegExp(`^${log.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: dropped its torn last line`));
+  writeFileSync(log, line(1) + '{"step":2,' + '\n' + line(3));
+  assert.throws(() => truncateLog(log, 3, () => {}), (e: Error) => e.message.startsWith(`${log}: line 2 is not JSON`));
+  writeFileSync(log, line(1) + '[1]\n');
+  assert.throws(() => truncateLog(log, 3, () => {}), /line 2 has no step number/);
 });
 
 t.run();
