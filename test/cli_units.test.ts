@@ -5,7 +5,7 @@ import { parseArgs, resolveOptions } from '../train/args.js';
 import { detectron2Name } from '../train/export.js';
 import { formatDuration, formatFigures } from '../train/progress.js';
 import { cosineLr, scaledLr } from '../train/optim/schedule.js';
-import { describeOptions, presetHelp, pretrainOptions, PRETRAIN_PRESETS } from '../train/presets.js';
+import { checkOptionRanges, describeOptions, presetHelp, pretrainOptions, PRETRAIN_PRESETS } from '../train/presets.js';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { truncateLog } from '../train/run-folder.js';
 import { tmpdir } from 'node:os';
@@ -111,6 +111,21 @@ t('presets: densecl help says what each sets', () => {
   for (const part of ['paper: ', 'paper-coco: ', 'tiny: ', 'resnet50 width 1 7x7 stem, 224 px, 200 epochs, batch 256, lr 0.03 per 256 images', 'lr 0.3 per 256', 'queue 65536', 'resnet18 width 0.25 small stem, 32 px']) {
     assert.ok(help.includes(part), `'${part}' missing from:\n${help}`);
   }
+});
+
+t('pretrain: each setting is checked against its range, naming the flag as it is typed', () => {
+  const cases: [string[], RegExp][] = [
+    [['--epochs', '-1'], /^--epochs must be a whole number >= 1, got -1$/],
+    [['--lr', '-1'], /^--lr must be a finite number above 0, got -1$/],
+    [['--ema-momentum', '2'], /^--ema-momentum must be in \[0, 1\), got 2$/],
+    [['--checkpoint-every', '0'], /^--checkpoint-every must be a whole number >= 1, got 0$/],
+    [['--stop-after', '-3'], /^--stop-after must be a whole number >= 0, got -3$/],
+    [['--batch-size', '2.5'], /^--batch-size must be a whole number >= 2, got 2.5$/],
+    [['--out='], /^--out must not be empty$/],
+  ];
+  for (const [argv, pattern] of cases) assert.throws(() => checkOptionRanges(pretrainFlags('--preset', 'tiny', ...argv)), pattern, argv.join(' '));
+  checkOptionRanges(pretrainFlags('--preset', 'tiny'));
+  checkOptionRanges(pretrainFlags());
 });
 
 t('resume: a torn last log line is dropped with a warning naming the file; other bad lines are errors naming it', () => {

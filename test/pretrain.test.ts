@@ -11,6 +11,7 @@ import { runtime } from '../engine/index.js';
 import { pretrain, resumeOptions, type PretrainOptions } from '../train/pretrain.js';
 import { PRETRAIN_PRESETS } from '../train/presets.js';
 import { loadSafetensors } from '../train/io.js';
+import { decodeSafetensors, encodeSafetensors } from '../engine/safetensors.js';
 import { exportRun } from '../train/export-run.js';
 import { Trainer, type TrainerOptions } from '../train/trainer.js';
 
@@ -159,14 +160,63 @@ t("resume takes the checkpoint's own settings and refuses flags that contradict 
   }
 });
 
+/** The checkpoint's bytes with its counters, metadata or one tensor changed. */
+function altered(bytes: Uint8Array, change: { counters?: (c: Record<string, unknown>) => unknown; meta?: Record<string, string>; tensor?: string }): Uint8Array {
+  const file = decodeSafetensors(bytes);
+  const meta = { ...file.metadata, ...change.meta };
+  if (change.counters) meta.counters = JSON.stringify(change.counters(JSON.parse(meta.counters) as Record<string, unknown>));
+  if (change.tensor) {
+    const t = file.tensors.get(change.tensor)!;
+    const data = Float32Array.from(t.data as Float32Array);
+    data[3] = Number.NaN;
+    file.tensors.set(change.tensor, { ...t, data });
+  }
+  return encodeSafetensors(file.tensors, meta);
+}
+
+t('resume refuses bad metadata and non-finite weights with messages naming the field and the file', async () => {
+  const dir = join(root, 'whole');
+  const path = join(dir, 'checkpoint.safetensors');
+  const good = readFileSync(path);
+  const o = resumeOptions(dir);
+  const trainer = new Trainer(runtime(), { ...(o as unknown as TrainerOptions), totalSteps: 4 });
+  const refused = (bytes: Uint8Array, pattern: RegExp) => assert.throws(() => trainer.loadState(bytes, path), (e: Error) => pattern.test(e.message) && e.message.includes(path), pattern.source);
+  try {
+    const pointer = /metadata "queue_ptr" is .*, expected a whole number below the queue size 16 and a multiple of the batch 8/;
+    for (const bad of ['abc', '99999', '-1', '3.5', '4', '16', '']) refused(altered(good, { meta: { queue_ptr: bad } }), pointer);
+    refused(altered(good, { meta: { queue2_ptr: 'NaN' } }), /"queue2_ptr" is "NaN"/);
+    refused(altered(good, { counters: (c) => ({ ...c, step: 1e9 }) }), /saved at step 1000000000, beyond this run's 4 steps; resume with more --epochs/);
+    refused(altered(good, { counters: (c) => ({ ...c, step: -2 }) }), /"step" -2, expected a whole number >= 0/);
+    refused(altered(good, { counters: (c) => ({ ...c, rngState: [] }) }), /"rngState" \[\], expected 4 unsigned 32-bit words, not all zero/);
+    refused(altered(good, { counters: (c) => ({ ...c, rngState: [0, 0, 0, 0] }) }), /"rngState" \[0,0,0,0\]/);
+    refused(altered(good, { counters: (c) => ({ ...c, sampler: { seed: 0, epoch: -3, position: 0 } }) }), /"sampler" .*, expected null or \{seed, epoch, position\}/);
+    refused(altered(good, { counters: () => null }), /run counters \(metadata "counters"\) are not a JSON object/);
+    refused(altered(good, { tensor: 'encoder_q.backbone.conv1.weight' }), /'encoder_q\.backbone\.conv1\.weight' holds NaN or infinite values/);
+    assert.is(trainer.loadState(good, path).step, 4, 'the good checkpoint still loads');
+  } finally {
+    trainer.destroy();
+  }
+  // Through the program: a bad saved setting is named, the checkpoint untouched.
+  try {
+    writeFileSync(path, altered(good, { counters: (c) => ({ ...c, config: { ...(c.config as object), lr: null } }) }));
+    assert.throws(() => resumeOptions(dir), /checkpoint\.safetensors: its saved setting "lr" is null, expected a number/);
+    writeFileSync(path, altered(good, { counters: (c) => ({ ...c, config: { ...(c.config as object), emaMomentum: 2 } }) }));
+    await rejects(() => pretrain(resumeOptions(dir), runtime()), /--ema-momentum must be in \[0, 1\), got 2/);
+    writeFileSync(path, altered(good, { counters: (c) => ({ ...c, sampler: null, rngState: 'x' }) }));
+    await rejects(() => pretrain(resumeOptions(dir), runtime()), /checkpoint\.safetensors: its run counters .* "rngState" "x"/);
+  } finally {
+    writeFileSync(path, good);
+  }
+});
+
 t('a loss that becomes NaN stops the run and keeps the last good checkpoint', async () => {
   const dir = join(root, 'nan');
   await pretrain(tiny(dir, { epochs: 1, checkpointEvery: 1, stopAfter: 1 }), runtime());
   const saved = readFileSync(join(dir, 'checkpoint.safetensors'));
-  // The divergence is forced with a NaN learning rate (as a broken schedule would produce). The
-  // loss may stay finite (ReLU squashes NaN activations), so the weights themselves are checked.
+  // The divergence is forced with a huge learning rate. The loss may stay finite (ReLU squashes
+  // NaN activations), so the weights themselves are checked.
   await rejects(
-    () => pretrain({ ...resumeOptions(dir, { epochs: 8 }), lr: Number.NaN }, runtime()),
+    () => pretrain({ ...resumeOptions(dir, { epochs: 8, checkpointEvery: 100 }), lr: 1e30 }, runtime()),
     /(the loss became NaN at step \d+|the model diverged by step \d+ \(.*NaN.*\)); training stopped\. The last good checkpoint \(step 1\) is intact/,
   );
   assert.ok(Buffer.compare(readFileSync(join(dir, 'checkpoint.safetensors')), saved) === 0, 'the step-1 checkpoint is untouched');

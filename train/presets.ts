@@ -105,6 +105,43 @@ export function givenPretrainOptions(flags: Flags): Partial<PretrainOptions> {
   return Object.fromEntries(Object.keys(given).map((k) => [k, typed[k as keyof PretrainOptions]]));
 }
 
+const whole = (min: number) => ({ ok: (v: number) => Number.isSafeInteger(v) && v >= min, says: `a whole number >= ${min}` });
+const above0 = { ok: (v: number) => v > 0 && v < Infinity, says: 'a finite number above 0' };
+const from0below1 = { ok: (v: number) => v >= 0 && v < 1, says: 'in [0, 1)' };
+
+/** The range of each number option (its type is its default's). */
+const RANGES: { [K in keyof PretrainOptions]?: { ok: (v: number) => boolean; says: string } } = {
+  width: above0,
+  epochs: whole(1),
+  batchSize: whole(2),
+  imgSize: whole(1),
+  queueSize: whole(1),
+  dim: whole(1),
+  lr: above0,
+  momentum: from0below1,
+  weightDecay: { ok: (v) => v >= 0 && v < Infinity, says: 'a finite number >= 0' },
+  tau: above0,
+  emaMomentum: from0below1,
+  lambda: { ok: (v) => v >= 0 && v <= 1, says: 'in [0, 1]' },
+  startIters: whole(0),
+  bnGroups: whole(1),
+  seed: whole(0),
+  builtinImages: whole(1),
+  workers: whole(0),
+  checkpointEvery: whole(1),
+  profile: whole(0),
+  stopAfter: whole(0),
+};
+
+/** Every setting within its range, and names not empty; errors name the flag as it is typed. */
+export function checkOptionRanges(o: PretrainOptions): void {
+  for (const [k, range] of Object.entries(RANGES)) {
+    const v = o[k as keyof PretrainOptions] as number;
+    if (typeof v !== 'number' || !range.ok(v)) throw new Error(`${flagName(k)} must be ${range.says}, got ${v}`);
+  }
+  for (const k of ['method', 'arch', 'data', 'out'] as const) if (!o[k]) throw new Error(`${flagName(k)} must not be empty`);
+}
+
 /** Shown by the first progress line, not as differences. */
 const NOT_COMPARED = new Set(['preset', 'out', 'resume']);
 

@@ -11,7 +11,7 @@ import { openCommunicator } from '../engine/comm/launch.js';
 import { decodeSafetensors } from '../engine/safetensors.js';
 import type { Method } from '../models/densecl.js';
 import type { Arch } from '../models/resnet.js';
-import { NonFiniteStateError, type RunCounters } from './checkpoint.js';
+import { NonFiniteStateError, parseCounters, type RunCounters } from './checkpoint.js';
 import { Trainer, type StepStats } from './trainer.js';
 import type { SyncTimes } from './distributed.js';
 import { exportRun } from './export-run.js';
@@ -20,7 +20,7 @@ import { Progress } from './progress.js';
 import { RunFolder, CHECKPOINT } from './run-folder.js';
 import { checkCheckpointSettings } from './resume.js';
 import { openTrainingData, type TrainingData } from './data-source.js';
-import { describeOptions, type PretrainOptions } from './presets.js';
+import { checkOptionRanges, describeOptions, type PretrainOptions } from './presets.js';
 import type { SamplerState } from './data/loader.js';
 
 export { PRETRAIN_PRESETS, type PretrainOptions } from './presets.js';
@@ -28,6 +28,7 @@ export { resumeOptions } from './resume.js';
 
 /** Checks the flags, naming them as the user typed them (the Trainer checks the same for API users). */
 function validateFlags(o: PretrainOptions, worldSize: number): void {
+  checkOptionRanges(o);
   if (o.method !== 'densecl' && o.method !== 'mocov2') throw new Error(`--method must be densecl or mocov2, got '${o.method}'`);
   if (!['resnet18', 'resnet34', 'resnet50'].includes(o.arch)) throw new Error(`--arch must be resnet18, resnet34 or resnet50, got '${o.arch}'`);
   if (o.batchSize % o.bnGroups !== 0) {
@@ -244,10 +245,5 @@ function readCheckpointFile(path: string): { bytes: Uint8Array; counters: RunCou
 }
 
 function countersOf(bytes: Uint8Array, path: string): RunCounters {
-  const meta = decodeSafetensors(bytes, path).metadata;
-  try {
-    return JSON.parse(meta.counters) as RunCounters;
-  } catch {
-    throw new Error(`checkpoint ${path} does not match this model: its run counters (metadata "counters") are unreadable`);
-  }
+  return parseCounters(decodeSafetensors(bytes, path).metadata.counters, path);
 }
