@@ -3,15 +3,16 @@
 // input fails with clear messages without touching what was saved.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdtempSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gpu, rejects } from './helpers.js';
 import { runtime } from '../engine/index.js';
 import { pretrain, resumeOptions, type PretrainOptions } from '../train/pretrain.js';
 import { PRETRAIN_PRESETS } from '../train/presets.js';
-import { loadSafetensors } from '../train/io.js';
-import { decodeSafetensors, encodeSafetensors } from '../engine/safetensors.js';
+import { loadSafetensors, saveSafetensors } from '../train/io.js';
+import { decodeSafetensors, encodeSafetensors, safeTensor, type SafeTensor } from '../engine/safetensors.js';
+import { features, FEATURES_DEFAULTS } from '../train/commands/features.js';
 import { exportRun } from '../train/export-run.js';
 import { Trainer, type TrainerOptions } from '../train/trainer.js';
 
@@ -161,18 +162,56 @@ t("resume takes the checkpoint's own settings and refuses flags that contradict 
 });
 
 /** The checkpoint's bytes with its counters, metadata or one tensor changed. */
-function altered(bytes: Uint8Array, change: { counters?: (c: Record<string, unknown>) => unknown; meta?: Record<string, string>; tensor?: string }): Uint8Array {
+function altered(
+  bytes: Uint8Array,
+  change: { counters?: (c: Record<string, unknown>) => unknown; meta?: Record<string, string>; tensor?: string; to?: (t: SafeTensor) => SafeTensor | null },
+): Uint8Array {
   const file = decodeSafetensors(bytes);
   const meta = { ...file.metadata, ...change.meta };
   if (change.counters) meta.counters = JSON.stringify(change.counters(JSON.parse(meta.counters) as Record<string, unknown>));
   if (change.tensor) {
-    const t = file.tensors.get(change.tensor)!;
-    const data = Float32Array.from(t.data as Float32Array);
-    data[3] = Number.NaN;
-    file.tensors.set(change.tensor, { ...t, data });
+    const t = (change.to ?? withNaN)(file.tensors.get(change.tensor)!);
+    if (t) file.tensors.set(change.tensor, t);
+    else file.tensors.delete(change.tensor);
   }
   return encodeSafetensors(file.tensors, meta);
 }
+
+function withNaN(t: SafeTensor): SafeTensor {
+  const data = Float32Array.from(t.data as Float32Array);
+  data[3] = Number.NaN;
+  return { ...t, data };
+}
+
+t('export and features refuse what does not match, and write nothing', async () => {
+  const good = readFileSync(join(root, 'whole', 'checkpoint.safetensors'));
+  const dir = join(root, 'export-checks');
+  mkdirSync(dir, { recursive: true });
+  const conv1 = 'encoder_q.backbone.conv1.weight';
+  const cases: [Parameters<typeof altered>[1], RegExp][] = [
+    // The same bytes read as integers: the size alone would pass.
+    [{ tensor: conv1, to: (t) => ({ ...t, dtype: 'I32', data: new Int32Array(Float32Array.from(t.data as Float32Array).buffer) }) }, /'encoder_q\.backbone\.conv1\.weight' is I32\[4, 3, 3, 3\], the model needs F32\[4, 3, 3, 3\]/],
+    [{ tensor: conv1, to: (t) => ({ ...t, shape: [...t.shape].reverse() }) }, /'encoder_q\.backbone\.conv1\.weight' is F32\[3, 3, 3, 4\], the model needs F32\[4, 3, 3, 3\]/],
+    [{ tensor: 'encoder_q.backbone.layer1.0.conv1.weight', to: () => null }, /tensor 'encoder_q\.backbone\.layer1\.0\.conv1\.weight' is missing/],
+    [{ tensor: 'encoder_q.backbone.bn1.running_var' }, /'encoder_q\.backbone\.bn1\.running_var' holds NaN or infinite values/],
+  ];
+  for (const [change, pattern] of cases) {
+    writeFileSync(join(dir, 'checkpoint.safetensors'), altered(good, change));
+    assert.throws(() => exportRun(dir, 'torchvision'), (e: Error) => pattern.test(e.message) && e.message.includes(join(dir, 'checkpoint.safetensors')), pattern.source);
+    assert.not.ok(existsSync(join(dir, 'backbone_torchvision.safetensors')), 'nothing written');
+  }
+  const backbone = join(root, 'whole', 'backbone_torchvision.safetensors');
+  const saved = readFileSync(backbone);
+  const o = { ...FEATURES_DEFAULTS, backbone, width: 1 / 16, smallStem: true };
+  const input = join(dir, 'input.safetensors');
+  saveSafetensors(input, { input: safeTensor(new Int32Array(2 * 3 * 16 * 16), [2, 3, 16, 16]) });
+  await rejects(() => features({ ...o, input, out: join(dir, 'y.safetensors') }), /'input' is I32\[2, 3, 16, 16\], expected F32 images \[N, 3, H, W\]/);
+  saveSafetensors(input, { input: safeTensor(new Float32Array(2 * 3 * 16 * 16), [2, 3, 16, 16]) });
+  await rejects(() => features({ ...o, input, out: backbone }), /--out .* is the --backbone file; choose another --out/);
+  await rejects(() => features({ ...o, input, out: join(root, 'whole', '.', 'backbone_torchvision.safetensors') }), /is the --backbone file/);
+  await rejects(() => features({ ...o, input, out: input }), /is the --input file/);
+  assert.ok(Buffer.compare(readFileSync(backbone), saved) === 0, 'the backbone is untouched');
+});
 
 t('resume refuses bad metadata and non-finite weights with messages naming the field and the file', async () => {
   const dir = join(root, 'whole');

@@ -5,6 +5,7 @@
 // name and shape against the model before touching it.
 import { encodeSafetensors, decodeSafetensors, safeTensor, type SafeTensor } from '../engine/safetensors.js';
 import type { FlatStore } from '../engine/index.js';
+import { expectTensor } from './tensor-check.js';
 import type { DenseCL } from '../models/densecl.js';
 import type { Sgd } from './optim/sgd.js';
 
@@ -114,14 +115,8 @@ export function restoreCheckpoint(bytes: Uint8Array, model: DenseCL, sgd: Sgd, w
     for (const e of store.entries) {
       if (e.name.startsWith('_')) continue;
       expected.add(prefix + e.name);
-      const t = file.tensors.get(prefix + e.name);
-      if (!t) return fail(`tensor '${prefix + e.name}' is missing (saved with another arch, width, dim, queue size or method?)`);
-      const want = [...e.shape];
-      if (t.dtype !== 'F32' || t.shape.length !== want.length || t.shape.some((d, i) => d !== want[i])) {
-        fail(`'${prefix + e.name}' is ${t.dtype}[${t.shape.join(', ')}], the model needs F32[${want.join(', ')}]`);
-      }
-      if (!(t.data as Float32Array).every(Number.isFinite)) throw new Error(`${what}: '${prefix + e.name}' holds NaN or infinite values; this checkpoint cannot be trained from`);
-      plan.push([store, e.name, t.data as Float32Array]);
+      const values = expectTensor(file, prefix + e.name, e.shape, what, 'this model', 'saved with another arch, width, dim, queue size or method?');
+      plan.push([store, e.name, values]);
     }
   }
   // A checkpoint of a larger model (DenseCL's dense head and second queue, loaded as MoCo-v2) must not lose them silently.
