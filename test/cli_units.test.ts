@@ -1,7 +1,7 @@
 // CPU-side pieces of the program: flag parsing, the detectron2 renaming, progress formatting.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { parseArgs, resolveOptions } from '../train/args.js';
+import { parseArgs, refuseStrayArguments, resolveOptions } from '../train/args.js';
 import { detectron2Name } from '../train/export.js';
 import { formatDuration, formatFigures } from '../train/progress.js';
 import { cosineLr, scaledLr } from '../train/optim/schedule.js';
@@ -22,7 +22,21 @@ t('flags: kebab-case, =, bare booleans, typed by the defaults', () => {
 
 t('flags: unknown keys and non-numbers are clear errors', () => {
   assert.throws(() => resolveOptions({ batchSize: 32 }, parseArgs(['--batch-sise', '3']).flags, 'pretrain'), /unknown option --batch-sise; known: --batch-size/);
-  assert.throws(() => resolveOptions({ batchSize: 32 }, parseArgs(['--batch-size', 'big']).flags, 'pretrain'), /--batchSize needs a number, got 'big'/);
+  const opts = { batchSize: 32, smallStem: false, out: 'runs' };
+  const refused = (argv: string[], pattern: RegExp) => assert.throws(() => resolveOptions(opts, parseArgs(argv).flags, 'pretrain'), pattern, argv.join(' '));
+  // Errors name the flag as it is typed.
+  refused(['--batch-size', 'big'], /^pretrain: --batch-size needs a number, got 'big'$/);
+  refused(['--batch-size', '0x8'], /--batch-size needs a number, got '0x8'/);
+  refused(['--batch-size', 'Infinity'], /--batch-size needs a number/);
+  refused(['--batch-size='], /^pretrain: --batch-size was given an empty value$/);
+  refused(['--out='], /--out was given an empty value/);
+  refused(['--out'], /--out needs a value/);
+  refused(['--small-stem=maybe'], /--small-stem is true or false/);
+  const { positional } = parseArgs(['pretrain', 'batch-size', '64', '--epochs', '3']);
+  assert.throws(() => refuseStrayArguments('pretrain', positional.slice(1), 0), /^pretrain: unexpected arguments 'batch-size' '64'; options are given as --name value/);
+  refuseStrayArguments('export', ['runs/x'], 1);
+  assert.throws(() => refuseStrayArguments('export', ['runs/x', 'y'], 1), /export: unexpected argument 'y'/);
+  assert.equal(resolveOptions(opts, parseArgs(['--batch-size', '1e2', '--small-stem', 'false']).flags, 'x'), { batchSize: 100, smallStem: false, out: 'runs' });
 });
 
 t('detectron2 names follow its converter', () => {
@@ -121,7 +135,7 @@ t('pretrain: each setting is checked against its range, naming the flag as it is
     [['--checkpoint-every', '0'], /^--checkpoint-every must be a whole number >= 1, got 0$/],
     [['--stop-after', '-3'], /^--stop-after must be a whole number >= 0, got -3$/],
     [['--batch-size', '2.5'], /^--batch-size must be a whole number >= 2, got 2.5$/],
-    [['--out='], /^--out must not be empty$/],
+    [['--out='], /--out was given an empty value/],
   ];
   for (const [argv, pattern] of cases) assert.throws(() => checkOptionRanges(pretrainFlags('--preset', 'tiny', ...argv)), pattern, argv.join(' '));
   checkOptionRanges(pretrainFlags('--preset', 'tiny'));

@@ -22,6 +22,17 @@ export function parseArgs(argv: string[]): { positional: string[]; flags: Flags 
   return { positional, flags };
 }
 
+/**
+ * A command takes `takes` positional arguments after its name (export: the run folder); any
+ * more is a mistake, such as a value whose flag lost its -- or a stray word.
+ */
+export function refuseStrayArguments(command: string, args: string[], takes: number): void {
+  const stray = args.slice(takes);
+  if (stray.length) {
+    throw new Error(`${command}: unexpected argument${stray.length > 1 ? 's' : ''} ${stray.map((a) => `'${a}'`).join(' ')}; options are given as --name value (densecl help lists them)`);
+  }
+}
+
 function camel(s: string): string {
   return s.replace(/-([a-z0-9])/g, (_, c: string) => c.toUpperCase());
 }
@@ -51,6 +62,8 @@ export function flagName(key: string): string {
   return '--' + key.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase());
 }
 
+const DECIMAL = /^[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$/i;
+
 /**
  * `given` (see givenOptions) over `defaults`, converting each value to the type of its
  * default; unknown keys are an error that lists the known ones.
@@ -62,14 +75,19 @@ export function typedOptions<T extends Record<string, string | number | boolean>
       throw new Error(`${command}: unknown option ${flagName(k)}; known: ${Object.keys(defaults).map(flagName).join(' ')}`);
     }
     const want = typeof defaults[k];
+    const flag = flagName(k);
+    if (v === '') throw new Error(`${command}: ${flag} was given an empty value`);
     if (want === 'number') {
-      const n = Number(v);
-      if (typeof v === 'boolean' || !Number.isFinite(n)) throw new Error(`${command}: --${k} needs a number, got '${v}'`);
+      // Plain decimal notation only: Number() would also take '0x8', ' ' or 'Infinity'.
+      const n = typeof v === 'number' ? v : typeof v === 'string' && DECIMAL.test(v.trim()) ? Number(v) : Number.NaN;
+      if (!Number.isFinite(n)) throw new Error(`${command}: ${flag} needs a number, got ${typeof v === 'string' ? `'${v}'` : JSON.stringify(v)}`);
       merged[k] = n;
     } else if (want === 'boolean') {
-      merged[k] = v === true || v === 'true' || v === '1';
+      if (v === true || v === 'true' || v === '1') merged[k] = true;
+      else if (v === false || v === 'false' || v === '0') merged[k] = false;
+      else throw new Error(`${command}: ${flag} is true or false (or given bare for true), got ${JSON.stringify(v)}`);
     } else {
-      if (typeof v === 'boolean') throw new Error(`${command}: --${k} needs a value`);
+      if (typeof v !== 'string' && typeof v !== 'number') throw new Error(`${command}: ${flag} needs a value${typeof v === 'boolean' ? '' : `, got ${JSON.stringify(v)}`}`);
       merged[k] = String(v);
     }
   }

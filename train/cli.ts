@@ -1,5 +1,5 @@
 // The `densecl` command-line program.
-import { parseArgs, resolveOptions, type Flags } from './args.js';
+import { parseArgs, refuseStrayArguments, resolveOptions, type Flags } from './args.js';
 import { mlpDemo } from './commands/mlp-demo.js';
 import { openJob, pretrainInJob } from './pretrain.js';
 import { resumeOptions } from './resume.js';
@@ -74,6 +74,7 @@ async function runPretrain(allFlags: Flags): Promise<number> {
 async function main(argv: string[]): Promise<number> {
   const { positional, flags } = parseArgs(argv);
   const command = positional[0] ?? 'help';
+  refuseStrayArguments(command, positional.slice(1), command === 'export' || command === 'eval' ? 1 : 0);
   switch (command) {
     case 'pretrain':
       return runPretrain(flags);
