@@ -8,6 +8,7 @@ import { cosineLr, scaledLr } from '../train/optim/schedule.js';
 import { checkOptionRanges, describeOptions, presetHelp, pretrainOptions, PRETRAIN_PRESETS } from '../train/presets.js';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { truncateLog } from '../train/run-folder.js';
+import { makeFolder } from '../train/io.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -140,6 +141,19 @@ t('pretrain: each setting is checked against its range, naming the flag as it is
   for (const [argv, pattern] of cases) assert.throws(() => checkOptionRanges(pretrainFlags('--preset', 'tiny', ...argv)), pattern, argv.join(' '));
   checkOptionRanges(pretrainFlags('--preset', 'tiny'));
   checkOptionRanges(pretrainFlags());
+});
+
+t('folders and files the program cannot use are clear errors, never a hang', () => {
+  // Node's recursive mkdir loops forever on /proc/x; a config read from /dev/zero never ends.
+  assert.throws(() => makeFolder('/proc/densecl-x/run'), /^cannot create the folder \/proc\/densecl-x\/run: .*ENOENT/);
+  assert.throws(() => resolveOptions({ lr: 1 }, { config: '/dev/zero' }, 'pretrain'), /^pretrain: cannot read config file \/dev\/zero: not a regular file$/);
+  const big = join(mkdtempSync(join(tmpdir(), 'densecl-config-')), 'big.json');
+  writeFileSync(big, ' '.repeat((1 << 20) + 1));
+  assert.throws(() => resolveOptions({ lr: 1 }, { config: big }, 'pretrain'), /1048577 bytes, more than a config file's limit of 1048576/);
+  const nested = join(mkdtempSync(join(tmpdir(), 'densecl-mkdir-')), 'a', 'b');
+  makeFolder(nested);
+  makeFolder(nested);
+  assert.throws(() => makeFolder(join(big, 'x')), /big\.json is not a folder/);
 });
 
 t('resume: a torn last log line is dropped with a warning naming the file; other bad lines are errors naming it', () => {

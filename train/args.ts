@@ -1,6 +1,8 @@
 // Command-line flags: --key value, --key=value and bare --flag (true); kebab-case keys become
 // camelCase. A JSON config file (--config FILE) supplies the same keys; flags override it.
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
+
+const MAX_CONFIG_BYTES = 1 << 20;
 
 export type Flags = Record<string, string | boolean>;
 
@@ -46,6 +48,10 @@ export function givenOptions(flags: Flags, command: string): Record<string, unkn
   if (typeof flags.config === 'string') {
     let parsed: unknown;
     try {
+      // A device or a huge file (--config /dev/zero) would be read forever.
+      const info = statSync(flags.config);
+      if (!info.isFile()) throw new Error('not a regular file');
+      if (info.size > MAX_CONFIG_BYTES) throw new Error(`${info.size} bytes, more than a config file's limit of ${MAX_CONFIG_BYTES}`);
       parsed = JSON.parse(readFileSync(flags.config, 'utf8'));
     } catch (e) {
       throw new Error(`${command}: cannot read config file ${flags.config}: ${(e as Error).message}`);

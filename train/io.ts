@@ -1,8 +1,28 @@
 // Node-only file I/O: atomic writes (a crash never leaves a half-written checkpoint in place of
 // a good one) and safetensors files on disk.
-import { openSync, writeSync, readSync, fsyncSync, closeSync, renameSync, unlinkSync, readFileSync, statSync, mkdirSync } from 'node:fs';
-import { dirname, basename, join } from 'node:path';
+import { openSync, writeSync, readSync, fsyncSync, closeSync, renameSync, unlinkSync, readFileSync, statSync, mkdirSync, existsSync } from 'node:fs';
+import { dirname, basename, join, resolve } from 'node:path';
 import { encodeSafetensors, decodeSafetensors, type SafeTensor, type SafetensorsFile } from '../engine/safetensors.js';
+
+/**
+ * Creates `dir` and any missing parents, like mkdir -p. Node's recursive mkdirSync loops forever
+ * where a parent exists but refuses children with ENOENT (/proc/x), so each level is made here.
+ */
+export function makeFolder(dir: string): void {
+  const missing: string[] = [];
+  let d = resolve(dir);
+  while (!existsSync(d)) {
+    missing.unshift(d);
+    if (dirname(d) === d) break;
+    d = dirname(d);
+  }
+  try {
+    if (existsSync(d) && !statSync(d).isDirectory()) throw new Error(`${d} is not a folder`);
+    for (const m of missing) mkdirSync(m);
+  } catch (e) {
+    throw new Error(`cannot create the folder ${dir}: ${(e as Error).message}`);
+  }
+}
 
 /**
  * Writes `bytes` to `path` atomically: a temporary file in the same directory (same file
@@ -14,7 +34,7 @@ export function writeFileAtomic(path: string, bytes: Uint8Array): void {
   const tmp = join(dir, `.${basename(path)}.${process.pid}.${Date.now().toString(36)}${Math.random().toString(36).slice(2, 8)}.tmp`);
   let fd = -1;
   try {
-    mkdirSync(dir, { recursive: true });
+    makeFolder(dir);
     fd = openSync(tmp, 'wx', 0o644);
     let at = 0;
     while (at < bytes.length) at += writeSync(fd, bytes, at, bytes.length - at);

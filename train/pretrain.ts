@@ -3,7 +3,8 @@
 // the backbone exported for PyTorch at the end. In a data-parallel job (a communicator of
 // several ranks) every rank trains on its slice of each batch and only rank 0 touches the run
 // folder: it reads the checkpoint to resume from and broadcasts its bytes, and it alone writes.
-import { mkdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
+import { makeFolder } from './io.js';
 import { join, resolve } from 'node:path';
 import { acquireGpu, Runtime, setRuntime } from '../engine/index.js';
 import { SingleProcess, type Communicator } from '../engine/comm/communicator.js';
@@ -67,7 +68,7 @@ export async function pretrain(o: PretrainOptions, runtime?: Runtime, comm: Comm
   // Only rank 0 touches the run folder.
   const folder = lead ? new RunFolder(runDir) : null;
   if (folder && !o.resume) folder.checkNewRun(o.overwrite);
-  if (lead) mkdirSync(runDir, { recursive: true });
+  if (lead) makeFolder(runDir);
   const checkpointPath = join(runDir, CHECKPOINT);
   const saved = o.resume ? await shareCheckpoint(comm, checkpointPath) : null;
   if (saved) checkCheckpointSettings(saved.counters.config, o, checkpointPath);

@@ -2,7 +2,8 @@
 // names, safetensors) is worth on labelled data, with the backbone frozen. Both write
 // results.json and results.md to --out; seg also writes segmentation.png (images, true and
 // predicted label maps of the first validation images).
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
+import { makeFolder } from '../io.js';
 import { join, resolve } from 'node:path';
 import { init, type Runtime } from '../../engine/index.js';
 import type { Arch } from '../../models/resnet.js';
@@ -76,7 +77,7 @@ export async function evalLinear(o: EvalLinearOptions, runtime?: Runtime): Promi
     const { train, val } = await backboneFeatures(rt, o, data, false);
     const r = await linearProbe(rt, train, val, data.classNames.length, o);
     const out = resolve(o.out);
-    mkdirSync(out, { recursive: true });
+    makeFolder(out);
     writeFileSync(join(out, 'results.json'), JSON.stringify({ command: 'eval linear', options: o, data: data.description, ...r }, null, 2));
     const rows = data.classNames.map((c, k) => `| ${c} | ${pct(r.perClassAccuracy[k])} |`).join('\n');
     writeFileSync(
@@ -98,7 +99,7 @@ export async function evalSeg(o: EvalSegOptions, runtime?: Runtime): Promise<Seg
     const { train, val } = await backboneFeatures(rt, o, data, true);
     const r = await segProbe(rt, train, val, data.classNames.length, { ...o, keepPredictions: o.pictureImages });
     const out = resolve(o.out);
-    mkdirSync(out, { recursive: true });
+    makeFolder(out);
     const shown = Math.min(o.pictureImages, val.count);
     const picture = join(out, 'segmentation.png');
     const images = [];
