@@ -6,9 +6,9 @@ import { detectron2Name } from '../train/export.js';
 import { formatDuration, formatFigures } from '../train/progress.js';
 import { cosineLr, scaledLr } from '../train/optim/schedule.js';
 import { checkOptionRanges, describeOptions, presetHelp, pretrainOptions, PRETRAIN_PRESETS } from '../train/presets.js';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
 import { truncateLog } from '../train/run-folder.js';
-import { makeFolder } from '../train/io.js';
+import { makeFolder, removeStaleTemporaries } from '../train/io.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -154,6 +154,28 @@ t('folders and files the program cannot use are clear errors, never a hang', () 
   makeFolder(nested);
   makeFolder(nested);
   assert.throws(() => makeFolder(join(big, 'x')), /big\.json is not a folder/);
+});
+
+t("stale temporary files: only ours, only a killed writer's, only once old enough", () => {
+  const dir = mkdtempSync(join(tmpdir(), 'densecl-tmp-'));
+  const dead = 4194303; // above Linux's default pid_max range in containers; checked below
+  assert.throws(() => process.kill(dead, 0), 'the test needs a pid that is not running');
+  const files = {
+    killed: `.checkpoint.safetensors.${dead}.m1abc.tmp`,
+    killedFresh: `.log.jsonl.${dead}.m1abd.tmp`,
+    running: `.config.json.${process.pid}.m1abe.tmp`,
+    runningAncient: `.config.json.${process.pid}.m1abf.tmp`,
+    notOurs: `.notes.txt.${dead}.m1abg.tmp`,
+    other: 'checkpoint.safetensors',
+  };
+  for (const f of Object.values(files)) writeFileSync(join(dir, f), 'x');
+  const now = Date.now();
+  const age = (f: string, sec: number) => utimesSync(join(dir, f), (now - sec * 1000) / 1000, (now - sec * 1000) / 1000);
+  for (const f of [files.killed, files.running, files.notOurs, files.other]) age(f, 120);
+  age(files.runningAncient, 2 * 86400);
+  const removed = removeStaleTemporaries(dir, ['checkpoint.safetensors', 'config.json', 'log.jsonl'], now);
+  assert.equal(removed.sort(), [files.killed, files.runningAncient].sort());
+  assert.equal(readdirSync(dir).sort(), [files.killedFresh, files.running, files.notOurs, files.other].sort());
 });
 
 t('resume: a torn last log line is dropped with a warning naming the file; other bad lines are errors naming it', () => {

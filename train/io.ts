@@ -1,6 +1,6 @@
 // Node-only file I/O: atomic writes (a crash never leaves a half-written checkpoint in place of
 // a good one) and safetensors files on disk.
-import { openSync, writeSync, readSync, fsyncSync, closeSync, renameSync, unlinkSync, readFileSync, statSync, mkdirSync, existsSync } from 'node:fs';
+import { openSync, writeSync, readSync, fsyncSync, closeSync, renameSync, unlinkSync, readFileSync, readdirSync, statSync, mkdirSync, existsSync } from 'node:fs';
 import { dirname, basename, join, resolve } from 'node:path';
 import { encodeSafetensors, decodeSafetensors, type SafeTensor, type SafetensorsFile } from '../engine/safetensors.js';
 
@@ -31,6 +31,7 @@ export function makeFolder(dir: string): void {
  */
 export function writeFileAtomic(path: string, bytes: Uint8Array): void {
   const dir = dirname(path);
+  // The name says whose it is (removeStaleTemporaries relies on it).
   const tmp = join(dir, `.${basename(path)}.${process.pid}.${Date.now().toString(36)}${Math.random().toString(36).slice(2, 8)}.tmp`);
   let fd = -1;
   try {
@@ -60,6 +61,46 @@ export function writeFileAtomic(path: string, bytes: Uint8Array): void {
     }
   } catch {
     // some file systems refuse fsync on a directory; the rename has happened either way
+  }
+}
+
+/**
+ * Removes the temporary files writeFileAtomic left in `dir` for the files `names` when their
+ * writer was killed: only names of that pattern, only when the writing process is not running
+ * on this machine and the file is over a minute old, or when it is over a day old (a writer on
+ * another machine). Returns the names removed.
+ */
+export function removeStaleTemporaries(dir: string, names: readonly string[], now = Date.now()): string[] {
+  const removed: string[] = [];
+  let entries: string[];
+  try {
+    entries = readdirSync(dir);
+  } catch {
+    return removed;
+  }
+  for (const entry of entries) {
+    const m = /^\.(.+)\.([0-9]+)\.[0-9a-z]+\.tmp$/.exec(entry);
+    if (!m || !names.includes(m[1])) continue;
+    const path = join(dir, entry);
+    try {
+      const age = now - statSync(path).mtimeMs;
+      if (age > 24 * 3600e3 || (age > 60e3 && !processRuns(Number(m[2])))) {
+        unlinkSync(path);
+        removed.push(entry);
+      }
+    } catch {
+      // gone already, or not ours to remove
+    }
+  }
+  return removed;
+}
+
+function processRuns(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 

@@ -90,6 +90,8 @@ export async function pretrain(o: PretrainOptions, runtime?: Runtime, comm: Comm
         `Try a lower --lr or check the data.`,
     );
   progress?.note(describeOptions(o));
+  const stale = folder?.removeStaleTemporaries() ?? [];
+  if (stale.length) progress?.note(`removed ${stale.length} temporary file(s) that killed writers left in ${runDir}: ${stale.join(', ')}`);
   try {
     const config = { ...o, resume: '' };
     if (saved) {

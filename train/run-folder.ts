@@ -5,7 +5,7 @@
 // Only rank 0 of a job makes one of these.
 import { appendFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { writeFileAtomic } from './io.js';
+import { removeStaleTemporaries, writeFileAtomic } from './io.js';
 
 export const CHECKPOINT = 'checkpoint.safetensors';
 export const CONFIG = 'config.json';
@@ -24,6 +24,11 @@ export class RunFolder {
     this.checkpointPath = join(dir, CHECKPOINT);
     this.logPath = join(dir, LOG);
     this.configPath = join(dir, CONFIG);
+  }
+
+  /** Removes what writers killed mid-write left here (see removeStaleTemporaries); returns the names. */
+  removeStaleTemporaries(): string[] {
+    return removeStaleTemporaries(this.dir, [CHECKPOINT, CONFIG, LOG, 'backbone_torchvision.safetensors', 'backbone_detectron2.safetensors']);
   }
 
   /** Refuses to start a new run over another run's checkpoint unless told to replace it. */
