@@ -109,9 +109,9 @@ export function saveSafetensors(path: string, tensors: Map<string, SafeTensor> |
 }
 
 export function loadSafetensors(path: string): SafetensorsFile {
+  readSafetensorsMetadata(path); // the header first: a wrong file is refused before it is read whole
   let bytes: Uint8Array;
   try {
-    if (!statSync(path).isFile()) throw new Error('not a regular file');
     bytes = readFileSync(path);
   } catch (e) {
     throw new Error(`could not read safetensors file ${path}: ${(e as Error).message}`);
@@ -124,7 +124,9 @@ const MAX_HEADER_BYTES = 100 * 1024 * 1024;
 
 /**
  * The "__metadata__" strings of a safetensors file, read from its header alone (a checkpoint's
- * tensors can be gigabytes); the whole file is checked when it is loaded.
+ * tensors can be gigabytes). The header must also account for the file's size exactly, so a
+ * file that is not safetensors, or truncated, or padded, is refused before it is read whole;
+ * the whole file is checked again when it is decoded.
  */
 export function readSafetensorsMetadata(path: string): Record<string, string> {
   const fail = (why: string): never => {
@@ -133,21 +135,35 @@ export function readSafetensorsMetadata(path: string): Record<string, string> {
   let fd = -1;
   try {
     fd = openSync(path, 'r');
-    const size = statSync(path).size;
+    const info = statSync(path);
+    if (!info.isFile()) return fail('not a regular file');
+    const size = info.size;
     const lengthBytes = Buffer.alloc(8);
-    if (size < 8 || readSync(fd, lengthBytes, 0, 8, 0) !== 8) return fail('too short to be a safetensors file');
+    if (size < 8 || readSync(fd, lengthBytes, 0, 8, 0) !== 8) return fail(`too short to be a safetensors file (${size} bytes)`);
     const n = lengthBytes.readBigUInt64LE(0);
     if (n > BigInt(MAX_HEADER_BYTES)) return fail(`header length ${n} is implausible (over ${MAX_HEADER_BYTES} bytes): not a safetensors file, or corrupt`);
     if (n > BigInt(size - 8)) return fail(`truncated or not safetensors: the header claims ${n} bytes, the file has ${size - 8} after the length`);
     const header = Buffer.alloc(Number(n));
     if (readSync(fd, header, 0, header.length, 8) !== header.length) return fail('the header could not be read whole');
-    let parsed: unknown;
+    let parsed: Record<string, { data_offsets?: unknown } | undefined>;
     try {
-      parsed = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(header));
+      parsed = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(header)) as typeof parsed;
     } catch (e) {
-      return fail(`the JSON header does not parse (${(e as Error).message})`);
+      return fail(`the JSON header does not parse (${(e as Error).message}): not a safetensors file, or corrupt`);
     }
-    const meta = (parsed as { __metadata__?: unknown } | null)?.__metadata__;
+    if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) return fail('the header is not a JSON object');
+    // The tensors tile the data, so the largest end offset is the data's length.
+    const dataBytes = size - 8 - Number(n);
+    let dataEnd = 0;
+    for (const [name, t] of Object.entries(parsed)) {
+      if (name === '__metadata__') continue;
+      const end = Array.isArray(t?.data_offsets) ? Number(t.data_offsets[1]) : Number.NaN;
+      if (!Number.isSafeInteger(end) || end < 0) return fail(`tensor "${name}": data_offsets ${JSON.stringify(t?.data_offsets)} is not [begin, end]`);
+      if (end > dataBytes) return fail(`truncated: tensor "${name}" ends at byte ${end} of the data but the file holds only ${dataBytes} data bytes`);
+      dataEnd = Math.max(dataEnd, end);
+    }
+    if (dataEnd < dataBytes) return fail(`${dataBytes - dataEnd} bytes after the last tensor: corrupt file, or not written as safetensors`);
+    const meta = (parsed as { __metadata__?: unknown }).__metadata__;
     if (meta === undefined) return {};
     if (meta === null || typeof meta !== 'object' || Array.isArray(meta) || !Object.values(meta).every((v) => typeof v === 'string')) {
       return fail('"__metadata__" is not an object of strings');

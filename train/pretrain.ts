@@ -4,7 +4,7 @@
 // several ranks) every rank trains on its slice of each batch and only rank 0 touches the run
 // folder: it reads the checkpoint to resume from and broadcasts its bytes, and it alone writes.
 import { readFileSync } from 'node:fs';
-import { makeFolder } from './io.js';
+import { makeFolder, readSafetensorsMetadata } from './io.js';
 import { join, resolve } from 'node:path';
 import { acquireGpu, Runtime, setRuntime } from '../engine/index.js';
 import { SingleProcess, type Communicator } from '../engine/comm/communicator.js';
@@ -238,6 +238,7 @@ function roundTimes(t: SyncTimes): SyncTimes {
 
 /** A checkpoint's bytes and run counters (read before the model exists: the data sampler needs them). */
 function readCheckpointFile(path: string): { bytes: Uint8Array; counters: RunCounters } {
+  readSafetensorsMetadata(path); // the header first: a wrong file is refused before it is read whole
   let bytes: Uint8Array;
   try {
     bytes = readFileSync(path);
