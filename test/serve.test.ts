@@ -4,14 +4,16 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 
-// Loaded at run time from the source tree: bundled, its "started as a program" check would start a server.
-const serve = (await import(new URL('../../scripts/serve.mjs', import.meta.url).href)) as {
+interface Serve {
   requestedFile(url: string, method: string): { status: number; rel?: string };
-};
+}
 
 const t = suite('demo server');
 
-t('malformed or NUL-bearing paths are 400, paths outside web/ and dist/ 404, the rest served', () => {
+t('malformed or NUL-bearing paths are 400, paths outside web/ and dist/ 404, the rest served', async () => {
+  // Loaded at run time from the source tree (bundled, its "started as a program" check would start
+  // a server), inside the test: a top-level await would make uvu run the suites twice.
+  const serve = (await import(new URL('../../scripts/serve.mjs', import.meta.url).href)) as Serve;
   assert.equal(serve.requestedFile('/%E0%A4%A', 'GET'), { status: 400 });
   assert.equal(serve.requestedFile('/web/%00x', 'GET'), { status: 400 });
   assert.equal(serve.requestedFile('/../etc/passwd', 'GET'), { status: 404 });
