@@ -20,22 +20,39 @@ const TYPES = {
 };
 const SERVED = ['web', 'dist'];
 
+/**
+ * The file a request asks for, relative to the project root ({ rel }), or the status that
+ * refuses it: 400 for a path that does not decode (one malformed URL must not stop the server),
+ * 404 for anything outside web/ and dist/ or a method other than GET and HEAD.
+ */
+export function requestedFile(url, method) {
+  let path;
+  try {
+    path = decodeURIComponent(new URL(url ?? '/', 'http://x').pathname);
+  } catch {
+    return { status: 400 };
+  }
+  if (path.includes('\0')) return { status: 400 };
+  const rel = path === '/' ? 'web/index.html' : normalize(path).replace(/^[/\\]+/, '');
+  // Only files under web/ and dist/ are served; normalize() has already resolved any '..'.
+  if (!SERVED.some((d) => rel.startsWith(d + sep)) || (method !== 'GET' && method !== 'HEAD')) return { status: 404 };
+  return { status: 200, rel };
+}
+
 /** Starts the server; resolves with it and its URL once it listens. */
 export function startServer({ port = 8080, host = '127.0.0.1' } = {}) {
   if (!existsSync(join(root, 'dist/web/app.js'))) {
     throw new Error('dist/web/app.js is missing: build the page first with `node scripts/build-lib.mjs --web` (npm run demo:web does both)');
   }
   const server = createServer(async (req, res) => {
-    const path = decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname);
-    const rel = path === '/' ? 'web/index.html' : normalize(path).replace(/^[/\\]+/, '');
-    // Only files under web/ and dist/ are served; normalize() has already resolved any '..'.
-    if (!SERVED.some((d) => rel.startsWith(d + sep)) || (req.method !== 'GET' && req.method !== 'HEAD')) {
-      res.writeHead(404).end('not found');
+    const asked = requestedFile(req.url, req.method);
+    if (!asked.rel) {
+      res.writeHead(asked.status).end(asked.status === 400 ? 'bad request' : 'not found');
       return;
     }
     try {
-      const body = await readFile(join(root, rel));
-      res.writeHead(200, { 'content-type': TYPES[extname(rel)] ?? 'application/octet-stream', 'cache-control': 'no-store' });
+      const body = await readFile(join(root, asked.rel));
+      res.writeHead(200, { 'content-type': TYPES[extname(asked.rel)] ?? 'application/octet-stream', 'cache-control': 'no-store' });
       res.end(req.method === 'HEAD' ? undefined : body);
     } catch {
       res.writeHead(404).end('not found');

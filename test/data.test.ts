@@ -1,11 +1,12 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdtempSync, mkdirSync, writeFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, writeFileSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { SceneDataset, SCENE_CLASSES } from '../train/data/scenes.js';
 import { FolderDataset } from '../train/data/folder.js';
+import { openDataset } from '../train/data-source.js';
 import { BatchLoader, EpochSampler, type Batch } from '../train/data/loader.js';
 import { cropLabels } from '../train/data/augment.js';
 
@@ -152,6 +153,20 @@ t('folder: classes from subfolders, unreadable files skipped and named, small im
   const shrunk = await big.get(big.files.indexOf(join('dogs', 'photo.jpg')));
   assert.equal([shrunk.image.width, shrunk.image.height], [27, 24]);
   await rejectsWith(ds.get(ds.files.indexOf(join('dogs', 'truncated.png'))), 'truncated.png');
+});
+
+t('folder: pre-training data shrinks large images on load, and OS errors are named as such', async () => {
+  const root = join(dir, 'large');
+  mkdirSync(root, { recursive: true });
+  await sharp({ create: { width: 1200, height: 900, channels: 3, background: { r: 10, g: 200, b: 40 } } }).png().toFile(join(root, 'large.png'));
+  const { dataset } = await openDataset({ data: root, imgSize: 32, seed: 0, builtinImages: 0 });
+  const { image } = await (dataset as FolderDataset).get(0);
+  assert.equal([image.width, image.height], [128, 96], 'shorter side 3 x the 32 px crop');
+  // A link to a folder (as root, a permission error cannot be made): the reason is the OS's, not "unsupported image format".
+  symlinkSync(dir, join(root, 'folder.png'));
+  const warnings: string[] = [];
+  const ds = await FolderDataset.open(root, { cropSize: 32, onWarning: (m) => warnings.push(m) });
+  assert.equal(ds.skipped, [{ path: 'folder.png', reason: 'EISDIR: illegal operation on a directory, read' }]);
 });
 
 function assertSameBatch(a: Batch, b: Batch, what: string): void {

@@ -242,7 +242,8 @@ t('a run of 2 ranks resumed by 1 process continues the 1-process run', async () 
   try {
     const r = await mpirun(2, program, ['pretrain', join(dir, 'two'), '2'], JOB_LIMIT_MS);
     assert.is(r.code, 0, `mpirun -np 2 failed (killed: ${r.killed}): ${r.stderr.slice(-3000)}`);
-    const saved = resumeOptions(join(dir, 'two'), {});
+    // --stop-after is one invocation's: a resumed run runs to the end unless given it again.
+    const saved = resumeOptions(join(dir, 'two'), { stopAfter: 2 });
     await pretrain(saved, runtime()); // steps 2..3 in this process
     await pretrain({ ...saved, resume: '', stopAfter: 4, out: join(dir, 'one') }, runtime());
     const [a, b] = [tensorsOf(join(dir, 'two', 'checkpoint.safetensors')), tensorsOf(join(dir, 'one', 'checkpoint.safetensors'))];

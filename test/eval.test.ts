@@ -99,9 +99,9 @@ t('eval linear and eval seg run end to end on the built-in scenes', async () => 
 t('both evaluations refuse a backbone of another architecture', async () => {
   const rt = runtime();
   const wrong = { ...tiny, width: 1 / 8, backbone, imgSize: 16, trainImages: 8, valImages: 8, quiet: true };
-  await rejects(() => evalLinear({ ...EVAL_LINEAR_DEFAULTS, ...wrong, out: join(root, 'x') }, rt), /does not match resnet18 \(width 0\.125, small stem\): 'conv1\.weight' is \[4, 3, 3, 3\], the model needs \[8, 3, 3, 3\]/);
+  await rejects(() => evalLinear({ ...EVAL_LINEAR_DEFAULTS, ...wrong, out: join(root, 'x') }, rt), /does not match resnet18 \(width 0\.125, small stem\): 'conv1\.weight' is F32\[4, 3, 3, 3\], the model needs F32\[8, 3, 3, 3\]/);
   await rejects(() => evalSeg({ ...EVAL_SEG_DEFAULTS, ...wrong, out: join(root, 'x') }, rt), /does not match resnet18 \(width 0\.125/);
-  await rejects(() => evalSeg({ ...EVAL_SEG_DEFAULTS, ...wrong, width: 1 / 16, smallStem: false, out: join(root, 'x') }, rt), /'conv1\.weight' is \[4, 3, 3, 3\], the model needs \[4, 3, 7, 7\]/);
+  await rejects(() => evalSeg({ ...EVAL_SEG_DEFAULTS, ...wrong, width: 1 / 16, smallStem: false, out: join(root, 'x') }, rt), /'conv1\.weight' is F32\[4, 3, 3, 3\], the model needs F32\[4, 3, 7, 7\]/);
 });
 
 // A palette PNG written by hand: sharp cannot write chosen palette indices. Bit depth 2 and

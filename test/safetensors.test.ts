@@ -1,6 +1,6 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdtempSync, readFileSync, writeFileSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync, readdirSync, rmSync, truncateSync, unlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -123,6 +123,20 @@ t('corrupt and truncated files give errors naming the file and the problem', () 
   throwsWith(() => decodeSafetensors(withF16, 'half.safetensors'), 'half.safetensors', 'F16', 'not supported');
   throwsWith(() => loadSafetensors(join(dir, 'missing.safetensors')), 'missing.safetensors', 'could not read');
   throwsWith(() => encodeSafetensors({ w: { dtype: 'F32', shape: [3], data: new Float32Array(2) } }, {}, 'out.st'), 'out.st', '"w"', '3 elements');
+});
+
+t('a huge file that is not safetensors is refused from its header, without reading it whole', () => {
+  const path = join(dir, 'huge.safetensors');
+  writeFileSync(path, '');
+  truncateSync(path, 2047 * 1024 * 1024); // sparse: no disk space used
+  const before = process.resourceUsage().maxRSS;
+  try {
+    throwsWith(() => loadSafetensors(path), path, 'JSON header does not parse');
+    const grewMiB = (process.resourceUsage().maxRSS - before) / 1024;
+    assert.ok(grewMiB < 256, `peak memory grew by ${grewMiB.toFixed(0)} MiB: the file was read`);
+  } finally {
+    unlinkSync(path);
+  }
 });
 
 t.run();

@@ -1,7 +1,9 @@
 // The `densecl` command-line program.
-import { parseArgs, resolveOptions, type Flags } from './args.js';
+import { parseArgs, refuseStrayArguments, resolveOptions, type Flags } from './args.js';
 import { mlpDemo } from './commands/mlp-demo.js';
-import { resumeOptions, openJob, pretrainInJob, PRETRAIN_DEFAULTS } from './pretrain.js';
+import { openJob, pretrainInJob } from './pretrain.js';
+import { resumeOptions } from './resume.js';
+import { pretrainOptions, givenPretrainOptions, presetHelp, DEFAULT_PRESET, PRETRAIN_PRESETS } from './presets.js';
 import { exportRun } from './export-run.js';
 import { profileModel, PROFILE_DEFAULTS } from './profile-run.js';
 import { features, FEATURES_DEFAULTS } from './commands/features.js';
@@ -13,10 +15,17 @@ const USAGE = `usage: densecl <command> [options]
 
 commands:
   pretrain      DenseCL / MoCo-v2 pre-training
+                  --preset ${Object.keys(PRETRAIN_PRESETS).join('|')} (default ${DEFAULT_PRESET}); a --config file may name one too.
+                  Flags win over the config file, which wins over the preset; --arch alone gives that arch's
+                  standard width 1 and 7x7 stem. The first progress line names the preset and what differs.
+${presetHelp('                    ')}
                   --method densecl|mocov2 --data DIR|builtin --arch resnet18|resnet34|resnet50
-                  --width W --small-stem --epochs N --batch-size B --img-size S --queue-size K
-                  --lr (per 256 images) --bn-groups G --seed N --workers N --checkpoint-every N
-                  --out RUNDIR --config FILE.json --resume RUNDIR [--epochs N to extend]
+                  --width W --small-stem --epochs N --batch-size B --img-size S --queue-size K --dim D
+                  --lr (per 256 images) --momentum --weight-decay --tau --lambda --ema-momentum --start-iters
+                  --bn-groups G --builtin-images N --seed N --workers N --checkpoint-every N
+                  --out RUNDIR (refused if it holds another run, unless --overwrite) --config FILE.json
+                  --resume RUNDIR   continue a run with its saved settings; only --epochs --data --workers
+                                    --checkpoint-every --stop-after --profile may change
                   --profile N   time N steps per kernel; writes profile.md and trace.json
                   --world-size N  require a data-parallel job of N processes (mpirun -np N node dist/cli.mjs pretrain ...);
                                   the batch and --bn-groups are the whole job's; see the README (MPI)
@@ -46,14 +55,12 @@ async function runPretrain(allFlags: Flags): Promise<number> {
   // run may resume with another number of processes.
   const { worldSize, ...flags } = allFlags;
   const comm = await openJob(worldSize);
-  let o = PRETRAIN_DEFAULTS;
   const r = await pretrainInJob(comm, () => {
-    o = resolveOptions(PRETRAIN_DEFAULTS, flags, 'pretrain');
-    // A resumed run keeps its saved options; only --epochs may extend it.
-    if (typeof flags.resume === 'string') o = resumeOptions(flags.resume, flags.epochs !== undefined ? { epochs: o.epochs } : {});
-    return o;
+    // A resumed run keeps the settings saved in its checkpoint; flags may only extend or adjust it.
+    return typeof flags.resume === 'string' ? resumeOptions(flags.resume, givenPretrainOptions(flags)) : pretrainOptions(flags);
   });
   if (comm.rank !== 0) return 0;
+  const o = r.options;
   // The loss first rises while the queue fills with real keys; compare from the step it is full.
   const full = Math.min(r.losses.length - 1, Math.max(0, o.queueSize / o.batchSize - 1));
   const at = (i: number) => r.losses[i]?.toFixed(4) ?? '-';
@@ -67,6 +74,7 @@ async function runPretrain(allFlags: Flags): Promise<number> {
 async function main(argv: string[]): Promise<number> {
   const { positional, flags } = parseArgs(argv);
   const command = positional[0] ?? 'help';
+  refuseStrayArguments(command, positional.slice(1), command === 'export' || command === 'eval' ? 1 : 0);
   switch (command) {
     case 'pretrain':
       return runPretrain(flags);

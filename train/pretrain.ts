@@ -3,7 +3,8 @@
 // the backbone exported for PyTorch at the end. In a data-parallel job (a communicator of
 // several ranks) every rank trains on its slice of each batch and only rank 0 touches the run
 // folder: it reads the checkpoint to resume from and broadcasts its bytes, and it alone writes.
-import { existsSync, mkdirSync, readFileSync, writeFileSync, appendFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
+import { makeFolder, readSafetensorsMetadata } from './io.js';
 import { join, resolve } from 'node:path';
 import { acquireGpu, Runtime, setRuntime } from '../engine/index.js';
 import { SingleProcess, type Communicator } from '../engine/comm/communicator.js';
@@ -11,55 +12,24 @@ import { openCommunicator } from '../engine/comm/launch.js';
 import { decodeSafetensors } from '../engine/safetensors.js';
 import type { Method } from '../models/densecl.js';
 import type { Arch } from '../models/resnet.js';
-import { NonFiniteStateError, type RunCounters } from './checkpoint.js';
+import { NonFiniteStateError, parseCounters, type RunCounters } from './checkpoint.js';
 import { Trainer, type StepStats } from './trainer.js';
 import type { SyncTimes } from './distributed.js';
 import { exportRun } from './export-run.js';
 import { StepProfiler } from './profile-run.js';
 import { Progress } from './progress.js';
-import { writeFileAtomic } from './io.js';
+import { RunFolder, CHECKPOINT } from './run-folder.js';
+import { checkCheckpointSettings } from './resume.js';
 import { openTrainingData, type TrainingData } from './data-source.js';
+import { checkOptionRanges, describeOptions, type PretrainOptions } from './presets.js';
 import type { SamplerState } from './data/loader.js';
 
-export const PRETRAIN_DEFAULTS = {
-  method: 'densecl',
-  data: 'builtin',
-  arch: 'resnet18',
-  width: 0.25,
-  smallStem: true,
-  epochs: 2,
-  batchSize: 32,
-  imgSize: 32,
-  queueSize: 256,
-  dim: 128,
-  /** Base lr per 256 images: 0.3 is DenseCL's COCO setting, which suits short runs (ImageNet: 0.03). */
-  lr: 0.3,
-  momentum: 0.9,
-  weightDecay: 1e-4,
-  tau: 0.2,
-  emaMomentum: 0.999,
-  lambda: 0.5,
-  startIters: 0,
-  bnGroups: 8,
-  seed: 0,
-  builtinImages: 2048,
-  workers: 2,
-  checkpointEvery: 100,
-  out: 'runs/densecl',
-  resume: '',
-  profile: 0,
-  /** Stop after this many steps of this invocation (0 = run to the end); simulates an interrupted run. */
-  stopAfter: 0,
-};
-
-export type PretrainOptions = typeof PRETRAIN_DEFAULTS;
-
-const CHECKPOINT = 'checkpoint.safetensors';
-const CONFIG = 'config.json';
-const LOG = 'log.jsonl';
+export { PRETRAIN_PRESETS, type PretrainOptions } from './presets.js';
+export { resumeOptions } from './resume.js';
 
 /** Checks the flags, naming them as the user typed them (the Trainer checks the same for API users). */
 function validateFlags(o: PretrainOptions, worldSize: number): void {
+  checkOptionRanges(o);
   if (o.method !== 'densecl' && o.method !== 'mocov2') throw new Error(`--method must be densecl or mocov2, got '${o.method}'`);
   if (!['resnet18', 'resnet34', 'resnet50'].includes(o.arch)) throw new Error(`--arch must be resnet18, resnet34 or resnet50, got '${o.arch}'`);
   if (o.batchSize % o.bnGroups !== 0) {
@@ -77,20 +47,9 @@ function validateFlags(o: PretrainOptions, worldSize: number): void {
   if (worldSize > 1 && o.profile > 0) throw new Error(`--profile times the kernels of one process; run it without mpirun (the job has ${worldSize} processes)`);
 }
 
-/** Options of a resumed run: the saved ones, with --epochs allowed to extend the run. */
-export function resumeOptions(runDir: string, overrides: Partial<PretrainOptions>): PretrainOptions {
-  const path = join(runDir, CONFIG);
-  if (!existsSync(join(runDir, CHECKPOINT))) throw new Error(`--resume ${runDir}: no ${CHECKPOINT} there; nothing to resume`);
-  let saved: PretrainOptions;
-  try {
-    saved = JSON.parse(readFileSync(path, 'utf8')) as PretrainOptions;
-  } catch (e) {
-    throw new Error(`--resume ${runDir}: cannot read ${path}: ${(e as Error).message}`);
-  }
-  return { ...saved, ...(overrides.epochs !== undefined ? { epochs: overrides.epochs } : {}), out: runDir, resume: runDir };
-}
-
 export interface PretrainResult {
+  /** The run's settings (a resumed run's are the saved ones). */
+  options: PretrainOptions;
   runDir: string;
   steps: number;
   losses: number[];
@@ -106,10 +65,13 @@ export async function pretrain(o: PretrainOptions, runtime?: Runtime, comm: Comm
   validateFlags(o, comm.size);
   const lead = comm.rank === 0;
   const runDir = resolve(o.out);
-  if (lead) mkdirSync(runDir, { recursive: true });
+  // Only rank 0 touches the run folder.
+  const folder = lead ? new RunFolder(runDir) : null;
+  if (folder && !o.resume) folder.checkNewRun(o.overwrite);
+  if (lead) makeFolder(runDir);
   const checkpointPath = join(runDir, CHECKPOINT);
-  const logPath = join(runDir, LOG);
   const saved = o.resume ? await shareCheckpoint(comm, checkpointPath) : null;
+  if (saved) checkCheckpointSettings(saved.counters.config, o, checkpointPath);
   const data: TrainingData = await openTrainingData(o, (saved?.counters.sampler as SamplerState | undefined) ?? null, { rank: comm.rank, worldSize: comm.size });
   const stepsPerEpoch = data.loader.batchesPerEpoch;
   const totalSteps = o.epochs * stepsPerEpoch;
@@ -119,19 +81,29 @@ export async function pretrain(o: PretrainOptions, runtime?: Runtime, comm: Comm
   const progress = lead ? new Progress() : null;
   const [S, B] = [o.imgSize, o.batchSize];
   const losses: number[] = [];
-  let lastGood = 0;
+  /** The step of the last checkpoint this run wrote or resumed from; null before there is one. */
+  let lastGood: number | null = null;
+  const stopped = (why: string) =>
+    new Error(
+      `${why}; training stopped. ` +
+        (lastGood === null ? `No checkpoint of this run was written yet${o.overwrite ? ` (the run that was in ${runDir} is untouched)` : ''}. ` : `The last good checkpoint (step ${lastGood}) is intact at ${checkpointPath}. `) +
+        `Try a lower --lr or check the data.`,
+    );
+  progress?.note(describeOptions(o));
+  const stale = folder?.removeStaleTemporaries() ?? [];
+  if (stale.length) progress?.note(`removed ${stale.length} temporary file(s) that killed writers left in ${runDir}: ${stale.join(', ')}`);
   try {
+    const config = { ...o, resume: '' };
     if (saved) {
       lastGood = trainer.loadState(saved.bytes, checkpointPath).step;
-      if (lead) truncateLog(logPath, lastGood);
+      folder?.startResumed(config, lastGood, (m) => progress!.note(`warning: ${m}`));
       progress?.note(`resumed ${runDir} at step ${lastGood}${comm.size > 1 ? ` on ${comm.size} processes` : ''}`);
-    } else if (lead) {
-      writeFileSync(logPath, '');
+    } else {
+      folder?.startNew(config);
     }
-    if (lead) writeFileAtomic(join(runDir, CONFIG), new TextEncoder().encode(JSON.stringify({ ...o, resume: '' }, null, 2)));
     const job = comm.size > 1 ? `, ${comm.size} processes (${comm.description}; this is rank ${comm.rank} of ${comm.size}), ${B / comm.size} images each` : '';
     progress?.note(
-      `${o.method} ${o.arch} (width ${o.width}${o.smallStem ? ', small stem' : ''}) on ${data.description}: ` +
+      `${o.method} ${o.arch} (width ${o.width}, ${o.smallStem ? 'small' : '7x7'} stem) on ${data.description}: ` +
         `${totalSteps} steps of batch ${B} at ${S}x${S}${job}, queue ${o.queueSize}, lr ${trainer.lrAt(0).toExponential(2)} -> ${runDir}`,
     );
 
@@ -143,12 +115,7 @@ export async function pretrain(o: PretrainOptions, runtime?: Runtime, comm: Comm
       if (!pending) return;
       const p = await pending;
       pending = null;
-      if (!Number.isFinite(p.loss)) {
-        throw new Error(
-          `the loss became ${p.loss} at step ${p.step}; training stopped. The last good checkpoint (step ${lastGood}) is intact at ${checkpointPath}. ` +
-            `Try a lower --lr or check the data.`,
-        );
-      }
+      if (!Number.isFinite(p.loss)) throw stopped(`the loss became ${p.loss} at step ${p.step}`);
       losses.push(p.loss);
       finished.push(performance.now());
       if (finished.length > 21) finished.shift();
@@ -166,9 +133,9 @@ export async function pretrain(o: PretrainOptions, runtime?: Runtime, comm: Comm
         lr: p.lr,
         etaSec: imagesPerSec > 0 ? ((totalSteps - p.step - 1) * B) / imagesPerSec : Number.NaN,
       };
-      if (!lead) return;
+      if (!folder) return;
       // Data-parallel steps also log where their communication time went (rank 0's view).
-      appendFileSync(logPath, JSON.stringify({ ...figures, ...(p.sync ? { sync: roundTimes(p.sync) } : {}), time: new Date().toISOString() }) + '\n');
+      folder.log({ ...figures, ...(p.sync ? { sync: roundTimes(p.sync) } : {}), time: new Date().toISOString() });
       progress!.update(figures);
     };
     const checkpoint = async (): Promise<void> => {
@@ -179,12 +146,9 @@ export async function pretrain(o: PretrainOptions, runtime?: Runtime, comm: Comm
         bytes = await trainer.saveState({ epoch: Math.floor(step / stepsPerEpoch), sampler: data.loader.state(), config: { ...o } });
       } catch (e) {
         if (!(e instanceof NonFiniteStateError)) throw e;
-        throw new Error(
-          `the model diverged by step ${step} (${e.message}); training stopped. The last good checkpoint (step ${lastGood}) is intact at ${checkpointPath}. ` +
-            `Try a lower --lr or check the data.`,
-        );
+        throw stopped(`the model diverged by step ${step} (${e.message})`);
       }
-      if (lead) writeFileAtomic(checkpointPath, bytes);
+      folder?.writeCheckpoint(bytes);
       lastGood = step;
     };
 
@@ -213,7 +177,7 @@ export async function pretrain(o: PretrainOptions, runtime?: Runtime, comm: Comm
     if (!runtime) rt.destroy();
   }
   const backbone = lead ? exportRun(runDir, 'torchvision') : '';
-  return { runDir, steps: lastGood, losses, checkpoint: checkpointPath, backbone };
+  return { options: o, runDir, steps: lastGood ?? 0, losses, checkpoint: checkpointPath, backbone };
 }
 
 /**
@@ -274,6 +238,7 @@ function roundTimes(t: SyncTimes): SyncTimes {
 
 /** A checkpoint's bytes and run counters (read before the model exists: the data sampler needs them). */
 function readCheckpointFile(path: string): { bytes: Uint8Array; counters: RunCounters } {
+  readSafetensorsMetadata(path); // the header first: a wrong file is refused before it is read whole
   let bytes: Uint8Array;
   try {
     bytes = readFileSync(path);
@@ -284,18 +249,5 @@ function readCheckpointFile(path: string): { bytes: Uint8Array; counters: RunCou
 }
 
 function countersOf(bytes: Uint8Array, path: string): RunCounters {
-  const meta = decodeSafetensors(bytes, path).metadata;
-  try {
-    return JSON.parse(meta.counters) as RunCounters;
-  } catch {
-    throw new Error(`checkpoint ${path} does not match this model: its run counters (metadata "counters") are unreadable`);
-  }
-}
-
-function truncateLog(path: string, step: number): void {
-  if (!existsSync(path)) return;
-  const kept = readFileSync(path, 'utf8')
-    .split('\n')
-    .filter((line) => line && (JSON.parse(line) as { step: number }).step <= step);
-  writeFileSync(path, kept.map((l) => l + '\n').join(''));
+  return parseCounters(decodeSafetensors(bytes, path).metadata.counters, path);
 }

@@ -3,7 +3,8 @@
 // chosen model, batch and image size). Writes the per-kernel table, with the shares of this
 // device's measured peaks, and a Chrome trace. The first profiled step times every dispatch alone;
 // later ones time short dispatches in groups (see ProfileOptions.groupMs), marked as estimated.
-import { writeFileSync, mkdirSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
+import { makeFolder } from './io.js';
 import { join, resolve } from 'node:path';
 import {
   profile, aggregate, formatTable, markdownTable, chromeTrace, measurePeak, describePeak, init, tensor, scope, noGrad, Rng,
@@ -37,7 +38,7 @@ export class StepProfiler {
 
   /** Writes profile.txt, profile.md and trace.json into `dir`; returns the console table. */
   write(dir: string, title: string): string {
-    mkdirSync(dir, { recursive: true });
+    makeFolder(dir);
     const gpuMs = this.records.reduce((s, r) => s + r.gpuMs, 0) / Math.max(1, this.steps);
     const estimated = this.records.reduce((s, r) => s + (r.estimated ? r.gpuMs : 0), 0) / Math.max(1, this.steps);
     const head = `${title}\nadapter: ${this.rt.adapterDescription}\ntiming: ${this.method === 'timestamps' ? `GPU timestamp queries; dispatches not timed before are timed alone, known ones under ${this.groupMs.toFixed(2)} ms in groups` : 'coarse (no timestamp-query): one submission per kernel'}\n` +

@@ -215,12 +215,15 @@ export class Trainer {
   }
 
   /**
-   * Restores a state saved by saveState() or a CLI checkpoint of the same model. Every name and
-   * shape is checked before anything is written; `what` names the source in errors.
+   * Restores a state saved by saveState() or a CLI checkpoint of the same model. Every name,
+   * shape and value (finite) and the counters and queue pointers are checked before anything is
+   * written; `what` names the source in errors.
    */
   loadState(bytes: Uint8Array, what = 'checkpoint'): RunCounters {
     this.assertAlive();
-    const counters = restoreCheckpoint(bytes, this.model, this.sgd, what);
+    const counters = restoreCheckpoint(bytes, this.model, this.sgd, what, this.options.batchSize);
+    const total = this.options.totalSteps;
+    if (total > 0 && counters.step > total) throw new Error(`${what} was saved at step ${counters.step}, beyond this run's ${total} steps; resume with more --epochs`);
     this.steps = counters.step;
     this.rng = new Rng(Uint32Array.from(counters.rngState));
     return counters;

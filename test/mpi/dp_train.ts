@@ -11,7 +11,8 @@ import { join } from 'node:path';
 import { init } from '../../engine/index.js';
 import { openCommunicator } from '../../engine/comm/launch.js';
 import { Trainer } from '../../train/trainer.js';
-import { pretrainInJob, PRETRAIN_DEFAULTS } from '../../train/pretrain.js';
+import { pretrainInJob } from '../../train/pretrain.js';
+import { PRETRAIN_PRESETS } from '../../train/presets.js';
 import { randomArray } from '../helpers.js';
 
 const [mode, dir, steps] = [process.argv[2], process.argv[3], Number(process.argv[4] ?? 0)];
@@ -38,7 +39,7 @@ if (mode === 'steps') {
   await comm.close();
 } else if (mode === 'pretrain' || mode === 'fail') {
   await pretrainInJob(comm, () => ({
-    ...PRETRAIN_DEFAULTS,
+    ...PRETRAIN_PRESETS.tiny.options,
     // MoCo-v2: DenseCL's correspondence argmax can flip on float-noise differences between batch
     // decompositions (2 ranks of 4 vs 1 process of 8 sum in other orders), which a comparison of
     // runs then sees as a jump; the equality of DenseCL itself is checked in 'steps' mode.

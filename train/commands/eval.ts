@@ -2,12 +2,16 @@
 // names, safetensors) is worth on labelled data, with the backbone frozen. Both write
 // results.json and results.md to --out; seg also writes segmentation.png (images, true and
 // predicted label maps of the first validation images).
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
+import { makeFolder } from '../io.js';
 import { join, resolve } from 'node:path';
 import { init, type Runtime } from '../../engine/index.js';
 import type { Arch } from '../../models/resnet.js';
 import { loadBackbone } from '../backbone.js';
-import { PRETRAIN_DEFAULTS } from '../pretrain.js';
+import { PRETRAIN_PRESETS } from '../presets.js';
+
+/** The backbone `npm run train` (the tiny preset) writes. */
+const TRAINED = PRETRAIN_PRESETS.tiny.options;
 import { openClassificationData, openSegmentationData, type EvalData } from '../eval/datasets.js';
 import { extractFeatures, type FeatureSet } from '../eval/features.js';
 import { linearProbe, LINEAR_PROBE_DEFAULTS, type LinearProbeResult } from '../eval/linear-probe.js';
@@ -16,11 +20,11 @@ import { writeSegmentationPicture } from '../eval/picture.js';
 
 const COMMON = {
   backbone: '',
-  arch: PRETRAIN_DEFAULTS.arch,
-  width: PRETRAIN_DEFAULTS.width,
-  smallStem: PRETRAIN_DEFAULTS.smallStem,
+  arch: TRAINED.arch,
+  width: TRAINED.width,
+  smallStem: TRAINED.smallStem,
   data: 'builtin',
-  imgSize: PRETRAIN_DEFAULTS.imgSize,
+  imgSize: TRAINED.imgSize,
   /** Caps on the split sizes; for the built-in scenes the sizes (0 = 1024 train, 512 held out). */
   trainImages: 0,
   valImages: 0,
@@ -73,7 +77,7 @@ export async function evalLinear(o: EvalLinearOptions, runtime?: Runtime): Promi
     const { train, val } = await backboneFeatures(rt, o, data, false);
     const r = await linearProbe(rt, train, val, data.classNames.length, o);
     const out = resolve(o.out);
-    mkdirSync(out, { recursive: true });
+    makeFolder(out);
     writeFileSync(join(out, 'results.json'), JSON.stringify({ command: 'eval linear', options: o, data: data.description, ...r }, null, 2));
     const rows = data.classNames.map((c, k) => `| ${c} | ${pct(r.perClassAccuracy[k])} |`).join('\n');
     writeFileSync(
@@ -95,7 +99,7 @@ export async function evalSeg(o: EvalSegOptions, runtime?: Runtime): Promise<Seg
     const { train, val } = await backboneFeatures(rt, o, data, true);
     const r = await segProbe(rt, train, val, data.classNames.length, { ...o, keepPredictions: o.pictureImages });
     const out = resolve(o.out);
-    mkdirSync(out, { recursive: true });
+    makeFolder(out);
     const shown = Math.min(o.pictureImages, val.count);
     const picture = join(out, 'segmentation.png');
     const images = [];

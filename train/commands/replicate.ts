@@ -5,14 +5,15 @@
 // scenes. Writes results.md (table of means and spreads, per-seed figures), results.json and
 // losses.png (pre-training loss curves), updated after every run. Finished runs are kept: re-running the command with
 // the same --out skips them, so an interrupted comparison continues where it stopped.
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { init, type Runtime } from '../../engine/index.js';
 import { ResNet, type Arch, type ResNetConfig } from '../../models/resnet.js';
 import { ModelState } from '../../models/state.js';
-import { pretrain, PRETRAIN_DEFAULTS } from '../pretrain.js';
+import { pretrain } from '../pretrain.js';
+import { PRETRAIN_PRESETS } from '../presets.js';
 import { torchvisionState } from '../export.js';
-import { saveSafetensors } from '../io.js';
+import { saveSafetensors, makeFolder } from '../io.js';
 import { openSegmentationData } from '../eval/datasets.js';
 import { linearProbe, LINEAR_PROBE_DEFAULTS } from '../eval/linear-probe.js';
 import { segProbe, SEG_PROBE_DEFAULTS } from '../eval/seg-probe.js';
@@ -92,7 +93,7 @@ export async function exportRandomInit(rt: Runtime, cfg: ResNetConfig, seed: num
     const params = await state.params.readAll();
     const buffers = new Map([...(await state.buffers.readAll())].filter(([k]) => k !== '_none'));
     const shapes = new Map([...net.paramSpecs(), ...net.bufferSpecs()].map((s) => [s.name, s.shape]));
-    mkdirSync(dirname(path), { recursive: true });
+    makeFolder(dirname(path));
     saveSafetensors(path, torchvisionState(params, buffers, shapes, net.bnNames(), 0), { format: 'torchvision', source: `random init, seed ${seed}` });
     return path;
   } finally {
@@ -107,7 +108,7 @@ function fmt(v: { mean: number; std: number }): string {
 export async function replicate(o: ReplicateOptions, runtime?: Runtime): Promise<{ table: string; out: string }> {
   if (!Number.isInteger(o.seeds) || o.seeds < 1) throw new Error(`replicate: --seeds must be a positive integer, got ${o.seeds}`);
   const out = resolve(o.out);
-  mkdirSync(out, { recursive: true });
+  makeFolder(out);
   const rt = runtime ?? (await init({ quiet: true }));
   const started = performance.now();
   const results: RunResult[] = [];
@@ -143,7 +144,7 @@ export async function replicate(o: ReplicateOptions, runtime?: Runtime): Promise
           say(`pre-training ${method} seed ${seed}: ${o.epochs} epochs of ${o.builtinImages} scenes`);
           const r = await pretrain(
             {
-              ...PRETRAIN_DEFAULTS,
+              ...PRETRAIN_PRESETS.tiny.options,
               ...common,
               method,
               seed,
@@ -156,6 +157,8 @@ export async function replicate(o: ReplicateOptions, runtime?: Runtime): Promise
               workers: o.workers,
               checkpointEvery: 50,
               out: dir,
+              // A run interrupted before its result.json is started again from scratch.
+              overwrite: true,
             },
             rt,
           );

@@ -4,7 +4,7 @@
 // including CMYK, 16-bit, palette, grayscale and EXIF-rotated files, reports corrupt and
 // truncated data as errors instead of garbage, and shrinks large photos in native code
 // (JPEG shrink-on-load) far faster than any JS decoder would.
-import { readdirSync, statSync } from 'node:fs';
+import { closeSync, openSync, readdirSync, readSync, statSync } from 'node:fs';
 import { join, relative, sep } from 'node:path';
 import { loadSharp } from './sharp.js';
 import type { RgbImage } from './augment.js';
@@ -58,6 +58,24 @@ function walk(dir: string, out: string[], other: { count: number }): void {
 
 function list(names: string[], max = 5): string {
   return names.slice(0, max).join(', ') + (names.length > max ? ` and ${names.length - max} more` : '');
+}
+
+/**
+ * Why the file itself cannot be read (permissions, a folder behind a link), or null when it
+ * can; asked after a decode fails, so an OS error is not reported as a bad image format.
+ */
+function whyUnreadable(path: string): string | null {
+  let fd = -1;
+  try {
+    fd = openSync(path, 'r');
+    readSync(fd, Buffer.alloc(1), 0, 1, 0);
+    return null;
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    return code === 'EACCES' || code === 'EPERM' ? 'permission denied: the file is not readable by this user' : (e as Error).message;
+  } finally {
+    if (fd >= 0) closeSync(fd);
+  }
 }
 
 /** An image file that could not be decoded; the message names the file. */
@@ -143,7 +161,7 @@ export class FolderDataset {
             ok[i] = true;
             if (Math.min(m.width, m.height) < cropSize) small.push(`${files[i]} (${m.width}x${m.height})`);
           } catch (e) {
-            skipped.push({ path: files[i], reason: (e as Error).message.split('\n')[0] });
+            skipped.push({ path: files[i], reason: whyUnreadable(join(root, files[i])) ?? (e as Error).message.split('\n')[0] });
           }
         }
       };
@@ -185,7 +203,7 @@ export class FolderDataset {
     try {
       decoded = await img.raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
     } catch (e) {
-      throw new ImageDecodeError(path, (e as Error).message.split('\n')[0]);
+      throw new ImageDecodeError(path, whyUnreadable(path) ?? (e as Error).message.split('\n')[0]);
     }
     const { data, info } = decoded;
     const { width, height, channels } = info;
