@@ -5,7 +5,7 @@
 // measurements behind the order in which gemm picks them.
 import naiveSrc from '../shaders/bench_naive_matmul.wgsl';
 import { matmul, noGrad, tensor, Rng } from '../engine/index.js';
-import { gemm, chooseGemmVariant, gemmVariantProblem, hasSubgroups8, type GemmArgs, type GemmVariant } from '../engine/ops/matmul.js';
+import { gemm, chooseGemmVariant, gemmVariantProblem, hasSubgroups8, TILED_VARIANTS, type GemmArgs, type GemmVariant } from '../engine/ops/matmul.js';
 import type { BenchContext } from './lib/context.js';
 import { engineCase, measureCases, tfjsCase, type Measurement } from './lib/timing.js';
 import { writeReport } from './lib/report.js';
@@ -97,7 +97,7 @@ async function variants(ctx: BenchContext): Promise<void> {
     const rng = new Rng(n);
     const a = tensor(Float32Array.from({ length: n * n }, () => rng.uniform(-1, 1)), [n, n]);
     const b = tensor(Float32Array.from({ length: n * n }, () => rng.uniform(-1, 1)), [n, n]);
-    const cases = (['sg8', 'vec4', 'scalar'] as GemmVariant[])
+    const cases = (['sg8', 'vec4', 'scalar', ...TILED_VARIANTS] as GemmVariant[])
       .filter((v) => !gemmVariantProblem(rt, g, v))
       .map((v) => engineCase(v, rt, () => gemm(a, b, { ...g, variant: v }, 'bench.matmul').dispose()));
     measurements.push(...(await measureCases('matmul variants', { label: `${n}x${n}x${n}`, flops: 2 * n * n * n, bytes: 3 * 4 * n * n }, cases, ctx.timing)));
@@ -108,6 +108,7 @@ async function variants(ctx: BenchContext): Promise<void> {
   const notes = [
     'Our matmul kernels (engine/ops/matmul.ts) forced one at a time on square row-major products.',
     'sg8: shaders/matmul_sg8.wgsl (8-wide subgroup broadcast); vec4: shaders/matmul_vec4.wgsl; scalar: shaders/matmul.wgsl.',
+    `t<rows>x<cols>: shaders/matmul_tiled.wgsl, the workgroup-memory tiled kernel for GPUs, by its block of C (t128x128k16: K slices of 16 in 32 KiB); the profile's default on this device: ${rt.profile.kernels.gemm === 'lanes' ? 'the per-lane kernels' : 'tiled'}.`,
     hasSubgroups8(rt) ? '' : 'sg8 is missing: the device has no 8-wide subgroups.',
   ].filter((x) => x);
   const out = writeReport({ suite: 'matmul_variants', adapter: ctx.adapter, ours: best, measurements, notes });

@@ -33,7 +33,7 @@ function memoryStore(): TuneStore & { saved: Record<string, Decision> } {
   return { saved, load: () => ({ ...saved }), save: (_a, k, d) => void (saved[k] = d) };
 }
 
-async function product(): Promise<Float32Array> {
+async function product(): Promise<ArrayLike<number>> {
   const a = tensorOn(rt, randomArray(G.M * G.K, 1), [G.M * G.K]);
   const b = tensorOn(rt, randomArray(G.N * G.K, 2), [G.N * G.K]);
   const c = gemm(a, b, G, 'tune.test');
@@ -106,7 +106,8 @@ t('disk cache: decisions persist; a corrupt or stale file is ignored with one wa
 
 t('two processes saving at once leave a valid file', async () => {
   // A small program on the bundled disk store; both write 60 decisions as fast as they can.
-  const { buildSync } = (await import('esbuild' as string)) as typeof import('esbuild');
+  const esbuild = 'esbuild'; // loaded at run time, not bundled
+  const { buildSync } = (await import(esbuild)) as typeof import('esbuild');
   const program = join(dir, 'writer.mjs');
   const src = fileURLToPath(new URL('../../engine/tune/disk.ts', import.meta.url));
   buildSync({ entryPoints: [src], bundle: true, platform: 'node', format: 'esm', outfile: join(dir, 'disk.mjs'), logLevel: 'error' });

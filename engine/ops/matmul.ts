@@ -59,7 +59,8 @@ const TILES: Record<TiledVariant, Tile> = {
   t128x128k16: { WX: 16, WY: 16, TM: 8, TN: 8, BK: 16 },
 };
 /** Largest block first: the default takes the first that still gives enough workgroups. */
-const TILED = Object.keys(TILES) as TiledVariant[];
+export const TILED_VARIANTS = Object.keys(TILES) as TiledVariant[];
+const TILED = TILED_VARIANTS;
 const LANES = ['sg8', 'vec4', 'scalar'] as const;
 /** Workgroups that keep a large GPU busy (not measured: about two per SM of a big GPU). */
 const ENOUGH_GROUPS = 256;
