@@ -16,7 +16,7 @@ export interface InitOptions {
   profile?: ProfileOverrides;
   /**
    * Kernel autotuning (engine/tune/tuner.ts): 'off' (default), 'cached', 'on'. In Node the
-   * default comes from DENSECL_TUNE, and decisions persist in `cacheFile` (default
+   * default comes from DENSECL_TUNE, and decisions persist in `tuneCacheFile` (default
    * $DENSECL_TUNE_CACHE or ~/.cache/densecl-webgpu/tune.json); in a browser they stay in memory
    * (rt.tuner.export() / import()).
    */

@@ -10,7 +10,9 @@
 // other; one barrier per slice.
 // Global loads: vec4 along each operand's contiguous dimension, consecutive invocations on
 // consecutive vec4s (coalesced). Where that dimension is k (A not transposed, B transposed),
-// the four values are scattered into four k rows of the tile.
+// the four values are scattered into four k rows of the tile; those scalar stores of
+// neighbouring invocations land 4*BM (or 4*BN) words apart, a 2-4-way bank conflict, paid once
+// per slice against BK reads per invocation (not measured on a GPU).
 // VEC_A / VEC_B: the operand is bound as vec4 (its contiguous dimension and batch stride are
 // multiples of 4); otherwise it is read one float at a time (any shape). CHECKED = false drops
 // every bound check (M % BM == 0, N % BN == 0, K % BK == 0).

@@ -61,7 +61,11 @@ t('off answers the profile default; on times the candidates in the background, t
   assert.ok(Object.values(d.ms).every((ms) => ms > 0 && Number.isFinite(ms)), JSON.stringify(d.ms));
   assert.is(d.name, cands.reduce((a, b) => (d.ms[b] < d.ms[a] ? b : a)));
   assert.is(rt.tuner.stats.classesTuned, 1);
+  const kernels: string[] = [];
+  rt.observer = { timestampWrites: (i) => void kernels.push(i.kernel), beforeSubmit: () => {}, afterSubmit: () => {} };
   const tuned = await product();
+  rt.observer = null;
+  assert.match(kernels.join(), /^matmul_.*\(tuned\)$/, 'the profiler sees the tuned kernel marked');
   assertClose(first, plain, 0, 0, 'first use: the default kernel');
   assertClose(tuned, plain, 1e-5, 1e-5, 'the tuned kernel');
 
