@@ -4,7 +4,7 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { gpu, assertClose, randomArray, gradCheck } from './helpers.js';
-import { matmul, type Runtime } from '../engine/index.js';
+import { matmul, Runtime } from '../engine/index.js';
 import { gemm, chooseGemmVariant, gemmCandidates, gemmShapeClass, gemmVariantProblem, hasSubgroups8, type GemmArgs, type GemmVariant, type TiledVariant } from '../engine/ops/matmul.js';
 import { tensorOn } from '../engine/ops/create.js';
 
@@ -170,6 +170,20 @@ t('the profile picks per-lane kernels on CPU drivers and tiled ones elsewhere; t
   assert.ok(cands.includes('t64x64') && !cands.includes('vec4'), cands.join());
   assert.is(gemmShapeClass({ ...base, M: 1000, N: 64, K: 3, transB: true }), 'matmul|f32|NT|b1|m1024|n64|k4|by4=11011');
   assert.is(gemmShapeClass({ ...base, M: 1000, N: 64, K: 3 }), gemmShapeClass({ ...base, M: 600, N: 40, K: 3 }));
+});
+
+t('a runtime made with profile overrides reads them in every choice', async () => {
+  const p = rt.profile;
+  assert.is(p.limits.workgroupStorageBytes, rt.device.limits.maxComputeWorkgroupStorageSize);
+  assert.ok(p.adapter.key.startsWith(`${p.adapter.vendor}|`), p.adapter.key);
+  const handle = { device: rt.device, adapterDescription: 'override', adapterInfo: rt.device.adapterInfo, hasTimestamps: rt.hasTimestamps, release: () => {} };
+  const other = new Runtime(handle, { subgroups8: false, kernels: { gemm: 'tiled' } });
+  assert.is(hasSubgroups8(other), false);
+  const g = { batch: 1, M: 20, N: 12, K: 8, transA: false, transB: false, strideA: 0, strideB: 0 };
+  assert.is(chooseGemmVariant(other, g), 't32x32');
+  assert.ok(gemmVariantProblem(other, g, 'sg8'));
+  await check(other, chooseGemmVariant(other, g), g, 600);
+  other.destroy();
 });
 
 t('rows beyond 65535 workgroups are split over dispatches', async () => {
