@@ -109,7 +109,7 @@ async function tuning(ctx: BenchContext): Promise<string[]> {
       const ms = performance.now() - t0;
       const timed = rt.tuner.stats.classesTuned - before.classesTuned;
       const spent = rt.tuner.stats.tuningMs - before.tuningMs;
-      lines.push(`Tuning ${warm ? 'warm' : 'cold'} (DENSECL_TUNE=on): ${timed} classes timed in ${spent.toFixed(0)} ms of tuning (${ms.toFixed(0)} ms with the products themselves).`);
+      lines.push(`Tuning ${warm ? 'warm' : 'cold'} (DENSECL_TUNE=on): ${timed} classes timed, their timings spanning ${spent.toFixed(0)} ms summed over classes (they overlap; ${ms.toFixed(0)} ms wall clock with the products themselves).`);
     }
     lines.push(`Tuned choices: ${SIZES.map((n) => `${n}: ${decisions[gemmShapeClass(square(n))]?.name ?? 'none'}`).join(', ')}.`);
   } finally {
