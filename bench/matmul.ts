@@ -5,7 +5,7 @@
 // measurements behind the order in which gemm picks them.
 import naiveSrc from '../shaders/bench_naive_matmul.wgsl';
 import { matmul, noGrad, tensor, Rng, type Runtime } from '../engine/index.js';
-import { gemm, chooseGemmVariant, gemmVariantProblem, hasSubgroups8, type GemmArgs, type GemmVariant } from '../engine/ops/matmul.js';
+import { gemm, chooseGemmVariant, gemmShapeClass, gemmVariantProblem, hasSubgroups8, TILED_VARIANTS, type GemmArgs, type GemmVariant } from '../engine/ops/matmul.js';
 import type { BenchContext } from './lib/context.js';
 import { engineCase, measureCases, tfjsCase, type Measurement } from './lib/timing.js';
 import { writeReport } from './lib/report.js';
@@ -25,7 +25,7 @@ function square(n: number): GemmArgs {
 
 export async function run(ctx: BenchContext): Promise<void> {
   await compare(ctx);
-  await variants(ctx);
+  await variants(ctx, await tuning(ctx));
 }
 
 /** Ours vs tfjs vs naive. */
@@ -105,8 +105,39 @@ export async function squareMatmul(rt: Runtime, tfjs: Tfjs, n: number) {
   };
 }
 
+/** Autotuning the same products cold (an empty in-memory cache), then warm: what it costs, what it picks. */
+async function tuning(ctx: BenchContext): Promise<string[]> {
+  const { rt } = ctx;
+  const saved = rt.tuner.mode;
+  const decisions: Record<string, { name: string }> = {};
+  rt.tuner.configure({ mode: 'on', store: { load: () => ({}), save: (_a, k, d) => void (decisions[k] = d) } });
+  const lines: string[] = [];
+  try {
+    for (const warm of [false, true]) {
+      const before = { ...rt.tuner.stats };
+      const t0 = performance.now();
+      for (const n of SIZES) {
+        const a = tensor(new Float32Array(n * n), [n, n]);
+        noGrad(() => matmul(a, a)).dispose();
+        a.dispose();
+      }
+      await rt.tuner.settled();
+      await rt.sync();
+      const ms = performance.now() - t0;
+      const timed = rt.tuner.stats.classesTuned - before.classesTuned;
+      const spent = rt.tuner.stats.tuningMs - before.tuningMs;
+      lines.push(`Tuning ${warm ? 'warm' : 'cold'} (DENSECL_TUNE=on): ${timed} classes timed, their timings spanning ${spent.toFixed(0)} ms summed over classes (they overlap; ${ms.toFixed(0)} ms wall clock with the products themselves).`);
+    }
+    lines.push(`Tuned choices: ${SIZES.map((n) => `${n}: ${decisions[gemmShapeClass(square(n))]?.name ?? 'none'}`).join(', ')}.`);
+  } finally {
+    rt.tuner.mode = saved;
+  }
+  for (const l of lines) console.log(`[bench] ${l}`);
+  return lines;
+}
+
 /** Each of our kernels that can run on this device, on the same products. */
-async function variants(ctx: BenchContext): Promise<void> {
+async function variants(ctx: BenchContext, tuningNotes: string[]): Promise<void> {
   const { rt } = ctx;
   const measurements: Measurement[] = [];
   for (const n of SIZES) {
@@ -114,7 +145,7 @@ async function variants(ctx: BenchContext): Promise<void> {
     const rng = new Rng(n);
     const a = tensor(Float32Array.from({ length: n * n }, () => rng.uniform(-1, 1)), [n, n]);
     const b = tensor(Float32Array.from({ length: n * n }, () => rng.uniform(-1, 1)), [n, n]);
-    const cases = (['sg8', 'vec4', 'scalar'] as GemmVariant[])
+    const cases = (['sg8', 'vec4', 'scalar', ...TILED_VARIANTS] as GemmVariant[])
       .filter((v) => !gemmVariantProblem(rt, g, v))
       .map((v) => engineCase(v, rt, () => gemm(a, b, { ...g, variant: v }, 'bench.matmul').dispose()));
     measurements.push(...(await measureCases('matmul variants', { label: `${n}x${n}x${n}`, flops: 2 * n * n * n, bytes: 3 * 4 * n * n }, cases, ctx.timing)));
@@ -125,7 +156,9 @@ async function variants(ctx: BenchContext): Promise<void> {
   const notes = [
     'Our matmul kernels (engine/ops/matmul.ts) forced one at a time on square row-major products.',
     'sg8: shaders/matmul_sg8.wgsl (8-wide subgroup broadcast); vec4: shaders/matmul_vec4.wgsl; scalar: shaders/matmul.wgsl.',
+    `t<rows>x<cols>: shaders/matmul_tiled.wgsl, the workgroup-memory tiled kernel for GPUs, by its block of C (t128x128k16: K slices of 16 in 32 KiB); the profile's default on this device: ${rt.profile.kernels.gemm === 'lanes' ? 'the per-lane kernels' : 'tiled'}.`,
     hasSubgroups8(rt) ? '' : 'sg8 is missing: the device has no 8-wide subgroups.',
+    ...tuningNotes,
   ].filter((x) => x);
   const out = writeReport({ suite: 'matmul_variants', adapter: ctx.adapter, ours: best, measurements, notes });
   console.log(out.table);

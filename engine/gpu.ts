@@ -6,6 +6,8 @@ export interface GpuHandle {
   /** Kept referenced: if Dawn's GPU object is garbage collected, its instance dies under the device. */
   gpu?: GPU;
   adapterDescription: string;
+  /** The adapter's identity and subgroup sizes (engine/device-profile.ts reads them). */
+  adapterInfo?: GPUAdapterInfo;
   hasTimestamps: boolean;
   /** Waiting for the GPU busy-polls this thread (Dawn in Node), so waits should sleep first. */
   pollsWhileWaiting?: boolean;
@@ -85,6 +87,7 @@ export async function acquireGpu(options: { powerPreference?: 'low-power' | 'hig
     device,
     gpu,
     adapterDescription: describeAdapter(adapter),
+    adapterInfo: adapter.info,
     hasTimestamps,
     pollsWhileWaiting: isNode,
     release: () => device.destroy(),

@@ -1,9 +1,16 @@
 // WGSL sources carry `$NAME` placeholders with defaults in `//! NAME = value` header lines, so
 // one file serves every variant (an elementwise expression, a tile size, a transposed operand)
 // and the shader test can compile each file with its defaults.
+//
+// Shared WGSL comes from one place: a line `//#include "lib/name.wgsl"` is replaced by that
+// snippet (shaders/lib/, bundled as text through engine/wgsl-lib.ts), recursively, each snippet
+// at most once per shader. Snippets may use placeholders and declare `//!` defaults; the
+// including file's defaults win over a snippet's, and the caller's defines over both.
+import { WGSL_LIB } from './wgsl-lib.js';
 
 const DEFAULT_LINE = /^\/\/!\s*([A-Z_][A-Z0-9_]*)\s*=\s*(.*)$/gm;
 const PLACEHOLDER = /\$([A-Z_][A-Z0-9_]*)/g;
+const INCLUDE_LINE = /^[ \t]*\/\/#include\s+"([^"]+)"[ \t]*$/gm;
 
 export type Defines = Record<string, string | number | boolean>;
 
@@ -13,9 +20,30 @@ export function shaderDefaults(source: string): Defines {
   return out;
 }
 
-export function specialize(source: string, label: string, defines: Defines = {}): string {
-  const values = { ...shaderDefaults(source), ...defines };
-  return source.replace(PLACEHOLDER, (_, name: string) => {
+/** The source with every `//#include` replaced by its snippet (each snippet once). */
+export function expandIncludes(source: string, label: string, library: Record<string, string> = WGSL_LIB): string {
+  const seen = new Set<string>();
+  const expand = (text: string, from: string): string =>
+    text.replace(INCLUDE_LINE, (_, name: string) => {
+      const snippet = library[name];
+      if (snippet === undefined) {
+        throw new Error(`shader ${label}: ${from} includes "${name}", which is not in the snippet library (engine/wgsl-lib.ts lists ${Object.keys(library).join(', ') || 'nothing'})`);
+      }
+      if (seen.has(name)) return `// (${name} included above)`;
+      seen.add(name);
+      return `// ---- ${name}\n${expand(snippet, name)}\n// ---- end of ${name}`;
+    });
+  return expand(source, label);
+}
+
+export function specialize(source: string, label: string, defines: Defines = {}, library: Record<string, string> = WGSL_LIB): string {
+  const code = expandIncludes(source, label, library);
+  // Defaults are gathered from the expanded text, so the including file's (earlier) lines must
+  // win: collect them last-first.
+  const defaults: Defines = {};
+  for (const m of [...code.matchAll(DEFAULT_LINE)].reverse()) defaults[m[1]] = m[2].trim();
+  const values = { ...defaults, ...defines };
+  return code.replace(PLACEHOLDER, (_, name: string) => {
     const v = values[name];
     if (v === undefined) throw new Error(`shader ${label}: placeholder $${name} has no value and no //! default`);
     return String(v);

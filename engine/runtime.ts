@@ -7,6 +7,8 @@ import { reflectShader, packParams, type ParamValues, type ShaderInterface } fro
 import type { GpuHandle } from './gpu.js';
 import type { BufferRef } from './tensor.js';
 import { CompletionPredictor, sleep } from './completion.js';
+import { deviceProfile, type DeviceProfile, type ProfileOverrides } from './device-profile.js';
+import { Tuner } from './tune/tuner.js';
 
 export interface Kernel {
   key: string;
@@ -43,6 +45,8 @@ export interface DispatchArgs {
   flops?: number;
   bytes?: number;
   shapes?: string;
+  /** The kernel was chosen by autotuning: the profiler's kernel name says "(tuned)". */
+  tuned?: boolean;
 }
 
 const UNIFORM_SLOT = 256;
@@ -55,6 +59,10 @@ export class Runtime {
   readonly adapterDescription: string;
   readonly hasTimestamps: boolean;
   readonly limits: GPUSupportedLimits;
+  /** What the kernels' plans know of this device and which kernels they use (device-profile.ts). */
+  profile: DeviceProfile;
+  /** Kernel choices by measurement, per shape class (engine/tune/tuner.ts); off unless configured. */
+  readonly tuner: Tuner;
   observer: DispatchObserver | null = null;
   /** Sleep through most of a wait's predicted GPU time before polling (on where polling is busy). */
   sleepWhileWaiting: boolean;
@@ -76,12 +84,17 @@ export class Runtime {
   private kernelErrors: string[] = [];
   private completion = new CompletionPredictor();
 
-  constructor(private handle: GpuHandle) {
+  constructor(
+    private handle: GpuHandle,
+    profile: ProfileOverrides = {},
+  ) {
     this.device = handle.device;
     this.adapterDescription = handle.adapterDescription;
     this.hasTimestamps = handle.hasTimestamps;
     this.sleepWhileWaiting = handle.pollsWhileWaiting ?? false;
     this.limits = handle.device.limits;
+    this.profile = deviceProfile(handle.device, handle.adapterInfo, profile);
+    this.tuner = new Tuner(handle.device, this.profile.adapter.key);
     this.pool = new BufferPool(this.device);
     this.uniformBuffer = this.device.createBuffer({ size: UNIFORM_CAPACITY, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
   }
@@ -132,7 +145,7 @@ export class Runtime {
       throw new Error(`${args.op}: kernel ${k.key} dispatch ${args.workgroups.join('x')} exceeds ${MAX_WORKGROUPS} workgroups per dimension`);
     }
     const info: DispatchInfo = {
-      kernel: k.key,
+      kernel: args.tuned ? `${k.key} (tuned)` : k.key,
       op: args.op,
       workgroups: args.workgroups,
       flops: args.flops ?? 0,

@@ -6,11 +6,7 @@
 // across the SIMD lanes of CPU drivers; rows and columns past the edge are never stored.
 //! TRANS_A = false
 //! TRANS_B = false
-struct Params {
-  M: u32, N: u32, K: u32, rowStart: u32,
-  strideA: u32, strideB: u32, strideC: u32, _p0: u32,
-}
-@group(0) @binding(0) var<uniform> params: Params;
+//#include "lib/gemm_params.wgsl"
 @group(0) @binding(1) var<storage, read> A: array<f32>;
 @group(0) @binding(2) var<storage, read> B: array<f32>;
 @group(0) @binding(3) var<storage, read_write> C: array<f32>;

@@ -8,11 +8,7 @@
 // CHECKED = false drops the clamps and store guards (M % 6 == 0 and N % 64 == 0).
 //! TRANS_A = false
 //! CHECKED = true
-struct Params {
-  M: u32, N: u32, K: u32, rowStart: u32,
-  strideA: u32, strideB: u32, strideC: u32, _p0: u32,
-}
-@group(0) @binding(0) var<uniform> params: Params;
+//#include "lib/gemm_params.wgsl"
 @group(0) @binding(1) var<storage, read> A: array<f32>;
 @group(0) @binding(2) var<storage, read> B: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read_write> C: array<vec4<f32>>;

@@ -1,10 +1,11 @@
-// Every matmul kernel variant (scalar, vec4, sg8) in every transpose combination, with and
-// without bounds checks, batched and chunked over the workgroup limit, against a CPU loop.
+// Every matmul kernel variant (scalar, vec4, sg8 and each tiled candidate) in every transpose
+// combination, with and without bounds checks, batched and chunked over the workgroup limit,
+// against a CPU loop; the profile's choice and the tuning class.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { gpu, assertClose, randomArray, gradCheck } from './helpers.js';
-import { matmul, type Runtime } from '../engine/index.js';
-import { gemm, chooseGemmVariant, gemmVariantProblem, hasSubgroups8, type GemmArgs, type GemmVariant } from '../engine/ops/matmul.js';
+import { matmul, Runtime } from '../engine/index.js';
+import { gemm, chooseGemmVariant, gemmCandidates, gemmShapeClass, gemmVariantProblem, hasSubgroups8, type GemmArgs, type GemmVariant, type TiledVariant } from '../engine/ops/matmul.js';
 import { tensorOn } from '../engine/ops/create.js';
 
 const t = suite('matmul kernels');
@@ -125,10 +126,71 @@ t('sg8 kernel: all transposes, with and without bounds checks', async () => {
   await check(sgRt, 'sg8', { M: 1, N: 4, K: 4 }, seed++);
 });
 
+const TILED: TiledVariant[] = ['t128x128', 't128x64', 't64x64', 't32x32', 't128x128k16'];
+
+t('tiled kernels: odd shapes, all transposes, batched, with and without bounds checks', async () => {
+  let seed = 500;
+  for (const v of TILED) {
+    const problem = gemmVariantProblem(rt, { batch: 1, M: 1, N: 1, K: 1, transA: false, transB: false, strideA: 0, strideB: 0 }, v);
+    if (problem) {
+      console.log(`  (matmul: ${v} skipped: ${problem})`);
+      continue;
+    }
+    const t0 = performance.now();
+    // Three specialisations per transpose pair: scalar loads with bounds checks (odd shapes,
+    // odd strides), vec4 loads with checks, and no checks (every dimension divides the tile).
+    for (const [transA, transB] of TRANS) {
+      await check(rt, v, { M: 7, N: 5, K: 13, transA, transB }, seed++);
+      await check(rt, v, { M: 70, N: 130, K: 37, transA, transB }, seed++);
+      await check(rt, v, { M: 5, N: 6, K: 7, transA, transB, batch: 3, strideA: 35, strideB: 42 }, seed++);
+      await check(rt, v, { M: 68, N: 72, K: 20, transA, transB }, seed++);
+      await check(rt, v, { M: 128, N: 128, K: 32, transA, transB }, seed++);
+    }
+    // vec4 loads of B beside scalar ones of A (an odd batch stride); one operand for the whole batch.
+    await check(rt, v, { M: 8, N: 12, K: 16, batch: 2, strideA: 130, strideB: 0 }, seed++);
+    await check(rt, v, { M: 3, N: 4, K: 0 }, seed++); // empty sum: zeros
+    console.log(`  (matmul: ${v} checked in ${((performance.now() - t0) / 1000).toFixed(1)} s)`);
+  }
+});
+
+t('the profile picks per-lane kernels on CPU drivers and tiled ones elsewhere; tuning classes', async () => {
+  const base = { batch: 1, transA: false, transB: false, strideA: 0, strideB: 0 };
+  const saved = rt.profile.kernels.gemm;
+  try {
+    rt.profile.kernels.gemm = 'tiled';
+    assert.is(chooseGemmVariant(rt, { ...base, M: 4096, N: 4096, K: 64 }), 't128x128');
+    assert.is(chooseGemmVariant(rt, { ...base, M: 64, N: 64, K: 64 }), 't32x32');
+    rt.profile.kernels.gemm = 'lanes';
+    assert.is(chooseGemmVariant(rt, { ...base, M: 7, N: 5, K: 13 }), 'scalar');
+  } finally {
+    rt.profile.kernels.gemm = saved;
+  }
+  if (rt.profile.cpu) assert.is(rt.profile.kernels.gemm, 'lanes');
+  const cands = gemmCandidates(rt, { ...base, M: 7, N: 5, K: 13 });
+  assert.ok(cands.includes('t64x64') && !cands.includes('vec4'), cands.join());
+  assert.is(gemmShapeClass({ ...base, M: 1000, N: 64, K: 3, transB: true }), 'matmul|f32|NT|b1|m1024|n64|k4|by4=11011');
+  assert.is(gemmShapeClass({ ...base, M: 1000, N: 64, K: 3 }), gemmShapeClass({ ...base, M: 600, N: 40, K: 3 }));
+});
+
+t('a runtime made with profile overrides reads them in every choice', async () => {
+  const p = rt.profile;
+  assert.is(p.limits.workgroupStorageBytes, rt.device.limits.maxComputeWorkgroupStorageSize);
+  assert.ok(p.adapter.key.startsWith(`${p.adapter.vendor}|`), p.adapter.key);
+  const handle = { device: rt.device, adapterDescription: 'override', adapterInfo: rt.device.adapterInfo, hasTimestamps: rt.hasTimestamps, release: () => {} };
+  const other = new Runtime(handle, { subgroups8: false, kernels: { gemm: 'tiled' } });
+  assert.is(hasSubgroups8(other), false);
+  const g = { batch: 1, M: 20, N: 12, K: 8, transA: false, transB: false, strideA: 0, strideB: 0 };
+  assert.is(chooseGemmVariant(other, g), 't32x32');
+  assert.ok(gemmVariantProblem(other, g, 'sg8'));
+  await check(other, chooseGemmVariant(other, g), g, 600);
+  other.destroy();
+});
+
 t('rows beyond 65535 workgroups are split over dispatches', async () => {
   // vec4 covers 6 rows per workgroup, sg8 16: these M need two dispatches each.
   await check(rt, 'vec4', { M: 65535 * 6 + 8, N: 4, K: 3, transA: true }, 300);
   if (sgRt) await check(sgRt, 'sg8', { M: 65535 * 16 + 8, N: 4, K: 4, transA: true }, 301);
+  await check(rt, 't32x32', { M: 65535 * 32 + 8, N: 4, K: 3 }, 302);
 });
 
 t('matmul gradients through the fast-path shapes', async () => {

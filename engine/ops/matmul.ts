@@ -4,22 +4,29 @@
 import matmulSrc from '../../shaders/matmul.wgsl';
 import matmulVec4Src from '../../shaders/matmul_vec4.wgsl';
 import matmulSg8Src from '../../shaders/matmul_sg8.wgsl';
+import matmulTiledSrc from '../../shaders/matmul_tiled.wgsl';
 import { Tensor, formatShape } from '../tensor.js';
 import { record } from '../autograd.js';
-import type { Runtime } from '../runtime.js';
+import type { Runtime, Kernel } from '../runtime.js';
+import { workgroupProblem } from '../device-profile.js';
+import type { ParamValues } from '../uniforms.js';
 import { empty, requireF32, sameRuntime } from './alloc.js';
 import { reshape } from './shape.js';
 
 /**
- * The kernels, fastest first where they apply (measured on Mesa lavapipe, 2 AVX2 cores, by
- * process CPU time at 512^3: sg8 about 27 GFLOP/s, vec4 about 12, scalar about 7;
- * `npm run bench -- matmul` re-measures them into bench/results/matmul_variants.md):
+ * The kernels. Per-lane ones, no workgroup memory (fastest on CPU drivers; measured on Mesa
+ * lavapipe, 2 AVX2 cores, by process CPU time at 512^3: sg8 about 27 GFLOP/s, vec4 about 12,
+ * scalar about 7; `npm run bench -- matmul` re-measures them into bench/results/matmul_variants.md):
  * - sg8: 8-wide subgroups share loads of A by broadcast; needs the device feature 'subgroups'
  *   with subgroup size 8, K % 4 == 0, N % 4 == 0 (and M % 4 == 0 when transA).
  * - vec4: vec4 loads of B; needs N % 4 == 0 and B not transposed.
  * - scalar: any shape.
+ * Tiled ones (shaders/matmul_tiled.wgsl, for GPUs), any shape, named by their block of C:
+ * - t128x128, t128x64, t64x64, t32x32: within 16 KiB of workgroup storage;
+ * - t128x128k16: a K slice of 16 in 32 KiB, where the device allows it.
  */
-export type GemmVariant = 'sg8' | 'vec4' | 'scalar';
+export type GemmVariant = 'sg8' | 'vec4' | 'scalar' | TiledVariant;
+export type TiledVariant = 't128x128' | 't128x64' | 't64x64' | 't32x32' | 't128x128k16';
 
 export interface GemmArgs {
   batch: number;
@@ -31,35 +38,52 @@ export interface GemmArgs {
   /** Elements between consecutive batch items; 0 reuses one matrix for the whole batch. */
   strideA: number;
   strideB: number;
-  /** Forces a kernel (tests and benchmarks); by default the fastest applicable one. */
+  /** Forces a kernel (tests and benchmarks); by default the profile's choice or a tuned one. */
   variant?: GemmVariant;
 }
 
-interface VariantInfo {
-  src: string;
-  /** Rows and columns of C per workgroup. */
-  rows: number;
-  cols: number;
-  /** Whether bounds checks can be dropped for this shape (the CHECKED define). */
-  checked?: (g: GemmArgs) => boolean;
+/** A tiled kernel's shape: WX x WY invocations, each TM x TN outputs, K slices of BK. */
+interface Tile {
+  WX: number;
+  WY: number;
+  TM: number;
+  TN: number;
+  BK: number;
 }
 
-const VARIANTS: Record<GemmVariant, VariantInfo> = {
-  sg8: { src: matmulSg8Src, rows: 16, cols: 32, checked: (g) => g.M % 16 !== 0 || g.N % 32 !== 0 },
-  vec4: { src: matmulVec4Src, rows: 6, cols: 64, checked: (g) => g.M % 6 !== 0 || g.N % 64 !== 0 },
-  scalar: { src: matmulSrc, rows: 32, cols: 32 },
+const TILES: Record<TiledVariant, Tile> = {
+  t128x128: { WX: 16, WY: 16, TM: 8, TN: 8, BK: 8 },
+  t128x64: { WX: 16, WY: 16, TM: 8, TN: 4, BK: 8 },
+  t64x64: { WX: 16, WY: 16, TM: 4, TN: 4, BK: 16 },
+  t32x32: { WX: 8, WY: 8, TM: 4, TN: 4, BK: 16 },
+  t128x128k16: { WX: 16, WY: 16, TM: 8, TN: 8, BK: 16 },
 };
+/** Largest block first: the default takes the first that still gives enough workgroups. */
+export const TILED_VARIANTS = Object.keys(TILES) as TiledVariant[];
+const TILED = TILED_VARIANTS;
+const LANES = ['sg8', 'vec4', 'scalar'] as const;
+/** Workgroups that keep a large GPU busy (not measured: about two per SM of a big GPU). */
+const ENOUGH_GROUPS = 256;
+
+const isTiled = (v: GemmVariant): v is TiledVariant => v in TILES;
+const block = (t: Tile) => ({ rows: t.WY * t.TM, cols: t.WX * t.TN });
+/** Two buffers of both k-major tiles. */
+const tileStorage = (t: Tile) => 2 * 4 * t.BK * (t.WY * t.TM + t.WX * t.TN);
 
 const MAX_GROUPS = 65535;
 
-/** Whether the device runs 8-wide subgroups (lavapipe on AVX2), which the sg8 kernel assumes. */
+/** Whether the device runs 8-wide subgroups (lavapipe on AVX2), which the sg8 kernels assume. */
 export function hasSubgroups8(rt: Runtime): boolean {
-  const info = rt.device.adapterInfo as GPUAdapterInfo | undefined;
-  return rt.device.features.has('subgroups') && info?.subgroupMinSize === 8 && info?.subgroupMaxSize === 8;
+  return rt.profile.subgroups8;
 }
 
 /** Why a variant cannot run this product, or null when it can. */
 export function gemmVariantProblem(rt: Runtime, g: GemmArgs, v: GemmVariant): string | null {
+  if (isTiled(v)) {
+    const t = TILES[v];
+    return workgroupProblem(rt.profile, { x: t.WX, y: t.WY, storageBytes: tileStorage(t) });
+  }
+  if (!(LANES as readonly string[]).includes(v)) return `there is no matmul kernel '${v}' (known: ${[...LANES, ...TILED].join(', ')})`;
   if (v === 'scalar') return null;
   if (g.N % 4) return `N (${g.N}) must be a multiple of 4`;
   if (g.strideB % 4 || (v === 'sg8' && g.strideA % 4)) return `batch strides (${g.strideA}, ${g.strideB}) must be multiples of 4`;
@@ -70,38 +94,126 @@ export function gemmVariantProblem(rt: Runtime, g: GemmArgs, v: GemmVariant): st
   return null;
 }
 
-/** The kernel gemm uses for this product on this device: the first applicable of sg8, vec4, scalar. */
+/** The profile's kernel for this product, without tuning. */
 export function chooseGemmVariant(rt: Runtime, g: GemmArgs): GemmVariant {
-  for (const v of ['sg8', 'vec4'] as const) if (!gemmVariantProblem(rt, g, v)) return v;
-  return 'scalar';
+  if (rt.profile.kernels.gemm === 'lanes') {
+    for (const v of ['sg8', 'vec4'] as const) if (!gemmVariantProblem(rt, g, v)) return v;
+    return 'scalar';
+  }
+  const fits = TILED.filter((v) => !gemmVariantProblem(rt, g, v) && v !== 't128x128k16');
+  const groups = (v: TiledVariant) => {
+    const b = block(TILES[v]);
+    return g.batch * Math.ceil(g.M / b.rows) * Math.ceil(g.N / b.cols);
+  };
+  return fits.find((v) => groups(v) >= ENOUGH_GROUPS) ?? fits[fits.length - 1] ?? 'scalar';
+}
+
+/** The variants worth timing for this product: every tiled one that fits, and sg8 / vec4 where they apply. */
+export function gemmCandidates(rt: Runtime, g: GemmArgs): GemmVariant[] {
+  return ([...TILED, 'sg8', 'vec4'] as GemmVariant[]).filter((v) => !gemmVariantProblem(rt, g, v));
+}
+
+const pow2 = (n: number) => 2 ** Math.ceil(Math.log2(Math.max(n, 1)));
+
+/** The tuning class: transposes, dimensions rounded up to powers of two, and which of them
+ *  divide by 4 (that decides which kernels apply and how they load). */
+export function gemmShapeClass(g: GemmArgs): string {
+  const by4 = [g.M, g.N, g.K, g.strideA, g.strideB].map((x) => (x % 4 ? 0 : 1)).join('');
+  return `matmul|f32|${g.transA ? 'T' : 'N'}${g.transB ? 'T' : 'N'}|b${pow2(g.batch)}|m${pow2(g.M)}|n${pow2(g.N)}|k${pow2(g.K)}|by4=${by4}`;
+}
+
+interface GemmPlan {
+  kernel: Kernel;
+  dispatches: { params: ParamValues; workgroups: [number, number, number]; rows: number }[];
+}
+
+function plan(rt: Runtime, g: GemmArgs, variant: GemmVariant): GemmPlan {
+  let kernel: Kernel;
+  let rows: number;
+  let cols: number;
+  if (isTiled(variant)) {
+    const t = TILES[variant];
+    ({ rows, cols } = block(t));
+    // vec4 bindings need whole vec4s (and at least one: an empty operand is a 4-byte buffer).
+    const vecA = (g.transA ? g.M : g.K) % 4 === 0 && g.strideA % 4 === 0 && g.M * g.K > 0;
+    const vecB = (g.transB ? g.K : g.N) % 4 === 0 && g.strideB % 4 === 0 && g.K * g.N > 0;
+    kernel = rt.kernel('matmul_tiled', matmulTiledSrc, {
+      ...t,
+      TRANS_A: g.transA,
+      TRANS_B: g.transB,
+      CHECKED: g.M % rows !== 0 || g.N % cols !== 0 || g.K % t.BK !== 0,
+      VEC_A: vecA,
+      VEC_B: vecB,
+      ELEM_A: vecA ? 'vec4<f32>' : 'f32',
+      ELEM_B: vecB ? 'vec4<f32>' : 'f32',
+    });
+  } else {
+    const info = LANE_KERNELS[variant];
+    ({ rows, cols } = info);
+    const defines: Record<string, boolean> = { TRANS_A: g.transA };
+    if (variant !== 'vec4') defines.TRANS_B = g.transB;
+    if (info.checked) defines.CHECKED = info.checked(g);
+    kernel = rt.kernel(`matmul_${variant}`, info.src, defines);
+  }
+  // Row blocks beyond the 65535-workgroup limit go into further dispatches.
+  const dispatches: GemmPlan['dispatches'] = [];
+  const rowsPerDispatch = MAX_GROUPS * rows;
+  for (let rowStart = 0; rowStart < g.M; rowStart += rowsPerDispatch) {
+    const n = Math.min(rowsPerDispatch, g.M - rowStart);
+    dispatches.push({
+      params: { M: g.M, N: g.N, K: g.K, rowStart, strideA: g.strideA, strideB: g.strideB, strideC: g.M * g.N },
+      workgroups: [Math.ceil(g.N / cols), Math.ceil(n / rows), g.batch],
+      rows: n,
+    });
+  }
+  return { kernel, dispatches };
+}
+
+const LANE_KERNELS: Record<(typeof LANES)[number], { src: string; rows: number; cols: number; checked?: (g: GemmArgs) => boolean }> = {
+  sg8: { src: matmulSg8Src, rows: 16, cols: 32, checked: (g) => g.M % 16 !== 0 || g.N % 32 !== 0 },
+  vec4: { src: matmulVec4Src, rows: 6, cols: 64, checked: (g) => g.M % 6 !== 0 || g.N % 64 !== 0 },
+  scalar: { src: matmulSrc, rows: 32, cols: 32 },
+};
+
+/** The kernel for this product: forced, tuned (rt.tuner) or the profile's. */
+function pickVariant(rt: Runtime, g: GemmArgs): { variant: GemmVariant; tuned: boolean } {
+  if (g.variant) return { variant: g.variant, tuned: false };
+  const fallback = chooseGemmVariant(rt, g);
+  if (rt.tuner.mode === 'off') return { variant: fallback, tuned: false };
+  const span = (stride: number, one: number) => (g.batch - 1) * stride + one;
+  const { name, tuned } = rt.tuner.choose({
+    key: gemmShapeClass(g),
+    candidates: gemmCandidates(rt, g),
+    fallback,
+    run: (name, rec) => {
+      const p = plan(rt, g, name as GemmVariant);
+      const buffers = [rec.scratch(0, 4 * span(g.strideA, g.M * g.K)), rec.scratch(1, 4 * span(g.strideB, g.K * g.N)), rec.scratch(2, 4 * g.batch * g.M * g.N)];
+      for (const d of p.dispatches) rec.dispatch(p.kernel, d.params, buffers, d.workgroups);
+    },
+  });
+  return { variant: name as GemmVariant, tuned };
 }
 
 /** Records C = op(A) op(B) into a new [batch * M * N] tensor. */
 export function gemm(a: Tensor, b: Tensor, g: GemmArgs, op: string): Tensor {
   const rt = a.rt;
-  const variant = g.variant ?? chooseGemmVariant(rt, g);
+  const { variant, tuned } = pickVariant(rt, g);
   const problem = gemmVariantProblem(rt, g, variant);
   if (problem) throw new Error(`${op}: the ${variant} matmul kernel cannot run ${g.batch}x${g.M}x${g.K} * ${g.K}x${g.N}: ${problem}; leave variant unset to choose automatically`);
   if (g.batch > MAX_GROUPS) throw new Error(`${op}: batch ${g.batch} exceeds ${MAX_GROUPS}; fold the batch into M or split the call`);
-  const info = VARIANTS[variant];
-  const defines: Record<string, boolean> = { TRANS_A: g.transA };
-  if (variant !== 'vec4') defines.TRANS_B = g.transB;
-  if (info.checked) defines.CHECKED = info.checked(g);
-  const k = rt.kernel(`matmul_${variant}`, info.src, defines);
+  const p = plan(rt, g, variant);
   const c = empty(rt, [g.batch, g.M, g.N], 'f32', op);
   const buffers = [a.buffer(op), b.buffer(op), c.buffer(op)];
-  // Row blocks beyond the 65535-workgroup limit go into further dispatches.
-  const rowsPerDispatch = MAX_GROUPS * info.rows;
-  for (let rowStart = 0; rowStart < g.M; rowStart += rowsPerDispatch) {
-    const rows = Math.min(rowsPerDispatch, g.M - rowStart);
-    rt.dispatch(k, {
-      params: { M: g.M, N: g.N, K: g.K, rowStart, strideA: g.strideA, strideB: g.strideB, strideC: g.M * g.N },
+  for (const d of p.dispatches) {
+    rt.dispatch(p.kernel, {
+      params: d.params,
       buffers,
-      workgroups: [Math.ceil(g.N / info.cols), Math.ceil(rows / info.rows), g.batch],
+      workgroups: d.workgroups,
       op,
-      flops: 2 * g.batch * rows * g.N * g.K,
-      bytes: 4 * (g.batch * (rows * g.K + rows * g.N) + (g.strideB ? g.batch : 1) * g.K * g.N),
-      shapes: `${g.batch}x${rows}x${g.K} * ${g.K}x${g.N} (${variant})`,
+      flops: 2 * g.batch * d.rows * g.N * g.K,
+      bytes: 4 * (g.batch * (d.rows * g.K + d.rows * g.N) + (g.strideB ? g.batch : 1) * g.K * g.N),
+      shapes: `${g.batch}x${d.rows}x${g.K} * ${g.K}x${g.N} (${variant})`,
+      tuned,
     });
   }
   return c;

@@ -1,0 +1,100 @@
+// What a Runtime knows about its device, read once from the adapter and the device, and the
+// kernel choices that follow from it. Plans read `rt.profile` instead of module globals; tests
+// and benchmarks pass overrides (init({ profile })) or force a kernel per call.
+//
+//   deviceProfile(device, info, overrides?)  the profile of a device (engine/gpu.ts supplies info)
+//   profile.adapter.key                      "vendor|architecture|device|description": the tuning
+//                                            cache's key (Dawn's description carries the driver)
+//   profile.subgroups8                       8-wide subgroups (lavapipe on AVX2): the sg8 kernels
+//   profile.cpu                              a CPU driver (lavapipe, SwiftShader, WARP)
+//   profile.kernels                          the kernel families to use when nothing is tuned
+//
+// A candidate kernel "fits" when its workgroup storage and invocations are within the limits
+// (fitsWorkgroup); the GPU-class kernels keep to 16 KiB unless the device allows more.
+
+export interface AdapterIdentity {
+  vendor: string;
+  architecture: string;
+  device: string;
+  /** Dawn puts the driver and its version here (e.g. "NVIDIA: 580.159.04 ..."). */
+  description: string;
+  /** vendor|architecture|device|description: what tuning decisions are cached under. */
+  key: string;
+}
+
+export interface KernelChoices {
+  /**
+   * GEMM without tuning: 'lanes' takes the first applicable of the per-lane kernels (sg8, vec4,
+   * scalar: fastest on CPU drivers, where barriers are expensive); 'tiled' the workgroup-memory
+   * tiled kernels (GPUs), with a tile size picked from the product's shape.
+   */
+  gemm: 'lanes' | 'tiled';
+}
+
+export interface DeviceProfile {
+  adapter: AdapterIdentity;
+  features: { subgroups: boolean; shaderF16: boolean; timestamps: boolean };
+  subgroupMinSize: number;
+  subgroupMaxSize: number;
+  /** Whether the device runs 8-wide subgroups, which the sg8 kernels assume. */
+  subgroups8: boolean;
+  cpu: boolean;
+  limits: {
+    workgroupStorageBytes: number;
+    invocationsPerWorkgroup: number;
+    workgroupSizeX: number;
+    workgroupSizeY: number;
+  };
+  kernels: KernelChoices;
+}
+
+export interface ProfileOverrides {
+  subgroups8?: boolean;
+  kernels?: Partial<KernelChoices>;
+}
+
+const CPU_DRIVER = /llvmpipe|lavapipe|swiftshader|\bwarp\b|software/i;
+
+export function adapterIdentity(info: Partial<GPUAdapterInfo> | undefined): AdapterIdentity {
+  const vendor = info?.vendor ?? '';
+  const architecture = info?.architecture ?? '';
+  const device = info?.device ?? '';
+  const description = info?.description ?? '';
+  return { vendor, architecture, device, description, key: [vendor, architecture, device, description].join('|') };
+}
+
+/** The profile of `device`; `info` is its adapter's (device.adapterInfo where the browser has it). */
+export function deviceProfile(device: GPUDevice, info?: Partial<GPUAdapterInfo>, overrides: ProfileOverrides = {}): DeviceProfile {
+  info ??= (device as { adapterInfo?: GPUAdapterInfo }).adapterInfo;
+  const adapter = adapterIdentity(info);
+  const subgroups = device.features.has('subgroups');
+  const subgroupMinSize = (info as { subgroupMinSize?: number } | undefined)?.subgroupMinSize ?? 0;
+  const subgroupMaxSize = (info as { subgroupMaxSize?: number } | undefined)?.subgroupMaxSize ?? 0;
+  const subgroups8 = overrides.subgroups8 ?? (subgroups && subgroupMinSize === 8 && subgroupMaxSize === 8);
+  const cpu = CPU_DRIVER.test(`${adapter.architecture} ${adapter.device} ${adapter.description}`);
+  const l = device.limits;
+  return {
+    adapter,
+    features: { subgroups, shaderF16: device.features.has('shader-f16'), timestamps: device.features.has('timestamp-query') },
+    subgroupMinSize,
+    subgroupMaxSize,
+    subgroups8,
+    cpu,
+    limits: {
+      workgroupStorageBytes: l.maxComputeWorkgroupStorageSize,
+      invocationsPerWorkgroup: l.maxComputeInvocationsPerWorkgroup,
+      workgroupSizeX: l.maxComputeWorkgroupSizeX,
+      workgroupSizeY: l.maxComputeWorkgroupSizeY,
+    },
+    // On lavapipe the per-lane kernels measured fastest (bench/results/matmul_variants.md).
+    kernels: { gemm: cpu || subgroups8 ? 'lanes' : 'tiled', ...overrides.kernels },
+  };
+}
+
+/** Why a kernel with this workgroup does not fit the device, or null when it does. */
+export function workgroupProblem(p: DeviceProfile, w: { x: number; y: number; storageBytes: number }): string | null {
+  if (w.x * w.y > p.limits.invocationsPerWorkgroup) return `${w.x * w.y} invocations per workgroup exceed the device's ${p.limits.invocationsPerWorkgroup}`;
+  if (w.x > p.limits.workgroupSizeX || w.y > p.limits.workgroupSizeY) return `workgroup ${w.x}x${w.y} exceeds the device's ${p.limits.workgroupSizeX}x${p.limits.workgroupSizeY}`;
+  if (w.storageBytes > p.limits.workgroupStorageBytes) return `${w.storageBytes} bytes of workgroup storage exceed the device's ${p.limits.workgroupStorageBytes}`;
+  return null;
+}

@@ -1,0 +1,39 @@
+// The kernel loader's include step: snippets are spliced in once each, recursively, their
+// defaults apply under the including file's, and a missing snippet is a clear error.
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { expandIncludes, specialize } from '../engine/kernel.js';
+import { WGSL_LIB } from '../engine/wgsl-lib.js';
+
+const t = suite('wgsl include');
+
+const LIB = {
+  'lib/a.wgsl': '//! SIZE = 4\nconst A_SIZE = $SIZE;\n//#include "lib/b.wgsl"',
+  'lib/b.wgsl': 'fn twice(x: f32) -> f32 { return 2.0 * x; }',
+};
+
+t('a snippet is spliced in once, with the snippets it includes', () => {
+  const out = expandIncludes('//#include "lib/a.wgsl"\n//#include "lib/b.wgsl"\nfn main() {}', 'test', LIB);
+  assert.is(out.match(/fn twice/g)?.length, 1);
+  assert.ok(out.indexOf('const A_SIZE') < out.indexOf('fn twice'), out);
+  assert.match(out, /lib\/b\.wgsl included above/);
+  assert.ok(out.endsWith('fn main() {}'));
+});
+
+t('a missing snippet names the file and the library', () => {
+  assert.throws(() => expandIncludes('//#include "lib/nope.wgsl"', 'k.wgsl', LIB), /k\.wgsl includes "lib\/nope\.wgsl", which is not in the snippet library .*lib\/a\.wgsl/);
+});
+
+t('the real library: matmul kernels share the parameter struct, defaults layer', () => {
+  assert.ok(WGSL_LIB['lib/gemm_params.wgsl'].includes('struct Params'));
+  const code = specialize('//! TRANS_A = true\n//#include "lib/gemm_params.wgsl"\nconst T = $TRANS_A;', 'x');
+  assert.match(code, /struct Params \{/);
+  assert.match(code, /const T = true;/);
+  // A snippet's default applies where nothing else sets it, under the including file's and the caller's.
+  const lib = { 'lib/s.wgsl': '//! N = 1\n//! M = 2\nconst S = $N + $M;' };
+  assert.match(specialize('//#include "lib/s.wgsl"', 'y', {}, lib), /const S = 1 \+ 2;/);
+  assert.match(specialize('//! N = 5\n//#include "lib/s.wgsl"', 'y', {}, lib), /const S = 5 \+ 2;/);
+  assert.match(specialize('//! N = 5\n//#include "lib/s.wgsl"', 'y', { N: 7, M: 8 }, lib), /const S = 7 \+ 8;/);
+});
+
+t.run();
