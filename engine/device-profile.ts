@@ -29,6 +29,12 @@ export interface KernelChoices {
    * tiled kernels (GPUs), with a tile size picked from the product's shape.
    */
   gemm: 'lanes' | 'tiled';
+  /** Convolutions: 'classic' (per-lane implicit GEMM, tuned on lavapipe) or 'tiled' (conv2d_tiled.ts). */
+  conv: 'classic' | 'tiled';
+  /** The queue contrastive loss: 'gemm' (logits GEMM + row kernels) or 'tiled' (fused, no R x K buffer). */
+  contrastive: 'gemm' | 'tiled';
+  /** DenseCL's correspondence argmax: 'direct' (one invocation per cell) or 'tiled'. */
+  correspondence: 'direct' | 'tiled';
 }
 
 export interface DeviceProfile {
@@ -63,6 +69,9 @@ export function adapterIdentity(info: Partial<GPUAdapterInfo> | undefined): Adap
   return { vendor, architecture, device, description, key: [vendor, architecture, device, description].join('|') };
 }
 
+const CPU_KERNELS: KernelChoices = { gemm: 'lanes', conv: 'classic', contrastive: 'gemm', correspondence: 'direct' };
+const GPU_KERNELS: KernelChoices = { gemm: 'tiled', conv: 'tiled', contrastive: 'tiled', correspondence: 'tiled' };
+
 /** The profile of `device`; `info` is its adapter's (device.adapterInfo where the browser has it). */
 export function deviceProfile(device: GPUDevice, info?: Partial<GPUAdapterInfo>, overrides: ProfileOverrides = {}): DeviceProfile {
   info ??= (device as { adapterInfo?: GPUAdapterInfo }).adapterInfo;
@@ -86,8 +95,10 @@ export function deviceProfile(device: GPUDevice, info?: Partial<GPUAdapterInfo>,
       workgroupSizeX: l.maxComputeWorkgroupSizeX,
       workgroupSizeY: l.maxComputeWorkgroupSizeY,
     },
-    // On lavapipe the per-lane kernels measured fastest (bench/results/matmul_variants.md).
-    kernels: { gemm: cpu || subgroups8 ? 'lanes' : 'tiled', ...overrides.kernels },
+    // On CPU drivers (barriers and workgroup memory are slow there) the per-lane kernels measured
+    // 2-100x faster than the workgroup-tiled ones (bench/results/matmul_variants.md, contrastive.md;
+    // conv: scripts/time-conv.ts); GPUs get the tiled families (not yet measured on one).
+    kernels: { ...(cpu || subgroups8 ? CPU_KERNELS : GPU_KERNELS), ...overrides.kernels },
   };
 }
 

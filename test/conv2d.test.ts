@@ -125,10 +125,11 @@ t('every tile of the tiled kernels matches PyTorch on the fixture grid', async (
   }
 });
 
-t('the tiled family is the default only where the device has no 8-wide subgroups, with checks compiled out where shapes divide', () => {
+t('the tiled family is the default where the device profile asks for it (GPUs, not CPU drivers), with checks compiled out where shapes divide', () => {
   const rt = runtime();
   const auto = conv2dPlanFor(rt, [2, 16, 8, 8], [64, 16, 3, 3], { padding: 1 });
-  assert.is(auto.path === 'tiled', !hasSubgroups8(rt), `auto plan on this device: ${auto.path}`);
+  assert.is(auto.path === 'tiled', rt.profile.kernels.conv === 'tiled', `auto plan on this device: ${auto.path}`);
+  if (rt.profile.cpu) assert.is(auto.path === 'tiled', false, 'a CPU driver keeps the classic kernels');
   // 16 channels, 2 x 64 pixels, 64 output channels divide the 4x4 tile (64 x 64, BK 16).
   const exact = conv2dPlan([2, 16, 8, 8], [64, 16, 3, 3], { padding: 1 }, false, false, { family: 'tiled', tile: '4x4' }).tiled!;
   assert.equal([exact.forward.defines.CHECK_M, exact.forward.defines.CHECK_N, exact.forward.defines.KPAD, exact.forward.defines.PAD], [false, false, false, true]);

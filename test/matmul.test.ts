@@ -7,6 +7,9 @@ import { gpu, assertClose, randomArray, gradCheck } from './helpers.js';
 import { matmul, Runtime } from '../engine/index.js';
 import { gemm, chooseGemmVariant, gemmCandidates, gemmShapeClass, gemmVariantProblem, hasSubgroups8, type GemmArgs, type GemmVariant, type TiledVariant } from '../engine/ops/matmul.js';
 import { tensorOn } from '../engine/ops/create.js';
+import { chooseContrastiveVariant } from '../engine/ops/contrastive.js';
+import { chooseCorrespondenceVariant } from '../engine/ops/correspondence.js';
+import { conv2dPlanFor } from '../engine/ops/conv2d.js';
 
 const t = suite('matmul kernels');
 
@@ -177,8 +180,11 @@ t('a runtime made with profile overrides reads them in every choice', async () =
   assert.is(p.limits.workgroupStorageBytes, rt.device.limits.maxComputeWorkgroupStorageSize);
   assert.ok(p.adapter.key.startsWith(`${p.adapter.vendor}|`), p.adapter.key);
   const handle = { device: rt.device, adapterDescription: 'override', adapterInfo: rt.device.adapterInfo, hasTimestamps: rt.hasTimestamps, release: () => {} };
-  const other = new Runtime(handle, { subgroups8: false, kernels: { gemm: 'tiled' } });
+  // A CPU driver (lavapipe here) keeps the per-lane families everywhere; an override reaches every op.
+  if (p.cpu) assert.equal(p.kernels, { gemm: 'lanes', conv: 'classic', contrastive: 'gemm', correspondence: 'direct' });
+  const other = new Runtime(handle, { subgroups8: false, kernels: { gemm: 'tiled', conv: 'tiled', contrastive: 'tiled', correspondence: 'tiled' } });
   assert.is(hasSubgroups8(other), false);
+  assert.equal([chooseContrastiveVariant(other, 128), chooseCorrespondenceVariant(other), conv2dPlanFor(other, [2, 16, 8, 8], [64, 16, 3, 3], { padding: 1 }).path], ['tiled', 'tiled', 'tiled']);
   const g = { batch: 1, M: 20, N: 12, K: 8, transA: false, transB: false, strideA: 0, strideB: 0 };
   assert.is(chooseGemmVariant(other, g), 't32x32');
   assert.ok(gemmVariantProblem(other, g, 'sg8'));

@@ -7,7 +7,6 @@
 import { Tensor } from '../tensor.js';
 import type { Runtime } from '../runtime.js';
 import { requireF32, sameRuntime } from './alloc.js';
-import { hasSubgroups8 } from './matmul.js';
 import { gemmContrastiveLoss } from './contrastive_gemm.js';
 import { tiledContrastiveLoss, tiledProblem } from './contrastive_tiled.js';
 
@@ -28,12 +27,12 @@ export function forceContrastiveVariant(v: ContrastiveVariant | null): void {
 }
 
 /**
- * The implementation used on this device for feature width D: 'gemm' where the device has
- * 8-wide subgroups (lavapipe, where it measured faster) or D does not suit the tiled kernels,
- * 'tiled' elsewhere.
+ * The implementation used on this device for feature width D: the device profile's choice
+ * (rt.profile.kernels.contrastive: 'gemm' on CPU drivers such as lavapipe, where it measured
+ * 4.5x faster, 'tiled' on GPUs), and 'gemm' wherever D does not suit the tiled kernels.
  */
 export function chooseContrastiveVariant(rt: Runtime, D: number): ContrastiveVariant {
-  return hasSubgroups8(rt) || tiledProblem(D) ? 'gemm' : 'tiled';
+  return rt.profile.kernels.contrastive === 'gemm' || tiledProblem(D) ? 'gemm' : 'tiled';
 }
 
 /**

@@ -72,16 +72,16 @@ const useSg8 = (rt: Runtime): boolean => subgroupMode === 'auto' && hasSubgroups
 
 let familyMode: 'auto' | 'classic' | 'tiled' = 'auto';
 let forcedTile: TiledTileName | null = null;
-/** Which kernel family conv2d plans with. 'auto' (the default): the tiled family on devices
- *  without 8-wide subgroups (GPUs), the classic one where they exist (lavapipe, for which it was
- *  tuned); 'classic' or 'tiled' force one, and `tile` one tile of the tiled family (tests and
- *  benchmarks; the device profile's tuner will choose among these candidates). */
+/** Which kernel family conv2d plans with. 'auto' (the default): the device profile's choice
+ *  (rt.profile.kernels.conv: classic on CPU drivers such as lavapipe, for which it was tuned,
+ *  tiled on GPUs); 'classic' or 'tiled' force one, and `tile` one tile of the tiled family
+ *  (tests and benchmarks; the tuner is to choose among these candidates). */
 export function setConv2dKernels(mode: 'auto' | 'classic' | 'tiled', tile: TiledTileName | null = null): void {
   familyMode = mode;
   forcedTile = tile;
 }
 function family(rt: Runtime): ConvFamily {
-  const tiled = familyMode === 'tiled' || (familyMode === 'auto' && !hasSubgroups8(rt));
+  const tiled = familyMode === 'tiled' || (familyMode === 'auto' && rt.profile.kernels.conv === 'tiled');
   return tiled ? { family: 'tiled', tile: forcedTile } : { family: 'classic' };
 }
 /** The plan conv2d would use on this runtime for these shapes (benchmarks name their variants with it). */

@@ -9,7 +9,6 @@ import tileSrc from '../../shaders/correspondence_tile.wgsl';
 import { Tensor } from '../tensor.js';
 import type { Runtime } from '../runtime.js';
 import { empty, requireF32, sameRuntime } from './alloc.js';
-import { hasSubgroups8 } from './matmul.js';
 
 export type CorrespondenceVariant = 'tiled' | 'direct';
 
@@ -19,9 +18,9 @@ export function forceCorrespondenceVariant(v: CorrespondenceVariant | null): voi
   forced = v;
 }
 
-/** 'direct' where the device has 8-wide subgroups (lavapipe, where it measured faster), else 'tiled'. */
+/** The device profile's choice (rt.profile.kernels.correspondence): 'direct' on CPU drivers such as lavapipe, where it measured 4x faster, 'tiled' on GPUs. */
 export function chooseCorrespondenceVariant(rt: Runtime): CorrespondenceVariant {
-  return hasSubgroups8(rt) ? 'direct' : 'tiled';
+  return rt.profile.kernels.correspondence;
 }
 
 /** qb, kb: [N, C, S2] backbone features. Returns i32 [N, S2] indices into kb's cells. `variant` forces a kernel. */
