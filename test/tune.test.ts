@@ -10,7 +10,8 @@ import { fileURLToPath } from 'node:url';
 import { gpu, randomArray, assertClose } from './helpers.js';
 import { runProcess } from './processes.js';
 import { backward, conv2d, type Runtime, type Tensor } from '../engine/index.js';
-import { conv2dGeometry, convShapeClass, convTileCandidates, setConv2dKernels, TILED_TILES, type ConvDirection } from '../engine/ops/conv2d.js';
+import { conv2dGeometry, convShapeClass, convTileCandidates, TILED_TILES, type ConvDirection } from '../engine/ops/conv2d.js';
+import { overrideKernels } from '../engine/device-profile.js';
 import { gemm, gemmCandidates, gemmShapeClass, type GemmArgs } from '../engine/ops/matmul.js';
 import { tensorOn } from '../engine/ops/create.js';
 import { KERNEL_VERSION, type Decision, type TuneStore } from '../engine/tune/tuner.js';
@@ -120,7 +121,7 @@ t('conv2d, tiled family: off times nothing; on times each direction\'s class ove
   const c = (JSON.parse(readFileSync(fixtures, 'utf8')).cases as ConvCase[]).find((k) => k.name === '3x3 s2 p0 odd')!;
   const g = conv2dGeometry(c.inputs.x.shape, c.inputs.weight.shape, c.args);
   const store = memoryStore();
-  setConv2dKernels('tiled'); // lavapipe's profile takes the classic family; no tile forced
+  const restore = overrideKernels(rt.profile, { conv: 'tiled' }); // lavapipe's profile takes the classic family; no tile forced
   try {
     rt.tuner.configure({ mode: 'off', store });
     const before = rt.tuner.stats.classesTuned;
@@ -153,7 +154,7 @@ t('conv2d, tiled family: off times nothing; on times each direction\'s class ove
     assert.ok(tuned.slice(1, -1).every((k) => tile(k) === winner.dx), tuned.join(' '));
     assert.is(tile(tuned[tuned.length - 1]), winner.dw);
   } finally {
-    setConv2dKernels('auto');
+    restore();
     rt.tuner.mode = 'off';
   }
 });

@@ -51,45 +51,33 @@ import { inputGradStride2, STRIDE2_TM } from './conv2d_dgrad_s2.js';
 import { forwardPointwise, inputGradPointwise, weightGradPointwise, reshapeOwned } from './conv2d_pointwise.js';
 import { forwardFolded, inputGradFolded, weightGradFolded } from './conv2d_fold.js';
 import { conv2dPlan, type Conv2dOptions, type ConvFamily, type ConvGeometry, type ConvPlan, type CoreDispatch } from './conv2d_plan.js';
-import { forwardTiled, inputGradTiled, weightGradTiled, type TiledPlan, type TiledTileName } from './conv2d_tiled.js';
+import { forwardTiled, inputGradTiled, weightGradTiled, type TiledPlan } from './conv2d_tiled.js';
 import { tunedTiledPlan, type ConvDirection } from './conv2d_tune.js';
 import { sum } from './reduce.js';
 import { reshape } from './shape.js';
 import { fillTensor } from './pointwise.js';
 
-export { conv2dGeometry, conv2dPlan, setConv2dFoldMinOut } from './conv2d_plan.js';
+export { conv2dGeometry, conv2dPlan } from './conv2d_plan.js';
 export type { Conv2dOptions, ConvFamily, ConvGeometry, ConvPlan, CoreDispatch, WgradPlan } from './conv2d_plan.js';
 export { TILED_TILES, type TiledTileName, type TiledPlan } from './conv2d_tiled.js';
 export { convShapeClass, convTileCandidates, type ConvDirection } from './conv2d_tune.js';
 
 const OP = 'conv2d';
 
-let subgroupMode: 'auto' | 'off' = 'auto';
-/** 'off' makes conv2d use the per-lane kernels even where 8-wide subgroups exist (tests and
- *  benchmarks compare the two); 'auto' (the default) uses the subgroup kernels where possible. */
-export function setConv2dSubgroups(mode: 'auto' | 'off'): void {
-  subgroupMode = mode;
-}
-const useSg8 = (rt: Runtime): boolean => subgroupMode === 'auto' && hasSubgroups8(rt);
+// The device profile's settings decide (rt.profile.kernels; tests and benchmarks change them
+// with overrideKernels): the family (conv: classic on CPU drivers such as lavapipe, for which it
+// was tuned, tiled on GPUs), the classic family's subgroup kernels (convSubgroups) and folding
+// threshold (convFoldMinOut), and one forced tile of the tiled family (convTile). With the tiled
+// family and no tile forced, rt.tuner may choose the tile per direction (conv2d_tune.ts).
+const useSg8 = (rt: Runtime): boolean => rt.profile.kernels.convSubgroups && hasSubgroups8(rt);
 
-let familyMode: 'auto' | 'classic' | 'tiled' = 'auto';
-let forcedTile: TiledTileName | null = null;
-/** Which kernel family conv2d plans with. 'auto' (the default): the device profile's choice
- *  (rt.profile.kernels.conv: classic on CPU drivers such as lavapipe, for which it was tuned,
- *  tiled on GPUs); 'classic' or 'tiled' force one, and `tile` one tile of the tiled family
- *  (tests and benchmarks). With the tiled family and no tile forced, rt.tuner may choose the
- *  tile per direction (conv2d_tune.ts). */
-export function setConv2dKernels(mode: 'auto' | 'classic' | 'tiled', tile: TiledTileName | null = null): void {
-  familyMode = mode;
-  forcedTile = tile;
-}
 function family(rt: Runtime): ConvFamily {
-  const tiled = familyMode === 'tiled' || (familyMode === 'auto' && rt.profile.kernels.conv === 'tiled');
-  return tiled ? { family: 'tiled', tile: forcedTile } : { family: 'classic' };
+  const k = rt.profile.kernels;
+  return k.conv === 'tiled' ? { family: 'tiled', tile: k.convTile } : { family: 'classic', foldMinOut: k.convFoldMinOut };
 }
 /** A tiled plan's tiles for one direction: forced, tuned or the default rule's. */
 function tiledFor(rt: Runtime, plan: ConvPlan, dir: ConvDirection): TiledPlan {
-  return forcedTile ? plan.tiled! : tunedTiledPlan(rt, plan.geometry, plan.tiled!, dir);
+  return plan.tiled!.forced ? plan.tiled! : tunedTiledPlan(rt, plan.geometry, plan.tiled!, dir);
 }
 /** The plan conv2d would use on this runtime for these shapes, before tuning (benchmarks name their variants with it). */
 export function conv2dPlanFor(rt: Runtime, xShape: readonly number[], wShape: readonly number[], opts: Conv2dOptions = {}, hasBias = false): ConvPlan {

@@ -58,6 +58,8 @@ export interface TiledDispatch {
 
 export interface TiledPlan {
   hasBias: boolean;
+  /** One tile was forced for all products (no tuning). */
+  forced: boolean;
   tile: TiledTileName;
   forward: TiledDispatch;
   /** Residue classes of dx (row-major over stride rows x columns); null: no tap reaches it. */
@@ -151,7 +153,7 @@ const mod = (a: number, m: number): number => ((a % m) + m) % m;
 
 /** Plans all three products on the tiled kernels; `force` fixes one tile for all of them. */
 export function tiledPlan(g: ConvGeometry, hasBias: boolean, force: TiledTileName | null = null): TiledPlan {
-  return { hasBias, ...tiledForward(g, hasBias, force), ...tiledInputGrad(g, force), ...tiledWeightGrad(g, force) };
+  return { hasBias, forced: force !== null, ...tiledForward(g, hasBias, force), ...tiledInputGrad(g, force), ...tiledWeightGrad(g, force) };
 }
 
 /** The forward product with `force`'s tile or the default rule's. */
