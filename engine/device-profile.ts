@@ -1,6 +1,7 @@
 // What a Runtime knows about its device, read once from the adapter and the device, and the
 // kernel choices that follow from it. Plans read `rt.profile` instead of module globals; tests
-// and benchmarks pass overrides (init({ profile })) or force a kernel per call.
+// and benchmarks pass overrides (init({ profile })), change them for a while (overrideKernels)
+// or force a kernel per call.
 //
 //   deviceProfile(device, info, overrides?)  the profile of a device (engine/gpu.ts supplies info)
 //   profile.adapter.key                      "vendor|architecture|device|description": the tuning
@@ -11,6 +12,8 @@
 //
 // A candidate kernel "fits" when its workgroup storage and invocations are within the limits
 // (fitsWorkgroup); the GPU-class kernels keep to 16 KiB unless the device allows more.
+
+import type { TiledTileName } from './ops/conv2d_tiled.js';
 
 export interface AdapterIdentity {
   vendor: string;
@@ -35,6 +38,12 @@ export interface KernelChoices {
   contrastive: 'gemm' | 'tiled';
   /** DenseCL's correspondence argmax: 'direct' (one invocation per cell) or 'tiled'. */
   correspondence: 'direct' | 'tiled';
+  /** Classic convolutions use the 8-wide subgroup kernels where the device has them; false: the per-lane ones (tests compare the two). */
+  convSubgroups: boolean;
+  /** One tile for every tiled convolution (tests, benchmarks); null: the default rule's, or the tuner's where tuning is on. */
+  convTile: TiledTileName | null;
+  /** Output channels from which classic convolutions of a few output pixels fold into batch GEMMs; null: conv2d_plan.ts's default (tests lower it). */
+  convFoldMinOut: number | null;
 }
 
 export interface DeviceProfile {
@@ -69,8 +78,9 @@ export function adapterIdentity(info: Partial<GPUAdapterInfo> | undefined): Adap
   return { vendor, architecture, device, description, key: [vendor, architecture, device, description].join('|') };
 }
 
-const CPU_KERNELS: KernelChoices = { gemm: 'lanes', conv: 'classic', contrastive: 'gemm', correspondence: 'direct' };
-const GPU_KERNELS: KernelChoices = { gemm: 'tiled', conv: 'tiled', contrastive: 'tiled', correspondence: 'tiled' };
+const CONV_SETTINGS = { convSubgroups: true, convTile: null, convFoldMinOut: null } as const;
+const CPU_KERNELS: KernelChoices = { gemm: 'lanes', conv: 'classic', contrastive: 'gemm', correspondence: 'direct', ...CONV_SETTINGS };
+const GPU_KERNELS: KernelChoices = { gemm: 'tiled', conv: 'tiled', contrastive: 'tiled', correspondence: 'tiled', ...CONV_SETTINGS };
 
 /** The profile of `device`; `info` is its adapter's (device.adapterInfo where the browser has it). */
 export function deviceProfile(device: GPUDevice, info?: Partial<GPUAdapterInfo>, overrides: ProfileOverrides = {}): DeviceProfile {
@@ -100,6 +110,13 @@ export function deviceProfile(device: GPUDevice, info?: Partial<GPUAdapterInfo>,
     // conv: scripts/time-conv.ts); GPUs get the tiled families (not yet measured on one).
     kernels: { ...(cpu || subgroups8 ? CPU_KERNELS : GPU_KERNELS), ...overrides.kernels },
   };
+}
+
+/** Changes some kernel choices of a runtime's profile (tests, benchmarks); the function returned restores the previous ones. */
+export function overrideKernels(p: DeviceProfile, changes: Partial<KernelChoices>): () => void {
+  const before = p.kernels;
+  p.kernels = { ...before, ...changes };
+  return () => void (p.kernels = before);
 }
 
 /** Why a kernel with this workgroup does not fit the device, or null when it does. */

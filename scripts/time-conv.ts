@@ -3,8 +3,9 @@
 // Prints ms (best of reps) and GFLOP/s for forward, input gradient and weight gradient.
 import { init, setRuntime, randn, noGrad, type Tensor } from '../engine/index.js';
 import {
-  conv2d, conv2dInputGrad, conv2dWeightGrad, conv2dGeometry, conv2dPlanFor, setConv2dKernels, type Conv2dOptions, type TiledTileName,
+  conv2d, conv2dInputGrad, conv2dWeightGrad, conv2dGeometry, conv2dPlanFor, TILED_TILES, type Conv2dOptions, type TiledTileName,
 } from '../engine/ops/conv2d.js';
+import { overrideKernels } from '../engine/device-profile.js';
 
 interface Shape { name: string; C: number; O: number; H: number; K: number; stride: number; pad: number }
 const SHAPES: Shape[] = [
@@ -42,7 +43,12 @@ const idleMs = Number(args.idle ?? 0);
 const cores = Number(args.cores ?? (await import('node:os')).availableParallelism());
 const rt = await init({ quiet: true });
 setRuntime(rt);
-setConv2dKernels((args.kernels ?? 'auto') as 'auto' | 'classic' | 'tiled', (args.tile ?? null) as TiledTileName | null);
+if (args.kernels && !['auto', 'classic', 'tiled'].includes(args.kernels)) throw new Error(`--kernels=${args.kernels}: use auto, classic or tiled`);
+if (args.tile && !(args.tile in TILED_TILES)) throw new Error(`--tile=${args.tile}: use one of ${Object.keys(TILED_TILES).join(', ')}`);
+overrideKernels(rt.profile, {
+  ...(args.kernels && args.kernels !== 'auto' ? { conv: args.kernels as 'classic' | 'tiled' } : {}),
+  ...(args.tile ? { convTile: args.tile as TiledTileName } : {}),
+});
 console.log(`adapter: ${rt.adapterDescription}; kernels: ${args.kernels ?? 'auto'}${args.tile ? ` tile ${args.tile}` : ''}`);
 
 // Wall time, and the process's CPU time (lavapipe runs the kernels on threads of this process):

@@ -5,9 +5,9 @@ import { fileURLToPath } from 'node:url';
 import { gpu, runtime, assertClose, randomArray, gradCheck } from './helpers.js';
 import { tensor, backward, noGrad, conv2d, Tensor, type Conv2dOptions, type DispatchObserver } from '../engine/index.js';
 import {
-  conv2dPlan, conv2dPlanFor, conv2dInputGrad, conv2dWeightGrad, conv2dGeometry, setConv2dSubgroups, setConv2dFoldMinOut, setConv2dKernels,
-  TILED_TILES, type TiledTileName,
+  conv2dPlan, conv2dPlanFor, conv2dInputGrad, conv2dWeightGrad, conv2dGeometry, TILED_TILES, type TiledTileName,
 } from '../engine/ops/conv2d.js';
+import { overrideKernels, type KernelChoices } from '../engine/device-profile.js';
 import { hasSubgroups8 } from '../engine/ops/matmul.js';
 
 // Tests run from the bundle in .build/test/; fixtures stay in the source tree.
@@ -33,6 +33,9 @@ t.before(async () => {
   await gpu();
   cases = JSON.parse(readFileSync(fixturePath, 'utf8')).cases;
 });
+
+/** Changes the test runtime's kernel choices; call the result to restore them. */
+const kernels = (changes: Partial<KernelChoices>): (() => void) => overrideKernels(runtime().profile, changes);
 
 /** Kernel keys of every dispatch fn records (through the runtime's observer seam). */
 function dispatchedKernels(fn: () => void): string[] {
@@ -90,7 +93,7 @@ t('matches PyTorch on the fixture grid: output, input, weight and bias gradients
 // kernels (every other adapter) get a spread of the grid here.
 t('the per-lane kernels match PyTorch too', async () => {
   const names = ['3x3 s1 p1 odd sizes', '3x3 s2 p1', '7x7 s2 p3 stem, 3 channels', '5x3 stride'];
-  setConv2dSubgroups('off');
+  const restore = kernels({ convSubgroups: false });
   try {
     for (const n of names) {
       const c = cases.find((k) => k.name.startsWith(n));
@@ -99,7 +102,7 @@ t('the per-lane kernels match PyTorch too', async () => {
       assert.ok(keys.some((k) => k.startsWith('conv2d_gemm[')) && !keys.some((k) => k.includes('_sg8')), `${n}: per-lane kernels only`);
     }
   } finally {
-    setConv2dSubgroups('auto');
+    restore();
   }
 });
 
@@ -111,7 +114,7 @@ t('the per-lane kernels match PyTorch too', async () => {
 t('every tile of the tiled kernels matches PyTorch on the fixture grid', async () => {
   const spread = ['1x1 s1 small image, bias', '1x1 s2 downsample', '3x3 s2 p1', '7x7 s2 p3 stem, 3 channels', '5x3 stride', '3x3 s3 p1'];
   for (const tile of Object.keys(TILED_TILES) as TiledTileName[]) {
-    setConv2dKernels('tiled', tile);
+    const restore = kernels({ conv: 'tiled', convTile: tile });
     try {
       for (const c of cases) {
         if (tile !== '4x4' && !spread.some((n) => c.name.startsWith(n))) continue;
@@ -120,7 +123,7 @@ t('every tile of the tiled kernels matches PyTorch on the fixture grid', async (
         assert.ok(convKeys.length >= 3 && convKeys.every((k) => k.startsWith('conv2d_tiled[') && k.includes(`TM=${tile[0]},TN=${tile[2]}`)), `${c.name} (${tile}): tiled kernels only: ${keys.join(' ')}`);
       }
     } finally {
-      setConv2dKernels('auto');
+      restore();
     }
   }
 });
@@ -225,12 +228,12 @@ t('variants are taken where the shape asks for them, and are correct there', asy
   assert.ok(stemKeys.some((k) => k.startsWith('conv2d_gemm') && k.includes('NTC=7') && k.includes('SCS=2')), `stem variant: ${stemKeys.join(' ')}`);
   // Outputs of a few pixels (here 3x3): all three products as batch-folded GEMMs via im2col
   // (from 256 output channels by default; this fixture has fewer).
-  setConv2dFoldMinOut(0);
+  const restore = kernels({ convFoldMinOut: 0 });
   let tinyKeys: string[];
   try {
     tinyKeys = await runCase(byName('3x3 s3 p1'));
   } finally {
-    setConv2dFoldMinOut(256);
+    restore();
   }
   assert.is(tinyKeys.some((k) => k.startsWith('conv2d_im2col')) && !tinyKeys.some((k) => k.startsWith('conv2d_gemm') || k.startsWith('conv2d_wgrad')), sg, `tiny maps fold with subgroups: ${tinyKeys.join(' ')}`);
   // Stride 2: the input gradient runs one dispatch per residue class (4 here), or with 8-wide
@@ -266,7 +269,7 @@ t('the fused stride-2 input gradient matches a CPU loop on odd sizes and both ke
   const sg = hasSubgroups8(runtime());
   assert.is(conv2dPlan([N, C, H, W], [O, C, 3, 3], opts, false, sg).inputGradStride2, sg, 'fused kernel where subgroups exist');
   for (const mode of ['auto', 'off'] as const) {
-    setConv2dSubgroups(mode);
+    const restore = kernels({ convSubgroups: mode === 'auto' });
     try {
       const w = tensor(wd, [O, C, 3, 3]);
       const dy = tensor(dyd, [N, O, OH, OW]);
@@ -274,7 +277,7 @@ t('the fused stride-2 input gradient matches a CPU loop on odd sizes and both ke
       assertClose(await dx.data(), ref, 1e-4, 1e-5, `stride-2 input gradient (subgroups ${mode})`);
       for (const v of [w, dy, dx]) v.dispose();
     } finally {
-      setConv2dSubgroups('auto');
+      restore();
     }
   }
 });
@@ -308,8 +311,7 @@ t('weight-gradient kernels on larger outputs match a CPU loop', async () => {
     // Classic family with and without subgroups, and the tiled one (the stem: 225 pixels per
     // image, scalar dy loads, K in 3 chunks; the 3x3: 240 pixels, vec4 dy loads, one chunk).
     for (const mode of ['auto', 'off', 'tiled'] as const) {
-      if (mode === 'tiled') setConv2dKernels('tiled');
-      else setConv2dSubgroups(mode);
+      const restore = kernels(mode === 'tiled' ? { conv: 'tiled' } : { convSubgroups: mode === 'auto' });
       try {
         if (mode === 'tiled') {
           const chunks = conv2dPlanFor(runtime(), xs, ws, opts).tiled!.chunks;
@@ -324,8 +326,7 @@ t('weight-gradient kernels on larger outputs match a CPU loop', async () => {
         assertClose(await dw.data(), ref, 1e-3, 1e-4, `dw ${ws.join('x')} stride ${g.SH} (${mode})`);
         for (const v of [x, dy, dw]) v.dispose();
       } finally {
-        setConv2dSubgroups('auto');
-        setConv2dKernels('auto');
+        restore();
       }
     }
   }
@@ -341,11 +342,11 @@ t('weight gradient is split into chunks and reduced deterministically', async ()
   const xd = randomArray(xs.reduce((a, b) => a * b), 11);
   const wd = randomArray(ws.reduce((a, b) => a * b), 12, -0.3, 0.3);
   for (const family of ['classic', 'tiled'] as const) {
-    setConv2dKernels(family);
+    const restore = kernels({ conv: family });
     try {
       await chunkedWeightGrad(xs, ws, xd, wd, family);
     } finally {
-      setConv2dKernels('auto');
+      restore();
     }
   }
 });

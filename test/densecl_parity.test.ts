@@ -7,8 +7,9 @@ import { fileURLToPath } from 'node:url';
 import { gpu, assertClose } from './helpers.js';
 import { tensor, runtime } from '../engine/index.js';
 import { DenseCL } from '../models/densecl.js';
-import { forceContrastiveVariant, type ContrastiveVariant } from '../engine/ops/contrastive.js';
-import { forceCorrespondenceVariant, type CorrespondenceVariant } from '../engine/ops/correspondence.js';
+import type { ContrastiveVariant } from '../engine/ops/contrastive.js';
+import type { CorrespondenceVariant } from '../engine/ops/correspondence.js';
+import { overrideKernels } from '../engine/device-profile.js';
 import { loadSafetensors } from '../train/io.js';
 import type { SafeTensor } from '../engine/safetensors.js';
 
@@ -32,14 +33,12 @@ function closeToRef(actual: ArrayLike<number>, expected: Float32Array, what: str
 const VARIANTS: [ContrastiveVariant, CorrespondenceVariant][] = [['tiled', 'tiled'], ['gemm', 'direct']];
 
 for (const [lossVariant, corrVariant] of VARIANTS) t(`losses, correspondence, gradients, EMA, queues and BN statistics match (${lossVariant} loss, ${corrVariant} correspondence)`, async () => {
-  await gpu();
-  forceContrastiveVariant(lossVariant);
-  forceCorrespondenceVariant(corrVariant);
+  const rt = await gpu();
+  const restore = overrideKernels(rt.profile, { contrastive: lossVariant, correspondence: corrVariant });
   try {
     await checkStep();
   } finally {
-    forceContrastiveVariant(null);
-    forceCorrespondenceVariant(null);
+    restore();
   }
 });
 

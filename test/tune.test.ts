@@ -1,5 +1,6 @@
-// Autotuning: the tuner's modes, a GEMM class tuned on this adapter (timing apart from the
-// recorded work), export/import, and the disk cache (corrupt and stale files, concurrent writers).
+// Autotuning: the tuner's modes, a GEMM class and a convolution's classes tuned on this adapter
+// (timing apart from the recorded work), export/import, and the disk cache (corrupt and stale
+// files, concurrent writers).
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { mkdtempSync, readFileSync, writeFileSync, readdirSync, rmSync } from 'node:fs';
@@ -8,7 +9,9 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gpu, randomArray, assertClose } from './helpers.js';
 import { runProcess } from './processes.js';
-import type { Runtime } from '../engine/index.js';
+import { backward, conv2d, type Runtime, type Tensor } from '../engine/index.js';
+import { conv2dGeometry, convShapeClass, convTileCandidates, TILED_TILES, type ConvDirection } from '../engine/ops/conv2d.js';
+import { overrideKernels } from '../engine/device-profile.js';
 import { gemm, gemmCandidates, gemmShapeClass, type GemmArgs } from '../engine/ops/matmul.js';
 import { tensorOn } from '../engine/ops/create.js';
 import { KERNEL_VERSION, type Decision, type TuneStore } from '../engine/tune/tuner.js';
@@ -82,6 +85,78 @@ t('off answers the profile default; on times the candidates in the background, t
   assert.is(rt.tuner.stats.classesTuned, before);
   assert.throws(() => rt.tuner.import({ ...exported, kernelVersion: 'old' }), /kernel version old/);
   rt.tuner.mode = 'off';
+});
+
+interface ConvCase {
+  name: string;
+  args: { stride: [number, number]; padding: [number, number]; dilation: [number, number] };
+  inputs: Record<'x' | 'weight' | 'bias', { shape: number[]; data: number[] }>;
+  outputShape: number[];
+  output: number[];
+  upstream: number[];
+  grads: Record<'x' | 'weight' | 'bias', number[]>;
+}
+
+/** Runs a PyTorch fixture case forward and backward, checks all results; returns the conv kernels' profiler names. */
+async function convCase(c: ConvCase): Promise<string[]> {
+  const [x, w, b] = (['x', 'weight', 'bias'] as const).map((k) => tensorOn(rt, c.inputs[k].data, c.inputs[k].shape).requireGrad());
+  const kernels: string[] = [];
+  rt.observer = { timestampWrites: (i) => void kernels.push(i.kernel), beforeSubmit: () => {}, afterSubmit: () => {} };
+  let y: Tensor;
+  try {
+    y = conv2d(x, w, b, c.args);
+    backward(y, tensorOn(rt, c.upstream, c.outputShape));
+  } finally {
+    rt.observer = null;
+  }
+  assertClose(await y.data(), c.output, 1e-4, 1e-4, `${c.name} output`);
+  assertClose(await x.grad!.data(), c.grads.x, 1e-4, 1e-4, `${c.name} grad x`);
+  assertClose(await w.grad!.data(), c.grads.weight, 1e-3, 1e-4, `${c.name} grad weight`);
+  assertClose(await b.grad!.data(), c.grads.bias, 1e-3, 1e-4, `${c.name} grad bias`);
+  return kernels.filter((k) => k.startsWith('conv2d_tiled['));
+}
+
+t('conv2d, tiled family: off times nothing; on times each direction\'s class over the tiles that fit, later calls use the winners', async () => {
+  const fixtures = fileURLToPath(new URL('../../test/fixtures/conv2d.json', import.meta.url));
+  const c = (JSON.parse(readFileSync(fixtures, 'utf8')).cases as ConvCase[]).find((k) => k.name === '3x3 s2 p0 odd')!;
+  const g = conv2dGeometry(c.inputs.x.shape, c.inputs.weight.shape, c.args);
+  const store = memoryStore();
+  const restore = overrideKernels(rt.profile, { conv: 'tiled' }); // lavapipe's profile takes the classic family; no tile forced
+  try {
+    rt.tuner.configure({ mode: 'off', store });
+    const before = rt.tuner.stats.classesTuned;
+    const plain = await convCase(c);
+    assert.is(rt.tuner.stats.classesTuned, before);
+    assert.equal(store.saved, {});
+
+    rt.tuner.configure({ mode: 'on', budgetMs: 5 });
+    const first = await convCase(c);
+    assert.equal(first, plain, 'first use: the default tiles, unmarked');
+    await rt.tuner.settled();
+    assert.is(rt.tuner.stats.classesTuned, before + 3);
+    const cands = convTileCandidates(rt);
+    assert.equal(cands, Object.keys(TILED_TILES), 'lavapipe fits every tile');
+    const winner = {} as Record<ConvDirection, string>;
+    for (const dir of ['fwd', 'dx', 'dw'] as const) {
+      const d = store.saved[convShapeClass(g, dir)];
+      assert.ok(d, `a decision for ${dir}`);
+      assert.equal(Object.keys(d.ms).sort(), [...cands].sort());
+      assert.ok(Object.values(d.ms).every((ms) => ms > 0 && Number.isFinite(ms)), JSON.stringify(d.ms));
+      assert.is(d.name, cands.reduce((a, b) => (d.ms[b] < d.ms[a] ? b : a)));
+      winner[dir] = d.name;
+    }
+    const tuned = await convCase(c);
+    // Recorded in order: forward, then the backward's dx classes (4 at stride 2, 3x3), then dw.
+    assert.is(tuned.length, plain.length);
+    assert.ok(tuned.every((k) => k.endsWith('(tuned)')), tuned.join(' '));
+    const tile = (k: string) => k.match(/TM=(\d),TN=(\d)/)!.slice(1).join('x');
+    assert.is(tile(tuned[0]), winner.fwd);
+    assert.ok(tuned.slice(1, -1).every((k) => tile(k) === winner.dx), tuned.join(' '));
+    assert.is(tile(tuned[tuned.length - 1]), winner.dw);
+  } finally {
+    restore();
+    rt.tuner.mode = 'off';
+  }
 });
 
 t('disk cache: decisions persist; a corrupt or stale file is ignored with one warning and rewritten', async () => {

@@ -16,14 +16,9 @@ export interface ContrastiveOptions {
   tau: number;
   /** 'gemm' only: the largest logits block kept in memory, in bytes; bigger problems run in row chunks. */
   maxLogitBytes?: number;
-  /** Forces an implementation (tests and benchmarks); by default chooseContrastiveVariant's. */
+  /** Forces an implementation (tests and benchmarks); by default chooseContrastiveVariant's
+   *  (whole models: change rt.profile.kernels.contrastive with overrideKernels). */
   variant?: ContrastiveVariant;
-}
-
-let forced: ContrastiveVariant | null = null;
-/** Makes every call without its own `variant` use this one (tests and benchmarks of whole models); null: choose. */
-export function forceContrastiveVariant(v: ContrastiveVariant | null): void {
-  forced = v;
 }
 
 /**
@@ -53,7 +48,7 @@ export function queueContrastiveLoss(q: Tensor, pos: Tensor, queue: Tensor, opts
     throw new Error(`${op}: needs at least one row, one feature and one queue entry; got q ${q.describe()}, queue ${queue.describe()}`);
   }
   if (!(opts.tau > 0) || !Number.isFinite(opts.tau)) throw new Error(`${op}: the temperature tau must be a positive number, got ${opts.tau}`);
-  const variant = opts.variant ?? forced ?? chooseContrastiveVariant(rt, D);
+  const variant = opts.variant ?? chooseContrastiveVariant(rt, D);
   if (variant === 'gemm') return gemmContrastiveLoss(q, pos, queue, opts.tau, opts.maxLogitBytes, op);
   const problem = tiledProblem(D);
   if (problem) throw new Error(`${op}: the tiled kernels cannot run q ${q.describe()}: ${problem}; leave variant unset to choose automatically`);

@@ -51,40 +51,35 @@ import { inputGradStride2, STRIDE2_TM } from './conv2d_dgrad_s2.js';
 import { forwardPointwise, inputGradPointwise, weightGradPointwise, reshapeOwned } from './conv2d_pointwise.js';
 import { forwardFolded, inputGradFolded, weightGradFolded } from './conv2d_fold.js';
 import { conv2dPlan, type Conv2dOptions, type ConvFamily, type ConvGeometry, type ConvPlan, type CoreDispatch } from './conv2d_plan.js';
-import { forwardTiled, inputGradTiled, weightGradTiled, type TiledTileName } from './conv2d_tiled.js';
+import { forwardTiled, inputGradTiled, weightGradTiled, type TiledPlan } from './conv2d_tiled.js';
+import { tunedTiledPlan, type ConvDirection } from './conv2d_tune.js';
 import { sum } from './reduce.js';
 import { reshape } from './shape.js';
 import { fillTensor } from './pointwise.js';
 
-export { conv2dGeometry, conv2dPlan, setConv2dFoldMinOut } from './conv2d_plan.js';
+export { conv2dGeometry, conv2dPlan } from './conv2d_plan.js';
 export type { Conv2dOptions, ConvFamily, ConvGeometry, ConvPlan, CoreDispatch, WgradPlan } from './conv2d_plan.js';
 export { TILED_TILES, type TiledTileName, type TiledPlan } from './conv2d_tiled.js';
+export { convShapeClass, convTileCandidates, type ConvDirection } from './conv2d_tune.js';
 
 const OP = 'conv2d';
 
-let subgroupMode: 'auto' | 'off' = 'auto';
-/** 'off' makes conv2d use the per-lane kernels even where 8-wide subgroups exist (tests and
- *  benchmarks compare the two); 'auto' (the default) uses the subgroup kernels where possible. */
-export function setConv2dSubgroups(mode: 'auto' | 'off'): void {
-  subgroupMode = mode;
-}
-const useSg8 = (rt: Runtime): boolean => subgroupMode === 'auto' && hasSubgroups8(rt);
+// The device profile's settings decide (rt.profile.kernels; tests and benchmarks change them
+// with overrideKernels): the family (conv: classic on CPU drivers such as lavapipe, for which it
+// was tuned, tiled on GPUs), the classic family's subgroup kernels (convSubgroups) and folding
+// threshold (convFoldMinOut), and one forced tile of the tiled family (convTile). With the tiled
+// family and no tile forced, rt.tuner may choose the tile per direction (conv2d_tune.ts).
+const useSg8 = (rt: Runtime): boolean => rt.profile.kernels.convSubgroups && hasSubgroups8(rt);
 
-let familyMode: 'auto' | 'classic' | 'tiled' = 'auto';
-let forcedTile: TiledTileName | null = null;
-/** Which kernel family conv2d plans with. 'auto' (the default): the device profile's choice
- *  (rt.profile.kernels.conv: classic on CPU drivers such as lavapipe, for which it was tuned,
- *  tiled on GPUs); 'classic' or 'tiled' force one, and `tile` one tile of the tiled family
- *  (tests and benchmarks; the tuner is to choose among these candidates). */
-export function setConv2dKernels(mode: 'auto' | 'classic' | 'tiled', tile: TiledTileName | null = null): void {
-  familyMode = mode;
-  forcedTile = tile;
-}
 function family(rt: Runtime): ConvFamily {
-  const tiled = familyMode === 'tiled' || (familyMode === 'auto' && rt.profile.kernels.conv === 'tiled');
-  return tiled ? { family: 'tiled', tile: forcedTile } : { family: 'classic' };
+  const k = rt.profile.kernels;
+  return k.conv === 'tiled' ? { family: 'tiled', tile: k.convTile } : { family: 'classic', foldMinOut: k.convFoldMinOut };
 }
-/** The plan conv2d would use on this runtime for these shapes (benchmarks name their variants with it). */
+/** A tiled plan's tiles for one direction: forced, tuned or the default rule's. */
+function tiledFor(rt: Runtime, plan: ConvPlan, dir: ConvDirection): TiledPlan {
+  return plan.tiled!.forced ? plan.tiled! : tunedTiledPlan(rt, plan.geometry, plan.tiled!, dir);
+}
+/** The plan conv2d would use on this runtime for these shapes, before tuning (benchmarks name their variants with it). */
 export function conv2dPlanFor(rt: Runtime, xShape: readonly number[], wShape: readonly number[], opts: Conv2dOptions = {}, hasBias = false): ConvPlan {
   return conv2dPlan(xShape, wShape, opts, hasBias, useSg8(rt), family(rt));
 }
@@ -209,13 +204,13 @@ export function conv2dWeightGrad(x: Tensor, dy: Tensor, wShape: readonly number[
 }
 
 function inputGrad(plan: ConvPlan, dy: Tensor, w: Tensor, op: string): Tensor {
-  if (plan.tiled) return inputGradTiled(dy, w, plan.geometry, plan.tiled, op);
+  if (plan.tiled) return inputGradTiled(dy, w, plan.geometry, tiledFor(dy.rt, plan, 'dx'), op);
   if (plan.path === 'fold') return inputGradFolded(dy, w, plan.geometry, op);
   return plan.path === 'gemm' ? inputGradPointwise(dy, w, plan.geometry, op) : inputGradImplicit(dy, w, plan, op);
 }
 
 function weightGrad(plan: ConvPlan, x: Tensor, dy: Tensor, op: string): Tensor {
-  if (plan.tiled) return weightGradTiled(x, dy, plan.geometry, plan.tiled, op);
+  if (plan.tiled) return weightGradTiled(x, dy, plan.geometry, tiledFor(x.rt, plan, 'dw'), op);
   if (plan.weightGradFolded) return weightGradFolded(x, dy, plan.geometry, op);
   return plan.path === 'gemm' ? weightGradPointwise(x, dy, plan.geometry, op) : weightGradImplicit(x, dy, plan, op);
 }
@@ -238,7 +233,7 @@ export function conv2d(x: Tensor, weight: Tensor, bias?: Tensor | null, opts: Co
   }
   const b = bias ?? null;
   const y = plan.tiled
-    ? forwardTiled(x, weight, b, g, plan.tiled, OP)
+    ? forwardTiled(x, weight, b, g, tiledFor(x.rt, plan, 'fwd'), OP)
     : plan.path === 'fold' ? forwardFolded(x, weight, b, g) : plan.path === 'gemm' ? forwardPointwise(x, weight, b, g) : forwardImplicit(x, weight, b, plan);
   return record(y, OP, args, (dy) => {
     const op = `${OP}.backward`;

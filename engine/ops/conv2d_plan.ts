@@ -150,11 +150,7 @@ const FOLD_WGRAD_MAX_PIXELS = 196;
 /** Output channels from which the folded path pays for its explicit im2col (each column element
  *  serves 2 * O FLOPs): the folding gains were measured at 256-512 channels, and a DenseCL step
  *  at width 0.25 (16-128 channels, 32 px) ran 8-10% slower with folding than without. */
-let foldMinOut = 256;
-/** Tests lower it to take the folded path on small fixtures. */
-export function setConv2dFoldMinOut(channels: number): void {
-  foldMinOut = channels;
-}
+const FOLD_MIN_OUT = 256;
 /** Largest im2col matrix the folded path builds, in floats (large batches fall back). */
 const FOLD_MAX_COL = 16 << 20;
 /** Tap rows and columns the core takes per dispatch (uniform arrays of 16). */
@@ -211,9 +207,9 @@ const gcd = (a: number, b: number): number => (b === 0 ? a : gcd(b, a % b));
 const mod = (a: number, m: number): number => ((a % m) + m) % m;
 
 /** Which kernel family plans a convolution: 'classic' (the per-lane and subgroup kernels tuned
- *  on lavapipe) or 'tiled' (conv2d_tiled.ts, for GPUs), the latter with its default tile rule or
- *  one tile forced. */
-export type ConvFamily = { family: 'classic' } | { family: 'tiled'; tile: TiledTileName | null };
+ *  on lavapipe; tests lower the folding threshold, by default 256 output channels) or 'tiled'
+ *  (conv2d_tiled.ts, for GPUs), the latter with its default tile rule or one tile forced. */
+export type ConvFamily = { family: 'classic'; foldMinOut?: number | null } | { family: 'tiled'; tile: TiledTileName | null };
 
 export function conv2dPlan(
   xShape: readonly number[], wShape: readonly number[], opts: Conv2dOptions = {}, hasBias = false, sg8 = false,
@@ -227,6 +223,7 @@ export function conv2dPlan(
     };
   }
   const { C, H, W, O, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW } = g;
+  const foldMinOut = kernels.family === 'classic' ? (kernels.foldMinOut ?? FOLD_MIN_OUT) : FOLD_MIN_OUT;
   const foldable = (pixels: number): boolean => sg8 && O >= foldMinOut && OH * OW <= pixels && C * KH * KW * g.N * OH * OW <= FOLD_MAX_COL;
   const weightGradFolded = foldable(FOLD_WGRAD_MAX_PIXELS);
   const none = { geometry: g, tiled: null, forward: null, inputGrad: [], inputGradStride2: false, weightGrad: null, weightGradFolded };

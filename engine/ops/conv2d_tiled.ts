@@ -16,6 +16,7 @@ import relayoutSrc from '../../shaders/conv2d_relayout.wgsl';
 import type { Tensor } from '../tensor.js';
 import { formatShape } from '../tensor.js';
 import type { Defines } from '../kernel.js';
+import type { Runtime, Kernel } from '../runtime.js';
 import type { ConvGeometry } from './conv2d_plan.js';
 import { empty } from './alloc.js';
 import { fillTensor } from './pointwise.js';
@@ -51,9 +52,14 @@ export interface TiledDispatch {
   params: Record<string, number | number[]>;
   workgroups: [number, number, number];
   flops: number;
+  /** The tile came from autotuning (conv2d_tune.ts): the profiler marks the dispatch. */
+  tuned?: boolean;
 }
 
 export interface TiledPlan {
+  hasBias: boolean;
+  /** One tile was forced for all products (no tuning). */
+  forced: boolean;
   tile: TiledTileName;
   forward: TiledDispatch;
   /** Residue classes of dx (row-major over stride rows x columns); null: no tap reaches it. */
@@ -147,6 +153,11 @@ const mod = (a: number, m: number): number => ((a % m) + m) % m;
 
 /** Plans all three products on the tiled kernels; `force` fixes one tile for all of them. */
 export function tiledPlan(g: ConvGeometry, hasBias: boolean, force: TiledTileName | null = null): TiledPlan {
+  return { hasBias, forced: force !== null, ...tiledForward(g, hasBias, force), ...tiledInputGrad(g, force), ...tiledWeightGrad(g, force) };
+}
+
+/** The forward product with `force`'s tile or the default rule's. */
+export function tiledForward(g: ConvGeometry, hasBias: boolean, force: TiledTileName | null): Pick<TiledPlan, 'tile' | 'forward'> {
   const { N, C, H, W, O, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW } = g;
   const tile = force ?? defaultTile(O, N * OH * OW);
   const forward = coreDispatch(
@@ -155,6 +166,12 @@ export function tiledPlan(g: ConvGeometry, hasBias: boolean, force: TiledTileNam
     { NR: OH, NQ: OW, SRS: SH, SCS: SW, ORS: 1, OR0: 0, OCS: 1, OC0: 0 },
     hasBias,
   );
+  return { tile, forward };
+}
+
+/** The input gradient's residue classes with `force`'s tile or the default rule's. */
+export function tiledInputGrad(g: ConvGeometry, force: TiledTileName | null): Pick<TiledPlan, 'inputGradTile' | 'inputGrad'> {
+  const { N, C, H, W, O, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW } = g;
   // dx pixel (ry + SH*r, rx + SW*q) receives tap (kh, kw) from dy pixel (r + (ry + PH - kh*DH)/SH,
   // q + (rx + PW - kw*DW)/SW) exactly when both divisions are exact.
   const inputGradTile = force ?? defaultTile(C, N * H * W);
@@ -175,8 +192,13 @@ export function tiledPlan(g: ConvGeometry, hasBias: boolean, force: TiledTileNam
       );
     }
   }
+  return { inputGradTile, inputGrad };
+}
+
+/** The weight gradient with `force`'s tile or the default rule's. */
+export function tiledWeightGrad(g: ConvGeometry, force: TiledTileName | null): Pick<TiledPlan, 'weightGrad' | 'weightGradTile' | 'chunks'> {
   const wg = weightGradDispatch(g, force);
-  return { tile, forward, inputGrad, inputGradTile, weightGrad: wg.dispatch, weightGradTile: wg.tile, chunks: wg.chunks };
+  return { weightGrad: wg.dispatch, weightGradTile: wg.tile, chunks: wg.chunks };
 }
 
 function weightGradDispatch(g: ConvGeometry, force: TiledTileName | null): { dispatch: TiledDispatch; tile: TiledTileName; chunks: number } {
@@ -236,9 +258,15 @@ function relayout(w: Tensor, g: ConvGeometry, trans: boolean, d: TiledDispatch, 
   return a;
 }
 
+/** The pipeline of one dispatch. */
+export const tiledKernel = (rt: Runtime, d: TiledDispatch): Kernel => rt.kernel('conv2d_tiled', src, d.defines);
+
+/** Bytes of workgroup storage a tile's two buffers take. */
+export const tiledStorageBytes = (t: TiledTile): number => 2 * 4 * t.BK * (BM(t) + BN(t));
+
 function run(d: TiledDispatch, bindings: Tensor[], op: string, shapes: string): void {
   const rt = bindings[0].rt;
-  rt.dispatch(rt.kernel('conv2d_tiled', src, d.defines), {
+  rt.dispatch(tiledKernel(rt, d), {
     params: d.params,
     buffers: bindings.map((t) => t.buffer(op)),
     workgroups: d.workgroups,
@@ -246,6 +274,7 @@ function run(d: TiledDispatch, bindings: Tensor[], op: string, shapes: string): 
     flops: d.flops,
     bytes: 4 * bindings.reduce((acc, t) => acc + t.size, 0),
     shapes,
+    tuned: d.tuned,
   });
 }
 

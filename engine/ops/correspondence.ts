@@ -12,13 +12,7 @@ import { empty, requireF32, sameRuntime } from './alloc.js';
 
 export type CorrespondenceVariant = 'tiled' | 'direct';
 
-let forced: CorrespondenceVariant | null = null;
-/** Makes every call without its own `variant` use this one (tests and benchmarks of whole models); null: choose. */
-export function forceCorrespondenceVariant(v: CorrespondenceVariant | null): void {
-  forced = v;
-}
-
-/** The device profile's choice (rt.profile.kernels.correspondence): 'direct' on CPU drivers such as lavapipe, where it measured 4x faster, 'tiled' on GPUs. */
+/** The device profile's choice (rt.profile.kernels.correspondence, changed for whole models by overrideKernels): 'direct' on CPU drivers such as lavapipe, where it measured 4x faster, 'tiled' on GPUs. */
 export function chooseCorrespondenceVariant(rt: Runtime): CorrespondenceVariant {
   return rt.profile.kernels.correspondence;
 }
@@ -33,7 +27,7 @@ export function denseCorrespondence(qb: Tensor, kb: Tensor, variant?: Correspond
   }
   const [N, C, S2] = qb.shape;
   const ind = empty(rt, [N, S2], 'i32', op);
-  const tiled = (variant ?? forced ?? chooseCorrespondenceVariant(rt)) === 'tiled';
+  const tiled = (variant ?? chooseCorrespondenceVariant(rt)) === 'tiled';
   if (tiled && N > 65535) throw new Error(`${op}: ${N} images exceed the 65535 one dispatch takes; split the batch`);
   rt.dispatch(tiled ? rt.kernel('correspondence_tile', tileSrc) : rt.kernel('dense_correspondence', corrSrc), {
     params: { N, C, S2 },
