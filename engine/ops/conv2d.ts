@@ -41,7 +41,6 @@ import gemmSrc from '../../shaders/conv2d_gemm.wgsl';
 import gemmSg8Src from '../../shaders/conv2d_gemm_sg8.wgsl';
 import wgradSrc from '../../shaders/conv2d_wgrad.wgsl';
 import wgradSg8Src from '../../shaders/conv2d_wgrad_sg8.wgsl';
-import relayoutSrc from '../../shaders/conv2d_relayout.wgsl';
 import { Tensor, formatShape } from '../tensor.js';
 import { record } from '../autograd.js';
 import type { Runtime } from '../runtime.js';
@@ -53,6 +52,7 @@ import { forwardFolded, inputGradFolded, weightGradFolded } from './conv2d_fold.
 import { conv2dPlan, type Conv2dOptions, type ConvFamily, type ConvGeometry, type ConvPlan, type CoreDispatch } from './conv2d_plan.js';
 import { forwardTiled, inputGradTiled, weightGradTiled, type TiledPlan } from './conv2d_tiled.js';
 import { tunedTiledPlan, type ConvDirection } from './conv2d_tune.js';
+import { relayoutWeight } from './conv2d_relayout.js';
 import { sum } from './reduce.js';
 import { reshape } from './shape.js';
 import { fillTensor } from './pointwise.js';
@@ -88,21 +88,7 @@ export function conv2dPlanFor(rt: Runtime, xShape: readonly number[], wShape: re
 // Dispatch helpers.
 
 /** The weight as A[cin, kh, kw, m] with m padded to mp (trans: cin = o, m = c). */
-function relayout(w: Tensor, g: ConvGeometry, trans: boolean, mp: number, op: string): Tensor {
-  const rt = w.rt;
-  const cin = trans ? g.O : g.C;
-  const total = cin * g.KH * g.KW * mp;
-  const a = empty(rt, [total], 'f32', op);
-  rt.dispatch(rt.kernel('conv2d_relayout', relayoutSrc, { TRANS: trans }), {
-    params: { O: g.O, C: g.C, KHW: g.KH * g.KW, MP: mp, total, CINP: 0 },
-    buffers: [w.buffer(op), a.buffer(op)],
-    workgroups: rt.grid1d(total, 256),
-    op,
-    bytes: 8 * total,
-    shapes: formatShape([g.O, g.C, g.KH, g.KW]),
-  });
-  return a;
-}
+const relayout = (w: Tensor, g: ConvGeometry, trans: boolean, mp: number, op: string): Tensor => relayoutWeight(w, g, trans, { mp, cinp: 0 }, op);
 
 /** [x, y, z] workgroups with y folded into z beyond the 65535 limit (the shaders rebuild y + z*ny). */
 function foldGrid(x: number, y: number): [number, number, number] {

@@ -12,13 +12,13 @@
 // Tiles: 16 x 16 invocations, each a TM x TN register tile (4 or 8 each), K slices of BK, two
 // workgroup buffers of BK x (16*TM + 16*TN) floats: 16 KiB at 8x8 (BK 8) and 4x4 (BK 16).
 import src from '../../shaders/conv2d_tiled.wgsl';
-import relayoutSrc from '../../shaders/conv2d_relayout.wgsl';
 import type { Tensor } from '../tensor.js';
 import { formatShape } from '../tensor.js';
 import type { Defines } from '../kernel.js';
 import type { Runtime, Kernel } from '../runtime.js';
 import type { ConvGeometry } from './conv2d_plan.js';
 import { empty } from './alloc.js';
+import { relayoutWeight } from './conv2d_relayout.js';
 import { fillTensor } from './pointwise.js';
 import { sum } from './reduce.js';
 import { reshapeOwned } from './conv2d_pointwise.js';
@@ -241,22 +241,8 @@ function weightGradDispatch(g: ConvGeometry, force: TiledTileName | null): { dis
 // Execution.
 
 /** The weight as A[kh, kw, cin, m], cin padded to CINP and m to MP (trans: cin = o, m = c). */
-function relayout(w: Tensor, g: ConvGeometry, trans: boolean, d: TiledDispatch, op: string): Tensor {
-  const rt = w.rt;
-  const CINP = d.params.CINP as number;
-  const MP = 4 * (d.params.MP4 as number);
-  const total = g.KH * g.KW * CINP * MP;
-  const a = empty(rt, [total], 'f32', op);
-  rt.dispatch(rt.kernel('conv2d_relayout', relayoutSrc, { TRANS: trans, TAP_MAJOR: true }), {
-    params: { O: g.O, C: g.C, KHW: g.KH * g.KW, MP, total, CINP },
-    buffers: [w.buffer(op), a.buffer(op)],
-    workgroups: rt.grid1d(total, 256),
-    op,
-    bytes: 8 * total,
-    shapes: formatShape([g.O, g.C, g.KH, g.KW]),
-  });
-  return a;
-}
+const relayout = (w: Tensor, g: ConvGeometry, trans: boolean, d: TiledDispatch, op: string): Tensor =>
+  relayoutWeight(w, g, trans, { mp: 4 * (d.params.MP4 as number), cinp: d.params.CINP as number }, op);
 
 /** The pipeline of one dispatch. */
 export const tiledKernel = (rt: Runtime, d: TiledDispatch): Kernel => rt.kernel('conv2d_tiled', src, d.defines);

@@ -1,0 +1,30 @@
+// The weight re-laid for the implicit-GEMM kernels' aligned vec4 loads along the output
+// dimension m, zero-padded: [cin, kh, kw, mp] for the classic kernels, or tap-major
+// [kh, kw, cinp, mp] with cin padded to cinp for the tiled ones (trans: cin = o, m = c, for dx).
+import relayoutSrc from '../../shaders/conv2d_relayout.wgsl';
+import { Tensor, formatShape } from '../tensor.js';
+import { empty } from './alloc.js';
+import type { ConvGeometry } from './conv2d_plan.js';
+
+export interface RelayoutShape {
+  /** m padded to a multiple of the kernel's tile rows. */
+  mp: number;
+  /** Tap-major with cin padded to this (the tiled kernels); 0: the classic [cin, kh, kw, mp]. */
+  cinp: number;
+}
+
+export function relayoutWeight(w: Tensor, g: ConvGeometry, trans: boolean, { mp, cinp }: RelayoutShape, op: string): Tensor {
+  const rt = w.rt;
+  const cin = cinp || (trans ? g.O : g.C);
+  const total = cin * g.KH * g.KW * mp;
+  const a = empty(rt, [total], 'f32', op);
+  rt.dispatch(rt.kernel('conv2d_relayout', relayoutSrc, { TRANS: trans, TAP_MAJOR: cinp > 0 }), {
+    params: { O: g.O, C: g.C, KHW: g.KH * g.KW, MP: mp, total, CINP: cinp },
+    buffers: [w.buffer(op), a.buffer(op)],
+    workgroups: rt.grid1d(total, 256),
+    op,
+    bytes: 8 * total,
+    shapes: formatShape([g.O, g.C, g.KH, g.KW]),
+  });
+  return a;
+}
