@@ -52,6 +52,7 @@ function savedRunOptions(runDir: string): PretrainOptions {
  */
 export function resumeOptions(runDir: string, given: Partial<PretrainOptions> = {}): PretrainOptions {
   if (given.overwrite) throw new Error(`--resume continues the run in ${runDir} and --overwrite would replace it; give one of them`);
+  if (given.initBackbone) throw new Error(`--init-backbone ${given.initBackbone} with --resume ${runDir}: the checkpoint already holds the run's weights; drop --init-backbone, or start a new run with another --out`);
   const saved = savedRunOptions(runDir);
   const contradictions: string[] = [];
   for (const [k, v] of Object.entries(given) as [keyof PretrainOptions, unknown][]) {
