@@ -61,6 +61,8 @@ t('an exported backbone starts both encoders exactly; heads are a fresh run\'s',
   const config = JSON.parse(readFileSync(join(out, 'config.json'), 'utf8')) as Record<string, unknown>;
   assert.is(config.initBackbone, exported);
   assert.match(String(config.initBackboneSha256), /^[0-9a-f]{64}$/);
+  const counters = JSON.parse(loadSafetensors(join(out, 'checkpoint.safetensors')).metadata.counters!) as { config: Record<string, unknown> };
+  assert.equal([counters.config.initBackbone, counters.config.initBackboneSha256, counters.config.initBackboneBytes], [exported, config.initBackboneSha256, readFileSync(exported).length]);
   assert.throws(() => resumeOptions(out, { initBackbone: exported }), /--init-backbone .* with --resume .*: the checkpoint already holds the run's weights/);
 });
 
@@ -78,6 +80,7 @@ t('an unfit file is refused, naming the tensors, before the run folder exists', 
     [variant('extra', (m) => m.set('neck.weight', safeTensor(new Float32Array(2), [2]))), {}, /unexpected tensor\(s\) 'neck\.weight'/],
     [variant('shape', (m) => m.set('conv1.weight', safeTensor(new Float32Array(2), [2]))), {}, /wrong shape or dtype: 'conv1\.weight: F32\[2\], needs F32\[/],
     [variant('nan', (m) => { const v = (m.get('bn1.weight')!.data as Float32Array).slice(); v[0] = NaN; m.set('bn1.weight', safeTensor(v, [v.length])); }), {}, /NaN or infinite values in 'bn1\.weight'/],
+    [variant('dtype', (m) => m.set('bn1.running_mean', safeTensor(new BigInt64Array(4), [4]))), {}, /wrong shape or dtype: 'bn1\.running_mean: I64\[4\], needs F32\[4\]'/],
     [exported, { arch: 'resnet34' }, /does not fit the resnet34 .*missing tensor\(s\) 'layer1\.2\.conv1\.weight'.*\(\d+ in all\)/],
     [variant('fc', (m) => m.set('fc.weight', safeTensor(new Float32Array(2), [2]))), { width: 1 / 8 }, /wrong shape or dtype/],
   ];

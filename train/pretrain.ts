@@ -96,7 +96,12 @@ export async function pretrain(o: PretrainOptions, runtime?: Runtime, comm: Comm
   const stale = folder?.removeStaleTemporaries() ?? [];
   if (stale.length) progress?.note(`removed ${stale.length} temporary file(s) that killed writers left in ${runDir}: ${stale.join(', ')}`);
   try {
-    const config = { ...o, resume: '', ...(init ? { initBackbone: init.path, initBackboneSha256: init.sha256, initBackboneBytes: init.bytes } : {}) };
+    // Where the run's backbones started, in config.json and every checkpoint (a resumed run keeps its own).
+    const savedConfig = saved?.counters.config ?? {};
+    const provenance = init
+      ? { initBackbone: init.path, initBackboneSha256: init.sha256, initBackboneBytes: init.bytes }
+      : { initBackboneSha256: savedConfig.initBackboneSha256, initBackboneBytes: savedConfig.initBackboneBytes };
+    const config = { ...o, resume: '', ...(provenance.initBackboneSha256 !== undefined ? provenance : {}) };
     if (saved) {
       lastGood = trainer.loadState(saved.bytes, checkpointPath).step;
       folder?.startResumed(config, lastGood, (m) => progress!.note(`warning: ${m}`));
@@ -150,7 +155,7 @@ export async function pretrain(o: PretrainOptions, runtime?: Runtime, comm: Comm
       const step = trainer.steps;
       let bytes: Uint8Array;
       try {
-        bytes = await trainer.saveState({ epoch: Math.floor(step / stepsPerEpoch), sampler: data.loader.state(), config: { ...o } });
+        bytes = await trainer.saveState({ epoch: Math.floor(step / stepsPerEpoch), sampler: data.loader.state(), config: { ...o, ...(provenance.initBackboneSha256 !== undefined ? provenance : {}) } });
       } catch (e) {
         if (!(e instanceof NonFiniteStateError)) throw e;
         throw stopped(`the model diverged by step ${step} (${e.message})`);
