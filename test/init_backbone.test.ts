@@ -63,6 +63,11 @@ t('an exported backbone starts both encoders exactly; heads are a fresh run\'s',
   assert.match(String(config.initBackboneSha256), /^[0-9a-f]{64}$/);
   const counters = JSON.parse(loadSafetensors(join(out, 'checkpoint.safetensors')).metadata.counters!) as { config: Record<string, unknown> };
   assert.equal([counters.config.initBackbone, counters.config.initBackboneSha256, counters.config.initBackboneBytes], [exported, config.initBackboneSha256, readFileSync(exported).length]);
+  await rejects(() => pretrain({ ...resumeOptions(out, { epochs: 2 }), initBackbone: join(root, 'other.safetensors') }, runtime()), /--init-backbone .* with --resume .*: the checkpoint already holds/);
+  // Resumed, the run keeps where it started.
+  await pretrain(resumeOptions(out, { epochs: 2 }), runtime());
+  const resumed = JSON.parse(readFileSync(join(out, 'config.json'), 'utf8')) as Record<string, unknown>;
+  assert.equal([resumed.initBackbone, resumed.initBackboneSha256], [exported, config.initBackboneSha256]);
   assert.throws(() => resumeOptions(out, { initBackbone: exported }), /--init-backbone .* with --resume .*: the checkpoint already holds the run's weights/);
 });
 

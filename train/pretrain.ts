@@ -75,6 +75,9 @@ export async function pretrain(o: PretrainOptions, runtime?: Runtime, comm: Comm
   const checkpointPath = join(runDir, CHECKPOINT);
   const saved = o.resume ? await shareCheckpoint(comm, checkpointPath) : null;
   if (saved) checkCheckpointSettings(saved.counters.config, o, checkpointPath);
+  if (saved && o.initBackbone && o.initBackbone !== saved.counters.config.initBackbone) {
+    throw new Error(`--init-backbone ${o.initBackbone} with --resume ${runDir}: the checkpoint already holds the run's weights; drop --init-backbone, or start a new run with another --out`);
+  }
   const data: TrainingData = await openTrainingData(o, (saved?.counters.sampler as SamplerState | undefined) ?? null, { rank: comm.rank, worldSize: comm.size });
   const stepsPerEpoch = data.loader.batchesPerEpoch;
   const totalSteps = o.epochs * stepsPerEpoch;
