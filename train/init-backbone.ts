@@ -78,3 +78,8 @@ export function applyInitBackbone(init: InitBackbone, encoders: { params: FlatSt
     }
   }
 }
+
+/** --init-backbone is for new runs: a resumed run's checkpoint holds its weights. */
+export function initWithResumeError(file: string, runDir: string): Error {
+  return new Error(`--init-backbone ${file} with --resume ${runDir}: the checkpoint already holds the run's weights; drop --init-backbone, or start a new run with another --out`);
+}

@@ -20,7 +20,7 @@ import { StepProfiler } from './profile-run.js';
 import { Progress } from './progress.js';
 import { RunFolder, CHECKPOINT } from './run-folder.js';
 import { checkCheckpointSettings } from './resume.js';
-import { readInitBackbone, applyInitBackbone } from './init-backbone.js';
+import { readInitBackbone, applyInitBackbone, initWithResumeError } from './init-backbone.js';
 import { openTrainingData, type TrainingData } from './data-source.js';
 import { checkOptionRanges, describeOptions, type PretrainOptions } from './presets.js';
 import type { SamplerState } from './data/loader.js';
@@ -76,7 +76,7 @@ export async function pretrain(o: PretrainOptions, runtime?: Runtime, comm: Comm
   const saved = o.resume ? await shareCheckpoint(comm, checkpointPath) : null;
   if (saved) checkCheckpointSettings(saved.counters.config, o, checkpointPath);
   if (saved && o.initBackbone && o.initBackbone !== saved.counters.config.initBackbone) {
-    throw new Error(`--init-backbone ${o.initBackbone} with --resume ${runDir}: the checkpoint already holds the run's weights; drop --init-backbone, or start a new run with another --out`);
+    throw initWithResumeError(o.initBackbone, runDir);
   }
   const data: TrainingData = await openTrainingData(o, (saved?.counters.sampler as SamplerState | undefined) ?? null, { rank: comm.rank, worldSize: comm.size });
   const stepsPerEpoch = data.loader.batchesPerEpoch;

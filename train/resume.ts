@@ -4,6 +4,7 @@
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { flagName } from './args.js';
+import { initWithResumeError } from './init-backbone.js';
 import { readSafetensorsMetadata } from './io.js';
 import { CHECKPOINT } from './run-folder.js';
 import { PRETRAIN_PRESETS, type PretrainOptions } from './presets.js';
@@ -52,7 +53,7 @@ function savedRunOptions(runDir: string): PretrainOptions {
  */
 export function resumeOptions(runDir: string, given: Partial<PretrainOptions> = {}): PretrainOptions {
   if (given.overwrite) throw new Error(`--resume continues the run in ${runDir} and --overwrite would replace it; give one of them`);
-  if (given.initBackbone) throw new Error(`--init-backbone ${given.initBackbone} with --resume ${runDir}: the checkpoint already holds the run's weights; drop --init-backbone, or start a new run with another --out`);
+  if (given.initBackbone) throw initWithResumeError(given.initBackbone, runDir);
   const saved = savedRunOptions(runDir);
   const contradictions: string[] = [];
   for (const [k, v] of Object.entries(given) as [keyof PretrainOptions, unknown][]) {
