@@ -86,6 +86,7 @@ t('an unfit file is refused, naming the tensors, before the run folder exists', 
     [variant('shape', (m) => m.set('conv1.weight', safeTensor(new Float32Array(2), [2]))), {}, /wrong shape or dtype: 'conv1\.weight: F32\[2\], needs F32\[/],
     [variant('nan', (m) => { const v = (m.get('bn1.weight')!.data as Float32Array).slice(); v[0] = NaN; m.set('bn1.weight', safeTensor(v, [v.length])); }), {}, /NaN or infinite values in 'bn1\.weight'/],
     [variant('dtype', (m) => m.set('bn1.running_mean', safeTensor(new BigInt64Array(4), [4]))), {}, /wrong shape or dtype: 'bn1\.running_mean: I64\[4\], needs F32\[4\]'/],
+    [join(root, 'absent.safetensors'), {}, /--init-backbone .*absent\.safetensors: no such file/],
     [exported, { arch: 'resnet34' }, /does not fit the resnet34 .*missing tensor\(s\) 'layer1\.2\.conv1\.weight'.*\(\d+ in all\)/],
     [variant('fc', (m) => m.set('fc.weight', safeTensor(new Float32Array(2), [2]))), { width: 1 / 8 }, /wrong shape or dtype/],
   ];

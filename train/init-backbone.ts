@@ -4,7 +4,7 @@
 // folder is touched: every tensor the backbone needs (F32, its shape, finite), nothing unknown;
 // fc.* and num_batches_tracked are ignored.
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { loadSafetensors } from './io.js';
 import { ResNet, type Arch } from '../models/resnet.js';
@@ -28,6 +28,7 @@ const IGNORED = (name: string) => name.startsWith('fc.') || name.endsWith('.num_
 const listed = (names: string[]) => `${names.slice(0, 3).map((n) => `'${n}'`).join(', ')}${names.length > 3 ? `, ... (${names.length} in all)` : ''}`;
 
 export function readInitBackbone(path: string, o: PretrainOptions): InitBackbone {
+  if (!existsSync(path)) throw new Error(`--init-backbone ${path}: no such file; give a .safetensors state dict (e.g. what densecl export RUNDIR --format torchvision writes)`);
   const file = loadSafetensors(path);
   const net = new ResNet({ arch: o.arch as Arch, width: o.width, smallStem: o.smallStem });
   const model = `the ${o.arch} (width ${o.width}, ${o.smallStem ? 'small' : '7x7'} stem) of this run`;
