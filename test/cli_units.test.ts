@@ -85,7 +85,8 @@ t("presets: --preset tiny is exactly the built-in run's settings", () => {
     lr: 0.3, momentum: 0.9, weightDecay: 1e-4, tau: 0.2, emaMomentum: 0.999, lambda: 0.5, startIters: 0, bnGroups: 8, seed: 0, builtinImages: 2048, workers: 2,
     checkpointEvery: 100, out: 'runs/densecl', resume: '', profile: 0, stopAfter: 0,
   };
-  assert.equal(pretrainFlags('--preset', 'tiny'), { preset: 'tiny', ...before, overwrite: false });
+  assert.equal(pretrainFlags('--preset', 'tiny'), { preset: 'tiny', ...before, overwrite: false, initBackbone: '' });
+  assert.is(pretrainFlags('--preset', 'tiny', '--init-backbone', 'r18.safetensors').initBackbone, 'r18.safetensors');
   assert.equal(pretrainFlags('--preset=tiny', '--epochs', '1').epochs, 1);
 });
 

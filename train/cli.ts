@@ -23,7 +23,8 @@ ${presetHelp('                    ')}
                   --width W --small-stem --epochs N --batch-size B --img-size S --queue-size K --dim D
                   --lr (per 256 images) --momentum --weight-decay --tau --lambda --ema-momentum --start-iters
                   --bn-groups G --builtin-images N --seed N --workers N --checkpoint-every N
-                  --out RUNDIR (refused if it holds another run, unless --overwrite) --config FILE.json
+                  --out RUNDIR (refused if it holds another run, unless --overwrite)
+                  --init-backbone FILE.safetensors (start both backbones from a torchvision ResNet state dict) --config FILE.json
                   --resume RUNDIR   continue a run with its saved settings; only --epochs --data --workers
                                     --checkpoint-every --stop-after --profile may change
                   --profile N   time N steps per kernel; writes profile.md and trace.json

@@ -14,6 +14,8 @@ const RUN = {
   checkpointEvery: 100,
   out: 'runs/densecl',
   resume: '',
+  /** A new run's query and key backbones start from this torchvision-named ResNet safetensors file. */
+  initBackbone: '',
   /** Start a new run in an --out that holds another run's checkpoint (replaced by this run's first checkpoint). */
   overwrite: false,
   profile: 0,

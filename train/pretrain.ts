@@ -20,6 +20,7 @@ import { StepProfiler } from './profile-run.js';
 import { Progress } from './progress.js';
 import { RunFolder, CHECKPOINT } from './run-folder.js';
 import { checkCheckpointSettings } from './resume.js';
+import { readInitBackbone, applyInitBackbone, initWithResumeError } from './init-backbone.js';
 import { openTrainingData, type TrainingData } from './data-source.js';
 import { checkOptionRanges, describeOptions, type PretrainOptions } from './presets.js';
 import type { SamplerState } from './data/loader.js';
@@ -67,11 +68,16 @@ export async function pretrain(o: PretrainOptions, runtime?: Runtime, comm: Comm
   const runDir = resolve(o.out);
   // Only rank 0 touches the run folder.
   const folder = lead ? new RunFolder(runDir) : null;
+  // Checked whole before anything in the run folder is written; a resumed run keeps the path it started from (resumeOptions refuses the flag).
+  const init = o.initBackbone && !o.resume ? readInitBackbone(o.initBackbone, o) : null;
   if (folder && !o.resume) folder.checkNewRun(o.overwrite);
   if (lead) makeFolder(runDir);
   const checkpointPath = join(runDir, CHECKPOINT);
   const saved = o.resume ? await shareCheckpoint(comm, checkpointPath) : null;
   if (saved) checkCheckpointSettings(saved.counters.config, o, checkpointPath);
+  if (saved && o.initBackbone && o.initBackbone !== saved.counters.config.initBackbone) {
+    throw initWithResumeError(o.initBackbone, runDir);
+  }
   const data: TrainingData = await openTrainingData(o, (saved?.counters.sampler as SamplerState | undefined) ?? null, { rank: comm.rank, worldSize: comm.size });
   const stepsPerEpoch = data.loader.batchesPerEpoch;
   const totalSteps = o.epochs * stepsPerEpoch;
@@ -93,12 +99,21 @@ export async function pretrain(o: PretrainOptions, runtime?: Runtime, comm: Comm
   const stale = folder?.removeStaleTemporaries() ?? [];
   if (stale.length) progress?.note(`removed ${stale.length} temporary file(s) that killed writers left in ${runDir}: ${stale.join(', ')}`);
   try {
-    const config = { ...o, resume: '' };
+    // Where the run's backbones started, in config.json and every checkpoint (a resumed run keeps its own).
+    const savedConfig = saved?.counters.config ?? {};
+    const provenance = init
+      ? { initBackbone: init.path, initBackboneSha256: init.sha256, initBackboneBytes: init.bytes }
+      : { initBackboneSha256: savedConfig.initBackboneSha256, initBackboneBytes: savedConfig.initBackboneBytes };
+    const config = { ...o, resume: '', ...(provenance.initBackboneSha256 !== undefined ? provenance : {}) };
     if (saved) {
       lastGood = trainer.loadState(saved.bytes, checkpointPath).step;
       folder?.startResumed(config, lastGood, (m) => progress!.note(`warning: ${m}`));
       progress?.note(`resumed ${runDir} at step ${lastGood}${comm.size > 1 ? ` on ${comm.size} processes` : ''}`);
     } else {
+      if (init) {
+        applyInitBackbone(init, [trainer.model.query, trainer.model.key]);
+        progress?.note(`backbones (query and key) from ${init.path} (sha256 ${init.sha256.slice(0, 12)}...)${init.ignored.length ? `; ignored ${init.ignored.length} tensor(s) of it: ${init.ignored.slice(0, 3).join(', ')}${init.ignored.length > 3 ? ', ...' : ''}` : ''}`);
+      }
       folder?.startNew(config);
     }
     const job = comm.size > 1 ? `, ${comm.size} processes (${comm.description}; this is rank ${comm.rank} of ${comm.size}), ${B / comm.size} images each` : '';
@@ -143,7 +158,7 @@ export async function pretrain(o: PretrainOptions, runtime?: Runtime, comm: Comm
       const step = trainer.steps;
       let bytes: Uint8Array;
       try {
-        bytes = await trainer.saveState({ epoch: Math.floor(step / stepsPerEpoch), sampler: data.loader.state(), config: { ...o } });
+        bytes = await trainer.saveState({ epoch: Math.floor(step / stepsPerEpoch), sampler: data.loader.state(), config: { ...o, ...(provenance.initBackboneSha256 !== undefined ? provenance : {}) } });
       } catch (e) {
         if (!(e instanceof NonFiniteStateError)) throw e;
         throw stopped(`the model diverged by step ${step} (${e.message})`);

@@ -4,6 +4,7 @@
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { flagName } from './args.js';
+import { initWithResumeError } from './init-backbone.js';
 import { readSafetensorsMetadata } from './io.js';
 import { CHECKPOINT } from './run-folder.js';
 import { PRETRAIN_PRESETS, type PretrainOptions } from './presets.js';
@@ -52,6 +53,7 @@ function savedRunOptions(runDir: string): PretrainOptions {
  */
 export function resumeOptions(runDir: string, given: Partial<PretrainOptions> = {}): PretrainOptions {
   if (given.overwrite) throw new Error(`--resume continues the run in ${runDir} and --overwrite would replace it; give one of them`);
+  if (given.initBackbone) throw initWithResumeError(given.initBackbone, runDir);
   const saved = savedRunOptions(runDir);
   const contradictions: string[] = [];
   for (const [k, v] of Object.entries(given) as [keyof PretrainOptions, unknown][]) {
