@@ -3,7 +3,11 @@
 # clone: installs the npm packages when missing and makes sure a WebGPU adapter exists.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if [ ! -d node_modules/webgpu ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+if [ -L node_modules ] && [ -d node_modules/webgpu ]; then
+  # A node_modules linked from another checkout (e.g. a git worktree): npm ci would empty the
+  # linked folder through the link, so it is left to that checkout.
+  :
+elif [ ! -d node_modules/webgpu ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   npm ci --no-audit --no-fund
 fi
 bash scripts/setup-vulkan.sh >/dev/null || bash scripts/setup-vulkan.sh
