@@ -9,7 +9,7 @@
 // BENCH_QUICK=1: small sizes (R = 196 and 32, K = 4096). CONTRASTIVE_ROWS, CONTRASTIVE_K and
 // CONTRASTIVE_REPS (runs per case, best kept; default 1) override; CONTRASTIVE_SLOW_ROWS lists
 // row counts at which only 'gemm' runs (the tiled kernels take minutes there on lavapipe).
-import { writeFileSync, mkdirSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { cpus, loadavg } from 'node:os';
@@ -19,6 +19,8 @@ import { profile } from '../engine/profiler.js';
 import { queueContrastiveLoss, chooseContrastiveVariant, type ContrastiveVariant } from '../engine/ops/contrastive.js';
 import { denseCorrespondence, chooseCorrespondenceVariant, type CorrespondenceVariant } from '../engine/ops/correspondence.js';
 import type { BenchContext } from './lib/context.js';
+import { resultsDir } from './lib/report.js';
+import { writeFileAtomic } from '../train/io.js';
 
 const PYTHON = process.env.BENCH_PYTHON ?? '/usr/bin/python3';
 const LOSS_VARIANTS: ContrastiveVariant[] = ['tiled', 'gemm'];
@@ -142,9 +144,10 @@ export async function run(ctx: BenchContext): Promise<void> {
   ].join('\n');
   const corrTable = ['| N x C x S2 | variant | kernel ms |', '| --- | --- | ---: |', ...corr.map((c) => `| ${c.shape} | ${c.variant} | ${c.ms.toFixed(3)} |`)].join('\n');
   const date = new Date().toISOString();
-  const dir = join(process.cwd(), 'bench', 'results');
+  const dir = resultsDir();
   mkdirSync(dir, { recursive: true });
-  writeFileSync(join(dir, 'contrastive.json'), JSON.stringify({ suite: 'contrastive', adapter: ctx.adapter, date, peak, rows, correspondence: corr, torch: torch.rows, chosen }, null, 2) + '\n');
+  const text = new TextEncoder();
+  writeFileAtomic(join(dir, 'contrastive.json'), text.encode(JSON.stringify({ suite: 'contrastive', adapter: ctx.adapter, date, peak, rows, correspondence: corr, torch: torch.rows, chosen }, null, 2) + '\n'));
   const md = [
     '# Benchmark: contrastive loss',
     '',
@@ -167,7 +170,7 @@ export async function run(ctx: BenchContext): Promise<void> {
     corrTable,
     '',
   ].join('\n');
-  writeFileSync(join(dir, 'contrastive.md'), md);
+  writeFileAtomic(join(dir, 'contrastive.md'), text.encode(md));
   console.log(`\n${table}\n\n${corrTable}\n\n${notes.join('\n')}`);
 }
 
