@@ -96,6 +96,12 @@ export interface ParallelOptions {
 export interface StepOptions {
   /** Also read back DenseCL's correspondence indices. */
   correspondence?: boolean;
+  /**
+   * The shuffle-BN permutation of the key batch (perm[i] = the image at shuffled position i), for
+   * parity checks against another implementation; by default it is drawn from the trainer's
+   * generator. One process only.
+   */
+  keyPermutation?: readonly number[];
 }
 
 export class Trainer {
@@ -171,12 +177,13 @@ export class Trainer {
     const step = this.steps++;
     const lr = this.lrAt(step);
     if (this.dp) {
+      if (opts.keyPermutation) throw new Error('Trainer.trainStep: keyPermutation is for one process; a data-parallel job draws its permutation on rank 0');
       const dp = this.dp;
       const run = this.chain.then(() => dp.step(q, k, S, step, lr, this.rng, opts.correspondence));
       this.chain = run.catch(() => {});
       return run.then((r) => ({ step, lr, ...r.out, ...(r.correspondence ? { correspondence: r.correspondence } : {}), sync: r.times, keyPermutation: r.permutation }));
     }
-    const plan = this.model.planStep(step, B, this.rng);
+    const plan = this.model.planStep(step, B, opts.keyPermutation ?? this.rng);
     const values = { query: q, key: k, lr, ...this.model.stepValues(plan) };
     const record = (): StepTensors =>
       scope(() => {
