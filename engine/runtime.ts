@@ -55,6 +55,9 @@ export class Runtime {
   private kernels = new Map<string, Kernel>();
   private encoder: GPUCommandEncoder | null = null;
   private pass: GPUComputePassEncoder | null = null;
+  /** The pipeline set last in the open pass. */
+  private passPipeline: GPUComputePipeline | null = null;
+  private readonly dynamicOffset = new Uint32Array(1);
   private uniformBuffer: GPUBuffer;
   private uniformImage = new ArrayBuffer(UNIFORM_CAPACITY);
   private uniformView = new DataView(this.uniformImage);
@@ -218,9 +221,13 @@ export class Runtime {
 
   private encodeDispatch(k: Kernel, bindGroup: GPUBindGroup, uniformOffset: number, workgroups: [number, number, number], stamps: GPUComputePassTimestampWrites | undefined, info: DispatchInfo): void {
     const pass = this.openPass(stamps);
-    pass.setPipeline(k.pipeline);
-    pass.setBindGroup(0, bindGroup, k.iface.uniformSize > 0 ? [uniformOffset] : []);
-    pass.dispatchWorkgroups(...workgroups);
+    // Each call crosses into the native WebGPU implementation, the cost of a replayed dispatch.
+    if (this.passPipeline !== k.pipeline) pass.setPipeline((this.passPipeline = k.pipeline));
+    if (k.iface.uniformSize > 0) {
+      this.dynamicOffset[0] = uniformOffset;
+      pass.setBindGroup(0, bindGroup, this.dynamicOffset, 0, 1);
+    } else pass.setBindGroup(0, bindGroup);
+    pass.dispatchWorkgroups(workgroups[0], workgroups[1], workgroups[2]);
     if (stamps) this.closePass();
     this.stats.dispatches++;
     this.completion.noteDispatch(info.flops, info.bytes, !k.used);
@@ -367,11 +374,10 @@ export class Runtime {
   }
 
   private openPass(timestampWrites?: GPUComputePassTimestampWrites): GPUComputePassEncoder {
-    if (timestampWrites) {
-      this.closePass();
-      return (this.pass = this.ensureEncoder().beginComputePass({ timestampWrites }));
-    }
-    return (this.pass ??= this.ensureEncoder().beginComputePass());
+    if (timestampWrites) this.closePass();
+    if (this.pass) return this.pass;
+    this.passPipeline = null;
+    return (this.pass = this.ensureEncoder().beginComputePass(timestampWrites ? { timestampWrites } : undefined));
   }
 
   private closePass(): void {

@@ -49,6 +49,22 @@ for (const method of ['densecl', 'mocov2'] as const) {
   });
 }
 
+t('steps issued back to back, none awaited before the next, equal steps awaited one by one', async () => {
+  const rt = runtime();
+  const awaited = new Trainer(rt, TINY, { replay: false });
+  const pipelined = new Trainer(rt, TINY);
+  const want = [];
+  for (let s = 0; s < 5; s++) want.push(await awaited.trainStep(batch(30 + s), batch(40 + s)));
+  // Each replay writes its inputs into the buffers the step before may still be reading.
+  const pending = [];
+  for (let s = 0; s < 5; s++) pending.push(pipelined.trainStep(batch(30 + s), batch(40 + s)));
+  const got = await Promise.all(pending);
+  assert.equal(got.map((x) => x.loss), want.map((x) => x.loss));
+  assert.is(pipelined.programs!.stats.replayed, 3);
+  await assertSameState(awaited, pipelined);
+  for (const x of [awaited, pipelined]) x.destroy();
+});
+
 t('a resumed run replays the same steps as the run it continues', async () => {
   const rt = runtime();
   const a = new Trainer(rt, TINY);
