@@ -11,8 +11,9 @@ import { run as memory } from './memory.js';
 import { run as comm } from './comm.js';
 import { run as gpu } from './gpu.js';
 import { run as contrastive } from './contrastive.js';
+import { run as replay } from './replay.js';
 
-const suites: Record<string, Suite> = { matmul, batchnorm, conv, train_step, profiler, memory, comm, contrastive, gpu };
+const suites: Record<string, Suite> = { matmul, batchnorm, conv, train_step, profiler, memory, comm, contrastive, replay, gpu };
 
 // Suites that run only when named: gpu's default sizes are for a GPU (minutes per step on lavapipe).
 const onlyWhenNamed = new Set(['gpu']);

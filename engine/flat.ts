@@ -58,6 +58,7 @@ export class FlatStore {
   write(name: string, values: Float32Array): void {
     const t = this.get(name);
     if (values.length !== t.size) throw new Error(`${this.label}: '${name}' has ${t.size} elements, got ${values.length}`);
+    if (this.rt.capturing) throw new Error(`${this.label}: write('${name}') inside a captured step would not be replayed; upload per-step values as named inputs (inputOn)`);
     this.rt.flush(); // commands recorded so far must see the old values
     this.rt.device.queue.writeBuffer(this.buffer, this.offsets.get(name)! * 4, values.buffer, values.byteOffset, values.byteLength);
   }

@@ -16,6 +16,10 @@ export type { DeviceProfile, ProfileOverrides, KernelChoices } from './device-pr
 export type { TuneMode, TuneExport, Decision } from './tune/tuner.js';
 export { noGrad, isGradEnabled, detach, record } from './autograd.js';
 export { scope, keep } from './scope.js';
+export { StepProgram, type StepValues } from './capture.js';
+export { captureStep, replayStep, type CapturedStep, type StepTensors } from './replay.js';
+export { live, type LiveValue } from './uniforms.js';
+export { inputOn } from './ops/create.js';
 export { Rng } from './random.js';
 export type { MemoryReport } from './pool.js';
 export { add, sub, mul, div } from './ops/binary.js';

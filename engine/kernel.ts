@@ -7,6 +7,7 @@
 // at most once per shader. Snippets may use placeholders and declare `//!` defaults; the
 // including file's defaults win over a snippet's, and the caller's defines over both.
 import { WGSL_LIB } from './wgsl-lib.js';
+import type { ShaderInterface } from './uniforms.js';
 
 const DEFAULT_LINE = /^\/\/!\s*([A-Z_][A-Z0-9_]*)\s*=\s*(.*)$/gm;
 const PLACEHOLDER = /\$([A-Z_][A-Z0-9_]*)/g;
@@ -54,4 +55,24 @@ export function specialize(source: string, label: string, defines: Defines = {},
 export function kernelKey(label: string, defines: Defines = {}): string {
   const parts = Object.keys(defines).sort().map((k) => `${k}=${defines[k]}`);
   return parts.length ? `${label}[${parts.join(',')}]` : label;
+}
+
+export interface Kernel {
+  key: string;
+  label: string;
+  iface: ShaderInterface;
+  pipeline: GPUComputePipeline;
+  layout: GPUBindGroupLayout;
+  /** Whether it has been dispatched yet (its first run may include shader compilation). */
+  used: boolean;
+}
+
+/** What a profiler or a trace needs to know about one dispatch. */
+export interface DispatchInfo {
+  kernel: string;
+  op: string;
+  workgroups: [number, number, number];
+  flops: number;
+  bytes: number;
+  shapes: string;
 }

@@ -19,6 +19,8 @@ export function sizeClass(bytes: number): number {
 export interface MemoryReport {
   bytesLive: number;
   bytesPooled: number;
+  /** Held by captured step programs (engine/capture.ts). */
+  bytesCaptured: number;
   peakBytesLive: number;
   buffersCreated: number;
 }
@@ -32,6 +34,12 @@ export class BufferPool {
   private created = 0;
 
   private usage = storageUsage();
+  /** Every buffer this pool created (a captured step may only own those). */
+  private mine = new WeakSet<GPUBuffer>();
+  /** Buffers owned by captured step programs: never handed out, and a release is ignored. */
+  private claimed = new WeakSet<GPUBuffer>();
+  private bytesClaimed = 0;
+  private watcher: Set<GPUBuffer> | null = null;
 
   constructor(private device: GPUDevice) {}
 
@@ -42,19 +50,66 @@ export class BufferPool {
     this.peak = Math.max(this.peak, this.bytesLive);
     if (buf) {
       this.bytesPooled -= size;
+      this.watcher?.add(buf);
       return buf;
     }
     this.created++;
-    return this.device.createBuffer({ size, usage: this.usage });
+    const created = this.device.createBuffer({ size, usage: this.usage });
+    this.mine.add(created);
+    this.watcher?.add(created);
+    return created;
   }
 
   release(buf: GPUBuffer): void {
+    if (this.claimed.has(buf)) return;
     const size = buf.size;
     this.bytesLive -= size;
     this.bytesPooled += size;
     let list = this.dirty.get(size);
     if (!list) this.dirty.set(size, (list = []));
     list.push(buf);
+  }
+
+  /** While a step is captured, every acquired buffer is added to `into` (null stops watching). */
+  watch(into: Set<GPUBuffer> | null): void {
+    this.watcher = into;
+  }
+
+  /**
+   * Hands buffers to a captured step program: those acquired during the capture, and any other
+   * pooled buffer its commands touched that is free now (released during the capture). A pooled
+   * buffer that is still held outside the capture cannot be owned: the step read a tensor made
+   * before it, which a replay would find changed or freed.
+   */
+  claim(acquired: Set<GPUBuffer>, touched: Set<GPUBuffer>): GPUBuffer[] {
+    const owned: GPUBuffer[] = [];
+    for (const buf of touched) {
+      if (!this.mine.has(buf) || this.claimed.has(buf) || acquired.has(buf)) continue;
+      if (!this.removeFree(buf)) {
+        throw new Error('step capture: the step used a tensor created before the capture (a pooled buffer it does not own); create every tensor the step reads inside it (named uploads: inputOn), or keep persistent state in a FlatStore');
+      }
+      this.bytesPooled -= buf.size;
+      acquired.add(buf);
+      this.bytesLive += buf.size;
+    }
+    for (const buf of acquired) {
+      // Free now (released inside the capture) or still held by a returned tensor.
+      if (this.removeFree(buf)) this.bytesPooled -= buf.size;
+      else this.bytesLive -= buf.size;
+      this.claimed.add(buf);
+      this.bytesClaimed += buf.size;
+      owned.push(buf);
+    }
+    return owned;
+  }
+
+  /** A destroyed program's buffers are freed (they are never returned to the pool). */
+  unclaim(buffers: readonly GPUBuffer[]): void {
+    for (const buf of buffers) {
+      if (!this.claimed.delete(buf)) continue;
+      this.bytesClaimed -= buf.size;
+      buf.destroy();
+    }
   }
 
   /** Called after each submit: nothing pending touches the released buffers any more. */
@@ -76,11 +131,23 @@ export class BufferPool {
   }
 
   report(): MemoryReport {
-    return { bytesLive: this.bytesLive, bytesPooled: this.bytesPooled, peakBytesLive: this.peak, buffersCreated: this.created };
+    return { bytesLive: this.bytesLive, bytesPooled: this.bytesPooled, bytesCaptured: this.bytesClaimed, peakBytesLive: this.peak, buffersCreated: this.created };
   }
 
   resetPeak(): void {
     this.peak = this.bytesLive;
+  }
+
+  private removeFree(buf: GPUBuffer): boolean {
+    for (const lists of [this.clean, this.dirty]) {
+      const list = lists.get(buf.size);
+      const at = list ? list.indexOf(buf) : -1;
+      if (at >= 0) {
+        list!.splice(at, 1);
+        return true;
+      }
+    }
+    return false;
   }
 
   private take(from: Map<number, GPUBuffer[]>, size: number): GPUBuffer | undefined {

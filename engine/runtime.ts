@@ -2,33 +2,16 @@
 // submits only when a result is read or a step ends. Pipelines are cached by shader key, bind
 // groups reused, and parameters go through one uniform buffer addressed by dynamic offsets.
 import { BufferPool, type MemoryReport } from './pool.js';
-import { specialize, kernelKey, type Defines } from './kernel.js';
-import { reflectShader, packParams, type ParamValues, type ShaderInterface } from './uniforms.js';
+import { specialize, kernelKey, type Defines, type Kernel, type DispatchInfo } from './kernel.js';
+import { Recorder, StepProgram, type DispatchCommand, type StepValues } from './capture.js';
+import { reflectShader, packParams, writeScalar, type ParamValues } from './uniforms.js';
 import type { GpuHandle } from './gpu.js';
 import type { BufferRef } from './tensor.js';
 import { CompletionPredictor, sleep } from './completion.js';
 import { deviceProfile, type DeviceProfile, type ProfileOverrides } from './device-profile.js';
 import { Tuner } from './tune/tuner.js';
 
-export interface Kernel {
-  key: string;
-  label: string;
-  iface: ShaderInterface;
-  pipeline: GPUComputePipeline;
-  layout: GPUBindGroupLayout;
-  /** Whether it has been dispatched yet (its first run may include shader compilation). */
-  used: boolean;
-}
-
-/** What a profiler or a trace needs to know about one dispatch. */
-export interface DispatchInfo {
-  kernel: string;
-  op: string;
-  workgroups: [number, number, number];
-  flops: number;
-  bytes: number;
-  shapes: string;
-}
+export type { Kernel, DispatchInfo } from './kernel.js';
 
 /** A seam for the profiler: it may ask for a pass of its own per dispatch, with timestamps. */
 export interface DispatchObserver {
@@ -72,6 +55,9 @@ export class Runtime {
   private kernels = new Map<string, Kernel>();
   private encoder: GPUCommandEncoder | null = null;
   private pass: GPUComputePassEncoder | null = null;
+  /** The pipeline set last in the open pass. */
+  private passPipeline: GPUComputePipeline | null = null;
+  private readonly dynamicOffset = new Uint32Array(1);
   private uniformBuffer: GPUBuffer;
   private uniformImage = new ArrayBuffer(UNIFORM_CAPACITY);
   private uniformView = new DataView(this.uniformImage);
@@ -83,6 +69,8 @@ export class Runtime {
   private pendingChecks: Promise<void>[] = [];
   private kernelErrors: string[] = [];
   private completion = new CompletionPredictor();
+  /** Set while a step is being captured (capture()). */
+  private recorder: Recorder | null = null;
 
   constructor(
     private handle: GpuHandle,
@@ -155,19 +143,91 @@ export class Runtime {
     // Asked before the parameters are packed: an observer may submit what was recorded so far
     // (the coarse profiler does), which uploads and then reuses the uniform image.
     const stamps = this.observer?.timestampWrites(info);
-    let offset = 0;
-    if (k.iface.uniformSize > 0) {
-      const slot = Math.ceil(k.iface.uniformSize / UNIFORM_SLOT) * UNIFORM_SLOT;
-      if (this.uniformUsed + slot > UNIFORM_CAPACITY) this.flush();
-      offset = this.uniformUsed;
-      new Uint8Array(this.uniformImage, offset, slot).fill(0);
-      packParams(k.iface, args.params ?? {}, this.uniformView, offset, `${args.op} (${k.key})`);
-      this.uniformUsed += slot;
+    const offset = this.reserveUniform(k);
+    const patches = k.iface.uniformSize > 0 ? packParams(k.iface, args.params ?? {}, this.uniformView, offset, `${args.op} (${k.key})`) : [];
+    const bindGroup = this.bindGroup(k, args.buffers);
+    if (this.recorder) {
+      const uniform = new Uint8Array(this.uniformImage, offset, k.iface.uniformSize).slice();
+      const buffers = args.buffers.map((b) => ('buffer' in b ? b.buffer : b));
+      this.recorder.dispatch({ kernel: k, bindGroup, uniform, patches, workgroups: args.workgroups, info }, buffers);
     }
+    this.encodeDispatch(k, bindGroup, offset, args.workgroups, stamps, info);
+  }
+
+  /**
+   * Records `fn` (one training step, say) into a step program while running it as usual. Every
+   * upload inside must be a named input (inputOn) or a constant, every changing uniform scalar a
+   * live value, and nothing may be read back inside. The pooled buffers the step used belong to
+   * the program afterwards, so replays find them as the capture left them.
+   */
+  capture<T>(fn: () => T): { program: StepProgram; result: T } {
+    this.assertAlive();
+    if (this.recorder) throw new Error('step capture: a capture is already running; captures do not nest');
+    this.flush(); // commands recorded before belong to no program
+    const rec = (this.recorder = new Recorder());
+    this.pool.watch(rec.acquired);
+    let result: T;
+    try {
+      result = fn();
+      this.flush();
+    } finally {
+      this.recorder = null;
+      this.pool.watch(null);
+    }
+    const buffers = this.pool.claim(rec.acquired, rec.touched);
+    return { program: new StepProgram(rec, buffers, (owned) => this.pool.unclaim(owned)), result };
+  }
+
+  /** Whether a step is being captured now (uploads and reads are restricted then). */
+  get capturing(): boolean {
+    return this.recorder !== null;
+  }
+
+  /** Runs a captured step again with new inputs and live values (capture() says what it needs). */
+  replay(program: StepProgram, values: StepValues): void {
+    this.assertAlive();
+    if (this.recorder) throw new Error('step replay: not allowed inside a capture');
+    this.flush(); // anything recorded before runs first, as it would eagerly
+    program.run(this, values);
+  }
+
+  /** One dispatch of a captured program: its uniform bytes with the live values patched in. */
+  replayDispatch(cmd: DispatchCommand, values: StepValues): void {
+    const k = cmd.kernel;
+    const stamps = this.observer?.timestampWrites(cmd.info);
+    const offset = this.reserveUniform(k);
+    if (k.iface.uniformSize > 0) {
+      new Uint8Array(this.uniformImage, offset, cmd.uniform.length).set(cmd.uniform);
+      for (const p of cmd.patches) writeScalar(this.uniformView, offset + p.offset, p.scalar, values[p.name] as number);
+    }
+    this.encodeDispatch(k, cmd.bindGroup, offset, cmd.workgroups, stamps, cmd.info);
+  }
+
+  /** queue.writeBuffer at this point of the command stream (before the still-open encoder's commands run). */
+  writeBuffer(buffer: GPUBuffer, data: ArrayBufferView): void {
+    this.device.queue.writeBuffer(buffer, 0, data.buffer, data.byteOffset, data.byteLength);
+  }
+
+  /** Reserves (and zeroes) this dispatch's slot in the uniform image; flushes when it is full. */
+  private reserveUniform(k: Kernel): number {
+    if (k.iface.uniformSize === 0) return 0;
+    const slot = Math.ceil(k.iface.uniformSize / UNIFORM_SLOT) * UNIFORM_SLOT;
+    if (this.uniformUsed + slot > UNIFORM_CAPACITY) this.flush();
+    const offset = this.uniformUsed;
+    new Uint8Array(this.uniformImage, offset, slot).fill(0);
+    this.uniformUsed += slot;
+    return offset;
+  }
+
+  private encodeDispatch(k: Kernel, bindGroup: GPUBindGroup, uniformOffset: number, workgroups: [number, number, number], stamps: GPUComputePassTimestampWrites | undefined, info: DispatchInfo): void {
     const pass = this.openPass(stamps);
-    pass.setPipeline(k.pipeline);
-    pass.setBindGroup(0, this.bindGroup(k, args.buffers), k.iface.uniformSize > 0 ? [offset] : []);
-    pass.dispatchWorkgroups(...args.workgroups);
+    // Each call crosses into the native WebGPU implementation, the cost of a replayed dispatch.
+    if (this.passPipeline !== k.pipeline) pass.setPipeline((this.passPipeline = k.pipeline));
+    if (k.iface.uniformSize > 0) {
+      this.dynamicOffset[0] = uniformOffset;
+      pass.setBindGroup(0, bindGroup, this.dynamicOffset, 0, 1);
+    } else pass.setBindGroup(0, bindGroup);
+    pass.dispatchWorkgroups(workgroups[0], workgroups[1], workgroups[2]);
     if (stamps) this.closePass();
     this.stats.dispatches++;
     this.completion.noteDispatch(info.flops, info.bytes, !k.used);
@@ -185,14 +245,20 @@ export class Runtime {
   copyBuffer(src: GPUBuffer, srcOffset: number, dst: GPUBuffer, dstOffset: number, bytes: number): void {
     this.assertAlive();
     this.closePass();
+    this.recorder?.copy(src, srcOffset, dst, dstOffset, bytes);
     this.ensureEncoder().copyBufferToBuffer(src, srcOffset, dst, dstOffset, bytes);
   }
 
-  /** A pooled buffer holding `data`, written before the pending commands run. */
-  upload(data: ArrayBufferView, bytes = data.byteLength): GPUBuffer {
+  /**
+   * A pooled buffer holding `data`, written before the pending commands run. In a captured step,
+   * `input` names an upload that changes from step to step (a replay is given its new value);
+   * unnamed uploads are constants, written again as captured.
+   */
+  upload(data: ArrayBufferView, bytes = data.byteLength, input: string | null = null): GPUBuffer {
     this.assertAlive();
     const buf = this.pool.acquire(Math.max(bytes, 4), true);
-    if (data.byteLength) this.device.queue.writeBuffer(buf, 0, data.buffer, data.byteOffset, data.byteLength);
+    if (data.byteLength) this.writeBuffer(buf, data);
+    this.recorder?.write(buf, data, input);
     return buf;
   }
 
@@ -200,6 +266,7 @@ export class Runtime {
   flush(): void {
     this.assertAlive();
     if (!this.encoder) return;
+    this.recorder?.flush();
     this.closePass();
     if (this.uniformUsed > 0) this.device.queue.writeBuffer(this.uniformBuffer, 0, this.uniformImage, 0, this.uniformUsed);
     this.observer?.beforeSubmit(this.encoder);
@@ -214,6 +281,7 @@ export class Runtime {
 
   /** Reads `bytes` from a buffer; submits pending work first. */
   async read(src: GPUBuffer, bytes: number, srcOffset = 0): Promise<ArrayBuffer> {
+    if (this.recorder) throw new Error('step capture: a captured step cannot read values back mid-step; return the tensor from the step and read it after');
     const size = Math.max(4, Math.ceil(bytes / 4) * 4);
     const staging = this.device.createBuffer({ size, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
     this.copyBuffer(src, srcOffset, staging, 0, size);
@@ -306,11 +374,10 @@ export class Runtime {
   }
 
   private openPass(timestampWrites?: GPUComputePassTimestampWrites): GPUComputePassEncoder {
-    if (timestampWrites) {
-      this.closePass();
-      return (this.pass = this.ensureEncoder().beginComputePass({ timestampWrites }));
-    }
-    return (this.pass ??= this.ensureEncoder().beginComputePass());
+    if (timestampWrites) this.closePass();
+    if (this.pass) return this.pass;
+    this.passPipeline = null;
+    return (this.pass = this.ensureEncoder().beginComputePass(timestampWrites ? { timestampWrites } : undefined));
   }
 
   private closePass(): void {

@@ -2,7 +2,7 @@
 // fields by name and a missing or misspelt field is an error rather than garbage on the GPU.
 import { WgslReflect } from 'wgsl_reflect';
 
-type Scalar = 'f32' | 'u32' | 'i32';
+export type Scalar = 'f32' | 'u32' | 'i32';
 interface Field { offset: number; scalar: Scalar; count: number }
 
 export interface ShaderInterface {
@@ -45,24 +45,53 @@ export function reflectShader(source: string, label: string): ShaderInterface {
   return { uniformSize, fields, storageWritable: storage.map((s) => String(s.access).includes('write')), workgroupSize: wg };
 }
 
-export type ParamValues = Record<string, number | number[]>;
+/**
+ * A uniform value that changes from step to step (a learning rate, a queue position): packed like
+ * a number, but a captured step program remembers where it went and takes a new value at replay.
+ */
+export interface LiveValue {
+  readonly live: string;
+  readonly value: number;
+}
 
-/** Writes named values into a Params struct image; every field must be given. */
-export function packParams(iface: ShaderInterface, values: ParamValues, into: DataView, base: number, label: string): void {
+export const live = (name: string, value: number): LiveValue => ({ live: name, value });
+
+export type ParamValues = Record<string, number | number[] | LiveValue>;
+
+/** Where a live value sits in a packed Params image (bytes from the image's base). */
+export interface LivePatch {
+  name: string;
+  offset: number;
+  scalar: Scalar;
+}
+
+/**
+ * Writes named values into a Params struct image; every field must be given. Returns where the
+ * live values went (empty when there are none).
+ */
+export function packParams(iface: ShaderInterface, values: ParamValues, into: DataView, base: number, label: string): LivePatch[] {
+  const patches: LivePatch[] = [];
   for (const [name, f] of iface.fields) {
     if (name.startsWith('_')) continue; // padding
     const v = values[name];
     if (v === undefined) throw new Error(`${label}: uniform field '${name}' was not given`);
+    if (typeof v === 'object' && !Array.isArray(v)) {
+      patches.push({ name: v.live, offset: f.offset, scalar: f.scalar });
+      writeScalar(into, base + f.offset, f.scalar, v.value);
+      continue;
+    }
     const arr = typeof v === 'number' ? [v] : v;
     if (arr.length > f.count) throw new Error(`${label}: field '${name}' holds ${f.count} values, got ${arr.length}`);
-    for (let i = 0; i < arr.length; i++) {
-      const at = base + f.offset + 4 * i;
-      if (f.scalar === 'f32') into.setFloat32(at, arr[i], true);
-      else if (f.scalar === 'u32') into.setUint32(at, arr[i] >>> 0, true);
-      else into.setInt32(at, arr[i] | 0, true);
-    }
+    for (let i = 0; i < arr.length; i++) writeScalar(into, base + f.offset + 4 * i, f.scalar, arr[i]);
   }
   for (const name of Object.keys(values)) {
     if (!iface.fields.has(name)) throw new Error(`${label}: shader has no uniform field '${name}'`);
   }
+  return patches;
+}
+
+export function writeScalar(into: DataView, at: number, scalar: Scalar, value: number): void {
+  if (scalar === 'f32') into.setFloat32(at, value, true);
+  else if (scalar === 'u32') into.setUint32(at, value >>> 0, true);
+  else into.setInt32(at, value | 0, true);
 }

@@ -17,7 +17,9 @@ import { copyRows } from '../engine/ops/slice.js';
 import { queueContrastiveLoss } from '../engine/ops/contrastive.js';
 import { denseCorrespondence } from '../engine/ops/correspondence.js';
 import { affine } from '../engine/ops/unary.js';
-import { tensorOn } from '../engine/ops/create.js';
+import { inputOn } from '../engine/ops/create.js';
+import { live } from '../engine/uniforms.js';
+import type { StepValues } from '../engine/capture.js';
 import { ResNet, type ResNetConfig } from './resnet.js';
 import { ModelState, kaimingNormal, constant, torchDefaultUniform, type ParamSpec } from './state.js';
 
@@ -46,6 +48,24 @@ export interface StepOutput {
   lossDense: Tensor | null;
   /** DenseCL's correspondence indices [N, S2] (for inspection and parity tests). */
   correspondence: Tensor | null;
+}
+
+/**
+ * What the host decides for one step before any GPU work: the shuffle-BN permutation, the queue
+ * rows the keys go to, the dense loss's weight. A captured step is replayed with these values
+ * (stepValues), so every per-step decision lives here and nowhere in the recorded GPU work.
+ */
+export interface StepPlan {
+  index: number;
+  /** perm[i] is the key image at shuffled position i; inverse undoes it (null: keys come from outside). */
+  perm: Int32Array | null;
+  inverse: Int32Array | null;
+  /** First queue rows this step's keys are written to, and how many rows are written. */
+  ptr: number;
+  ptr2: number;
+  enqueued: number;
+  /** Weight of the dense loss at this step (0 during the startIters warm-up). */
+  lambda: number;
 }
 
 /** One encoder pass (see DenseCL.encode). */
@@ -144,18 +164,53 @@ export class DenseCL {
     });
   }
 
-  /** The key encoder's outputs for the key view, with shuffle-BN emulated by a batch permutation. */
-  private encodeKeys(xk: Tensor, shuffle: Rng | readonly number[]): KeyOutputs {
+  /** The key encoder's outputs for the key view, with shuffle-BN emulated by the plan's batch permutation. */
+  private encodeKeys(xk: Tensor, plan: StepPlan): KeyOutputs {
     return noGrad(() => {
       const N = xk.shape[0];
-      const perm = Array.isArray(shuffle) ? [...shuffle] : (shuffle as Rng).permutation(N);
-      const inverse = new Array<number>(N);
-      perm.forEach((p, i) => (inverse[p] = i));
-      const out = this.keyForward(indexSelect(xk, tensorOn(this.rt, perm, [N], 'i32'), 0));
-      const undo = tensorOn(this.rt, inverse, [N], 'i32');
+      const v = this.stepValues(plan);
+      const out = this.keyForward(indexSelect(xk, inputOn(this.rt, 'shuffle.perm', v['shuffle.perm'] as Int32Array, [N], 'i32'), 0));
+      const undo = inputOn(this.rt, 'shuffle.inverse', v['shuffle.inverse'] as Int32Array, [N], 'i32');
       const un = (t: Tensor | null) => (t ? indexSelect(t, undo, 0) : null);
       return { b: un(out.b)!, g: un(out.g)!, grid: un(out.grid), pooled: un(out.pooled) };
     });
+  }
+
+  /**
+   * The host decisions of step `stepIndex` that enqueues `enqueued` keys; `shuffle` is the
+   * shuffle-BN permutation of the key batch or the generator that draws it (omitted when the
+   * keys come from outside, as in a data-parallel job). Changes no state: finishStep does.
+   */
+  planStep(stepIndex: number, enqueued: number, shuffle?: Rng | readonly number[]): StepPlan {
+    this.checkQueue(enqueued);
+    let perm: Int32Array | null = null;
+    let inverse: Int32Array | null = null;
+    if (shuffle !== undefined) {
+      perm = Int32Array.from(Array.isArray(shuffle) ? shuffle : (shuffle as Rng).permutation(enqueued));
+      if (perm.length !== enqueued) throw new Error(`shuffle permutation has ${perm.length} entries for a batch of ${enqueued}`);
+      inverse = new Int32Array(enqueued);
+      perm.forEach((p, i) => (inverse![p] = i));
+    }
+    const lambda = stepIndex < this.cfg.startIters ? 0 : this.cfg.lambda;
+    return { index: stepIndex, perm, inverse, ptr: this.ptr, ptr2: this.ptr2, enqueued, lambda };
+  }
+
+  /**
+   * The plan's values as a captured step takes them: the uploads and live uniform values that
+   * runStep records under these names.
+   */
+  stepValues(plan: StepPlan): StepValues {
+    const d = this.cfg.dim;
+    const v: StepValues = { 'queue.row': plan.ptr * d };
+    if (this.cfg.method === 'densecl') v['queue2.row'] = plan.ptr2 * d;
+    if (plan.perm && plan.inverse) Object.assign(v, { 'shuffle.perm': plan.perm, 'shuffle.inverse': plan.inverse });
+    return v;
+  }
+
+  /** Advances the queue pointers past the planned step's keys (after its GPU work is recorded). */
+  finishStep(plan: StepPlan): void {
+    this.ptr = (plan.ptr + plan.enqueued) % this.cfg.queueSize;
+    if (this.cfg.method === 'densecl') this.ptr2 = (plan.ptr2 + plan.enqueued) % this.cfg.queueSize;
   }
 
   /**
@@ -166,10 +221,17 @@ export class DenseCL {
    * The caller zeroes gradients before and steps SGD after.
    */
   trainStep(xq: Tensor, xk: Tensor, stepIndex: number, shuffle: Rng | readonly number[]): StepOutput {
-    this.checkQueue(xq.shape[0]);
+    const plan = this.planStep(stepIndex, xk.shape[0], shuffle);
+    const out = this.runStep(xq, xk, plan);
+    this.finishStep(plan);
+    return out;
+  }
+
+  /** The GPU work of a planned step (trainStep without the plan and the pointer advance): what a captured step records. */
+  runStep(xq: Tensor, xk: Tensor, plan: StepPlan): StepOutput {
     const q = this.encode(this.query, xq, true);
-    const k = this.encodeKeys(xk, shuffle);
-    return this.lossStep(q, { own: k, enqueue: k }, stepIndex);
+    const k = this.encodeKeys(xk, plan);
+    return this.lossStep(q, { own: k, enqueue: k }, plan);
   }
 
   /**
@@ -182,12 +244,18 @@ export class DenseCL {
    * and send them while the backbone's backward is recorded and runs.
    */
   trainStepWithKeys(xq: Tensor, keys: StepKeys, stepIndex: number, headsDone?: () => void): StepOutput {
-    this.checkQueue(keys.enqueue.g.shape[0]);
-    if (!headsDone) return this.lossStep(this.encode(this.query, xq, true), keys, stepIndex);
+    const plan = this.planStep(stepIndex, keys.enqueue.g.shape[0]);
+    const out = this.keyedStep(xq, keys, plan, headsDone);
+    this.finishStep(plan);
+    return out;
+  }
+
+  private keyedStep(xq: Tensor, keys: StepKeys, plan: StepPlan, headsDone?: () => void): StepOutput {
+    if (!headsDone) return this.lossStep(this.encode(this.query, xq, true), keys, plan);
     const feats = this.backbone.forward(this.query, xq, { training: true, bnGroups: this.cfg.bnGroups, prefix: 'backbone.' });
     // The heads see a leaf cut from the backbone; its gradient is then carried through the backbone.
     const cut = detach(feats).requireGrad();
-    return this.lossStep(this.heads(this.query, cut), keys, stepIndex, () => {
+    return this.lossStep(this.heads(this.query, cut), keys, plan, () => {
       headsDone();
       const g = cut.grad!;
       backward(feats, g);
@@ -201,7 +269,7 @@ export class DenseCL {
     }
   }
 
-  private lossStep(q: KeyOutputs, keys: StepKeys, stepIndex: number, afterBackward?: () => void): StepOutput {
+  private lossStep(q: KeyOutputs, keys: StepKeys, plan: StepPlan, afterBackward?: () => void): StepOutput {
     const N = q.g.shape[0];
     const k = keys.own;
     const tau = this.cfg.tau;
@@ -217,22 +285,23 @@ export class DenseCL {
       const posDense = reshape(sum(mul(q.grid!, matchedKeys), 1), [N * S2]);
       const rows = reshape(permute(q.grid!, [0, 2, 1]), [N * S2, d]);
       lossDense = queueContrastiveLoss(rows, posDense, this.queues.get('queue2'), { tau });
-      const lambda = stepIndex < this.cfg.startIters ? 0 : this.cfg.lambda;
+      const lambda = plan.lambda;
       loss = add(affine(lossGlobal, 1 - lambda, 0), affine(lossDense, lambda, 0));
     }
     backward(loss);
     afterBackward?.();
     noGrad(() => {
-      this.ptr = this.enqueue('queue', keys.enqueue.g, this.ptr);
-      if (keys.enqueue.pooled) this.ptr2 = this.enqueue('queue2', keys.enqueue.pooled, this.ptr2);
+      const rows = this.stepValues(plan);
+      this.enqueue('queue', keys.enqueue.g, rows['queue.row'] as number);
+      if (keys.enqueue.pooled) this.enqueue('queue2', keys.enqueue.pooled, rows['queue2.row'] as number);
     });
     return { loss, lossGlobal, lossDense, correspondence };
   }
 
-  private enqueue(name: string, keys: Tensor, ptr: number): number {
+  /** Writes the keys [N, dim] into the queue from element `at` on (a live value: it moves every step). */
+  private enqueue(name: string, keys: Tensor, at: number): void {
     const [N, d] = keys.shape;
-    copyRows(keys, this.queues.get(name), { rows: 1, rowLen: N * d, srcStride: 0, srcOffset: 0, dstStride: 0, dstOffset: ptr * d }, `enqueue.${name}`);
-    return (ptr + N) % this.cfg.queueSize;
+    copyRows(keys, this.queues.get(name), { rows: 1, rowLen: N * d, srcStride: 0, srcOffset: 0, dstStride: 0, dstOffset: live(`${name}.row`, at) }, `enqueue.${name}`);
   }
 
   destroy(): void {

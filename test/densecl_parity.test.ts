@@ -1,12 +1,13 @@
-// One DenseCL training step against the PyTorch reference of scripts/densecl_reference.py:
+// One DenseCL training step, driven through the Trainer's public API and replayed from its
+// captured program, against the PyTorch reference of scripts/densecl_reference.py:
 // same weights, views, permutation and queues -> same losses, correspondence, gradients of every
 // query-encoder parameter, key encoder after EMA, queues after enqueue, BN running statistics.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { fileURLToPath } from 'node:url';
 import { gpu, assertClose } from './helpers.js';
-import { tensor, runtime } from '../engine/index.js';
-import { DenseCL } from '../models/densecl.js';
+import { runtime } from '../engine/index.js';
+import { Trainer } from '../train/trainer.js';
 import type { ContrastiveVariant } from '../engine/ops/contrastive.js';
 import type { CorrespondenceVariant } from '../engine/ops/correspondence.js';
 import { overrideKernels } from '../engine/device-profile.js';
@@ -52,23 +53,28 @@ async function checkStep(): Promise<void> {
   };
   const B = Number(m.batch);
   const S = Number(m.img);
-  const model = new DenseCL(runtime(), {
-    arch: 'resnet18', width: Number(m.width), smallStem: true, method: 'densecl', dim: Number(m.dim),
-    queueSize: Number(m.queue), tau: Number(m.tau), momentum: Number(m.m), lambda: Number(m.lam),
-    startIters: 0, bnGroups: Number(m.groups), seed: 0,
+  const trainer = new Trainer(runtime(), {
+    arch: 'resnet18', width: Number(m.width), smallStem: true, method: 'densecl', dim: Number(m.dim), batchSize: B, imgSize: S,
+    queueSize: Number(m.queue), tau: Number(m.tau), emaMomentum: Number(m.m), lambda: Number(m.lam), startIters: 0, bnGroups: Number(m.groups), seed: 0,
   });
+  const model = trainer.model;
+  const perm = Array.from(get('perm').data as Int32Array);
+  const [xq, xk] = [f32(get('xq')), f32(get('xk'))];
+  // Two steps first (eager, then captured), so the checked step is a replay of the captured one.
+  for (let i = 0; i < 2; i++) await trainer.trainStep(xk, xq, { keyPermutation: perm, correspondence: true });
   for (const [state, prefix] of [[model.query, 'q.'], [model.key, 'k.']] as const) {
     for (const name of state.params.tensors.keys()) state.params.write(name, f32(get(prefix + name)));
     for (const name of state.buffers.tensors.keys()) state.buffers.write(name, f32(get(prefix + name)));
   }
   model.queues.write('queue', f32(get('queue')));
   model.queues.write('queue2', f32(get('queue2')));
-  const perm = Array.from(get('perm').data as Int32Array);
-  const out = model.trainStep(tensor(f32(get('xq')), [B, 3, S, S]), tensor(f32(get('xk')), [B, 3, S, S]), 0, perm);
+  [model.ptr, model.ptr2] = [0, 0];
+  const out = await trainer.trainStep(xq, xk, { keyPermutation: perm, correspondence: true });
+  assert.is(trainer.programs!.stats.replayed, 1, 'the checked step was replayed');
 
-  closeToRef([await out.lossGlobal.item()], f32(get('loss_global')), 'global loss');
-  closeToRef([await out.lossDense!.item()], f32(get('loss_dense')), 'dense loss');
-  assert.equal(Array.from(await out.correspondence!.data()), Array.from(get('ind').data as Int32Array), 'correspondence indices');
+  closeToRef([out.lossGlobal], f32(get('loss_global')), 'global loss');
+  closeToRef([out.lossDense!], f32(get('loss_dense')), 'dense loss');
+  assert.equal(Array.from(out.correspondence!), Array.from(get('ind').data as Int32Array), 'correspondence indices');
   const grads = await model.query.grads.readAll();
   for (const [name, g] of grads) closeToRef(g, f32(get('grad.' + name)), `gradient of ${name}`);
   const keyAfter = await model.key.params.readAll();
@@ -81,7 +87,7 @@ async function checkStep(): Promise<void> {
   closeToRef(queues.get('queue')!, f32(get('queue_after')), 'queue after enqueue');
   closeToRef(queues.get('queue2')!, f32(get('queue2_after')), 'queue2 after enqueue');
   assert.is(model.ptr, B % Number(m.queue));
-  model.destroy();
+  trainer.destroy();
 }
 
 t.run();

@@ -4,7 +4,9 @@
 // threads) stays Node-only. State saves to and loads from safetensors bytes in the layout of
 // the CLI's checkpoint.safetensors, so a run's checkpoint opens in a page and back.
 import { scope, noGrad, Rng, profile, type Runtime, type Tensor, type ProfileResult } from '../engine/index.js';
-import { tensorOn } from '../engine/ops/create.js';
+import type { StepTensors } from '../engine/replay.js';
+import { inputOn } from '../engine/ops/create.js';
+import { StepPrograms } from './step-programs.js';
 import { encodeCheckpoint, restoreCheckpoint, type RunCounters } from './checkpoint.js';
 import { DenseCL, type DenseCLConfig, type Method } from '../models/densecl.js';
 import type { Arch } from '../models/resnet.js';
@@ -84,11 +86,22 @@ export interface ParallelOptions {
   comm?: Communicator;
   /** Gradient all-reduce bucket size. */
   bucketBytes?: number;
+  /**
+   * One process: capture each step shape once and replay it (default), or record every step
+   * eagerly. Both compute the same values; replay spends far less CPU time per step.
+   */
+  replay?: boolean;
 }
 
 export interface StepOptions {
   /** Also read back DenseCL's correspondence indices. */
   correspondence?: boolean;
+  /**
+   * The shuffle-BN permutation of the key batch (perm[i] = the image at shuffled position i), for
+   * parity checks against another implementation; by default it is drawn from the trainer's
+   * generator. One process only.
+   */
+  keyPermutation?: readonly number[];
 }
 
 export class Trainer {
@@ -103,6 +116,8 @@ export class Trainer {
   private rng: Rng;
   private readonly lr0: number;
   private readonly dp: DataParallel | null;
+  /** Captured steps (one process with replay on), else null. */
+  readonly programs: StepPrograms<StepTensors> | null;
   /** Data-parallel steps are asynchronous (collectives mid-step); each waits for the one before. */
   private chain: Promise<unknown> = Promise.resolve();
   private destroyed = false;
@@ -134,6 +149,7 @@ export class Trainer {
     this.rng = new Rng(o.seed + 1);
     this.lr0 = scaledLr(o.lr, o.batchSize);
     this.dp = W > 1 ? new DataParallel(rt, this.model, this.sgd, comm, parallel.bucketBytes) : null;
+    this.programs = !this.dp && (parallel.replay ?? true) ? new StepPrograms(rt) : null;
   }
 
   /** Learning rate of step `step` under the schedule. */
@@ -161,19 +177,32 @@ export class Trainer {
     const step = this.steps++;
     const lr = this.lrAt(step);
     if (this.dp) {
+      if (opts.keyPermutation) throw new Error('Trainer.trainStep: keyPermutation is for one process; a data-parallel job draws its permutation on rank 0');
       const dp = this.dp;
       const run = this.chain.then(() => dp.step(q, k, S, step, lr, this.rng, opts.correspondence));
       this.chain = run.catch(() => {});
       return run.then((r) => ({ step, lr, ...r.out, ...(r.correspondence ? { correspondence: r.correspondence } : {}), sync: r.times, keyPermutation: r.permutation }));
     }
-    const outs = scope(() => {
-      this.model.query.zeroGrad();
-      const out = this.model.trainStep(tensorOn(this.rt, q, [B, 3, S, S]), tensorOn(this.rt, k, [B, 3, S, S]), step, this.rng);
-      noGrad(() => this.sgd.step(lr));
-      return [out.loss, out.lossGlobal, out.lossDense, opts.correspondence ? out.correspondence : null] as const;
-    });
-    this.rt.flush();
-    const [loss, lossGlobal, lossDense, corr] = outs;
+    const plan = this.model.planStep(step, B, opts.keyPermutation ?? this.rng);
+    const values = { query: q, key: k, lr, ...this.model.stepValues(plan) };
+    const record = (): StepTensors =>
+      scope(() => {
+        this.model.query.zeroGrad();
+        const out = this.model.runStep(inputOn(this.rt, 'query', q, [B, 3, S, S]), inputOn(this.rt, 'key', k, [B, 3, S, S]), plan);
+        noGrad(() => this.sgd.step(lr));
+        return { loss: out.loss, lossGlobal: out.lossGlobal, lossDense: out.lossDense, correspondence: opts.correspondence ? out.correspondence : null };
+      });
+    let outs: StepTensors;
+    if (this.programs) {
+      // Everything that shapes the recorded commands; what changes within it comes in `values`.
+      const signature = `${B}x${S} lambda=${plan.lambda} correspondence=${!!opts.correspondence} kernels=${JSON.stringify(this.rt.profile.kernels)}`;
+      outs = this.programs.run(signature, values, record);
+    } else {
+      outs = record();
+      this.rt.flush();
+    }
+    this.model.finishStep(plan);
+    const { loss, lossGlobal, lossDense, correspondence: corr } = outs;
     const read = (t: Tensor | null) => (t ? t.data().finally(() => t.dispose()) : Promise.resolve(null));
     return Promise.all([read(loss), read(lossGlobal), read(lossDense), read(corr)]).then(([l, g, d, c]) => ({
       step,
@@ -236,6 +265,7 @@ export class Trainer {
     this.model.destroy();
     this.sgd.momentum.destroy();
     this.dp?.destroy();
+    this.programs?.destroy();
   }
 
   private assertAlive(): void {

@@ -8,12 +8,14 @@ export function empty(rt: Runtime, shape: Shape, dtype: DType = 'f32', op = 'emp
   return new Tensor(new Storage(rt, rt.pool.acquire(Math.max(bytes, 4), false), bytes), shape, dtype);
 }
 
-export function fromArray(rt: Runtime, data: ArrayLike<number>, shape: Shape, dtype: DType = 'f32', op = 'tensor'): Tensor {
+/** A tensor holding `data`; `input` names an upload that a captured step takes anew at each replay. */
+export function fromArray(rt: Runtime, data: ArrayLike<number>, shape: Shape, dtype: DType = 'f32', op = 'tensor', input: string | null = null): Tensor {
   checkShape(shape, op);
   const n = sizeOf(shape);
   if (data.length !== n) throw new Error(`${op}: ${data.length} values do not fill shape ${formatShape(shape)} (${n} elements)`);
-  const typed = dtype === 'f32' ? Float32Array.from(data) : dtype === 'i32' ? Int32Array.from(data) : Uint32Array.from(data);
-  return new Tensor(new Storage(rt, rt.upload(typed), n * 4), shape, dtype);
+  const Typed = dtype === 'f32' ? Float32Array : dtype === 'i32' ? Int32Array : Uint32Array;
+  const typed = data instanceof Typed ? data : Typed.from(data);
+  return new Tensor(new Storage(rt, rt.upload(typed, typed.byteLength, input), n * 4), shape, dtype);
 }
 
 export function requireF32(op: string, ...ts: Tensor[]): void {

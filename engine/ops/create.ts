@@ -9,6 +9,14 @@ export function tensorOn(rt: Runtime, data: ArrayLike<number>, shape?: Shape, dt
   return fromArray(rt, data, shape ?? [data.length], dtype);
 }
 
+/**
+ * A tensor of values that change from step to step (images, a permutation): in a captured step
+ * the upload is the input `name`, and each replay is given its new values under that name.
+ */
+export function inputOn(rt: Runtime, name: string, data: ArrayLike<number>, shape: Shape, dtype: DType = 'f32'): Tensor {
+  return fromArray(rt, data, shape, dtype, `input '${name}'`, name);
+}
+
 export function fullOn(rt: Runtime, shape: Shape, value: number): Tensor {
   return fillTensor(rt, shape, value, value === 0 ? 'zeros' : 'full');
 }

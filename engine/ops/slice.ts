@@ -6,6 +6,7 @@ import { Tensor, formatShape, sizeOf } from '../tensor.js';
 import { record } from '../autograd.js';
 import { empty, normAxes } from './alloc.js';
 import { fillTensor } from './pointwise.js';
+import type { LiveValue } from '../uniforms.js';
 
 export interface RowCopy {
   rows: number;
@@ -13,7 +14,8 @@ export interface RowCopy {
   srcStride: number;
   srcOffset: number;
   dstStride: number;
-  dstOffset: number;
+  /** Live in a captured step where it moves from step to step (a queue position). */
+  dstOffset: number | LiveValue;
 }
 
 /** dst[r * dstStride + dstOffset + j] = src[r * srcStride + srcOffset + j] for r < rows, j < rowLen. */

@@ -1,6 +1,7 @@
 // SGD with momentum and weight decay as one fused kernel over a flat parameter store.
 import sgdSrc from '../../shaders/sgd.wgsl';
 import { FlatStore } from '../../engine/index.js';
+import { live } from '../../engine/uniforms.js';
 
 export interface SgdOptions {
   momentum: number;
@@ -17,12 +18,12 @@ export class Sgd {
     this.momentum.fill(0);
   }
 
-  /** p -= lr * (momentum buffer); gradScale averages gradients summed over ranks. */
+  /** p -= lr * (momentum buffer); gradScale averages gradients summed over ranks. In a captured step lr is the live value 'lr'. */
   step(lr: number, gradScale = 1): void {
     const rt = this.params.rt;
     const n = this.params.flat.size;
     rt.dispatch(rt.kernel('sgd', sgdSrc), {
-      params: { n, lr, momentum: this.opts.momentum, weightDecay: this.opts.weightDecay, gradScale },
+      params: { n, lr: live('lr', lr), momentum: this.opts.momentum, weightDecay: this.opts.weightDecay, gradScale },
       buffers: [this.grads.flat.buffer('sgd'), this.params.flat.buffer('sgd'), this.momentum.flat.buffer('sgd')],
       workgroups: rt.grid1d(n, 256),
       op: 'sgd',
