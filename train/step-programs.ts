@@ -53,6 +53,9 @@ export class StepPrograms<T extends StepTensors> {
     }
     this.programs.set(signature, captured);
     this.stats.captured++;
+    // The program owns the step's buffers now; what the eager steps left pooled would only
+    // double the step's memory, so it goes (the next eager work allocates anew).
+    this.rt.pool.trim();
     while (this.programs.size > this.limit) {
       const [oldest, program] = this.programs.entries().next().value!;
       this.programs.delete(oldest);
