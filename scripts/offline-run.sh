@@ -5,6 +5,8 @@
 #   ./run.sh densecl ARGS...      the densecl program (e.g. `densecl mlp-demo`, `densecl pretrain ...`)
 #   ./run.sh node ARGS...         the bundled node itself
 #   ./run.sh vulkan-env           prints the library path and Vulkan driver settings it would use
+#   ./run.sh measure OUT          the GPU measurements of the open issues, one suite after another,
+#                                 each under its own time limit; reports, logs and tuning into OUT
 # The first run unpacks node (python3's lzma module) and the Vulkan loader and libglvnd .debs
 # (dpkg -x, no root needed) into .runtime/ beside this script; later runs reuse them.
 
@@ -19,7 +21,29 @@ NVIDIA_ICD_DIRS=(/usr/local/nvidia/share/vulkan/icd.d /usr/local/nvidia/etc/vulk
 NVIDIA_LIB_DIRS=(/usr/local/nvidia/lib64 /usr/local/nvidia/lib)
 
 say() { echo "run.sh: $*" >&2; }
-usage() { sed -n '4,7p' "${BASH_SOURCE[0]}" | sed 's/^# *//'; }
+usage() { sed -n '4,9p' "${BASH_SOURCE[0]}" | sed 's/^# *//'; }
+
+# Suite:seconds, most wanted first: they fit one 10-minute call on a lent GPU machine, so a suite
+# that runs over loses only itself (MEASURE_STAGES replaces the list).
+MEASURE_STAGES_DEFAULT="gpu:240 replay:90 contrastive:90 conv:75 matmul:45"
+
+# Runs each stage's command (the bench suite named by the stage, via "$@ SUITE") under its
+# limit, logs to OUT/SUITE.log and appends "SUITE rc=N Ns (limit Ls)" to OUT/stages.txt.
+# A failing or overrunning stage does not stop the others.
+run_stages() {
+  local out="$1" stage name secs t0 rc
+  shift
+  mkdir -p "$out/bench"
+  for stage in ${MEASURE_STAGES:-$MEASURE_STAGES_DEFAULT}; do
+    name=${stage%%:*}
+    secs=${stage##*:}
+    t0=$SECONDS
+    rc=0
+    BENCH_RESULTS_DIR="$out/bench" DENSECL_TUNE="${DENSECL_TUNE:-on}" DENSECL_TUNE_CACHE="${DENSECL_TUNE_CACHE:-$out/tune.json}" \
+      timeout -k 10 "$secs" "$@" "$name" >"$out/$name.log" 2>&1 || rc=$?
+    echo "$name rc=$rc $((SECONDS - t0))s (limit ${secs}s)" | tee -a "$out/stages.txt"
+  done
+}
 
 # The folders the Vulkan loader searches for driver manifests when VK_DRIVER_FILES is unset
 # (Vulkan-Loader docs, "Implementation Discovery on Linux"), in its order.
@@ -109,7 +133,7 @@ main() {
   local cmd="${1:-}"
   [ $# -gt 0 ] && shift
   case "$cmd" in
-    bench | densecl | node | vulkan-env) ;;
+    bench | densecl | node | vulkan-env | measure) ;;
     "" | help | --help | -h) usage; exit 0 ;;
     *) say "unknown command '$cmd'"; usage; exit 2 ;;
   esac
@@ -122,6 +146,13 @@ main() {
     bench) cd "$HERE" && exec "$RUNTIME/node" .build/bench/run.mjs "$@" ;;
     densecl) exec "$RUNTIME/node" "$HERE/dist/cli.mjs" "$@" ;;
     node) exec "$RUNTIME/node" "$@" ;;
+    measure)
+      [ $# -ge 1 ] || { say "measure needs an output folder: ./run.sh measure OUT"; exit 2; }
+      local out
+      out=$(mkdir -p "$1" && cd "$1" && pwd)
+      cd "$HERE"
+      run_stages "$out" "$RUNTIME/node" .build/bench/run.mjs
+      ;;
     vulkan-env)
       echo "LD_LIBRARY_PATH=$LD_LIBRARY_PATH"
       echo "VK_DRIVER_FILES=${VK_DRIVER_FILES:-}"

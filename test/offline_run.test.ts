@@ -130,4 +130,18 @@ t("the unpacked loader and libglvnd come first on LD_LIBRARY_PATH, the user's pa
   assert.is(r.out, `${dir}/.runtime/debs/usr/lib/x86_64-linux-gnu:/user/lib`);
 });
 
+t('measure: every stage runs under its own limit, a failing or overrunning one does not stop the rest', () => {
+  const out = mkdtempSync(join(tmpdir(), 'densecl-measure-'));
+  // A stand-in for the bench (a program: timeout runs it): "slow" sleeps past its limit, "bad" fails, others write a report.
+  const fake = join(out, 'fake.sh');
+  writeFileSync(fake, 'case "$1" in slow) sleep 5 ;; bad) echo broken >&2; exit 3 ;; *) echo "$1 $DENSECL_TUNE" > "$BENCH_RESULTS_DIR/$1.md" ;; esac\n');
+  const r = bash(`run_stages '${out}' bash '${fake}'`, { MEASURE_STAGES: 'ok:5 slow:1 bad:5 last:5' });
+  const lines = r.out.split('\n');
+  assert.equal(lines.map((l) => l.split(' ').slice(0, 2).join(' ')), ['ok rc=0', 'slow rc=124', 'bad rc=3', 'last rc=0']);
+  assert.ok(Number(lines[1].split(' ')[2].replace('s', '')) < 4, `the slow stage was stopped at its limit: ${lines[1]}`);
+  assert.is(spawnSync('cat', [join(out, 'bench/last.md')], { encoding: 'utf8' }).stdout.trim(), 'last on');
+  assert.match(spawnSync('cat', [join(out, 'bad.log')], { encoding: 'utf8' }).stdout, /broken/);
+  rmSync(out, { recursive: true, force: true });
+});
+
 t.run();
