@@ -6,6 +6,8 @@
 import { scope, noGrad, Rng, profile, type Runtime, type Tensor, type ProfileResult } from '../engine/index.js';
 import type { StepTensors } from '../engine/replay.js';
 import { inputOn } from '../engine/ops/create.js';
+import { pixelsOn, pixelWords, normalizePixelsOnCpu, type PixelNormalization } from '../engine/ops/pixels.js';
+import { MOCO_V2 } from './data/augment.js';
 import { StepPrograms } from './step-programs.js';
 import { encodeCheckpoint, restoreCheckpoint, type RunCounters } from './checkpoint.js';
 import { DenseCL, type DenseCLConfig, type Method } from '../models/densecl.js';
@@ -42,6 +44,9 @@ export interface TrainerOptions {
   /** Length of the cosine schedule in steps; 0 keeps the learning rate constant. */
   totalSteps: number;
 }
+
+/** torchvision's ImageNet normalisation, as MoCo-v2's augmentation applies it. */
+export const IMAGENET_NORMALIZATION: PixelNormalization = { mean: MOCO_V2.mean, std: MOCO_V2.std };
 
 /** A small configuration that trains at a few steps per second on a CPU adapter. */
 export const TRAINER_DEFAULTS: TrainerOptions = {
@@ -102,7 +107,12 @@ export interface StepOptions {
    * generator. One process only.
    */
   keyPermutation?: readonly number[];
+  /** How byte images (Uint8Array batches) are normalised on the GPU; torchvision's ImageNet mean and std by default. */
+  pixelNormalization?: PixelNormalization;
 }
+
+/** A batch of views: normalised floats, or bytes (0..255, 4x less to upload) normalised on the GPU. */
+export type ViewBatch = Float32Array | Uint8Array;
 
 export class Trainer {
   readonly options: TrainerOptions;
@@ -163,7 +173,7 @@ export class Trainer {
    * recorded before this returns, so a caller may prepare the next batch while the GPU works and
    * await the figures later; in a data-parallel job the step waits for the other ranks mid-way.
    */
-  trainStep(q: Float32Array, k: Float32Array, opts: StepOptions = {}): Promise<StepStats> {
+  trainStep(q: ViewBatch, k: ViewBatch, opts: StepOptions = {}): Promise<StepStats> {
     this.assertAlive();
     const { imgSize: S } = this.options;
     const B = this.localBatch;
@@ -179,23 +189,31 @@ export class Trainer {
     if (this.dp) {
       if (opts.keyPermutation) throw new Error('Trainer.trainStep: keyPermutation is for one process; a data-parallel job draws its permutation on rank 0');
       const dp = this.dp;
-      const run = this.chain.then(() => dp.step(q, k, S, step, lr, this.rng, opts.correspondence));
+      // Ranks exchange float views (shuffle-BN gathers the key batch): byte batches are normalised here.
+      const norm = opts.pixelNormalization ?? IMAGENET_NORMALIZATION;
+      const floats = (x: ViewBatch) => (x instanceof Uint8Array ? normalizePixelsOnCpu(x, S * S, norm) : x);
+      const run = this.chain.then(() => dp.step(floats(q), floats(k), S, step, lr, this.rng, opts.correspondence));
       this.chain = run.catch(() => {});
       return run.then((r) => ({ step, lr, ...r.out, ...(r.correspondence ? { correspondence: r.correspondence } : {}), sync: r.times, keyPermutation: r.permutation }));
     }
     const plan = this.model.planStep(step, B, opts.keyPermutation ?? this.rng);
-    const values = { query: q, key: k, lr, ...this.model.stepValues(plan) };
+    if (q.constructor !== k.constructor) throw new Error('Trainer.trainStep: the query and key batches must both be floats or both bytes');
+    const norm = opts.pixelNormalization ?? IMAGENET_NORMALIZATION;
+    const upload = (name: string, x: ViewBatch) => (x instanceof Uint8Array ? pixelsOn(this.rt, name, x, [B, 3, S, S], norm) : inputOn(this.rt, name, x, [B, 3, S, S]));
+    const asValue = (x: ViewBatch) => (x instanceof Uint8Array ? pixelWords(x) : x);
+    const values = { query: asValue(q), key: asValue(k), lr, ...this.model.stepValues(plan) };
     const record = (): StepTensors =>
       scope(() => {
         this.model.query.zeroGrad();
-        const out = this.model.runStep(inputOn(this.rt, 'query', q, [B, 3, S, S]), inputOn(this.rt, 'key', k, [B, 3, S, S]), plan);
+        const out = this.model.runStep(upload('query', q), upload('key', k), plan);
         noGrad(() => this.sgd.step(lr));
         return { loss: out.loss, lossGlobal: out.lossGlobal, lossDense: out.lossDense, correspondence: opts.correspondence ? out.correspondence : null };
       });
     let outs: StepTensors;
     if (this.programs) {
       // Everything that shapes the recorded commands; what changes within it comes in `values`.
-      const signature = `${B}x${S} lambda=${plan.lambda} correspondence=${!!opts.correspondence} kernels=${JSON.stringify(this.rt.profile.kernels)}`;
+      const pixels = q instanceof Uint8Array ? `bytes ${JSON.stringify(norm)}` : 'floats';
+      const signature = `${B}x${S} ${pixels} lambda=${plan.lambda} correspondence=${!!opts.correspondence} kernels=${JSON.stringify(this.rt.profile.kernels)}`;
       outs = this.programs.run(signature, values, record);
     } else {
       outs = record();
@@ -219,7 +237,7 @@ export class Trainer {
    * else coarse per-kernel submissions: see `profile.method`). Profile after a warm-up step or
    * two, or pipeline compilation is part of the figures.
    */
-  async profileStep(q: Float32Array, k: Float32Array, opts: StepOptions = {}): Promise<{ stats: StepStats; profile: ProfileResult }> {
+  async profileStep(q: ViewBatch, k: ViewBatch, opts: StepOptions = {}): Promise<{ stats: StepStats; profile: ProfileResult }> {
     let pending: Promise<StepStats> | null = null;
     const result = await profile(this.rt, () => {
       pending = this.trainStep(q, k, opts);
