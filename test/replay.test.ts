@@ -3,12 +3,17 @@
 // a new program, and what a capture cannot replay faithfully is refused when captured.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { gpu, randomArray } from './helpers.js';
+import { gpu, randomArray, assertClose } from './helpers.js';
 import { runtime, scope, add, mul, type Tensor } from '../engine/index.js';
 import { inputOn, tensorOn } from '../engine/ops/create.js';
 import { captureStep, replayStep } from '../engine/replay.js';
 import { FlatStore } from '../engine/flat.js';
 import { Trainer, type TrainerOptions } from '../train/trainer.js';
+import { ResNet } from '../models/resnet.js';
+import { ModelState } from '../models/state.js';
+import { extractFeatures } from '../train/eval/features.js';
+import { plainView } from '../train/data/augment.js';
+import { noGrad, reshape, adaptiveAvgPool2d, tensor } from '../engine/index.js';
 
 const t = suite('replay');
 // Queue 8 and batch 4: the queue pointer wraps every second step.
@@ -107,6 +112,25 @@ t('profiling a replayed step times the same dispatches the program holds', async
   assert.is(tr.programs!.stats.replayed, 1);
   assert.is(profile.records.length, tr.programs!.list()[0].dispatches);
   tr.destroy();
+});
+
+t('evaluation features: replayed batches equal a plain forward of each image', async () => {
+  const rt = runtime();
+  const net = new ResNet({ arch: 'resnet18', width: 1 / 16, smallStem: true });
+  const state = new ModelState(rt, net.paramSpecs(''), net.bufferSpecs(''), 3, 'eval');
+  const S = 16;
+  const images = Array.from({ length: 9 }, (_, i) => ({ width: 20, height: 18, data: Uint8Array.from(randomArray(20 * 18 * 3, i), (v) => Math.abs(v * 97) % 256) }));
+  const split = { length: 9, get: (i: number) => ({ image: images[i], label: i % 3 }), name: (i: number) => `image ${i}` };
+  // Batches of 2: eager, captured, two replays, then a last batch of 1 (its own signature).
+  const got = await extractFeatures(rt, net, state, split, { imgSize: S, batchSize: 2, keepMaps: false });
+  const C = net.outChannels;
+  for (let i = 0; i < 9; i++) {
+    const { view } = plainView(images[i], S);
+    const avg = noGrad(() => scope(() => reshape(adaptiveAvgPool2d(net.forward(state, tensor(view, [1, 3, S, S]), { training: false }), 1), [1, C])));
+    assertClose(got.pooled.subarray(i * C, (i + 1) * C), await avg.data(), 1e-4, 1e-5, `image ${i}`);
+    avg.dispose();
+  }
+  state.destroy();
 });
 
 t('capture: replay takes new inputs and live values; wrong or missing values are refused', async () => {

@@ -2,7 +2,8 @@
 // (plainView), the backbone in eval mode (BN running statistics) without gradients; the last
 // feature map kept for segmentation and its global average for linear evaluation. The backbone
 // never changes during an evaluation, so features are computed once and the probes train on them.
-import { tensor, noGrad, scope, reshape, adaptiveAvgPool2d, type Runtime } from '../../engine/index.js';
+import { noGrad, scope, reshape, adaptiveAvgPool2d, inputOn, type Runtime, type Tensor } from '../../engine/index.js';
+import { StepPrograms } from '../step-programs.js';
 import type { ResNet } from '../../models/resnet.js';
 import type { ModelState } from '../../models/state.js';
 import { plainView, cropLabels } from '../data/augment.js';
@@ -41,32 +42,40 @@ export async function extractFeatures(rt: Runtime, net: ResNet, state: ModelStat
   const maps = o.keepMaps ? new Float32Array(n * C * side * side) : null;
   const labels = new Int32Array(n);
   let labelMaps: Uint8Array | null = null;
-  for (let start = 0; start < n; start += o.batchSize) {
-    const B = Math.min(o.batchSize, n - start);
-    const views = new Float32Array(B * 3 * S * S);
-    for (let b = 0; b < B; b++) {
-      const sample = await split.get(start + b);
-      const { params } = plainView(sample.image, S, undefined, views, b * 3 * S * S);
-      labels[start + b] = sample.label;
-      if (sample.labelMap) {
-        labelMaps ??= new Uint8Array(n * S * S);
-        cropLabels(sample.labelMap, params, labelMaps, (start + b) * S * S);
-      } else if (labelMaps) {
-        throw new Error(`${split.name(start + b)} has no label map`);
+  // Every full batch runs the same dispatches: replayed from a captured forward after the second.
+  const programs = new StepPrograms<{ feats: Tensor; avg: Tensor }>(rt, 2);
+  try {
+    for (let start = 0; start < n; start += o.batchSize) {
+      const B = Math.min(o.batchSize, n - start);
+      const views = new Float32Array(B * 3 * S * S);
+      for (let b = 0; b < B; b++) {
+        const sample = await split.get(start + b);
+        const { params } = plainView(sample.image, S, undefined, views, b * 3 * S * S);
+        labels[start + b] = sample.label;
+        if (sample.labelMap) {
+          labelMaps ??= new Uint8Array(n * S * S);
+          cropLabels(sample.labelMap, params, labelMaps, (start + b) * S * S);
+        } else if (labelMaps) {
+          throw new Error(`${split.name(start + b)} has no label map`);
+        }
       }
+      const { feats, avg } = programs.run(`${B}x${S}`, { images: views }, () =>
+        noGrad(() =>
+          scope(() => {
+            const f = net.forward(state, inputOn(rt, 'images', views, [B, 3, S, S]), { training: false });
+            if (f.shape[2] !== side || f.shape[3] !== side) throw new Error(`features: expected ${side}x${side} maps, got ${f.describe()} (engine/model bug)`);
+            return { feats: f, avg: reshape(adaptiveAvgPool2d(f, 1), [B, C]) };
+          }),
+        ),
+      );
+      pooled.set((await avg.data()) as Float32Array, start * C);
+      if (maps) maps.set((await feats.data()) as Float32Array, start * C * side * side);
+      feats.dispose();
+      avg.dispose();
+      o.onProgress?.(start + B, n);
     }
-    const [feats, avg] = noGrad(() =>
-      scope(() => {
-        const f = net.forward(state, tensor(views, [B, 3, S, S]), { training: false });
-        if (f.shape[2] !== side || f.shape[3] !== side) throw new Error(`features: expected ${side}x${side} maps, got ${f.describe()} (engine/model bug)`);
-        return [f, reshape(adaptiveAvgPool2d(f, 1), [B, C])];
-      }),
-    );
-    pooled.set((await avg.data()) as Float32Array, start * C);
-    if (maps) maps.set((await feats.data()) as Float32Array, start * C * side * side);
-    feats.dispose();
-    avg.dispose();
-    o.onProgress?.(start + B, n);
+  } finally {
+    programs.destroy();
   }
   return { count: n, channels: C, side, pooled, maps, labels, labelMaps, size: S };
 }
