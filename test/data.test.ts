@@ -8,7 +8,7 @@ import { SceneDataset, SCENE_CLASSES } from '../train/data/scenes.js';
 import { FolderDataset } from '../train/data/folder.js';
 import { openDataset } from '../train/data-source.js';
 import { BatchLoader, EpochSampler, type Batch } from '../train/data/loader.js';
-import { cropLabels } from '../train/data/augment.js';
+import { cropLabels, MOCO_V2 } from '../train/data/augment.js';
 
 const t = suite('data');
 const dir = mkdtempSync(join(tmpdir(), 'data-test-'));
@@ -176,6 +176,32 @@ function assertSameBatch(a: Batch, b: Batch, what: string): void {
   assert.ok(same(a.q, b.q) && same(a.k, b.k), `${what}: views differ`);
   assert.equal(a.geometry, b.geometry, `${what}: geometry`);
 }
+
+t('loader: byte views are the float views before normalisation, rounded, the same from workers', async () => {
+  const ds = new SceneDataset({ seed: 5, size: 48, length: 16 });
+  const floats = await (await BatchLoader.create(ds, { batchSize: 4, size: 24, seed: 7 })).next();
+  const bytes = await (await BatchLoader.create(ds, { batchSize: 4, size: 24, seed: 7, pixels: 'bytes' })).next();
+  assert.ok(bytes.q instanceof Uint8Array && bytes.k instanceof Uint8Array);
+  assert.equal(bytes.geometry, floats.geometry);
+  const { mean, std } = MOCO_V2;
+  const plane = 24 * 24;
+  let worst = 0;
+  for (const [f, b] of [[floats.q, bytes.q], [floats.k, bytes.k]] as const) {
+    for (let i = 0; i < f.length; i++) {
+      const c = Math.floor(i / plane) % 3;
+      // Rounding to a byte moves a value by at most half a step, 0.5 / 255 before normalising.
+      worst = Math.max(worst, Math.abs((b[i] / 255 - mean[c]) / std[c] - f[i]) / (0.5 / 255 / std[c]));
+    }
+  }
+  assert.ok(worst <= 1 + 1e-3, `byte views off the float views by ${worst} half-steps`);
+  const threaded = await BatchLoader.create(ds, { batchSize: 4, size: 24, seed: 7, pixels: 'bytes', workers: 1 });
+  try {
+    assert.ok(same(bytes.q, (await threaded.next()).q), 'a worker makes the same bytes');
+  } finally {
+    await threaded.close();
+  }
+  await rejectsWith(BatchLoader.create(ds, { batchSize: 4, size: 24, seed: 7, pixels: 'u8' as 'bytes' }), "pixels 'u8' must be 'floats' or 'bytes'");
+});
 
 t('loader: shapes, epochs as permutations, and resume from the sampler state', async () => {
   const ds = new SceneDataset({ seed: 5, size: 48, length: 22 });

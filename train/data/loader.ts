@@ -38,7 +38,14 @@ export interface SamplerState {
   position: number;
 }
 
-export interface LoaderOptions {
+/**
+ * How views come out: normalised floats, or bytes 0..255 before the normalisation (4x smaller to
+ * pass between threads and to upload; the Trainer normalises them on the GPU).
+ */
+export type PixelFormat = 'floats' | 'bytes';
+export type ViewsOf<P extends PixelFormat> = P extends 'bytes' ? Uint8Array : Float32Array;
+
+export interface LoaderOptions<P extends PixelFormat = 'floats'> {
   batchSize: number;
   /** Side of the square views. */
   size: number;
@@ -59,19 +66,21 @@ export interface LoaderOptions {
   withLabelMaps?: boolean;
   /** Continue from a saved sampler state. */
   resume?: SamplerState;
+  /** 'floats' (default) or 'bytes': see PixelFormat. */
+  pixels?: P;
   onWarning?: (message: string) => void;
   /** The bundled worker entry (default: data-worker.mjs next to this bundle). */
   workerUrl?: URL;
 }
 
-export interface Batch {
+export interface Batch<V extends Float32Array | Uint8Array = Float32Array> {
   epoch: number;
   /** Index of this batch within the epoch, and over the whole run. */
   position: number;
   step: number;
-  /** [B, 3, S, S] each, normalised. */
-  q: Float32Array;
-  k: Float32Array;
+  /** [B, 3, S, S] each: normalised floats, or bytes with pixels: 'bytes'. */
+  q: V;
+  k: V;
   indices: Int32Array;
   labels: Int32Array;
   geometry: { q: ViewParams[]; k: ViewParams[] };
@@ -92,6 +101,7 @@ export interface BatchConfig {
   size: number;
   augment: AugmentConfig;
   withLabelMaps: boolean;
+  pixels: PixelFormat;
 }
 
 export interface BatchJob {
@@ -99,7 +109,7 @@ export interface BatchJob {
   indices: Int32Array;
 }
 
-export type BatchResult = Omit<Batch, 'epoch' | 'position' | 'step' | 'indices'> & { failures: LoadFailure[] };
+export type BatchResult = Omit<Batch<Float32Array | Uint8Array>, 'epoch' | 'position' | 'step' | 'indices'> & { failures: LoadFailure[] };
 
 // A sample that fails to load is replaced by the next index that loads: a choice that depends
 // only on the files, so it is the same in every worker.
@@ -151,8 +161,18 @@ function augmentBatch(samples: Sample[], job: BatchJob, cfg: BatchConfig, failur
   const B = samples.length;
   const S = cfg.size;
   const per = 3 * S * S;
-  const q = new Float32Array(B * per);
-  const k = new Float32Array(B * per);
+  const bytes = cfg.pixels === 'bytes';
+  const q = bytes ? new Uint8Array(B * per) : new Float32Array(B * per);
+  const k = bytes ? new Uint8Array(B * per) : new Float32Array(B * per);
+  // Byte views are augmented unnormalised (mean 0, std 1: values in [0, 1]) into one float view, then rounded.
+  const augment = bytes ? { ...cfg.augment, mean: [0, 0, 0] as [number, number, number], std: [1, 1, 1] as [number, number, number] } : cfg.augment;
+  const scratch = bytes ? new Float32Array(per) : null;
+  const view = (image: Sample['image'], rng: ReturnType<typeof rngFor>, into: Float32Array | Uint8Array, at: number): ViewParams => {
+    if (!scratch) return augmentView(image, rng, S, augment, into as Float32Array, at).params;
+    const { params } = augmentView(image, rng, S, augment, scratch, 0);
+    toBytes(scratch, into as Uint8Array, at);
+    return params;
+  };
   const labels = new Int32Array(B);
   const geometry: BatchResult['geometry'] = { q: [], k: [] };
   const qLabelMaps = cfg.withLabelMaps ? new Uint8Array(B * S * S) : undefined;
@@ -160,18 +180,23 @@ function augmentBatch(samples: Sample[], job: BatchJob, cfg: BatchConfig, failur
   for (let b = 0; b < B; b++) {
     const s = samples[b];
     const idx = job.indices[b];
-    const vq = augmentView(s.image, rngFor(cfg.seed, job.epoch, idx, 0), S, cfg.augment, q, b * per);
-    const vk = augmentView(s.image, rngFor(cfg.seed, job.epoch, idx, 1), S, cfg.augment, k, b * per);
-    geometry.q.push(vq.params);
-    geometry.k.push(vk.params);
+    const vq = view(s.image, rngFor(cfg.seed, job.epoch, idx, 0), q, b * per);
+    const vk = view(s.image, rngFor(cfg.seed, job.epoch, idx, 1), k, b * per);
+    geometry.q.push(vq);
+    geometry.k.push(vk);
     labels[b] = s.label;
     if (qLabelMaps && kLabelMaps) {
       if (!s.labelMap) throw new Error(`withLabelMaps: sample ${idx} has no label map (only the built-in scenes have them)`);
-      cropLabels(s.labelMap, vq.params, qLabelMaps, b * S * S);
-      cropLabels(s.labelMap, vk.params, kLabelMaps, b * S * S);
+      cropLabels(s.labelMap, vq, qLabelMaps, b * S * S);
+      cropLabels(s.labelMap, vk, kLabelMaps, b * S * S);
     }
   }
   return { q, k, labels, geometry, qLabelMaps, kLabelMaps, failures };
+}
+
+/** Values in [0, 1] as bytes 0..255 (rounded to nearest, clamped), written at `at`. */
+export function toBytes(x: Float32Array, out: Uint8Array, at: number): void {
+  for (let i = 0; i < x.length; i++) out[at + i] = Math.min(255, Math.max(0, Math.round(x[i] * 255)));
 }
 
 /** Loads and augments one batch (used in this thread and in the workers alike). */
@@ -298,7 +323,12 @@ class WorkerPool {
   }
 }
 
-export class BatchLoader {
+/** The settings a batch is made with, from the loader's options (the same in every worker). */
+function batchConfig(opts: LoaderOptions<PixelFormat>): BatchConfig {
+  return { seed: opts.seed, size: opts.size, augment: opts.augment ?? MOCO_V2, withLabelMaps: opts.withLabelMaps ?? false, pixels: opts.pixels ?? 'floats' };
+}
+
+export class BatchLoader<V extends Float32Array | Uint8Array = Float32Array> {
   readonly sampler: EpochSampler;
   readonly batchSize: number;
   readonly size: number;
@@ -317,7 +347,7 @@ export class BatchLoader {
 
   private constructor(
     private dataset: LoaderDataset,
-    opts: LoaderOptions,
+    opts: LoaderOptions<PixelFormat>,
     private pool: WorkerPool | null,
   ) {
     const rank = opts.rank ?? 0;
@@ -325,7 +355,7 @@ export class BatchLoader {
     this.sampler = new EpochSampler(dataset.length, opts.batchSize, opts.seed, rank, worldSize);
     this.batchSize = opts.batchSize;
     this.size = opts.size;
-    this.cfg = { seed: opts.seed, size: opts.size, augment: opts.augment ?? MOCO_V2, withLabelMaps: opts.withLabelMaps ?? false };
+    this.cfg = batchConfig(opts);
     this.epoch = opts.resume?.epoch ?? 0;
     this.position = opts.resume?.position ?? 0;
     this.schedEpoch = this.epoch;
@@ -334,8 +364,9 @@ export class BatchLoader {
     this.prefetch = opts.prefetch ?? Math.max(2, (pool ? (opts.workers as number) : 0) + 1);
   }
 
-  static async create(dataset: LoaderDataset, opts: LoaderOptions): Promise<BatchLoader> {
+  static async create<P extends PixelFormat = 'floats'>(dataset: LoaderDataset, opts: LoaderOptions<P>): Promise<BatchLoader<ViewsOf<P>>> {
     if (!Number.isInteger(opts.size) || opts.size < 1) throw new Error(`view size ${opts.size} must be a positive integer`);
+    if (opts.pixels !== undefined && opts.pixels !== 'floats' && opts.pixels !== 'bytes') throw new Error(`pixels '${opts.pixels}' must be 'floats' or 'bytes'`);
     if (opts.resume && opts.resume.seed !== opts.seed) {
       throw new Error(`resume: the saved sampler state has seed ${opts.resume.seed} but the loader was given seed ${opts.seed}`);
     }
@@ -350,10 +381,9 @@ export class BatchLoader {
     let pool: WorkerPool | null = null;
     if (workers > 0) {
       if (!dataset.workerSpec) throw new Error('this dataset cannot be rebuilt in a worker thread (no workerSpec()); use workers: 0');
-      const cfg = { seed: opts.seed, size: opts.size, augment: opts.augment ?? MOCO_V2, withLabelMaps: opts.withLabelMaps ?? false };
-      pool = await WorkerPool.start(workers, opts.workerUrl ?? new URL('./data-worker.mjs', import.meta.url), dataset.workerSpec(), cfg);
+      pool = await WorkerPool.start(workers, opts.workerUrl ?? new URL('./data-worker.mjs', import.meta.url), dataset.workerSpec(), batchConfig(opts));
     }
-    return new BatchLoader(dataset, { ...opts, workers }, pool);
+    return new BatchLoader<ViewsOf<P>>(dataset, { ...opts, workers }, pool);
   }
 
   get batchesPerEpoch(): number {
@@ -381,7 +411,7 @@ export class BatchLoader {
     }
   }
 
-  private finish(p: Pick<Pending, 'epoch' | 'position' | 'indices'>, r: BatchResult): Batch {
+  private finish(p: Pick<Pending, 'epoch' | 'position' | 'indices'>, r: BatchResult): Batch<V> {
     for (const f of r.failures) {
       if (this.warned.has(f.index)) continue;
       this.warned.add(f.index);
@@ -404,11 +434,12 @@ export class BatchLoader {
       this.epoch++;
     }
     const { failures: _, ...rest } = r;
-    return { ...rest, epoch: p.epoch, position: p.position, step: p.epoch * this.sampler.batchesPerEpoch + p.position, indices: p.indices };
+    // The views are of the loader's pixel format (cfg.pixels, fixed when it was created).
+    return { ...rest, epoch: p.epoch, position: p.position, step: p.epoch * this.sampler.batchesPerEpoch + p.position, indices: p.indices } as Batch<V>;
   }
 
   /** The next batch; the following ones are being prepared meanwhile. */
-  async next(): Promise<Batch> {
+  async next(): Promise<Batch<V>> {
     this.schedule();
     const p = this.queue.shift()!;
     const r = await p.result;
@@ -417,7 +448,7 @@ export class BatchLoader {
   }
 
   /** The next batch, made in this thread (browser; datasets that load synchronously). */
-  nextSync(): Batch {
+  nextSync(): Batch<V> {
     if (this.pool || this.queue.length) throw new Error('nextSync() works only with workers: 0 and without mixing in next()');
     const p = { epoch: this.epoch, position: this.position, indices: this.sampler.batch(this.epoch, this.position) };
     const batch = this.finish(p, computeBatchSync(this.dataset, p, this.cfg));
