@@ -110,7 +110,7 @@ function gradientSizes(ctx: BenchContext): ModelSize[] {
   return (['resnet18', 'resnet50'] as const).map((arch) => {
     const m = new DenseCL(ctx.rt, {
       arch, width: 1, smallStem: false, method: 'densecl', dim: 128, queueSize: 8,
-      tau: 0.2, momentum: 0.999, lambda: 0.5, startIters: 0, bnGroups: 1, seed: 0,
+      tau: 0.2, emaMomentum: 0.999, lambda: 0.5, startIters: 0, bnGroups: 1, seed: 0,
     });
     const count = (specs: { shape: number[] }[]) => specs.reduce((s, p) => s + p.shape.reduce((a, b) => a * b, 1), 0);
     const size = { model: `DenseCL ${arch}`, floats: count(m.query.paramSpecs), backboneFloats: count(m.backbone.paramSpecs()) };

@@ -28,7 +28,7 @@ const BATCH = 32;
 const SIZE = 64;
 const BASE: Omit<DenseCLConfig, 'method'> = {
   arch: 'resnet18', width: 1, smallStem: false, dim: 128, queueSize: 4096, tau: 0.2,
-  momentum: 0.999, lambda: 0.5, startIters: 0, bnGroups: 8, seed: 0,
+  emaMomentum: 0.999, lambda: 0.5, startIters: 0, bnGroups: 8, seed: 0,
 };
 const LR = (0.03 * BATCH) / 256;
 const SGD_OPTS = { momentum: 0.9, weightDecay: 1e-4 };
@@ -410,7 +410,7 @@ export class TfMoco {
   step(xq: Tensor4D, xk: Tensor4D): Scalar {
     const { tf } = this;
     return tf.tidy(() => {
-      const m = BASE.momentum;
+      const m = BASE.emaMomentum;
       for (const [name, kv] of this.k) kv.assign(tf.add(tf.mul(kv, m), tf.mul(this.q.get(name)!, 1 - m)));
       const N = xk.shape[0];
       const perm = this.shuffle.permutation(N);

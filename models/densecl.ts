@@ -32,7 +32,7 @@ export interface DenseCLConfig extends ResNetConfig {
   queueSize: number;
   tau: number;
   /** EMA momentum of the key encoder. */
-  momentum: number;
+  emaMomentum: number;
   /** Weight of the dense loss. */
   lambda: number;
   /** Steps with lambda = 0 at the start (DenseCL's optional warm-up). */
@@ -158,7 +158,7 @@ export class DenseCL {
    */
   keyForward(x: Tensor): KeyOutputs {
     return noGrad(() => {
-      const m = this.cfg.momentum;
+      const m = this.cfg.emaMomentum;
       axpyInPlace(this.key.params.flat, this.query.params.flat, 1 - m, m, 'momentumUpdate');
       return this.encode(this.key, x, true);
     });

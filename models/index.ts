@@ -1,4 +1,4 @@
 // Package entry "densecl-webgpu/models": ResNet, MoCo-v2 and DenseCL built from engine ops.
-export { DenseCL, type DenseCLConfig, type Method, type StepOutput } from '../models/densecl.js';
-export { ResNet, type Arch, type ResNetConfig } from '../models/resnet.js';
-export { ModelState, kaimingNormal, torchDefaultUniform, constant, normal, type ParamSpec, type BufferSpec } from '../models/state.js';
+export { DenseCL, type DenseCLConfig, type Method, type StepOutput } from './densecl.js';
+export { ResNet, type Arch, type ResNetConfig } from './resnet.js';
+export { ModelState, kaimingNormal, torchDefaultUniform, constant, normal, type ParamSpec, type BufferSpec } from './state.js';

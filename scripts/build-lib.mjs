@@ -21,7 +21,7 @@ import { builtinModules } from 'node:module';
 
 const root = new URL('..', import.meta.url).pathname;
 const args = new Set(process.argv.slice(2));
-const ENTRIES = { index: 'engine/index.ts', models: 'lib/models.ts', train: 'lib/train.ts' };
+const ENTRIES = { index: 'engine/index.ts', models: 'models/index.ts', train: 'train/index.ts' };
 
 const common = {
   entryPoints: Object.fromEntries(Object.entries(ENTRIES).map(([name, file]) => [name, join(root, file)])),
@@ -101,8 +101,8 @@ const WEB_TO_PACKAGE = {
   // The page imports the package's browser build, not a second copy of the engine.
   name: 'page-uses-package',
   setup(b) {
-    const map = { '../engine/index.js': '../browser/index.js', '../lib/models.js': '../browser/models.js', '../lib/train.js': '../browser/train.js' };
-    b.onResolve({ filter: /^\.\.\/(engine\/index|lib\/models|lib\/train)\.js$/ }, (a) => ({ path: map[a.path], external: true }));
+    const map = { '../engine/index.js': '../browser/index.js', '../models/index.js': '../browser/models.js', '../train/index.js': '../browser/train.js' };
+    b.onResolve({ filter: /^\.\.\/(engine\/index|models\/index|train\/index)\.js$/ }, (a) => ({ path: map[a.path], external: true }));
   },
 };
 

@@ -47,7 +47,7 @@ t('docs/api.md has runnable examples of the main tasks', () => {
 });
 
 t('the examples type-check against the package declarations', () => {
-  assert.ok(existsSync(join(root, 'dist/types/lib/train.d.ts')), 'the package is built with types (node scripts/build-lib.mjs)');
+  assert.ok(existsSync(join(root, 'dist/types/train/index.d.ts')), 'the package is built with types (node scripts/build-lib.mjs)');
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { recursive: true });
   for (const e of examples) writeFileSync(e.file, e.code);

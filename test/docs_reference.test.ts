@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const t = suite('docs reference');
-const ENTRIES = ['engine/index.ts', 'lib/models.ts', 'lib/train.ts'];
+const ENTRIES = ['engine/index.ts', 'models/index.ts', 'train/index.ts'];
 
 /** Names exported by the entry files: values, and values plus types. */
 function exportsOf(): { values: Set<string>; all: Set<string> } {

@@ -73,7 +73,7 @@ export async function profileModel(o: typeof PROFILE_DEFAULTS): Promise<string> 
   const rt = await init();
   const model = new DenseCL(rt, {
     arch: o.arch as Arch, width: o.width, smallStem: o.smallStem, method: o.method as Method, dim: 128,
-    queueSize: o.queueSize, tau: 0.2, momentum: 0.999, lambda: 0.5, startIters: 0, bnGroups: o.bnGroups, seed: 0,
+    queueSize: o.queueSize, tau: 0.2, emaMomentum: 0.999, lambda: 0.5, startIters: 0, bnGroups: o.bnGroups, seed: 0,
   });
   const sgd = new Sgd(model.query.params, model.query.grads, { momentum: 0.9, weightDecay: 1e-4 });
   const rng = new Rng(0);

@@ -150,7 +150,7 @@ export class Trainer {
     if (!Number.isInteger(o.imgSize) || o.imgSize < stride) throw new Error(`Trainer: imgSize ${o.imgSize} is smaller than the network's stride ${stride}; use at least ${stride}${o.smallStem ? '' : ' or smallStem: true'}`);
     const cfg: DenseCLConfig = {
       arch: o.arch, width: o.width, smallStem: o.smallStem, method: o.method, dim: o.dim, queueSize: o.queueSize,
-      tau: o.tau, momentum: o.emaMomentum, lambda: o.lambda, startIters: o.startIters, bnGroups: o.bnGroups / W, seed: o.seed,
+      tau: o.tau, emaMomentum: o.emaMomentum, lambda: o.lambda, startIters: o.startIters, bnGroups: o.bnGroups / W, seed: o.seed,
     };
     if (o.queueSize % o.batchSize !== 0) throw new Error(`Trainer: queueSize ${o.queueSize} is not divisible by batchSize ${o.batchSize}; the queue is filled a whole batch at a time`);
     this.model = new DenseCL(rt, cfg);

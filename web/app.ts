@@ -12,7 +12,7 @@
 //                  init({ device }): the profiler then shows its coarse fallback
 // window.demo holds the state for tests and the console.
 import { init, aggregate, shortKernelNames, type Runtime, type ProfileResult } from '../engine/index.js';
-import { Trainer, TRAINER_DEFAULTS, SceneDataset, BatchLoader, MOCO_V2, type TrainerOptions, type StepStats, type Batch } from '../lib/train.js';
+import { Trainer, TRAINER_DEFAULTS, SceneDataset, BatchLoader, MOCO_V2, type TrainerOptions, type StepStats, type Batch } from '../train/index.js';
 import { classifyMatches, type CellMatch } from './correspondence.js';
 
 interface DemoState {

@@ -1,7 +1,7 @@
 // Where DenseCL's matched cells lie in the source image: for each query cell, its centre and
 // the centre of the key cell it was matched to, mapped back through each view's crop and flip.
 // A match is right when both centres fall within one key cell of each other in the scene.
-import { viewToSource, type ViewParams } from '../lib/train.js';
+import { viewToSource, type ViewParams } from '../train/index.js';
 
 export type MatchKind = 'right' | 'wrong' | 'outside';
 
