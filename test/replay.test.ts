@@ -8,6 +8,7 @@ import { runtime, scope, add, mul, type Tensor } from '../engine/index.js';
 import { inputOn, tensorOn } from '../engine/ops/create.js';
 import { captureStep, replayStep } from '../engine/replay.js';
 import { FlatStore } from '../engine/flat.js';
+import { overrideKernels } from '../engine/device-profile.js';
 import { Trainer, type TrainerOptions } from '../train/trainer.js';
 import { ResNet } from '../models/resnet.js';
 import { ModelState } from '../models/state.js';
@@ -68,6 +69,25 @@ t('steps issued back to back, none awaited before the next, equal steps awaited 
   assert.is(pipelined.programs!.stats.replayed, 3);
   await assertSameState(awaited, pipelined);
   for (const x of [awaited, pipelined]) x.destroy();
+});
+
+t('a change of kernel choices drops the captured steps; the next ones are captured with the new kernels', async () => {
+  const rt = runtime();
+  const eager = new Trainer(rt, TINY, { replay: false });
+  const replay = new Trainer(rt, TINY);
+  let restore = () => {};
+  try {
+    for (let s = 0; s < 6; s++) {
+      if (s === 3) restore = overrideKernels(rt.profile, { contrastive: rt.profile.kernels.contrastive === 'tiled' ? 'gemm' : 'tiled' });
+      const [e, r] = [await eager.trainStep(batch(60 + s), batch(70 + s)), await replay.trainStep(batch(60 + s), batch(70 + s))];
+      assert.ok(same(e.loss, r.loss), `step ${s}: ${e.loss} vs ${r.loss}`);
+    }
+  } finally {
+    restore();
+  }
+  assert.equal(replay.programs!.stats, { eager: 2, captured: 2, replayed: 2, evicted: 0 });
+  await assertSameState(eager, replay);
+  for (const x of [eager, replay]) x.destroy();
 });
 
 t('a resumed run replays the same steps as the run it continues', async () => {

@@ -1,7 +1,9 @@
-// The trainer's captured steps, one per step signature (batch shape, code path, kernel choices).
-// A signature's first step runs eagerly (it compiles pipelines and may tune kernels), its second
-// is captured, later ones replay. A few programs are kept, least recently used evicted, since
-// each owns every intermediate buffer of its step.
+// The trainer's captured steps, one per step signature (batch shape, code path). A signature's
+// first step runs eagerly (it compiles pipelines and may start kernel tuning), its second is
+// captured, later ones replay. A few programs are kept, least recently used evicted, since each
+// owns every intermediate buffer of its step. The runtime's kernel choices (device profile,
+// tuning decisions) are part of every program: when they change, all programs are dropped, and
+// while tuning is still timing kernels, steps run eagerly (a capture would freeze the fallbacks).
 import { captureStep, replayStep, type CapturedStep, type StepTensors } from '../engine/replay.js';
 import type { StepValues } from '../engine/capture.js';
 import type { Runtime } from '../engine/index.js';
@@ -19,6 +21,8 @@ export interface ProgramStats {
 export class StepPrograms<T extends StepTensors> {
   private programs = new Map<string, CapturedStep<T>>();
   private seen = new Map<string, number>();
+  /** The runtime's kernel choices the programs were captured under. */
+  private choices = '';
   readonly stats: ProgramStats = { eager: 0, captured: 0, replayed: 0, evicted: 0 };
 
   constructor(private readonly rt: Runtime, private readonly limit = MAX_PROGRAMS) {}
@@ -29,6 +33,12 @@ export class StepPrograms<T extends StepTensors> {
    * per-step value from `values` (as named inputs and live uniform values).
    */
   run(signature: string, values: StepValues, record: () => T): T {
+    const choices = `${JSON.stringify(this.rt.profile.kernels)} tuned=${this.rt.tuner.generation}`;
+    if (choices !== this.choices) {
+      this.destroy();
+      this.seen.clear();
+      this.choices = choices;
+    }
     const hit = this.programs.get(signature);
     if (hit) {
       this.programs.delete(signature); // re-inserted last: the map's order is the recency order
@@ -38,7 +48,7 @@ export class StepPrograms<T extends StepTensors> {
     }
     const seen = this.seen.get(signature) ?? 0;
     this.seen.set(signature, seen + 1);
-    if (seen === 0) {
+    if (seen === 0 || this.rt.tuner.busy) {
       this.stats.eager++;
       const out = record();
       this.rt.flush();

@@ -213,7 +213,7 @@ export class Trainer {
     if (this.programs) {
       // Everything that shapes the recorded commands; what changes within it comes in `values`.
       const pixels = q instanceof Uint8Array ? `bytes ${JSON.stringify(norm)}` : 'floats';
-      const signature = `${B}x${S} ${pixels} lambda=${plan.lambda} correspondence=${!!opts.correspondence} kernels=${JSON.stringify(this.rt.profile.kernels)}`;
+      const signature = `${B}x${S} ${pixels} lambda=${plan.lambda} correspondence=${!!opts.correspondence}`;
       outs = this.programs.run(signature, values, record);
     } else {
       outs = record();

@@ -72,6 +72,8 @@ export class Tuner {
   /** Classes timed, and the wall-clock milliseconds from the start to the end of their timing. */
   readonly stats = { classesTuned: 0, tuningMs: 0 };
   private decisions: Record<string, Decision> = {};
+  /** Changes whenever the decisions do: a captured step recorded before a change may use other kernels. */
+  generation = 0;
   private pending = new Map<string, Promise<void>>();
   private store: TuneStore | null = null;
 
@@ -86,6 +88,7 @@ export class Tuner {
     if (o.store) {
       this.store = o.store;
       Object.assign(this.decisions, o.store.load(this.adapterKey));
+      this.generation++;
     }
   }
 
@@ -96,6 +99,11 @@ export class Tuner {
     if (d && req.candidates.includes(d.name)) return { name: d.name, tuned: true };
     if (this.mode === 'on' && !this.pending.has(req.key)) this.pending.set(req.key, this.tune(req));
     return { name: req.fallback, tuned: false };
+  }
+
+  /** Whether timings are running (their decisions will change what choose() answers). */
+  get busy(): boolean {
+    return this.pending.size > 0;
   }
 
   /** Resolves when every timing started so far has ended. */
@@ -112,6 +120,7 @@ export class Tuner {
     if (data?.kernelVersion !== KERNEL_VERSION) throw new Error(`tuning decisions from kernel version ${data?.kernelVersion} do not apply to ${KERNEL_VERSION}; tune again`);
     if (data.adapter !== this.adapterKey) throw new Error(`tuning decisions were made on '${data.adapter}', this adapter is '${this.adapterKey}'`);
     Object.assign(this.decisions, data.decisions);
+    this.generation++;
   }
 
   private async tune(req: TuneRequest): Promise<void> {
@@ -121,6 +130,7 @@ export class Tuner {
       const name = req.candidates.reduce((a, b) => (ms[b] < ms[a] ? b : a));
       const d: Decision = { name, ms };
       this.decisions[req.key] = d;
+      this.generation++;
       this.store?.save(this.adapterKey, req.key, d);
       this.stats.classesTuned++;
     } catch (e) {
