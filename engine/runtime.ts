@@ -4,8 +4,7 @@
 import { BufferPool, type MemoryReport } from './pool.js';
 import { specialize, kernelKey, type Defines } from './kernel.js';
 import { reflectShader, packParams, type ParamValues, type ShaderInterface } from './uniforms.js';
-import type { GpuHandle } from './gpu.js';
-import type { BufferRef } from './tensor.js';
+import type { BufferRef, GpuHandle } from './gpu.js';
 import { CompletionPredictor, sleep } from './completion.js';
 import { deviceProfile, type DeviceProfile, type ProfileOverrides } from './device-profile.js';
 import { Tuner } from './tune/tuner.js';

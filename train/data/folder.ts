@@ -8,7 +8,6 @@ import { closeSync, openSync, readdirSync, readSync, statSync } from 'node:fs';
 import { join, relative, sep } from 'node:path';
 import { loadSharp } from './sharp.js';
 import type { RgbImage } from './augment.js';
-import type { DatasetSpec } from './loader.js';
 
 const EXTENSIONS = ['.jpg', '.jpeg', '.png'];
 
@@ -115,8 +114,9 @@ export class FolderDataset {
     return this.classNames.length;
   }
 
-  /** Plain data that rebuilds this dataset (in a worker thread). */
-  workerSpec(): DatasetSpec {
+  /** Plain data that rebuilds this dataset in a worker thread: one case of loader.ts's DatasetSpec
+   *  (the loader names the datasets, not the other way round). */
+  workerSpec(): { kind: 'folder'; spec: FolderSpec } {
     return { kind: 'folder', spec: { root: this.root, files: this.files, labels: this.labels, classNames: this.classNames, maxShortSide: this.maxShortSide } };
   }
 

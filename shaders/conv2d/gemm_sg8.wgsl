@@ -1,12 +1,12 @@
 enable subgroups;
-// The implicit-GEMM convolution core of conv2d_gemm.wgsl (read that header first) for 8-wide
+// The implicit-GEMM convolution core of gemm.wgsl (read that header first) for 8-wide
 // subgroups (lavapipe on AVX2: a workgroup of 8 invocations is the 8 SIMD lanes of one
 // subgroup). All lanes of a workgroup share the output-channel block, so the lanes split the
 // A vec4s of a tap row among them and the subgroup shares them by broadcast (register
 // shuffles), instead of every lane loading all of them itself. With A nearly free, the tile leans to
 // more output channels (TM up to 32) and fewer columns, which cuts the per-lane window loads.
 // WGSL has no includes: apart from loadRowA and the workgroup size this mirrors
-// conv2d_gemm.wgsl, and the two files change together.
+// gemm.wgsl, and the two files change together.
 //! TM = 16
 //! TN = 4
 //! NTC = 3

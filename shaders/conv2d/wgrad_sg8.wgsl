@@ -1,11 +1,11 @@
 enable subgroups;
-// The weight-gradient kernel of conv2d_wgrad.wgsl (read that header first) for 8-wide subgroups
+// The weight-gradient kernel of wgrad.wgsl (read that header first) for 8-wide subgroups
 // (lavapipe on AVX2: a workgroup of 8 invocations is one subgroup). The 8 lanes share the
 // output-channel block and differ in (input channel, kernel-row block), so the dy values of a
 // row segment, which all lanes need, are loaded once per subgroup (lanes split them) and shared
 // by broadcast; each lane still loads its own source windows. That leaves most per-lane loads to
 // the windows, so the tile takes more output channels (TMW 16).
-// WGSL has no includes: apart from the lane mapping and loadDy this mirrors conv2d_wgrad.wgsl,
+// WGSL has no includes: apart from the lane mapping and loadDy this mirrors wgrad.wgsl,
 // and the two files change together.
 //! TMW = 16
 //! TN = 4

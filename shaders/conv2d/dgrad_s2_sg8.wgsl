@@ -8,8 +8,8 @@ enable subgroups;
 // values) once for all 9 taps. With y = 2i + ry, x = 2j + rx, tap (kh, kw) reads
 // dy[(y + 1 - kh) / 2, (x + 1 - kw) / 2] where that is whole: ry = 0 takes kh = 1 from row i;
 // ry = 1 takes kh = 0 from row i + 1 and kh = 2 from row i; the same for columns.
-// A is the weight as [O, 3, 3, MP] (conv2d_relayout.wgsl, TRANS), its 9 x TM4 vec4s per o split
-// among the lanes and shared by broadcast, as in conv2d_gemm_sg8.wgsl.
+// A is the weight as [O, 3, 3, MP] (relayout.wgsl, TRANS), its 9 x TM4 vec4s per o split
+// among the lanes and shared by broadcast, as in gemm_sg8.wgsl.
 //! TM = 8
 //! TB = 4
 struct Params {

@@ -17,7 +17,7 @@
 // once per block: 2.5x slower at 64 channels).
 // The window holds every WSTEP-th source column (WSTEP > 1 when no tap needs the ones between,
 // e.g. a 1x1 kernel with stride 2); TC_WIN and WIN count in window elements.
-// A comes from conv2d_relayout.wgsl with its channel axis zero-padded to a multiple of TM, so
+// A comes from relayout.wgsl with its channel axis zero-padded to a multiple of TM, so
 // every vec4 read is in range and aligned.
 //! TM = 8
 //! TN = 8

@@ -1,0 +1,234 @@
+// 2-D convolution (PyTorch's conv2d without groups): x [N, C, H, W], weight [O, C, KH, KW],
+// optional bias [O] -> [N, O, OH, OW], with gradients for all three.
+//
+// Layout: NCHW everywhere, inside too. On lavapipe an invocation is one SIMD lane and every
+// storage-buffer load is done one lane at a time (Mesa 25 treats no address inside a loop as
+// uniform), so loads per FMA decide the speed, not memory layout or FLOPs. Each invocation owns
+// a register tile of output channels x one row segment of output columns; its per-lane loads
+// are one window of the source row per (channel, kernel row), shared by all kernel columns, and
+// vec4s of a re-laid weight (shared across the subgroup by broadcast where 8-wide subgroups
+// exist). NCHW keeps that row window contiguous; NHWC would make the channel loads vec4s but
+// the window no shorter, and would cost a transposition of every activation in and out (the
+// activations are the large tensors) while ResNet code stays in PyTorch's layout. Only the
+// weight, which is small, is re-laid out per call ([C, KH, KW, O] or [O, KH, KW, C], channel
+// axis zero-padded to the tile) so its loads are aligned vec4s.
+//
+// Kernels and variants (conv2dPlan picks them by shape and device):
+// - forward: implicit GEMM on shaders/conv2d/gemm.wgsl (M = O, N = N*OH*OW, K = C*KH*KW, nothing like
+//   im2col stored); the tile and the tap columns' window layout are compile-time, tap rows and
+//   sizes are uniforms, so a few pipelines serve a whole network.
+// - input gradient: the same core over dy with the weight re-laid as [O, KH, KW, C], one
+//   dispatch per output residue class modulo the stride with only the taps that reach it;
+//   3x3 stride 2 padding 1 with 8-wide subgroups: all four classes in one fused pass
+//   (dgrad_s2.ts).
+// - weight gradient: shaders/conv2d/wgrad.wgsl, K = N*OH*OW split into fixed chunks of output rows, the
+//   partials summed by the reduction kernel in a fixed order (deterministic, no atomics).
+// - bias gradient: sums over (OH, OW) then N with the reduction kernel.
+// - 8-wide subgroups (lavapipe on AVX2): shaders/conv2d/gemm_sg8.wgsl and shaders/conv2d/wgrad_sg8.wgsl share
+//   the operand all lanes need (weight, dy) by broadcast and take wider channel tiles.
+// - 1x1, no padding, any stride, any map size: per-image GEMMs through matmul.ts for all three,
+//   on packed pixel planes where strided or where the pixel count is no multiple of 4
+//   (pointwise.ts).
+// - the 7x7 RGB stem (and any kernel up to 7 wide): the core with 7 hand-unrolled tap columns
+//   over a stride-2 window (21 loads serve 8 outputs x 49 taps of a channel row).
+// - bounds checks are compiled out when the shape divides the tile, and source range checks
+//   when no tap can leave the source (no padding); strided 1x1 kernels load only the columns
+//   they use.
+// All of the above is the 'classic' family, designed for lavapipe. GPUs (devices without 8-wide
+// subgroups) take the 'tiled' family instead (tiled.ts): workgroup-memory tiles and
+// register tiles for all three products and every kernel size up to 7x7, 1x1 included.
+import gemmSrc from '../../../shaders/conv2d/gemm.wgsl';
+import gemmSg8Src from '../../../shaders/conv2d/gemm_sg8.wgsl';
+import wgradSrc from '../../../shaders/conv2d/wgrad.wgsl';
+import wgradSg8Src from '../../../shaders/conv2d/wgrad_sg8.wgsl';
+import { Tensor, formatShape } from '../../tensor.js';
+import { record } from '../../autograd.js';
+import type { Runtime } from '../../runtime.js';
+import { empty, requireF32, sameRuntime } from '../alloc.js';
+import { hasSubgroups8 } from '../matmul.js';
+import { inputGradStride2, STRIDE2_TM } from './dgrad_s2.js';
+import { forwardPointwise, inputGradPointwise, weightGradPointwise, reshapeOwned } from './pointwise.js';
+import { forwardFolded, inputGradFolded, weightGradFolded } from './fold.js';
+import { conv2dPlan, type ConvFamily, type ConvPlan, type CoreDispatch } from './plan.js';
+import type { Conv2dOptions, ConvGeometry } from './geometry.js';
+import { forwardTiled, inputGradTiled, weightGradTiled, type TiledPlan } from './tiled.js';
+import { tunedTiledPlan, type ConvDirection } from './tune.js';
+import { relayoutWeight } from './relayout.js';
+import { sum } from '../reduce.js';
+import { reshape } from '../shape.js';
+import { fillTensor } from '../pointwise.js';
+
+export { conv2dGeometry, type Conv2dOptions, type ConvGeometry } from './geometry.js';
+export { conv2dPlan, type ConvFamily, type ConvPlan, type CoreDispatch, type WgradPlan } from './plan.js';
+export { TILED_TILES, type TiledTileName } from './tiles.js';
+export type { TiledPlan } from './tiled.js';
+export { convShapeClass, convTileCandidates, type ConvDirection } from './tune.js';
+
+const OP = 'conv2d';
+
+// The device profile's settings decide (rt.profile.kernels; tests and benchmarks change them
+// with overrideKernels): the family (conv: classic on CPU drivers such as lavapipe, for which it
+// was tuned, tiled on GPUs), the classic family's subgroup kernels (convSubgroups) and folding
+// threshold (convFoldMinOut), and one forced tile of the tiled family (convTile). With the tiled
+// family and no tile forced, rt.tuner may choose the tile per direction (tune.ts).
+const useSg8 = (rt: Runtime): boolean => rt.profile.kernels.convSubgroups && hasSubgroups8(rt);
+
+function family(rt: Runtime): ConvFamily {
+  const k = rt.profile.kernels;
+  return k.conv === 'tiled' ? { family: 'tiled', tile: k.convTile } : { family: 'classic', foldMinOut: k.convFoldMinOut };
+}
+/** A tiled plan's tiles for one direction: forced, tuned or the default rule's. */
+function tiledFor(rt: Runtime, plan: ConvPlan, dir: ConvDirection): TiledPlan {
+  return plan.tiled!.forced ? plan.tiled! : tunedTiledPlan(rt, plan.geometry, plan.tiled!, dir);
+}
+/** The plan conv2d would use on this runtime for these shapes, before tuning (benchmarks name their variants with it). */
+export function conv2dPlanFor(rt: Runtime, xShape: readonly number[], wShape: readonly number[], opts: Conv2dOptions = {}, hasBias = false): ConvPlan {
+  return conv2dPlan(xShape, wShape, opts, hasBias, useSg8(rt), family(rt));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Dispatch helpers.
+
+/** The weight as A[cin, kh, kw, m] with m padded to mp (trans: cin = o, m = c). */
+const relayout = (w: Tensor, g: ConvGeometry, trans: boolean, mp: number, op: string): Tensor => relayoutWeight(w, g, trans, { mp, cinp: 0 }, op);
+
+/** [x, y, z] workgroups with y folded into z beyond the 65535 limit (the shaders rebuild y + z*ny). */
+function foldGrid(x: number, y: number): [number, number, number] {
+  const z = Math.ceil(y / 65535);
+  return [x, Math.ceil(y / z), z];
+}
+
+/** Runs the implicit-GEMM core: writes Y[n, m, ...] for one forward pass or one gradient class. */
+function runCore(
+  rt: Runtime, d: CoreDispatch, g: ConvGeometry, src: Tensor, a: Tensor, bias: Tensor | null, y: Tensor,
+  sizes: { CIN: number; SH: number; SW: number; M: number; OH: number; OW: number }, op: string,
+): void {
+  const TQ = Math.ceil(d.NQ / d.TN);
+  const G = g.N * d.NR * TQ;
+  const MP = Math.ceil(sizes.M / d.TM) * d.TM;
+  rt.dispatch(d.sg8 ? rt.kernel('conv2d_gemm_sg8', gemmSg8Src, d.defines) : rt.kernel('conv2d_gemm', gemmSrc, d.defines), {
+    params: { ...d.params, N: g.N, CIN: sizes.CIN, SH: sizes.SH, SW: sizes.SW, M: sizes.M, OH: sizes.OH, OW: sizes.OW, NR: d.NR, NQ: d.NQ, TQ, G, MP },
+    buffers: [src.buffer(op), a.buffer(op), (bias ?? a).buffer(op), y.buffer(op)],
+    workgroups: foldGrid(MP / d.TM, Math.ceil(G / d.WG)),
+    op,
+    flops: 2 * g.N * d.NR * d.NQ * sizes.M * sizes.CIN * d.taps,
+    bytes: 4 * (src.size + a.size + g.N * d.NR * d.NQ * sizes.M),
+    shapes: `${formatShape(src.shape)} -> ${formatShape(y.shape)}`,
+  });
+}
+
+function forwardImplicit(x: Tensor, w: Tensor, bias: Tensor | null, plan: ConvPlan): Tensor {
+  const g = plan.geometry;
+  const d = plan.forward!;
+  const rt = x.rt;
+  const a = relayout(w, g, false, Math.ceil(g.O / d.TM) * d.TM, OP);
+  const y = empty(rt, [g.N, g.O, g.OH, g.OW], 'f32', OP);
+  runCore(rt, d, g, x, a, bias, y, { CIN: g.C, SH: g.H, SW: g.W, M: g.O, OH: g.OH, OW: g.OW }, OP);
+  a.dispose();
+  return y;
+}
+
+function inputGradImplicit(dy: Tensor, w: Tensor, plan: ConvPlan, op: string): Tensor {
+  const g = plan.geometry;
+  const rt = dy.rt;
+  if (plan.inputGradStride2) {
+    const a = relayout(w, g, true, Math.ceil(g.C / STRIDE2_TM) * STRIDE2_TM, op);
+    const dx = empty(rt, [g.N, g.C, g.H, g.W], 'f32', op);
+    inputGradStride2(dy, a, dx, g, op);
+    a.dispose();
+    return dx;
+  }
+  const dx = plan.inputGrad.some((d) => d === null) ? fillTensor(rt, [g.N, g.C, g.H, g.W], 0, op) : empty(rt, [g.N, g.C, g.H, g.W], 'f32', op);
+  let a: Tensor | null = null;
+  for (const d of plan.inputGrad) {
+    if (!d) continue;
+    a ??= relayout(w, g, true, Math.ceil(g.C / d.TM) * d.TM, op);
+    runCore(rt, d, g, dy, a, null, dx, { CIN: g.O, SH: g.OH, SW: g.OW, M: g.C, OH: g.H, OW: g.W }, op);
+  }
+  a?.dispose();
+  return dx;
+}
+
+function weightGradImplicit(x: Tensor, dy: Tensor, plan: ConvPlan, op: string): Tensor {
+  const g = plan.geometry;
+  const p = plan.weightGrad!;
+  const rt = x.rt;
+  const size = g.O * g.C * g.KH * g.KW;
+  const partial = empty(rt, [p.chunks, size], 'f32', op);
+  rt.dispatch(p.sg8 ? rt.kernel('conv2d_wgrad_sg8', wgradSg8Src, p.defines) : rt.kernel('conv2d_wgrad', wgradSrc, p.defines), {
+    params: { N: g.N, C: g.C, H: g.H, W: g.W, O: g.O, OH: g.OH, OW: g.OW, L: p.lanes, RC: p.rowsPerChunk, R: g.N * g.OH, KH: g.KH, SH: g.SH, PH: g.PH, PW: g.PW, DH: g.DH },
+    buffers: [x.buffer(op), dy.buffer(op), dy.buffer(op), partial.buffer(op)],
+    workgroups: [p.groups, p.chunks, 1],
+    op,
+    flops: 2 * g.N * g.OH * g.OW * size,
+    bytes: 4 * (x.size + dy.size + partial.size),
+    shapes: `x${formatShape(x.shape)} dy${formatShape(dy.shape)}`,
+  });
+  if (p.chunks === 1) return reshapeOwned(partial, [g.O, g.C, g.KH, g.KW]);
+  return reshapeOwned(sum(partial, 0), [g.O, g.C, g.KH, g.KW]);
+}
+
+function biasGrad(dy: Tensor, g: ConvGeometry): Tensor {
+  const perImage = sum(reshape(dy, [g.N, g.O, g.OH * g.OW]), 2);
+  return g.N === 1 ? reshapeOwned(perImage, [g.O]) : sum(perImage, 0);
+}
+
+// ---------------------------------------------------------------------------------------------
+
+/** The input gradient alone (PyTorch's torch.nn.grad.conv2d_input): dx for dy of conv2d(x, weight). */
+export function conv2dInputGrad(dy: Tensor, weight: Tensor, xShape: readonly number[], opts: Conv2dOptions = {}): Tensor {
+  const plan = conv2dPlanFor(dy.rt, xShape, weight.shape, opts);
+  checkGrad(dy, plan.geometry);
+  const op = `${OP}.backward`;
+  return inputGrad(plan, dy, weight, op);
+}
+
+/** The weight gradient alone (PyTorch's torch.nn.grad.conv2d_weight): dw for dy of conv2d(x, weight). */
+export function conv2dWeightGrad(x: Tensor, dy: Tensor, wShape: readonly number[], opts: Conv2dOptions = {}): Tensor {
+  const plan = conv2dPlanFor(x.rt, x.shape, wShape, opts);
+  checkGrad(dy, plan.geometry);
+  const op = `${OP}.backward`;
+  return weightGrad(plan, x, dy, op);
+}
+
+function inputGrad(plan: ConvPlan, dy: Tensor, w: Tensor, op: string): Tensor {
+  if (plan.tiled) return inputGradTiled(dy, w, plan.geometry, tiledFor(dy.rt, plan, 'dx'), op);
+  if (plan.path === 'fold') return inputGradFolded(dy, w, plan.geometry, op);
+  return plan.path === 'gemm' ? inputGradPointwise(dy, w, plan.geometry, op) : inputGradImplicit(dy, w, plan, op);
+}
+
+function weightGrad(plan: ConvPlan, x: Tensor, dy: Tensor, op: string): Tensor {
+  if (plan.tiled) return weightGradTiled(x, dy, plan.geometry, tiledFor(x.rt, plan, 'dw'), op);
+  if (plan.weightGradFolded) return weightGradFolded(x, dy, plan.geometry, op);
+  return plan.path === 'gemm' ? weightGradPointwise(x, dy, plan.geometry, op) : weightGradImplicit(x, dy, plan, op);
+}
+
+function checkGrad(dy: Tensor, g: ConvGeometry): void {
+  const want = [g.N, g.O, g.OH, g.OW];
+  if (dy.rank !== 4 || dy.shape.some((d, i) => d !== want[i])) {
+    throw new Error(`${OP}: gradient ${dy.describe()} does not match the convolution's output ${formatShape(want)}`);
+  }
+}
+
+export function conv2d(x: Tensor, weight: Tensor, bias?: Tensor | null, opts: Conv2dOptions = {}): Tensor {
+  const args = bias ? [x, weight, bias] : [x, weight];
+  requireF32(OP, ...args);
+  sameRuntime(OP, ...args);
+  const plan = conv2dPlanFor(x.rt, x.shape, weight.shape, opts, !!bias);
+  const g = plan.geometry;
+  if (bias && (bias.rank !== 1 || bias.shape[0] !== g.O)) {
+    throw new Error(`${OP}: bias ${bias.describe()} does not match the ${g.O} output channels of weight ${weight.describe()}; it must have shape [${g.O}]`);
+  }
+  const b = bias ?? null;
+  const y = plan.tiled
+    ? forwardTiled(x, weight, b, g, tiledFor(x.rt, plan, 'fwd'), OP)
+    : plan.path === 'fold' ? forwardFolded(x, weight, b, g) : plan.path === 'gemm' ? forwardPointwise(x, weight, b, g) : forwardImplicit(x, weight, b, plan);
+  return record(y, OP, args, (dy) => {
+    const op = `${OP}.backward`;
+    return [
+      x.requiresGrad ? inputGrad(plan, dy, weight, op) : null,
+      weight.requiresGrad ? weightGrad(plan, x, dy, op) : null,
+      bias?.requiresGrad ? biasGrad(dy, g) : null,
+    ];
+  });
+}
