@@ -1,7 +1,7 @@
 enable subgroups;
 // Input gradient of a 3x3 convolution with stride 2, padding 1 (ResNet's downsampling convs)
 // for 8-wide subgroups, all four residue classes of dx in one pass. With stride 2 the classes
-// take 1, 2, 2 and 4 taps; run as separate dispatches (conv2d_gemm*.wgsl) each loads a dy window
+// take 1, 2, 2 and 4 taps; run as separate dispatches (gemm*.wgsl) each loads a dy window
 // that serves one or two tap columns. Here an invocation owns the 2 x 2 dx pixels of TB
 // consecutive dy positions (rows 2i, 2i+1; columns 2j, 2j+1 for j in j0..j0+TB) for TM input
 // channels, and per output channel o loads dy rows i and i+1 at columns j0..j0+TB (2 (TB + 1)
@@ -30,23 +30,16 @@ alias Taps = array<array<vec4<f32>, TM4>, 9>;
 // [class ry * 2 + rx][block][channel vec4]
 alias Acc = array<array<array<vec4<f32>, TM4>, $TB>, 4>;
 alias Row = array<f32, TB1>;
-var<private> lane8: u32;
+//#include "lib/subgroup8.wgsl"
 
 // The 9 taps' A vec4s of one output channel: lane l loads pieces l, l + 8, ... (clamped to the
-// last) and the subgroup broadcasts them (the broadcast lane must be a constant).
+// last) and the subgroup shares them.
 fn loadTaps(aRow: u32, M4: u32) -> Taps {
   var all: array<array<vec4<f32>, 8>, ROUNDS>;
   for (var r = 0u; r < ROUNDS; r++) {
     let p = min(r * 8u + lane8, PIECES - 1u);
     let piece = A[aRow + (p / TM4) * M4 + p % TM4];
-    all[r][0] = subgroupBroadcast(piece, 0u);
-    all[r][1] = subgroupBroadcast(piece, 1u);
-    all[r][2] = subgroupBroadcast(piece, 2u);
-    all[r][3] = subgroupBroadcast(piece, 3u);
-    all[r][4] = subgroupBroadcast(piece, 4u);
-    all[r][5] = subgroupBroadcast(piece, 5u);
-    all[r][6] = subgroupBroadcast(piece, 6u);
-    all[r][7] = subgroupBroadcast(piece, 7u);
+    all[r] = share8(piece);
   }
   var taps: Taps;
   for (var k = 0u; k < 9u; k++) {
