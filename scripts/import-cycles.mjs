@@ -4,13 +4,15 @@
 // too (a type-only circle still means two modules that cannot be read, moved or tested apart),
 // and `import()` expressions (a lazy import is still a dependency). Package imports are ignored.
 //
-//   node scripts/import-cycles.mjs          # one line per circle, exit 1 if any
-//   node scripts/import-cycles.mjs --list   # also print every module's imports count
+//   node scripts/import-cycles.mjs              # each knot and its shortest circles; exit 1 if any
+//   node scripts/import-cycles.mjs --list       # also print every module's number of imports
+//   node scripts/import-cycles.mjs --root=DIR   # another tree (the test gives it a small one)
 import { readdirSync, readFileSync, existsSync, statSync } from 'node:fs';
 import { join, dirname, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const rootArg = process.argv.find((a) => a.startsWith('--root='));
+const ROOT = rootArg ? resolve(rootArg.slice('--root='.length)) : resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const SKIP_DIRS = new Set(['node_modules', 'dist', '.build', '.git', 'runs', 'native']);
 const SOURCE = /\.(ts|mts|mjs)$/;
 
@@ -77,9 +79,8 @@ function circles(graph) {
   return found;
 }
 
-/** One shortest circle through the first module of a component, for the message. */
-function shortestCircle(graph, component) {
-  const members = new Set(component), start = component[0];
+/** The shortest circle through `start` inside its component. */
+function shortestCircle(graph, members, start) {
   const previous = new Map([[start, null]]);
   const queue = [start];
   while (queue.length) {
@@ -89,12 +90,24 @@ function shortestCircle(graph, component) {
       if (w === start) {
         const path = [];
         for (let u = v; u !== null; u = previous.get(u)) path.unshift(u);
-        return [...path, start];
+        return path;
       }
       if (!previous.has(w)) { previous.set(w, v); queue.push(w); }
     }
   }
-  return component;
+  return [start];
+}
+
+/** The distinct shortest circles through each module of a component, each starting at its first module. */
+function circlesOf(graph, component) {
+  const members = new Set(component), seen = new Map();
+  for (const start of component) {
+    const path = shortestCircle(graph, members, start);
+    const first = path.indexOf([...path].sort()[0]);
+    const rotated = [...path.slice(first), ...path.slice(0, first)];
+    seen.set(rotated.join(' '), rotated);
+  }
+  return [...seen.values()];
 }
 
 const name = (p) => relative(ROOT, p).split(sep).join('/');
@@ -102,12 +115,12 @@ const graph = importGraph(sourceFiles(ROOT));
 const found = circles(graph);
 if (process.argv.includes('--list')) for (const [file, deps] of graph) console.log(`${name(file)}: ${deps.length} imports`);
 for (const component of found) {
-  const path = shortestCircle(graph, component).map(name).join(' -> ');
-  const others = component.length > path.split(' -> ').length - 1 ? ` (${component.length} modules in this knot: ${component.map(name).join(', ')})` : '';
-  console.log(`import circle: ${path}${others}`);
+  const circles = circlesOf(graph, component);
+  console.log(`a knot of ${component.length} modules (${component.map(name).join(', ')}), through ${circles.length} shortest circle(s):`);
+  for (const path of circles) console.log(`  import circle: ${[...path, path[0]].map(name).join(' -> ')}`);
 }
 if (found.length) {
-  console.error(`${found.length} import circle(s) among ${graph.size} modules: move the shared types into a module both sides import, or turn one dependency round.`);
+  console.error(`${found.length} knot(s) of import circles among ${graph.size} modules: move the shared types into a module both sides import, or turn one dependency round.`);
   process.exit(1);
 }
 console.log(`no import circles among ${graph.size} modules`);
