@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { cpus, loadavg } from 'node:os';
 import { tensor, backward, scope, Rng, type Tensor } from '../engine/index.js';
-import { measurePeak } from '../engine/peak.js';
+import { measurePeak } from '../engine/peak/peak.js';
 import { profile } from '../engine/profiler.js';
 import { queueContrastiveLoss, chooseContrastiveVariant, type ContrastiveVariant } from '../engine/ops/contrastive.js';
 import { denseCorrespondence, chooseCorrespondenceVariant, type CorrespondenceVariant } from '../engine/ops/correspondence.js';

@@ -8,7 +8,7 @@
 // tfjs is slow at 224x224 (its weight gradient runs one invocation per weight, looping over the
 // batch and the image), so its 224 cases take a single timed sample.
 import { noGrad, tensor, Rng, type Tensor } from '../engine/index.js';
-import { conv2d, conv2dInputGrad, conv2dWeightGrad, conv2dGeometry, conv2dPlanFor, type Conv2dOptions } from '../engine/ops/conv2d.js';
+import { conv2d, conv2dInputGrad, conv2dWeightGrad, conv2dGeometry, conv2dPlanFor, type Conv2dOptions } from '../engine/ops/conv2d/index.js';
 import { hasSubgroups8 } from '../engine/ops/matmul.js';
 import type { BenchContext } from './lib/context.js';
 import { engineCase, measureCases, tfjsCase, type Measurement, type TimingOptions } from './lib/timing.js';

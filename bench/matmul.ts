@@ -3,7 +3,7 @@
 // Before timing, the three results are compared so a fast wrong kernel cannot win.
 // A second report (matmul_variants) times each of our kernels on the same sizes: the
 // measurements behind the order in which gemm picks them.
-import naiveSrc from '../shaders/bench_naive_matmul.wgsl';
+import naiveSrc from './naive_matmul.wgsl';
 import { matmul, noGrad, tensor, Rng, type Runtime } from '../engine/index.js';
 import { gemm, chooseGemmVariant, gemmShapeClass, gemmVariantProblem, hasSubgroups8, TILED_VARIANTS, type GemmArgs, type GemmVariant } from '../engine/ops/matmul.js';
 import type { BenchContext } from './lib/context.js';
@@ -59,7 +59,7 @@ async function compare(ctx: BenchContext): Promise<void> {
       (hasSubgroups8(rt) ? '.' : ' (no 8-wide subgroups on this device, so no sg8 kernel).'),
     'tfjs: @tensorflow/tfjs-backend-webgpu matMul on the same GPUDevice' +
       (tfjs.sharedDevice ? '' : ' (NOT shared: own device on the same adapter)') +
-      '; naive: shaders/bench_naive_matmul.wgsl, one output per invocation.',
+      '; naive: bench/naive_matmul.wgsl, one output per invocation.',
     'Each sample is a batch of ops recorded back to back and awaited once (GPU work finished); ms/op = median batch time / ops per batch.',
   );
   const out = writeReport({ suite: 'matmul', adapter: ctx.adapter, ours: 'ours', measurements, notes });
@@ -155,8 +155,8 @@ async function variants(ctx: BenchContext, tuningNotes: string[]): Promise<void>
   const best = measurements.some((m) => m.name === 'sg8') ? 'sg8' : 'vec4';
   const notes = [
     'Our matmul kernels (engine/ops/matmul.ts) forced one at a time on square row-major products.',
-    'sg8: shaders/matmul_sg8.wgsl (8-wide subgroup broadcast); vec4: shaders/matmul_vec4.wgsl; scalar: shaders/matmul.wgsl.',
-    `t<rows>x<cols>: shaders/matmul_tiled.wgsl, the workgroup-memory tiled kernel for GPUs, by its block of C (t128x128k16: K slices of 16 in 32 KiB); the profile's default on this device: ${rt.profile.kernels.gemm === 'lanes' ? 'the per-lane kernels' : 'tiled'}.`,
+    'sg8: shaders/matmul/sg8.wgsl (8-wide subgroup broadcast); vec4: shaders/matmul/vec4.wgsl; scalar: shaders/matmul/matmul.wgsl.',
+    `t<rows>x<cols>: shaders/matmul/tiled.wgsl, the workgroup-memory tiled kernel for GPUs, by its block of C (t128x128k16: K slices of 16 in 32 KiB); the profile's default on this device: ${rt.profile.kernels.gemm === 'lanes' ? 'the per-lane kernels' : 'tiled'}.`,
     hasSubgroups8(rt) ? '' : 'sg8 is missing: the device has no 8-wide subgroups.',
     ...tuningNotes,
   ].filter((x) => x);

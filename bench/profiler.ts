@@ -78,7 +78,8 @@ export async function run(ctx: BenchContext): Promise<void> {
       pending = trainer.trainStep(q, k);
       recordMs = performance.now() - t0;
     };
-    const result = kind === 'plain' ? (record(), null) : await profile(rt, record, OPTIONS[kind]);
+    if (kind === 'plain') record();
+    const result = kind === 'plain' ? null : await profile(rt, record, OPTIONS[kind]);
     await pending;
     await rt.sync();
     const wallMs = performance.now() - t0;

@@ -44,7 +44,7 @@ const PYTHON = process.env.BENCH_PYTHON ?? '/usr/bin/python3';
 function codeState(): string {
   const git = (args: string[]) => spawnSync('git', args, { encoding: 'utf8' }).stdout?.trim() ?? '';
   const head = git(['rev-parse', '--short', 'HEAD']) || 'unknown';
-  const changed = git(['status', '--porcelain', '--', 'engine/ops/conv2d.ts', 'shaders/conv2d_*.wgsl']).split('\n').filter(Boolean);
+  const changed = git(['status', '--porcelain', '--', 'engine/ops/conv2d', 'shaders/conv2d']).split('\n').filter(Boolean);
   return changed.length ? `commit ${head} with uncommitted convolution files (${changed.map((l) => l.trim()).join(', ')})` : `commit ${head}`;
 }
 

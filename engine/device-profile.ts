@@ -13,7 +13,7 @@
 // A candidate kernel "fits" when its workgroup storage and invocations are within the limits
 // (fitsWorkgroup); the GPU-class kernels keep to 16 KiB unless the device allows more.
 
-import type { TiledTileName } from './ops/conv2d_tiled.js';
+import type { TiledTileName } from './ops/conv2d/tiles.js';
 
 export interface AdapterIdentity {
   vendor: string;
@@ -32,7 +32,7 @@ export interface KernelChoices {
    * tiled kernels (GPUs), with a tile size picked from the product's shape.
    */
   gemm: 'lanes' | 'tiled';
-  /** Convolutions: 'classic' (per-lane implicit GEMM, tuned on lavapipe) or 'tiled' (conv2d_tiled.ts). */
+  /** Convolutions: 'classic' (per-lane implicit GEMM, tuned on lavapipe) or 'tiled' (ops/conv2d/tiled.ts). */
   conv: 'classic' | 'tiled';
   /** The queue contrastive loss: 'gemm' (logits GEMM + row kernels) or 'tiled' (fused, no R x K buffer). */
   contrastive: 'gemm' | 'tiled';
@@ -42,7 +42,7 @@ export interface KernelChoices {
   convSubgroups: boolean;
   /** One tile for every tiled convolution (tests, benchmarks); null: the default rule's, or the tuner's where tuning is on. */
   convTile: TiledTileName | null;
-  /** Output channels from which classic convolutions of a few output pixels fold into batch GEMMs; null: conv2d_plan.ts's default (tests lower it). */
+  /** Output channels from which classic convolutions of a few output pixels fold into batch GEMMs; null: ops/conv2d/plan.ts's default (tests lower it). */
   convFoldMinOut: number | null;
 }
 

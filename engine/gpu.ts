@@ -1,6 +1,13 @@
 // Acquiring a GPUDevice: from Dawn (npm package `webgpu`) in Node, from navigator.gpu in a
 // browser. Ops never read globals: the device found here is handed to a Runtime.
 
+/** A region of a GPU buffer that kernels bind; offsets are multiples of 256 bytes. */
+export interface BufferRef {
+  buffer: GPUBuffer;
+  offset: number;
+  size: number;
+}
+
 export interface GpuHandle {
   device: GPUDevice;
   /** Kept referenced: if Dawn's GPU object is garbage collected, its instance dies under the device. */

@@ -24,10 +24,11 @@ export { Rng } from './random.js';
 export type { MemoryReport } from './pool.js';
 export { add, sub, mul, div } from './ops/binary.js';
 export { neg, exp, log, sqrt, relu, affine, powScalar } from './ops/unary.js';
-export { sum, mean, max, maxWithIndex, sumTo } from './ops/reduce.js';
-export { reshape, permute, transpose, expandTo } from './ops/shape.js';
+export { sum, mean, max, maxWithIndex } from './ops/reduce.js';
+export { reshape, permute, transpose } from './ops/shape.js';
+export { expandTo, sumTo } from './ops/broadcast.js';
 export { matmul } from './ops/matmul.js';
-export { conv2d, type Conv2dOptions } from './ops/conv2d.js';
+export { conv2d, type Conv2dOptions } from './ops/conv2d/index.js';
 export { batchNorm2d, type BatchNormOptions } from './ops/batchnorm.js';
 export { maxPool2d, type MaxPoolOptions } from './ops/maxpool.js';
 export { adaptiveAvgPool2d } from './ops/avgpool.js';
@@ -47,7 +48,7 @@ export { axpyInPlace, copyInto } from './ops/inplace.js';
 export { fillInPlace } from './ops/pointwise.js';
 export { FlatStore, type FlatEntry } from './flat.js';
 export { profile, Profiler, timestampCostMs, AUTO_OVERHEAD, type KernelRecord, type ProfileResult, type ProfileOptions } from './profiler.js';
-export { measurePeak, type Peak } from './peak.js';
+export { measurePeak, type Peak } from './peak/peak.js';
 export { aggregate, formatTable, markdownTable, shortKernelNames, chromeTrace, describePeak, type AggregateRow } from './profile-report.js';
 
 export function tensor(data: ArrayLike<number>, shape?: Shape, dtype: DType = 'f32'): Tensor {

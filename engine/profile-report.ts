@@ -3,7 +3,7 @@
 // and Chrome-trace JSON for Perfetto with the CPU-side recording and the GPU kernels on separate
 // tracks.
 import type { KernelRecord, ProfileResult } from './profiler.js';
-import type { Peak } from './peak.js';
+import type { Peak } from './peak/peak.js';
 
 export interface AggregateRow {
   name: string;

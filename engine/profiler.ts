@@ -16,7 +16,7 @@
 // Dispatches not seen before are timed alone, so the first profiled step is exact throughout.
 // `groupMs: 0` times every dispatch alone. Without the feature the fallback submits and waits
 // for each kernel alone: coarser figures, and it says so.
-import copySrc from '../shaders/peak_copy.wgsl';
+import copySrc from './peak/copy.wgsl';
 import type { DispatchInfo, DispatchObserver, Runtime } from './runtime.js';
 
 export interface KernelRecord extends DispatchInfo {

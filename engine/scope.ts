@@ -1,24 +1,32 @@
 // Scopes free every tensor made inside them except what the callback returns (and tensors
 // passed to keep()). Gradients assigned to leaves are kept automatically.
-import type { Tensor } from './tensor.js';
+//
+// It knows tensors only by this shape, so tensor.ts (which registers each new tensor here) and
+// this module do not import each other.
+/** What a scope tracks: a tensor, as far as disposing it goes. */
+export interface Scoped {
+  readonly storage: unknown;
+  readonly shape: readonly number[];
+  dispose(): void;
+}
 
-const stack: Set<Tensor>[] = [];
+const stack: Set<Scoped>[] = [];
 
-export function trackInScope(t: Tensor): void {
+export function trackInScope(t: Scoped): void {
   stack[stack.length - 1]?.add(t);
 }
 
 /** Takes a tensor out of every open scope so no scope disposes it. */
-export function keep<T extends Tensor>(t: T): T {
+export function keep<T extends Scoped>(t: T): T {
   for (const s of stack) s.delete(t);
   return t;
 }
 
-function collect(value: unknown, into: Set<Tensor>, seen = new Set<unknown>()): void {
+function collect(value: unknown, into: Set<Scoped>, seen = new Set<unknown>()): void {
   if (value === null || typeof value !== 'object' || seen.has(value)) return;
   seen.add(value);
-  if ((value as Tensor).storage !== undefined && (value as Tensor).shape !== undefined) {
-    into.add(value as Tensor);
+  if ((value as Scoped).storage !== undefined && (value as Scoped).shape !== undefined) {
+    into.add(value as Scoped);
     return;
   }
   for (const v of Array.isArray(value) ? value : Object.values(value as object)) collect(v, into, seen);
@@ -26,7 +34,7 @@ function collect(value: unknown, into: Set<Tensor>, seen = new Set<unknown>()): 
 
 /** Runs fn; disposes the tensors it created, except the ones in its result. */
 export function scope<T>(fn: () => T): T {
-  const mine = new Set<Tensor>();
+  const mine = new Set<Scoped>();
   stack.push(mine);
   let result: T;
   try {
@@ -38,7 +46,7 @@ export function scope<T>(fn: () => T): T {
   }
   stack.pop();
   if (result instanceof Promise) throw new Error('scope: the callback returned a Promise; scopes are synchronous (await outside, or read results after the scope)');
-  const out = new Set<Tensor>();
+  const out = new Set<Scoped>();
   collect(result, out);
   for (const t of mine) {
     if (out.has(t)) trackInScope(t);

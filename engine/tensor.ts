@@ -1,5 +1,6 @@
 // Tensors: contiguous row-major storage in a pooled GPU buffer. Reshape makes a view that
 // shares the storage (reference counted), so it costs no copy and no kernel.
+import type { BufferRef } from './gpu.js';
 import type { Runtime } from './runtime.js';
 import { trackInScope } from './scope.js';
 
@@ -11,13 +12,6 @@ export interface GradNode {
   op: string;
   inputs: Tensor[];
   backward(grad: Tensor): (Tensor | null)[];
-}
-
-/** A region of a GPU buffer that kernels bind; offsets are multiples of 256 bytes. */
-export interface BufferRef {
-  buffer: GPUBuffer;
-  offset: number;
-  size: number;
 }
 
 /**

@@ -7,7 +7,7 @@ import {
   add, mul, relu, sum, reshape, permute, expandTo, noGrad, backward, detach, axpyInPlace, copyInto,
   FlatStore, Rng, type Runtime, type Tensor,
 } from '../engine/index.js';
-import { conv2d } from '../engine/ops/conv2d.js';
+import { conv2d } from '../engine/ops/conv2d/index.js';
 import { linear } from '../engine/ops/linear.js';
 import { adaptiveAvgPool2d } from '../engine/ops/avgpool.js';
 import { l2Normalize } from '../engine/ops/normalize.js';

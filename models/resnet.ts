@@ -3,7 +3,7 @@
 // small-image stem (3x3 stride-1 conv, no max-pool) for tiny demos. The forward returns the
 // last stage's feature map (after its final ReLU), as DenseCL uses it.
 import { add, relu, type Tensor } from '../engine/index.js';
-import { conv2d } from '../engine/ops/conv2d.js';
+import { conv2d } from '../engine/ops/conv2d/index.js';
 import { batchNorm2d } from '../engine/ops/batchnorm.js';
 import { maxPool2d } from '../engine/ops/maxpool.js';
 import { kaimingNormal, constant, type ParamSpec, type BufferSpec, type ModelState } from './state.js';

@@ -4,7 +4,7 @@
 import { init, setRuntime, randn, noGrad, type Tensor } from '../engine/index.js';
 import {
   conv2d, conv2dInputGrad, conv2dWeightGrad, conv2dGeometry, conv2dPlanFor, TILED_TILES, type Conv2dOptions, type TiledTileName,
-} from '../engine/ops/conv2d.js';
+} from '../engine/ops/conv2d/index.js';
 import { overrideKernels } from '../engine/device-profile.js';
 
 interface Shape { name: string; C: number; O: number; H: number; K: number; stride: number; pad: number }

@@ -4,7 +4,7 @@
 // are skipped with a line saying what to install, unless CI_REQUIRE_MPI=1 demands them.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -83,7 +83,12 @@ function fakeAddon(size: number) {
       fake.polls++;
       if (fake.failWith) throw fake.failWith;
       const ids: number[] = [];
-      for (const [id, op] of pending) if (op.done()) (op.finish(), ids.push(id), pending.delete(id));
+      for (const [id, op] of pending) {
+        if (!op.done()) continue;
+        op.finish();
+        ids.push(id);
+        pending.delete(id);
+      }
       return ids;
     },
     aborted: null as number | null,

@@ -6,7 +6,7 @@ import { gpu, runtime, assertClose, randomArray, gradCheck } from './helpers.js'
 import { tensor, backward, noGrad, conv2d, Tensor, type Conv2dOptions, type DispatchObserver } from '../engine/index.js';
 import {
   conv2dPlan, conv2dPlanFor, conv2dInputGrad, conv2dWeightGrad, conv2dGeometry, TILED_TILES, type TiledTileName,
-} from '../engine/ops/conv2d.js';
+} from '../engine/ops/conv2d/index.js';
 import { overrideKernels, type KernelChoices } from '../engine/device-profile.js';
 import { hasSubgroups8 } from '../engine/ops/matmul.js';
 
@@ -106,7 +106,7 @@ t('the per-lane kernels match PyTorch too', async () => {
   }
 });
 
-// The tiled family (GPUs): all three products from conv2d_tiled.wgsl only (1x1 included: it has
+// The tiled family (GPUs): all three products from shaders/conv2d/tiled.wgsl only (1x1 included: it has
 // no separate GEMM path). The tile the default rule gives small problems (4x4) runs the whole
 // fixture grid; the others a spread that reaches every code path (bias, 1x1 stride 2, stride-2
 // residue classes, an empty class, the 3-channel stem's padded channel slices, odd strides and

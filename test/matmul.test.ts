@@ -9,7 +9,7 @@ import { gemm, chooseGemmVariant, gemmCandidates, gemmShapeClass, gemmVariantPro
 import { tensorOn } from '../engine/ops/create.js';
 import { chooseContrastiveVariant } from '../engine/ops/contrastive.js';
 import { chooseCorrespondenceVariant } from '../engine/ops/correspondence.js';
-import { conv2dPlanFor } from '../engine/ops/conv2d.js';
+import { conv2dPlanFor } from '../engine/ops/conv2d/index.js';
 
 const t = suite('matmul kernels');
 

@@ -48,7 +48,7 @@ t('a resumed run continues exactly where the interrupted one stopped', async () 
   const said: string[] = [];
   const write = process.stderr.write;
   process.stderr.write = ((chunk: string) => said.push(String(chunk)) > 0) as typeof process.stderr.write;
-  let whole;
+  let whole: Awaited<ReturnType<typeof pretrain>>;
   try {
     whole = await pretrain(tiny(join(root, 'whole')), runtime());
   } finally {

@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { gpu, randomArray, assertClose } from './helpers.js';
 import { runProcess } from './processes.js';
 import { backward, conv2d, type Runtime, type Tensor } from '../engine/index.js';
-import { conv2dGeometry, convShapeClass, convTileCandidates, TILED_TILES, type ConvDirection } from '../engine/ops/conv2d.js';
+import { conv2dGeometry, convShapeClass, convTileCandidates, TILED_TILES, type ConvDirection } from '../engine/ops/conv2d/index.js';
 import { overrideKernels } from '../engine/device-profile.js';
 import { gemm, gemmCandidates, gemmShapeClass, type GemmArgs } from '../engine/ops/matmul.js';
 import { tensorOn } from '../engine/ops/create.js';

@@ -2,6 +2,8 @@
 // defaults apply under the including file's, and a missing snippet is a clear error.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
+import { readdirSync, readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { expandIncludes, specialize } from '../engine/kernel.js';
 import { WGSL_LIB } from '../engine/wgsl-lib.js';
 
@@ -34,6 +36,24 @@ t('the real library: matmul kernels share the parameter struct, defaults layer',
   assert.match(specialize('//#include "lib/s.wgsl"', 'y', {}, lib), /const S = 1 \+ 2;/);
   assert.match(specialize('//! N = 5\n//#include "lib/s.wgsl"', 'y', {}, lib), /const S = 5 \+ 2;/);
   assert.match(specialize('//! N = 5\n//#include "lib/s.wgsl"', 'y', { N: 7, M: 8 }, lib), /const S = 7 \+ 8;/);
+});
+
+t('every snippet in shaders/lib/ is in the library, as its file holds it', () => {
+  const dir = fileURLToPath(new URL('../../shaders/lib/', import.meta.url));
+  const files = readdirSync(dir).filter((f) => f.endsWith('.wgsl'));
+  assert.equal(Object.keys(WGSL_LIB).sort(), files.map((f) => `lib/${f}`).sort());
+  for (const f of files) assert.is(WGSL_LIB[`lib/${f}`], readFileSync(`${dir}${f}`, 'utf8'), f);
+});
+
+t('the conv kernels: one window loader, and each twin keeps its own source array and window size', () => {
+  const dir = fileURLToPath(new URL('../../shaders/conv2d/', import.meta.url));
+  const code = (f: string) => specialize(readFileSync(`${dir}${f}`, 'utf8'), f);
+  for (const [f, src, win] of [['gemm.wgsl', 'S', 10], ['gemm_sg8.wgsl', 'S', 6], ['wgrad.wgsl', 'X', 10], ['wgrad_sg8.wgsl', 'X', 6]] as const) {
+    const c = code(f);
+    assert.is(c.match(/fn loadWindow\(/g)?.length, 1, f);
+    assert.ok(c.includes(`select(0.0, ${src}[u32(max(at, 0))], ok)`), `${f} reads its window from ${src}`);
+    assert.ok(c.includes(`alias Win = array<f32, ${win}>;`), `${f} has a window of ${win}`);
+  }
 });
 
 t.run();

@@ -4,7 +4,7 @@ import { Tensor } from '../tensor.js';
 import { record } from '../autograd.js';
 import { binaryMap } from './pointwise.js';
 import { affine, neg } from './unary.js';
-import { sumTo } from './reduce.js';
+import { sumTo } from './broadcast.js';
 
 export type Operand = Tensor | number;
 

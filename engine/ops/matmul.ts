@@ -1,10 +1,10 @@
 // Matrix multiplication: [.., M, K] x [.., K, N] with equal batch dimensions, or a batched
 // left operand times a plain matrix (folded into one large 2-D product). The backward pass
 // reuses the same kernel with transposed reads, so no transpose is ever materialised.
-import matmulSrc from '../../shaders/matmul.wgsl';
-import matmulVec4Src from '../../shaders/matmul_vec4.wgsl';
-import matmulSg8Src from '../../shaders/matmul_sg8.wgsl';
-import matmulTiledSrc from '../../shaders/matmul_tiled.wgsl';
+import matmulSrc from '../../shaders/matmul/matmul.wgsl';
+import matmulVec4Src from '../../shaders/matmul/vec4.wgsl';
+import matmulSg8Src from '../../shaders/matmul/sg8.wgsl';
+import matmulTiledSrc from '../../shaders/matmul/tiled.wgsl';
 import { Tensor, formatShape } from '../tensor.js';
 import { record } from '../autograd.js';
 import type { Runtime, Kernel } from '../runtime.js';
@@ -21,7 +21,7 @@ import { reshape } from './shape.js';
  *   with subgroup size 8, K % 4 == 0, N % 4 == 0 (and M % 4 == 0 when transA).
  * - vec4: vec4 loads of B; needs N % 4 == 0 and B not transposed.
  * - scalar: any shape.
- * Tiled ones (shaders/matmul_tiled.wgsl, for GPUs), any shape, named by their block of C:
+ * Tiled ones (shaders/matmul/tiled.wgsl, for GPUs), any shape, named by their block of C:
  * - t128x128, t128x64, t64x64, t32x32: within 16 KiB of workgroup storage;
  * - t128x128k16: a K slice of 16 in 32 KiB, where the device allows it.
  */

@@ -7,7 +7,7 @@ import scatterSrc from '../../shaders/scatter_max_grad.wgsl';
 import { Tensor, sizeOf, formatShape, type Shape } from '../tensor.js';
 import { record } from '../autograd.js';
 import { empty, normAxes, requireF32 } from './alloc.js';
-import { reshape, permute, expandTo } from './shape.js';
+import { reshape, permute, broadcastCopy } from './shape.js';
 import { affine } from './unary.js';
 
 function sumKernel(x: Tensor, outer: number, R: number, inner: number, scale: number, op: string): Tensor {
@@ -62,7 +62,9 @@ function reduceSum(x: Tensor, axesIn: number | readonly number[] | undefined, ke
   const out = reshapeRaw(y, outShape);
   return record(out, op, [x], (g) => {
     const ones = x.shape.map((d, i) => (axes.includes(i) ? 1 : d));
-    const expanded = expandTo(reshape(g, ones), x.shape);
+    // Backward rules run without a tape, so the plain broadcast serves (expandTo's rule would
+    // need this module back).
+    const expanded = broadcastCopy(reshape(g, ones), x.shape, `${op}.backward`);
     return [mean ? affine(expanded, scale, 0, `${op}.backward`) : expanded];
   });
 }
@@ -82,14 +84,6 @@ export function sum(x: Tensor, axes?: number | readonly number[], keepDims = fal
 
 export function mean(x: Tensor, axes?: number | readonly number[], keepDims = false): Tensor {
   return reduceSum(x, axes, keepDims, true, 'mean');
-}
-
-/** Sums a broadcast gradient back to `shape` (returns g itself when no summing is needed). */
-export function sumTo(g: Tensor, shape: Shape): Tensor {
-  if (g.rank === shape.length && g.shape.every((d, i) => d === shape[i])) return g;
-  const off = g.rank - shape.length;
-  const axes = g.shape.map((_, i) => i).filter((i) => i < off || (shape[i - off] === 1 && g.shape[i] !== 1));
-  return reshape(sum(g, axes, true), shape);
 }
 
 /** Max over one axis (all elements when axis is undefined), with the index of the first maximum. */

@@ -1,10 +1,9 @@
 // Shape ops: reshape is a view (no copy); permute/transpose copy through permuted strides;
-// expandTo broadcasts by reading with zero strides.
+// broadcastCopy reads with zero strides (the tape-free half of expandTo, see broadcast.ts).
 import permuteSrc from '../../shaders/permute.wgsl';
 import { Tensor, formatShape, sizeOf, type Shape } from '../tensor.js';
 import { record } from '../autograd.js';
 import { empty, stridesOf, dims8, normAxes } from './alloc.js';
-import { sumTo } from './reduce.js';
 
 export function reshape(x: Tensor, shape: readonly number[]): Tensor {
   const known = shape.filter((d) => d !== -1);
@@ -54,15 +53,15 @@ export function transpose(x: Tensor, dim0 = -2, dim1 = -1): Tensor {
   return permute(x, perm);
 }
 
-/** Broadcasts x to `shape` (NumPy rules), materialised. */
-export function expandTo(x: Tensor, shape: Shape): Tensor {
+/** x broadcast to `shape` (NumPy rules), materialised, with no gradient rule: for ops and
+ *  backward rules (which run without a tape); expandTo (broadcast.ts) is the differentiable one. */
+export function broadcastCopy(x: Tensor, shape: Shape, op = 'expand'): Tensor {
   const off = shape.length - x.rank;
   const strides = stridesOf(x.shape);
   const inStrides = shape.map((d, i) => {
     const xd = i < off ? 1 : x.shape[i - off];
-    if (xd !== d && xd !== 1) throw new Error(`expand: ${x.describe()} cannot be broadcast to ${formatShape(shape)}`);
+    if (xd !== d && xd !== 1) throw new Error(`${op}: ${x.describe()} cannot be broadcast to ${formatShape(shape)}`);
     return xd === 1 ? 0 : strides[i - off];
   });
-  const y = gatherStrided(x, shape, inStrides, 'expand');
-  return record(y, 'expand', [x], (g) => [sumTo(g, x.shape)]);
+  return gatherStrided(x, shape, inStrides, op);
 }

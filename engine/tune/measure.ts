@@ -4,15 +4,23 @@
 // (else by the wall clock around each submit). Round 1 runs every candidate once after a warm-up
 // run; round 2 repeats those within 1.5x of the best as often as the budget allows (at most
 // 4 times); each candidate's time is its fastest run.
-import { packParams, type ParamValues } from '../uniforms.js';
-import type { Kernel } from '../runtime.js';
+import { packParams, type ParamValues, type ShaderInterface } from '../uniforms.js';
+
+/** What timing a kernel binds of it (the runtime's Kernel has these; named here so the runtime,
+ *  which owns the tuner, is not imported back). */
+export interface TimedKernel {
+  key: string;
+  iface: ShaderInterface;
+  pipeline: GPUComputePipeline;
+  layout: GPUBindGroupLayout;
+}
 
 /** What a candidate records one run of its work through. */
 export interface TuneRecorder {
   /** A storage buffer of at least `bytes` for operand `slot`, shared by all candidates; contents unspecified. */
   scratch(slot: number, bytes: number): GPUBuffer;
   /** Records one dispatch into the timed pass. */
-  dispatch(k: Kernel, params: ParamValues, buffers: GPUBuffer[], workgroups: [number, number, number]): void;
+  dispatch(k: TimedKernel, params: ParamValues, buffers: GPUBuffer[], workgroups: [number, number, number]): void;
 }
 
 export type RunCandidate = (name: string, rec: TuneRecorder) => void;
@@ -37,7 +45,7 @@ class Recorder implements TuneRecorder {
     return b;
   }
 
-  dispatch(k: Kernel, params: ParamValues, buffers: GPUBuffer[], workgroups: [number, number, number]): void {
+  dispatch(k: TimedKernel, params: ParamValues, buffers: GPUBuffer[], workgroups: [number, number, number]): void {
     if (!this.pass) throw new Error(`tuning ${k.key}: dispatch outside a timed run`);
     const entries: GPUBindGroupEntry[] = buffers.map((buffer, i) => ({ binding: i + 1, resource: { buffer } }));
     if (k.iface.uniformSize > 0) {

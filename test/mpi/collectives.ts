@@ -6,7 +6,7 @@
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { openCommunicator } from '../../engine/comm/launch.js';
-import type { CommArray, Communicator } from '../../engine/comm/communicator.js';
+import type { CommArray } from '../../engine/comm/communicator.js';
 
 const [worldSize, dir, mode] = [Number(process.argv[2]), process.argv[3], process.argv[4]];
 const comm = await openCommunicator({ worldSize });

@@ -133,7 +133,7 @@ function bilinearTaps(inSize: number, outSize: number, antialias: boolean): Taps
     }
     return t;
   }
-  const support = scale >= 1 ? scale : 1;
+  const support = Math.max(scale, 1);
   const invScale = scale >= 1 ? 1 / scale : 1;
   const stride = Math.ceil(support) * 2 + 1;
   const t: Taps = { start: new Int32Array(outSize), count: new Int32Array(outSize), stride, weight: new Float32Array(outSize * stride) };
@@ -218,7 +218,7 @@ export function resizedCrop(src: RgbImage, box: CropBox, outHeight: number, outW
 // The colour ops below work in place on a planar CHW RGB image of `plane` pixels per channel
 // starting at `offset`, like torchvision's adjust_* on a float tensor (results clamped to [0, 1]).
 
-const clamp01 = (v: number): number => (v < 0 ? 0 : v > 1 ? 1 : v);
+const clamp01 = (v: number): number => Math.min(Math.max(v, 0), 1);
 const gray = (r: number, g: number, b: number): number => Math.fround(0.2989 * r + 0.587 * g + 0.114 * b);
 
 /** torchvision adjust_brightness: blend with black. */
@@ -271,12 +271,15 @@ export function adjustHue(x: Float32Array, plane: number, factor: number, offset
     const v = maxc;
     let R: number, G: number, B: number;
     const sec = sector % 6;
-    if (sec === 0) (R = v), (G = t), (B = p);
-    else if (sec === 1) (R = q), (G = v), (B = p);
-    else if (sec === 2) (R = p), (G = v), (B = t);
-    else if (sec === 3) (R = p), (G = q), (B = v);
-    else if (sec === 4) (R = t), (G = p), (B = v);
-    else (R = v), (G = p), (B = q);
+    // The six sectors of the hue circle: which of v, p, q, t each channel takes.
+    switch (sec) {
+      case 0: R = v; G = t; B = p; break;
+      case 1: R = q; G = v; B = p; break;
+      case 2: R = p; G = v; B = t; break;
+      case 3: R = p; G = q; B = v; break;
+      case 4: R = t; G = p; B = v; break;
+      default: R = v; G = p; B = q;
+    }
     x[i] = R;
     x[i + plane] = G;
     x[i + 2 * plane] = B;

@@ -4,11 +4,10 @@
 // including CMYK, 16-bit, palette, grayscale and EXIF-rotated files, reports corrupt and
 // truncated data as errors instead of garbage, and shrinks large photos in native code
 // (JPEG shrink-on-load) far faster than any JS decoder would.
-import { closeSync, openSync, readdirSync, readSync, statSync } from 'node:fs';
+import { closeSync, openSync, readdirSync, readSync, statSync, type Stats } from 'node:fs';
 import { join, relative, sep } from 'node:path';
 import { loadSharp } from './sharp.js';
 import type { RgbImage } from './augment.js';
-import type { DatasetSpec } from './loader.js';
 
 const EXTENSIONS = ['.jpg', '.jpeg', '.png'];
 
@@ -115,8 +114,9 @@ export class FolderDataset {
     return this.classNames.length;
   }
 
-  /** Plain data that rebuilds this dataset (in a worker thread). */
-  workerSpec(): DatasetSpec {
+  /** Plain data that rebuilds this dataset in a worker thread: one case of loader.ts's DatasetSpec
+   *  (the loader names the datasets, not the other way round). */
+  workerSpec(): { kind: 'folder'; spec: FolderSpec } {
     return { kind: 'folder', spec: { root: this.root, files: this.files, labels: this.labels, classNames: this.classNames, maxShortSide: this.maxShortSide } };
   }
 
@@ -127,7 +127,7 @@ export class FolderDataset {
   /** Lists the images under `root` (recursively) and, unless told not to, checks their headers. */
   static async open(root: string, opts: FolderOptions = {}): Promise<FolderDataset> {
     const expected = `a folder of ${EXTENSIONS.join('/')} images (subfolders allowed; the first-level subfolder names the class)`;
-    let st;
+    let st: Stats;
     try {
       st = statSync(root);
     } catch {
@@ -199,12 +199,9 @@ export class FolderDataset {
     const sharp = await loadSharp();
     let img = sharp(path, { failOn: 'truncated', autoOrient: true }).removeAlpha().toColourspace('srgb');
     if (this.maxShortSide > 0) img = img.resize({ width: this.maxShortSide, height: this.maxShortSide, fit: 'outside', withoutEnlargement: true });
-    let decoded;
-    try {
-      decoded = await img.raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
-    } catch (e) {
-      throw new ImageDecodeError(path, whyUnreadable(path) ?? (e as Error).message.split('\n')[0]);
-    }
+    const decoded = await img.raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true }).catch((e: Error) => {
+      throw new ImageDecodeError(path, whyUnreadable(path) ?? e.message.split('\n')[0]);
+    });
     const { data, info } = decoded;
     const { width, height, channels } = info;
     let rgb: Uint8Array;

@@ -8,7 +8,6 @@
 import { rngFor } from './seeds.js';
 import type { Rng } from '../../engine/random.js';
 import type { RgbImage } from './augment.js';
-import type { DatasetSpec } from './loader.js';
 
 export type Shape = 'disc' | 'rect' | 'triangle' | 'ring';
 export type Texture = 'stripes' | 'dots' | 'checkers' | 'noise' | 'gradient';
@@ -190,8 +189,9 @@ export class SceneDataset {
     }
   }
 
-  /** Options that rebuild this dataset (in a worker thread). */
-  workerSpec(): DatasetSpec {
+  /** Options that rebuild this dataset in a worker thread: one case of loader.ts's DatasetSpec
+   *  (the loader names the datasets, not the other way round). */
+  workerSpec(): { kind: 'scenes'; options: SceneOptions } {
     return { kind: 'scenes', options: { seed: this.seed, size: this.size, length: this.length, minObjects: this.minObjects, maxObjects: this.maxObjects } };
   }
 

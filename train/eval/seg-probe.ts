@@ -3,7 +3,7 @@
 // per-pixel cross-entropy (255 = ignore) and SGD; then IoU per class and mean IoU on the
 // validation split, and the predicted maps of a few validation images for a picture.
 import { tensor, scope, noGrad, argmax, bilinearUpsample2d, pixelCrossEntropy, type Runtime, type Tensor } from '../../engine/index.js';
-import { conv2d } from '../../engine/ops/conv2d.js';
+import { conv2d } from '../../engine/ops/conv2d/index.js';
 import { ModelState, constant, normal } from '../../models/state.js';
 import { fitHead } from './fit-head.js';
 import { ConfusionMatrix } from './metrics.js';

@@ -48,12 +48,9 @@ async function checkSplit(s: VocSplit): Promise<void> {
     if (!existsSync(img)) throw new Error(`image ${img} is missing (listed as '${s.ids[i]}')`);
     if (!existsSync(lbl)) throw new Error(`label map ${lbl} is missing for image ${img}`);
     const size = pngSize(readFileSync(lbl), lbl);
-    let meta;
-    try {
-      meta = await sharp(img).metadata();
-    } catch (e) {
-      throw new Error(`could not read image ${img}: ${(e as Error).message.split('\n')[0]}`);
-    }
+    const meta = await sharp(img).metadata().catch((e: Error) => {
+      throw new Error(`could not read image ${img}: ${e.message.split('\n')[0]}`);
+    });
     const [w, h] = (meta.orientation ?? 1) >= 5 ? [meta.height, meta.width] : [meta.width, meta.height];
     if (w !== size.width || h !== size.height) {
       throw new Error(`label map ${lbl} is ${size.width}x${size.height} but its image ${img} is ${w}x${h}; they must have the same size`);
@@ -65,12 +62,9 @@ async function checkSplit(s: VocSplit): Promise<void> {
 export async function readVocSample(s: VocSplit, i: number): Promise<{ image: RgbImage & { data: Uint8Array }; labelMap: Uint8Array }> {
   const path = s.imagePath(i);
   const sharp = await loadSharp();
-  let decoded;
-  try {
-    decoded = await sharp(path, { autoOrient: true }).removeAlpha().toColourspace('srgb').raw().toBuffer({ resolveWithObject: true });
-  } catch (e) {
-    throw new Error(`could not decode ${path}: ${(e as Error).message.split('\n')[0]}`);
-  }
+  const decoded = await sharp(path, { autoOrient: true }).removeAlpha().toColourspace('srgb').raw().toBuffer({ resolveWithObject: true }).catch((e: Error) => {
+    throw new Error(`could not decode ${path}: ${e.message.split('\n')[0]}`);
+  });
   const { data, info } = decoded;
   let rgb = new Uint8Array(data.buffer, data.byteOffset, data.length);
   if (info.channels === 1) {

@@ -13,86 +13,15 @@
 // the taps use: WSTEP = SW for a 1x1 kernel). DYV (TN = 4, OW a multiple of 4): each output channel's
 // dy row segment is one aligned vec4 load instead of four scalar ones, which also keeps the
 // unrolled body (and lavapipe's compile time) small.
+// The interface, the source windows and the row accumulation are in lib/conv2d_wgrad.wgsl,
+// shared with wgrad_sg8.wgsl.
 //! TMW = 8
 //! TN = 8
 //! WG = 16
-//! KW = 3
-//! KHL = 3
-//! SW = 1
-//! DW = 1
 //! WIN = 10
-//! WSTEP = 1
 //! CHECK = true
-//! PAD = true
 //! DYV = false
-struct Params {
-  N: u32, C: u32, H: u32, W: u32,
-  O: u32, OH: u32, OW: u32, L: u32,
-  RC: u32, R: u32, KH: u32, SH: u32,
-  PH: i32, PW: i32, DH: u32, _p0: u32,
-}
-@group(0) @binding(0) var<uniform> params: Params;
-@group(0) @binding(1) var<storage, read> X: array<f32>;
-@group(0) @binding(2) var<storage, read> DY: array<f32>;
-@group(0) @binding(3) var<storage, read> DY4: array<vec4<f32>>;
-@group(0) @binding(4) var<storage, read_write> P: array<f32>;
-
-const TM4 = $TMWu / 4u;
-alias RowAcc = array<array<vec4<f32>, TM4>, $KW>;
-alias DyTile = array<array<vec4<f32>, $TN>, TM4>;
-alias Win = array<f32, $WIN>;
-
-// One kernel column kc (a constant at the hand-unrolled call sites: NIR leaves a loop over 7
-// columns of this size rolled, and a rolled loop indexes acc dynamically, i.e. in scratch memory).
-fn tapCol(acc: ptr<function, RowAcc>, dy: ptr<function, DyTile>, win: ptr<function, Win>, kc: u32) {
-  for (var j = 0u; j < $TNu; j++) {
-    let xv = vec4<f32>((*win)[(j * $SWu + kc * $DWu) / $WSTEPu]);
-    for (var t = 0u; t < TM4; t++) {
-      (*acc)[kc][t] = fma((*dy)[t][j], xv, (*acc)[kc][t]);
-    }
-  }
-}
-
-// Adds one kernel row's contribution of a row segment: ih is the source row, col0 the source
-// column of the segment's first tap.
-fn accumulateRow(acc: ptr<function, RowAcc>, dy: ptr<function, DyTile>, xPlane: i32, ih: i32, col0: i32) {
-  let h = i32(params.H);
-  let w = i32(params.W);
-  let rowBase = (xPlane + ih) * w + col0;
-  var win: Win;
-  for (var i = 0u; i < $WINu; i++) {
-    let at = rowBase + i32(i * $WSTEPu);
-    if ($PAD) {
-      let iw = col0 + i32(i * $WSTEPu);
-      let ok = ih >= 0 && ih < h && iw >= 0 && iw < w;
-      win[i] = select(0.0, X[u32(max(at, 0))], ok);
-    } else {
-      win[i] = X[u32(at)];
-    }
-  }
-  if ($KWu > 0u) { tapCol(acc, dy, &win, 0u); }
-  if ($KWu > 1u) { tapCol(acc, dy, &win, 1u); }
-  if ($KWu > 2u) { tapCol(acc, dy, &win, 2u); }
-  if ($KWu > 3u) { tapCol(acc, dy, &win, 3u); }
-  if ($KWu > 4u) { tapCol(acc, dy, &win, 4u); }
-  if ($KWu > 5u) { tapCol(acc, dy, &win, 5u); }
-  if ($KWu > 6u) { tapCol(acc, dy, &win, 6u); }
-  for (var kc = 7u; kc < $KWu; kc++) { tapCol(acc, dy, &win, kc); }
-}
-
-fn storeRow(acc: ptr<function, RowAcc>, z: u32, o0: u32, c: u32, kh: u32, valid: bool) {
-  let khw = params.KH * $KWu;
-  for (var kc = 0u; kc < $KWu; kc++) {
-    for (var t = 0u; t < TM4; t++) {
-      for (var e = 0u; e < 4u; e++) {
-        let o = o0 + 4u * t + e;
-        if (valid && o < params.O) {
-          P[((z * params.O + o) * params.C + c) * khw + kh * $KWu + kc] = (*acc)[kc][t][e];
-        }
-      }
-    }
-  }
-}
+//#include "lib/conv2d_wgrad.wgsl"
 
 @compute @workgroup_size($WG, 1, 1)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {

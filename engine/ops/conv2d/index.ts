@@ -14,53 +14,55 @@
 // axis zero-padded to the tile) so its loads are aligned vec4s.
 //
 // Kernels and variants (conv2dPlan picks them by shape and device):
-// - forward: implicit GEMM on conv2d_gemm.wgsl (M = O, N = N*OH*OW, K = C*KH*KW, nothing like
+// - forward: implicit GEMM on shaders/conv2d/gemm.wgsl (M = O, N = N*OH*OW, K = C*KH*KW, nothing like
 //   im2col stored); the tile and the tap columns' window layout are compile-time, tap rows and
 //   sizes are uniforms, so a few pipelines serve a whole network.
 // - input gradient: the same core over dy with the weight re-laid as [O, KH, KW, C], one
 //   dispatch per output residue class modulo the stride with only the taps that reach it;
 //   3x3 stride 2 padding 1 with 8-wide subgroups: all four classes in one fused pass
-//   (conv2d_dgrad_s2.ts).
-// - weight gradient: conv2d_wgrad.wgsl, K = N*OH*OW split into fixed chunks of output rows, the
+//   (dgrad_s2.ts).
+// - weight gradient: shaders/conv2d/wgrad.wgsl, K = N*OH*OW split into fixed chunks of output rows, the
 //   partials summed by the reduction kernel in a fixed order (deterministic, no atomics).
 // - bias gradient: sums over (OH, OW) then N with the reduction kernel.
-// - 8-wide subgroups (lavapipe on AVX2): conv2d_gemm_sg8.wgsl and conv2d_wgrad_sg8.wgsl share
+// - 8-wide subgroups (lavapipe on AVX2): shaders/conv2d/gemm_sg8.wgsl and shaders/conv2d/wgrad_sg8.wgsl share
 //   the operand all lanes need (weight, dy) by broadcast and take wider channel tiles.
 // - 1x1, no padding, any stride, any map size: per-image GEMMs through matmul.ts for all three,
 //   on packed pixel planes where strided or where the pixel count is no multiple of 4
-//   (conv2d_pointwise.ts).
+//   (pointwise.ts).
 // - the 7x7 RGB stem (and any kernel up to 7 wide): the core with 7 hand-unrolled tap columns
 //   over a stride-2 window (21 loads serve 8 outputs x 49 taps of a channel row).
 // - bounds checks are compiled out when the shape divides the tile, and source range checks
 //   when no tap can leave the source (no padding); strided 1x1 kernels load only the columns
 //   they use.
 // All of the above is the 'classic' family, designed for lavapipe. GPUs (devices without 8-wide
-// subgroups) take the 'tiled' family instead (conv2d_tiled.ts): workgroup-memory tiles and
+// subgroups) take the 'tiled' family instead (tiled.ts): workgroup-memory tiles and
 // register tiles for all three products and every kernel size up to 7x7, 1x1 included.
-import gemmSrc from '../../shaders/conv2d_gemm.wgsl';
-import gemmSg8Src from '../../shaders/conv2d_gemm_sg8.wgsl';
-import wgradSrc from '../../shaders/conv2d_wgrad.wgsl';
-import wgradSg8Src from '../../shaders/conv2d_wgrad_sg8.wgsl';
-import { Tensor, formatShape } from '../tensor.js';
-import { record } from '../autograd.js';
-import type { Runtime } from '../runtime.js';
-import { empty, requireF32, sameRuntime } from './alloc.js';
-import { hasSubgroups8 } from './matmul.js';
-import { inputGradStride2, STRIDE2_TM } from './conv2d_dgrad_s2.js';
-import { forwardPointwise, inputGradPointwise, weightGradPointwise, reshapeOwned } from './conv2d_pointwise.js';
-import { forwardFolded, inputGradFolded, weightGradFolded } from './conv2d_fold.js';
-import { conv2dPlan, type Conv2dOptions, type ConvFamily, type ConvGeometry, type ConvPlan, type CoreDispatch } from './conv2d_plan.js';
-import { forwardTiled, inputGradTiled, weightGradTiled, type TiledPlan } from './conv2d_tiled.js';
-import { tunedTiledPlan, type ConvDirection } from './conv2d_tune.js';
-import { relayoutWeight } from './conv2d_relayout.js';
-import { sum } from './reduce.js';
-import { reshape } from './shape.js';
-import { fillTensor } from './pointwise.js';
+import gemmSrc from '../../../shaders/conv2d/gemm.wgsl';
+import gemmSg8Src from '../../../shaders/conv2d/gemm_sg8.wgsl';
+import wgradSrc from '../../../shaders/conv2d/wgrad.wgsl';
+import wgradSg8Src from '../../../shaders/conv2d/wgrad_sg8.wgsl';
+import { Tensor, formatShape } from '../../tensor.js';
+import { record } from '../../autograd.js';
+import type { Runtime } from '../../runtime.js';
+import { empty, requireF32, sameRuntime } from '../alloc.js';
+import { hasSubgroups8 } from '../matmul.js';
+import { inputGradStride2, STRIDE2_TM } from './dgrad_s2.js';
+import { forwardPointwise, inputGradPointwise, weightGradPointwise, reshapeOwned } from './pointwise.js';
+import { forwardFolded, inputGradFolded, weightGradFolded } from './fold.js';
+import { conv2dPlan, type ConvFamily, type ConvPlan, type CoreDispatch } from './plan.js';
+import type { Conv2dOptions, ConvGeometry } from './geometry.js';
+import { forwardTiled, inputGradTiled, weightGradTiled, type TiledPlan } from './tiled.js';
+import { tunedTiledPlan, type ConvDirection } from './tune.js';
+import { relayoutWeight } from './relayout.js';
+import { sum } from '../reduce.js';
+import { reshape } from '../shape.js';
+import { fillTensor } from '../pointwise.js';
 
-export { conv2dGeometry, conv2dPlan } from './conv2d_plan.js';
-export type { Conv2dOptions, ConvFamily, ConvGeometry, ConvPlan, CoreDispatch, WgradPlan } from './conv2d_plan.js';
-export { TILED_TILES, type TiledTileName, type TiledPlan } from './conv2d_tiled.js';
-export { convShapeClass, convTileCandidates, type ConvDirection } from './conv2d_tune.js';
+export { conv2dGeometry, type Conv2dOptions, type ConvGeometry } from './geometry.js';
+export { conv2dPlan, type ConvFamily, type ConvPlan, type CoreDispatch, type WgradPlan } from './plan.js';
+export { TILED_TILES, type TiledTileName } from './tiles.js';
+export type { TiledPlan } from './tiled.js';
+export { convShapeClass, convTileCandidates, type ConvDirection } from './tune.js';
 
 const OP = 'conv2d';
 
@@ -68,7 +70,7 @@ const OP = 'conv2d';
 // with overrideKernels): the family (conv: classic on CPU drivers such as lavapipe, for which it
 // was tuned, tiled on GPUs), the classic family's subgroup kernels (convSubgroups) and folding
 // threshold (convFoldMinOut), and one forced tile of the tiled family (convTile). With the tiled
-// family and no tile forced, rt.tuner may choose the tile per direction (conv2d_tune.ts).
+// family and no tile forced, rt.tuner may choose the tile per direction (tune.ts).
 const useSg8 = (rt: Runtime): boolean => rt.profile.kernels.convSubgroups && hasSubgroups8(rt);
 
 function family(rt: Runtime): ConvFamily {

@@ -3,15 +3,15 @@
 // SW-th column), which turns it into a stride-1 product instead of a window that skips most of
 // what it loads; planes whose pixel count is not a multiple of 4 are packed zero-padded to one,
 // so every such product runs on the subgroup matmul (it needs K and N in multiples of 4).
-import planesSrc from '../../shaders/conv2d_planes.wgsl';
-import biasSrc from '../../shaders/conv2d_bias.wgsl';
-import type { Tensor } from '../tensor.js';
-import { formatShape } from '../tensor.js';
-import type { ConvGeometry } from './conv2d_plan.js';
-import { empty } from './alloc.js';
-import { gemm } from './matmul.js';
-import { sum } from './reduce.js';
-import { reshape } from './shape.js';
+import planesSrc from '../../../shaders/conv2d/planes.wgsl';
+import biasSrc from '../../../shaders/conv2d/bias.wgsl';
+import type { Tensor } from '../../tensor.js';
+import { formatShape } from '../../tensor.js';
+import type { ConvGeometry } from './geometry.js';
+import { empty } from '../alloc.js';
+import { gemm } from '../matmul.js';
+import { sum } from '../reduce.js';
+import { reshape } from '../shape.js';
 
 const OP = 'conv2d';
 
@@ -28,7 +28,7 @@ export function reshapeOwned(t: Tensor, shape: number[]): Tensor {
   return v;
 }
 
-/** Full planes [planes, H, W] <-> packed planes [planes, P4] (see conv2d_planes.wgsl). */
+/** Full planes [planes, H, W] <-> packed planes [planes, P4] (see shaders/conv2d/planes.wgsl). */
 function movePlanes(t: Tensor, gather: boolean, planes: number, full: { H: number; W: number; SH: number; SW: number }, g: ConvGeometry, op: string): Tensor {
   const rt = t.rt;
   const P4 = packedPixels(g);

@@ -1,4 +1,4 @@
-// The workgroup-tiled convolution kernels for GPUs (conv2d_tiled.wgsl): all three products as
+// The workgroup-tiled convolution kernels for GPUs (shaders/conv2d/tiled.wgsl): all three products as
 // implicit GEMMs on one core, NCHW, no im2col buffer.
 // - forward: M = output channels, columns = N*OH*OW output pixels (the contiguous axis of x and
 //   y, so B loads and y stores coalesce), K = taps x input channels.
@@ -11,31 +11,19 @@
 //   the reduction kernel: deterministic, no float atomics.
 // Tiles: 16 x 16 invocations, each a TM x TN register tile (4 or 8 each), K slices of BK, two
 // workgroup buffers of BK x (16*TM + 16*TN) floats: 16 KiB at 8x8 (BK 8) and 4x4 (BK 16).
-import src from '../../shaders/conv2d_tiled.wgsl';
-import type { Tensor } from '../tensor.js';
-import { formatShape } from '../tensor.js';
-import type { Defines } from '../kernel.js';
-import type { Runtime, Kernel } from '../runtime.js';
-import type { ConvGeometry } from './conv2d_plan.js';
-import { empty } from './alloc.js';
-import { relayoutWeight } from './conv2d_relayout.js';
-import { fillTensor } from './pointwise.js';
-import { sum } from './reduce.js';
-import { reshapeOwned } from './conv2d_pointwise.js';
+import src from '../../../shaders/conv2d/tiled.wgsl';
+import type { Tensor } from '../../tensor.js';
+import { formatShape } from '../../tensor.js';
+import type { Defines } from '../../kernel.js';
+import type { Runtime, Kernel } from '../../runtime.js';
+import type { ConvGeometry } from './geometry.js';
+import { TILED_TILES, type TiledTile, type TiledTileName } from './tiles.js';
+import { empty } from '../alloc.js';
+import { relayoutWeight } from './relayout.js';
+import { fillTensor } from '../pointwise.js';
+import { sum } from '../reduce.js';
+import { reshapeOwned } from './pointwise.js';
 
-export interface TiledTile {
-  TM: 4 | 8;
-  TN: 4 | 8;
-  BK: number;
-}
-/** The tile candidates (named rows x columns per invocation); BK keeps the buffers at 16 KiB or less. */
-export const TILED_TILES = {
-  '8x8': { TM: 8, TN: 8, BK: 8 },
-  '4x8': { TM: 4, TN: 8, BK: 8 },
-  '8x4': { TM: 8, TN: 4, BK: 8 },
-  '4x4': { TM: 4, TN: 4, BK: 16 },
-} as const satisfies Record<string, TiledTile>;
-export type TiledTileName = keyof typeof TILED_TILES;
 
 /** Taps per dispatch the uniform table holds (7x7 = 49, padded to whole slices). */
 const MAX_TAPS = 64;
@@ -52,7 +40,7 @@ export interface TiledDispatch {
   params: Record<string, number | number[]>;
   workgroups: [number, number, number];
   flops: number;
-  /** The tile came from autotuning (conv2d_tune.ts): the profiler marks the dispatch. */
+  /** The tile came from autotuning (tune.ts): the profiler marks the dispatch. */
   tuned?: boolean;
 }
 

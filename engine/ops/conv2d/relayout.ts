@@ -1,10 +1,10 @@
 // The weight re-laid for the implicit-GEMM kernels' aligned vec4 loads along the output
 // dimension m, zero-padded: [cin, kh, kw, mp] for the classic kernels, or tap-major
 // [kh, kw, cinp, mp] with cin padded to cinp for the tiled ones (trans: cin = o, m = c, for dx).
-import relayoutSrc from '../../shaders/conv2d_relayout.wgsl';
-import { Tensor, formatShape } from '../tensor.js';
-import { empty } from './alloc.js';
-import type { ConvGeometry } from './conv2d_plan.js';
+import relayoutSrc from '../../../shaders/conv2d/relayout.wgsl';
+import { Tensor, formatShape } from '../../tensor.js';
+import { empty } from '../alloc.js';
+import type { ConvGeometry } from './geometry.js';
 
 export interface RelayoutShape {
   /** m padded to a multiple of the kernel's tile rows. */

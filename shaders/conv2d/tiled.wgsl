@@ -4,7 +4,7 @@
 //     j = (n, r, q) an output pixel of this dispatch's grid, k = (t, cin) a tap and a channel of
 //     the source S (x forward, dy for one residue class of the input gradient),
 //     B[k, j] = S[n, cin, SRS*r + TAPS[t].x, SCS*q + TAPS[t].y] (0 outside S),
-//     A = the weight re-laid [taps, CINP, MP] (conv2d_relayout.wgsl), row TAPS[t].z*CINP + cin;
+//     A = the weight re-laid [taps, CINP, MP] (relayout.wgsl), row TAPS[t].z*CINP + cin;
 //     Y[n, m, OR0 + ORS*r, OC0 + OCS*q] (+ bias[m]).
 //   weight gradient (WGRAD = true):  P[z, o, col] = sum_{k in chunk z} dy[o, k] * B[k, col]
 //     k = (n, p) an output pixel (p padded per image to whole slices), col = (c, t) a channel and

@@ -1,67 +1,18 @@
-// Sizes and kernel choices of a conv2d (see conv2d.ts for the kernels): the geometry, validated
-// with errors that name the shapes, and the plan of dispatches per direction, by shape and device.
-import { formatShape } from '../tensor.js';
-import type { Defines } from '../kernel.js';
-import { fusedStride2 } from './conv2d_dgrad_s2.js';
-import { tiledFits, tiledPlan, type TiledPlan, type TiledTileName } from './conv2d_tiled.js';
+// The kernel choices of a conv2d (see index.ts for the kernels, geometry.ts for the validated
+// sizes): the plan of dispatches per direction, by shape and device.
+import { formatShape } from '../../tensor.js';
+import { conv2dGeometry, type Conv2dOptions, type ConvGeometry } from './geometry.js';
+import type { Defines } from '../../kernel.js';
+import { fusedStride2 } from './dgrad_s2.js';
+import { tiledFits, tiledPlan, type TiledPlan } from './tiled.js';
+import type { TiledTileName } from './tiles.js';
 
 const OP = 'conv2d';
-
-export interface Conv2dOptions {
-  stride?: number | [number, number];
-  padding?: number | [number, number];
-  dilation?: number | [number, number];
-}
-
-/** Sizes of one convolution, validated. */
-export interface ConvGeometry {
-  N: number; C: number; H: number; W: number;
-  O: number; KH: number; KW: number;
-  SH: number; SW: number; PH: number; PW: number; DH: number; DW: number;
-  OH: number; OW: number;
-}
 
 /** Bytes of dy and x rows one weight-gradient chunk covers (about a core's L2). */
 const WGRAD_CHUNK_BYTES = 256 << 10;
 /** Upper bound on the weight-gradient partials, in floats. */
 const WGRAD_MAX_PARTIAL = 8 << 20;
-
-function pair(v: number | [number, number] | undefined, dflt: number, what: string): [number, number] {
-  const p: number[] = v === undefined ? [dflt, dflt] : typeof v === 'number' ? [v, v] : [...v];
-  if (p.length !== 2 || p.some((d) => !Number.isInteger(d))) {
-    throw new Error(`${OP}: ${what} must be an integer or a pair of integers, got ${JSON.stringify(v)}`);
-  }
-  return [p[0], p[1]];
-}
-
-export function conv2dGeometry(xShape: readonly number[], wShape: readonly number[], opts: Conv2dOptions = {}): ConvGeometry {
-  if (xShape.length !== 4) throw new Error(`${OP}: input must be [N, C, H, W], got ${formatShape(xShape)}`);
-  if (wShape.length !== 4) throw new Error(`${OP}: weight must be [O, C, KH, KW], got ${formatShape(wShape)}`);
-  const [N, C, H, W] = xShape;
-  const [O, Cw, KH, KW] = wShape;
-  if (C !== Cw) {
-    throw new Error(`${OP}: input ${formatShape(xShape)} has ${C} channels but weight ${formatShape(wShape)} expects ${Cw}; the second dimensions must match`);
-  }
-  const [SH, SW] = pair(opts.stride, 1, 'stride');
-  const [PH, PW] = pair(opts.padding, 0, 'padding');
-  const [DH, DW] = pair(opts.dilation, 1, 'dilation');
-  if (SH < 1 || SW < 1 || DH < 1 || DW < 1) throw new Error(`${OP}: stride ${SH}x${SW} and dilation ${DH}x${DW} must be positive`);
-  if (PH < 0 || PW < 0) throw new Error(`${OP}: padding ${PH}x${PW} must be non-negative`);
-  if ([N, C, H, W, O, KH, KW].some((d) => d < 1)) {
-    throw new Error(`${OP}: every size must be positive, got input ${formatShape(xShape)} and weight ${formatShape(wShape)}`);
-  }
-  const EH = (KH - 1) * DH + 1;
-  const EW = (KW - 1) * DW + 1;
-  if (EH > H + 2 * PH || EW > W + 2 * PW) {
-    throw new Error(
-      `${OP}: kernel ${KH}x${KW}${DH > 1 || DW > 1 ? ` (dilated to ${EH}x${EW})` : ''} of weight ${formatShape(wShape)} is larger than ` +
-        `input ${formatShape(xShape)} padded by ${PH}x${PW} (${H + 2 * PH}x${W + 2 * PW}); use more padding or a larger input`,
-    );
-  }
-  const OH = Math.floor((H + 2 * PH - EH) / SH) + 1;
-  const OW = Math.floor((W + 2 * PW - EW) / SW) + 1;
-  return { N, C, H, W, O, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW };
-}
 
 // Planning: which kernels run, with which tiles. Exported so tests and benchmarks can name the
 // variant a shape takes; the dispatches themselves carry the same choices in their kernel keys.
@@ -79,15 +30,15 @@ export interface CoreDispatch {
   TN: number;
   WG: number;
   taps: number;
-  /** Runs conv2d_gemm_sg8.wgsl (A shared by subgroup broadcast). */
+  /** Runs shaders/conv2d/gemm_sg8.wgsl (A shared by subgroup broadcast). */
   sg8: boolean;
 }
 
 export interface ConvPlan {
   geometry: ConvGeometry;
-  /** 'tiled' where the workgroup-tiled kernels are asked for (conv2d_tiled.ts); else 'fold' for
-   *  outputs of at most FOLD_MAX_PIXELS pixels per image with 8-wide subgroups (conv2d_fold.ts),
-   *  'gemm' for unpadded 1x1 convolutions (conv2d_pointwise.ts), else 'implicit' (the core and
+  /** 'tiled' where the workgroup-tiled kernels are asked for (tiled.ts); else 'fold' for
+   *  outputs of at most FOLD_MAX_PIXELS pixels per image with 8-wide subgroups (fold.ts),
+   *  'gemm' for unpadded 1x1 convolutions (pointwise.ts), else 'implicit' (the core and
    *  the weight-gradient kernel); for all three products. */
   path: 'tiled' | 'fold' | 'gemm' | 'implicit';
   /** The tiled kernels' dispatches (path 'tiled'). */
@@ -96,11 +47,11 @@ export interface ConvPlan {
   /** Residue classes of the input gradient; a class with no taps is null (its pixels get zero).
    *  Empty when inputGradStride2 is set. */
   inputGrad: (CoreDispatch | null)[];
-  /** The input gradient runs on the fused stride-2 kernel (conv2d_dgrad_s2.ts). */
+  /** The input gradient runs on the fused stride-2 kernel (dgrad_s2.ts). */
   inputGradStride2: boolean;
   /** The weight-gradient kernel's plan; null where the weight gradient is a GEMM. */
   weightGrad: WgradPlan | null;
-  /** The weight gradient is one batch-folded GEMM (conv2d_fold.ts): always on the 'fold' path,
+  /** The weight gradient is one batch-folded GEMM (fold.ts): always on the 'fold' path,
    *  and on the others for outputs of at most FOLD_WGRAD_MAX_PIXELS pixels. */
   weightGradFolded: boolean;
 }
@@ -109,7 +60,7 @@ export interface WgradPlan {
   defines: Defines;
   TMW: number;
   TN: number;
-  /** Runs conv2d_wgrad_sg8.wgsl (dy shared by subgroup broadcast). */
+  /** Runs shaders/conv2d/wgrad_sg8.wgsl (dy shared by subgroup broadcast). */
   sg8: boolean;
   /** Workgroups along x (lane blocks x output-channel blocks). */
   groups: number;
@@ -208,7 +159,7 @@ const mod = (a: number, m: number): number => ((a % m) + m) % m;
 
 /** Which kernel family plans a convolution: 'classic' (the per-lane and subgroup kernels tuned
  *  on lavapipe; tests lower the folding threshold, by default 256 output channels) or 'tiled'
- *  (conv2d_tiled.ts, for GPUs), the latter with its default tile rule or one tile forced. */
+ *  (tiled.ts, for GPUs), the latter with its default tile rule or one tile forced. */
 export type ConvFamily = { family: 'classic'; foldMinOut?: number | null } | { family: 'tiled'; tile: TiledTileName | null };
 
 export function conv2dPlan(

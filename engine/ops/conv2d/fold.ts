@@ -1,16 +1,16 @@
 // Convolutions whose outputs have only a few pixels per image (deep layers at small input
 // sizes: 4x4, 2x2 maps) as single GEMMs on matmul.ts with the batch folded into the columns,
-// through an explicit im2col (conv2d_im2col.wgsl). The implicit core tiles one row of columns
+// through an explicit im2col (shaders/conv2d/im2col.wgsl). The implicit core tiles one row of columns
 // per lane, so a 2-pixel row idles half of a 4-column tile, and the per-image GEMMs of the
 // 1x1 path get a K of a few pixels; here every product has N * OH * OW columns (or, for the
 // weight gradient, that long a K), and the copies are small because the maps are.
-import src from '../../shaders/conv2d_im2col.wgsl';
-import type { Tensor } from '../tensor.js';
-import { formatShape } from '../tensor.js';
-import type { ConvGeometry } from './conv2d_plan.js';
-import { empty } from './alloc.js';
-import { gemm } from './matmul.js';
-import { addBiasInPlace, reshapeOwned } from './conv2d_pointwise.js';
+import src from '../../../shaders/conv2d/im2col.wgsl';
+import type { Tensor } from '../../tensor.js';
+import { formatShape } from '../../tensor.js';
+import type { ConvGeometry } from './geometry.js';
+import { empty } from '../alloc.js';
+import { gemm } from '../matmul.js';
+import { addBiasInPlace, reshapeOwned } from './pointwise.js';
 
 const OP = 'conv2d';
 

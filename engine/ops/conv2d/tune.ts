@@ -5,14 +5,12 @@
 // paths - fold, pointwise GEMM, implicit core, fused stride 2 - are not one plan to time).
 // What is timed is each direction's conv2d_tiled dispatches; the weight re-layout, the zero fill
 // of unreached dx classes and the sum of weight-gradient partials are left out.
-import type { Runtime } from '../runtime.js';
-import { workgroupProblem } from '../device-profile.js';
-import type { TuneRecorder } from '../tune/measure.js';
-import type { ConvGeometry } from './conv2d_plan.js';
-import {
-  TILED_TILES, tiledForward, tiledInputGrad, tiledWeightGrad, tiledKernel, tiledStorageBytes,
-  type TiledDispatch, type TiledPlan, type TiledTileName,
-} from './conv2d_tiled.js';
+import type { Runtime } from '../../runtime.js';
+import { workgroupProblem } from '../../device-profile.js';
+import type { TuneRecorder } from '../../tune/measure.js';
+import type { ConvGeometry } from './geometry.js';
+import { tiledForward, tiledInputGrad, tiledWeightGrad, tiledKernel, tiledStorageBytes, type TiledDispatch, type TiledPlan } from './tiled.js';
+import { TILED_TILES, type TiledTileName } from './tiles.js';
 
 export type ConvDirection = 'fwd' | 'dx' | 'dw';
 

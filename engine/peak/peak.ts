@@ -2,10 +2,10 @@
 // FMA-bound kernel for FLOP/s and a streaming copy for memory bandwidth, each the best of a few
 // timed dispatches, plus the time of an empty-ish dispatch (the floor under every kernel).
 // Measured once per runtime (about a second on a CPU Vulkan driver) and cached.
-import fmaSrc from '../shaders/peak_fma.wgsl';
-import copySrc from '../shaders/peak_copy.wgsl';
-import { profile } from './profiler.js';
-import type { Runtime } from './runtime.js';
+import fmaSrc from './fma.wgsl';
+import copySrc from './copy.wgsl';
+import { profile } from '../profiler.js';
+import type { Runtime } from '../runtime.js';
 
 export interface Peak {
   gflops: number;

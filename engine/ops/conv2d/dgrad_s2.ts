@@ -1,10 +1,10 @@
 // The input gradient of 3x3, stride-2, padding-1 convolutions (ResNet's downsampling convs) in
-// one pass over dy for all four residue classes of dx (conv2d_dgrad_s2_sg8.wgsl), where the
+// one pass over dy for all four residue classes of dx (shaders/conv2d/dgrad_s2_sg8.wgsl), where the
 // device has 8-wide subgroups; elsewhere such a gradient runs as one core dispatch per class.
-import src from '../../shaders/conv2d_dgrad_s2_sg8.wgsl';
-import type { Tensor } from '../tensor.js';
-import { formatShape } from '../tensor.js';
-import type { ConvGeometry } from './conv2d_plan.js';
+import src from '../../../shaders/conv2d/dgrad_s2_sg8.wgsl';
+import type { Tensor } from '../../tensor.js';
+import { formatShape } from '../../tensor.js';
+import type { ConvGeometry } from './geometry.js';
 
 /** Input channels and dy columns per invocation: 8 x 4 keeps the accumulators at 128 floats,
  *  as in the forward core, with 2 x 5 dy values and 18 A vec4s (shared) loaded per channel. */

@@ -1,15 +1,15 @@
 enable subgroups;
 // Input gradient of a 3x3 convolution with stride 2, padding 1 (ResNet's downsampling convs)
 // for 8-wide subgroups, all four residue classes of dx in one pass. With stride 2 the classes
-// take 1, 2, 2 and 4 taps; run as separate dispatches (conv2d_gemm*.wgsl) each loads a dy window
+// take 1, 2, 2 and 4 taps; run as separate dispatches (gemm*.wgsl) each loads a dy window
 // that serves one or two tap columns. Here an invocation owns the 2 x 2 dx pixels of TB
 // consecutive dy positions (rows 2i, 2i+1; columns 2j, 2j+1 for j in j0..j0+TB) for TM input
 // channels, and per output channel o loads dy rows i and i+1 at columns j0..j0+TB (2 (TB + 1)
 // values) once for all 9 taps. With y = 2i + ry, x = 2j + rx, tap (kh, kw) reads
 // dy[(y + 1 - kh) / 2, (x + 1 - kw) / 2] where that is whole: ry = 0 takes kh = 1 from row i;
 // ry = 1 takes kh = 0 from row i + 1 and kh = 2 from row i; the same for columns.
-// A is the weight as [O, 3, 3, MP] (conv2d_relayout.wgsl, TRANS), its 9 x TM4 vec4s per o split
-// among the lanes and shared by broadcast, as in conv2d_gemm_sg8.wgsl.
+// A is the weight as [O, 3, 3, MP] (relayout.wgsl, TRANS), its 9 x TM4 vec4s per o split
+// among the lanes and shared by broadcast, as in gemm_sg8.wgsl.
 //! TM = 8
 //! TB = 4
 struct Params {
@@ -30,23 +30,16 @@ alias Taps = array<array<vec4<f32>, TM4>, 9>;
 // [class ry * 2 + rx][block][channel vec4]
 alias Acc = array<array<array<vec4<f32>, TM4>, $TB>, 4>;
 alias Row = array<f32, TB1>;
-var<private> lane8: u32;
+//#include "lib/subgroup8.wgsl"
 
 // The 9 taps' A vec4s of one output channel: lane l loads pieces l, l + 8, ... (clamped to the
-// last) and the subgroup broadcasts them (the broadcast lane must be a constant).
+// last) and the subgroup shares them.
 fn loadTaps(aRow: u32, M4: u32) -> Taps {
   var all: array<array<vec4<f32>, 8>, ROUNDS>;
   for (var r = 0u; r < ROUNDS; r++) {
     let p = min(r * 8u + lane8, PIECES - 1u);
     let piece = A[aRow + (p / TM4) * M4 + p % TM4];
-    all[r][0] = subgroupBroadcast(piece, 0u);
-    all[r][1] = subgroupBroadcast(piece, 1u);
-    all[r][2] = subgroupBroadcast(piece, 2u);
-    all[r][3] = subgroupBroadcast(piece, 3u);
-    all[r][4] = subgroupBroadcast(piece, 4u);
-    all[r][5] = subgroupBroadcast(piece, 5u);
-    all[r][6] = subgroupBroadcast(piece, 6u);
-    all[r][7] = subgroupBroadcast(piece, 7u);
+    all[r] = share8(piece);
   }
   var taps: Taps;
   for (var k = 0u; k < 9u; k++) {

@@ -2,7 +2,7 @@
 // multiple of the tile) so their vec4 reads never need a bounds check. TRANS = false: cin = c,
 // m = o (forward); TRANS = true: cin = o, m = c (input gradient).
 // TAP_MAJOR = false: A[cin, kh, kw, m] (conv2d_gemm*.wgsl); true: A[kh, kw, cin, m] with cin
-// zero-padded to CINP (conv2d_tiled.wgsl, whose K slices run over the channels of one tap).
+// zero-padded to CINP (tiled.wgsl, whose K slices run over the channels of one tap).
 // The weight is small next to the activations, so this copy is cheap.
 //! TRANS = false
 //! TAP_MAJOR = false
