@@ -29,6 +29,8 @@ interface Throughput {
   coresUsed: number;
   /** From creating the loader to its first batch (worker start-up included). */
   firstBatchMs: number;
+  /** The machine's 1-minute load average when the timed batches ended (other jobs on the cores). */
+  load: number;
 }
 
 interface Stages {
@@ -74,7 +76,7 @@ async function throughput(ds: FolderDataset, batch: number, size: number, worker
     for (let i = 0; i < timedBatches; i++) await loader.next();
     const wall = performance.now() - start;
     const cpu = cpuMs(process.cpuUsage(c0));
-    return { batch, workers, warmBatches, timedBatches, msPerBatch: wall / timedBatches, imagesPerSec: (timedBatches * batch * 1000) / wall, coresUsed: cpu / wall, firstBatchMs };
+    return { batch, workers, warmBatches, timedBatches, msPerBatch: wall / timedBatches, imagesPerSec: (timedBatches * batch * 1000) / wall, coresUsed: cpu / wall, firstBatchMs, load: loadavg()[0] };
   } finally {
     await loader.close();
   }
@@ -146,17 +148,17 @@ export async function run(ctx: BenchContext): Promise<void> {
       results.push(r);
       const workload = `batch ${B}, ${S} px`;
       measurements.push({ workload, name: `workers ${N}`, msPerOp: r.msPerBatch, msPerOpMin: NaN, gflops: 0, gbps: 0, reps: 1, samples: r.timedBatches, rmePercent: NaN, cpuMsPerOp: r.msPerBatch * r.coresUsed });
-      console.log(`[loader] ${workload}, workers ${N}: ${r.imagesPerSec.toFixed(1)} images/s, ${r.msPerBatch.toFixed(0)} ms per batch, ${r.coresUsed.toFixed(2)} cores busy, first batch after ${r.firstBatchMs.toFixed(0)} ms`);
+      console.log(`[loader] ${workload}, workers ${N}: ${r.imagesPerSec.toFixed(1)} images/s, ${r.msPerBatch.toFixed(0)} ms per batch, ${r.coresUsed.toFixed(2)} cores busy, first batch after ${r.firstBatchMs.toFixed(0)} ms, load ${r.load.toFixed(2)}`);
     }
   }
   if (!results.length) throw new Error(`loader bench: no batch size of ${batches.join(', ')} fits the ${ds.length} images of ${folder}; set LOADER_BATCHES or use more images`);
 
   const table = [
-    '| batch | workers | images/s | ms per batch | cores busy (CPU time / wall) | images/s per busy core | first batch ms | batches timed (after warm-up) |',
-    '| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+    '| batch | workers | images/s | ms per batch | cores busy (CPU time / wall) | images/s per busy core | first batch ms | batches timed (after warm-up) | load average (1 min) |',
+    '| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
     ...results.map(
       (r) =>
-        `| ${r.batch} | ${r.workers} | ${r.imagesPerSec.toFixed(1)} | ${r.msPerBatch.toFixed(0)} | ${r.coresUsed.toFixed(2)} | ${(r.imagesPerSec / r.coresUsed).toFixed(1)} | ${r.firstBatchMs.toFixed(0)} | ${r.timedBatches} (${r.warmBatches}) |`,
+        `| ${r.batch} | ${r.workers} | ${r.imagesPerSec.toFixed(1)} | ${r.msPerBatch.toFixed(0)} | ${r.coresUsed.toFixed(2)} | ${(r.imagesPerSec / r.coresUsed).toFixed(1)} | ${r.firstBatchMs.toFixed(0)} | ${r.timedBatches} (${r.warmBatches}) | ${r.load.toFixed(2)} |`,
     ),
   ].join('\n');
   const stageTable = [
