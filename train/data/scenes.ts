@@ -77,7 +77,7 @@ function colourPair(rng: Rng): [Rgb, Rgb] {
 }
 
 // Hash of two integers and a salt to [0, 1): per-cell noise without tables.
-function hash01(x: number, y: number, salt: number): number {
+export function hash01(x: number, y: number, salt: number): number {
   let h = Math.imul(x, 0x27d4eb2d) ^ Math.imul(y, 0x165667b1) ^ salt;
   h = Math.imul(h ^ (h >>> 15), 0x85ebca6b);
   h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
