@@ -1,6 +1,6 @@
 // The data loader alone (issue 15: does it keep up with the training step?): images/s of
 // BatchLoader over a FolderDataset of JPEG photos, as `densecl pretrain --data DIR` feeds it
-// (JPEG decode with sharp, then the MoCo-v2 augmentation of two views), with N worker threads,
+// (JPEG decode with sharp, then the MoCo-v2 augmentation of two views, as bytes), with N worker threads,
 // its consumer taking no time at all. Also the time and CPU time of each stage per image
 // (decode vs augmenting both views), in this thread, one image at a time. The GPU is not used.
 // Sizes: LOADER_FOLDER (a folder of images; default: photo-like JPEGs made once, see
@@ -61,7 +61,8 @@ function numberList(name: string, fallback: number[]): number[] {
 
 async function throughput(ds: FolderDataset, batch: number, size: number, workers: number, timedImages: number): Promise<Throughput> {
   const t0 = performance.now();
-  const loader = await BatchLoader.create(ds, { batchSize: batch, size, seed: 0, workers, onWarning: () => {} });
+  // Byte views, as densecl pretrain loads them (data-source.ts).
+  const loader = await BatchLoader.create(ds, { batchSize: batch, size, seed: 0, workers, pixels: 'bytes', onWarning: () => {} });
   try {
     await loader.next();
     const firstBatchMs = performance.now() - t0;
