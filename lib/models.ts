@@ -2,3 +2,4 @@
 export { DenseCL, type DenseCLConfig, type Method, type StepOutput } from '../models/densecl.js';
 export { ResNet, type Arch, type ResNetConfig } from '../models/resnet.js';
 export { ModelState, kaimingNormal, torchDefaultUniform, constant, normal, type ParamSpec, type BufferSpec } from '../models/state.js';
+export { pixelCrossEntropy, type PixelCrossEntropyOptions } from '../models/ops/pixel_cross_entropy.js';

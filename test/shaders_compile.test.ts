@@ -16,7 +16,10 @@ const t = suite('shaders compile');
 t('every shader in shaders/ compiles with its defaults', async () => {
   await gpu();
   const device = runtime().device;
-  const files = readdirSync(SHADERS).filter((f) => f.endsWith('.wgsl'));
+  // Kernels sit in shaders/ and its model folders (shaders/densecl/); shaders/lib/ holds snippets, not kernels.
+  const files = readdirSync(SHADERS, { withFileTypes: true }).flatMap((e) =>
+    e.isDirectory() ? (e.name === 'lib' ? [] : readdirSync(join(SHADERS, e.name)).map((f) => `${e.name}/${f}`)) : [e.name],
+  ).filter((f) => f.endsWith('.wgsl'));
   assert.ok(files.length > 20, `found ${files.length} shaders`);
   const failures: string[] = [];
   for (const f of files) {

@@ -1,9 +1,9 @@
 // A tiny end-to-end check of the engine: a 2-layer MLP fits y = sin(3x) + 0.5 cos(5x) on the
 // GPU with the fused SGD kernel; the loss must fall.
-import { init, tensor, matmul, add, sub, mul, relu, mean, backward, scope, noGrad } from '../../engine/index.js';
-import { ModelState, kaimingNormal, constant } from '../../models/state.js';
-import { Sgd } from '../optim/sgd.js';
-import { Rng } from '../../engine/random.js';
+import { init, tensor, matmul, add, sub, mul, relu, mean, backward, scope, noGrad } from '../engine/index.js';
+import { ModelState, kaimingNormal, constant } from '../models/state.js';
+import { Sgd } from '../train/optim/sgd.js';
+import { Rng } from '../engine/random.js';
 
 export interface MlpDemoOptions {
   steps: number;

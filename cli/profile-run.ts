@@ -4,7 +4,7 @@
 // device's measured peaks, and a Chrome trace. The first profiled step times every dispatch alone;
 // later ones time short dispatches in groups (see ProfileOptions.groupMs), marked as estimated.
 import { writeFileSync } from 'node:fs';
-import { makeFolder } from './io.js';
+import { makeFolder } from '../train/io.js';
 import { join, resolve } from 'node:path';
 import {
   profile, aggregate, formatTable, markdownTable, chromeTrace, measurePeak, describePeak, init, tensor, scope, noGrad, Rng,
@@ -12,7 +12,7 @@ import {
 } from '../engine/index.js';
 import { DenseCL, type Method } from '../models/densecl.js';
 import type { Arch } from '../models/resnet.js';
-import { Sgd } from './optim/sgd.js';
+import { Sgd } from '../train/optim/sgd.js';
 
 /** Collects the records of several profiled steps and writes the reports. */
 export class StepProfiler {

@@ -1,15 +1,15 @@
 // The `densecl` command-line program.
-import { parseArgs, refuseStrayArguments, resolveOptions, type Flags } from './args.js';
-import { mlpDemo } from './commands/mlp-demo.js';
+import { parseArgs, refuseStrayArguments, resolveOptions, type Flags } from '../train/args.js';
+import { mlpDemo } from './mlp-demo.js';
 import { openJob, pretrainInJob } from './pretrain.js';
-import { resumeOptions } from './resume.js';
-import { pretrainOptions, givenPretrainOptions, presetHelp, DEFAULT_PRESET, PRETRAIN_PRESETS } from './presets.js';
+import { resumeOptions } from '../train/resume.js';
+import { pretrainOptions, givenPretrainOptions, presetHelp, DEFAULT_PRESET, PRETRAIN_PRESETS } from '../train/presets.js';
 import { exportRun } from './export-run.js';
 import { profileModel, PROFILE_DEFAULTS } from './profile-run.js';
-import { features, FEATURES_DEFAULTS } from './commands/features.js';
-import type { ExportFormat } from './export.js';
-import { evalLinear, evalSeg, EVAL_LINEAR_DEFAULTS, EVAL_SEG_DEFAULTS } from './commands/eval.js';
-import { replicate, replicateOptions, REPLICATE_DEFAULTS } from './commands/replicate.js';
+import { features, FEATURES_DEFAULTS } from './features.js';
+import type { ExportFormat } from '../train/export.js';
+import { evalLinear, evalSeg, EVAL_LINEAR_DEFAULTS, EVAL_SEG_DEFAULTS } from './eval.js';
+import { replicate, replicateOptions, REPLICATE_DEFAULTS } from './replicate.js';
 
 const USAGE = `usage: densecl <command> [options]
 

@@ -4,7 +4,7 @@
 // several ranks) every rank trains on its slice of each batch and only rank 0 touches the run
 // folder: it reads the checkpoint to resume from and broadcasts its bytes, and it alone writes.
 import { readFileSync } from 'node:fs';
-import { makeFolder, readSafetensorsMetadata } from './io.js';
+import { makeFolder, readSafetensorsMetadata } from '../train/io.js';
 import { join, resolve } from 'node:path';
 import { acquireGpu, Runtime, setRuntime } from '../engine/index.js';
 import { SingleProcess, type Communicator } from '../engine/comm/communicator.js';
@@ -12,21 +12,21 @@ import { openCommunicator } from '../engine/comm/launch.js';
 import { decodeSafetensors } from '../engine/safetensors.js';
 import type { Method } from '../models/densecl.js';
 import type { Arch } from '../models/resnet.js';
-import { NonFiniteStateError, parseCounters, type RunCounters } from './checkpoint.js';
-import { Trainer, type StepStats } from './trainer.js';
-import type { SyncTimes } from './distributed.js';
+import { NonFiniteStateError, parseCounters, type RunCounters } from '../train/checkpoint.js';
+import { Trainer, type StepStats } from '../train/trainer.js';
+import type { SyncTimes } from '../train/distributed.js';
 import { exportRun } from './export-run.js';
 import { StepProfiler } from './profile-run.js';
-import { Progress } from './progress.js';
-import { RunFolder, CHECKPOINT } from './run-folder.js';
-import { checkCheckpointSettings } from './resume.js';
-import { readInitBackbone, applyInitBackbone, initWithResumeError } from './init-backbone.js';
-import { openTrainingData, type TrainingData } from './data-source.js';
-import { checkOptionRanges, describeOptions, type PretrainOptions } from './presets.js';
-import type { SamplerState } from './data/loader.js';
+import { Progress } from '../train/progress.js';
+import { RunFolder, CHECKPOINT } from '../train/run-folder.js';
+import { checkCheckpointSettings } from '../train/resume.js';
+import { readInitBackbone, applyInitBackbone, initWithResumeError } from '../train/init-backbone.js';
+import { openTrainingData, type TrainingData } from '../train/data-source.js';
+import { checkOptionRanges, describeOptions, type PretrainOptions } from '../train/presets.js';
+import type { SamplerState } from '../train/data/loader.js';
 
-export { PRETRAIN_PRESETS, type PretrainOptions } from './presets.js';
-export { resumeOptions } from './resume.js';
+export { PRETRAIN_PRESETS, type PretrainOptions } from '../train/presets.js';
+export { resumeOptions } from '../train/resume.js';
 
 /** Checks the flags, naming them as the user typed them (the Trainer checks the same for API users). */
 function validateFlags(o: PretrainOptions, worldSize: number): void {
