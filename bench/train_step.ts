@@ -17,7 +17,7 @@ import {
 } from '../engine/index.js';
 import { DenseCL, type DenseCLConfig, type Method } from '../models/densecl.js';
 import type { ResNet } from '../models/resnet.js';
-import { Sgd } from '../train/optim/sgd.js';
+import { Sgd } from '../engine/ops/sgd.js';
 import type { BenchContext } from './lib/context.js';
 import { engineCase, measureCases, QUICK_TIMING, type Measurement, type TimingOptions } from './lib/timing.js';
 import { writeReport } from './lib/report.js';

@@ -2,7 +2,7 @@
 // GPU with the fused SGD kernel; the loss must fall.
 import { init, tensor, matmul, add, sub, mul, relu, mean, backward, scope, noGrad } from '../engine/index.js';
 import { ModelState, kaimingNormal, constant } from '../models/state.js';
-import { Sgd } from '../train/optim/sgd.js';
+import { Sgd } from '../engine/ops/sgd.js';
 import { Rng } from '../engine/random.js';
 
 export interface MlpDemoOptions {
@@ -60,7 +60,7 @@ export async function mlpDemo(o: MlpDemoOptions): Promise<{ first: number; last:
   const ms = performance.now() - t0;
   console.log(`trained ${o.steps} steps in ${(ms / 1000).toFixed(1)} s on ${rt.adapterDescription}; loss ${losses[0].toFixed(4)} -> ${losses[losses.length - 1].toFixed(4)}`);
   model.destroy();
-  sgd.momentum.destroy();
+  sgd.destroy();
   rt.destroy();
   return { first: losses[0], last: losses[losses.length - 1] };
 }

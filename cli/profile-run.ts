@@ -12,7 +12,7 @@ import {
 } from '../engine/index.js';
 import { DenseCL, type Method } from '../models/densecl.js';
 import type { Arch } from '../models/resnet.js';
-import { Sgd } from '../train/optim/sgd.js';
+import { Sgd } from '../engine/ops/sgd.js';
 
 /** Collects the records of several profiled steps and writes the reports. */
 export class StepProfiler {

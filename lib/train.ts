@@ -3,7 +3,7 @@
 // safetensors in memory. The CLI's file-based pretrain loop is not part of the package API.
 export { Trainer, TRAINER_DEFAULTS, type TrainerOptions, type StepStats, type StepOptions, type ParallelOptions } from '../train/trainer.js';
 export { SingleProcess, type Communicator, type CommArray } from '../engine/comm/communicator.js';
-export { Sgd, type SgdOptions } from '../train/optim/sgd.js';
+export { Sgd, type SgdOptions } from '../engine/ops/sgd.js';
 export { scaledLr, cosineLr } from '../train/optim/schedule.js';
 export { SceneDataset, SCENE_CLASSES, type SceneOptions, type SceneSample } from '../train/data/scenes.js';
 export { BatchLoader, EpochSampler, type Batch, type LoaderOptions, type LoaderDataset, type Sample, type SamplerState } from '../train/data/loader.js';

@@ -13,7 +13,7 @@ import { scope, noGrad, type Runtime, type Tensor, type FlatStore, type Rng } fr
 import { tensorOn } from '../engine/ops/create.js';
 import type { Communicator } from '../engine/comm/communicator.js';
 import type { DenseCL, StepKeys } from '../models/densecl.js';
-import type { Sgd } from './optim/sgd.js';
+import type { Sgd } from '../engine/ops/sgd.js';
 
 /** Where one data-parallel step spent its wall time (ms), for logs and the README's figures. */
 export interface SyncTimes {

@@ -8,7 +8,7 @@ import { tensorOn } from '../engine/ops/create.js';
 import { encodeCheckpoint, restoreCheckpoint, type RunCounters } from './checkpoint.js';
 import { DenseCL, type DenseCLConfig, type Method } from '../models/densecl.js';
 import type { Arch } from '../models/resnet.js';
-import { Sgd } from './optim/sgd.js';
+import { Sgd } from '../engine/ops/sgd.js';
 import { cosineLr, scaledLr } from './optim/schedule.js';
 import { SingleProcess, type Communicator } from '../engine/comm/communicator.js';
 import { DataParallel, type SyncTimes } from './distributed.js';
@@ -234,7 +234,7 @@ export class Trainer {
     if (this.destroyed) return;
     this.destroyed = true;
     this.model.destroy();
-    this.sgd.momentum.destroy();
+    this.sgd.destroy();
     this.dp?.destroy();
   }
 
