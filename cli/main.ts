@@ -5,7 +5,7 @@ import { openJob, pretrainInJob } from './pretrain.js';
 import { resumeOptions } from '../train/resume.js';
 import { pretrainOptions, givenPretrainOptions, presetHelp, DEFAULT_PRESET, PRETRAIN_PRESETS } from '../train/presets.js';
 import { exportRun } from './export-run.js';
-import { profileModel, PROFILE_DEFAULTS } from './profile-run.js';
+import { profileModel, profileOptions } from './profile-run.js';
 import { features, FEATURES_DEFAULTS } from './features.js';
 import type { ExportFormat } from '../train/export.js';
 import { evalLinear, evalSeg, EVAL_LINEAR_DEFAULTS, EVAL_SEG_DEFAULTS } from './eval.js';
@@ -30,8 +30,11 @@ ${presetHelp('                    ')}
                   --profile N   time N steps per kernel; writes profile.md and trace.json
                   --world-size N  require a data-parallel job of N processes (mpirun -np N node dist/cli.mjs pretrain ...);
                                   the batch and --bn-groups are the whole job's; see the README (MPI)
-  profile       profile training steps of a model on synthetic data
-                  --method --arch --width --small-stem --batch-size --img-size --queue-size --steps --out
+  profile       profile training steps of the Trainer on synthetic data
+                  --preset (default profile: ResNet-18, 224 px, batch 8, queue 4096; the rest as paper) and pretrain's
+                  flags for the step (--method --arch --width --small-stem --batch-size --img-size --queue-size --dim
+                  --lr --momentum --weight-decay --tau --lambda --ema-momentum --start-iters --bn-groups --seed)
+                  --steps N (timed steps, default 2) --out DIR (default runs/profile)
   export RUNDIR --format torchvision|detectron2
                 write the pre-trained backbone for PyTorch users (safetensors)
   features      last-stage features of a backbone file on an input (for checking exports)
@@ -87,7 +90,7 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     }
     case 'profile':
-      console.log(await profileModel(resolveOptions(PROFILE_DEFAULTS, flags, 'profile')));
+      console.log(await profileModel(profileOptions(flags)));
       return 0;
     case 'features':
       console.log(`wrote ${await features(resolveOptions(FEATURES_DEFAULTS, flags, 'features'))}`);

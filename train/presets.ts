@@ -4,6 +4,7 @@
 // so nothing the user gives is silently combined with settings they did not ask for.
 import { flagName, givenOptions, typedOptions, type Flags } from './args.js';
 import { scaledLr } from './optim/schedule.js';
+import { TRAINER_DEFAULTS, type TrainerOptions } from './trainer.js';
 
 /** Settings that are not part of a recipe: the same in every preset. */
 const RUN = {
@@ -66,6 +67,11 @@ export const PRETRAIN_PRESETS: Record<string, { about: string; options: Pretrain
     about: 'the built-in demo run of npm run train, minutes on a CPU',
     options: { ...PAPER, preset: 'tiny', arch: 'resnet18', width: 0.25, smallStem: true, epochs: 2, batchSize: 32, imgSize: 32, queueSize: 256, lr: 0.3 },
   },
+  // `densecl profile`'s default step: torchvision's ResNet-18 at the paper's image size, on a batch small enough for any GPU.
+  profile: {
+    about: "the step densecl profile times by default",
+    options: { ...PAPER, preset: 'profile', arch: 'resnet18', batchSize: 8, queueSize: 4096 },
+  },
 };
 
 /** The preset used when neither a flag nor the config file names one. */
@@ -89,15 +95,26 @@ export function presetOptions(name: string): PretrainOptions {
  * (torchvision's), not the preset's.
  */
 export function pretrainOptions(flags: Flags): PretrainOptions {
-  const given = givenOptions(flags, 'pretrain');
-  const name = given.preset ?? DEFAULT_PRESET;
-  if (typeof name !== 'string') throw new Error(`pretrain: --preset needs a name: ${Object.keys(PRETRAIN_PRESETS).join(', ')}`);
+  return optionsOverPreset(givenOptions(flags, 'pretrain'), 'pretrain', DEFAULT_PRESET);
+}
+
+/** `given` (config file and flags, see givenOptions) over the preset it names, else over `defaultPreset`. */
+export function optionsOverPreset(given: Record<string, unknown>, command: string, defaultPreset: string): PretrainOptions {
+  const name = given.preset ?? defaultPreset;
+  if (typeof name !== 'string') throw new Error(`${command}: --preset needs a name: ${Object.keys(PRETRAIN_PRESETS).join(', ')}`);
   const preset = presetOptions(name);
-  const o = typedOptions(preset, given, 'pretrain');
+  const o = typedOptions(preset, given, command);
   if (o.arch !== preset.arch) {
     for (const k of Object.keys(ARCH_STANDARD) as (keyof typeof ARCH_STANDARD)[]) if (!(k in given)) (o[k] as unknown) = ARCH_STANDARD[k];
   }
   return o;
+}
+
+/** The Trainer's settings of a run (the training step's; none of the run's files and counters); totalSteps 0 keeps lr constant. */
+export function trainerOptions(o: PretrainOptions, totalSteps = 0): TrainerOptions {
+  const step: Record<string, unknown> = {};
+  for (const k of Object.keys(TRAINER_DEFAULTS)) step[k] = k === 'totalSteps' ? totalSteps : o[k as keyof PretrainOptions];
+  return step as unknown as TrainerOptions;
 }
 
 /** The options the user gave (config file and flags), typed; for a resumed run, which keeps the rest. */
