@@ -3,7 +3,7 @@ import { parseArgs, refuseStrayArguments, resolveOptions, type Flags } from '../
 import { mlpDemo } from './mlp-demo.js';
 import { openJob, pretrainInJob } from './pretrain.js';
 import { resumeOptions } from '../train/resume.js';
-import { pretrainOptions, givenPretrainOptions, presetHelp, DEFAULT_PRESET, PRETRAIN_PRESETS } from '../train/presets.js';
+import { pretrainOptions, givenPretrainOptions, presetHelp, pretrainUsage } from '../train/presets.js';
 import { exportRun } from './export-run.js';
 import { profileModel, profileOptions } from './profile-run.js';
 import { features, FEATURES_DEFAULTS } from './features.js';
@@ -15,19 +15,11 @@ const USAGE = `usage: densecl <command> [options]
 
 commands:
   pretrain      DenseCL / MoCo-v2 pre-training
-                  --preset ${Object.keys(PRETRAIN_PRESETS).join('|')} (default ${DEFAULT_PRESET}); a --config file may name one too.
                   Flags win over the config file, which wins over the preset; --arch alone gives that arch's
                   standard width 1 and 7x7 stem. The first progress line names the preset and what differs.
 ${presetHelp('                    ')}
-                  --method densecl|mocov2 --data DIR|builtin --arch resnet18|resnet34|resnet50
-                  --width W --small-stem --epochs N --batch-size B --img-size S --queue-size K --dim D
-                  --lr (per 256 images) --momentum --weight-decay --tau --lambda --ema-momentum --start-iters
-                  --bn-groups G --builtin-images N --seed N --workers N --checkpoint-every N
-                  --out RUNDIR (refused if it holds another run, unless --overwrite)
-                  --init-backbone FILE.safetensors (start both backbones from a torchvision ResNet state dict) --config FILE.json
-                  --resume RUNDIR   continue a run with its saved settings; only --epochs --data --workers
-                                    --checkpoint-every --stop-after --profile may change
-                  --profile N   time N steps per kernel; writes profile.md and trace.json
+${pretrainUsage('                  ')}
+                  --config FILE.json  settings as a JSON object of the same (camelCase) keys; flags win over it
                   --world-size N  require a data-parallel job of N processes (mpirun -np N node dist/cli.mjs pretrain ...);
                                   the batch and --bn-groups are the whole job's; see the README (MPI)
   profile       profile training steps of the Trainer on synthetic data
