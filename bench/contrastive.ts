@@ -16,8 +16,8 @@ import { cpus, loadavg } from 'node:os';
 import { tensor, backward, scope, Rng, type Tensor } from '../engine/index.js';
 import { measurePeak } from '../engine/peak/peak.js';
 import { profile } from '../engine/profiler.js';
-import { queueContrastiveLoss, chooseContrastiveVariant, type ContrastiveVariant } from '../engine/ops/contrastive.js';
-import { denseCorrespondence, chooseCorrespondenceVariant, type CorrespondenceVariant } from '../engine/ops/correspondence.js';
+import { queueContrastiveLoss, chooseContrastiveVariant, type ContrastiveVariant } from '../models/ops/contrastive.js';
+import { denseCorrespondence, chooseCorrespondenceVariant, type CorrespondenceVariant } from '../models/ops/correspondence.js';
 import type { BenchContext } from './lib/context.js';
 import { resultsDir } from './lib/report.js';
 import { writeFileAtomic } from '../train/io.js';
@@ -128,7 +128,7 @@ export async function run(ctx: BenchContext): Promise<void> {
   const corr = await correspondence(ctx, quick);
   const torch = torchLoss(sizes, K, D);
   const chosen = `${chooseContrastiveVariant(rt, D)} loss, ${chooseCorrespondenceVariant(rt)} correspondence`;
-  notes.push(`The engine chooses on this device: ${chosen} (engine/ops/contrastive.ts, correspondence.ts).`);
+  notes.push(`The engine chooses on this device: ${chosen} (models/ops/contrastive.ts, correspondence.ts).`);
   notes.push(torch.note);
 
   const table = [

@@ -1,7 +1,8 @@
-// Training-step benchmark (issue 4): a whole MoCo-v2 / DenseCL step on ResNet-18 (full width,
-// standard stem, 64x64 images, batch 32, BN statistics in 8 groups, queue 4096): zeroGrad,
-// DenseCL.trainStep (query forward + backward, momentum update, key forward, losses, enqueue)
-// and Sgd.step. Reports
+// Training-step benchmark (issue 4): a whole MoCo-v2 / DenseCL step of the public Trainer (the
+// step densecl pretrain runs: zeroGrad, DenseCL.trainStep (query forward + backward, momentum
+// update, key forward, losses, enqueue) and Sgd.step) with the paper preset's settings on
+// ResNet-18 (full width, standard stem, 64x64 images, batch 32, BN statistics in 8 groups,
+// queue 4096). Reports
 // - DenseCL over MoCo-v2 on our engine, with a profile of one step of each (2 steps, averaged)
 //   attributing the extra time to ops, and the dense head's FLOPs counted analytically;
 // - the MoCo-v2 step beside the same step in PyTorch on this machine's CPU
@@ -12,26 +13,26 @@ import { spawnSync } from 'node:child_process';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import {
-  aggregate, markdownTable as kernelTable, noGrad, profile, scope, tensor, Rng,
-  type KernelRecord, type Runtime, type Tensor,
+  aggregate, markdownTable as kernelTable, noGrad, profile, tensor, Rng,
+  type KernelRecord, type Runtime,
 } from '../engine/index.js';
-import { DenseCL, type DenseCLConfig, type Method } from '../models/densecl.js';
+import type { DenseCL, Method } from '../models/densecl.js';
 import type { ResNet } from '../models/resnet.js';
-import { Sgd } from '../train/optim/sgd.js';
+import { Trainer, type StepStats, type TrainerOptions } from '../train/trainer.js';
+import { presetOptions, trainerOptions } from '../train/presets.js';
+import { scaledLr } from '../train/optim/schedule.js';
 import type { BenchContext } from './lib/context.js';
-import { engineCase, measureCases, QUICK_TIMING, type Measurement, type TimingOptions } from './lib/timing.js';
+import { measureCases, QUICK_TIMING, type Case, type Measurement, type TimingOptions } from './lib/timing.js';
 import { writeReport } from './lib/report.js';
 import type { Tfjs } from './lib/tfjs.js';
 import type { Scalar, Tensor as TfTensor, Tensor4D, Variable } from '@tensorflow/tfjs-core';
 
 const BATCH = 32;
 const SIZE = 64;
-const BASE: Omit<DenseCLConfig, 'method'> = {
-  arch: 'resnet18', width: 1, smallStem: false, dim: 128, queueSize: 4096, tau: 0.2,
-  emaMomentum: 0.999, lambda: 0.5, startIters: 0, bnGroups: 8, seed: 0,
-};
-const LR = (0.03 * BATCH) / 256;
-const SGD_OPTS = { momentum: 0.9, weightDecay: 1e-4 };
+/** The paper preset's step (dim 128, tau 0.2, EMA 0.999, lambda 0.5, SGD 0.9 / 1e-4, 8 BN groups, lr 0.03 per 256 images, constant) on a smaller problem. */
+const STEP: TrainerOptions = { ...trainerOptions(presetOptions('paper')), arch: 'resnet18', imgSize: SIZE, batchSize: BATCH, queueSize: 4096 };
+/** The step's learning rate (the Trainer's lrAt(0)); the tfjs step uses the same. */
+const LR = scaledLr(STEP.lr, STEP.batchSize);
 const BN_EPS = 1e-5;
 /** tfjs on a CPU Vulkan driver takes a minute or more a step: one warm-up, then this many. */
 const TFJS_STEPS = 1;
@@ -69,7 +70,7 @@ export interface StepFlops {
   featureSide: number;
 }
 
-export function stepFlops(net: ResNet, method: Method, n = BATCH, size = SIZE, cfg = BASE): StepFlops {
+export function stepFlops(net: ResNet, method: Method, n = BATCH, size = SIZE, cfg: Pick<TrainerOptions, 'dim' | 'queueSize'> = STEP): StepFlops {
   const side = (h: number, c: { k: number; stride: number; pad: number }) => Math.floor((h + 2 * c.pad - c.k) / c.stride) + 1;
   const conv = (c: ConvShape, h: number) => {
     const o = side(h, c);
@@ -117,40 +118,34 @@ function syntheticImages(seed: number): Float32Array {
   return Float32Array.from({ length: BATCH * 3 * SIZE * SIZE }, () => rng.normal());
 }
 
-interface Trainer {
+/** A Trainer stepping on the same two batches of views every step. */
+interface BenchStep {
   model: DenseCL;
-  /** One step; returns the loss (kept out of the step's scope). */
-  step(): Tensor;
+  step(): Promise<StepStats>;
   dispose(): void;
 }
 
-function trainer(rt: Runtime, method: Method, xq: Tensor, xk: Tensor): Trainer {
-  const model = new DenseCL(rt, { ...BASE, method });
-  const sgd = new Sgd(model.query.params, model.query.grads, SGD_OPTS);
-  const shuffle = new Rng(1);
-  let i = 0;
+function benchStep(rt: Runtime, method: Method, q: Float32Array, k: Float32Array): BenchStep {
+  const trainer = new Trainer(rt, { ...STEP, method });
+  return { model: trainer.model, step: () => trainer.trainStep(q, k), dispose: () => trainer.destroy() };
+}
+
+/** `reps` steps recorded back to back; resolves when the last one's figures are read. */
+function stepCase(name: string, t: BenchStep): Case {
   return {
-    model,
-    step: () =>
-      scope(() => {
-        model.query.zeroGrad();
-        const out = model.trainStep(xq, xk, i++, shuffle);
-        noGrad(() => sgd.step(LR));
-        return out.loss;
-      }),
-    dispose: () => {
-      model.destroy();
-      sgd.momentum.destroy();
+    name,
+    async batch(reps) {
+      const steps: Promise<StepStats>[] = [];
+      for (let i = 0; i < reps; i++) steps.push(t.step());
+      await Promise.all(steps);
     },
   };
 }
 
 /** One step (shader compilation) whose loss must be a plausible number. */
-async function warmUp(t: Trainer, method: Method): Promise<number> {
-  const loss = t.step();
-  const value = await loss.item();
-  loss.dispose();
-  const ceiling = 2 * Math.log(BASE.queueSize + 1);
+async function warmUp(t: BenchStep, method: Method): Promise<number> {
+  const value = (await t.step()).loss;
+  const ceiling = 2 * Math.log(STEP.queueSize + 1);
   if (!(Number.isFinite(value) && value > 0 && value < ceiling)) {
     throw new Error(`train_step: ${method} warm-up loss ${value} is not plausible (expected a finite value in (0, ${ceiling.toFixed(1)}))`);
   }
@@ -166,9 +161,11 @@ interface StepProfile {
   method: string;
 }
 
-async function profileStep(rt: Runtime, t: Trainer): Promise<StepProfile> {
+async function profileStep(rt: Runtime, t: BenchStep): Promise<StepProfile> {
   // Every dispatch timed alone: the DenseCL/MoCo-v2 comparison matches individual dispatches.
-  const r = await profile(rt, () => t.step().dispose(), { groupMs: 0 });
+  let stats: Promise<StepStats> | null = null;
+  const r = await profile(rt, () => (stats = t.step()), { groupMs: 0 });
+  await stats;
   return {
     records: r.records,
     kernelMs: r.records.reduce((a, x) => a + x.gpuMs, 0),
@@ -246,7 +243,7 @@ interface TorchResult {
 
 function runTorch(steps: number): { result: TorchResult; loadBefore: string; loadAfter: string } | { reason: string } {
   const script = join(process.cwd(), 'scripts', 'bench_torch_step.py');
-  const args = [script, '--batch', String(BATCH), '--size', String(SIZE), '--threads', '2', '--groups', String(BASE.bnGroups), '--queue', String(BASE.queueSize), '--warmup', '1', '--steps', String(steps)];
+  const args = [script, '--batch', String(BATCH), '--size', String(SIZE), '--threads', '2', '--groups', String(STEP.bnGroups), '--queue', String(STEP.queueSize), '--warmup', '1', '--steps', String(steps)];
   const loadBefore = load();
   const r = spawnSync(PYTHON, args, { encoding: 'utf8', timeout: TORCH_TIMEOUT_MS });
   const loadAfter = load();
@@ -359,7 +356,7 @@ export class TfMoco {
         stats.set(spec.name, tf.variable(tf.fill(spec.shape, spec.value), false, `ts_${tag}/${spec.name}`));
       }
     }
-    this.queue = tf.variable(tf.tensor(queue, [BASE.queueSize, BASE.dim]), false, 'ts_queue');
+    this.queue = tf.variable(tf.tensor(queue, [STEP.queueSize, STEP.dim]), false, 'ts_queue');
   }
 
   /**
@@ -410,7 +407,7 @@ export class TfMoco {
   step(xq: Tensor4D, xk: Tensor4D): Scalar {
     const { tf } = this;
     return tf.tidy(() => {
-      const m = BASE.emaMomentum;
+      const m = STEP.emaMomentum;
       for (const [name, kv] of this.k) kv.assign(tf.add(tf.mul(kv, m), tf.mul(this.q.get(name)!, 1 - m)));
       const N = xk.shape[0];
       const perm = this.shuffle.permutation(N);
@@ -421,20 +418,20 @@ export class TfMoco {
       const { value, grads } = tf.variableGrads(() => {
         const q = this.encode(this.q, this.qStats, xq);
         const pos = tf.sum(tf.mul(q, k), 1, true);
-        const logits = tf.div(tf.concat([pos, tf.matMul(q, this.queue, false, true)], 1), BASE.tau);
+        const logits = tf.div(tf.concat([pos, tf.matMul(q, this.queue, false, true)], 1), STEP.tau);
         // Cross-entropy with the positive at index 0.
-        return tf.mean(tf.sub(tf.logSumExp(logits, 1), tf.squeeze(tf.div(pos, BASE.tau), [1]))) as Scalar;
+        return tf.mean(tf.sub(tf.logSumExp(logits, 1), tf.squeeze(tf.div(pos, STEP.tau), [1]))) as Scalar;
       }, qVars);
       for (const [name, v] of this.q) {
         const vel = this.velocity.get(name)!;
-        vel.assign(tf.add(tf.mul(vel, SGD_OPTS.momentum), tf.add(grads[v.name], tf.mul(v, SGD_OPTS.weightDecay))));
+        vel.assign(tf.add(tf.mul(vel, STEP.momentum), tf.add(grads[v.name], tf.mul(v, STEP.weightDecay))));
         v.assign(tf.sub(v, tf.mul(vel, LR)));
       }
-      const rows = BASE.queueSize;
+      const rows = STEP.queueSize;
       const parts: TfTensor[] = [];
-      if (this.ptr > 0) parts.push(tf.slice(this.queue, [0, 0], [this.ptr, BASE.dim]));
+      if (this.ptr > 0) parts.push(tf.slice(this.queue, [0, 0], [this.ptr, STEP.dim]));
       parts.push(k);
-      if (this.ptr + N < rows) parts.push(tf.slice(this.queue, [this.ptr + N, 0], [rows - this.ptr - N, BASE.dim]));
+      if (this.ptr + N < rows) parts.push(tf.slice(this.queue, [this.ptr + N, 0], [rows - this.ptr - N, STEP.dim]));
       this.queue.assign(tf.concat(parts, 0));
       this.ptr = (this.ptr + N) % rows;
       return value;
@@ -465,9 +462,8 @@ export async function run(ctx: BenchContext): Promise<void> {
   const imagesQ = syntheticImages(11);
   const imagesK = syntheticImages(12);
   const xq = tensor(imagesQ, [BATCH, 3, SIZE, SIZE]);
-  const xk = tensor(imagesK, [BATCH, 3, SIZE, SIZE]);
-  const moco = trainer(rt, 'mocov2', xq, xk);
-  const dense = trainer(rt, 'densecl', xq, xk);
+  const moco = benchStep(rt, 'mocov2', imagesQ, imagesK);
+  const dense = benchStep(rt, 'densecl', imagesQ, imagesK);
   const flopsMoco = stepFlops(moco.model.backbone, 'mocov2');
   const flopsDense = stepFlops(dense.model.backbone, 'densecl');
   const label = (m: string) => `${m} ResNet-18 step, ${BATCH}x3x${SIZE}x${SIZE}`;
@@ -517,8 +513,8 @@ export async function run(ctx: BenchContext): Promise<void> {
   const warm = { mocov2: await warmUp(moco, 'mocov2'), densecl: await warmUp(dense, 'densecl') };
   const timing: TimingOptions = { ...ctx.timing, targetBatchMs: 1, maxReps: 1, minSamples: quick ? 2 : OUR_SAMPLES, maxTime: 1e-3 };
   loads.ours = load();
-  const [oursMoco] = await measureCases('train_step', mocoWork, [engineCase('ours', rt, () => moco.step().dispose())], timing);
-  const [oursDense] = await measureCases('train_step', denseWork, [engineCase('ours', rt, () => dense.step().dispose())], timing);
+  const [oursMoco] = await measureCases('train_step', mocoWork, [stepCase('ours', moco)], timing);
+  const [oursDense] = await measureCases('train_step', denseWork, [stepCase('ours', dense)], timing);
   say(`ours: MoCo-v2 ${oursMoco.msPerOp.toFixed(0)} ms/step (CPU ${oursMoco.cpuMsPerOp.toFixed(0)} ms), DenseCL ${oursDense.msPerOp.toFixed(0)} ms/step (CPU ${oursDense.cpuMsPerOp.toFixed(0)} ms)`);
   const profMoco = await profileStep(rt, moco);
   const profDense = await profileStep(rt, dense);
@@ -526,7 +522,6 @@ export async function run(ctx: BenchContext): Promise<void> {
   moco.dispose();
   dense.dispose();
   xq.dispose();
-  xk.dispose();
   const measurements: Measurement[] = [oursMoco, oursDense];
 
   // PyTorch on the CPU.
@@ -641,10 +636,10 @@ export async function run(ctx: BenchContext): Promise<void> {
   ];
 
   notes.push(
-    `Step: zeroGrad + DenseCL.trainStep (query forward+backward, momentum update, key forward on a permuted batch, losses, enqueue) + Sgd.step (lr ${LR}, momentum 0.9, weight decay 1e-4); ResNet-18 width 1, standard stem, batch ${BATCH}, ${SIZE}x${SIZE}, BN statistics in ${BASE.bnGroups} groups, queue ${BASE.queueSize}, the same synthetic images every step. Warm-up losses (ours): MoCo-v2 ${warm.mocov2.toFixed(4)}, DenseCL ${warm.densecl.toFixed(4)}.`,
+    `Step: Trainer.trainStep (train/trainer.ts, the step densecl pretrain runs): zeroGrad + DenseCL.trainStep (query forward+backward, momentum update, key forward on a permuted batch, losses, enqueue) + Sgd.step (lr ${LR}, momentum ${STEP.momentum}, weight decay ${STEP.weightDecay}); ResNet-18 width 1, standard stem, batch ${BATCH}, ${SIZE}x${SIZE}, BN statistics in ${STEP.bnGroups} groups, queue ${STEP.queueSize}, the same synthetic images every step. Warm-up losses (ours): MoCo-v2 ${warm.mocov2.toFixed(4)}, DenseCL ${warm.densecl.toFixed(4)}.`,
     'GFLOP/s use the analytic FLOPs of the step (convolutions, linear layers and loss matmuls; see below), the same count for every engine; GB/s is not meaningful for a whole step (0).',
     'result' in torch
-      ? `pytorch: scripts/bench_torch_step.py (torch ${torch.result.torch}, torchvision ${torch.result.torchvision}, ${torch.result.threads} threads): torchvision resnet18 with the same MLP head, BN statistics in ${BASE.bnGroups} groups (the group folded into the channel axis), the same step; ${torch.result.steps} timed steps after one warm-up: ${torch.result.step_ms.map((t) => t.toFixed(0)).join(', ')} ms; loss ${torch.result.loss.toFixed(4)}. This torch build uses oneDNN for convolutions and a generic (reference) BLAS for matmuls (torch.__config__.show(): BLAS_INFO=generic).`
+      ? `pytorch: scripts/bench_torch_step.py (torch ${torch.result.torch}, torchvision ${torch.result.torchvision}, ${torch.result.threads} threads): torchvision resnet18 with the same MLP head, BN statistics in ${STEP.bnGroups} groups (the group folded into the channel axis), the same step; ${torch.result.steps} timed steps after one warm-up: ${torch.result.step_ms.map((t) => t.toFixed(0)).join(', ')} ms; loss ${torch.result.loss.toFixed(4)}. This torch build uses oneDNN for convolutions and a generic (reference) BLAS for matmuls (torch.__config__.show(): BLAS_INFO=generic).`
       : 'pytorch: not measured.',
     `tfjs: @tensorflow/tfjs-backend-webgpu 4.22 on ${tfjs.sharedDevice ? 'the same GPUDevice' : 'its own device on the same adapter (NOT shared)'}; the whole MoCo-v2 step is expressed: ResNet-18 NHWC with conv2d, moments + batchNorm, relu, maxPool, add, mean, matMul; gradients by tf.variableGrads; EMA, SGD with momentum and weight decay, BN running statistics and the enqueue as variable assigns. One difference: BN statistics over the whole batch, not in groups (tfjs's FusedBatchNorm gradient only reduces when mean and variance are 1-D), the same work. ${gradNote}. ` +
       `Initial weights copied from our model: backbone features of the same images agree to ${featureDiff.toExponential(1)} (max relative difference). Warm-up step ${fmt(tfWarm.ms / 1000, 1)} s (shader compilation included), then ${TFJS_STEPS} timed step(s): ${tfRuns.map((r) => r.ms.toFixed(0)).join(', ')} ms; loss ${tfRuns[tfRuns.length - 1].loss.toFixed(4)}.`,
@@ -661,7 +656,7 @@ export async function run(ctx: BenchContext): Promise<void> {
     notes,
     sections,
     extra: {
-      code: codeState(), batch: BATCH, size: SIZE, config: BASE, lr: LR, loads, flops: { mocov2: flopsMoco, densecl: flopsDense },
+      code: codeState(), batch: BATCH, size: SIZE, config: STEP, lr: LR, loads, flops: { mocov2: flopsMoco, densecl: flopsDense },
       denseclOverMocov2: ratios,
       profile: {
         method: profMoco.method,

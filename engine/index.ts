@@ -41,7 +41,6 @@ export { argmax } from './ops/argmax.js';
 export { l2Normalize } from './ops/normalize.js';
 export { logSoftmax } from './ops/softmax.js';
 export { crossEntropy, type Reduction } from './ops/cross_entropy.js';
-export { pixelCrossEntropy, type PixelCrossEntropyOptions } from './ops/pixel_cross_entropy.js';
 export { bilinearUpsample2d } from './ops/upsample.js';
 export { toFloat } from './ops/cast.js';
 export { axpyInPlace, copyInto } from './ops/inplace.js';

@@ -30,7 +30,7 @@ function entries(dir, suffix) {
 const jobs = [];
 if (!args.has('--tests') && !args.has('--bench')) {
   // The published CLI keeps its map beside it (package.json's files leave maps out of the tarball).
-  jobs.push(build({ ...common, sourcemap: 'linked', entryPoints: [join(root, 'train/cli.ts')], outfile: join(root, 'dist/cli.mjs'), banner: { js: '#!/usr/bin/env node\n' + common.banner.js } }));
+  jobs.push(build({ ...common, sourcemap: 'linked', entryPoints: [join(root, 'cli/main.ts')], outfile: join(root, 'dist/cli.mjs'), banner: { js: '#!/usr/bin/env node\n' + common.banner.js } }));
 }
 if (args.has('--tests')) {
   rmSync(join(root, '.build/test'), { recursive: true, force: true });

@@ -1,11 +1,13 @@
 // CPU-side pieces of the program: flag parsing, the detectron2 renaming, progress formatting.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { parseArgs, refuseStrayArguments, resolveOptions } from '../train/args.js';
+import { flagName, parseArgs, refuseStrayArguments, resolveOptions } from '../train/args.js';
 import { detectron2Name } from '../train/export.js';
 import { formatDuration, formatFigures } from '../train/progress.js';
 import { cosineLr, scaledLr } from '../train/optim/schedule.js';
-import { checkOptionRanges, describeOptions, presetHelp, pretrainOptions, PRETRAIN_PRESETS } from '../train/presets.js';
+import { checkOptionRanges, describeOptions, presetHelp, presetOptions, pretrainOptions, pretrainUsage, trainerOptions, PRETRAIN_PRESETS } from '../train/presets.js';
+import { TRAINER_DEFAULTS } from '../train/trainer.js';
+import { profileOptions } from '../cli/profile-run.js';
 import { mkdtempSync, readdirSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
 import { truncateLog } from '../train/run-folder.js';
 import { makeFolder, removeStaleTemporaries } from '../train/io.js';
@@ -192,6 +194,30 @@ t('resume: a torn last log line is dropped with a warning naming the file; other
   assert.throws(() => truncateLog(log, 3, () => {}), (e: Error) => e.message.startsWith(`${log}: line 2 is not JSON`));
   writeFileSync(log, line(1) + '[1]\n');
   assert.throws(() => truncateLog(log, 3, () => {}), /line 2 has no step number/);
+});
+
+t('option schema: densecl help names every pretrain option with its flag', () => {
+  const usage = pretrainUsage('  ');
+  const missing = Object.keys(PRETRAIN_PRESETS.paper.options).map(flagName).filter((f) => !new RegExp(`${f}(\\s|$)`, 'm').test(usage));
+  assert.equal(missing, [], `not in the usage text: ${missing.join(' ')}\n${usage}`);
+  assert.ok(usage.includes('--batch-size B') && usage.includes('--small-stem'), usage);
+});
+
+t("trainerOptions: a preset's step settings are exactly the Trainer's options", () => {
+  const o = trainerOptions(presetOptions('paper'), 500);
+  assert.equal(Object.keys(o).sort(), Object.keys(TRAINER_DEFAULTS).sort());
+  assert.equal([o.arch, o.batchSize, o.queueSize, o.emaMomentum, o.lr, o.totalSteps], ['resnet50', 256, 65536, 0.999, 0.03, 500]);
+});
+
+t('densecl profile: the profile preset by default, pretrain flags for the step, its own --steps and --out', () => {
+  const p = profileOptions(parseArgs([]).flags);
+  assert.equal([p.preset, p.trainer.arch, p.trainer.width, p.trainer.imgSize, p.trainer.batchSize, p.trainer.queueSize, p.steps, p.out], ['profile', 'resnet18', 1, 224, 8, 4096, 2, 'runs/profile']);
+  const tiny = profileOptions(parseArgs(['--preset', 'tiny', '--batch-size', '16', '--steps', '3']).flags);
+  assert.equal([tiny.trainer.width, tiny.trainer.smallStem, tiny.trainer.batchSize, tiny.steps], [0.25, true, 16, 3]);
+  assert.throws(() => profileOptions(parseArgs(['--epochs', '3']).flags), /^profile: unknown option --epochs; known: --preset .*--steps --out$/);
+  assert.throws(() => profileOptions(parseArgs(['--steps', '0']).flags), /^--steps must be a whole number >= 1, got 0$/);
+  assert.throws(() => profileOptions(parseArgs(['--batch-size', '12']).flags), /^--batch-size 12 is not divisible by --bn-groups 8/);
+  assert.throws(() => profileOptions(parseArgs(['--img-size', '16']).flags), /^--img-size 16 is smaller than the network's stride 32; use at least 32 or --small-stem$/);
 });
 
 t.run();

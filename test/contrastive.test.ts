@@ -2,8 +2,8 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { gpu, assertClose, randomArray, gradCheck } from './helpers.js';
 import { tensor, backward } from '../engine/index.js';
-import { queueContrastiveLoss, type ContrastiveVariant } from '../engine/ops/contrastive.js';
-import { denseCorrespondence, type CorrespondenceVariant } from '../engine/ops/correspondence.js';
+import { queueContrastiveLoss, type ContrastiveVariant } from '../models/ops/contrastive.js';
+import { denseCorrespondence, type CorrespondenceVariant } from '../models/ops/correspondence.js';
 
 const VARIANTS: ContrastiveVariant[] = ['tiled', 'gemm'];
 

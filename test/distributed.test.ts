@@ -14,7 +14,7 @@ import { gpu, runtime, randomArray, rejects } from './helpers.js';
 import { Trainer, type TrainerOptions } from '../train/trainer.js';
 import { unshuffle } from '../train/distributed.js';
 import { EpochSampler } from '../train/data/loader.js';
-import { pretrain, resumeOptions, openJob } from '../train/pretrain.js';
+import { pretrain, resumeOptions, openJob } from '../cli/pretrain.js';
 import { decodeSafetensors } from '../engine/safetensors.js';
 import type { CommArray, Communicator } from '../engine/comm/communicator.js';
 import { mpirun, skipWithoutMpi } from './processes.js';

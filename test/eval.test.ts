@@ -18,8 +18,8 @@ import type { FeatureSet } from '../train/eval/features.js';
 import { decodeIndexPng } from '../train/eval/png-index.js';
 import { loadFashionMnist, parseIdx } from '../train/eval/fashion-mnist.js';
 import { openClassificationData, openSegmentationData } from '../train/eval/datasets.js';
-import { evalLinear, evalSeg, EVAL_LINEAR_DEFAULTS, EVAL_SEG_DEFAULTS } from '../train/commands/eval.js';
-import { exportRandomInit, replicate, replicateOptions, REPLICATE_DEFAULTS } from '../train/commands/replicate.js';
+import { evalLinear, evalSeg, EVAL_LINEAR_DEFAULTS, EVAL_SEG_DEFAULTS } from '../cli/eval.js';
+import { exportRandomInit, replicate, replicateOptions, REPLICATE_DEFAULTS } from '../cli/replicate.js';
 
 const t = suite('evaluation');
 const root = mkdtempSync(join(tmpdir(), 'eval-test-'));

@@ -8,11 +8,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gpu, rejects } from './helpers.js';
 import { runtime } from '../engine/index.js';
-import { pretrain, resumeOptions, type PretrainOptions } from '../train/pretrain.js';
+import { pretrain, resumeOptions, type PretrainOptions } from '../cli/pretrain.js';
 import { PRETRAIN_PRESETS } from '../train/presets.js';
 import { loadSafetensors, saveSafetensors } from '../train/io.js';
 import { safeTensor, type SafeTensor } from '../engine/safetensors.js';
-import { exportRun } from '../train/export-run.js';
+import { exportRun } from '../cli/export-run.js';
 import { Trainer, type TrainerOptions } from '../train/trainer.js';
 import { readInitBackbone, applyInitBackbone } from '../train/init-backbone.js';
 

@@ -7,8 +7,8 @@ import { gpu, assertClose, randomArray, gradCheck } from './helpers.js';
 import { matmul, Runtime } from '../engine/index.js';
 import { gemm, chooseGemmVariant, gemmCandidates, gemmShapeClass, gemmVariantProblem, hasSubgroups8, type GemmArgs, type GemmVariant, type TiledVariant } from '../engine/ops/matmul.js';
 import { tensorOn } from '../engine/ops/create.js';
-import { chooseContrastiveVariant } from '../engine/ops/contrastive.js';
-import { chooseCorrespondenceVariant } from '../engine/ops/correspondence.js';
+import { chooseContrastiveVariant } from '../models/ops/contrastive.js';
+import { chooseCorrespondenceVariant } from '../models/ops/correspondence.js';
 import { conv2dPlanFor } from '../engine/ops/conv2d/index.js';
 
 const t = suite('matmul kernels');

@@ -8,12 +8,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gpu, rejects } from './helpers.js';
 import { runtime } from '../engine/index.js';
-import { pretrain, resumeOptions, type PretrainOptions } from '../train/pretrain.js';
+import { pretrain, resumeOptions, type PretrainOptions } from '../cli/pretrain.js';
 import { PRETRAIN_PRESETS } from '../train/presets.js';
 import { loadSafetensors, saveSafetensors } from '../train/io.js';
 import { decodeSafetensors, encodeSafetensors, safeTensor, type SafeTensor } from '../engine/safetensors.js';
-import { features, FEATURES_DEFAULTS } from '../train/commands/features.js';
-import { exportRun } from '../train/export-run.js';
+import { features, FEATURES_DEFAULTS } from '../cli/features.js';
+import { exportRun } from '../cli/export-run.js';
 import { Trainer, type TrainerOptions } from '../train/trainer.js';
 
 const t = suite('pretrain program');

@@ -30,7 +30,7 @@ t('every WGSL kernel compiles with its defaults', async () => {
   const device = runtime().device;
   const files = KERNEL_FOLDERS.flatMap(kernelFiles);
   assert.ok(files.length > 50, `found ${files.length} shaders`);
-  for (const moved of ['shaders/conv2d/gemm.wgsl', 'shaders/matmul/tiled.wgsl', 'engine/peak/fma.wgsl', 'bench/naive_matmul.wgsl']) assert.ok(files.includes(moved), `${moved} is among ${files.join(', ')}`);
+  for (const moved of ['shaders/conv2d/gemm.wgsl', 'shaders/matmul/tiled.wgsl', 'engine/peak/fma.wgsl', 'bench/naive_matmul.wgsl', 'shaders/densecl/contrastive_tile.wgsl']) assert.ok(files.includes(moved), `${moved} is among ${files.join(', ')}`);
   const failures: string[] = [];
   for (const f of files) {
     const code = specialize(readFileSync(join(ROOT, f), 'utf8'), f);

@@ -4,7 +4,8 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { gpu, randomArray, gradCheck, assertClose } from './helpers.js';
 import { loadFixtures, checkCase, type OpRunner } from './parity.js';
-import { tensor, backward, bilinearUpsample2d, pixelCrossEntropy, Tensor } from '../engine/index.js';
+import { tensor, backward, bilinearUpsample2d, Tensor } from '../engine/index.js';
+import { pixelCrossEntropy } from '../models/ops/pixel_cross_entropy.js';
 
 const runners: Record<string, OpRunner> = {
   bilinearUpsample2d: ([x], a) => bilinearUpsample2d(x, a.size, a.alignCorners),

@@ -7,7 +7,7 @@ import { encodeSafetensors, decodeSafetensors, safeTensor, type SafeTensor } fro
 import type { FlatStore } from '../engine/index.js';
 import { expectTensor } from './tensor-check.js';
 import type { DenseCL } from '../models/densecl.js';
-import type { Sgd } from './optim/sgd.js';
+import type { Sgd } from '../engine/ops/sgd.js';
 
 export const CHECKPOINT_FORMAT = 'densecl-webgpu/1';
 

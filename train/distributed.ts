@@ -1,6 +1,6 @@
 // Data-parallel DenseCL / MoCo-v2: one process per GPU, each training on its slice of the job's
 // batch. WebGPU exposes no device memory to a collective library, so everything that crosses
-// ranks goes GPU -> mapped staging buffer -> host collective -> queue.writeBuffer:
+// ranks goes GPU -> mapped staging buffer -> host collective -> GPU (engine/staging.ts):
 //  - shuffle-BN as in the paper's code: the key views are all-gathered, rank 0's permutation is
 //    broadcast, each rank encodes its slice of the shuffled batch, the key outputs are
 //    all-gathered and unshuffled on the host; both queues get the whole job batch's keys;
@@ -12,8 +12,9 @@
 import { scope, noGrad, type Runtime, type Tensor, type FlatStore, type Rng } from '../engine/index.js';
 import { tensorOn } from '../engine/ops/create.js';
 import type { Communicator } from '../engine/comm/communicator.js';
+import { Readback, writeBufferFrom } from '../engine/staging.js';
 import type { DenseCL, StepKeys } from '../models/densecl.js';
-import type { Sgd } from './optim/sgd.js';
+import type { Sgd } from '../engine/ops/sgd.js';
 
 /** Where one data-parallel step spent its wall time (ms), for logs and the README's figures. */
 export interface SyncTimes {
@@ -46,10 +47,9 @@ interface Bucket {
   /** Elements of the flat gradient store [offset, offset + length). */
   offset: number;
   length: number;
-  staging: GPUBuffer;
+  staging: Readback;
   /** Holds the heads' gradients (complete before the backbone's backward). */
   heads: boolean;
-  map?: Promise<void>;
 }
 
 /** 4 MiB: a few buckets for ResNet-18 (48 MB of gradients), so their transfers overlap. */
@@ -60,7 +60,7 @@ const now = (): number => performance.now();
 export class DataParallel {
   readonly buckets: Bucket[];
   /** Loss, global loss, dense loss of this rank, summed over ranks with the last bucket. */
-  private readonly statsStaging: GPUBuffer;
+  private readonly statsStaging: Readback;
   private broadcastDone = false;
 
   constructor(
@@ -81,11 +81,11 @@ export class DataParallel {
       for (let end = to; end > from; end -= per) {
         const offset = Math.max(from, end - per);
         const length = end - offset;
-        const staging = rt.device.createBuffer({ label: `dp.bucket${this.buckets.length}`, size: length * 4, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+        const staging = new Readback(rt, length * 4, `dp.bucket${this.buckets.length}`);
         this.buckets.push({ offset, length, staging, heads });
       }
     }
-    this.statsStaging = rt.device.createBuffer({ label: 'dp.stats', size: 16, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    this.statsStaging = new Readback(rt, 12, 'dp.stats');
   }
 
   /** Rank 0's weights, BN statistics, queues and momentum copied to every rank (before the first step and after a restore). */
@@ -139,10 +139,10 @@ export class DataParallel {
     }
     const staged = scope(() => {
       const out = model.keyForward(tensorOn(rt, slice, [n, 3, imgSize, imgSize]));
-      return { staging: stageConcat(rt, [out.b, out.g, out.grid, out.pooled], 'dp.keys') };
+      return stageConcat(rt, [out.b, out.g, out.grid, out.pooled], 'dp.keys');
     });
     const shapes = keyShapes(model, imgSize);
-    const localKeys = await readStaged(rt, staged.staging);
+    const localKeys = await staged.readback.take(staged.count).finally(() => staged.readback.destroy());
     const tg = now();
     const gathered = await comm.allgather(localKeys);
     keyCollectives += now() - tg;
@@ -160,7 +160,7 @@ export class DataParallel {
       };
       const out = model.trainStepWithKeys(tensorOn(rt, xq, [n, 3, imgSize, imgSize]), stepKeys, stepIndex, () => this.stage(true));
       [out.loss, out.lossGlobal, out.lossDense].forEach((t, i) => {
-        if (t) copyTo(rt, t, this.statsStaging, i * 4);
+        if (t) copyTo(t, this.statsStaging, i * 4);
       });
       this.stage(false);
       return wantCorrespondence ? out.correspondence : null;
@@ -183,10 +183,10 @@ export class DataParallel {
   private stage(heads: boolean): void {
     const grads = this.model.query.grads.flat.buffer('dp.grads');
     const mine = this.buckets.filter((b) => b.heads === heads);
-    for (const b of mine) this.rt.copyBuffer(grads.buffer, grads.offset + b.offset * 4, b.staging, 0, b.length * 4);
+    for (const b of mine) b.staging.copyIn(grads.buffer, grads.offset + b.offset * 4, 0, b.length * 4);
     this.rt.flush();
     // Through the runtime, which sleeps through most of the GPU time instead of spinning.
-    for (const b of mine) b.map = this.rt.untilDone(() => b.staging.mapAsync(GPUMapMode.READ));
+    for (const b of mine) void b.staging.requestMap();
   }
 
   /**
@@ -198,7 +198,7 @@ export class DataParallel {
   private async syncGradients(submitted: number): Promise<{ stats: Float32Array; times: Omit<SyncTimes, 'keyExchange' | 'keyCollectives'> }> {
     const { rt, comm } = this;
     const grads = this.model.query.grads;
-    const statsMap = rt.untilDone(() => this.statsStaging.mapAsync(GPUMapMode.READ));
+    const statsMap = this.statsStaging.requestMap();
     let backboneOnHost = 0;
     let headsStart = 0;
     let headsReduced = 0;
@@ -210,17 +210,12 @@ export class DataParallel {
     for (let i = 0; i <= last; i++) {
       const b = this.buckets[i];
       const t = now();
-      await b.map;
+      await b.staging.requestMap();
       if (i === last) await statsMap;
       if (!b.heads && !backboneOnHost) backboneOnHost = now();
       // The last bucket carries this rank's three loss figures, so they are summed for free.
-      const host = new Float32Array(b.length + (i === last ? 3 : 0));
-      host.set(new Float32Array(b.staging.getMappedRange(), 0, b.length));
-      b.staging.unmap();
-      if (i === last) {
-        host.set(new Float32Array(this.statsStaging.getMappedRange(), 0, 3), b.length);
-        this.statsStaging.unmap();
-      }
+      const host = await b.staging.take(b.length, new Float32Array(b.length + (i === last ? 3 : 0)));
+      if (i === last) await this.statsStaging.take(3, host, b.length);
       if (b !== this.buckets.find((x) => x.heads === b.heads)) readback += now() - t;
       const started = now();
       if (b.heads && !headsStart) headsStart = started;
@@ -228,7 +223,7 @@ export class DataParallel {
         comm.allreduceSum(host).then((sum) => {
           allreduce += now() - started;
           if (b.heads) headsReduced = Math.max(headsReduced, now());
-          rt.device.queue.writeBuffer(grads.buffer, b.offset * 4, sum.buffer, sum.byteOffset, b.length * 4);
+          writeBufferFrom(rt, grads.buffer, b.offset * 4, sum.subarray(0, b.length));
           if (i === last) stats.set(sum.subarray(b.length));
         }),
       );
@@ -300,34 +295,28 @@ export function unshuffle(
   };
 }
 
-/** Copies the tensors' values, back to back, into a new staging buffer and submits (one readback for all). */
-function stageConcat(rt: Runtime, tensors: (Tensor | null)[], label: string): GPUBuffer {
+/** Copies the tensors' values, back to back, into a new readback buffer and submits (one readback for all). */
+function stageConcat(rt: Runtime, tensors: (Tensor | null)[], label: string): { readback: Readback; count: number } {
   const present = tensors.filter((t): t is Tensor => t !== null);
-  const total = present.reduce((a, t) => a + t.size, 0);
-  const staging = rt.device.createBuffer({ label, size: total * 4, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+  const count = present.reduce((a, t) => a + t.size, 0);
+  const readback = new Readback(rt, count * 4, label);
   let at = 0;
   for (const t of present) {
-    copyTo(rt, t, staging, at * 4);
+    copyTo(t, readback, at * 4);
     at += t.size;
   }
   rt.flush();
-  return staging;
+  void readback.requestMap();
+  return { readback, count };
 }
 
-async function readStaged(rt: Runtime, staging: GPUBuffer): Promise<Float32Array> {
-  await rt.untilDone(() => staging.mapAsync(GPUMapMode.READ));
-  const out = new Float32Array(staging.getMappedRange().slice(0));
-  staging.destroy();
-  return out;
-}
-
-function copyTo(rt: Runtime, t: Tensor, dst: GPUBuffer, dstOffset: number): void {
+function copyTo(t: Tensor, dst: Readback, dstOffset: number): void {
   const src = t.buffer('dp.copy');
-  rt.copyBuffer(src.buffer, src.offset, dst, dstOffset, t.size * 4);
+  dst.copyIn(src.buffer, src.offset, dstOffset, t.size * 4);
 }
 
 /** Overwrites a whole flat store (alignment gaps included) after the commands recorded so far. */
 function writeWhole(store: FlatStore, values: Float32Array): void {
   store.rt.flush();
-  store.rt.device.queue.writeBuffer(store.buffer, 0, values.buffer, values.byteOffset, values.byteLength);
+  writeBufferFrom(store.rt, store.buffer, 0, values);
 }

@@ -3,7 +3,7 @@
 // safetensors in memory. The CLI's file-based pretrain loop is not part of the package API.
 export { Trainer, TRAINER_DEFAULTS, IMAGENET_NORMALIZATION, type TrainerOptions, type StepStats, type StepOptions, type ParallelOptions, type ViewBatch } from './trainer.js';
 export { SingleProcess, type Communicator, type CommArray } from '../engine/comm/communicator.js';
-export { Sgd, type SgdOptions } from './optim/sgd.js';
+export { Sgd, type SgdOptions } from '../engine/ops/sgd.js';
 export { scaledLr, cosineLr } from './optim/schedule.js';
 export { SceneDataset, SCENE_CLASSES, type SceneOptions, type SceneSample } from './data/scenes.js';
 export { BatchLoader, EpochSampler, type Batch, type LoaderOptions, type LoaderDataset, type Sample, type SamplerState, type PixelFormat } from './data/loader.js';

@@ -4,6 +4,7 @@
 // so nothing the user gives is silently combined with settings they did not ask for.
 import { flagName, givenOptions, typedOptions, type Flags } from './args.js';
 import { scaledLr } from './optim/schedule.js';
+import { TRAINER_DEFAULTS, type TrainerOptions } from './trainer.js';
 
 /** Settings that are not part of a recipe: the same in every preset. */
 const RUN = {
@@ -66,6 +67,11 @@ export const PRETRAIN_PRESETS: Record<string, { about: string; options: Pretrain
     about: 'the built-in demo run of npm run train, minutes on a CPU',
     options: { ...PAPER, preset: 'tiny', arch: 'resnet18', width: 0.25, smallStem: true, epochs: 2, batchSize: 32, imgSize: 32, queueSize: 256, lr: 0.3 },
   },
+  // `densecl profile`'s default step: torchvision's ResNet-18 at the paper's image size, on a batch small enough for any GPU.
+  profile: {
+    about: "the step densecl profile times by default",
+    options: { ...PAPER, preset: 'profile', arch: 'resnet18', batchSize: 8, queueSize: 4096 },
+  },
 };
 
 /** The preset used when neither a flag nor the config file names one. */
@@ -89,15 +95,26 @@ export function presetOptions(name: string): PretrainOptions {
  * (torchvision's), not the preset's.
  */
 export function pretrainOptions(flags: Flags): PretrainOptions {
-  const given = givenOptions(flags, 'pretrain');
-  const name = given.preset ?? DEFAULT_PRESET;
-  if (typeof name !== 'string') throw new Error(`pretrain: --preset needs a name: ${Object.keys(PRETRAIN_PRESETS).join(', ')}`);
+  return optionsOverPreset(givenOptions(flags, 'pretrain'), 'pretrain', DEFAULT_PRESET);
+}
+
+/** `given` (config file and flags, see givenOptions) over the preset it names, else over `defaultPreset`. */
+export function optionsOverPreset(given: Record<string, unknown>, command: string, defaultPreset: string): PretrainOptions {
+  const name = given.preset ?? defaultPreset;
+  if (typeof name !== 'string') throw new Error(`${command}: --preset needs a name: ${Object.keys(PRETRAIN_PRESETS).join(', ')}`);
   const preset = presetOptions(name);
-  const o = typedOptions(preset, given, 'pretrain');
+  const o = typedOptions(preset, given, command);
   if (o.arch !== preset.arch) {
     for (const k of Object.keys(ARCH_STANDARD) as (keyof typeof ARCH_STANDARD)[]) if (!(k in given)) (o[k] as unknown) = ARCH_STANDARD[k];
   }
   return o;
+}
+
+/** The Trainer's settings of a run (the training step's; none of the run's files and counters); totalSteps 0 keeps lr constant. */
+export function trainerOptions(o: PretrainOptions, totalSteps = 0): TrainerOptions {
+  const step: Record<string, unknown> = {};
+  for (const k of Object.keys(TRAINER_DEFAULTS)) step[k] = k === 'totalSteps' ? totalSteps : o[k as keyof PretrainOptions];
+  return step as unknown as TrainerOptions;
 }
 
 /** The options the user gave (config file and flags), typed; for a resumed run, which keeps the rest. */
@@ -107,38 +124,88 @@ export function givenPretrainOptions(flags: Flags): Partial<PretrainOptions> {
   return Object.fromEntries(Object.keys(given).map((k) => [k, typed[k as keyof PretrainOptions]]));
 }
 
-const whole = (min: number) => ({ ok: (v: number) => Number.isSafeInteger(v) && v >= min, says: `a whole number >= ${min}` });
-const above0 = { ok: (v: number) => v > 0 && v < Infinity, says: 'a finite number above 0' };
-const from0below1 = { ok: (v: number) => v >= 0 && v < 1, says: 'in [0, 1)' };
+interface Range {
+  ok: (v: number) => boolean;
+  says: string;
+}
+const whole = (min: number): Range => ({ ok: (v) => Number.isSafeInteger(v) && v >= min, says: `a whole number >= ${min}` });
+const above0: Range = { ok: (v) => v > 0 && v < Infinity, says: 'a finite number above 0' };
+const from0below1: Range = { ok: (v) => v >= 0 && v < 1, says: 'in [0, 1)' };
 
-/** The range of each number option (its type is its default's). */
-const RANGES: { [K in keyof PretrainOptions]?: { ok: (v: number) => boolean; says: string } } = {
-  width: above0,
-  epochs: whole(1),
-  batchSize: whole(2),
-  imgSize: whole(1),
-  queueSize: whole(1),
-  dim: whole(1),
-  lr: above0,
-  momentum: from0below1,
-  weightDecay: { ok: (v) => v >= 0 && v < Infinity, says: 'a finite number >= 0' },
-  tau: above0,
-  emaMomentum: from0below1,
-  lambda: { ok: (v) => v >= 0 && v <= 1, says: 'in [0, 1]' },
-  startIters: whole(0),
-  bnGroups: whole(1),
-  seed: whole(0),
-  builtinImages: whole(1),
-  workers: whole(0),
-  checkpointEvery: whole(1),
-  profile: whole(0),
-  stopAfter: whole(0),
+/** What a resumed run may change: its length, where its data lives now, how this invocation runs. */
+export const ADJUSTABLE: readonly string[] = ['epochs', 'data', 'workers', 'checkpointEvery', 'stopAfter', 'profile'];
+
+/** One option of `densecl pretrain`: its value as the usage text writes it, its range (numbers) and what it does, where the name does not say. */
+interface OptionSpec {
+  value: string;
+  range?: Range;
+  about?: string;
+}
+
+/**
+ * The option schema: every option of a run (the presets give the defaults, flagName the flag)
+ * with its usage text and its range; checkOptionRanges and pretrainUsage read it, so a new
+ * option is one entry here and one in the presets.
+ */
+const OPTIONS: Record<keyof PretrainOptions, OptionSpec> = {
+  preset: { value: Object.keys(PRETRAIN_PRESETS).join('|'), about: `the settings a run starts from (default ${DEFAULT_PRESET}); a --config file may name one too` },
+  method: { value: 'densecl|mocov2' },
+  data: { value: 'DIR|builtin' },
+  arch: { value: 'resnet18|resnet34|resnet50' },
+  width: { value: 'W', range: above0 },
+  smallStem: { value: '' },
+  epochs: { value: 'N', range: whole(1) },
+  batchSize: { value: 'B', range: whole(2) },
+  imgSize: { value: 'S', range: whole(1) },
+  queueSize: { value: 'K', range: whole(1) },
+  dim: { value: 'D', range: whole(1) },
+  lr: { value: 'LR', range: above0, about: 'base learning rate per 256 images (scaled linearly with the batch, cosine decay)' },
+  momentum: { value: 'M', range: from0below1 },
+  weightDecay: { value: 'WD', range: { ok: (v) => v >= 0 && v < Infinity, says: 'a finite number >= 0' } },
+  tau: { value: 'T', range: above0 },
+  lambda: { value: 'L', range: { ok: (v) => v >= 0 && v <= 1, says: 'in [0, 1]' } },
+  emaMomentum: { value: 'E', range: from0below1 },
+  startIters: { value: 'N', range: whole(0) },
+  bnGroups: { value: 'G', range: whole(1) },
+  builtinImages: { value: 'N', range: whole(1) },
+  seed: { value: 'N', range: whole(0) },
+  workers: { value: 'N', range: whole(0) },
+  checkpointEvery: { value: 'N', range: whole(1) },
+  out: { value: 'RUNDIR', about: 'the run folder (refused if it holds another run, unless --overwrite)' },
+  overwrite: { value: '' },
+  initBackbone: { value: 'FILE.safetensors', about: 'start both backbones from a torchvision ResNet state dict' },
+  resume: {
+    value: 'RUNDIR',
+    about: `continue a run with its saved settings; only ${ADJUSTABLE.map(flagName).join(' ')} may change`,
+  },
+  profile: { value: 'N', range: whole(0), about: 'time N steps per kernel; writes profile.md and trace.json' },
+  stopAfter: { value: 'N', range: whole(0), about: 'stop after N steps of this invocation' },
 };
+
+/** `densecl help`'s lines on pretrain's options, from the schema: the plain ones packed into lines, then the others one a line. */
+export function pretrainUsage(indent: string, width = 110): string {
+  const specs = Object.entries(OPTIONS) as [string, OptionSpec][];
+  const flag = (key: string, spec: OptionSpec) => `${flagName(key)}${spec.value ? ` ${spec.value}` : ''}`;
+  const lines: string[] = [];
+  let packed = '';
+  for (const [key, spec] of specs.filter(([, x]) => !x.about)) {
+    const f = flag(key, spec);
+    if (packed && indent.length + packed.length + 1 + f.length > width) {
+      lines.push(indent + packed);
+      packed = '';
+    }
+    packed = packed ? `${packed} ${f}` : f;
+  }
+  if (packed) lines.push(indent + packed);
+  for (const [key, spec] of specs.filter(([, x]) => x.about)) lines.push(`${indent}${flag(key, spec)}  ${spec.about}`);
+  return lines.join('\n');
+}
 
 /** Every setting within its range, and names not empty; errors name the flag as it is typed. */
 export function checkOptionRanges(o: PretrainOptions): void {
-  for (const [k, range] of Object.entries(RANGES)) {
-    const v = o[k as keyof PretrainOptions] as number;
+  for (const [k, { range }] of Object.entries(OPTIONS) as [keyof PretrainOptions, OptionSpec][]) {
+    if (!range) continue;
+    const v = o[k] as number;
     if (typeof v !== 'number' || !range.ok(v)) throw new Error(`${flagName(k)} must be ${range.says}, got ${v}`);
   }
   for (const k of ['method', 'arch', 'data', 'out'] as const) if (!o[k]) throw new Error(`${flagName(k)} must not be empty`);

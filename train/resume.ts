@@ -7,10 +7,8 @@ import { flagName } from './args.js';
 import { initWithResumeError } from './init-backbone.js';
 import { readSafetensorsMetadata } from './io.js';
 import { CHECKPOINT } from './run-folder.js';
-import { PRETRAIN_PRESETS, type PretrainOptions } from './presets.js';
+import { PRETRAIN_PRESETS, ADJUSTABLE, type PretrainOptions } from './presets.js';
 
-/** What a resumed run may change: its length, where its data lives now, how this invocation runs. */
-const ADJUSTABLE: readonly string[] = ['epochs', 'data', 'workers', 'checkpointEvery', 'stopAfter', 'profile'];
 /** Settings of one invocation, not carried into the next. */
 const PER_INVOCATION = { stopAfter: 0, profile: 0, overwrite: false };
 /** Settings the checkpoint's tensors and counters depend on: a run with others cannot load it. */

@@ -12,10 +12,11 @@ import { StepPrograms } from './step-programs.js';
 import { encodeCheckpoint, restoreCheckpoint, type RunCounters } from './checkpoint.js';
 import { DenseCL, type DenseCLConfig, type Method } from '../models/densecl.js';
 import type { Arch } from '../models/resnet.js';
-import { Sgd } from './optim/sgd.js';
+import { Sgd } from '../engine/ops/sgd.js';
 import { cosineLr, scaledLr } from './optim/schedule.js';
 import { SingleProcess, type Communicator } from '../engine/comm/communicator.js';
 import { DataParallel, type SyncTimes } from './distributed.js';
+import { checkStepSettings } from './step-checks.js';
 
 export interface TrainerOptions {
   method: Method;
@@ -140,19 +141,12 @@ export class Trainer {
     const o = (this.options = { ...TRAINER_DEFAULTS, ...options });
     const comm = (this.comm = parallel.comm ?? new SingleProcess());
     const W = comm.size;
-    if (!Number.isInteger(o.batchSize) || o.batchSize < 2) throw new Error(`Trainer: batchSize ${o.batchSize} must be an integer of at least 2 (contrastive losses need a batch)`);
-    if (o.batchSize % o.bnGroups !== 0) throw new Error(`Trainer: batchSize ${o.batchSize} is not divisible by bnGroups ${o.bnGroups}; choose a batch that is a multiple of it`);
-    if (o.batchSize % W !== 0 || o.bnGroups % W !== 0) {
-      throw new Error(`Trainer: batchSize ${o.batchSize} and bnGroups ${o.bnGroups} must both be divisible by the ${W} processes of the job (each takes an equal share of both)`);
-    }
+    checkStepSettings(o, W, (key) => key, 'Trainer: ');
     this.localBatch = o.batchSize / W;
-    const stride = o.smallStem ? 8 : 32;
-    if (!Number.isInteger(o.imgSize) || o.imgSize < stride) throw new Error(`Trainer: imgSize ${o.imgSize} is smaller than the network's stride ${stride}; use at least ${stride}${o.smallStem ? '' : ' or smallStem: true'}`);
     const cfg: DenseCLConfig = {
       arch: o.arch, width: o.width, smallStem: o.smallStem, method: o.method, dim: o.dim, queueSize: o.queueSize,
       tau: o.tau, emaMomentum: o.emaMomentum, lambda: o.lambda, startIters: o.startIters, bnGroups: o.bnGroups / W, seed: o.seed,
     };
-    if (o.queueSize % o.batchSize !== 0) throw new Error(`Trainer: queueSize ${o.queueSize} is not divisible by batchSize ${o.batchSize}; the queue is filled a whole batch at a time`);
     this.model = new DenseCL(rt, cfg);
     this.sgd = new Sgd(this.model.query.params, this.model.query.grads, { momentum: o.momentum, weightDecay: o.weightDecay });
     // The same stream as the CLI's pretrain (seed + 1), so equal seeds shuffle equally.
@@ -281,7 +275,7 @@ export class Trainer {
     if (this.destroyed) return;
     this.destroyed = true;
     this.model.destroy();
-    this.sgd.momentum.destroy();
+    this.sgd.destroy();
     this.dp?.destroy();
     this.programs?.destroy();
   }

@@ -2,7 +2,8 @@
 // fits in 5 minutes on a datacenter GPU; 'tiny' (BENCH_GPU_SIZES=tiny) runs the same parts at
 // sizes lavapipe finishes in well under a minute (tests, smoke runs): its figures say nothing
 // about GPU speed.
-import { TRAINER_DEFAULTS, type TrainerOptions } from '../../train/trainer.js';
+import type { TrainerOptions } from '../../train/trainer.js';
+import { presetOptions, trainerOptions } from '../../train/presets.js';
 import type { Method } from '../../models/densecl.js';
 import { LAYERS, type Layer } from '../conv.js';
 import type { TimingOptions } from '../lib/timing.js';
@@ -32,18 +33,15 @@ export interface SizeSet {
 }
 
 /**
- * The step's settings besides the model and sizes, as the paper trains (dim 128, tau 0.2, EMA
- * 0.999, lambda 0.5, SGD momentum 0.9 and weight decay 1e-4) with a constant learning rate.
+ * The step's settings besides the model and sizes: the paper-coco preset's (dim 128, tau 0.2, EMA
+ * 0.999, lambda 0.5, SGD momentum 0.9 and weight decay 1e-4, base lr 0.3) with a constant learning rate.
  * BN statistics are taken over groups of 32 images (one GPU's share of the paper's batch of 256
  * on 8 GPUs), or in 2 groups at the tiny sizes.
  */
 function setting(label: string, o: Pick<TrainerOptions, 'arch' | 'imgSize' | 'batchSize' | 'queueSize' | 'bnGroups'> & Partial<Pick<TrainerOptions, 'width' | 'smallStem'>>): StepSetting {
   return {
     label,
-    options: {
-      ...TRAINER_DEFAULTS, width: 1, smallStem: false, dim: 128, tau: 0.2, emaMomentum: 0.999, lambda: 0.5, startIters: 0,
-      lr: 0.3, momentum: 0.9, weightDecay: 1e-4, totalSteps: 0, seed: 0, ...o,
-    },
+    options: { ...trainerOptions(presetOptions('paper-coco')), ...o },
   };
 }
 

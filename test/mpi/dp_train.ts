@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { init } from '../../engine/index.js';
 import { openCommunicator } from '../../engine/comm/launch.js';
 import { Trainer } from '../../train/trainer.js';
-import { pretrainInJob } from '../../train/pretrain.js';
+import { pretrainInJob } from '../../cli/pretrain.js';
 import { PRETRAIN_PRESETS } from '../../train/presets.js';
 import { randomArray } from '../helpers.js';
 

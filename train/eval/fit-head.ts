@@ -2,7 +2,7 @@
 // SGD (momentum 0.9, cosine learning rate) over shuffled mini-batches, one scope per step.
 import { scope, noGrad, backward, Rng, type Tensor } from '../../engine/index.js';
 import type { ModelState } from '../../models/state.js';
-import { Sgd } from '../optim/sgd.js';
+import { Sgd } from '../../engine/ops/sgd.js';
 import { cosineLr } from '../optim/schedule.js';
 
 export interface FitOptions {
@@ -43,7 +43,7 @@ export async function fitHead(head: ModelState, count: number, o: FitOptions, lo
       }
     }
   } finally {
-    sgd.momentum.destroy();
+    sgd.destroy();
   }
   return losses;
 }

@@ -2,7 +2,8 @@
 // feature map, upsampled bilinearly to the label map's size, trained on the GPU with the
 // per-pixel cross-entropy (255 = ignore) and SGD; then IoU per class and mean IoU on the
 // validation split, and the predicted maps of a few validation images for a picture.
-import { tensor, scope, noGrad, argmax, bilinearUpsample2d, pixelCrossEntropy, type Runtime, type Tensor } from '../../engine/index.js';
+import { tensor, scope, noGrad, argmax, bilinearUpsample2d, type Runtime, type Tensor } from '../../engine/index.js';
+import { pixelCrossEntropy } from '../../models/ops/pixel_cross_entropy.js';
 import { conv2d } from '../../engine/ops/conv2d/index.js';
 import { ModelState, constant, normal } from '../../models/state.js';
 import { fitHead } from './fit-head.js';

@@ -4,11 +4,11 @@
 //   and channels streamed through workgroup memory; for GPUs.
 // - 'direct' (dense_correspondence.wgsl): one invocation per query cell walking every key cell
 //   and channel; tuned for lavapipe.
-import corrSrc from '../../shaders/dense_correspondence.wgsl';
-import tileSrc from '../../shaders/correspondence_tile.wgsl';
-import { Tensor } from '../tensor.js';
-import type { Runtime } from '../runtime.js';
-import { empty, requireF32, sameRuntime } from './alloc.js';
+import corrSrc from '../../shaders/densecl/dense_correspondence.wgsl';
+import tileSrc from '../../shaders/densecl/correspondence_tile.wgsl';
+import { Tensor } from '../../engine/tensor.js';
+import type { Runtime } from '../../engine/runtime.js';
+import { empty, requireF32, sameRuntime } from '../../engine/ops/alloc.js';
 
 export type CorrespondenceVariant = 'tiled' | 'direct';
 

@@ -4,15 +4,16 @@
 // device's measured peaks, and a Chrome trace. The first profiled step times every dispatch alone;
 // later ones time short dispatches in groups (see ProfileOptions.groupMs), marked as estimated.
 import { writeFileSync } from 'node:fs';
-import { makeFolder } from './io.js';
+import { makeFolder } from '../train/io.js';
 import { join, resolve } from 'node:path';
 import {
-  profile, aggregate, formatTable, markdownTable, chromeTrace, measurePeak, describePeak, init, tensor, scope, noGrad, Rng,
+  profile, aggregate, formatTable, markdownTable, chromeTrace, measurePeak, describePeak, init, Rng,
   type Runtime, type KernelRecord, type ProfileResult, type Peak,
 } from '../engine/index.js';
-import { DenseCL, type Method } from '../models/densecl.js';
-import type { Arch } from '../models/resnet.js';
-import { Sgd } from './optim/sgd.js';
+import { Trainer, TRAINER_DEFAULTS, type TrainerOptions } from '../train/trainer.js';
+import { checkOptionRanges, optionsOverPreset, trainerOptions } from '../train/presets.js';
+import { checkStepSettings } from '../train/step-checks.js';
+import { flagName, givenOptions, typedOptions, type Flags } from '../train/args.js';
 
 /** Collects the records of several profiled steps and writes the reports. */
 export class StepProfiler {
@@ -55,45 +56,57 @@ export class StepProfiler {
   }
 }
 
-export const PROFILE_DEFAULTS = {
-  method: 'densecl',
-  arch: 'resnet18',
-  width: 1,
-  smallStem: false,
-  batchSize: 8,
-  imgSize: 224,
-  queueSize: 4096,
-  bnGroups: 8,
-  steps: 2,
-  out: 'runs/profile',
-};
+/** `densecl profile`'s own settings; the step's are a preset's ('profile' unless --preset names another) changed by pretrain's flags. */
+const PROFILE_RUN = { steps: 2, out: 'runs/profile' };
 
-/** `densecl profile`: profiles training steps of a chosen model on synthetic images. */
-export async function profileModel(o: typeof PROFILE_DEFAULTS): Promise<string> {
+export interface ProfileOptions {
+  preset: string;
+  trainer: TrainerOptions;
+  steps: number;
+  out: string;
+}
+
+/** The options of `densecl profile`: the training step's settings (as `densecl pretrain` takes them), the steps to time and the folder. */
+export function profileOptions(flags: Flags): ProfileOptions {
+  const given = givenOptions(flags, 'profile');
+  const own: Record<string, unknown> = {};
+  const step: Record<string, unknown> = {};
+  const stepKeys = ['preset', ...Object.keys(TRAINER_DEFAULTS).filter((k) => k !== 'totalSteps')];
+  for (const [k, v] of Object.entries(given)) {
+    if (k in PROFILE_RUN) own[k] = v;
+    else if (stepKeys.includes(k)) step[k] = v;
+    else throw new Error(`profile: unknown option ${flagName(k)}; known: ${[...stepKeys, ...Object.keys(PROFILE_RUN)].map(flagName).join(' ')}`);
+  }
+  const o = optionsOverPreset(step, 'profile', 'profile');
+  checkOptionRanges(o);
+  checkStepSettings(o, 1, flagName);
+  const run = typedOptions(PROFILE_RUN, own, 'profile');
+  if (!Number.isSafeInteger(run.steps) || run.steps < 1) throw new Error(`--steps must be a whole number >= 1, got ${run.steps}`);
+  return { preset: o.preset, trainer: trainerOptions(o), ...run };
+}
+
+/** `densecl profile`: profiles training steps of the public Trainer on synthetic images. */
+export async function profileModel(p: ProfileOptions): Promise<string> {
   const rt = await init();
-  const model = new DenseCL(rt, {
-    arch: o.arch as Arch, width: o.width, smallStem: o.smallStem, method: o.method as Method, dim: 128,
-    queueSize: o.queueSize, tau: 0.2, emaMomentum: 0.999, lambda: 0.5, startIters: 0, bnGroups: o.bnGroups, seed: 0,
-  });
-  const sgd = new Sgd(model.query.params, model.query.grads, { momentum: 0.9, weightDecay: 1e-4 });
-  const rng = new Rng(0);
-  const [B, S] = [o.batchSize, o.imgSize];
-  const images = Float32Array.from({ length: B * 3 * S * S }, () => rng.normal());
-  const step = (i: number) =>
-    scope(() => {
-      model.query.zeroGrad();
-      const out = model.trainStep(tensor(images, [B, 3, S, S]), tensor(images, [B, 3, S, S]), i, rng);
-      noGrad(() => sgd.step(0.01));
-      return out.loss;
-    });
-  console.log('warming up (the first step compiles the shaders)...');
-  for (let i = 0; i < 2; i++) await step(i).item();
-  const profiler = new StepProfiler(rt);
-  for (let i = 0; i < o.steps; i++) await profiler.run(() => step(2 + i));
-  const dir = resolve(o.out);
-  const text = profiler.write(dir, `${o.method} ${o.arch} (width ${o.width}) training step, batch ${B}, ${S}x${S}`);
-  model.destroy();
-  sgd.momentum.destroy();
-  rt.destroy();
-  return `${text}\nwrote ${join(dir, 'profile.md')} and ${join(dir, 'trace.json')} (open in https://ui.perfetto.dev)`;
+  const o = p.trainer;
+  const trainer = new Trainer(rt, o);
+  try {
+    const rng = new Rng(o.seed);
+    const [B, S] = [o.batchSize, o.imgSize];
+    const images = Float32Array.from({ length: B * 3 * S * S }, () => rng.normal());
+    console.log('warming up (the first step compiles the shaders)...');
+    for (let i = 0; i < 2; i++) await trainer.trainStep(images, images);
+    const profiler = new StepProfiler(rt);
+    for (let i = 0; i < p.steps; i++) {
+      let stats: Promise<unknown> | null = null;
+      await profiler.run(() => (stats = trainer.trainStep(images, images)));
+      await stats;
+    }
+    const dir = resolve(p.out);
+    const text = profiler.write(dir, `${o.method} ${o.arch} (width ${o.width}) training step, batch ${B}, ${S}x${S} (preset ${p.preset})`);
+    return `${text}\nwrote ${join(dir, 'profile.md')} and ${join(dir, 'trace.json')} (open in https://ui.perfetto.dev)`;
+  } finally {
+    trainer.destroy();
+    rt.destroy();
+  }
 }

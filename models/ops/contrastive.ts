@@ -4,9 +4,9 @@
 // - 'tiled' (contrastive_tiled.ts): fused tiled kernels, no R x K buffer; for GPUs.
 // - 'gemm' (contrastive_gemm.ts): a GEMM into a logits block and per-row kernels; faster on
 //   lavapipe (bench/contrastive.ts measures both).
-import { Tensor } from '../tensor.js';
-import type { Runtime } from '../runtime.js';
-import { requireF32, sameRuntime } from './alloc.js';
+import { Tensor } from '../../engine/tensor.js';
+import type { Runtime } from '../../engine/runtime.js';
+import { requireF32, sameRuntime } from '../../engine/ops/alloc.js';
 import { gemmContrastiveLoss } from './contrastive_gemm.js';
 import { tiledContrastiveLoss, tiledProblem } from './contrastive_tiled.js';
 

@@ -4,47 +4,34 @@
 // several ranks) every rank trains on its slice of each batch and only rank 0 touches the run
 // folder: it reads the checkpoint to resume from and broadcasts its bytes, and it alone writes.
 import { readFileSync } from 'node:fs';
-import { makeFolder, readSafetensorsMetadata } from './io.js';
+import { makeFolder, readSafetensorsMetadata } from '../train/io.js';
 import { join, resolve } from 'node:path';
 import { acquireGpu, Runtime, setRuntime } from '../engine/index.js';
 import { SingleProcess, type Communicator } from '../engine/comm/communicator.js';
 import { openCommunicator } from '../engine/comm/launch.js';
 import { decodeSafetensors } from '../engine/safetensors.js';
-import type { Method } from '../models/densecl.js';
-import type { Arch } from '../models/resnet.js';
-import { NonFiniteStateError, parseCounters, type RunCounters } from './checkpoint.js';
-import { Trainer, type StepStats } from './trainer.js';
-import type { SyncTimes } from './distributed.js';
+import { NonFiniteStateError, parseCounters, type RunCounters } from '../train/checkpoint.js';
+import { Trainer, type StepStats } from '../train/trainer.js';
+import type { SyncTimes } from '../train/distributed.js';
 import { exportRun } from './export-run.js';
 import { StepProfiler } from './profile-run.js';
-import { Progress } from './progress.js';
-import { RunFolder, CHECKPOINT } from './run-folder.js';
-import { checkCheckpointSettings } from './resume.js';
-import { readInitBackbone, applyInitBackbone, initWithResumeError } from './init-backbone.js';
-import { openTrainingData, type TrainingData } from './data-source.js';
-import { checkOptionRanges, describeOptions, type PretrainOptions } from './presets.js';
-import type { SamplerState } from './data/loader.js';
+import { Progress } from '../train/progress.js';
+import { RunFolder, CHECKPOINT } from '../train/run-folder.js';
+import { checkCheckpointSettings } from '../train/resume.js';
+import { readInitBackbone, applyInitBackbone, initWithResumeError } from '../train/init-backbone.js';
+import { openTrainingData, type TrainingData } from '../train/data-source.js';
+import { checkOptionRanges, describeOptions, trainerOptions, type PretrainOptions } from '../train/presets.js';
+import { checkStepSettings } from '../train/step-checks.js';
+import { flagName } from '../train/args.js';
+import type { SamplerState } from '../train/data/loader.js';
 
-export { PRETRAIN_PRESETS, type PretrainOptions } from './presets.js';
-export { resumeOptions } from './resume.js';
+export { PRETRAIN_PRESETS, type PretrainOptions } from '../train/presets.js';
+export { resumeOptions } from '../train/resume.js';
 
-/** Checks the flags, naming them as the user typed them (the Trainer checks the same for API users). */
+/** Checks the flags, naming them as the user typed them (the same checks as the Trainer's, train/step-checks.ts). */
 function validateFlags(o: PretrainOptions, worldSize: number): void {
   checkOptionRanges(o);
-  if (o.method !== 'densecl' && o.method !== 'mocov2') throw new Error(`--method must be densecl or mocov2, got '${o.method}'`);
-  if (!['resnet18', 'resnet34', 'resnet50'].includes(o.arch)) throw new Error(`--arch must be resnet18, resnet34 or resnet50, got '${o.arch}'`);
-  if (o.batchSize % o.bnGroups !== 0) {
-    throw new Error(`--batch-size ${o.batchSize} is not divisible by --bn-groups ${o.bnGroups} (shuffle-BN groups); choose a batch that is a multiple of it`);
-  }
-  if (o.queueSize % o.batchSize !== 0) {
-    throw new Error(`--queue-size ${o.queueSize} is not divisible by --batch-size ${o.batchSize}; the queue is filled a whole batch at a time`);
-  }
-  if (worldSize > 1 && (o.batchSize % worldSize !== 0 || o.bnGroups % worldSize !== 0)) {
-    throw new Error(
-      `--batch-size ${o.batchSize} and --bn-groups ${o.bnGroups} must both be divisible by the ${worldSize} processes of the job (mpirun -np ${worldSize}): ` +
-        `they are the whole job's, and each process takes an equal share of both`,
-    );
-  }
+  checkStepSettings(o, worldSize, flagName);
   if (worldSize > 1 && o.profile > 0) throw new Error(`--profile times the kernels of one process; run it without mpirun (the job has ${worldSize} processes)`);
 }
 
@@ -82,7 +69,7 @@ export async function pretrain(o: PretrainOptions, runtime?: Runtime, comm: Comm
   const stepsPerEpoch = data.loader.batchesPerEpoch;
   const totalSteps = o.epochs * stepsPerEpoch;
   const rt = runtime ?? (await openRuntime(comm));
-  const trainer = new Trainer(rt, { ...o, method: o.method as Method, arch: o.arch as Arch, totalSteps }, { comm });
+  const trainer = new Trainer(rt, trainerOptions(o, totalSteps), { comm });
   // Ranks other than 0 print nothing but errors; their figures are the same job-wide means.
   const progress = lead ? new Progress() : null;
   const [S, B] = [o.imgSize, o.batchSize];

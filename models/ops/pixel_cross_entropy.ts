@@ -5,13 +5,13 @@
 // backward pass reads it there), so nothing is read back during a training step.
 // One difference from PyTorch: when every pixel is ignored the mean is 0 with a zero gradient
 // (PyTorch gives NaN), so a batch without labelled pixels cannot poison training.
-import ceSrc from '../../shaders/pixel_cross_entropy.wgsl';
-import meanSrc from '../../shaders/pixel_cross_entropy_mean.wgsl';
-import gradSrc from '../../shaders/pixel_cross_entropy_grad.wgsl';
-import { Tensor } from '../tensor.js';
-import { record } from '../autograd.js';
-import { empty, requireF32, sameRuntime } from './alloc.js';
-import { sum } from './reduce.js';
+import ceSrc from '../../shaders/densecl/pixel_cross_entropy.wgsl';
+import meanSrc from '../../shaders/densecl/pixel_cross_entropy_mean.wgsl';
+import gradSrc from '../../shaders/densecl/pixel_cross_entropy_grad.wgsl';
+import { Tensor } from '../../engine/tensor.js';
+import { record } from '../../engine/autograd.js';
+import { empty, requireF32, sameRuntime } from '../../engine/ops/alloc.js';
+import { sum } from '../../engine/ops/reduce.js';
 
 export interface PixelCrossEntropyOptions {
   /** Label value that marks pixels to leave out (255 in PASCAL VOC). */

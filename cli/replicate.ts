@@ -7,17 +7,17 @@
 // the same --out skips them, so an interrupted comparison continues where it stopped.
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { init, type Runtime } from '../../engine/index.js';
-import { ResNet, type Arch, type ResNetConfig } from '../../models/resnet.js';
-import { ModelState } from '../../models/state.js';
-import { pretrain } from '../pretrain.js';
-import { PRETRAIN_PRESETS } from '../presets.js';
-import { torchvisionState } from '../export.js';
-import { saveSafetensors, makeFolder } from '../io.js';
-import { openSegmentationData } from '../eval/datasets.js';
-import { linearProbe, LINEAR_PROBE_DEFAULTS } from '../eval/linear-probe.js';
-import { segProbe, SEG_PROBE_DEFAULTS } from '../eval/seg-probe.js';
-import { writeLinePlot, writeSegmentationPicture, type Series } from '../eval/picture.js';
+import { init, type Runtime } from '../engine/index.js';
+import { ResNet, type Arch, type ResNetConfig } from '../models/resnet.js';
+import { ModelState } from '../models/state.js';
+import { pretrain } from './pretrain.js';
+import { PRETRAIN_PRESETS } from '../train/presets.js';
+import { torchvisionState } from '../train/export.js';
+import { saveSafetensors, makeFolder } from '../train/io.js';
+import { openSegmentationData } from '../train/eval/datasets.js';
+import { linearProbe, LINEAR_PROBE_DEFAULTS } from '../train/eval/linear-probe.js';
+import { segProbe, SEG_PROBE_DEFAULTS } from '../train/eval/seg-probe.js';
+import { writeLinePlot, writeSegmentationPicture, type Series } from '../train/eval/picture.js';
 import { backboneFeatures } from './eval.js';
 
 /** Sized for this 2-core CPU (lavapipe) to finish within an hour; --preset gpu is the longer setting. */

@@ -2,11 +2,11 @@
 // written as safetensors; scripts/verify_export.py compares them with torchvision's model.
 import { existsSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { init, tensor, noGrad } from '../../engine/index.js';
-import { loadBackbone } from '../backbone.js';
-import { loadSafetensors, saveSafetensors } from '../io.js';
-import { safeTensor } from '../../engine/safetensors.js';
-import type { Arch } from '../../models/resnet.js';
+import { init, tensor, noGrad } from '../engine/index.js';
+import { loadBackbone } from '../train/backbone.js';
+import { loadSafetensors, saveSafetensors } from '../train/io.js';
+import { safeTensor } from '../engine/safetensors.js';
+import type { Arch } from '../models/resnet.js';
 
 export const FEATURES_DEFAULTS = { backbone: '', arch: 'resnet18', width: 1, smallStem: false, input: '', out: '' };
 

@@ -1,4 +1,4 @@
-// The contrastive loss (engine/ops/contrastive.ts) as fused tiled kernels, the FlashAttention
+// The contrastive loss (models/ops/contrastive.ts) as fused tiled kernels, the FlashAttention
 // pattern: logits live only in registers and workgroup memory, a tile at a time.
 //   forward:  contrastive_tile (per 64-row block and split of the queue: online max and sum of
 //             exp) -> contrastive_tile_merge (adds the positive, merges the splits in order:
@@ -9,14 +9,14 @@
 // The queue is split across workgroups when row blocks are few, so a small R still fills a
 // large GPU; memory beyond q's size is O(splits x R x D) with splits x row blocks bounded by
 // TARGET_WORKGROUPS, whatever K is.
-import tileSrc from '../../shaders/contrastive_tile.wgsl';
-import mergeSrc from '../../shaders/contrastive_tile_merge.wgsl';
-import dqSrc from '../../shaders/contrastive_tile_dq.wgsl';
-import { Tensor } from '../tensor.js';
-import { record } from '../autograd.js';
-import { empty } from './alloc.js';
-import { sum } from './reduce.js';
-import { unaryMap } from './pointwise.js';
+import tileSrc from '../../shaders/densecl/contrastive_tile.wgsl';
+import mergeSrc from '../../shaders/densecl/contrastive_tile_merge.wgsl';
+import dqSrc from '../../shaders/densecl/contrastive_tile_dq.wgsl';
+import { Tensor } from '../../engine/tensor.js';
+import { record } from '../../engine/autograd.js';
+import { empty } from '../../engine/ops/alloc.js';
+import { sum } from '../../engine/ops/reduce.js';
+import { unaryMap } from '../../engine/ops/pointwise.js';
 
 const ROWS = 64;
 const COLS = 64;

@@ -1,9 +1,9 @@
 // A tiny end-to-end check of the engine: a 2-layer MLP fits y = sin(3x) + 0.5 cos(5x) on the
 // GPU with the fused SGD kernel; the loss must fall.
-import { init, tensor, matmul, add, sub, mul, relu, mean, backward, scope, noGrad } from '../../engine/index.js';
-import { ModelState, kaimingNormal, constant } from '../../models/state.js';
-import { Sgd } from '../optim/sgd.js';
-import { Rng } from '../../engine/random.js';
+import { init, tensor, matmul, add, sub, mul, relu, mean, backward, scope, noGrad } from '../engine/index.js';
+import { ModelState, kaimingNormal, constant } from '../models/state.js';
+import { Sgd } from '../engine/ops/sgd.js';
+import { Rng } from '../engine/random.js';
 
 export interface MlpDemoOptions {
   steps: number;
@@ -60,7 +60,7 @@ export async function mlpDemo(o: MlpDemoOptions): Promise<{ first: number; last:
   const ms = performance.now() - t0;
   console.log(`trained ${o.steps} steps in ${(ms / 1000).toFixed(1)} s on ${rt.adapterDescription}; loss ${losses[0].toFixed(4)} -> ${losses[losses.length - 1].toFixed(4)}`);
   model.destroy();
-  sgd.momentum.destroy();
+  sgd.destroy();
   rt.destroy();
   return { first: losses[0], last: losses[losses.length - 1] };
 }

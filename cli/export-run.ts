@@ -3,14 +3,14 @@
 // the run's settings describe is checked (present, F32 of its shape, finite) before anything is
 // written.
 import { join } from 'node:path';
-import { loadSafetensors, saveSafetensors } from './io.js';
-import { torchvisionState, detectron2State, type ExportFormat } from './export.js';
+import { loadSafetensors, saveSafetensors } from '../train/io.js';
+import { torchvisionState, detectron2State, type ExportFormat } from '../train/export.js';
 import type { SafeTensor } from '../engine/safetensors.js';
 import { ResNet, type Arch } from '../models/resnet.js';
-import { parseCounters } from './checkpoint.js';
-import { savedOptions } from './resume.js';
-import { expectTensor } from './tensor-check.js';
-import { CHECKPOINT } from './run-folder.js';
+import { parseCounters } from '../train/checkpoint.js';
+import { savedOptions } from '../train/resume.js';
+import { expectTensor } from '../train/tensor-check.js';
+import { CHECKPOINT } from '../train/run-folder.js';
 
 const PREFIX = 'encoder_q.backbone.';
 

@@ -1,37 +1,32 @@
 // The `densecl` command-line program.
-import { parseArgs, refuseStrayArguments, resolveOptions, type Flags } from './args.js';
-import { mlpDemo } from './commands/mlp-demo.js';
+import { parseArgs, refuseStrayArguments, resolveOptions, type Flags } from '../train/args.js';
+import { mlpDemo } from './mlp-demo.js';
 import { openJob, pretrainInJob } from './pretrain.js';
-import { resumeOptions } from './resume.js';
-import { pretrainOptions, givenPretrainOptions, presetHelp, DEFAULT_PRESET, PRETRAIN_PRESETS } from './presets.js';
+import { resumeOptions } from '../train/resume.js';
+import { pretrainOptions, givenPretrainOptions, presetHelp, pretrainUsage } from '../train/presets.js';
 import { exportRun } from './export-run.js';
-import { profileModel, PROFILE_DEFAULTS } from './profile-run.js';
-import { features, FEATURES_DEFAULTS } from './commands/features.js';
-import type { ExportFormat } from './export.js';
-import { evalLinear, evalSeg, EVAL_LINEAR_DEFAULTS, EVAL_SEG_DEFAULTS } from './commands/eval.js';
-import { replicate, replicateOptions, REPLICATE_DEFAULTS } from './commands/replicate.js';
+import { profileModel, profileOptions } from './profile-run.js';
+import { features, FEATURES_DEFAULTS } from './features.js';
+import type { ExportFormat } from '../train/export.js';
+import { evalLinear, evalSeg, EVAL_LINEAR_DEFAULTS, EVAL_SEG_DEFAULTS } from './eval.js';
+import { replicate, replicateOptions, REPLICATE_DEFAULTS } from './replicate.js';
 
 const USAGE = `usage: densecl <command> [options]
 
 commands:
   pretrain      DenseCL / MoCo-v2 pre-training
-                  --preset ${Object.keys(PRETRAIN_PRESETS).join('|')} (default ${DEFAULT_PRESET}); a --config file may name one too.
                   Flags win over the config file, which wins over the preset; --arch alone gives that arch's
                   standard width 1 and 7x7 stem. The first progress line names the preset and what differs.
 ${presetHelp('                    ')}
-                  --method densecl|mocov2 --data DIR|builtin --arch resnet18|resnet34|resnet50
-                  --width W --small-stem --epochs N --batch-size B --img-size S --queue-size K --dim D
-                  --lr (per 256 images) --momentum --weight-decay --tau --lambda --ema-momentum --start-iters
-                  --bn-groups G --builtin-images N --seed N --workers N --checkpoint-every N
-                  --out RUNDIR (refused if it holds another run, unless --overwrite)
-                  --init-backbone FILE.safetensors (start both backbones from a torchvision ResNet state dict) --config FILE.json
-                  --resume RUNDIR   continue a run with its saved settings; only --epochs --data --workers
-                                    --checkpoint-every --stop-after --profile may change
-                  --profile N   time N steps per kernel; writes profile.md and trace.json
+${pretrainUsage('                  ')}
+                  --config FILE.json  settings as a JSON object of the same (camelCase) keys; flags win over it
                   --world-size N  require a data-parallel job of N processes (mpirun -np N node dist/cli.mjs pretrain ...);
                                   the batch and --bn-groups are the whole job's; see the README (MPI)
-  profile       profile training steps of a model on synthetic data
-                  --method --arch --width --small-stem --batch-size --img-size --queue-size --steps --out
+  profile       profile training steps of the Trainer on synthetic data
+                  --preset (default profile: ResNet-18, 224 px, batch 8, queue 4096; the rest as paper) and pretrain's
+                  flags for the step (--method --arch --width --small-stem --batch-size --img-size --queue-size --dim
+                  --lr --momentum --weight-decay --tau --lambda --ema-momentum --start-iters --bn-groups --seed)
+                  --steps N (timed steps, default 2) --out DIR (default runs/profile)
   export RUNDIR --format torchvision|detectron2
                 write the pre-trained backbone for PyTorch users (safetensors)
   features      last-stage features of a backbone file on an input (for checking exports)
@@ -87,7 +82,7 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     }
     case 'profile':
-      console.log(await profileModel(resolveOptions(PROFILE_DEFAULTS, flags, 'profile')));
+      console.log(await profileModel(profileOptions(flags)));
       return 0;
     case 'features':
       console.log(`wrote ${await features(resolveOptions(FEATURES_DEFAULTS, flags, 'features'))}`);

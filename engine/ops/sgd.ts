@@ -1,7 +1,9 @@
-// SGD with momentum and weight decay as one fused kernel over a flat parameter store.
+// SGD with momentum and weight decay as an engine op: one fused kernel over a flat parameter
+// store, its gradients and its momentum buffers (the same layout). lr is a uniform (`lr`), so a
+// schedule changes it per step without a new pipeline.
 import sgdSrc from '../../shaders/sgd.wgsl';
-import { FlatStore } from '../../engine/index.js';
-import { live } from '../../engine/uniforms.js';
+import { FlatStore } from '../flat.js';
+import { live } from '../uniforms.js';
 
 export interface SgdOptions {
   momentum: number;
@@ -30,5 +32,10 @@ export class Sgd {
       flops: 6 * n,
       bytes: 20 * n,
     });
+  }
+
+  /** Frees the momentum buffers (the parameter and gradient stores are the model's). */
+  destroy(): void {
+    this.momentum.destroy();
   }
 }

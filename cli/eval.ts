@@ -3,20 +3,20 @@
 // results.json and results.md to --out; seg also writes segmentation.png (images, true and
 // predicted label maps of the first validation images).
 import { writeFileSync } from 'node:fs';
-import { makeFolder } from '../io.js';
+import { makeFolder } from '../train/io.js';
 import { join, resolve } from 'node:path';
-import { init, type Runtime } from '../../engine/index.js';
-import type { Arch } from '../../models/resnet.js';
-import { loadBackbone } from '../backbone.js';
-import { PRETRAIN_PRESETS } from '../presets.js';
+import { init, type Runtime } from '../engine/index.js';
+import type { Arch } from '../models/resnet.js';
+import { loadBackbone } from '../train/backbone.js';
+import { PRETRAIN_PRESETS } from '../train/presets.js';
 
 /** The backbone `npm run train` (the tiny preset) writes. */
 const TRAINED = PRETRAIN_PRESETS.tiny.options;
-import { openClassificationData, openSegmentationData, type EvalData } from '../eval/datasets.js';
-import { extractFeatures, type FeatureSet } from '../eval/features.js';
-import { linearProbe, LINEAR_PROBE_DEFAULTS, type LinearProbeResult } from '../eval/linear-probe.js';
-import { segProbe, SEG_PROBE_DEFAULTS, type SegProbeResult } from '../eval/seg-probe.js';
-import { writeSegmentationPicture } from '../eval/picture.js';
+import { openClassificationData, openSegmentationData, type EvalData } from '../train/eval/datasets.js';
+import { extractFeatures, type FeatureSet } from '../train/eval/features.js';
+import { linearProbe, LINEAR_PROBE_DEFAULTS, type LinearProbeResult } from '../train/eval/linear-probe.js';
+import { segProbe, SEG_PROBE_DEFAULTS, type SegProbeResult } from '../train/eval/seg-probe.js';
+import { writeSegmentationPicture } from '../train/eval/picture.js';
 
 const COMMON = {
   backbone: '',

@@ -1,18 +1,18 @@
-// The contrastive loss (engine/ops/contrastive.ts) as a GEMM and per-row kernels, the variant
+// The contrastive loss (models/ops/contrastive.ts) as a GEMM and per-row kernels, the variant
 // for lavapipe. The R x (K+1) logits need not exist whole: for each chunk of rows the negative
 // logits come from one GEMM (q_chunk . queue^T), an online log-sum-exp kernel turns them into
 // per-row losses, and the backward recomputes the chunk (unless all logits fit in the budget
 // and were kept), turns it into softmax weights in place and multiplies back by the queue.
-import lseSrc from '../../shaders/contrastive_lse.wgsl';
-import gradSrc from '../../shaders/contrastive_grad.wgsl';
-import { Tensor } from '../tensor.js';
-import { record } from '../autograd.js';
-import { empty } from './alloc.js';
-import { gemm } from './matmul.js';
-import { slice, copyRows } from './slice.js';
-import { sum } from './reduce.js';
-import { reshape } from './shape.js';
-import { unaryMap } from './pointwise.js';
+import lseSrc from '../../shaders/densecl/contrastive_lse.wgsl';
+import gradSrc from '../../shaders/densecl/contrastive_grad.wgsl';
+import { Tensor } from '../../engine/tensor.js';
+import { record } from '../../engine/autograd.js';
+import { empty } from '../../engine/ops/alloc.js';
+import { gemm } from '../../engine/ops/matmul.js';
+import { slice, copyRows } from '../../engine/ops/slice.js';
+import { sum } from '../../engine/ops/reduce.js';
+import { reshape } from '../../engine/ops/shape.js';
+import { unaryMap } from '../../engine/ops/pointwise.js';
 
 /** Inputs checked by queueContrastiveLoss. `maxLogitBytes`: the largest logits block kept, in bytes. */
 export function gemmContrastiveLoss(q: Tensor, pos: Tensor, queue: Tensor, tau: number, maxLogitBytes: number | undefined, op: string): Tensor {
