@@ -109,13 +109,16 @@ export async function pretrain(o: PretrainOptions, runtime?: Runtime, comm: Comm
         `${totalSteps} steps of batch ${B} at ${S}x${S}${job}, queue ${o.queueSize}, lr ${trainer.lrAt(0).toExponential(2)} -> ${runDir}`,
     );
 
-    let pending: Promise<StepStats> | null = null;
+    // The step in flight, with how long it waited for its batch and how long issuing it took
+    // (with one step in flight, a wait is time the GPU went without work).
+    let pending: { stats: Promise<StepStats>; dataWaitMs: number; issueMs: number } | null = null;
     // Images/s over the last steps to finish; the first step (shader compilation) starts the clock.
     const finished: number[] = [];
     // Figures are read one step late, so the GPU never waits for the CPU to look at them.
     const settle = async (): Promise<void> => {
       if (!pending) return;
-      const p = await pending;
+      const { dataWaitMs, issueMs } = pending;
+      const p = await pending.stats;
       pending = null;
       if (!Number.isFinite(p.loss)) throw stopped(`the loss became ${p.loss} at step ${p.step}`);
       losses.push(p.loss);
@@ -134,6 +137,8 @@ export async function pretrain(o: PretrainOptions, runtime?: Runtime, comm: Comm
         lossDense: p.lossDense,
         lr: p.lr,
         etaSec: imagesPerSec > 0 ? ((totalSteps - p.step - 1) * B) / imagesPerSec : Number.NaN,
+        dataWaitMs: Math.round(dataWaitMs * 10) / 10,
+        issueMs: Math.round(issueMs * 10) / 10,
       };
       if (!folder) return;
       // Data-parallel steps also log where their communication time went (rank 0's view).
@@ -158,18 +163,26 @@ export async function pretrain(o: PretrainOptions, runtime?: Runtime, comm: Comm
     const profiler = o.profile > 0 ? new StepProfiler(rt) : null;
     const endStep = o.stopAfter > 0 ? Math.min(totalSteps, firstStep + o.stopAfter) : totalSteps;
     while (trainer.steps < endStep) {
+      const waitStart = performance.now();
       const batch = await data.next();
+      const dataWaitMs = performance.now() - waitStart;
       // --profile N: steps after two warm-up steps (shader compilation) are timed per kernel.
       const profiled = profiler !== null && trainer.steps >= firstStep + 2 && profiler.steps < o.profile;
       let stats: Promise<StepStats> | null = null;
-      if (profiled) await profiler.run(() => (stats = trainer.trainStep(batch.q, batch.k)));
-      else stats = trainer.trainStep(batch.q, batch.k);
+      let issueMs = 0;
+      const issue = () => {
+        const t0 = performance.now();
+        stats = trainer.trainStep(batch.q, batch.k);
+        issueMs = performance.now() - t0;
+      };
+      if (profiled) await profiler.run(issue);
+      else issue();
       if (profiled && profiler.steps === o.profile) {
         profiler.write(runDir, `${o.method} ${o.arch} training steps of ${runDir}`);
         progress!.note(`profile of ${o.profile} step(s): ${join(runDir, 'profile.md')}, trace ${join(runDir, 'trace.json')}`);
       }
       await settle();
-      pending = stats;
+      pending = { stats: stats!, dataWaitMs, issueMs };
       if (trainer.steps % o.checkpointEvery === 0 && trainer.steps < endStep) await checkpoint();
     }
     await checkpoint();

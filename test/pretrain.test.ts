@@ -68,6 +68,12 @@ t('a resumed run continues exactly where the interrupted one stopped', async () 
   const b = logLosses(cut);
   assert.equal([...b.keys()], [1, 2, 3, 4]);
   for (const [step, loss] of a) assert.ok(Math.abs(loss - b.get(step)!) <= 1e-5 * Math.abs(loss), `step ${step}: ${loss} vs ${b.get(step)}`);
+  // Each logged step says how long it waited for its batch and how long issuing it took.
+  for (const line of readFileSync(join(whole.runDir, 'log.jsonl'), 'utf8').trim().split('\n')) {
+    const r = JSON.parse(line) as { dataWaitMs: number; issueMs: number };
+    assert.ok(r.dataWaitMs >= 0 && r.issueMs > 0, `data wait ${r.dataWaitMs} ms, issue ${r.issueMs} ms`);
+  }
+  assert.match(said.join(''), /\| data wait \d+ ms, issue \d+ ms/);
 });
 
 t('the exported backbone has torchvision keys, BN statistics and no heads', () => {

@@ -11,6 +11,9 @@ export interface StepFigures {
   lossDense: number | null;
   lr: number;
   etaSec: number;
+  /** How long the step waited for its batch from the loader, and how long issuing it took (ms). */
+  dataWaitMs?: number;
+  issueMs?: number;
 }
 
 export function formatDuration(sec: number): string {
@@ -29,7 +32,8 @@ export function formatFigures(f: StepFigures, width = 24): string {
   const dense = f.lossDense === null ? '' : ` dense ${f.lossDense.toFixed(4)}`;
   return (
     `${bar} step ${f.step}/${f.totalSteps} ep ${f.epoch + 1}/${f.epochs} | ${f.imagesPerSec.toFixed(1)} img/s | ` +
-    `loss ${f.loss.toFixed(4)} (global ${f.lossGlobal.toFixed(4)}${dense}) | lr ${f.lr.toExponential(2)} | ETA ${formatDuration(f.etaSec)}`
+    `loss ${f.loss.toFixed(4)} (global ${f.lossGlobal.toFixed(4)}${dense}) | lr ${f.lr.toExponential(2)} | ETA ${formatDuration(f.etaSec)}` +
+    (f.dataWaitMs === undefined ? '' : ` | data wait ${f.dataWaitMs.toFixed(0)} ms, issue ${(f.issueMs ?? 0).toFixed(0)} ms`)
   );
 }
 
