@@ -70,16 +70,19 @@ export interface StepPlan {
 
 /** One encoder pass (see DenseCL.encode). */
 export interface KeyOutputs {
-  b: Tensor;
-  g: Tensor;
-  grid: Tensor | null;
-  pooled: Tensor | null;
+  /** Backbone features [N, C, S2], L2-normalised over C (for the correspondence; no gradient). */
+  features: Tensor;
+  /** The global head's embedding [N, dim]. */
+  globalEmbedding: Tensor;
+  /** DenseCL: the dense head's embeddings [N, dim, S2] and their average [N, dim] (the second queue's keys). */
+  denseGrid: Tensor | null;
+  densePooled: Tensor | null;
 }
 
 /** The keys of a step: `own` in this batch's query order, `enqueue` the job batch's keys in data order. */
 export interface StepKeys {
   own: KeyOutputs;
-  enqueue: Pick<KeyOutputs, 'g' | 'pooled'>;
+  enqueue: Pick<KeyOutputs, 'globalEmbedding' | 'densePooled'>;
 }
 
 export class DenseCL {
@@ -142,13 +145,13 @@ export class DenseCL {
     const hidden = relu(linear(pooledFeats, state.p('neck.mlp.0.weight'), state.p('neck.mlp.0.bias')));
     const g = l2Normalize(linear(hidden, state.p('neck.mlp.2.weight'), state.p('neck.mlp.2.bias')), 1);
     const b = noGrad(() => l2Normalize(reshape(feats, [N, C, H * W]), 1));
-    if (this.cfg.method !== 'densecl') return { b, g, grid: null, pooled: null };
+    if (this.cfg.method !== 'densecl') return { features: b, globalEmbedding: g, denseGrid: null, densePooled: null };
     const h2 = relu(conv2d(feats, state.p('neck.mlp2.0.weight'), state.p('neck.mlp2.0.bias')));
     const gridRaw = conv2d(h2, state.p('neck.mlp2.2.weight'), state.p('neck.mlp2.2.bias'));
     const d = this.cfg.dim;
     const pooled = l2Normalize(reshape(adaptiveAvgPool2d(gridRaw, 1), [N, d]), 1);
     const grid = l2Normalize(reshape(gridRaw, [N, d, H * W]), 1);
-    return { b, g, grid, pooled };
+    return { features: b, globalEmbedding: g, denseGrid: grid, densePooled: pooled };
   }
 
   /**
@@ -172,7 +175,7 @@ export class DenseCL {
       const out = this.keyForward(indexSelect(xk, inputOn(this.rt, 'shuffle.perm', v['shuffle.perm'] as Int32Array, [N], 'i32'), 0));
       const undo = inputOn(this.rt, 'shuffle.inverse', v['shuffle.inverse'] as Int32Array, [N], 'i32');
       const un = (t: Tensor | null) => (t ? indexSelect(t, undo, 0) : null);
-      return { b: un(out.b)!, g: un(out.g)!, grid: un(out.grid), pooled: un(out.pooled) };
+      return { features: un(out.features)!, globalEmbedding: un(out.globalEmbedding)!, denseGrid: un(out.denseGrid), densePooled: un(out.densePooled) };
     });
   }
 
@@ -244,7 +247,7 @@ export class DenseCL {
    * and send them while the backbone's backward is recorded and runs.
    */
   trainStepWithKeys(xq: Tensor, keys: StepKeys, stepIndex: number, headsDone?: () => void): StepOutput {
-    const plan = this.planStep(stepIndex, keys.enqueue.g.shape[0]);
+    const plan = this.planStep(stepIndex, keys.enqueue.globalEmbedding.shape[0]);
     const out = this.keyedStep(xq, keys, plan, headsDone);
     this.finishStep(plan);
     return out;
@@ -270,20 +273,20 @@ export class DenseCL {
   }
 
   private lossStep(q: KeyOutputs, keys: StepKeys, plan: StepPlan, afterBackward?: () => void): StepOutput {
-    const N = q.g.shape[0];
+    const N = q.globalEmbedding.shape[0];
     const k = keys.own;
     const tau = this.cfg.tau;
-    const lossGlobal = queueContrastiveLoss(q.g, sum(mul(q.g, k.g), 1), this.queues.get('queue'), { tau });
+    const lossGlobal = queueContrastiveLoss(q.globalEmbedding, sum(mul(q.globalEmbedding, k.globalEmbedding), 1), this.queues.get('queue'), { tau });
     let lossDense: Tensor | null = null;
     let correspondence: Tensor | null = null;
     let loss = lossGlobal;
     if (this.cfg.method === 'densecl') {
-      const [, d, S2] = q.grid!.shape;
-      const ind = (correspondence = denseCorrespondence(q.b, k.b));
+      const [, d, S2] = q.denseGrid!.shape;
+      const ind = (correspondence = denseCorrespondence(q.features, k.features));
       const index = expandTo(reshape(ind, [N, 1, S2]), [N, d, S2]);
-      const matchedKeys = gather(k.grid!, index, 2);
-      const posDense = reshape(sum(mul(q.grid!, matchedKeys), 1), [N * S2]);
-      const rows = reshape(permute(q.grid!, [0, 2, 1]), [N * S2, d]);
+      const matchedKeys = gather(k.denseGrid!, index, 2);
+      const posDense = reshape(sum(mul(q.denseGrid!, matchedKeys), 1), [N * S2]);
+      const rows = reshape(permute(q.denseGrid!, [0, 2, 1]), [N * S2, d]);
       lossDense = queueContrastiveLoss(rows, posDense, this.queues.get('queue2'), { tau });
       const lambda = plan.lambda;
       loss = add(affine(lossGlobal, 1 - lambda, 0), affine(lossDense, lambda, 0));
@@ -292,8 +295,8 @@ export class DenseCL {
     afterBackward?.();
     noGrad(() => {
       const rows = this.stepValues(plan);
-      this.enqueue('queue', keys.enqueue.g, rows['queue.row'] as number);
-      if (keys.enqueue.pooled) this.enqueue('queue2', keys.enqueue.pooled, rows['queue2.row'] as number);
+      this.enqueue('queue', keys.enqueue.globalEmbedding, rows['queue.row'] as number);
+      if (keys.enqueue.densePooled) this.enqueue('queue2', keys.enqueue.densePooled, rows['queue2.row'] as number);
     });
     return { loss, lossGlobal, lossDense, correspondence };
   }

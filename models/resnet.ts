@@ -78,7 +78,7 @@ export class ResNet {
       }
     });
     this.outChannels = inC;
-    this.stride = cfg.smallStem ? 8 : 32;
+    this.stride = outputStride(cfg.smallStem);
   }
 
   private convBn(): { conv: ConvDef; bn: string }[] {
@@ -146,4 +146,9 @@ export class ResNet {
     }
     return h;
   }
+}
+
+/** Total stride from input to the last feature map: 32 (7x7 stride-2 stem and max-pool), 8 with the small stem. */
+export function outputStride(smallStem: boolean): number {
+  return smallStem ? 8 : 32;
 }

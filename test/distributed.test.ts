@@ -115,15 +115,15 @@ t('unshuffle puts gathered keys back in data order, for this rank and for the qu
       for (let i = 0; i < n; i++) for (let e = 0; e < sizes[part]; e++) gathered[at++] = 10 * perm[w * n + i] + part;
     }
   }
-  const shapes = { dim: 1, b: [2, 1], grid: [1, 2], dense: true, sizes };
+  const shapes = { dim: 1, features: [2, 1], denseGrid: [1, 2], dense: true, sizes };
   for (const rank of [0, 1]) {
     const k = unshuffle(gathered, perm, shapes, rank, n);
     const mine = [0, 1, 2].map((i) => rank * n + i);
-    assert.equal([...k.own.b], mine.flatMap((img) => [10 * img, 10 * img]));
-    assert.equal([...k.own.g], mine.map((img) => 10 * img + 1));
-    assert.equal([...k.own.grid!], mine.flatMap((img) => [10 * img + 2, 10 * img + 2]));
-    assert.equal([...k.all.g], [0, 1, 2, 3, 4, 5].map((img) => 10 * img + 1));
-    assert.equal([...k.all.pooled!], [0, 1, 2, 3, 4, 5].map((img) => 10 * img + 3));
+    assert.equal([...k.own.features], mine.flatMap((img) => [10 * img, 10 * img]));
+    assert.equal([...k.own.globalEmbedding], mine.map((img) => 10 * img + 1));
+    assert.equal([...k.own.denseGrid!], mine.flatMap((img) => [10 * img + 2, 10 * img + 2]));
+    assert.equal([...k.all.globalEmbedding], [0, 1, 2, 3, 4, 5].map((img) => 10 * img + 1));
+    assert.equal([...k.all.densePooled!], [0, 1, 2, 3, 4, 5].map((img) => 10 * img + 3));
   }
 });
 

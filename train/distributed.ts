@@ -139,7 +139,7 @@ export class DataParallel {
     }
     const staged = scope(() => {
       const out = model.keyForward(tensorOn(rt, slice, [n, 3, imgSize, imgSize]));
-      return stageConcat(rt, [out.b, out.g, out.grid, out.pooled], 'dp.keys');
+      return stageConcat(rt, [out.features, out.globalEmbedding, out.denseGrid, out.densePooled], 'dp.keys');
     });
     const shapes = keyShapes(model, imgSize);
     const localKeys = await staged.readback.take(staged.count).finally(() => staged.readback.destroy());
@@ -155,8 +155,8 @@ export class DataParallel {
       model.query.zeroGrad();
       const up = (v: Float32Array | null, shape: number[]) => (v ? tensorOn(rt, v, shape) : null);
       const stepKeys: StepKeys = {
-        own: { b: up(keys.own.b, [n, ...shapes.b])!, g: up(keys.own.g, [n, shapes.dim])!, grid: up(keys.own.grid, [n, ...shapes.grid]), pooled: null },
-        enqueue: { g: up(keys.all.g, [B, shapes.dim])!, pooled: up(keys.all.pooled, [B, shapes.dim]) },
+        own: { features: up(keys.own.features, [n, ...shapes.features])!, globalEmbedding: up(keys.own.globalEmbedding, [n, shapes.dim])!, denseGrid: up(keys.own.denseGrid, [n, ...shapes.denseGrid]), densePooled: null },
+        enqueue: { globalEmbedding: up(keys.all.globalEmbedding, [B, shapes.dim])!, densePooled: up(keys.all.densePooled, [B, shapes.dim]) },
       };
       const out = model.trainStepWithKeys(tensorOn(rt, xq, [n, 3, imgSize, imgSize]), stepKeys, stepIndex, () => this.stage(true));
       [out.loss, out.lossGlobal, out.lossDense].forEach((t, i) => {
@@ -243,25 +243,25 @@ export class DataParallel {
 export interface KeyShapes {
   dim: number;
   /** Per-image shapes of the backbone features [C, S2] and the dense grid [dim, S2] (DenseCL). */
-  b: number[];
-  grid: number[];
+  features: number[];
+  denseGrid: number[];
   dense: boolean;
-  /** Values per image of b, g, grid, pooled (the last two only for DenseCL), in the order they are staged. */
+  /** Values per image of the features, global embedding, dense grid and pooled dense embedding (the last two only for DenseCL), in the order they are staged. */
   sizes: number[];
 }
 
 function keyShapes(model: DenseCL, imgSize: number): KeyShapes {
-  const cells = (imgSize / (model.cfg.smallStem ? 8 : 32)) ** 2;
+  const cells = (imgSize / model.backbone.stride) ** 2;
   const C = model.backbone.outChannels;
   const dim = model.cfg.dim;
   const dense = model.cfg.method === 'densecl';
   const sizes = dense ? [C * cells, dim, dim * cells, dim] : [C * cells, dim];
-  return { dim, b: [C, cells], grid: [dim, cells], dense, sizes };
+  return { dim, features: [C, cells], denseGrid: [dim, cells], dense, sizes };
 }
 
 /**
  * The gathered key outputs ([rank][part][image] blocks, images in shuffled order) put back in
- * data order: this rank's images' keys for the loss, and every image's g / pooled to enqueue.
+ * data order: this rank's images' keys for the loss, and every image's global embedding and pooled dense embedding to enqueue.
  */
 export function unshuffle(
   gathered: Float32Array,
@@ -269,7 +269,7 @@ export function unshuffle(
   shapes: KeyShapes,
   rank: number,
   n: number,
-): { own: { b: Float32Array; g: Float32Array; grid: Float32Array | null }; all: { g: Float32Array; pooled: Float32Array | null } } {
+): { own: { features: Float32Array; globalEmbedding: Float32Array; denseGrid: Float32Array | null }; all: { globalEmbedding: Float32Array; densePooled: Float32Array | null } } {
   const B = perm.length;
   const { sizes } = shapes;
   const perRank = n * sizes.reduce((a, s) => a + s, 0);
@@ -290,8 +290,8 @@ export function unshuffle(
   const mine = Array.from({ length: n }, (_, i) => rank * n + i);
   const everyone = Array.from({ length: B }, (_, i) => i);
   return {
-    own: { b: collect(0, mine), g: collect(1, mine), grid: shapes.dense ? collect(2, mine) : null },
-    all: { g: collect(1, everyone), pooled: shapes.dense ? collect(3, everyone) : null },
+    own: { features: collect(0, mine), globalEmbedding: collect(1, mine), denseGrid: shapes.dense ? collect(2, mine) : null },
+    all: { globalEmbedding: collect(1, everyone), densePooled: shapes.dense ? collect(3, everyone) : null },
   };
 }
 

@@ -1,6 +1,8 @@
 // The checks a training step's settings must pass before a model is built, in one place: the
 // Trainer names the settings as its options (batchSize), `densecl pretrain` and `densecl
 // profile` as their flags (--batch-size), through `name`.
+import { outputStride } from '../models/resnet.js';
+
 const METHODS = ['densecl', 'mocov2'];
 const ARCHS = ['resnet18', 'resnet34', 'resnet50'];
 
@@ -33,7 +35,7 @@ export function checkStepSettings(o: StepSettings, processes: number, name: (key
   if (o.batchSize % processes !== 0 || o.bnGroups % processes !== 0) {
     fail(`${batch} ${o.batchSize} and ${groups} ${o.bnGroups} must both be divisible by the ${processes} processes of the job: they are the whole job's, and each process takes an equal share of both`);
   }
-  const stride = o.smallStem ? 8 : 32;
+  const stride = outputStride(o.smallStem);
   if (!Number.isInteger(o.imgSize) || o.imgSize < stride) {
     fail(`${name('imgSize')} ${o.imgSize} is smaller than the network's stride ${stride}; use at least ${stride}${o.smallStem ? '' : ` or ${name('smallStem')}`}`);
   }
