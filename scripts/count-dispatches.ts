@@ -1,0 +1,54 @@
+// Dispatches per training step, by op and kernel, and the JS+GPU time of a step on this adapter.
+//   node scripts/count-dispatches.mjs [--arch resnet50] [--width 0.25] [--img 64] [--batch 4] [--steps 4]
+import { init } from '../engine/index.js';
+import type { DispatchInfo } from '../engine/runtime.js';
+import { Trainer } from '../train/trainer.js';
+import { Rng } from '../engine/random.js';
+import type { Arch } from '../models/resnet.js';
+
+const argv = process.argv.slice(2);
+const arg = (name: string, dflt: string) => {
+  const i = argv.indexOf(`--${name}`);
+  return i >= 0 ? argv[i + 1] : dflt;
+};
+const arch = arg('arch', 'resnet50') as Arch;
+const width = Number(arg('width', '0.25'));
+const imgSize = Number(arg('img', '64'));
+const batchSize = Number(arg('batch', '4'));
+const steps = Number(arg('steps', '4'));
+
+const rt = await init({ quiet: true });
+const trainer = new Trainer(rt, { arch, width, imgSize, batchSize, smallStem: false, bnGroups: 2, queueSize: 4 * batchSize, dim: 32 });
+const rng = new Rng(7);
+const n = batchSize * 3 * imgSize * imgSize;
+const batch = () => Float32Array.from({ length: n }, () => rng.normal());
+const q = batch();
+const k = batch();
+
+const counts = new Map<string, number>();
+let counting = false;
+rt.observer = {
+  timestampWrites(info: DispatchInfo) {
+    if (counting) counts.set(`${info.op} | ${info.kernel.split('(')[0].trim()}`, (counts.get(`${info.op} | ${info.kernel.split('(')[0].trim()}`) ?? 0) + 1);
+    return undefined;
+  },
+  beforeSubmit() {},
+  afterSubmit() {},
+};
+await trainer.trainStep(q, k); // compiles the pipelines
+const perStep: number[] = [];
+const ms: number[] = [];
+for (let s = 0; s < steps; s++) {
+  counting = s === 0;
+  const d0 = rt.stats.dispatches;
+  const t0 = performance.now();
+  await trainer.trainStep(q, k);
+  ms.push(performance.now() - t0);
+  perStep.push(rt.stats.dispatches - d0);
+}
+console.log(`adapter: ${rt.adapterDescription}`);
+console.log(`${arch} width ${width} ${imgSize}px batch ${batchSize}: dispatches per step ${perStep.join(', ')}`);
+console.log(`ms per step: ${ms.map((m) => m.toFixed(0)).join(', ')} (median ${[...ms].sort((a, b) => a - b)[ms.length >> 1].toFixed(0)})`);
+for (const [key, c] of [...counts].sort((a, b) => b[1] - a[1])) console.log(`${String(c).padStart(5)}  ${key}`);
+trainer.destroy?.();
+process.exit(0);
