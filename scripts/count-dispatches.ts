@@ -1,6 +1,6 @@
 // Dispatches per training step, by op and kernel, and the JS+GPU time of a step on this adapter.
 //   node scripts/count-dispatches.mjs [--arch resnet50] [--width 0.25] [--img 64] [--batch 4] [--steps 4]
-import { init } from '../engine/index.js';
+import { init, profile } from '../engine/index.js';
 import type { DispatchInfo } from '../engine/runtime.js';
 import { Trainer } from '../train/trainer.js';
 import { Rng } from '../engine/random.js';
@@ -38,17 +38,40 @@ rt.observer = {
 await trainer.trainStep(q, k); // compiles the pipelines
 const perStep: number[] = [];
 const ms: number[] = [];
+// CPU time of the whole process (JS and lavapipe's worker threads): steadier than wall time on a shared machine.
+const cpu: number[] = [];
 for (let s = 0; s < steps; s++) {
   counting = s === 0;
   const d0 = rt.stats.dispatches;
   const t0 = performance.now();
+  const c0 = process.cpuUsage();
   await trainer.trainStep(q, k);
+  const c1 = process.cpuUsage(c0);
   ms.push(performance.now() - t0);
+  cpu.push((c1.user + c1.system) / 1000);
   perStep.push(rt.stats.dispatches - d0);
 }
 console.log(`adapter: ${rt.adapterDescription}`);
 console.log(`${arch} width ${width} ${imgSize}px batch ${batchSize}: dispatches per step ${perStep.join(', ')}`);
-console.log(`ms per step: ${ms.map((m) => m.toFixed(0)).join(', ')} (median ${[...ms].sort((a, b) => a - b)[ms.length >> 1].toFixed(0)})`);
+const median = (v: number[]) => [...v].sort((a, b) => a - b)[v.length >> 1].toFixed(0);
+console.log(`wall ms per step: ${ms.map((m) => m.toFixed(0)).join(', ')} (median ${median(ms)})`);
+console.log(`CPU ms per step (process, all threads): ${cpu.map((m) => m.toFixed(0)).join(', ')} (median ${median(cpu)})`);
 for (const [key, c] of [...counts].sort((a, b) => b[1] - a[1])) console.log(`${String(c).padStart(5)}  ${key}`);
-trainer.destroy?.();
+rt.observer = null;
+if (argv.includes('--profile')) {
+  // GPU ms per kernel (timestamp queries) over one step, by shader.
+  let pending: Promise<unknown> | null = null;
+  const res = await profile(rt, () => {
+    pending = trainer.trainStep(q, k);
+  });
+  await pending;
+  const byKernel = new Map<string, number>();
+  for (const r of res.records) byKernel.set(r.kernel.split('[')[0], (byKernel.get(r.kernel.split('[')[0]) ?? 0) + r.gpuMs);
+  const total = res.records.reduce((a, r) => a + r.gpuMs, 0);
+  console.log(`profiled step: ${total.toFixed(1)} ms of kernel time (${res.method})`);
+  for (const [name, t] of [...byKernel].sort((a, b) => b[1] - a[1]).slice(0, 15)) console.log(`${t.toFixed(1).padStart(8)} ms  ${name}`);
+  const bn = [...byKernel].filter(([name]) => name.startsWith('batchnorm')).reduce((a, [, t]) => a + t, 0);
+  console.log(`batch norm kernels: ${bn.toFixed(1)} ms`);
+}
+trainer.destroy();
 process.exit(0);

@@ -1,10 +1,12 @@
 // The fused forms of batchNorm2d against the unfused ops composed: a residual added before the
 // ReLU (a ResNet block's tail), a gradient of several terms summed in the kernels, and weight
-// and bias gradients added straight into existing .grad tensors; plus finite differences.
+// and bias gradients added straight into existing .grad tensors; plus finite differences, and
+// a plain CPU loop for the one-pass (small channel) and two-pass statistics kernels.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { gpu, assertClose, randomArray, gradCheck } from './helpers.js';
 import { tensor, backward, batchNorm2d, add, mul, relu, sum, Tensor } from '../engine/index.js';
+import { ONE_PASS_MAX } from '../engine/ops/batchnorm.js';
 
 const t = suite('batch norm fused with the residual add and ReLU');
 t.before(async () => {
@@ -55,8 +57,9 @@ async function run(shape: number[], groups: number, uses: number, fused: boolean
     ? batchNorm2d(x, w, b, rm, rv, { ...opts, relu: true, residual: r })
     : relu(add(batchNorm2d(x, w, b, rm, rv, { ...opts, relu: false }), r));
   backward(objective(y, uses, 5));
-  const out = { y: await y.data(), rm: await rm.data(), rv: await rv.data() } as Record<string, Float32Array>;
-  for (const [name, leaf] of Object.entries({ x, w, b, r })) out[`d${name}`] = await leaf.grad!.data();
+  const read = async (v: Tensor) => Float32Array.from(await v.data());
+  const out: Record<string, Float32Array> = { y: await read(y), rm: await read(rm), rv: await read(rv) };
+  for (const [name, leaf] of Object.entries({ x, w, b, r })) out[`d${name}`] = await read(leaf.grad!);
   return out;
 }
 
@@ -96,6 +99,82 @@ t('finite differences through the fused op (x, weight, bias, residual)', async (
   // with both signs, so central differences do not straddle it.
   const residual = randomArray(size(shape), 14).map((v) => (v < 0 ? -6 : 6));
   await gradCheck(fn, [input(shape, 11), { data: randomArray(C, 12, 0.5, 1.5), shape: [C] }, input([C], 13), { data: residual, shape }], { what: 'fused batch norm' });
+});
+
+/** Forward output, running statistics and gradients of sum(u * relu(bn(x) + r)), in float64 on the CPU. */
+function cpuReference(x: Float32Array, w: Float32Array, b: Float32Array, r: Float32Array, u: Float32Array, shape: number[], G: number, momentum: number, eps: number) {
+  const [N, C, H, W] = shape;
+  const HW = H * W;
+  const per = N / G;
+  const m = per * HW;
+  const y = new Float64Array(x.length);
+  const out = { y, dx: new Float64Array(x.length), dr: new Float64Array(x.length), dw: new Float64Array(C), db: new Float64Array(C), rm: new Float64Array(C), rv: new Float64Array(C).fill(1) };
+  const at = (n: number, c: number, i: number) => (n * C + c) * HW + i;
+  for (let c = 0; c < C; c++) {
+    let meanSum = 0;
+    let varSum = 0;
+    for (let g = 0; g < G; g++) {
+      const idx: number[] = [];
+      for (let n = g * per; n < (g + 1) * per; n++) for (let i = 0; i < HW; i++) idx.push(at(n, c, i));
+      const mean = idx.reduce((a, j) => a + x[j], 0) / m;
+      const v = idx.reduce((a, j) => a + (x[j] - mean) ** 2, 0) / m;
+      const invstd = 1 / Math.sqrt(v + eps);
+      let sdz = 0;
+      let sdzx = 0;
+      for (const j of idx) {
+        const xhat = (x[j] - mean) * invstd;
+        y[j] = Math.max(xhat * w[c] + b[c] + r[j], 0);
+        const dz = y[j] > 0 ? u[j] : 0;
+        out.dr[j] = dz;
+        sdz += dz;
+        sdzx += dz * xhat;
+      }
+      for (const j of idx) {
+        const xhat = (x[j] - mean) * invstd;
+        out.dx[j] = (w[c] * invstd / m) * (m * out.dr[j] - sdz - xhat * sdzx);
+      }
+      out.dw[c] += sdzx;
+      out.db[c] += sdz;
+      meanSum += mean;
+      varSum += (v * m) / (m - 1);
+    }
+    out.rm[c] = momentum * (meanSum / G);
+    out.rv[c] = 1 - momentum + momentum * (varSum / G);
+  }
+  return out;
+}
+
+t('one-pass (small channels) and two-pass statistics match a CPU loop', async () => {
+  // [N, C, H, W], BN groups, which kernels: vec4 and scalar planes on both sides of ONE_PASS_MAX.
+  const cases: [number[], number, boolean][] = [
+    [[4, 3, 8, 8], 2, true],
+    [[4, 2, 5, 7], 1, true],
+    [[5, 2, 64, 64], 1, false],
+    [[9, 2, 45, 45], 3, false],
+  ];
+  for (const [shape, G, onePass] of cases) {
+    const [N, C, H, W] = shape;
+    assert.is(N * H * W <= ONE_PASS_MAX, onePass, `[${shape}] takes the ${onePass ? 'one' : 'two'}-pass kernels`);
+    const n = size(shape);
+    const data = { x: randomArray(n, 21, -2, 3), w: randomArray(C, 22, 0.5, 1.5), b: randomArray(C, 23), r: randomArray(n, 24), u: randomArray(n, 25) };
+    const x = tensor(data.x, shape).requireGrad();
+    const w = tensor(data.w, [C]).requireGrad();
+    const b = tensor(data.b, [C]).requireGrad();
+    const r = tensor(data.r, shape).requireGrad();
+    const rm = tensor(new Float32Array(C), [C]);
+    const rv = tensor(new Float32Array(C).fill(1), [C]);
+    const y = batchNorm2d(x, w, b, rm, rv, { training: true, groups: G, relu: true, residual: r });
+    backward(y, tensor(data.u, shape));
+    const want = cpuReference(data.x, data.w, data.b, data.r, data.u, shape, G, 0.1, 1e-5);
+    const what = `[${shape}] groups ${G}`;
+    assertClose(await y.data(), want.y, 1e-4, 1e-5, `${what}: y`);
+    assertClose(await rm.data(), want.rm, 1e-4, 1e-6, `${what}: running mean`);
+    assertClose(await rv.data(), want.rv, 1e-4, 1e-6, `${what}: running var`);
+    assertClose(await x.grad!.data(), want.dx, 1e-3, 1e-5, `${what}: dx`);
+    assertClose(await r.grad!.data(), want.dr, 0, 0, `${what}: dresidual`);
+    assertClose(await w.grad!.data(), want.dw, 1e-4, 1e-3, `${what}: dweight`);
+    assertClose(await b.grad!.data(), want.db, 1e-4, 1e-3, `${what}: dbias`);
+  }
 });
 
 t('a residual of another shape is refused by name', async () => {

@@ -1,8 +1,9 @@
 // BatchNorm2d over [N, C, H, W], with an optional fused residual add and ReLU (a ResNet block's
 // tail) and statistics per group of samples (shuffle-BN on one device). Training: three kernels
 // forward (chunk statistics, a per-channel merge that also updates the running buffers in
-// place, the affine map) and three backward (chunk sums, per-channel merge, input gradient).
-// The backward takes a gradient of two terms unsummed and adds the weight and bias gradients
+// place, the affine map) and three backward (chunk sums, per-channel merge, input gradient);
+// for channels of at most ONE_PASS_MAX values the statistics and the merge are one kernel with
+// a workgroup per channel, forward and backward, so two dispatches each way. The backward takes a gradient of two terms unsummed and adds the weight and bias gradients
 // straight into the parameters' .grad, so neither costs a dispatch of its own. Every reduction
 // has a fixed order: no float atomics, so results are bitwise repeatable. When H*W divides by 4
 // the kernels read vec4.
@@ -13,6 +14,8 @@ import applySrc from '../../shaders/batchnorm_apply.wgsl';
 import gradStatsSrc from '../../shaders/batchnorm_grad_stats.wgsl';
 import gradReduceSrc from '../../shaders/batchnorm_grad_reduce.wgsl';
 import gradInputSrc from '../../shaders/batchnorm_grad_input.wgsl';
+import statsChannelSrc from '../../shaders/batchnorm_stats_channel.wgsl';
+import gradChannelSrc from '../../shaders/batchnorm_grad_channel.wgsl';
 import { Tensor, formatShape } from '../tensor.js';
 import { record, leafGradTarget } from '../autograd.js';
 import { empty, requireF32, sameRuntime } from './alloc.js';
@@ -44,6 +47,15 @@ const MIN_CHUNK = 16;
 /** Elements of type T per invocation in the elementwise passes (16 vec4 ran as fast as a plain
  * vec4 map on lavapipe; 4 paid the index arithmetic too often). */
 const ITEMS = 16;
+/**
+ * Channels of at most this many values (N * H * W) take the one-pass kernels (one workgroup per
+ * channel, so each reads at most 64 KiB: about what the dispatch it saves costs on a GPU; not
+ * measured there). Larger channels keep the two passes, which spread a channel over many
+ * workgroups.
+ */
+export const ONE_PASS_MAX = 16384;
+/** Invocations per workgroup of the one-pass kernels (their WG); invocation 0 merges their results in order. */
+const ONE_PASS_WG = 64;
 
 interface Plan {
   N: number;
@@ -55,6 +67,8 @@ interface Plan {
   hwT: number;
   chunk: number;
   chunks: number;
+  /** The one-pass kernels' cut of a plane (enough chunks per group for the workgroup), or null for two passes. */
+  onePass: { chunk: number; chunks: number } | null;
   blocks: number;
   defines: { T: string; HSUM: string; LANES: number };
   shapes: string;
@@ -66,15 +80,19 @@ function makePlan(x: Tensor, G: number): Plan {
   const hwT = (H * W) / lanes;
   const want = Math.min(hwT, Math.max(MIN_CHUNK, Math.ceil((N * C * hwT) / TARGET_PARTIALS)));
   const chunks = Math.ceil(hwT / want);
+  const per = N / G;
+  const oneChunks = Math.min(Math.ceil(hwT / MIN_CHUNK), Math.ceil(ONE_PASS_WG / per));
+  const oneChunk = Math.ceil(hwT / oneChunks);
   return {
     N,
     C,
     G,
-    per: N / G,
+    per,
     lanes,
     hwT,
     chunk: Math.ceil(hwT / chunks),
     chunks,
+    onePass: N * H * W <= ONE_PASS_MAX ? { chunk: oneChunk, chunks: Math.ceil(hwT / oneChunk) } : null,
     blocks: Math.ceil(hwT / ITEMS),
     defines: lanes === 4 ? { T: 'vec4<f32>', HSUM: 'v.x + v.y + v.z + v.w', LANES: 4 } : { T: 'f32', HSUM: 'v', LANES: 1 },
     shapes: formatShape(x.shape) + (G > 1 ? ` groups=${G}` : ''),
@@ -133,7 +151,18 @@ export function batchNorm2d(x: Tensor, weight: Tensor, bias: Tensor, runningMean
   const n = x.size;
 
   const stats = empty(rt, [G * C * 4], 'f32', op);
-  if (train) {
+  if (train && p.onePass) {
+    const k1 = rt.kernel('batchnorm_stats_channel', statsChannelSrc, p.defines);
+    rt.dispatch(k1, {
+      params: { C, G, per: p.per, hw: p.hwT, chunk: p.onePass.chunk, chunks: p.onePass.chunks, momentum, eps },
+      buffers: [x.buffer(op), weight.buffer(op), bias.buffer(op), runningMean.buffer(op), runningVar.buffer(op), stats.buffer(op)],
+      workgroups: [C, 1, 1],
+      op,
+      flops: 4 * n,
+      bytes: 4 * (n + 6 * C + 4 * G * C),
+      shapes: p.shapes,
+    });
+  } else if (train) {
     const part = empty(rt, [N * C * p.chunks * 2], 'f32', op);
     const ks = rt.kernel('batchnorm_stats', statsSrc, p.defines);
     rt.dispatch(ks, {
@@ -206,33 +235,26 @@ function batchNormBackward(
   // Unused inputs get a stand-in of x's size: x for the mask without a ReLU, dy for dy2.
   const masked = relu ? y : x;
   const second = dy2 ?? dy;
-  const part = empty(rt, [N * C * p.chunks * 2], 'f32', op);
-  const ks = rt.kernel('batchnorm_grad_stats', gradStatsSrc, { ...p.defines, RELU: relu, DY2: dy2 !== null });
-  rt.dispatch(ks, {
-    params: { C, per: p.per, hw: p.hwT, chunk: p.chunk, chunks: p.chunks, planes: N * C },
-    buffers: [dy.buffer(op), x.buffer(op), masked.buffer(op), stats.buffer(op), second.buffer(op), part.buffer(op)],
-    workgroups: rt.grid1d(N * C * p.chunks, ks.iface.workgroupSize[0]),
-    op,
-    flops: (relu ? 5 : 4) * n + (terms - 1) * n,
-    bytes: 4 * (relu ? 2 + terms : 1 + terms) * n + part.size * 4,
-    shapes: p.shapes,
-  });
   const coef = empty(rt, [G * C * 4], 'f32', op);
   const wTarget = leafGradTarget(weight);
   const bTarget = leafGradTarget(bias);
   const accumulate = wTarget !== null && bTarget !== null;
   const dweight = accumulate ? wTarget : empty(rt, [C], 'f32', op);
   const dbias = accumulate ? bTarget : empty(rt, [C], 'f32', op);
-  const kr = rt.kernel('batchnorm_grad_reduce', gradReduceSrc, { ACCUMULATE: accumulate });
-  rt.dispatch(kr, {
-    params: { C, G, per: p.per, chunks: p.chunks, count: p.per * p.hwT * p.lanes, train: train ? 1 : 0 },
-    buffers: [part.buffer(op), weight.buffer(op), stats.buffer(op), coef.buffer(op), dweight.buffer(op), dbias.buffer(op)],
-    workgroups: [Math.ceil(C / kr.iface.workgroupSize[0]), 1, 1],
-    op,
-    flops: 2 * part.size,
-    bytes: 4 * (part.size + 3 * C + 8 * G * C),
-    shapes: p.shapes,
-  });
+  if (p.onePass) {
+    const k1 = rt.kernel('batchnorm_grad_channel', gradChannelSrc, { ...p.defines, RELU: relu, DY2: dy2 !== null, ACCUMULATE: accumulate });
+    rt.dispatch(k1, {
+      params: { C, G, per: p.per, hw: p.hwT, chunk: p.onePass.chunk, chunks: p.onePass.chunks, count: p.per * p.hwT * p.lanes, train: train ? 1 : 0 },
+      buffers: [dy.buffer(op), x.buffer(op), masked.buffer(op), second.buffer(op), weight.buffer(op), stats.buffer(op), coef.buffer(op), dweight.buffer(op), dbias.buffer(op)],
+      workgroups: [C, 1, 1],
+      op,
+      flops: (relu ? 5 : 4) * n + (terms - 1) * n,
+      bytes: 4 * (relu ? 2 + terms : 1 + terms) * n,
+      shapes: p.shapes,
+    });
+  } else {
+    gradSums(dy, second, dy2 !== null, x, masked, weight, stats, coef, dweight, dbias, accumulate, p, train, relu);
+  }
   const wantRes = res !== null && res.requiresGrad;
   if (!x.requiresGrad && !wantRes) return [null, accumulate ? null : dweight, accumulate ? null : dbias];
   const dx = empty(rt, x.shape, 'f32', op);
@@ -252,4 +274,37 @@ function batchNormBackward(
   });
   const grads = [x.requiresGrad ? dx : null, accumulate ? null : dweight, accumulate ? null : dbias];
   return res ? [...grads, wantRes ? dres : null] : grads;
+}
+
+/** The two-pass form of the backward sums: chunk partials, then a per-channel merge into coef, dweight and dbias. */
+function gradSums(
+  dy: Tensor, second: Tensor, twoTerms: boolean, x: Tensor, masked: Tensor, weight: Tensor, stats: Tensor,
+  coef: Tensor, dweight: Tensor, dbias: Tensor, accumulate: boolean, p: Plan, train: boolean, relu: boolean,
+): void {
+  const op = 'batchNorm2d.backward';
+  const rt = x.rt;
+  const { N, C, G } = p;
+  const n = x.size;
+  const part = empty(rt, [N * C * p.chunks * 2], 'f32', op);
+  const ks = rt.kernel('batchnorm_grad_stats', gradStatsSrc, { ...p.defines, RELU: relu, DY2: twoTerms });
+  rt.dispatch(ks, {
+    params: { C, per: p.per, hw: p.hwT, chunk: p.chunk, chunks: p.chunks, planes: N * C },
+    buffers: [dy.buffer(op), x.buffer(op), masked.buffer(op), stats.buffer(op), second.buffer(op), part.buffer(op)],
+    workgroups: rt.grid1d(N * C * p.chunks, ks.iface.workgroupSize[0]),
+    op,
+    flops: (relu ? 5 : 4) * n + (twoTerms ? n : 0),
+    bytes: 4 * ((relu ? 2 : 1) + (twoTerms ? 2 : 1)) * n + part.size * 4,
+    shapes: p.shapes,
+  });
+  const kr = rt.kernel('batchnorm_grad_reduce', gradReduceSrc, { ACCUMULATE: accumulate });
+  rt.dispatch(kr, {
+    params: { C, G, per: p.per, chunks: p.chunks, count: p.per * p.hwT * p.lanes, train: train ? 1 : 0 },
+    buffers: [part.buffer(op), weight.buffer(op), stats.buffer(op), coef.buffer(op), dweight.buffer(op), dbias.buffer(op)],
+    workgroups: [Math.ceil(C / kr.iface.workgroupSize[0]), 1, 1],
+    op,
+    flops: 2 * part.size,
+    bytes: 4 * (part.size + 3 * C + 8 * G * C),
+    shapes: p.shapes,
+  });
+  part.dispose();
 }

@@ -20,8 +20,7 @@ import type { ConvGeometry } from './conv2d_plan.js';
 import { empty } from './alloc.js';
 import { relayoutWeight } from './conv2d_relayout.js';
 import { fillTensor } from './pointwise.js';
-import { sum } from './reduce.js';
-import { reshapeOwned } from './conv2d_pointwise.js';
+import { sumPartials } from './conv2d_pointwise.js';
 
 export interface TiledTile {
   TM: 4 | 8;
@@ -285,12 +284,9 @@ export function inputGradTiled(dy: Tensor, w: Tensor, g: ConvGeometry, plan: Til
   return dx;
 }
 
-export function weightGradTiled(x: Tensor, dy: Tensor, g: ConvGeometry, plan: TiledPlan, op: string): Tensor {
+export function weightGradTiled(x: Tensor, dy: Tensor, g: ConvGeometry, plan: TiledPlan, op: string, into: Tensor | null): Tensor | null {
   const size = g.O * g.C * g.KH * g.KW;
   const partial = empty(x.rt, [plan.chunks, size], 'f32', op);
   run(plan.weightGrad, [x, dy, dy, partial], op, `x${formatShape(x.shape)} dy${formatShape(dy.shape)}`);
-  if (plan.chunks === 1) return reshapeOwned(partial, [g.O, g.C, g.KH, g.KW]);
-  const dw = sum(partial, 0);
-  partial.dispose();
-  return reshapeOwned(dw, [g.O, g.C, g.KH, g.KW]);
+  return sumPartials(partial, [g.O, g.C, g.KH, g.KW], into, op);
 }
