@@ -153,8 +153,11 @@ function weightGradImplicit(x: Tensor, dy: Tensor, plan: ConvPlan, op: string, i
   const p = plan.weightGrad!;
   const rt = x.rt;
   const size = g.O * g.C * g.KH * g.KW;
-  const partial = empty(rt, [p.chunks, size], 'f32', op);
-  rt.dispatch(p.sg8 ? rt.kernel('conv2d_wgrad_sg8', wgradSg8Src, p.defines) : rt.kernel('conv2d_wgrad', wgradSrc, p.defines), {
+  // One chunk with an accumulating .grad: the kernel adds its result there itself.
+  const direct = p.chunks === 1 && into !== null;
+  const partial = direct ? into! : empty(rt, [p.chunks, size], 'f32', op);
+  const defines = direct ? { ...p.defines, ACCUMULATE: true } : p.defines;
+  rt.dispatch(p.sg8 ? rt.kernel('conv2d_wgrad_sg8', wgradSg8Src, defines) : rt.kernel('conv2d_wgrad', wgradSrc, defines), {
     params: { N: g.N, C: g.C, H: g.H, W: g.W, O: g.O, OH: g.OH, OW: g.OW, L: p.lanes, RC: p.rowsPerChunk, R: g.N * g.OH, KH: g.KH, SH: g.SH, PH: g.PH, PW: g.PW, DH: g.DH },
     buffers: [x.buffer(op), dy.buffer(op), dy.buffer(op), partial.buffer(op)],
     workgroups: [p.groups, p.chunks, 1],
@@ -163,6 +166,7 @@ function weightGradImplicit(x: Tensor, dy: Tensor, plan: ConvPlan, op: string, i
     bytes: 4 * (x.size + dy.size + partial.size),
     shapes: `x${formatShape(x.shape)} dy${formatShape(dy.shape)}`,
   });
+  if (direct) return null;
   return sumPartials(partial, [g.O, g.C, g.KH, g.KW], into, op);
 }
 

@@ -286,6 +286,11 @@ export function inputGradTiled(dy: Tensor, w: Tensor, g: ConvGeometry, plan: Til
 
 export function weightGradTiled(x: Tensor, dy: Tensor, g: ConvGeometry, plan: TiledPlan, op: string, into: Tensor | null): Tensor | null {
   const size = g.O * g.C * g.KH * g.KW;
+  // One chunk with an accumulating .grad: the kernel adds its result there itself.
+  if (plan.chunks === 1 && into) {
+    run({ ...plan.weightGrad, defines: { ...plan.weightGrad.defines, ACCUMULATE: true } }, [x, dy, dy, into], op, `x${formatShape(x.shape)} dy${formatShape(dy.shape)}`);
+    return null;
+  }
   const partial = empty(x.rt, [plan.chunks, size], 'f32', op);
   run(plan.weightGrad, [x, dy, dy, partial], op, `x${formatShape(x.shape)} dy${formatShape(dy.shape)}`);
   return sumPartials(partial, [g.O, g.C, g.KH, g.KW], into, op);
