@@ -1,7 +1,7 @@
 // Dispatches per training step, by op and kernel, and the JS+GPU time of a step on this adapter.
 //   node scripts/count-dispatches.mjs [--arch resnet50] [--width 0.25] [--img 64] [--batch 4] [--steps 4] [--gpu-kernels] [--profile]
 // --gpu-kernels takes the kernel families a GPU gets (tiled GEMM, convolution, contrastive and
-// correspondence kernels), so the counts are those of a GPU step; --profile adds GPU ms per kernel.
+// correspondence kernels, one-pass batch norm), so the counts are those of a GPU step; --profile adds GPU ms per kernel.
 import { init, profile } from '../engine/index.js';
 import type { DispatchInfo } from '../engine/runtime.js';
 import { Trainer } from '../train/trainer.js';
@@ -19,7 +19,7 @@ const imgSize = Number(arg('img', '64'));
 const batchSize = Number(arg('batch', '4'));
 const steps = Number(arg('steps', '4'));
 
-const gpuKernels = { gemm: 'tiled', conv: 'tiled', contrastive: 'tiled', correspondence: 'tiled' } as const;
+const gpuKernels = { gemm: 'tiled', conv: 'tiled', contrastive: 'tiled', correspondence: 'tiled', batchnorm: 'one-pass' } as const;
 const rt = await init({ quiet: true, profile: argv.includes('--gpu-kernels') ? { subgroups8: false, kernels: gpuKernels } : {} });
 const trainer = new Trainer(rt, { arch, width, imgSize, batchSize, smallStem: false, bnGroups: 2, queueSize: 4 * batchSize, dim: 32 });
 const rng = new Rng(7);

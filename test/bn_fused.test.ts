@@ -4,9 +4,10 @@
 // a plain CPU loop for the one-pass (small channel) and two-pass statistics kernels.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { gpu, assertClose, randomArray, gradCheck } from './helpers.js';
+import { gpu, runtime, assertClose, randomArray, gradCheck } from './helpers.js';
 import { tensor, backward, batchNorm2d, add, mul, relu, sum, Tensor } from '../engine/index.js';
 import { ONE_PASS_MAX } from '../engine/ops/batchnorm.js';
+import { overrideKernels, type KernelChoices } from '../engine/device-profile.js';
 
 const t = suite('batch norm fused with the residual add and ReLU');
 t.before(async () => {
@@ -63,6 +64,33 @@ async function run(shape: number[], groups: number, uses: number, fused: boolean
   return out;
 }
 
+const CHOICES: KernelChoices['batchnorm'][] = ['two-pass', 'one-pass'];
+
+/** Runs fn under each batch norm kernel choice. */
+async function eachChoice(fn: (choice: KernelChoices['batchnorm']) => Promise<void>): Promise<void> {
+  for (const choice of CHOICES) {
+    const restore = overrideKernels(runtime().profile, { batchnorm: choice });
+    try {
+      await fn(choice);
+    } finally {
+      restore();
+    }
+  }
+}
+
+/** The kernels that fn dispatches. */
+async function kernelsOf(fn: () => Promise<void>): Promise<string[]> {
+  const rt = runtime();
+  const seen: string[] = [];
+  rt.observer = { timestampWrites: (info) => void seen.push(info.kernel), beforeSubmit: () => {}, afterSubmit: () => {} };
+  try {
+    await fn();
+  } finally {
+    rt.observer = null;
+  }
+  return seen;
+}
+
 t('matches relu(add(batchNorm2d(x), r)): output, running statistics, every gradient', async () => {
   // vec4 and scalar planes, one and two BN groups, the output used once, twice (the two gradient
   // terms go to the kernels unsummed) and three times (autograd sums the surplus first).
@@ -72,12 +100,14 @@ t('matches relu(add(batchNorm2d(x), r)): output, running statistics, every gradi
     [[4, 2, 3, 3], 2, 2],
     [[2, 5, 3, 5], 1, 3],
   ];
-  for (const [shape, groups, uses] of cases) {
-    const what = `[${shape}] groups ${groups}, used ${uses}x`;
-    const want = await run(shape, groups, uses, false, null);
-    const got = await run(shape, groups, uses, true, null);
-    for (const key of Object.keys(want)) assertClose(got[key], want[key], 1e-5, 1e-6, `${what}: ${key}`);
-  }
+  await eachChoice(async (choice) => {
+    for (const [shape, groups, uses] of cases) {
+      const what = `${choice} [${shape}] groups ${groups}, used ${uses}x`;
+      const want = await run(shape, groups, uses, false, null);
+      const got = await run(shape, groups, uses, true, null);
+      for (const key of Object.keys(want)) assertClose(got[key], want[key], 1e-5, 1e-6, `${what}: ${key}`);
+    }
+  });
 });
 
 t('weight and bias gradients add to existing .grad tensors', async () => {
@@ -145,36 +175,44 @@ function cpuReference(x: Float32Array, w: Float32Array, b: Float32Array, r: Floa
 }
 
 t('one-pass (small channels) and two-pass statistics match a CPU loop', async () => {
-  // [N, C, H, W], BN groups, which kernels: vec4 and scalar planes on both sides of ONE_PASS_MAX.
-  const cases: [number[], number, boolean][] = [
-    [[4, 3, 8, 8], 2, true],
-    [[4, 2, 5, 7], 1, true],
-    [[5, 2, 64, 64], 1, false],
-    [[9, 2, 45, 45], 3, false],
+  // [N, C, H, W], BN groups: vec4 and scalar planes on both sides of ONE_PASS_MAX.
+  const cases: [number[], number][] = [
+    [[4, 3, 8, 8], 2],
+    [[4, 2, 5, 7], 1],
+    [[5, 2, 64, 64], 1],
+    [[9, 2, 45, 45], 3],
   ];
-  for (const [shape, G, onePass] of cases) {
-    const [N, C, H, W] = shape;
-    assert.is(N * H * W <= ONE_PASS_MAX, onePass, `[${shape}] takes the ${onePass ? 'one' : 'two'}-pass kernels`);
-    const n = size(shape);
-    const data = { x: randomArray(n, 21, -2, 3), w: randomArray(C, 22, 0.5, 1.5), b: randomArray(C, 23), r: randomArray(n, 24), u: randomArray(n, 25) };
-    const x = tensor(data.x, shape).requireGrad();
-    const w = tensor(data.w, [C]).requireGrad();
-    const b = tensor(data.b, [C]).requireGrad();
-    const r = tensor(data.r, shape).requireGrad();
-    const rm = tensor(new Float32Array(C), [C]);
-    const rv = tensor(new Float32Array(C).fill(1), [C]);
-    const y = batchNorm2d(x, w, b, rm, rv, { training: true, groups: G, relu: true, residual: r });
-    backward(y, tensor(data.u, shape));
-    const want = cpuReference(data.x, data.w, data.b, data.r, data.u, shape, G, 0.1, 1e-5);
-    const what = `[${shape}] groups ${G}`;
-    assertClose(await y.data(), want.y, 1e-4, 1e-5, `${what}: y`);
-    assertClose(await rm.data(), want.rm, 1e-4, 1e-6, `${what}: running mean`);
-    assertClose(await rv.data(), want.rv, 1e-4, 1e-6, `${what}: running var`);
-    assertClose(await x.grad!.data(), want.dx, 1e-3, 1e-5, `${what}: dx`);
-    assertClose(await r.grad!.data(), want.dr, 0, 0, `${what}: dresidual`);
-    assertClose(await w.grad!.data(), want.dw, 1e-4, 1e-3, `${what}: dweight`);
-    assertClose(await b.grad!.data(), want.db, 1e-4, 1e-3, `${what}: dbias`);
-  }
+  await eachChoice(async (choice) => {
+    for (const [shape, G] of cases) {
+      const [N, C, H, W] = shape;
+      const onePass = choice === 'one-pass' && N * H * W <= ONE_PASS_MAX;
+      const n = size(shape);
+      const data = { x: randomArray(n, 21, -2, 3), w: randomArray(C, 22, 0.5, 1.5), b: randomArray(C, 23), r: randomArray(n, 24), u: randomArray(n, 25) };
+      const x = tensor(data.x, shape).requireGrad();
+      const w = tensor(data.w, [C]).requireGrad();
+      const b = tensor(data.b, [C]).requireGrad();
+      const r = tensor(data.r, shape).requireGrad();
+      const rm = tensor(new Float32Array(C), [C]);
+      const rv = tensor(new Float32Array(C).fill(1), [C]);
+      const outs: Tensor[] = [];
+      const kernels = await kernelsOf(async () => {
+        outs.push(batchNorm2d(x, w, b, rm, rv, { training: true, groups: G, relu: true, residual: r }));
+        backward(outs[0], tensor(data.u, shape));
+      });
+      const y = outs[0];
+      const what = `${choice} [${shape}] groups ${G}`;
+      assert.is(kernels.some((k) => k.startsWith('batchnorm_stats_channel')), onePass, `${what}: one-pass statistics kernel`);
+      assert.is(kernels.some((k) => k.startsWith('batchnorm_grad_channel')), onePass, `${what}: one-pass backward kernel`);
+      const want = cpuReference(data.x, data.w, data.b, data.r, data.u, shape, G, 0.1, 1e-5);
+      assertClose(await y.data(), want.y, 1e-4, 1e-5, `${what}: y`);
+      assertClose(await rm.data(), want.rm, 1e-4, 1e-6, `${what}: running mean`);
+      assertClose(await rv.data(), want.rv, 1e-4, 1e-6, `${what}: running var`);
+      assertClose(await x.grad!.data(), want.dx, 1e-3, 1e-5, `${what}: dx`);
+      assertClose(await r.grad!.data(), want.dr, 0, 0, `${what}: dresidual`);
+      assertClose(await w.grad!.data(), want.dw, 1e-4, 1e-3, `${what}: dweight`);
+      assertClose(await b.grad!.data(), want.db, 1e-4, 1e-3, `${what}: dbias`);
+    }
+  });
 });
 
 t('a residual of another shape is refused by name', async () => {

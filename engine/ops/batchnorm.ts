@@ -1,9 +1,10 @@
 // BatchNorm2d over [N, C, H, W], with an optional fused residual add and ReLU (a ResNet block's
 // tail) and statistics per group of samples (shuffle-BN on one device). Training: three kernels
 // forward (chunk statistics, a per-channel merge that also updates the running buffers in
-// place, the affine map) and three backward (chunk sums, per-channel merge, input gradient);
-// for channels of at most ONE_PASS_MAX values the statistics and the merge are one kernel with
-// a workgroup per channel, forward and backward, so two dispatches each way. The backward takes a gradient of two terms unsummed and adds the weight and bias gradients
+// place, the affine map) and three backward (chunk sums, per-channel merge, input gradient).
+// Where the device profile says 'one-pass' (GPUs), channels of at most ONE_PASS_MAX values get
+// the statistics and the merge in one kernel with a workgroup per channel, forward and
+// backward, so two dispatches each way. The backward takes a gradient of two terms unsummed and adds the weight and bias gradients
 // straight into the parameters' .grad, so neither costs a dispatch of its own. Every reduction
 // has a fixed order: no float atomics, so results are bitwise repeatable. When H*W divides by 4
 // the kernels read vec4.
@@ -48,10 +49,10 @@ const MIN_CHUNK = 16;
  * vec4 map on lavapipe; 4 paid the index arithmetic too often). */
 const ITEMS = 16;
 /**
- * Channels of at most this many values (N * H * W) take the one-pass kernels (one workgroup per
- * channel, so each reads at most 64 KiB: about what the dispatch it saves costs on a GPU; not
- * measured there). Larger channels keep the two passes, which spread a channel over many
- * workgroups.
+ * Under the 'one-pass' kernel choice, channels of at most this many values (N * H * W) take the
+ * one-pass kernels (one workgroup per channel, so each reads at most 64 KiB: about what the
+ * dispatch it saves costs on a GPU; not measured there). Larger channels keep the two passes,
+ * which spread a channel over many workgroups.
  */
 export const ONE_PASS_MAX = 16384;
 /** Invocations per workgroup of the one-pass kernels (their WG); invocation 0 merges their results in order. */
@@ -74,7 +75,7 @@ interface Plan {
   shapes: string;
 }
 
-function makePlan(x: Tensor, G: number): Plan {
+function makePlan(x: Tensor, G: number, onePassAllowed: boolean): Plan {
   const [N, C, H, W] = x.shape;
   const lanes = (H * W) % 4 === 0 ? 4 : 1;
   const hwT = (H * W) / lanes;
@@ -92,7 +93,7 @@ function makePlan(x: Tensor, G: number): Plan {
     hwT,
     chunk: Math.ceil(hwT / chunks),
     chunks,
-    onePass: N * H * W <= ONE_PASS_MAX ? { chunk: oneChunk, chunks: Math.ceil(hwT / oneChunk) } : null,
+    onePass: onePassAllowed && N * H * W <= ONE_PASS_MAX ? { chunk: oneChunk, chunks: Math.ceil(hwT / oneChunk) } : null,
     blocks: Math.ceil(hwT / ITEMS),
     defines: lanes === 4 ? { T: 'vec4<f32>', HSUM: 'v.x + v.y + v.z + v.w', LANES: 4 } : { T: 'f32', HSUM: 'v', LANES: 1 },
     shapes: formatShape(x.shape) + (G > 1 ? ` groups=${G}` : ''),
@@ -146,7 +147,7 @@ export function batchNorm2d(x: Tensor, weight: Tensor, bias: Tensor, runningMean
   const relu = opts.relu ?? false;
   const res = opts.residual ?? null;
   const train = opts.training;
-  const p = makePlan(x, G);
+  const p = makePlan(x, G, rt.profile.kernels.batchnorm === 'one-pass');
   const { N, C } = p;
   const n = x.size;
 
