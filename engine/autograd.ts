@@ -21,13 +21,25 @@ export function noGrad<T>(fn: () => T): T {
   }
 }
 
-/** Attaches a backward rule to `out` when gradients are on and an input wants one. */
-export function record(out: Tensor, op: string, inputs: Tensor[], backward: GradNode['backward']): Tensor {
+/**
+ * Attaches a backward rule to `out` when gradients are on and an input wants one. With
+ * `gradTerms` > 1 the rule receives up to that many gradient terms unsummed (GradNode).
+ */
+export function record(out: Tensor, op: string, inputs: Tensor[], backward: GradNode['backward'], gradTerms = 1): Tensor {
   if (gradEnabled && inputs.some((t) => t.requiresGrad)) {
     out.requiresGrad = true;
-    out.node = { op, inputs, backward };
+    out.node = { op, inputs, backward, gradTerms };
   }
   return out;
+}
+
+/**
+ * The .grad of a leaf that accumulates its gradient, for a backward rule that adds its gradient
+ * of `t` straight into it (in the kernel that computes it, sparing a separate accumulation) and
+ * returns null for `t`; null when `t` is not such a leaf (the rule then returns the gradient).
+ */
+export function leafGradTarget(t: Tensor): Tensor | null {
+  return t.requiresGrad && !t.node && t.grad ? t.grad : null;
 }
 
 /** A tensor sharing the storage of `t` but cut from the tape. */
@@ -75,7 +87,8 @@ export function runBackward(
   }
   // Every stored gradient is a Tensor object owned by exactly one slot (views share storage
   // cheaply), so each can be disposed as soon as its slot is consumed.
-  const grads = new Map<Tensor, Tensor>([[root, seed]]);
+  // The gradient terms of each tensor not yet back-propagated: one, or up to its rule's gradTerms.
+  const grads = new Map<Tensor, Tensor[]>([[root, [seed]]]);
   const owned = new Set<Tensor>([seed]);
   const own = (gi: Tensor): Tensor => {
     const o = owned.has(gi) ? view(gi) : gi;
@@ -92,12 +105,12 @@ export function runBackward(
   noGrad(() => {
     for (let i = order.length - 1; i >= 0; i--) {
       const t = order[i];
-      const g = grads.get(t);
+      const terms = grads.get(t);
       const node = t.node;
-      if (!g || !node) continue;
+      if (!terms || !node) continue;
       grads.delete(t);
       // A scope per rule frees its temporaries; the returned gradients survive it.
-      const inGrads = scope(() => node.backward(g));
+      const inGrads = scope(() => node.backward(terms[0], terms.slice(1)));
       node.inputs.forEach((input, k) => {
         const gi = inGrads[k];
         if (!gi || !input.requiresGrad) return;
@@ -106,7 +119,9 @@ export function runBackward(
         }
         if (input.node) {
           const prev = grads.get(input);
-          grads.set(input, own(prev ? sum(prev, gi) : gi));
+          if (!prev) grads.set(input, [own(gi)]);
+          else if (prev.length < (input.node.gradTerms ?? 1)) prev.push(own(gi));
+          else prev[prev.length - 1] = own(sum(prev[prev.length - 1], gi));
         } else if (input.grad) {
           accumulate(input.grad, gi);
         } else {
@@ -116,9 +131,11 @@ export function runBackward(
           owned.add(input.grad);
         }
       });
-      owned.delete(g);
-      if (g !== seed) g.dispose();
-      for (const gi of inGrads) if (gi && gi !== g && !owned.has(gi)) gi.dispose();
+      for (const g of terms) {
+        owned.delete(g);
+        if (g !== seed) g.dispose();
+      }
+      for (const gi of inGrads) if (gi && !terms.includes(gi) && !owned.has(gi)) gi.dispose();
     }
   });
 }

@@ -38,6 +38,13 @@ export interface KernelChoices {
   contrastive: 'gemm' | 'tiled';
   /** DenseCL's correspondence argmax: 'direct' (one invocation per cell) or 'tiled'. */
   correspondence: 'direct' | 'tiled';
+  /**
+   * Batch norm statistics and backward sums: 'two-pass' (chunk partials, then a per-channel
+   * merge) or 'one-pass' (a workgroup per channel, one dispatch fewer each way, for channels
+   * of at most ONE_PASS_MAX values; engine/ops/batchnorm.ts). On lavapipe the one-pass
+   * kernels' barriers cost more than the dispatches they save (scripts/count-dispatches.mjs).
+   */
+  batchnorm: 'two-pass' | 'one-pass';
   /** Classic convolutions use the 8-wide subgroup kernels where the device has them; false: the per-lane ones (tests compare the two). */
   convSubgroups: boolean;
   /** One tile for every tiled convolution (tests, benchmarks); null: the default rule's, or the tuner's where tuning is on. */
@@ -79,8 +86,8 @@ export function adapterIdentity(info: Partial<GPUAdapterInfo> | undefined): Adap
 }
 
 const CONV_SETTINGS = { convSubgroups: true, convTile: null, convFoldMinOut: null } as const;
-const CPU_KERNELS: KernelChoices = { gemm: 'lanes', conv: 'classic', contrastive: 'gemm', correspondence: 'direct', ...CONV_SETTINGS };
-const GPU_KERNELS: KernelChoices = { gemm: 'tiled', conv: 'tiled', contrastive: 'tiled', correspondence: 'tiled', ...CONV_SETTINGS };
+const CPU_KERNELS: KernelChoices = { gemm: 'lanes', conv: 'classic', contrastive: 'gemm', correspondence: 'direct', batchnorm: 'two-pass', ...CONV_SETTINGS };
+const GPU_KERNELS: KernelChoices = { gemm: 'tiled', conv: 'tiled', contrastive: 'tiled', correspondence: 'tiled', batchnorm: 'one-pass', ...CONV_SETTINGS };
 
 /** The profile of `device`; `info` is its adapter's (device.adapterInfo where the browser has it). */
 export function deviceProfile(device: GPUDevice, info?: Partial<GPUAdapterInfo>, overrides: ProfileOverrides = {}): DeviceProfile {

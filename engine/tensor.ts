@@ -11,7 +11,14 @@ export type Shape = readonly number[];
 export interface GradNode {
   op: string;
   inputs: Tensor[];
-  backward(grad: Tensor): (Tensor | null)[];
+  /**
+   * The gradient of the output, and when the output was used several times and `gradTerms` > 1,
+   * up to gradTerms - 1 further terms that the rule adds itself (e.g. on read in its kernels),
+   * sparing a separate sum.
+   */
+  backward(grad: Tensor, more: Tensor[]): (Tensor | null)[];
+  /** How many gradient terms the rule takes unsummed (default 1: autograd sums them first). */
+  gradTerms?: number;
 }
 
 /**

@@ -1,8 +1,9 @@
 // ResNet-18/34/50 with torchvision's architecture and parameter names ("pytorch style" v1.5:
 // the stride sits in the 3x3 conv of a bottleneck). Options: a width multiplier, and a
 // small-image stem (3x3 stride-1 conv, no max-pool) for tiny demos. The forward returns the
-// last stage's feature map (after its final ReLU), as DenseCL uses it.
-import { add, relu, type Tensor } from '../engine/index.js';
+// last stage's feature map (after its final ReLU), as DenseCL uses it. A block's last BN, the
+// shortcut add and the ReLU run as one fused op (forward and backward).
+import type { Tensor } from '../engine/index.js';
 import { conv2d } from '../engine/ops/conv2d/index.js';
 import { batchNorm2d } from '../engine/ops/batchnorm.js';
 import { maxPool2d } from '../engine/ops/maxpool.js';
@@ -123,7 +124,7 @@ export class ResNet {
   forward(state: ModelState, x: Tensor, opts: { training: boolean; bnGroups?: number; prefix?: string }): Tensor {
     const pre = opts.prefix ?? '';
     const bnOpts = { training: opts.training, groups: opts.bnGroups ?? 1 };
-    const convBn = (c: ConvDef, bn: string, input: Tensor, withRelu: boolean): Tensor => {
+    const convBn = (c: ConvDef, bn: string, input: Tensor, withRelu: boolean, residual?: Tensor): Tensor => {
       const y = conv2d(input, state.p(pre + c.name + '.weight'), null, { stride: c.stride, padding: c.pad });
       return batchNorm2d(
         y,
@@ -131,18 +132,20 @@ export class ResNet {
         state.p(pre + bn + '.bias'),
         state.buffer(pre + bn + '.running_mean'),
         state.buffer(pre + bn + '.running_var'),
-        { ...bnOpts, relu: withRelu },
+        { ...bnOpts, relu: withRelu, residual },
       );
     };
     let h = convBn(this.stem, 'bn1', x, true);
     if (!this.cfg.smallStem) h = maxPool2d(h, { kernelSize: 3, stride: 2, padding: 1 });
     for (const b of this.blocks) {
+      const identity = b.downsample ? convBn(b.downsample, `${b.prefix}.downsample.1`, h, false) : h;
+      const last = b.convs.length - 1;
       let y = h;
       b.convs.forEach((c, i) => {
-        y = convBn(c, `${b.prefix}.bn${i + 1}`, y, i < b.convs.length - 1);
+        // The last BN adds the shortcut, then ReLU: relu(bn(conv(y)) + identity).
+        y = convBn(c, `${b.prefix}.bn${i + 1}`, y, true, i === last ? identity : undefined);
       });
-      const identity = b.downsample ? convBn(b.downsample, `${b.prefix}.downsample.1`, h, false) : h;
-      h = relu(add(y, identity));
+      h = y;
     }
     return h;
   }

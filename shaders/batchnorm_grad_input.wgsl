@@ -1,9 +1,12 @@
 // Batch norm backward, pass 3: dx = a * dz + b * (x - mean) + d per element, with the
-// (group, channel) coefficients of batchnorm_grad_reduce and dz the ReLU-masked gradient.
-// Blocked like batchnorm_apply.
+// (group, channel) coefficients of batchnorm_grad_reduce and dz the ReLU-masked gradient
+// (of dy + dy2 with DY2). With RESIDUAL, dz is also the gradient of the forward's shortcut and
+// is written to dres. Blocked like batchnorm_apply.
 //! T = f32
 //! ITEMS = 16
 //! RELU = false
+//! DY2 = false
+//! RESIDUAL = false
 //! WG = 256
 struct Params { C: u32, per: u32, hw: u32, blocks: u32, total: u32, _p0: u32, _p1: u32, _p2: u32, }
 @group(0) @binding(0) var<uniform> params: Params;
@@ -13,6 +16,10 @@ struct Params { C: u32, per: u32, hw: u32, blocks: u32, total: u32, _p0: u32, _p
 @group(0) @binding(3) var<storage, read> y: array<$T>;
 @group(0) @binding(4) var<storage, read> coef: array<vec4<f32>>;
 @group(0) @binding(5) var<storage, read_write> dx: array<$T>;
+// The second gradient term; any buffer of x's size when DY2 is false.
+@group(0) @binding(6) var<storage, read> dy2: array<$T>;
+// The shortcut's gradient; dx again when RESIDUAL is false (never written then).
+@group(0) @binding(7) var<storage, read_write> dres: array<$T>;
 
 @compute @workgroup_size($WG)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -27,7 +34,9 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   let base = plane * params.hw;
   for (var r = base + r0; r < base + r1; r++) {
     var dz = dy[r];
+    if ($DY2) { dz += dy2[r]; }
     if ($RELU) { dz = select($T(0.0), dz, y[r] > $T(0.0)); }
+    if ($RESIDUAL) { dres[r] = dz; }
     dx[r] = $T(k.x) * dz + $T(k.y) * (x[r] - $T(k.z)) + $T(k.w);
   }
 }

@@ -3,6 +3,9 @@
 // coefficients of dx = a * dz + b * (x - mean) + d. With batch statistics over m values:
 //   dx = gamma * invstd * (dz - mean(dz) - xhat * mean(dz * xhat)),  xhat = (x - mean) * invstd;
 // with running statistics (eval) the statistics are constants and dx = gamma * invstd * dz.
+// With ACCUMULATE the weight and bias gradients are added to what dweight / dbias hold (the
+// parameters' .grad), sparing a separate accumulation.
+//! ACCUMULATE = false
 //! WG = 64
 struct Params { C: u32, G: u32, per: u32, chunks: u32, count: f32, train: u32, _p0: u32, _p1: u32, }
 @group(0) @binding(0) var<uniform> params: Params;
@@ -42,6 +45,10 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
     dw += sxhat;
     db += s;
+  }
+  if ($ACCUMULATE) {
+    dw += dweight[c];
+    db += dbias[c];
   }
   dweight[c] = dw;
   dbias[c] = db;

@@ -1,6 +1,9 @@
 // Sum over the middle axis of an [outer, R, inner] view, in chunks of `chunk` along R:
 // y[o, c, i] = scale * sum_{r in chunk c} x[o, r, i]. One chunk is a plain reduction; many
 // chunks are the first pass of a two-pass reduction when R is long and the output small.
+// With ACCUMULATE the sum is added to what y holds (a parameter's .grad), sparing a separate
+// accumulation.
+//! ACCUMULATE = false
 //! WG = 256
 struct Params { outer: u32, reduce: u32, inner: u32, scale: f32, chunk: u32, chunks: u32, _p0: u32, _p1: u32, }
 @group(0) @binding(0) var<uniform> params: Params;
@@ -22,5 +25,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     acc += x[at];
     at += params.inner;
   }
-  y[idx] = acc * params.scale;
+  var v = acc * params.scale;
+  if ($ACCUMULATE) { v += y[idx]; }
+  y[idx] = v;
 }

@@ -182,7 +182,7 @@ t('a runtime made with profile overrides reads them in every choice', async () =
   const handle = { device: rt.device, adapterDescription: 'override', adapterInfo: rt.device.adapterInfo, hasTimestamps: rt.hasTimestamps, release: () => {} };
   // A CPU driver (lavapipe here) keeps the per-lane families everywhere; an override reaches every op.
   if (p.cpu) {
-    assert.equal(p.kernels, { gemm: 'lanes', conv: 'classic', contrastive: 'gemm', correspondence: 'direct', convSubgroups: true, convTile: null, convFoldMinOut: null });
+    assert.equal(p.kernels, { gemm: 'lanes', conv: 'classic', contrastive: 'gemm', correspondence: 'direct', batchnorm: 'two-pass', convSubgroups: true, convTile: null, convFoldMinOut: null });
   }
   const other = new Runtime(handle, { subgroups8: false, kernels: { gemm: 'tiled', conv: 'tiled', contrastive: 'tiled', correspondence: 'tiled' } });
   assert.is(hasSubgroups8(other), false);

@@ -3,11 +3,11 @@
 // nothing materialised); the bias is added in place to the GEMM output.
 import biasSrc from '../../shaders/linear_bias.wgsl';
 import { Tensor } from '../tensor.js';
-import { record } from '../autograd.js';
+import { record, leafGradTarget } from '../autograd.js';
 import { requireF32, sameRuntime } from './alloc.js';
 import { gemm } from './matmul.js';
 import { reshape } from './shape.js';
-import { sum } from './reduce.js';
+import { sum, sumFirstAxisInto } from './reduce.js';
 
 export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor {
   const op = 'linear';
@@ -42,7 +42,15 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor 
     return [
       x.requiresGrad ? reshape(gemm(g, weight, { batch: 1, M: rows, N: inF, K: out, transA: false, transB: false, strideA: 0, strideB: 0 }, bop), x.shape) : null,
       weight.requiresGrad ? reshape(gemm(g, x, { batch: 1, M: out, N: inF, K: rows, transA: true, transB: false, strideA: 0, strideB: 0 }, bop), weight.shape) : null,
-      bias?.requiresGrad ? sum(reshape(g, [rows, out]), 0) : null,
+      bias?.requiresGrad ? biasGrad(reshape(g, [rows, out]), bias, bop) : null,
     ];
   });
+}
+
+/** Sums g [rows, out] over rows; into the bias's .grad when it is an accumulating leaf (then null). */
+function biasGrad(g: Tensor, bias: Tensor, op: string): Tensor | null {
+  const into = leafGradTarget(bias);
+  if (!into) return sum(g, 0);
+  sumFirstAxisInto(g, into, op);
+  return null;
 }

@@ -10,12 +10,14 @@ import { empty, normAxes, requireF32 } from './alloc.js';
 import { reshape, permute, broadcastCopy } from './shape.js';
 import { affine } from './unary.js';
 
-function sumKernel(x: Tensor, outer: number, R: number, inner: number, scale: number, op: string): Tensor {
+/** The reduction; with `into`, its result is added to `into` (and `into` returned). */
+function sumKernel(x: Tensor, outer: number, R: number, inner: number, scale: number, op: string, into: Tensor | null = null): Tensor {
   const rt = x.rt;
-  const k = rt.kernel('reduce_sum', sumSrc);
   const run = (src: Tensor, reduce: number, chunk: number, s: number): Tensor => {
     const chunks = Math.ceil(reduce / chunk);
-    const y = empty(rt, [outer * chunks * inner], 'f32', op);
+    const last = chunks === 1;
+    const y = into && last ? into : empty(rt, [outer * chunks * inner], 'f32', op);
+    const k = rt.kernel('reduce_sum', sumSrc, y === into ? { ACCUMULATE: true } : {});
     rt.dispatch(k, {
       params: { outer, reduce, inner, scale: s, chunk, chunks },
       buffers: [src.buffer(op), y.buffer(op)],
@@ -84,6 +86,18 @@ export function sum(x: Tensor, axes?: number | readonly number[], keepDims = fal
 
 export function mean(x: Tensor, axes?: number | readonly number[], keepDims = false): Tensor {
   return reduceSum(x, axes, keepDims, true, 'mean');
+}
+
+/**
+ * Adds the sum of x over its first axis to `into` (x.size / x.shape[0] elements) in the one
+ * reduction kernel, off the tape: how a backward rule accumulates a gradient summed from
+ * partials straight into a parameter's .grad.
+ */
+export function sumFirstAxisInto(x: Tensor, into: Tensor, op = 'sum'): void {
+  requireF32(op, x, into);
+  const R = x.shape[0] ?? 1;
+  if (x.rank < 1 || into.size * R !== x.size) throw new Error(`${op}: cannot add the sum over the first axis of ${x.describe()} to ${into.describe()}`);
+  sumKernel(x, 1, R, into.size, 1, op, into);
 }
 
 /** Max over one axis (all elements when axis is undefined), with the index of the first maximum. */

@@ -33,6 +33,8 @@
 //! PAD = true
 //! KPAD = true
 //! DYV = false
+// Weight gradient of one chunk: add to what Y holds (the weight's .grad).
+//! ACCUMULATE = false
 struct Params {
   // Source planes and the pixel grid the columns (forward) or K (weight gradient) walk.
   SC: u32, SH: u32, SW: u32, NCOL: u32,
@@ -306,7 +308,12 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       if (!$WGRAD && params.HAS_BIAS != 0u) { bv = A1[m]; }
       for (var jb = 0u; jb < TN4; jb++) {
         for (var e = 0u; e < 4u; e++) {
-          if (colOk[jb][e]) { Y[colAt[jb][e] + m * rowStride] = acc[4u * i + c][jb][e] + bv; }
+          if (colOk[jb][e]) {
+            let at = colAt[jb][e] + m * rowStride;
+            var v = acc[4u * i + c][jb][e] + bv;
+            if ($ACCUMULATE) { v += Y[at]; }
+            Y[at] = v;
+          }
         }
       }
     }

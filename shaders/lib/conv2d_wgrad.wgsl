@@ -6,6 +6,8 @@
 //! SW = 1
 //! DW = 1
 //! WIN_SRC = X
+// With one chunk, ACCUMULATE adds the gradient to what P holds (the weight's .grad).
+//! ACCUMULATE = false
 //#include "lib/conv2d_window.wgsl"
 struct Params {
   N: u32, C: u32, H: u32, W: u32,
@@ -56,7 +58,10 @@ fn storeRow(acc: ptr<function, RowAcc>, z: u32, o0: u32, c: u32, kh: u32, valid:
       for (var e = 0u; e < 4u; e++) {
         let o = o0 + 4u * t + e;
         if (valid && o < params.O) {
-          P[((z * params.O + o) * params.C + c) * khw + kh * $KWu + kc] = (*acc)[kc][t][e];
+          let at = ((z * params.O + o) * params.C + c) * khw + kh * $KWu + kc;
+          var v = (*acc)[kc][t][e];
+          if ($ACCUMULATE) { v += P[at]; }
+          P[at] = v;
         }
       }
     }

@@ -22,8 +22,9 @@
 //   3x3 stride 2 padding 1 with 8-wide subgroups: all four classes in one fused pass
 //   (dgrad_s2.ts).
 // - weight gradient: shaders/conv2d/wgrad.wgsl, K = N*OH*OW split into fixed chunks of output rows, the
-//   partials summed by the reduction kernel in a fixed order (deterministic, no atomics).
-// - bias gradient: sums over (OH, OW) then N with the reduction kernel.
+//   partials summed by the reduction kernel in a fixed order (deterministic, no atomics); that
+//   reduction adds the sum straight into the weight's .grad when it is an accumulating leaf.
+// - bias gradient: sums over (OH, OW) then N with the reduction kernel (the same way into .grad).
 // - 8-wide subgroups (lavapipe on AVX2): shaders/conv2d/gemm_sg8.wgsl and shaders/conv2d/wgrad_sg8.wgsl share
 //   the operand all lanes need (weight, dy) by broadcast and take wider channel tiles.
 // - 1x1, no padding, any stride, any map size: per-image GEMMs through matmul.ts for all three,
@@ -42,19 +43,19 @@ import gemmSg8Src from '../../../shaders/conv2d/gemm_sg8.wgsl';
 import wgradSrc from '../../../shaders/conv2d/wgrad.wgsl';
 import wgradSg8Src from '../../../shaders/conv2d/wgrad_sg8.wgsl';
 import { Tensor, formatShape } from '../../tensor.js';
-import { record } from '../../autograd.js';
+import { record, leafGradTarget } from '../../autograd.js';
 import type { Runtime } from '../../runtime.js';
 import { empty, requireF32, sameRuntime } from '../alloc.js';
 import { hasSubgroups8 } from '../matmul.js';
 import { inputGradStride2, STRIDE2_TM } from './dgrad_s2.js';
-import { forwardPointwise, inputGradPointwise, weightGradPointwise, reshapeOwned } from './pointwise.js';
+import { forwardPointwise, inputGradPointwise, weightGradPointwise, reshapeOwned, sumPartials } from './pointwise.js';
 import { forwardFolded, inputGradFolded, weightGradFolded } from './fold.js';
 import { conv2dPlan, type ConvFamily, type ConvPlan, type CoreDispatch } from './plan.js';
 import type { Conv2dOptions, ConvGeometry } from './geometry.js';
 import { forwardTiled, inputGradTiled, weightGradTiled, type TiledPlan } from './tiled.js';
 import { tunedTiledPlan, type ConvDirection } from './tune.js';
 import { relayoutWeight } from './relayout.js';
-import { sum } from '../reduce.js';
+import { sum, sumFirstAxisInto } from '../reduce.js';
 import { reshape } from '../shape.js';
 import { fillTensor } from '../pointwise.js';
 
@@ -149,13 +150,16 @@ function inputGradImplicit(dy: Tensor, w: Tensor, plan: ConvPlan, op: string): T
   return dx;
 }
 
-function weightGradImplicit(x: Tensor, dy: Tensor, plan: ConvPlan, op: string): Tensor {
+function weightGradImplicit(x: Tensor, dy: Tensor, plan: ConvPlan, op: string, into: Tensor | null): Tensor | null {
   const g = plan.geometry;
   const p = plan.weightGrad!;
   const rt = x.rt;
   const size = g.O * g.C * g.KH * g.KW;
-  const partial = empty(rt, [p.chunks, size], 'f32', op);
-  rt.dispatch(p.sg8 ? rt.kernel('conv2d_wgrad_sg8', wgradSg8Src, p.defines) : rt.kernel('conv2d_wgrad', wgradSrc, p.defines), {
+  // One chunk with an accumulating .grad: the kernel adds its result there itself.
+  const direct = p.chunks === 1 && into !== null;
+  const partial = direct ? into! : empty(rt, [p.chunks, size], 'f32', op);
+  const defines = direct ? { ...p.defines, ACCUMULATE: true } : p.defines;
+  rt.dispatch(p.sg8 ? rt.kernel('conv2d_wgrad_sg8', wgradSg8Src, defines) : rt.kernel('conv2d_wgrad', wgradSrc, defines), {
     params: { N: g.N, C: g.C, H: g.H, W: g.W, O: g.O, OH: g.OH, OW: g.OW, L: p.lanes, RC: p.rowsPerChunk, R: g.N * g.OH, KH: g.KH, SH: g.SH, PH: g.PH, PW: g.PW, DH: g.DH },
     buffers: [x.buffer(op), dy.buffer(op), dy.buffer(op), partial.buffer(op)],
     workgroups: [p.groups, p.chunks, 1],
@@ -164,13 +168,18 @@ function weightGradImplicit(x: Tensor, dy: Tensor, plan: ConvPlan, op: string): 
     bytes: 4 * (x.size + dy.size + partial.size),
     shapes: `x${formatShape(x.shape)} dy${formatShape(dy.shape)}`,
   });
-  if (p.chunks === 1) return reshapeOwned(partial, [g.O, g.C, g.KH, g.KW]);
-  return reshapeOwned(sum(partial, 0), [g.O, g.C, g.KH, g.KW]);
+  if (direct) return null;
+  return sumPartials(partial, [g.O, g.C, g.KH, g.KW], into, op);
 }
 
-function biasGrad(dy: Tensor, g: ConvGeometry): Tensor {
+/** The bias gradient; with `into` (the bias's accumulating .grad) added there and null returned. */
+function biasGrad(dy: Tensor, g: ConvGeometry, into: Tensor | null, op: string): Tensor | null {
   const perImage = sum(reshape(dy, [g.N, g.O, g.OH * g.OW]), 2);
-  return g.N === 1 ? reshapeOwned(perImage, [g.O]) : sum(perImage, 0);
+  if (g.N === 1) return reshapeOwned(perImage, [g.O]);
+  if (!into) return sum(perImage, 0);
+  sumFirstAxisInto(perImage, into, op);
+  perImage.dispose();
+  return null;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -188,7 +197,7 @@ export function conv2dWeightGrad(x: Tensor, dy: Tensor, wShape: readonly number[
   const plan = conv2dPlanFor(x.rt, x.shape, wShape, opts);
   checkGrad(dy, plan.geometry);
   const op = `${OP}.backward`;
-  return weightGrad(plan, x, dy, op);
+  return weightGrad(plan, x, dy, op, null)!;
 }
 
 function inputGrad(plan: ConvPlan, dy: Tensor, w: Tensor, op: string): Tensor {
@@ -197,10 +206,11 @@ function inputGrad(plan: ConvPlan, dy: Tensor, w: Tensor, op: string): Tensor {
   return plan.path === 'gemm' ? inputGradPointwise(dy, w, plan.geometry, op) : inputGradImplicit(dy, w, plan, op);
 }
 
-function weightGrad(plan: ConvPlan, x: Tensor, dy: Tensor, op: string): Tensor {
-  if (plan.tiled) return weightGradTiled(x, dy, plan.geometry, tiledFor(x.rt, plan, 'dw'), op);
+/** The weight gradient; where it is a sum of partials and `into` is given, added to `into` and null returned. */
+function weightGrad(plan: ConvPlan, x: Tensor, dy: Tensor, op: string, into: Tensor | null): Tensor | null {
+  if (plan.tiled) return weightGradTiled(x, dy, plan.geometry, tiledFor(x.rt, plan, 'dw'), op, into);
   if (plan.weightGradFolded) return weightGradFolded(x, dy, plan.geometry, op);
-  return plan.path === 'gemm' ? weightGradPointwise(x, dy, plan.geometry, op) : weightGradImplicit(x, dy, plan, op);
+  return plan.path === 'gemm' ? weightGradPointwise(x, dy, plan.geometry, op, into) : weightGradImplicit(x, dy, plan, op, into);
 }
 
 function checkGrad(dy: Tensor, g: ConvGeometry): void {
@@ -227,8 +237,9 @@ export function conv2d(x: Tensor, weight: Tensor, bias?: Tensor | null, opts: Co
     const op = `${OP}.backward`;
     return [
       x.requiresGrad ? inputGrad(plan, dy, weight, op) : null,
-      weight.requiresGrad ? weightGrad(plan, x, dy, op) : null,
-      bias?.requiresGrad ? biasGrad(dy, g) : null,
+      // Gradients of accumulating leaves (a model's parameters) go straight into their .grad.
+      weight.requiresGrad ? weightGrad(plan, x, dy, op, leafGradTarget(weight)) : null,
+      bias?.requiresGrad ? biasGrad(dy, g, leafGradTarget(bias), op) : null,
     ];
   });
 }

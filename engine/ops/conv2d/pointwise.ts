@@ -10,7 +10,7 @@ import { formatShape } from '../../tensor.js';
 import type { ConvGeometry } from './geometry.js';
 import { empty } from '../alloc.js';
 import { gemm } from '../matmul.js';
-import { sum } from '../reduce.js';
+import { sum, sumFirstAxisInto } from '../reduce.js';
 import { reshape } from '../shape.js';
 
 const OP = 'conv2d';
@@ -26,6 +26,19 @@ export function reshapeOwned(t: Tensor, shape: number[]): Tensor {
   const v = reshape(t, shape);
   t.dispose();
   return v;
+}
+
+/**
+ * The sum of weight-gradient partials [chunks, ...] over the chunks, shaped `shape`; with
+ * `into` (the weight's accumulating .grad) it is added there in the reduction and null returned.
+ */
+export function sumPartials(partial: Tensor, shape: number[], into: Tensor | null, op: string): Tensor | null {
+  // A single partial is the sum itself (the caller's accumulation adds it).
+  if (partial.shape[0] === 1) return reshapeOwned(partial, shape);
+  if (!into) return reshapeOwned(sum(partial, 0), shape);
+  sumFirstAxisInto(partial, into, op);
+  partial.dispose();
+  return null;
 }
 
 /** Full planes [planes, H, W] <-> packed planes [planes, P4] (see shaders/conv2d/planes.wgsl). */
@@ -95,7 +108,7 @@ export function inputGradPointwise(dy: Tensor, w: Tensor, g: ConvGeometry, op: s
   return reshapeOwned(dx, [g.N, g.C, g.H, g.W]);
 }
 
-export function weightGradPointwise(x: Tensor, dy: Tensor, g: ConvGeometry, op: string): Tensor {
+export function weightGradPointwise(x: Tensor, dy: Tensor, g: ConvGeometry, op: string, into: Tensor | null): Tensor | null {
   const P4 = packedPixels(g);
   const xs = packInput(x, g, op);
   const dyp = packOutput(dy, g.O, g, op);
@@ -104,6 +117,5 @@ export function weightGradPointwise(x: Tensor, dy: Tensor, g: ConvGeometry, op: 
   const per = gemm(dyp, xs, { batch: g.N, M: g.O, N: g.C, K: P4, transA: false, transB: true, strideA: g.O * P4, strideB: g.C * P4 }, op);
   release(xs, x);
   release(dyp, dy);
-  if (g.N === 1) return reshapeOwned(per, [g.O, g.C, 1, 1]);
-  return reshapeOwned(sum(per, 0), [g.O, g.C, 1, 1]);
+  return sumPartials(per, [g.O, g.C, 1, 1], into, op);
 }

@@ -21,8 +21,7 @@ import { TILED_TILES, type TiledTile, type TiledTileName } from './tiles.js';
 import { empty } from '../alloc.js';
 import { relayoutWeight } from './relayout.js';
 import { fillTensor } from '../pointwise.js';
-import { sum } from '../reduce.js';
-import { reshapeOwned } from './pointwise.js';
+import { sumPartials } from './pointwise.js';
 
 
 /** Taps per dispatch the uniform table holds (7x7 = 49, padded to whole slices). */
@@ -273,12 +272,14 @@ export function inputGradTiled(dy: Tensor, w: Tensor, g: ConvGeometry, plan: Til
   return dx;
 }
 
-export function weightGradTiled(x: Tensor, dy: Tensor, g: ConvGeometry, plan: TiledPlan, op: string): Tensor {
+export function weightGradTiled(x: Tensor, dy: Tensor, g: ConvGeometry, plan: TiledPlan, op: string, into: Tensor | null): Tensor | null {
   const size = g.O * g.C * g.KH * g.KW;
+  // One chunk with an accumulating .grad: the kernel adds its result there itself.
+  if (plan.chunks === 1 && into) {
+    run({ ...plan.weightGrad, defines: { ...plan.weightGrad.defines, ACCUMULATE: true } }, [x, dy, dy, into], op, `x${formatShape(x.shape)} dy${formatShape(dy.shape)}`);
+    return null;
+  }
   const partial = empty(x.rt, [plan.chunks, size], 'f32', op);
   run(plan.weightGrad, [x, dy, dy, partial], op, `x${formatShape(x.shape)} dy${formatShape(dy.shape)}`);
-  if (plan.chunks === 1) return reshapeOwned(partial, [g.O, g.C, g.KH, g.KW]);
-  const dw = sum(partial, 0);
-  partial.dispose();
-  return reshapeOwned(dw, [g.O, g.C, g.KH, g.KW]);
+  return sumPartials(partial, [g.O, g.C, g.KH, g.KW], into, op);
 }
