@@ -26,7 +26,9 @@ function maxRelDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
 /** NHWC data of an NCHW array. */
 function toNhwc(v: ArrayLike<number>, [N, C, H, W]: number[]): Float32Array {
   const out = new Float32Array(v.length);
-  for (let n = 0; n < N; n++) for (let c = 0; c < C; c++) for (let i = 0; i < H * W; i++) out[(n * H * W + i) * C + c] = v[(n * C + c) * H * W + i];
+  for (let n = 0; n < N; n++)
+    for (let c = 0; c < C; c++)
+      for (let i = 0; i < H * W; i++) out[(n * H * W + i) * C + c] = v[(n * C + c) * H * W + i];
   return out;
 }
 
@@ -109,38 +111,59 @@ export async function run(ctx: BenchContext): Promise<void> {
     })();
     const theirs = await (async () => {
       const [y, gx, gw, gb] = tfForwardBackward();
-      const out = { y: (await y.data()) as Float32Array, dx: (await gx.data()) as Float32Array, dw: (await gw.data()) as Float32Array, db: (await gb.data()) as Float32Array };
+      const out = {
+        y: (await y.data()) as Float32Array,
+        dx: (await gx.data()) as Float32Array,
+        dw: (await gw.data()) as Float32Array,
+        db: (await gb.data()) as Float32Array,
+      };
       for (const t of [y, gx, gw, gb]) t.dispose();
       return out;
     })();
     const diffs = (['y', 'dx', 'dw', 'db'] as const).map((k) => [k, maxRelDiff(ours[k], theirs[k])] as const);
-    if (diffs.some(([, d]) => d > 1e-3)) throw new Error(`batchnorm bench ${shape}: results disagree with tfjs: ${diffs.map(([k, d]) => `${k} ${d}`).join(', ')}`);
-    notes.push(`${shape.join('x')}: max relative difference ours vs tfjs ${diffs.map(([k, d]) => `${k} ${d.toExponential(1)}`).join(', ')}`);
+    if (diffs.some(([, d]) => d > 1e-3))
+      throw new Error(
+        `batchnorm bench ${shape}: results disagree with tfjs: ${diffs.map(([k, d]) => `${k} ${d}`).join(', ')}`,
+      );
+    notes.push(
+      `${shape.join('x')}: max relative difference ours vs tfjs ${diffs.map(([k, d]) => `${k} ${d.toExponential(1)}`).join(', ')}`,
+    );
 
     const label = `${N}x${C}x${H}x${W}`;
     // Bytes that must move at least once: forward reads x and writes y; backward reads x and dy
     // and writes dx. FLOPs: about 5 per element forward (statistics 3, affine 2), 9 backward.
     measurements.push(
-      ...(await measureCases('batchnorm', { label: `forward ${label}`, flops: 5 * n, bytes: 8 * n }, [
-        engineCase('ours', rt, () => noGrad(() => batchNorm2d(x, w, b, rm, rv, opts)).dispose()),
-        tfjsMultiCase('tfjs', tfjs, () => [tfForward()]),
-      ], ctx.timing)),
+      ...(await measureCases(
+        'batchnorm',
+        { label: `forward ${label}`, flops: 5 * n, bytes: 8 * n },
+        [
+          engineCase('ours', rt, () => noGrad(() => batchNorm2d(x, w, b, rm, rv, opts)).dispose()),
+          tfjsMultiCase('tfjs', tfjs, () => [tfForward()]),
+        ],
+        ctx.timing,
+      )),
     );
     measurements.push(
-      ...(await measureCases('batchnorm', { label: `forward+backward ${label}`, flops: 14 * n, bytes: 20 * n }, [
-        engineCase('ours', rt, () => {
-          forwardBackward();
-          clearGrads();
-        }),
-        tfjsMultiCase('tfjs', tfjs, tfForwardBackward),
-      ], ctx.timing)),
+      ...(await measureCases(
+        'batchnorm',
+        { label: `forward+backward ${label}`, flops: 14 * n, bytes: 20 * n },
+        [
+          engineCase('ours', rt, () => {
+            forwardBackward();
+            clearGrads();
+          }),
+          tfjsMultiCase('tfjs', tfjs, tfForwardBackward),
+        ],
+        ctx.timing,
+      )),
     );
     for (const t of [x, dy, w, b, rm, rv] as Tensor[]) t.dispose();
     for (const t of [tx, tdy, tw, tb]) t.dispose();
   }
   notes.push(
     'ours: engine batchNorm2d in training mode (NCHW; batch statistics, running-statistics update in place); forward+backward also computes the gradients of input, weight and bias.',
-    'tfjs: @tensorflow/tfjs-backend-webgpu on the same GPUDevice' + (tfjs.sharedDevice ? '' : ' (NOT shared: own device on the same adapter)') +
+    'tfjs: @tensorflow/tfjs-backend-webgpu on the same GPUDevice' +
+      (tfjs.sharedDevice ? '' : ' (NOT shared: own device on the same adapter)') +
       ', NHWC, tf.moments + tf.batchNorm; backward written with tfjs ops (dx, dweight, dbias, as in our backward); no running-statistics update.',
     'GB/s counts the bytes that must move at least once (forward: x in, y out; backward: x and dy in, dx out), the same for both engines.',
     'Each sample is a batch of ops recorded back to back and awaited once (GPU work finished); ms/op = median batch time / ops per batch.',

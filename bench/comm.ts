@@ -70,9 +70,20 @@ async function rankMain(spec: Spec): Promise<void> {
         await Promise.all(views.map((v) => comm.allreduceSum(v)));
         if (r > 0) times.push(performance.now() - t0);
       }
-      if (grad[m.floats - 1] !== comm.size) comm.abort(`comm bench: all-reduce gave ${grad[m.floats - 1]}, want ${comm.size}`);
-      cases.push({ model: m.model, bucketMiB, buckets: views.length, bytes: m.floats * 4, medianMs: median(times), minMs: Math.min(...times) });
-      if (comm.rank === 0) console.log(`  ${m.model} buckets of ${bucketMiB || 'all'} MiB (${views.length}): ${median(times).toFixed(1)} ms`);
+      if (grad[m.floats - 1] !== comm.size)
+        comm.abort(`comm bench: all-reduce gave ${grad[m.floats - 1]}, want ${comm.size}`);
+      cases.push({
+        model: m.model,
+        bucketMiB,
+        buckets: views.length,
+        bytes: m.floats * 4,
+        medianMs: median(times),
+        minMs: Math.min(...times),
+      });
+      if (comm.rank === 0)
+        console.log(
+          `  ${m.model} buckets of ${bucketMiB || 'all'} MiB (${views.length}): ${median(times).toFixed(1)} ms`,
+        );
     }
   }
   const one = new Float32Array(1);
@@ -91,7 +102,8 @@ async function rankMain(spec: Spec): Promise<void> {
   await comm.close();
 }
 
-if (detectLaunch() && basename(process.argv[1] ?? '') === 'comm.mjs') await rankMain(JSON.parse(process.argv[2]) as Spec);
+if (detectLaunch() && basename(process.argv[1] ?? '') === 'comm.mjs')
+  await rankMain(JSON.parse(process.argv[2]) as Spec);
 
 // ---- suite side: sizes the gradients, starts the job, writes the report ----
 
@@ -109,18 +121,37 @@ const P = 8;
 function gradientSizes(ctx: BenchContext): ModelSize[] {
   return (['resnet18', 'resnet50'] as const).map((arch) => {
     const m = new DenseCL(ctx.rt, {
-      arch, width: 1, smallStem: false, method: 'densecl', dim: 128, queueSize: 8,
-      tau: 0.2, emaMomentum: 0.999, lambda: 0.5, startIters: 0, bnGroups: 1, seed: 0,
+      arch,
+      width: 1,
+      smallStem: false,
+      method: 'densecl',
+      dim: 128,
+      queueSize: 8,
+      tau: 0.2,
+      emaMomentum: 0.999,
+      lambda: 0.5,
+      startIters: 0,
+      bnGroups: 1,
+      seed: 0,
     });
     const count = (specs: { shape: number[] }[]) => specs.reduce((s, p) => s + p.shape.reduce((a, b) => a * b, 1), 0);
-    const size = { model: `DenseCL ${arch}`, floats: count(m.query.paramSpecs), backboneFloats: count(m.backbone.paramSpecs()) };
+    const size = {
+      model: `DenseCL ${arch}`,
+      floats: count(m.query.paramSpecs),
+      backboneFloats: count(m.backbone.paramSpecs()),
+    };
     m.destroy();
     return size;
   });
 }
 
 const MPI_ENV = { ...process.env, OMPI_ALLOW_RUN_AS_ROOT: '1', OMPI_ALLOW_RUN_AS_ROOT_CONFIRM: '1' };
-const mpirunArgs = (np: number) => ['--oversubscribe', '-np', String(np), ...(process.env.COMM_MPIRUN_ARGS ?? '').split(/\s+/).filter(Boolean)];
+const mpirunArgs = (np: number) => [
+  '--oversubscribe',
+  '-np',
+  String(np),
+  ...(process.env.COMM_MPIRUN_ARGS ?? '').split(/\s+/).filter(Boolean),
+];
 
 /** Median ms of a blocking one-message MPI_Allreduce per float count, or null when mpicc fails. */
 function blockingBaseline(np: number, counts: number[], reps: number): Map<number, number> | null {
@@ -129,9 +160,17 @@ function blockingBaseline(np: number, counts: number[], reps: number): Map<numbe
   mkdirSync(dirname(exe), { recursive: true });
   const cc = spawnSync('mpicc', ['-O2', '-o', exe, join(dir, 'allreduce_blocking.c')], { encoding: 'utf8' });
   if (cc.status !== 0) return null;
-  const r = spawnSync('mpirun', [...mpirunArgs(np), exe, String(reps), ...counts.map(String)], { env: MPI_ENV, encoding: 'utf8' });
+  const r = spawnSync('mpirun', [...mpirunArgs(np), exe, String(reps), ...counts.map(String)], {
+    env: MPI_ENV,
+    encoding: 'utf8',
+  });
   if (r.status !== 0) throw new Error(`comm bench: the C baseline failed: ${r.stderr}`);
-  return new Map(r.stdout.trim().split('\n').map((l) => l.split(' ').map(Number) as [number, number]));
+  return new Map(
+    r.stdout
+      .trim()
+      .split('\n')
+      .map((l) => l.split(' ').map(Number) as [number, number]),
+  );
 }
 
 function runJob(np: number, spec: Spec): Promise<RankResult> {
@@ -144,7 +183,13 @@ function runJob(np: number, spec: Spec): Promise<RankResult> {
       out += d;
       process.stdout.write(d.toString().replace(/^RESULT .*$/m, ''));
     });
-    child.on('error', (e) => reject(new Error(`comm bench: cannot start mpirun (${e.message}); install openmpi-bin libopenmpi-dev and npm run build:mpi`)));
+    child.on('error', (e) =>
+      reject(
+        new Error(
+          `comm bench: cannot start mpirun (${e.message}); install openmpi-bin libopenmpi-dev and npm run build:mpi`,
+        ),
+      ),
+    );
     child.on('exit', (code) => {
       const line = out.split('\n').find((l) => l.startsWith('RESULT '));
       if (code !== 0 || !line) reject(new Error(`comm bench: mpirun ${args.join(' ')} exited with ${code}`));
@@ -158,7 +203,11 @@ export async function run(ctx: BenchContext): Promise<void> {
   const models = gradientSizes(ctx);
   const spec: Spec = { models, reps: process.env.BENCH_QUICK ? 3 : 11 };
   const res = await runJob(np, spec);
-  const blocking = blockingBaseline(np, models.map((m) => m.floats), spec.reps);
+  const blocking = blockingBaseline(
+    np,
+    models.map((m) => m.floats),
+    spec.reps,
+  );
   const p = res.size;
   const busFactor = (2 * (p - 1)) / p;
   const gb = (bytes: number, ms: number) => bytes / (ms * 1e6);
@@ -206,7 +255,26 @@ export async function run(ctx: BenchContext): Promise<void> {
   mkdirSync(dir, { recursive: true });
   const date = new Date().toISOString();
   const load = loadavg().map((x) => x.toFixed(2));
-  writeFileSync(join(dir, 'comm.json'), JSON.stringify({ suite: 'comm', date, ranks: p, library: res.description, models, reps: spec.reps, cases: res.cases, blockingMs: blocking ? Object.fromEntries(blocking) : null, smallAllreduceUs: res.smallAllreduceUs, barrierUs: res.barrierUs, networkModel: { p: P, networks: NETWORKS } }, null, 2) + '\n');
+  writeFileSync(
+    join(dir, 'comm.json'),
+    JSON.stringify(
+      {
+        suite: 'comm',
+        date,
+        ranks: p,
+        library: res.description,
+        models,
+        reps: spec.reps,
+        cases: res.cases,
+        blockingMs: blocking ? Object.fromEntries(blocking) : null,
+        smallAllreduceUs: res.smallAllreduceUs,
+        barrierUs: res.barrierUs,
+        networkModel: { p: P, networks: NETWORKS },
+      },
+      null,
+      2,
+    ) + '\n',
+  );
   const md = [
     '# Benchmark: comm',
     '',

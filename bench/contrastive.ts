@@ -17,7 +17,11 @@ import { tensor, backward, scope, Rng, type Tensor } from '../engine/index.js';
 import { measurePeak } from '../engine/peak/peak.js';
 import { profile } from '../engine/profiler.js';
 import { queueContrastiveLoss, chooseContrastiveVariant, type ContrastiveVariant } from '../models/ops/contrastive.js';
-import { denseCorrespondence, chooseCorrespondenceVariant, type CorrespondenceVariant } from '../models/ops/correspondence.js';
+import {
+  denseCorrespondence,
+  chooseCorrespondenceVariant,
+  type CorrespondenceVariant,
+} from '../models/ops/correspondence.js';
 import type { BenchContext } from './lib/context.js';
 import { resultsDir } from './lib/report.js';
 import { writeFileAtomic } from '../train/io.js';
@@ -65,7 +69,8 @@ export async function run(ctx: BenchContext): Promise<void> {
   const D = 128;
   const K = Number(process.env.CONTRASTIVE_K ?? (quick ? 4096 : 65536));
   const sizes = (process.env.CONTRASTIVE_ROWS ?? (quick ? '196,32' : '1568,12544')).split(',').map(Number);
-  const variantsAt = (R: number): ContrastiveVariant[] => (process.env.CONTRASTIVE_SLOW_ROWS?.split(',').map(Number).includes(R) ? ['gemm'] : LOSS_VARIANTS);
+  const variantsAt = (R: number): ContrastiveVariant[] =>
+    process.env.CONTRASTIVE_SLOW_ROWS?.split(',').map(Number).includes(R) ? ['gemm'] : LOSS_VARIANTS;
   const reps = Number(process.env.CONTRASTIVE_REPS ?? 1);
   const peak = await measurePeak(rt);
   console.log(`  measured peak: ${peak.gflops.toFixed(1)} GFLOP/s (FMA), ${peak.gbps.toFixed(1)} GB/s`);
@@ -76,7 +81,10 @@ export async function run(ctx: BenchContext): Promise<void> {
 
   for (const R of sizes) {
     const qData = unitRows(R, D, rng);
-    const pos = tensor(Float32Array.from({ length: R }, () => rng.uniform(-0.2, 0.8)), [R]);
+    const pos = tensor(
+      Float32Array.from({ length: R }, () => rng.uniform(-0.2, 0.8)),
+      [R],
+    );
     const q = tensor(qData, [R, D]).requireGrad();
     const step = (variant: ContrastiveVariant): { loss: Tensor; dq: Tensor } => {
       q.grad = null;
@@ -107,18 +115,34 @@ export async function run(ctx: BenchContext): Promise<void> {
         for (const r of p.records) kernels[r.kernel] = (kernels[r.kernel] ?? 0) + r.gpuMs;
         const kernelMs = p.records.reduce((s, r) => s + r.gpuMs, 0);
         const gflops = (6 * R * K * D) / (kernelMs * 1e6);
-        const row: LossRow = { R, K, D, variant, kernelMs, wallMs: p.wallMs, gflops, percentPeak: (100 * gflops) / peak.gflops, peakBytes, kernels };
+        const row: LossRow = {
+          R,
+          K,
+          D,
+          variant,
+          kernelMs,
+          wallMs: p.wallMs,
+          gflops,
+          percentPeak: (100 * gflops) / peak.gflops,
+          peakBytes,
+          kernels,
+        };
         if (!best || row.kernelMs < best.kernelMs) best = row;
       }
       rows.push(best!);
-      console.log(`  R ${R} ${variant}: ${best!.kernelMs.toFixed(1)} ms kernels, ${best!.gflops.toFixed(1)} GFLOP/s (${best!.percentPeak.toFixed(1)}% of peak), peak memory ${(best!.peakBytes / MiB).toFixed(1)} MiB`);
+      console.log(
+        `  R ${R} ${variant}: ${best!.kernelMs.toFixed(1)} ms kernels, ${best!.gflops.toFixed(1)} GFLOP/s (${best!.percentPeak.toFixed(1)}% of peak), peak memory ${(best!.peakBytes / MiB).toFixed(1)} MiB`,
+      );
     }
     if (results.size > 1) {
       const [a, b] = [...results.values()];
       const dLoss = Math.abs(a.loss - b.loss) / Math.abs(b.loss);
       const dDq = maxRelDiff(a.dq, b.dq);
-      if (dLoss > 1e-4 || dDq > 1e-4) throw new Error(`contrastive bench R ${R}: variants disagree (loss ${dLoss}, dq ${dDq} relative)`);
-      notes.push(`R ${R}: ${[...results.keys()].join(' vs ')}: loss ${a.loss.toFixed(6)} vs ${b.loss.toFixed(6)}, dq max difference ${dDq.toExponential(1)} of its largest entry`);
+      if (dLoss > 1e-4 || dDq > 1e-4)
+        throw new Error(`contrastive bench R ${R}: variants disagree (loss ${dLoss}, dq ${dDq} relative)`);
+      notes.push(
+        `R ${R}: ${[...results.keys()].join(' vs ')}: loss ${a.loss.toFixed(6)} vs ${b.loss.toFixed(6)}, dq max difference ${dDq.toExponential(1)} of its largest entry`,
+      );
     }
     q.dispose();
     pos.dispose();
@@ -134,25 +158,57 @@ export async function run(ctx: BenchContext): Promise<void> {
   const table = [
     '| R | K | D | variant | kernel ms (fwd+bwd) | GFLOP/s | % of FMA peak | loss peak memory MiB | wall ms |',
     '| ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: |',
-    ...rows.map((r) => `| ${r.R} | ${r.K} | ${r.D} | ${r.variant} | ${r.kernelMs.toFixed(2)} | ${r.gflops.toFixed(1)} | ${r.percentPeak.toFixed(2)} | ${(r.peakBytes / MiB).toFixed(2)} | ${r.wallMs.toFixed(0)} |`),
-    ...torch.rows.map((t) => `| ${t.R} | ${t.K} | ${t.D} | PyTorch ${t.device} | ${t.ms.toFixed(2)} | ${((6 * t.R * t.K * t.D) / (t.ms * 1e6)).toFixed(1)} | ${((600 * t.R * t.K * t.D) / (t.ms * 1e6 * peak.gflops)).toFixed(2)} | ${(t.peak_bytes / MiB).toFixed(2)} | |`),
+    ...rows.map(
+      (r) =>
+        `| ${r.R} | ${r.K} | ${r.D} | ${r.variant} | ${r.kernelMs.toFixed(2)} | ${r.gflops.toFixed(1)} | ${r.percentPeak.toFixed(2)} | ${(r.peakBytes / MiB).toFixed(2)} | ${r.wallMs.toFixed(0)} |`,
+    ),
+    ...torch.rows.map(
+      (t) =>
+        `| ${t.R} | ${t.K} | ${t.D} | PyTorch ${t.device} | ${t.ms.toFixed(2)} | ${((6 * t.R * t.K * t.D) / (t.ms * 1e6)).toFixed(1)} | ${((600 * t.R * t.K * t.D) / (t.ms * 1e6 * peak.gflops)).toFixed(2)} | ${(t.peak_bytes / MiB).toFixed(2)} | |`,
+    ),
   ].join('\n');
   const kernelTable = [
     '| R | variant | kernel | ms |',
     '| ---: | --- | --- | ---: |',
-    ...rows.flatMap((r) => Object.entries(r.kernels).map(([k, ms]) => `| ${r.R} | ${r.variant} | ${k} | ${ms.toFixed(2)} |`)),
+    ...rows.flatMap((r) =>
+      Object.entries(r.kernels).map(([k, ms]) => `| ${r.R} | ${r.variant} | ${k} | ${ms.toFixed(2)} |`),
+    ),
   ].join('\n');
-  const corrTable = ['| N x C x S2 | variant | kernel ms |', '| --- | --- | ---: |', ...corr.map((c) => `| ${c.shape} | ${c.variant} | ${c.ms.toFixed(3)} |`)].join('\n');
+  const corrTable = [
+    '| N x C x S2 | variant | kernel ms |',
+    '| --- | --- | ---: |',
+    ...corr.map((c) => `| ${c.shape} | ${c.variant} | ${c.ms.toFixed(3)} |`),
+  ].join('\n');
   const date = new Date().toISOString();
   const dir = resultsDir();
   mkdirSync(dir, { recursive: true });
   const text = new TextEncoder();
-  writeFileAtomic(join(dir, 'contrastive.json'), text.encode(JSON.stringify({ suite: 'contrastive', adapter: ctx.adapter, date, peak, rows, correspondence: corr, torch: torch.rows, chosen }, null, 2) + '\n'));
+  writeFileAtomic(
+    join(dir, 'contrastive.json'),
+    text.encode(
+      JSON.stringify(
+        {
+          suite: 'contrastive',
+          adapter: ctx.adapter,
+          date,
+          peak,
+          rows,
+          correspondence: corr,
+          torch: torch.rows,
+          chosen,
+        },
+        null,
+        2,
+      ) + '\n',
+    ),
+  );
   const md = [
     '# Benchmark: contrastive loss',
     '',
     `Adapter: ${ctx.adapter}  `,
-    `Date: ${date}, Node ${process.version}, ${cpus().length} CPU cores, load average ${loadavg().map((x) => x.toFixed(2)).join(' / ')}  `,
+    `Date: ${date}, Node ${process.version}, ${cpus().length} CPU cores, load average ${loadavg()
+      .map((x) => x.toFixed(2))
+      .join(' / ')}  `,
     `Measured peak: ${peak.gflops.toFixed(1)} GFLOP/s (FMA kernel), ${peak.gbps.toFixed(1)} GB/s`,
     '',
     `Loss forward + backward, tau 0.2, unit-norm rows; best of ${reps} run(s) by GPU timestamps (the first run's results compared between variants); flops counted as 6 R K D.`,
@@ -175,12 +231,21 @@ export async function run(ctx: BenchContext): Promise<void> {
 }
 
 /** Each correspondence kernel on one size; the two must give the same indices. */
-async function correspondence(ctx: BenchContext, quick: boolean): Promise<{ shape: string; variant: string; ms: number }[]> {
+async function correspondence(
+  ctx: BenchContext,
+  quick: boolean,
+): Promise<{ shape: string; variant: string; ms: number }[]> {
   const { rt } = ctx;
   const [N, C, S2] = quick ? [8, 512, 49] : [32, 2048, 49];
   const rng = new Rng(3);
-  const qb = tensor(Float32Array.from({ length: N * C * S2 }, () => rng.normal()), [N, C, S2]);
-  const kb = tensor(Float32Array.from({ length: N * C * S2 }, () => rng.normal()), [N, C, S2]);
+  const qb = tensor(
+    Float32Array.from({ length: N * C * S2 }, () => rng.normal()),
+    [N, C, S2],
+  );
+  const kb = tensor(
+    Float32Array.from({ length: N * C * S2 }, () => rng.normal()),
+    [N, C, S2],
+  );
   const out: { shape: string; variant: string; ms: number }[] = [];
   const indices: number[][] = [];
   for (const variant of CORR_VARIANTS) {
@@ -207,13 +272,27 @@ interface TorchRow {
 
 /** PyTorch CUDA timings of the same loss, when python3 has torch with CUDA. */
 function torchLoss(sizes: number[], K: number, D: number): { rows: TorchRow[]; note: string } {
-  const r = spawnSync(PYTHON, ['scripts/bench_torch_loss.py', '--rows', sizes.join(','), '--queue', String(K), '--dim', String(D)], { encoding: 'utf8', timeout: 600_000 });
-  if (r.status !== 0) return { rows: [], note: `PyTorch: not run (${(r.stderr || r.error?.message || 'failed').trim().split('\n').pop()})` };
-  const lines = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as TorchRow | { skipped: string });
+  const r = spawnSync(
+    PYTHON,
+    ['scripts/bench_torch_loss.py', '--rows', sizes.join(','), '--queue', String(K), '--dim', String(D)],
+    { encoding: 'utf8', timeout: 600_000 },
+  );
+  if (r.status !== 0)
+    return {
+      rows: [],
+      note: `PyTorch: not run (${(r.stderr || r.error?.message || 'failed').trim().split('\n').pop()})`,
+    };
+  const lines = r.stdout
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as TorchRow | { skipped: string });
   const skipped = lines.find((l): l is { skipped: string } => 'skipped' in l);
   if (skipped) return { rows: [], note: `PyTorch: not run (${skipped.skipped})` };
   const rows = lines as TorchRow[];
-  return { rows, note: `PyTorch ${torchVersion()} on ${rows[0]?.device}: scripts/bench_torch_loss.py, logits materialised, fp32 (TF32 off), CUDA events, median of 10 after 3 warm-up; peak memory from torch.cuda.max_memory_allocated over the op.` };
+  return {
+    rows,
+    note: `PyTorch ${torchVersion()} on ${rows[0]?.device}: scripts/bench_torch_loss.py, logits materialised, fp32 (TF32 off), CUDA events, median of 10 after 3 warm-up; peak memory from torch.cuda.max_memory_allocated over the op.`,
+  };
 }
 
 function torchVersion(): string {

@@ -8,7 +8,14 @@
 // tfjs is slow at 224x224 (its weight gradient runs one invocation per weight, looping over the
 // batch and the image), so its 224 cases take a single timed sample.
 import { noGrad, tensor, Rng, type Tensor } from '../engine/index.js';
-import { conv2d, conv2dInputGrad, conv2dWeightGrad, conv2dGeometry, conv2dPlanFor, type Conv2dOptions } from '../engine/ops/conv2d/index.js';
+import {
+  conv2d,
+  conv2dInputGrad,
+  conv2dWeightGrad,
+  conv2dGeometry,
+  conv2dPlanFor,
+  type Conv2dOptions,
+} from '../engine/ops/conv2d/index.js';
 import { hasSubgroups8 } from '../engine/ops/matmul.js';
 import type { BenchContext } from './lib/context.js';
 import { engineCase, measureCases, tfjsCase, type Measurement, type TimingOptions } from './lib/timing.js';
@@ -100,13 +107,17 @@ export function problem(l: Layer, H: number, size: string, batch = BATCH): Probl
 /** NHWC data of an NCHW array (also OIHW -> HWIO with the roles [O, I, H, W] -> [H, W, I, O]). */
 function toNhwc(v: ArrayLike<number>, [N, C, H, W]: number[]): Float32Array {
   const out = new Float32Array(v.length);
-  for (let n = 0; n < N; n++) for (let c = 0; c < C; c++) for (let i = 0; i < H * W; i++) out[(n * H * W + i) * C + c] = v[(n * C + c) * H * W + i];
+  for (let n = 0; n < N; n++)
+    for (let c = 0; c < C; c++)
+      for (let i = 0; i < H * W; i++) out[(n * H * W + i) * C + c] = v[(n * C + c) * H * W + i];
   return out;
 }
 
 function toHwio(v: ArrayLike<number>, [O, I, KH, KW]: number[]): Float32Array {
   const out = new Float32Array(v.length);
-  for (let o = 0; o < O; o++) for (let i = 0; i < I; i++) for (let k = 0; k < KH * KW; k++) out[(k * I + i) * O + o] = v[(o * I + i) * KH * KW + k];
+  for (let o = 0; o < O; o++)
+    for (let i = 0; i < I; i++)
+      for (let k = 0; k < KH * KW; k++) out[(k * I + i) * O + o] = v[(o * I + i) * KH * KW + k];
   return out;
 }
 
@@ -126,7 +137,10 @@ export function setup(tfjs: Tfjs, p: Problem, seed: number) {
   const rng = new Rng(seed);
   const rand = (n: number, s = 1): Float32Array => Float32Array.from({ length: n }, () => rng.uniform(-s, s));
   const xd = rand(p.xs.reduce((a, b) => a * b));
-  const wd = rand(p.ws.reduce((a, b) => a * b), 1 / Math.sqrt(g.C * g.KH * g.KW));
+  const wd = rand(
+    p.ws.reduce((a, b) => a * b),
+    1 / Math.sqrt(g.C * g.KH * g.KW),
+  );
   const dyd = rand(ys.reduce((a, b) => a * b));
   const x = tensor(xd, p.xs);
   const w = tensor(wd, p.ws);
@@ -144,13 +158,27 @@ export function setup(tfjs: Tfjs, p: Problem, seed: number) {
   const theirs: Record<Dir, () => TfTensor> = {
     fwd: () => tf.conv2d(tx, tw, strides, pad),
     dx: () =>
-      tf.engine().runKernel('Conv2DBackpropInput', { dy: tdy, filter: tw }, {
-        strides, pad, dataFormat: 'NHWC', inputShape: [g.N, g.H, g.W, g.C],
-      }) as Tensor4D,
+      tf.engine().runKernel(
+        'Conv2DBackpropInput',
+        { dy: tdy, filter: tw },
+        {
+          strides,
+          pad,
+          dataFormat: 'NHWC',
+          inputShape: [g.N, g.H, g.W, g.C],
+        },
+      ) as Tensor4D,
     dw: () =>
-      tf.engine().runKernel('Conv2DBackpropFilter', { x: tx, dy: tdy }, {
-        strides, pad, dataFormat: 'NHWC', filterShape: [g.KH, g.KW, g.C, g.O],
-      }) as Tensor4D,
+      tf.engine().runKernel(
+        'Conv2DBackpropFilter',
+        { x: tx, dy: tdy },
+        {
+          strides,
+          pad,
+          dataFormat: 'NHWC',
+          filterShape: [g.KH, g.KW, g.C, g.O],
+        },
+      ) as Tensor4D,
   };
   const layouts: Record<Dir, (v: ArrayLike<number>) => Float32Array> = {
     fwd: (v) => toNhwc(v, ys),
@@ -201,12 +229,17 @@ export async function run(ctx: BenchContext): Promise<void> {
     const s = setup(tfjs, p, 100 + i);
     for (const d of DIRS) {
       const diff = await disagreement(s, d);
-      if (diff > 1e-3) throw new Error(`conv bench: ${p.label} ${d}: ours and tfjs disagree (max difference ${diff} of the largest value)`);
+      if (diff > 1e-3)
+        throw new Error(
+          `conv bench: ${p.label} ${d}: ours and tfjs disagree (max difference ${diff} of the largest value)`,
+        );
       worst = Math.max(worst, diff);
     }
     s.dispose();
   }
-  notes.push(`Checked before timing at the 64x64 size, all ${SELECTED.length} geometries x 3 directions: largest difference ours vs tfjs ${worst.toExponential(1)} of the largest value.`);
+  notes.push(
+    `Checked before timing at the 64x64 size, all ${SELECTED.length} geometries x 3 directions: largest difference ours vs tfjs ${worst.toExponential(1)} of the largest value.`,
+  );
 
   const measurements: Measurement[] = [];
   const quick = ctx.timing.minSamples < 5;

@@ -18,30 +18,68 @@ const fmt = (x: number, digits = 1): string => (Number.isFinite(x) ? x.toFixed(d
 /** PyTorch's ms/step for one of our steps and mode, or why there is none. */
 function torchMs(torch: TorchRun, s: StepFigures, mode: TorchMode): number | string {
   if (!torch.ok) return torch.short;
-  const r = torch.results.find((x) => x.arch === s.options.arch && x.method === s.method && x.batch === s.options.batchSize && x.size === s.options.imgSize && x.mode === mode);
+  const r = torch.results.find(
+    (x) =>
+      x.arch === s.options.arch &&
+      x.method === s.method &&
+      x.batch === s.options.batchSize &&
+      x.size === s.options.imgSize &&
+      x.mode === mode,
+  );
   return r ? r.ms : 'missing';
 }
 
 function stepTable(steps: StepFigures[], torch: TorchRun): string {
-  const head = ['setting', 'method', 'ours ms/step', 'ours img/s', 'recording ms', 'recording CPU ms', 'kernel ms', 'GPU busy',
-    ...TORCH_MODES.map((m) => `PyTorch ${m} ms`), ...TORCH_MODES.map((m) => `ours/PyTorch ${m}`)];
+  const head = [
+    'setting',
+    'method',
+    'ours ms/step',
+    'ours img/s',
+    'recording ms',
+    'recording CPU ms',
+    'kernel ms',
+    'GPU busy',
+    ...TORCH_MODES.map((m) => `PyTorch ${m} ms`),
+    ...TORCH_MODES.map((m) => `ours/PyTorch ${m}`),
+  ];
   const rows = steps.map((s) => {
     const peer = TORCH_MODES.map((m) => torchMs(torch, s, m));
-    return [s.setting, s.method, fmt(s.medianMs), fmt(s.imagesPerSec), fmt(s.recordMs), fmt(s.recordCpuMs), fmt(s.kernelMs), `${fmt(100 * s.gpuBusy, 0)}%`,
+    return [
+      s.setting,
+      s.method,
+      fmt(s.medianMs),
+      fmt(s.imagesPerSec),
+      fmt(s.recordMs),
+      fmt(s.recordCpuMs),
+      fmt(s.kernelMs),
+      `${fmt(100 * s.gpuBusy, 0)}%`,
       ...peer.map((p) => (typeof p === 'number' ? fmt(p, 2) : p)),
-      ...peer.map((p) => (typeof p === 'number' ? `${fmt(p / s.medianMs, 2)}x` : p))];
+      ...peer.map((p) => (typeof p === 'number' ? `${fmt(p / s.medianMs, 2)}x` : p)),
+    ];
   });
-  return [`| ${head.join(' | ')} |`, `|${head.map(() => '---').join('|')}|`, ...rows.map((r) => `| ${r.join(' | ')} |`)].join('\n');
+  return [
+    `| ${head.join(' | ')} |`,
+    `|${head.map(() => '---').join('|')}|`,
+    ...rows.map((r) => `| ${r.join(' | ')} |`),
+  ].join('\n');
 }
 
 /** DenseCL / MoCo-v2 per setting: ours by wall and kernel time, PyTorch fp32 by wall time. */
-function methodRatios(steps: StepFigures[], torch: TorchRun): { setting: string; wall: number; kernel: number; pytorch: number | null }[] {
+function methodRatios(
+  steps: StepFigures[],
+  torch: TorchRun,
+): { setting: string; wall: number; kernel: number; pytorch: number | null }[] {
   const out = [];
   for (const d of steps.filter((s) => s.method === 'densecl')) {
     const m = steps.find((s) => s.method === 'mocov2' && s.setting === d.setting);
     if (!m) continue;
     const [td, tm] = [torchMs(torch, d, 'fp32'), torchMs(torch, m, 'fp32')];
-    out.push({ setting: d.setting, wall: d.medianMs / m.medianMs, kernel: d.kernelMs / m.kernelMs, pytorch: typeof td === 'number' && typeof tm === 'number' ? td / tm : null });
+    out.push({
+      setting: d.setting,
+      wall: d.medianMs / m.medianMs,
+      kernel: d.kernelMs / m.kernelMs,
+      pytorch: typeof td === 'number' && typeof tm === 'number' ? td / tm : null,
+    });
   }
   return out;
 }
@@ -75,15 +113,23 @@ export async function run(ctx: BenchContext): Promise<void> {
     for (const setting of sizes.settings) {
       for (const method of sizes.methods) {
         const s = await measureSteps(ctx.rt, setting, method, sizes, peak);
-        console.log(`[gpu] ours ${s.setting} ${method}: ${fmt(s.medianMs)} ms/step (${fmt(s.imagesPerSec)} img/s), recording ${fmt(s.recordMs)} ms, kernels ${fmt(s.kernelMs)} ms`);
+        console.log(
+          `[gpu] ours ${s.setting} ${method}: ${fmt(s.medianMs)} ms/step (${fmt(s.imagesPerSec)} img/s), recording ${fmt(s.recordMs)} ms, kernels ${fmt(s.kernelMs)} ms`,
+        );
         out.push(s);
       }
     }
     return out;
   });
   const torchCases = sizes.settings.flatMap((s) => sizes.methods.map((method) => ({ ...s.options, method })));
-  const torch = await timed('PyTorch', () => runTorch(torchCases, { warmup: sizes.warmupSteps, steps: sizes.timedSteps, timeoutS: sizes.torchTimeoutS }));
-  console.log(torch.ok ? `[gpu] PyTorch ${torch.torch} on ${torch.device}: ${torch.results.length} figures` : `[gpu] PyTorch not measured: ${torch.reason}`);
+  const torch = await timed('PyTorch', () =>
+    runTorch(torchCases, { warmup: sizes.warmupSteps, steps: sizes.timedSteps, timeoutS: sizes.torchTimeoutS }),
+  );
+  console.log(
+    torch.ok
+      ? `[gpu] PyTorch ${torch.torch} on ${torch.device}: ${torch.results.length} figures`
+      : `[gpu] PyTorch not measured: ${torch.reason}`,
+  );
 
   const tfjs = await ctx.tfjs();
   const mm = await timed('matmul', () => matmulVsTfjs(ctx.rt, tfjs, sizes.matmul, sizes.kernelTiming));
@@ -98,7 +144,10 @@ export async function run(ctx: BenchContext): Promise<void> {
   const stepsMarkdown = [
     stepTable(steps, torch),
     '',
-    ...ratios.map((r) => `- DenseCL/MoCo-v2 step time, ${r.setting}: ours ${fmt(r.wall, 2)} by wall time, ${fmt(r.kernel, 2)} by kernel time; PyTorch fp32 ${r.pytorch === null ? torch.ok ? '-' : `not measured (${torch.short})` : fmt(r.pytorch, 2)}.`),
+    ...ratios.map(
+      (r) =>
+        `- DenseCL/MoCo-v2 step time, ${r.setting}: ours ${fmt(r.wall, 2)} by wall time, ${fmt(r.kernel, 2)} by kernel time; PyTorch fp32 ${r.pytorch === null ? (torch.ok ? '-' : `not measured (${torch.short})`) : fmt(r.pytorch, 2)}.`,
+    ),
     `- ours/PyTorch is PyTorch's time over ours (above 1: ours is faster). ${torchLine}`,
     `- ours: train/trainer.ts's Trainer.trainStep (what \`densecl pretrain\` runs per step) on synthetic views, one step in flight as in pretrain: ms/step is the median time between the completions of consecutive steps over ${sizes.timedSteps} steps after ${sizes.warmupSteps} warm-up; recording = the synchronous part of trainStep (building and submitting the step's commands), wall and process CPU time; kernel ms = summed GPU time of one further profiled step; GPU busy = kernel ms / ms per step.`,
   ].join('\n');
@@ -123,10 +172,16 @@ export async function run(ctx: BenchContext): Promise<void> {
     tableTitle: `Kernels: ours and TensorFlow.js WebGPU on the same device (matmul ${sizes.matmul.join(', ')}; conv at batch ${sizes.conv.batch})`,
     notes: [
       `Size set: ${describeSizes(sizes)} (BENCH_GPU_SIZES=${sizes.name}).`,
-      ...(cpuDriver ? ['This adapter is a CPU Vulkan driver: these figures check that the suite runs; they say nothing about GPU speed.'] : []),
+      ...(cpuDriver
+        ? [
+            'This adapter is a CPU Vulkan driver: these figures check that the suite runs; they say nothing about GPU speed.',
+          ]
+        : []),
       ...settingsLine,
       `Conv geometric mean ours/tfjs: fwd ${fmt(geomeanSpeedup(conv.measurements, ' fwd'), 2)}x, dx ${fmt(geomeanSpeedup(conv.measurements, ' dx'), 2)}x, dw ${fmt(geomeanSpeedup(conv.measurements, ' dw'), 2)}x (bench/conv.ts's shapes; every pair checked before timing: largest difference ${mm.worstDiff.toExponential(1)} for matmul, ${conv.worstDiff.toExponential(1)} of the largest value for conv).`,
-      `Time per part (s): ${Object.entries(seconds).map(([k, v]) => `${k} ${fmt(v)}`).join(', ')}; total ${fmt(total)} s.`,
+      `Time per part (s): ${Object.entries(seconds)
+        .map(([k, v]) => `${k} ${fmt(v)}`)
+        .join(', ')}; total ${fmt(total)} s.`,
     ],
     sections: steps.map((s) => ({
       title: `Top 10 kernels: ${s.setting}, ${s.method}`,

@@ -55,14 +55,28 @@ function numberList(name: string, fallback: number[]): number[] {
   const text = process.env[name];
   if (!text) return fallback;
   const xs = text.split(',').map(Number);
-  if (xs.some((x) => !Number.isInteger(x) || x < 0)) throw new Error(`${name}="${text}": expected a comma-separated list of non-negative integers`);
+  if (xs.some((x) => !Number.isInteger(x) || x < 0))
+    throw new Error(`${name}="${text}": expected a comma-separated list of non-negative integers`);
   return xs;
 }
 
-async function throughput(ds: FolderDataset, batch: number, size: number, workers: number, timedImages: number): Promise<Throughput> {
+async function throughput(
+  ds: FolderDataset,
+  batch: number,
+  size: number,
+  workers: number,
+  timedImages: number,
+): Promise<Throughput> {
   const t0 = performance.now();
   // Byte views, as densecl pretrain loads them (data-source.ts).
-  const loader = await BatchLoader.create(ds, { batchSize: batch, size, seed: 0, workers, pixels: 'bytes', onWarning: () => {} });
+  const loader = await BatchLoader.create(ds, {
+    batchSize: batch,
+    size,
+    seed: 0,
+    workers,
+    pixels: 'bytes',
+    onWarning: () => {},
+  });
   try {
     await loader.next();
     const firstBatchMs = performance.now() - t0;
@@ -77,7 +91,17 @@ async function throughput(ds: FolderDataset, batch: number, size: number, worker
     for (let i = 0; i < timedBatches; i++) await loader.next();
     const wall = performance.now() - start;
     const cpu = cpuMs(process.cpuUsage(c0));
-    return { batch, workers, warmBatches, timedBatches, msPerBatch: wall / timedBatches, imagesPerSec: (timedBatches * batch * 1000) / wall, coresUsed: cpu / wall, firstBatchMs, load: loadavg()[0] };
+    return {
+      batch,
+      workers,
+      warmBatches,
+      timedBatches,
+      msPerBatch: wall / timedBatches,
+      imagesPerSec: (timedBatches * batch * 1000) / wall,
+      coresUsed: cpu / wall,
+      firstBatchMs,
+      load: loadavg()[0],
+    };
   } finally {
     await loader.close();
   }
@@ -123,19 +147,28 @@ export async function run(ctx: BenchContext): Promise<void> {
     const count = Number(process.env.LOADER_IMAGES ?? (quick ? 128 : 512));
     const t0 = performance.now();
     const made = await cachedPhotoFolder({ count });
-    if (made.made) console.log(`[loader] made ${made.count} photos in ${made.dir} (${((performance.now() - t0) / 1000).toFixed(0)} s)`);
+    if (made.made)
+      console.log(
+        `[loader] made ${made.count} photos in ${made.dir} (${((performance.now() - t0) / 1000).toFixed(0)} s)`,
+      );
     folder = made.dir;
     what =
       `${made.count} photo-like JPEGs made by bench/lib/photos.ts (built-in scenes with fractal detail and grain; 500x375, 500x333, 375x500, 500x500; ` +
       `quality 90, 4:2:0; ${(made.bytes / made.count / 1024).toFixed(0)} KB on average) in ${made.dir}`;
   }
   const ds = await FolderDataset.open(folder, { cropSize: S, onWarning: (m) => console.log(`[loader] warning: ${m}`) });
-  console.log(`[loader] ${ds.length} images from ${folder}; ${cores} cores, load average ${loadavg().map((x) => x.toFixed(2)).join(' / ')}`);
+  console.log(
+    `[loader] ${ds.length} images from ${folder}; ${cores} cores, load average ${loadavg()
+      .map((x) => x.toFixed(2))
+      .join(' / ')}`,
+  );
 
   const st = await stages(ds, S, stageImages);
   const per = (x: number) => x / st.images;
   const decodeShare = st.decodeCpuMs / (st.decodeCpuMs + st.augmentCpuMs);
-  console.log(`[loader] per image: decode ${per(st.decodeMs).toFixed(1)} ms (CPU ${per(st.decodeCpuMs).toFixed(1)}), augment 2 views ${per(st.augmentMs).toFixed(1)} ms (CPU ${per(st.augmentCpuMs).toFixed(1)})`);
+  console.log(
+    `[loader] per image: decode ${per(st.decodeMs).toFixed(1)} ms (CPU ${per(st.decodeCpuMs).toFixed(1)}), augment 2 views ${per(st.augmentMs).toFixed(1)} ms (CPU ${per(st.augmentCpuMs).toFixed(1)})`,
+  );
 
   const results: Throughput[] = [];
   const measurements: Measurement[] = [];
@@ -148,11 +181,27 @@ export async function run(ctx: BenchContext): Promise<void> {
       const r = await throughput(ds, B, S, N, timedImages);
       results.push(r);
       const workload = `batch ${B}, ${S} px`;
-      measurements.push({ workload, name: `workers ${N}`, msPerOp: r.msPerBatch, msPerOpMin: NaN, gflops: 0, gbps: 0, reps: 1, samples: r.timedBatches, rmePercent: NaN, cpuMsPerOp: r.msPerBatch * r.coresUsed });
-      console.log(`[loader] ${workload}, workers ${N}: ${r.imagesPerSec.toFixed(1)} images/s, ${r.msPerBatch.toFixed(0)} ms per batch, ${r.coresUsed.toFixed(2)} cores busy, first batch after ${r.firstBatchMs.toFixed(0)} ms, load ${r.load.toFixed(2)}`);
+      measurements.push({
+        workload,
+        name: `workers ${N}`,
+        msPerOp: r.msPerBatch,
+        msPerOpMin: NaN,
+        gflops: 0,
+        gbps: 0,
+        reps: 1,
+        samples: r.timedBatches,
+        rmePercent: NaN,
+        cpuMsPerOp: r.msPerBatch * r.coresUsed,
+      });
+      console.log(
+        `[loader] ${workload}, workers ${N}: ${r.imagesPerSec.toFixed(1)} images/s, ${r.msPerBatch.toFixed(0)} ms per batch, ${r.coresUsed.toFixed(2)} cores busy, first batch after ${r.firstBatchMs.toFixed(0)} ms, load ${r.load.toFixed(2)}`,
+      );
     }
   }
-  if (!results.length) throw new Error(`loader bench: no batch size of ${batches.join(', ')} fits the ${ds.length} images of ${folder}; set LOADER_BATCHES or use more images`);
+  if (!results.length)
+    throw new Error(
+      `loader bench: no batch size of ${batches.join(', ')} fits the ${ds.length} images of ${folder}; set LOADER_BATCHES or use more images`,
+    );
 
   const table = [
     '| batch | workers | images/s | ms per batch | cores busy (CPU time / wall) | images/s per busy core | first batch ms | batches timed (after warm-up) | load average (1 min) |',
@@ -177,14 +226,17 @@ export async function run(ctx: BenchContext): Promise<void> {
     measurements,
     leadSections: [
       { title: 'Images/s of BatchLoader over a FolderDataset, by worker threads', markdown: table },
-      { title: `Where the time goes: one image at a time in the main thread (${st.images} images)`, markdown: stageTable },
+      {
+        title: `Where the time goes: one image at a time in the main thread (${st.images} images)`,
+        markdown: stageTable,
+      },
     ],
     tableTitle: `Milliseconds per batch (ratios: speed-up of ${ours} over the others)`,
     notes: [
       `Data: ${what}; ${ds.length} images. Files are read from the page cache after the first pass (no disk I/O measured).`,
       'The consumer takes each batch as soon as it is ready, so images/s is what the loader alone can make: training keeps up with a GPU step rate of up to this many images/s. ' +
         'Each case is timed after a warm-up that fills the prefetch queue and keeps every worker busy, over whole rounds of batches (one per worker).',
-      'With 0 workers the main thread augments while sharp decodes on libuv\'s thread pool (4 threads), so it can still use more than one core. `densecl pretrain` uses --workers 2 by default.',
+      "With 0 workers the main thread augments while sharp decodes on libuv's thread pool (4 threads), so it can still use more than one core. `densecl pretrain` uses --workers 2 by default.",
       'Cores busy is the process CPU time of all threads (main, workers, libvips/libuv) over wall time. On a machine shared with other jobs, images/s per busy core is the steadier figure.',
     ],
     extra: { folder, images: ds.length, cores, size: S, throughput: results, stages: st },

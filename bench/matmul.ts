@@ -5,7 +5,16 @@
 // measurements behind the order in which gemm picks them.
 import naiveSrc from './naive_matmul.wgsl';
 import { matmul, noGrad, tensor, Rng, type Runtime } from '../engine/index.js';
-import { gemm, chooseGemmVariant, gemmShapeClass, gemmVariantProblem, hasSubgroups8, TILED_VARIANTS, type GemmArgs, type GemmVariant } from '../engine/ops/matmul.js';
+import {
+  gemm,
+  chooseGemmVariant,
+  gemmShapeClass,
+  gemmVariantProblem,
+  hasSubgroups8,
+  TILED_VARIANTS,
+  type GemmArgs,
+  type GemmVariant,
+} from '../engine/ops/matmul.js';
 import type { BenchContext } from './lib/context.js';
 import { engineCase, measureCases, tfjsCase, type Measurement } from './lib/timing.js';
 import { writeReport } from './lib/report.js';
@@ -47,10 +56,15 @@ async function compare(ctx: BenchContext): Promise<void> {
       });
     recordNaive();
     const dn = maxRelDiff(pair.result, await c.data());
-    if (dn > 1e-3) throw new Error(`matmul bench ${n}: ours and the naive kernel disagree (max relative difference ${dn})`);
-    notes.push(`${n}: max relative difference ours vs tfjs ${pair.diff.toExponential(1)}, ours vs naive ${dn.toExponential(1)}`);
+    if (dn > 1e-3)
+      throw new Error(`matmul bench ${n}: ours and the naive kernel disagree (max relative difference ${dn})`);
+    notes.push(
+      `${n}: max relative difference ours vs tfjs ${pair.diff.toExponential(1)}, ours vs naive ${dn.toExponential(1)}`,
+    );
     const work = { label: `${n}x${n}x${n}`, flops: 2 * n * n * n, bytes: 3 * 4 * n * n };
-    measurements.push(...(await measureCases('matmul', work, [...pair.cases, engineCase('naive', rt, recordNaive)], ctx.timing)));
+    measurements.push(
+      ...(await measureCases('matmul', work, [...pair.cases, engineCase('naive', rt, recordNaive)], ctx.timing)),
+    );
     c.dispose();
     pair.dispose();
   }
@@ -95,7 +109,10 @@ export async function squareMatmul(rt: Runtime, tfjs: Tfjs, n: number) {
     result,
     /** Max relative difference ours vs tfjs. */
     diff,
-    cases: [engineCase('ours', rt, () => noGrad(() => matmul(a, b)).dispose()), tfjsCase('tfjs', tfjs, () => tf.matMul(ta, tb))],
+    cases: [
+      engineCase('ours', rt, () => noGrad(() => matmul(a, b)).dispose()),
+      tfjsCase('tfjs', tfjs, () => tf.matMul(ta, tb)),
+    ],
     dispose(): void {
       a.dispose();
       b.dispose();
@@ -126,9 +143,13 @@ async function tuning(ctx: BenchContext): Promise<string[]> {
       const ms = performance.now() - t0;
       const timed = rt.tuner.stats.classesTuned - before.classesTuned;
       const spent = rt.tuner.stats.tuningMs - before.tuningMs;
-      lines.push(`Tuning ${warm ? 'warm' : 'cold'} (DENSECL_TUNE=on): ${timed} classes timed, their timings spanning ${spent.toFixed(0)} ms summed over classes (they overlap; ${ms.toFixed(0)} ms wall clock with the products themselves).`);
+      lines.push(
+        `Tuning ${warm ? 'warm' : 'cold'} (DENSECL_TUNE=on): ${timed} classes timed, their timings spanning ${spent.toFixed(0)} ms summed over classes (they overlap; ${ms.toFixed(0)} ms wall clock with the products themselves).`,
+      );
     }
-    lines.push(`Tuned choices: ${SIZES.map((n) => `${n}: ${decisions[gemmShapeClass(square(n))]?.name ?? 'none'}`).join(', ')}.`);
+    lines.push(
+      `Tuned choices: ${SIZES.map((n) => `${n}: ${decisions[gemmShapeClass(square(n))]?.name ?? 'none'}`).join(', ')}.`,
+    );
   } finally {
     rt.tuner.mode = saved;
   }
@@ -143,12 +164,25 @@ async function variants(ctx: BenchContext, tuningNotes: string[]): Promise<void>
   for (const n of SIZES) {
     const g = square(n);
     const rng = new Rng(n);
-    const a = tensor(Float32Array.from({ length: n * n }, () => rng.uniform(-1, 1)), [n, n]);
-    const b = tensor(Float32Array.from({ length: n * n }, () => rng.uniform(-1, 1)), [n, n]);
+    const a = tensor(
+      Float32Array.from({ length: n * n }, () => rng.uniform(-1, 1)),
+      [n, n],
+    );
+    const b = tensor(
+      Float32Array.from({ length: n * n }, () => rng.uniform(-1, 1)),
+      [n, n],
+    );
     const cases = (['sg8', 'vec4', 'scalar', ...TILED_VARIANTS] as GemmVariant[])
       .filter((v) => !gemmVariantProblem(rt, g, v))
       .map((v) => engineCase(v, rt, () => gemm(a, b, { ...g, variant: v }, 'bench.matmul').dispose()));
-    measurements.push(...(await measureCases('matmul variants', { label: `${n}x${n}x${n}`, flops: 2 * n * n * n, bytes: 3 * 4 * n * n }, cases, ctx.timing)));
+    measurements.push(
+      ...(await measureCases(
+        'matmul variants',
+        { label: `${n}x${n}x${n}`, flops: 2 * n * n * n, bytes: 3 * 4 * n * n },
+        cases,
+        ctx.timing,
+      )),
+    );
     a.dispose();
     b.dispose();
   }

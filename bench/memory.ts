@@ -40,7 +40,12 @@ interface BatchMemory {
 }
 
 /** Bytes owned by the captured step of a replaying trainer, after its first replay. */
-async function capturedBytes(rt: BenchContext['rt'], options: Partial<TrainerOptions>, q: Float32Array, k: Float32Array): Promise<number> {
+async function capturedBytes(
+  rt: BenchContext['rt'],
+  options: Partial<TrainerOptions>,
+  q: Float32Array,
+  k: Float32Array,
+): Promise<number> {
   const trainer = new Trainer(rt, options);
   try {
     for (let i = 0; i < 3; i++) await trainer.trainStep(q, k);
@@ -62,14 +67,33 @@ export async function run(ctx: BenchContext): Promise<void> {
   for (const B of batches) {
     await rt.sync();
     rt.pool.trim();
-    const options = { arch: 'resnet18', width, smallStem: true, batchSize: B, imgSize: S, dim: 32, queueSize: 4 * B, bnGroups: 4, seed: 0 } as const;
+    const options = {
+      arch: 'resnet18',
+      width,
+      smallStem: true,
+      batchSize: B,
+      imgSize: S,
+      dim: 32,
+      queueSize: 4 * B,
+      bnGroups: 4,
+      seed: 0,
+    } as const;
     // Eager steps: the pool's working set. A replayed step instead runs in buffers its program owns (below).
     const trainer = new Trainer(rt, options, { replay: false });
     try {
       await rt.sync();
       const liveModel = rt.memory().bytesLive;
       const m0 = trainer.model;
-      const stores = [m0.query.params, m0.query.grads, m0.query.buffers, m0.key.params, m0.key.grads, m0.key.buffers, m0.queues, trainer.sgd.momentum];
+      const stores = [
+        m0.query.params,
+        m0.query.grads,
+        m0.query.buffers,
+        m0.key.params,
+        m0.key.grads,
+        m0.key.buffers,
+        m0.queues,
+        trainer.sgd.momentum,
+      ];
       const storeBytes = stores.reduce((s, x) => s + x.buffer.size, 0);
       const rng = new Rng(B);
       const [q, k] = [0, 1].map(() => Float32Array.from({ length: B * 3 * S * S }, () => rng.normal()));
@@ -82,15 +106,34 @@ export async function run(ctx: BenchContext): Promise<void> {
         await trainer.trainStep(q, k);
         await rt.sync();
         const m = rt.memory();
-        steps.push({ step: i, liveBefore, liveAfter: m.bytesLive, pooledAfter: m.bytesPooled, peak: m.peakBytesLive, buffersCreated: m.buffersCreated });
+        steps.push({
+          step: i,
+          liveBefore,
+          liveAfter: m.bytesLive,
+          pooledAfter: m.bytesPooled,
+          peak: m.peakBytesLive,
+          buffersCreated: m.buffersCreated,
+        });
       }
       const measured = steps.slice(1);
       const growth = Math.max(...measured.map((s) => Math.abs(s.liveAfter - s.liveBefore)));
       const peak = Math.max(...measured.map((s) => s.peak));
       const workingSet = peak - Math.min(...measured.map((s) => s.liveBefore));
       const programBytes = await capturedBytes(rt, options, q, k);
-      results.push({ batch: B, liveModel, storeBytes, steps, growth, peak, workingSet, workingSetPerImage: workingSet / B, programBytes });
-      console.log(`  batch ${B}: live ${mib(measured[0].liveBefore)} MiB between steps, peak ${mib(peak)} MiB, working set ${mib(workingSet / B)} MiB per image, growth ${growth} B`);
+      results.push({
+        batch: B,
+        liveModel,
+        storeBytes,
+        steps,
+        growth,
+        peak,
+        workingSet,
+        workingSetPerImage: workingSet / B,
+        programBytes,
+      });
+      console.log(
+        `  batch ${B}: live ${mib(measured[0].liveBefore)} MiB between steps, peak ${mib(peak)} MiB, working set ${mib(workingSet / B)} MiB per image, growth ${growth} B`,
+      );
     } finally {
       trainer.destroy();
     }
@@ -100,13 +143,19 @@ export async function run(ctx: BenchContext): Promise<void> {
     '| batch | step | live before MiB | live after MiB | change bytes | peak in step MiB | pooled after MiB | buffers created (total) |',
     '| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
     ...results.flatMap((r) =>
-      r.steps.map((s) => `| ${r.batch} | ${s.step === 0 ? '0 (warm-up)' : s.step} | ${mib(s.liveBefore)} | ${mib(s.liveAfter)} | ${s.liveAfter - s.liveBefore} | ${mib(s.peak)} | ${mib(s.pooledAfter)} | ${s.buffersCreated} |`),
+      r.steps.map(
+        (s) =>
+          `| ${r.batch} | ${s.step === 0 ? '0 (warm-up)' : s.step} | ${mib(s.liveBefore)} | ${mib(s.liveAfter)} | ${s.liveAfter - s.liveBefore} | ${mib(s.peak)} | ${mib(s.pooledAfter)} | ${s.buffersCreated} |`,
+      ),
     ),
   ].join('\n');
   const summary = [
-    '| batch | model stores MiB (outside the pool) | pool live after creating the trainer MiB | pool live between steps MiB | peak in a step MiB | working set (peak - live) MiB | per image MiB | largest live change over a step (bytes) | replayed step\'s program MiB |',
+    "| batch | model stores MiB (outside the pool) | pool live after creating the trainer MiB | pool live between steps MiB | peak in a step MiB | working set (peak - live) MiB | per image MiB | largest live change over a step (bytes) | replayed step's program MiB |",
     '| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
-    ...results.map((r) => `| ${r.batch} | ${mib(r.storeBytes)} | ${mib(r.liveModel)} | ${mib(r.steps[1].liveBefore)} | ${mib(r.peak)} | ${mib(r.workingSet)} | ${mib(r.workingSetPerImage)} | ${r.growth} | ${mib(r.programBytes)} |`),
+    ...results.map(
+      (r) =>
+        `| ${r.batch} | ${mib(r.storeBytes)} | ${mib(r.liveModel)} | ${mib(r.steps[1].liveBefore)} | ${mib(r.peak)} | ${mib(r.workingSet)} | ${mib(r.workingSetPerImage)} | ${r.growth} | ${mib(r.programBytes)} |`,
+    ),
   ].join('\n');
   const noGrowth = results.every((r) => r.growth === 0);
   const [a, b] = [results[0], results[results.length - 1]];
@@ -126,7 +175,23 @@ export async function run(ctx: BenchContext): Promise<void> {
   mkdirSync(dir, { recursive: true });
   const date = new Date().toISOString();
   const load = loadavg().map((x) => x.toFixed(2));
-  writeFileSync(join(dir, 'memory.json'), JSON.stringify({ suite: 'memory', adapter: ctx.adapter, date, model: label, config: { width, img: S, batches, steps: nSteps }, results, noGrowth, workingSetPerExtraImage: slope }, null, 2) + '\n');
+  writeFileSync(
+    join(dir, 'memory.json'),
+    JSON.stringify(
+      {
+        suite: 'memory',
+        adapter: ctx.adapter,
+        date,
+        model: label,
+        config: { width, img: S, batches, steps: nSteps },
+        results,
+        noGrowth,
+        workingSetPerExtraImage: slope,
+      },
+      null,
+      2,
+    ) + '\n',
+  );
   const md = [
     '# Benchmark: memory',
     '',

@@ -16,8 +16,18 @@ import { writeFileSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { cpus } from 'node:os';
 import {
-  aggregate, markdownTable as kernelTable, measurePeak, describePeak, profile, timestampCostMs, AUTO_OVERHEAD, Rng,
-  type AggregateRow, type KernelRecord, type Peak, type ProfileOptions,
+  aggregate,
+  markdownTable as kernelTable,
+  measurePeak,
+  describePeak,
+  profile,
+  timestampCostMs,
+  AUTO_OVERHEAD,
+  Rng,
+  type AggregateRow,
+  type KernelRecord,
+  type Peak,
+  type ProfileOptions,
 } from '../engine/index.js';
 import { Trainer } from '../train/trainer.js';
 import type { BenchContext } from './lib/context.js';
@@ -35,13 +45,18 @@ const median = (xs: number[]) => quantile(xs, 0.5);
 const fmt = (x: number, d = 1) => (Number.isFinite(x) ? x.toFixed(d) : '-');
 const pct = (x: number, d = 1) => `${x >= 0 ? '+' : ''}${(100 * x).toFixed(d)}%`;
 /** Median and interquartile range of per-rotation ratios, as overheads. */
-const spread = (xs: number[]) => `${pct(median(xs) - 1)} (IQR ${pct(quantile(xs, 0.25) - 1)} to ${pct(quantile(xs, 0.75) - 1)})`;
+const spread = (xs: number[]) =>
+  `${pct(median(xs) - 1)} (IQR ${pct(quantile(xs, 0.25) - 1)} to ${pct(quantile(xs, 0.75) - 1)})`;
 const load1 = () => Number(readFileSync('/proc/loadavg', 'utf8').split(' ')[0]);
 
 const KINDS = ['plain', 'span', 'exact', 'grouped'] as const;
 type Kind = (typeof KINDS)[number];
 const GROUP_MS: number | 'auto' = process.env.PROFILE_GROUP_MS ? Number(process.env.PROFILE_GROUP_MS) : 'auto';
-const OPTIONS: Record<Exclude<Kind, 'plain'>, ProfileOptions> = { span: { groupMs: Infinity }, exact: { groupMs: 0 }, grouped: { groupMs: GROUP_MS } };
+const OPTIONS: Record<Exclude<Kind, 'plain'>, ProfileOptions> = {
+  span: { groupMs: Infinity },
+  exact: { groupMs: 0 },
+  grouped: { groupMs: GROUP_MS },
+};
 
 interface Sample {
   wallMs: number;
@@ -63,7 +78,17 @@ export async function run(ctx: BenchContext): Promise<void> {
   const B = num('PROFILE_BATCH', 16);
   const S = num('PROFILE_IMG', 32);
   const rotations = num('PROFILE_STEPS', process.env.BENCH_QUICK ? 4 : 15);
-  const trainer = new Trainer(rt, { arch: 'resnet18', width, smallStem: true, batchSize: B, imgSize: S, dim: 32, queueSize: 4 * B, bnGroups: 4, seed: 0 });
+  const trainer = new Trainer(rt, {
+    arch: 'resnet18',
+    width,
+    smallStem: true,
+    batchSize: B,
+    imgSize: S,
+    dim: 32,
+    queueSize: 4 * B,
+    bnGroups: 4,
+    seed: 0,
+  });
   const label = `DenseCL ResNet-18 (width ${width}, small stem), batch ${B}, ${S}x${S}`;
   const rng = new Rng(7);
   const [q, k] = [0, 1].map(() => Float32Array.from({ length: B * 3 * S * S }, () => rng.normal()));
@@ -85,8 +110,19 @@ export async function run(ctx: BenchContext): Promise<void> {
     const wallMs = performance.now() - t0;
     const c = process.cpuUsage(c0);
     const records = result?.records ?? [];
-    const spanMs = records.length ? Math.max(...records.map((r) => r.endMs)) - Math.min(...records.map((r) => r.startMs)) : NaN;
-    return { wallMs, cpuMs: (c.user + c.system) / 1000, recordMs, spanMs, sumMs: records.reduce((s, r) => s + r.gpuMs, 0), load, groupMs: result?.groupMs ?? NaN, records };
+    const spanMs = records.length
+      ? Math.max(...records.map((r) => r.endMs)) - Math.min(...records.map((r) => r.startMs))
+      : NaN;
+    return {
+      wallMs,
+      cpuMs: (c.user + c.system) / 1000,
+      recordMs,
+      spanMs,
+      sumMs: records.reduce((s, r) => s + r.gpuMs, 0),
+      load,
+      groupMs: result?.groupMs ?? NaN,
+      records,
+    };
   };
 
   try {
@@ -96,7 +132,9 @@ export async function run(ctx: BenchContext): Promise<void> {
     const peakLoad = load1();
     const peak = await measurePeak(rt);
     const stampMs = await timestampCostMs(rt);
-    console.log(`  ${describePeak(peak)} at load ${peakLoad}; one timestamp costs ${fmt(1000 * stampMs)} us of device time`);
+    console.log(
+      `  ${describePeak(peak)} at load ${peakLoad}; one timestamp costs ${fmt(1000 * stampMs)} us of device time`,
+    );
     await step('exact');
 
     const samples: Record<Kind, Sample[]> = { plain: [], span: [], exact: [], grouped: [] };
@@ -104,7 +142,9 @@ export async function run(ctx: BenchContext): Promise<void> {
       const order = KINDS.map((_, j) => KINDS[(i + j) % KINDS.length]);
       for (const kind of order) samples[kind].push(await step(kind));
       const [p, sp, e, g] = KINDS.map((kd) => samples[kd][i]);
-      console.log(`  rotation ${i + 1}/${rotations} (load ${fmt(p.load, 2)}): plain ${fmt(p.wallMs)} ms, span ${fmt(sp.spanMs)} ms, exact ${fmt(e.wallMs)} ms (kernels ${fmt(e.sumMs)}), grouped ${fmt(g.wallMs)} ms (kernels ${fmt(g.sumMs)})`);
+      console.log(
+        `  rotation ${i + 1}/${rotations} (load ${fmt(p.load, 2)}): plain ${fmt(p.wallMs)} ms, span ${fmt(sp.spanMs)} ms, exact ${fmt(e.wallMs)} ms (kernels ${fmt(e.sumMs)}), grouped ${fmt(g.wallMs)} ms (kernels ${fmt(g.sumMs)})`,
+      );
     }
     writeResults(ctx, { label, width, B, S, rotations, peak, peakLoad, stampMs, samples });
   } finally {
@@ -124,7 +164,10 @@ interface Run {
   samples: Record<Kind, Sample[]>;
 }
 
-function writeResults(ctx: BenchContext, { label, width, B, S, rotations, peak, peakLoad, stampMs, samples }: Run): void {
+function writeResults(
+  ctx: BenchContext,
+  { label, width, B, S, rotations, peak, peakLoad, stampMs, samples }: Run,
+): void {
   const { plain, span, exact, grouped } = samples;
   const groupMs = grouped[0].groupMs;
   const groupLabel = `groupMs ${GROUP_MS === 'auto' ? `'auto' = ${fmt(groupMs, 2)} ms` : groupMs}`;
@@ -134,33 +177,76 @@ function writeResults(ctx: BenchContext, { label, width, B, S, rotations, peak, 
 
   // Per kernel over the exact steps, scaled to one step (the table of record), and the grouped
   // kind's figures against it.
-  const perStep = (rows: AggregateRow[], n: number) => rows.map((r) => ({ ...r, calls: r.calls / n, totalMs: r.totalMs / n }));
-  const byKernel = perStep(aggregate(exact.flatMap((s) => s.records), 'kernel', peak), exact.length);
-  const byOp = perStep(aggregate(exact.flatMap((s) => s.records), 'op', peak), exact.length);
-  const groupedByKernel = new Map(perStep(aggregate(grouped.flatMap((s) => s.records), 'kernel', peak), grouped.length).map((r) => [r.name, r]));
+  const perStep = (rows: AggregateRow[], n: number) =>
+    rows.map((r) => ({ ...r, calls: r.calls / n, totalMs: r.totalMs / n }));
+  const byKernel = perStep(
+    aggregate(
+      exact.flatMap((s) => s.records),
+      'kernel',
+      peak,
+    ),
+    exact.length,
+  );
+  const byOp = perStep(
+    aggregate(
+      exact.flatMap((s) => s.records),
+      'op',
+      peak,
+    ),
+    exact.length,
+  );
+  const groupedByKernel = new Map(
+    perStep(
+      aggregate(
+        grouped.flatMap((s) => s.records),
+        'kernel',
+        peak,
+      ),
+      grouped.length,
+    ).map((r) => [r.name, r]),
+  );
   const top3 = byKernel.slice(0, 3);
   const dispatches = exact[0].records.length;
   const flops = exact[0].records.reduce((s, r) => s + r.flops, 0);
   const bytes = exact[0].records.reduce((s, r) => s + r.bytes, 0);
-  const estimatedShare = median(grouped.map((s) => s.records.filter((r) => r.estimated).reduce((a, r) => a + r.gpuMs, 0) / s.sumMs));
+  const estimatedShare = median(
+    grouped.map((s) => s.records.filter((r) => r.estimated).reduce((a, r) => a + r.gpuMs, 0) / s.sumMs),
+  );
   const timedAlone = median(grouped.map((s) => s.records.filter((r) => !r.estimated).length));
   const intervals = median(grouped.map((s) => new Set(s.records.map((r) => r.interval)).size));
-  const agreement = byKernel.slice(0, 10).map((r) => ({ name: r.name, exact: r.totalMs, grouped: groupedByKernel.get(r.name)?.totalMs ?? 0 }));
-  const l1 = agreement.reduce((s, a) => s + Math.abs(a.grouped - a.exact), 0) / agreement.reduce((s, a) => s + a.exact, 0);
+  const agreement = byKernel
+    .slice(0, 10)
+    .map((r) => ({ name: r.name, exact: r.totalMs, grouped: groupedByKernel.get(r.name)?.totalMs ?? 0 }));
+  const l1 =
+    agreement.reduce((s, a) => s + Math.abs(a.grouped - a.exact), 0) / agreement.reduce((s, a) => s + a.exact, 0);
 
   const dir = join(process.cwd(), 'bench', 'results');
   mkdirSync(dir, { recursive: true });
   const kernelMs = median(exact.map((s) => s.sumMs));
-  writeFileSync(join(dir, 'profile_split.svg'), splitSvg(byKernel, 15, `Per-kernel GPU time of one step: ${label} (${fmt(kernelMs)} ms of kernels, every dispatch timed)`));
+  writeFileSync(
+    join(dir, 'profile_split.svg'),
+    splitSvg(
+      byKernel,
+      15,
+      `Per-kernel GPU time of one step: ${label} (${fmt(kernelMs)} ms of kernels, every dispatch timed)`,
+    ),
+  );
 
   const measurement = (name: string, xs: Sample[]): Measurement => {
     const ms = median(xs.map((x) => x.wallMs));
     const mean = xs.reduce((s, x) => s + x.wallMs, 0) / xs.length;
     const sd = Math.sqrt(xs.reduce((s, x) => s + (x.wallMs - mean) ** 2, 0) / Math.max(1, xs.length - 1));
     return {
-      workload: `${label} step`, name, msPerOp: ms, msPerOpMin: Math.min(...xs.map((x) => x.wallMs)),
-      gflops: flops / (ms * 1e6), gbps: bytes / (ms * 1e6), reps: 1, samples: xs.length,
-      rmePercent: (100 * 1.96 * sd) / Math.sqrt(xs.length) / mean, cpuMsPerOp: median(xs.map((x) => x.cpuMs)),
+      workload: `${label} step`,
+      name,
+      msPerOp: ms,
+      msPerOpMin: Math.min(...xs.map((x) => x.wallMs)),
+      gflops: flops / (ms * 1e6),
+      gbps: bytes / (ms * 1e6),
+      reps: 1,
+      samples: xs.length,
+      rmePercent: (100 * 1.96 * sd) / Math.sqrt(xs.length) / mean,
+      cpuMsPerOp: median(xs.map((x) => x.cpuMs)),
     };
   };
 
@@ -183,7 +269,9 @@ function writeResults(ctx: BenchContext, { label, width, B, S, rotations, peak, 
       vsPlain ? spread(ratio(xs, plain, cpu)) : '',
       fmt(median(xs.map((s) => s.recordMs))),
       xs === plain ? '' : `${fmt(median(xs.map(gpu)))}${timed ? ` (${spread(ratio(xs, span, gpu))})` : ''}`,
-      timed ? `${fmt(100 * median(sums))}% (IQR ${fmt(100 * quantile(sums, 0.25))}-${fmt(100 * quantile(sums, 0.75))}%); best/best ${fmt(100 * best(xs, kernels) / best(span, gpu))}%` : '',
+      timed
+        ? `${fmt(100 * median(sums))}% (IQR ${fmt(100 * quantile(sums, 0.25))}-${fmt(100 * quantile(sums, 0.75))}%); best/best ${fmt((100 * best(xs, kernels)) / best(span, gpu))}%`
+        : '',
     ].join(' | ')} |`;
   };
   const table = [
@@ -211,8 +299,14 @@ function writeResults(ctx: BenchContext, { label, width, B, S, rotations, peak, 
     `Grouped against exact, top 10 kernels per step: summed absolute difference ${fmt(100 * l1)}% of their exact time.`,
     `Top kernels by GPU time per step (exact): ${top3.map((r, i) => `${i + 1}. \`${r.name}\` ${fmt(r.totalMs, 2)} ms (${fmt(100 * r.share)}%, ${fmt(r.gflops, 2)} GFLOP/s = ${fmt(100 * (r.peakFlops ?? 0))}% of peak FLOP/s, ${fmt(r.gbps, 2)} GB/s = ${fmt(100 * (r.peakBandwidth ?? 0))}% of peak bandwidth)`).join('; ')}.`,
   ];
-  const agreeTable = ['| kernel | exact ms | grouped ms | grouped estimated |', '| --- | ---: | ---: | ---: |',
-    ...agreement.map((a) => `| \`${a.name}\` | ${fmt(a.exact, 3)} | ${fmt(a.grouped, 3)} | ${fmt(100 * (groupedByKernel.get(a.name)?.estimated ?? 0))}% |`)].join('\n');
+  const agreeTable = [
+    '| kernel | exact ms | grouped ms | grouped estimated |',
+    '| --- | ---: | ---: | ---: |',
+    ...agreement.map(
+      (a) =>
+        `| \`${a.name}\` | ${fmt(a.exact, 3)} | ${fmt(a.grouped, 3)} | ${fmt(100 * (groupedByKernel.get(a.name)?.estimated ?? 0))}% |`,
+    ),
+  ].join('\n');
   const strip = (xs: Sample[]) => xs.map(({ records: _r, ...rest }) => rest);
   const out = writeReport({
     suite: 'profiler',
@@ -223,15 +317,33 @@ function writeResults(ctx: BenchContext, { label, width, B, S, rotations, peak, 
     sections: [
       { title: 'Profiler accuracy and overhead', markdown: table },
       { title: 'Per-kernel time split', markdown: '![per-kernel share of the step](profile_split.svg)' },
-      { title: `Per kernel, one step (${dispatches} dispatches, every one timed, mean of ${exact.length} steps)`, markdown: kernelTable(byKernel) },
+      {
+        title: `Per kernel, one step (${dispatches} dispatches, every one timed, mean of ${exact.length} steps)`,
+        markdown: kernelTable(byKernel),
+      },
       { title: 'Per op, one step (every dispatch timed)', markdown: kernelTable(byOp).replace('| kernel |', '| op |') },
       { title: 'Grouped (default) against exact, top 10 kernels', markdown: agreeTable },
     ],
     extra: {
-      config: { width, batch: B, img: S, rotations, groupMs: GROUP_MS, resolvedGroupMs: groupMs }, peak, peakLoad, stampMs,
+      config: { width, batch: B, img: S, rotations, groupMs: GROUP_MS, resolvedGroupMs: groupMs },
+      peak,
+      peakLoad,
+      stampMs,
       samples: Object.fromEntries(KINDS.map((kd) => [kd, strip(samples[kd])])),
-      overheadWall: { exact: wE, grouped: wG, exactBest: bE, groupedBest: bG }, sumOverGpu: { exact: sumE, grouped: sumG }, groupedVsExactL1: l1, groupedIntervals: intervals,
-      dispatches, flops, bytes, top3: top3.map((r) => ({ kernel: r.name, ms: r.totalMs, share: r.share, gflops: r.gflops, peakFlops: r.peakFlops })),
+      overheadWall: { exact: wE, grouped: wG, exactBest: bE, groupedBest: bG },
+      sumOverGpu: { exact: sumE, grouped: sumG },
+      groupedVsExactL1: l1,
+      groupedIntervals: intervals,
+      dispatches,
+      flops,
+      bytes,
+      top3: top3.map((r) => ({
+        kernel: r.name,
+        ms: r.totalMs,
+        share: r.share,
+        gflops: r.gflops,
+        peakFlops: r.peakFlops,
+      })),
     },
   });
   console.log(`\n${table}\n\n${notes.join('\n')}\nwrote ${out.markdown}`);
@@ -243,7 +355,16 @@ const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replac
 function splitSvg(rows: AggregateRow[], top: number, title: string): string {
   const shown = rows.slice(0, top);
   const rest = rows.slice(top);
-  const bars = rest.length ? [...shown, { name: `${rest.length} other kernels`, share: rest.reduce((s, r) => s + r.share, 0), totalMs: rest.reduce((s, r) => s + r.totalMs, 0) }] : shown;
+  const bars = rest.length
+    ? [
+        ...shown,
+        {
+          name: `${rest.length} other kernels`,
+          share: rest.reduce((s, r) => s + r.share, 0),
+          totalMs: rest.reduce((s, r) => s + r.totalMs, 0),
+        },
+      ]
+    : shown;
   const [labelW, barW, rowH, top0] = [430, 380, 22, 46];
   const maxShare = Math.max(...bars.map((b) => b.share), 1e-9);
   const height = top0 + bars.length * rowH + 30;
@@ -263,6 +384,9 @@ function splitSvg(rows: AggregateRow[], top: number, title: string): string {
       `<text x="${labelW + w + 6}" y="${y + 15}">${(100 * b.share).toFixed(1)}% (${b.totalMs.toFixed(2)} ms)</text>`,
     );
   });
-  lines.push(`<text x="${labelW}" y="${height - 10}" fill="#555">share of the summed kernel time of one step</text>`, '</svg>');
+  lines.push(
+    `<text x="${labelW}" y="${height - 10}" fill="#555">share of the summed kernel time of one step</text>`,
+    '</svg>',
+  );
   return lines.join('\n') + '\n';
 }

@@ -33,13 +33,22 @@ const MODES = [
   { name: 'replay, byte images', replay: true, bytes: true },
 ] as const;
 
-async function measure(ctx: BenchContext, opts: Partial<TrainerOptions>, mode: (typeof MODES)[number], steps: number): Promise<ModeFigures> {
+async function measure(
+  ctx: BenchContext,
+  opts: Partial<TrainerOptions>,
+  mode: (typeof MODES)[number],
+  steps: number,
+): Promise<ModeFigures> {
   const { rt } = ctx;
   const B = opts.batchSize!;
   const S = opts.imgSize!;
   const rng = new Rng(3);
   const n = B * 3 * S * S;
-  const [q, k] = [0, 1].map(() => (mode.bytes ? Uint8Array.from({ length: n }, () => rng.int(256)) : Float32Array.from({ length: n }, () => rng.normal())));
+  const [q, k] = [0, 1].map(() =>
+    mode.bytes
+      ? Uint8Array.from({ length: n }, () => rng.int(256))
+      : Float32Array.from({ length: n }, () => rng.normal()),
+  );
   const replay = mode.replay;
   const trainer = new Trainer(rt, opts, { replay });
   const out: ModeFigures = { issueMs: [], issueCpuMs: [], stepMs: [], dispatches: 0 };
@@ -60,7 +69,8 @@ async function measure(ctx: BenchContext, opts: Partial<TrainerOptions>, mode: (
       out.issueCpuMs.push((c1.user + c1.system) / 1000);
       out.stepMs.push(performance.now() - t0);
     }
-    if (replay && trainer.programs!.stats.replayed !== steps) throw new Error(`replay bench: ${trainer.programs!.stats.replayed} of ${steps} steps were replayed`);
+    if (replay && trainer.programs!.stats.replayed !== steps)
+      throw new Error(`replay bench: ${trainer.programs!.stats.replayed} of ${steps} steps were replayed`);
   } finally {
     trainer.destroy();
   }
@@ -77,18 +87,44 @@ export async function run(ctx: BenchContext): Promise<void> {
   const measurements: Measurement[] = [];
   const rows: string[] = [];
   for (const width of widths) {
-    const opts: Partial<TrainerOptions> = { method: 'densecl', arch, width, smallStem: false, batchSize: B, imgSize: S, dim: 128, queueSize, bnGroups: 8, seed: 0 };
+    const opts: Partial<TrainerOptions> = {
+      method: 'densecl',
+      arch,
+      width,
+      smallStem: false,
+      batchSize: B,
+      imgSize: S,
+      dim: 128,
+      queueSize,
+      bnGroups: 8,
+      seed: 0,
+    };
     const workload = `DenseCL ${arch} width ${width}, ${S} px, batch ${B}`;
     const figures: Record<string, ModeFigures> = {};
     for (const mode of MODES) {
       console.log(`[replay] ${workload}: ${mode.name}...`);
       const f = (figures[mode.name] = await measure(ctx, opts, mode, steps));
       const ms = median(f.issueMs);
-      measurements.push({ workload, name: mode.name, msPerOp: ms, msPerOpMin: Math.min(...f.issueMs), gflops: 0, gbps: 0, reps: 1, samples: f.issueMs.length, rmePercent: NaN, cpuMsPerOp: median(f.issueCpuMs) });
-      rows.push(`| ${workload} | ${mode.name} | ${f.dispatches} | ${ms.toFixed(1)} | ${median(f.issueCpuMs).toFixed(1)} | ${median(f.stepMs).toFixed(0)} |`);
+      measurements.push({
+        workload,
+        name: mode.name,
+        msPerOp: ms,
+        msPerOpMin: Math.min(...f.issueMs),
+        gflops: 0,
+        gbps: 0,
+        reps: 1,
+        samples: f.issueMs.length,
+        rmePercent: NaN,
+        cpuMsPerOp: median(f.issueCpuMs),
+      });
+      rows.push(
+        `| ${workload} | ${mode.name} | ${f.dispatches} | ${ms.toFixed(1)} | ${median(f.issueCpuMs).toFixed(1)} | ${median(f.stepMs).toFixed(0)} |`,
+      );
     }
     const ratio = median(figures.eager.issueMs) / median(figures.replay.issueMs);
-    console.log(`[replay] ${workload}: issue ${median(figures.eager.issueMs).toFixed(1)} ms eager vs ${median(figures.replay.issueMs).toFixed(1)} ms replayed (${ratio.toFixed(1)}x), ${median(figures['replay, byte images'].issueMs).toFixed(1)} ms with byte images; ${figures.replay.dispatches} dispatches`);
+    console.log(
+      `[replay] ${workload}: issue ${median(figures.eager.issueMs).toFixed(1)} ms eager vs ${median(figures.replay.issueMs).toFixed(1)} ms replayed (${ratio.toFixed(1)}x), ${median(figures['replay, byte images'].issueMs).toFixed(1)} ms with byte images; ${figures.replay.dispatches} dispatches`,
+    );
   }
   const written = writeReport({
     suite: 'replay',
@@ -96,13 +132,23 @@ export async function run(ctx: BenchContext): Promise<void> {
     adapter: ctx.adapter,
     ours: 'replay',
     measurements,
-    tableTitle: 'Milliseconds to issue one step (the synchronous part of Trainer.trainStep; the ratio is eager / replay)',
+    tableTitle:
+      'Milliseconds to issue one step (the synchronous part of Trainer.trainStep; the ratio is eager / replay)',
     notes: [
       `Median of ${steps} steps after 2 warm-up steps (the replayed trainer runs its first step eagerly and captures the second).`,
       'Byte images: the views go up as bytes (0..255, 4x fewer than floats) and are normalised on the GPU (one more dispatch).',
       'Issue time is wall time on the calling thread with the GPU idle at the start; CPU ms is the whole process (on a CPU adapter it includes the driver starting on the submitted work).',
     ],
-    sections: [{ title: 'Per step', markdown: ['| workload | mode | dispatches | issue ms | issue CPU ms | whole step ms |', '|---|---|---:|---:|---:|---:|', ...rows].join('\n') }],
+    sections: [
+      {
+        title: 'Per step',
+        markdown: [
+          '| workload | mode | dispatches | issue ms | issue CPU ms | whole step ms |',
+          '|---|---|---:|---:|---:|---:|',
+          ...rows,
+        ].join('\n'),
+      },
+    ],
   });
   console.log(written.table);
 }

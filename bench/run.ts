@@ -14,7 +14,19 @@ import { run as contrastive } from './contrastive.js';
 import { run as replay } from './replay.js';
 import { run as loader } from './loader.js';
 
-const suites: Record<string, Suite> = { matmul, batchnorm, conv, train_step, profiler, memory, comm, contrastive, replay, loader, gpu };
+const suites: Record<string, Suite> = {
+  matmul,
+  batchnorm,
+  conv,
+  train_step,
+  profiler,
+  memory,
+  comm,
+  contrastive,
+  replay,
+  loader,
+  gpu,
+};
 
 // Suites that run only when named: gpu's default sizes are for a GPU (minutes per step on lavapipe).
 const onlyWhenNamed = new Set(['gpu']);

@@ -13,8 +13,14 @@ import { spawnSync } from 'node:child_process';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import {
-  aggregate, markdownTable as kernelTable, noGrad, profile, tensor, Rng,
-  type KernelRecord, type Runtime,
+  aggregate,
+  markdownTable as kernelTable,
+  noGrad,
+  profile,
+  tensor,
+  Rng,
+  type KernelRecord,
+  type Runtime,
 } from '../engine/index.js';
 import type { DenseCL, Method } from '../models/densecl.js';
 import type { ResNet } from '../models/resnet.js';
@@ -30,7 +36,13 @@ import type { Scalar, Tensor as TfTensor, Tensor4D, Variable } from '@tensorflow
 const BATCH = 32;
 const SIZE = 64;
 /** The paper preset's step (dim 128, tau 0.2, EMA 0.999, lambda 0.5, SGD 0.9 / 1e-4, 8 BN groups, lr 0.03 per 256 images, constant) on a smaller problem. */
-const STEP: TrainerOptions = { ...trainerOptions(presetOptions('paper')), arch: 'resnet18', imgSize: SIZE, batchSize: BATCH, queueSize: 4096 };
+const STEP: TrainerOptions = {
+  ...trainerOptions(presetOptions('paper')),
+  arch: 'resnet18',
+  imgSize: SIZE,
+  batchSize: BATCH,
+  queueSize: 4096,
+};
 /** The step's learning rate (the Trainer's lrAt(0)); the tfjs step uses the same. */
 const LR = scaledLr(STEP.lr, STEP.batchSize);
 const BN_EPS = 1e-5;
@@ -38,25 +50,39 @@ const BN_EPS = 1e-5;
 const TFJS_STEPS = 1;
 /** Our steps take seconds: one warm-up, then the harness's calibration (2 steps) and samples. */
 const OUR_SAMPLES = 3;
-const TORCH_STEPS = 5;const TORCH_TIMEOUT_MS = 300_000;
+const TORCH_STEPS = 5;
+const TORCH_TIMEOUT_MS = 300_000;
 const PYTHON = process.env.BENCH_PYTHON ?? '/usr/bin/python3';
 
 /** The commit and the state of the convolution code (being optimised): figures depend on it. */
 function codeState(): string {
   const git = (args: string[]) => spawnSync('git', args, { encoding: 'utf8' }).stdout?.trim() ?? '';
   const head = git(['rev-parse', '--short', 'HEAD']) || 'unknown';
-  const changed = git(['status', '--porcelain', '--', 'engine/ops/conv2d', 'shaders/conv2d']).split('\n').filter(Boolean);
-  return changed.length ? `commit ${head} with uncommitted convolution files (${changed.map((l) => l.trim()).join(', ')})` : `commit ${head}`;
+  const changed = git(['status', '--porcelain', '--', 'engine/ops/conv2d', 'shaders/conv2d'])
+    .split('\n')
+    .filter(Boolean);
+  return changed.length
+    ? `commit ${head} with uncommitted convolution files (${changed.map((l) => l.trim()).join(', ')})`
+    : `commit ${head}`;
 }
 
-const load = (): string => loadavg().map((x) => x.toFixed(2)).join(' / ');
+const load = (): string =>
+  loadavg()
+    .map((x) => x.toFixed(2))
+    .join(' / ');
 const fmt = (x: number, d = 2): string => (Number.isFinite(x) ? x.toFixed(d) : '-');
 
 // ---------------------------------------------------------------------------------------------
 // FLOPs of one step, counted from the architecture (multiply-adds x 2; convolutions, linear
 // layers and the loss matmuls; BN, ReLU and pooling are left out).
 
-interface ConvShape { inC: number; outC: number; k: number; stride: number; pad: number }
+interface ConvShape {
+  inC: number;
+  outC: number;
+  k: number;
+  stride: number;
+  pad: number;
+}
 
 export interface StepFlops {
   backbone: number;
@@ -70,8 +96,15 @@ export interface StepFlops {
   featureSide: number;
 }
 
-export function stepFlops(net: ResNet, method: Method, n = BATCH, size = SIZE, cfg: Pick<TrainerOptions, 'dim' | 'queueSize'> = STEP): StepFlops {
-  const side = (h: number, c: { k: number; stride: number; pad: number }) => Math.floor((h + 2 * c.pad - c.k) / c.stride) + 1;
+export function stepFlops(
+  net: ResNet,
+  method: Method,
+  n = BATCH,
+  size = SIZE,
+  cfg: Pick<TrainerOptions, 'dim' | 'queueSize'> = STEP,
+): StepFlops {
+  const side = (h: number, c: { k: number; stride: number; pad: number }) =>
+    Math.floor((h + 2 * c.pad - c.k) / c.stride) + 1;
   const conv = (c: ConvShape, h: number) => {
     const o = side(h, c);
     return { h: o, flops: 2 * n * c.outC * o * o * c.inC * c.k * c.k };
@@ -104,7 +137,12 @@ export function stepFlops(net: ResNet, method: Method, n = BATCH, size = SIZE, c
   const denseLoss = dense ? 2 * 2 * n * S2 * d * K : 0;
   const correspondence = dense ? 2 * n * S2 * S2 * C : 0;
   return {
-    backbone, globalHead, globalLoss, denseHead, denseLoss, correspondence,
+    backbone,
+    globalHead,
+    globalLoss,
+    denseHead,
+    denseLoss,
+    correspondence,
     total: backbone + globalHead + globalLoss + denseHead + denseLoss + correspondence,
     featureSide: h,
   };
@@ -147,7 +185,9 @@ async function warmUp(t: BenchStep, method: Method): Promise<number> {
   const value = (await t.step()).loss;
   const ceiling = 2 * Math.log(STEP.queueSize + 1);
   if (!(Number.isFinite(value) && value > 0 && value < ceiling)) {
-    throw new Error(`train_step: ${method} warm-up loss ${value} is not plausible (expected a finite value in (0, ${ceiling.toFixed(1)}))`);
+    throw new Error(
+      `train_step: ${method} warm-up loss ${value} is not plausible (expected a finite value in (0, ${ceiling.toFixed(1)}))`,
+    );
   }
   return value;
 }
@@ -181,7 +221,10 @@ async function profileStep(rt: Runtime, t: BenchStep): Promise<StepProfile> {
  * without the noise of the (much larger) shared part. Parameter-sized kernels (SGD, EMA, zeroing)
  * grow with the dense head's weights and stay unpaired on both sides.
  */
-function unpaired(moco: KernelRecord[], dense: KernelRecord[]): { onlyMoco: KernelRecord[]; onlyDense: KernelRecord[]; pairedMocoMs: number; pairedDenseMs: number } {
+function unpaired(
+  moco: KernelRecord[],
+  dense: KernelRecord[],
+): { onlyMoco: KernelRecord[]; onlyDense: KernelRecord[]; pairedMocoMs: number; pairedDenseMs: number } {
   const key = (r: KernelRecord) => `${r.kernel}|${r.op}|${r.shapes}|${r.workgroups.join('x')}`;
   const a = moco.map(key);
   const b = dense.map(key);
@@ -189,7 +232,8 @@ function unpaired(moco: KernelRecord[], dense: KernelRecord[]): { onlyMoco: Kern
   const len = new Uint32Array((a.length + 1) * w);
   for (let i = a.length - 1; i >= 0; i--) {
     for (let j = b.length - 1; j >= 0; j--) {
-      len[i * w + j] = a[i] === b[j] ? len[(i + 1) * w + j + 1] + 1 : Math.max(len[(i + 1) * w + j], len[i * w + j + 1]);
+      len[i * w + j] =
+        a[i] === b[j] ? len[(i + 1) * w + j + 1] + 1 : Math.max(len[(i + 1) * w + j], len[i * w + j + 1]);
     }
   }
   const onlyMoco: KernelRecord[] = [];
@@ -211,7 +255,18 @@ function unpaired(moco: KernelRecord[], dense: KernelRecord[]): { onlyMoco: Kern
 }
 
 /** Unpaired dispatches per op: DenseCL's extra calls and time against MoCo-v2's, largest first. */
-function extraByOp(onlyMoco: KernelRecord[], onlyDense: KernelRecord[]): { op: string; denseCalls: number; denseMs: number; denseGflops: number; mocoCalls: number; mocoMs: number; extraMs: number }[] {
+function extraByOp(
+  onlyMoco: KernelRecord[],
+  onlyDense: KernelRecord[],
+): {
+  op: string;
+  denseCalls: number;
+  denseMs: number;
+  denseGflops: number;
+  mocoCalls: number;
+  mocoMs: number;
+  extraMs: number;
+}[] {
   const m = new Map(aggregate(onlyMoco, 'op').map((r) => [r.name, r]));
   const d = new Map(aggregate(onlyDense, 'op').map((r) => [r.name, r]));
   return [...new Set([...d.keys(), ...m.keys()])]
@@ -220,7 +275,15 @@ function extraByOp(onlyMoco: KernelRecord[], onlyDense: KernelRecord[]): { op: s
       const y = m.get(op);
       const denseMs = x?.totalMs ?? 0;
       const mocoMs = y?.totalMs ?? 0;
-      return { op, denseCalls: x?.calls ?? 0, denseMs, denseGflops: x?.gflops ?? 0, mocoCalls: y?.calls ?? 0, mocoMs, extraMs: denseMs - mocoMs };
+      return {
+        op,
+        denseCalls: x?.calls ?? 0,
+        denseMs,
+        denseGflops: x?.gflops ?? 0,
+        mocoCalls: y?.calls ?? 0,
+        mocoMs,
+        extraMs: denseMs - mocoMs,
+      };
     })
     .sort((p, q) => q.extraMs - p.extraMs);
 }
@@ -243,14 +306,32 @@ interface TorchResult {
 
 function runTorch(steps: number): { result: TorchResult; loadBefore: string; loadAfter: string } | { reason: string } {
   const script = join(process.cwd(), 'scripts', 'bench_torch_step.py');
-  const args = [script, '--batch', String(BATCH), '--size', String(SIZE), '--threads', '2', '--groups', String(STEP.bnGroups), '--queue', String(STEP.queueSize), '--warmup', '1', '--steps', String(steps)];
+  const args = [
+    script,
+    '--batch',
+    String(BATCH),
+    '--size',
+    String(SIZE),
+    '--threads',
+    '2',
+    '--groups',
+    String(STEP.bnGroups),
+    '--queue',
+    String(STEP.queueSize),
+    '--warmup',
+    '1',
+    '--steps',
+    String(steps),
+  ];
   const loadBefore = load();
   const r = spawnSync(PYTHON, args, { encoding: 'utf8', timeout: TORCH_TIMEOUT_MS });
   const loadAfter = load();
   if (r.error) return { reason: `could not run ${PYTHON}: ${r.error.message}` };
   if (r.status !== 0) {
     const err = (r.stderr ?? '').trim().split('\n').slice(-3).join(' ');
-    return { reason: `${PYTHON} ${args.slice(0, 1).join(' ')} exited with ${r.status ?? r.signal}: ${err || 'no message'}` };
+    return {
+      reason: `${PYTHON} ${args.slice(0, 1).join(' ')} exited with ${r.status ?? r.signal}: ${err || 'no message'}`,
+    };
   }
   const line = r.stdout.trim().split('\n').pop() ?? '';
   try {
@@ -261,7 +342,13 @@ function runTorch(steps: number): { result: TorchResult; loadBefore: string; loa
 }
 
 /** A Measurement from per-step wall times measured outside benny (PyTorch, tfjs). */
-function stepMeasurement(workload: string, name: string, flops: number, stepMs: number[], cpuMsPerStep: number): Measurement {
+function stepMeasurement(
+  workload: string,
+  name: string,
+  flops: number,
+  stepMs: number[],
+  cpuMsPerStep: number,
+): Measurement {
   const sorted = [...stepMs].sort((a, b) => a - b);
   const mid = sorted.length >> 1;
   const median = sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
@@ -297,7 +384,8 @@ async function ensureTfjsGradients(tf: Tfjs['tf']): Promise<string> {
   if (before === null) return 'tfjs-core had gradients registered already';
   await import('../node_modules/@tensorflow/tfjs-core/dist/register_all_gradients.js');
   const after = probeGradient(tf);
-  if (after !== null) throw new Error(`train_step: tfjs gradients still missing after importing register_all_gradients: ${after}`);
+  if (after !== null)
+    throw new Error(`train_step: tfjs gradients still missing after importing register_all_gradients: ${after}`);
   return `tfjs-core's Node bundle had no gradients ("${before}"); registered them from @tensorflow/tfjs-core/dist/register_all_gradients.js`;
 }
 
@@ -328,7 +416,9 @@ function toHwio(w: Float32Array, [O, C, KH, KW]: number[]): Float32Array {
 /** NCHW -> NHWC. */
 function toNhwc(v: ArrayLike<number>, [N, C, H, W]: readonly number[]): Float32Array {
   const out = new Float32Array(v.length);
-  for (let n = 0; n < N; n++) for (let c = 0; c < C; c++) for (let i = 0; i < H * W; i++) out[(n * H * W + i) * C + c] = v[(n * C + c) * H * W + i];
+  for (let n = 0; n < N; n++)
+    for (let c = 0; c < C; c++)
+      for (let i = 0; i < H * W; i++) out[(n * H * W + i) * C + c] = v[(n * C + c) * H * W + i];
   return out;
 }
 
@@ -342,7 +432,12 @@ export class TfMoco {
   private ptr = 0;
   private readonly shuffle = new Rng(1);
 
-  constructor(private readonly tf: Tfjs['tf'], private readonly net: ResNet, params: Map<string, { data: Float32Array; shape: number[] }>, queue: Float32Array) {
+  constructor(
+    private readonly tf: Tfjs['tf'],
+    private readonly net: ResNet,
+    params: Map<string, { data: Float32Array; shape: number[] }>,
+    queue: Float32Array,
+  ) {
     for (const [name, { data, shape }] of params) {
       const isConv = shape.length === 4;
       const value = isConv ? toHwio(data, shape) : data;
@@ -352,7 +447,10 @@ export class TfMoco {
       this.velocity.set(name, tf.variable(tf.zeros(tfShape), false, `ts_v/${name}`));
     }
     for (const spec of net.bufferSpecs('backbone.')) {
-      for (const [tag, stats] of [['qs', this.qStats], ['ks', this.kStats]] as const) {
+      for (const [tag, stats] of [
+        ['qs', this.qStats],
+        ['ks', this.kStats],
+      ] as const) {
         stats.set(spec.name, tf.variable(tf.fill(spec.shape, spec.value), false, `ts_${tag}/${spec.name}`));
       }
     }
@@ -364,7 +462,13 @@ export class TfMoco {
    * batch, not in groups: tfjs's FusedBatchNorm gradient reduces over the batch only when mean and
    * variance are 1-D, so grouped statistics would need transposes or unfused ops around it.
    */
-  private bn(x: Tensor4D, p: Map<string, Variable>, stats: Map<string, Variable>, name: string, relu: boolean): Tensor4D {
+  private bn(
+    x: Tensor4D,
+    p: Map<string, Variable>,
+    stats: Map<string, Variable>,
+    name: string,
+    relu: boolean,
+  ): Tensor4D {
     const { tf } = this;
     const [N, H, W] = x.shape;
     const count = N * H * W;
@@ -380,7 +484,13 @@ export class TfMoco {
   backbone(p: Map<string, Variable>, stats: Map<string, Variable>, x: Tensor4D): Tensor4D {
     const { tf, net } = this;
     const convBn = (c: ConvShape & { name: string }, bn: string, input: Tensor4D, relu: boolean): Tensor4D =>
-      this.bn(tf.conv2d(input, p.get(`backbone.${c.name}.weight`)! as Tensor4D, c.stride, c.pad), p, stats, `backbone.${bn}`, relu);
+      this.bn(
+        tf.conv2d(input, p.get(`backbone.${c.name}.weight`)! as Tensor4D, c.stride, c.pad),
+        p,
+        stats,
+        `backbone.${bn}`,
+        relu,
+      );
     let h = convBn(net.stem, 'bn1', x, true);
     if (!net.cfg.smallStem) h = tf.maxPool(h, 3, 2, 1);
     for (const b of net.blocks) {
@@ -398,7 +508,9 @@ export class TfMoco {
   private encode(p: Map<string, Variable>, stats: Map<string, Variable>, x: Tensor4D): TfTensor {
     const { tf } = this;
     const pooled = tf.mean(this.backbone(p, stats, x), [1, 2]);
-    const hidden = tf.relu(tf.add(tf.matMul(pooled, p.get('neck.mlp.0.weight')!, false, true), p.get('neck.mlp.0.bias')!));
+    const hidden = tf.relu(
+      tf.add(tf.matMul(pooled, p.get('neck.mlp.0.weight')!, false, true), p.get('neck.mlp.0.bias')!),
+    );
     const g = tf.add(tf.matMul(hidden, p.get('neck.mlp.2.weight')!, false, true), p.get('neck.mlp.2.bias')!);
     return tf.mul(g, tf.rsqrt(tf.maximum(tf.sum(tf.square(g), 1, true), 1e-24)));
   }
@@ -413,7 +525,10 @@ export class TfMoco {
       const perm = this.shuffle.permutation(N);
       const inverse = new Array<number>(N);
       perm.forEach((p, i) => (inverse[p] = i));
-      const k = tf.gather(this.encode(this.k, this.kStats, tf.gather(xk, tf.tensor1d(perm, 'int32'))), tf.tensor1d(inverse, 'int32'));
+      const k = tf.gather(
+        this.encode(this.k, this.kStats, tf.gather(xk, tf.tensor1d(perm, 'int32'))),
+        tf.tensor1d(inverse, 'int32'),
+      );
       const qVars = [...this.q.values()];
       const { value, grads } = tf.variableGrads(() => {
         const q = this.encode(this.q, this.qStats, xq);
@@ -439,7 +554,8 @@ export class TfMoco {
   }
 
   dispose(): void {
-    for (const map of [this.q, this.k, this.velocity, this.qStats, this.kStats]) for (const v of map.values()) v.dispose();
+    for (const map of [this.q, this.k, this.velocity, this.qStats, this.kStats])
+      for (const v of map.values()) v.dispose();
     this.queue.dispose();
   }
 }
@@ -451,7 +567,6 @@ function maxRelDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
 }
 
 // ---------------------------------------------------------------------------------------------
-
 
 export async function run(ctx: BenchContext): Promise<void> {
   const { rt } = ctx;
@@ -476,14 +591,22 @@ export async function run(ctx: BenchContext): Promise<void> {
   const { tf } = tfjs;
   const gradNote = await ensureTfjsGradients(tf);
   const params = new Map<string, { data: Float32Array; shape: number[] }>();
-  for (const spec of moco.model.query.paramSpecs) params.set(spec.name, { data: (await moco.model.query.p(spec.name).data()) as Float32Array, shape: spec.shape });
+  for (const spec of moco.model.query.paramSpecs)
+    params.set(spec.name, { data: (await moco.model.query.p(spec.name).data()) as Float32Array, shape: spec.shape });
   const ourFeatures = await (async () => {
-    const f = noGrad(() => moco.model.backbone.forward(moco.model.query, xq, { training: true, bnGroups: 1, prefix: 'backbone.' }));
+    const f = noGrad(() =>
+      moco.model.backbone.forward(moco.model.query, xq, { training: true, bnGroups: 1, prefix: 'backbone.' }),
+    );
     const v = toNhwc(await f.data(), f.shape);
     f.dispose();
     return v;
   })();
-  const tfModel = new TfMoco(tf, moco.model.backbone, params, (await moco.model.queues.get('queue').data()) as Float32Array);
+  const tfModel = new TfMoco(
+    tf,
+    moco.model.backbone,
+    params,
+    (await moco.model.queues.get('queue').data()) as Float32Array,
+  );
   const txq = tf.tensor4d(toNhwc(imagesQ, [BATCH, 3, SIZE, SIZE]), [BATCH, SIZE, SIZE, 3]);
   const txk = tf.tensor4d(toNhwc(imagesK, [BATCH, 3, SIZE, SIZE]), [BATCH, SIZE, SIZE, 3]);
   const tfFeatures = await (async () => {
@@ -493,7 +616,10 @@ export async function run(ctx: BenchContext): Promise<void> {
     return v;
   })();
   const featureDiff = maxRelDiff(ourFeatures, tfFeatures);
-  if (featureDiff > 1e-3) throw new Error(`train_step: ResNet-18 features of our engine and tfjs disagree (max relative difference ${featureDiff}); one of them computes a different network`);
+  if (featureDiff > 1e-3)
+    throw new Error(
+      `train_step: ResNet-18 features of our engine and tfjs disagree (max relative difference ${featureDiff}); one of them computes a different network`,
+    );
   say(`backbone features ours vs tfjs: max relative difference ${featureDiff.toExponential(1)}`);
   const tfStep = async (): Promise<{ ms: number; cpuMs: number; loss: number }> => {
     const c0 = process.cpuUsage();
@@ -511,11 +637,19 @@ export async function run(ctx: BenchContext): Promise<void> {
 
   // Our engine: one warm-up step each, then the bench harness, then one profiled step each.
   const warm = { mocov2: await warmUp(moco, 'mocov2'), densecl: await warmUp(dense, 'densecl') };
-  const timing: TimingOptions = { ...ctx.timing, targetBatchMs: 1, maxReps: 1, minSamples: quick ? 2 : OUR_SAMPLES, maxTime: 1e-3 };
+  const timing: TimingOptions = {
+    ...ctx.timing,
+    targetBatchMs: 1,
+    maxReps: 1,
+    minSamples: quick ? 2 : OUR_SAMPLES,
+    maxTime: 1e-3,
+  };
   loads.ours = load();
   const [oursMoco] = await measureCases('train_step', mocoWork, [stepCase('ours', moco)], timing);
   const [oursDense] = await measureCases('train_step', denseWork, [stepCase('ours', dense)], timing);
-  say(`ours: MoCo-v2 ${oursMoco.msPerOp.toFixed(0)} ms/step (CPU ${oursMoco.cpuMsPerOp.toFixed(0)} ms), DenseCL ${oursDense.msPerOp.toFixed(0)} ms/step (CPU ${oursDense.cpuMsPerOp.toFixed(0)} ms)`);
+  say(
+    `ours: MoCo-v2 ${oursMoco.msPerOp.toFixed(0)} ms/step (CPU ${oursMoco.cpuMsPerOp.toFixed(0)} ms), DenseCL ${oursDense.msPerOp.toFixed(0)} ms/step (CPU ${oursDense.cpuMsPerOp.toFixed(0)} ms)`,
+  );
   const profMoco = await profileStep(rt, moco);
   const profDense = await profileStep(rt, dense);
   loads.oursDone = load();
@@ -527,7 +661,9 @@ export async function run(ctx: BenchContext): Promise<void> {
   // PyTorch on the CPU.
   const torch = runTorch(quick ? 3 : TORCH_STEPS);
   if ('result' in torch) {
-    measurements.push(stepMeasurement(mocoWork.label, 'pytorch', mocoWork.flops, torch.result.step_ms, torch.result.cpu_ms_per_step));
+    measurements.push(
+      stepMeasurement(mocoWork.label, 'pytorch', mocoWork.flops, torch.result.step_ms, torch.result.cpu_ms_per_step),
+    );
     loads.pytorch = `${torch.loadBefore} -> ${torch.loadAfter}`;
     say(`pytorch: ${torch.result.ms_per_step.toFixed(0)} ms/step (CPU ${torch.result.cpu_ms_per_step.toFixed(0)} ms)`);
   } else {
@@ -540,7 +676,13 @@ export async function run(ctx: BenchContext): Promise<void> {
   const tfRuns: { ms: number; cpuMs: number; loss: number }[] = [];
   for (let s = 0; s < TFJS_STEPS; s++) tfRuns.push(await tfStep());
   loads.tfjsDone = load();
-  const tfjsM = stepMeasurement(mocoWork.label, 'tfjs', mocoWork.flops, tfRuns.map((r) => r.ms), tfRuns.reduce((a, r) => a + r.cpuMs, 0) / tfRuns.length);
+  const tfjsM = stepMeasurement(
+    mocoWork.label,
+    'tfjs',
+    mocoWork.flops,
+    tfRuns.map((r) => r.ms),
+    tfRuns.reduce((a, r) => a + r.cpuMs, 0) / tfRuns.length,
+  );
   measurements.push(tfjsM);
   say(`tfjs: ${tfjsM.msPerOp.toFixed(0)} ms/step (CPU ${tfjsM.cpuMsPerOp.toFixed(0)} ms)`);
   tfModel.dispose();
@@ -578,12 +720,17 @@ export async function run(ctx: BenchContext): Promise<void> {
       markdown: [
         '| engine | method | ms/step (median) | ms/step (best) | images/s | CPU ms/step | GFLOP/step (analytic) | GFLOP/s |',
         '|---|---|---|---|---|---|---|---|',
-        ...rows.map(([e, m, x, f]) => `| ${e} | ${m} | ${fmt(x.msPerOp, 0)} | ${fmt(x.msPerOpMin, 0)} | ${fmt(rate(x), 2)} | ${fmt(x.cpuMsPerOp, 0)} | ${fmt(f / 1e9, 2)} | ${fmt(x.gflops, 2)} |`),
+        ...rows.map(
+          ([e, m, x, f]) =>
+            `| ${e} | ${m} | ${fmt(x.msPerOp, 0)} | ${fmt(x.msPerOpMin, 0)} | ${fmt(rate(x), 2)} | ${fmt(x.cpuMsPerOp, 0)} | ${fmt(f / 1e9, 2)} | ${fmt(x.gflops, 2)} |`,
+        ),
         '',
         `- ours/PyTorch, MoCo-v2 step: ${torchM ? `${fmt(torchM.msPerOp / oursMoco.msPerOp, 3)}x by wall time, ${fmt(torchM.cpuMsPerOp / oursMoco.cpuMsPerOp, 3)}x by process CPU time (target: at least 0.5x)` : 'not measured'}`,
         `- ours/tfjs, MoCo-v2 step: ${fmt(tfjsM.msPerOp / oursMoco.msPerOp, 2)}x by wall time, ${fmt(tfjsM.cpuMsPerOp / oursMoco.cpuMsPerOp, 2)}x by process CPU time (target: at least 10x)`,
         `- DenseCL/MoCo-v2 step time on our engine: ${fmt(ratios.wall, 3)} by wall time (median), ${fmt(ratios.cpu, 3)} by process CPU time, ${fmt(ratios.kernel, 3)} by summed kernel time of one profiled step, ${fmt(ratios.kernelUnpaired, 3)} counting only the dispatches the two steps do not share (paper: under 1.01 on GPUs). The two methods are timed one after the other, so the wall-clock ratio carries the load's drift between them; the CPU-time and unpaired-dispatch figures are the steadier ones.`,
-        `- Load average (1/5/15 min) at each stage: ${Object.entries(loads).map(([k, v]) => `${k} ${v}`).join('; ')}`,
+        `- Load average (1/5/15 min) at each stage: ${Object.entries(loads)
+          .map(([k, v]) => `${k} ${v}`)
+          .join('; ')}`,
       ].join('\n'),
     },
     {
@@ -606,7 +753,10 @@ export async function run(ctx: BenchContext): Promise<void> {
         '',
         '| op | DenseCL-only calls | ms | GFLOP/s | MoCo-v2-only calls | ms | extra ms |',
         '|---|---|---|---|---|---|---|',
-        ...byOpExtra.map((r) => `| \`${r.op}\` | ${r.denseCalls} | ${fmt(r.denseMs, 2)} | ${fmt(r.denseGflops, 2)} | ${r.mocoCalls} | ${fmt(r.mocoMs, 2)} | ${fmt(r.extraMs, 2)} |`),
+        ...byOpExtra.map(
+          (r) =>
+            `| \`${r.op}\` | ${r.denseCalls} | ${fmt(r.denseMs, 2)} | ${fmt(r.denseGflops, 2)} | ${r.mocoCalls} | ${fmt(r.mocoMs, 2)} | ${fmt(r.extraMs, 2)} |`,
+        ),
       ].join('\n'),
     },
     {
@@ -628,7 +778,9 @@ export async function run(ctx: BenchContext): Promise<void> {
         '| kernel | GFLOP/s | calls |',
         '|---|---|---|',
         ...topKernels.slice(0, 8).map((k) => {
-          const calls = profMoco.records.filter((r) => r.kernel === k.name).map((r) => `${r.op}: ${r.shapes} (${fmt(r.gpuMs, 0)} ms)`);
+          const calls = profMoco.records
+            .filter((r) => r.kernel === k.name)
+            .map((r) => `${r.op}: ${r.shapes} (${fmt(r.gpuMs, 0)} ms)`);
           return `| \`${k.name}\` | ${fmt(k.gflops, 2)} | ${calls.join('<br>')} |`;
         }),
       ].join('\n'),
@@ -645,7 +797,7 @@ export async function run(ctx: BenchContext): Promise<void> {
       `Initial weights copied from our model: backbone features of the same images agree to ${featureDiff.toExponential(1)} (max relative difference). Warm-up step ${fmt(tfWarm.ms / 1000, 1)} s (shader compilation included), then ${TFJS_STEPS} timed step(s): ${tfRuns.map((r) => r.ms.toFixed(0)).join(', ')} ms; loss ${tfRuns[tfRuns.length - 1].loss.toFixed(4)}.`,
     `Code measured: ${codeState()}.`,
     'ours: each sample is one step recorded and awaited (GPU work finished); ms/op = median of the samples. pytorch and tfjs: wall time around each step (tfjs: until its GPU work has finished).',
-    'lavapipe (the CPU Vulkan driver, running in this process) and PyTorch share 2 cores with other engineers\' jobs: wall times depend on the load (recorded per stage in the section Training rate); process CPU time is steadier.',
+    "lavapipe (the CPU Vulkan driver, running in this process) and PyTorch share 2 cores with other engineers' jobs: wall times depend on the load (recorded per stage in the section Training rate); process CPU time is steadier.",
   );
 
   const out = writeReport({
@@ -656,12 +808,29 @@ export async function run(ctx: BenchContext): Promise<void> {
     notes,
     sections,
     extra: {
-      code: codeState(), batch: BATCH, size: SIZE, config: STEP, lr: LR, loads, flops: { mocov2: flopsMoco, densecl: flopsDense },
+      code: codeState(),
+      batch: BATCH,
+      size: SIZE,
+      config: STEP,
+      lr: LR,
+      loads,
+      flops: { mocov2: flopsMoco, densecl: flopsDense },
       denseclOverMocov2: ratios,
       profile: {
         method: profMoco.method,
-        mocov2: { kernelMs: profMoco.kernelMs, dispatches: profMoco.records.length, countedFlops: profMoco.countedFlops, byOp: aggregate(profMoco.records, 'op'), byKernel: aggregate(profMoco.records, 'kernel') },
-        densecl: { kernelMs: profDense.kernelMs, dispatches: profDense.records.length, countedFlops: profDense.countedFlops, byOp: aggregate(profDense.records, 'op') },
+        mocov2: {
+          kernelMs: profMoco.kernelMs,
+          dispatches: profMoco.records.length,
+          countedFlops: profMoco.countedFlops,
+          byOp: aggregate(profMoco.records, 'op'),
+          byKernel: aggregate(profMoco.records, 'kernel'),
+        },
+        densecl: {
+          kernelMs: profDense.kernelMs,
+          dispatches: profDense.records.length,
+          countedFlops: profDense.countedFlops,
+          byOp: aggregate(profDense.records, 'op'),
+        },
         unpaired: { pairedMocoMs, pairedDenseMs, extraMs, byOp: byOpExtra },
       },
       pytorch: 'result' in torch ? torch.result : { missing: torch.reason },

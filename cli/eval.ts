@@ -35,8 +35,24 @@ const COMMON = {
   quiet: false,
 };
 
-export const EVAL_LINEAR_DEFAULTS = { ...COMMON, epochs: LINEAR_PROBE_DEFAULTS.epochs, batchSize: LINEAR_PROBE_DEFAULTS.batchSize, lr: LINEAR_PROBE_DEFAULTS.lr, weightDecay: LINEAR_PROBE_DEFAULTS.weightDecay, out: 'runs/eval-linear' };
-export const EVAL_SEG_DEFAULTS = { ...COMMON, numClasses: 0, epochs: SEG_PROBE_DEFAULTS.epochs, batchSize: SEG_PROBE_DEFAULTS.batchSize, lr: SEG_PROBE_DEFAULTS.lr, weightDecay: SEG_PROBE_DEFAULTS.weightDecay, pictureImages: SEG_PROBE_DEFAULTS.keepPredictions, out: 'runs/eval-seg' };
+export const EVAL_LINEAR_DEFAULTS = {
+  ...COMMON,
+  epochs: LINEAR_PROBE_DEFAULTS.epochs,
+  batchSize: LINEAR_PROBE_DEFAULTS.batchSize,
+  lr: LINEAR_PROBE_DEFAULTS.lr,
+  weightDecay: LINEAR_PROBE_DEFAULTS.weightDecay,
+  out: 'runs/eval-linear',
+};
+export const EVAL_SEG_DEFAULTS = {
+  ...COMMON,
+  numClasses: 0,
+  epochs: SEG_PROBE_DEFAULTS.epochs,
+  batchSize: SEG_PROBE_DEFAULTS.batchSize,
+  lr: SEG_PROBE_DEFAULTS.lr,
+  weightDecay: SEG_PROBE_DEFAULTS.weightDecay,
+  pictureImages: SEG_PROBE_DEFAULTS.keepPredictions,
+  out: 'runs/eval-seg',
+};
 
 export type EvalLinearOptions = typeof EVAL_LINEAR_DEFAULTS;
 export type EvalSegOptions = typeof EVAL_SEG_DEFAULTS;
@@ -52,13 +68,23 @@ export async function backboneFeatures(
   data: EvalData,
   keepMaps: boolean,
 ): Promise<{ train: FeatureSet; val: FeatureSet }> {
-  if (!o.backbone) throw new Error('eval: --backbone FILE is required (a backbone_torchvision.safetensors from densecl pretrain or export)');
+  if (!o.backbone)
+    throw new Error(
+      'eval: --backbone FILE is required (a backbone_torchvision.safetensors from densecl pretrain or export)',
+    );
   const { net, state } = loadBackbone(rt, o.backbone, { arch: o.arch as Arch, width: o.width, smallStem: o.smallStem });
   try {
     const run = async (name: string, split: EvalData['train']) => {
       const t0 = performance.now();
-      const f = await extractFeatures(rt, net, state, split, { imgSize: o.imgSize, batchSize: o.featureBatch, keepMaps });
-      log(o.quiet, `features of ${split.length} ${name} images: ${f.channels} x ${f.side} x ${f.side} in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+      const f = await extractFeatures(rt, net, state, split, {
+        imgSize: o.imgSize,
+        batchSize: o.featureBatch,
+        keepMaps,
+      });
+      log(
+        o.quiet,
+        `features of ${split.length} ${name} images: ${f.channels} x ${f.side} x ${f.side} in ${((performance.now() - t0) / 1000).toFixed(1)} s`,
+      );
       return f;
     };
     return { train: await run('train', data.train), val: await run('held-out', data.val) };
@@ -69,7 +95,10 @@ export async function backboneFeatures(
 
 const pct = (v: number) => `${(100 * v).toFixed(2)}`;
 
-export async function evalLinear(o: EvalLinearOptions, runtime?: Runtime): Promise<LinearProbeResult & { out: string }> {
+export async function evalLinear(
+  o: EvalLinearOptions,
+  runtime?: Runtime,
+): Promise<LinearProbeResult & { out: string }> {
   const rt = runtime ?? (await init({ quiet: true }));
   try {
     const data = await openClassificationData({ ...o, numClasses: 0 });
@@ -78,7 +107,10 @@ export async function evalLinear(o: EvalLinearOptions, runtime?: Runtime): Promi
     const r = await linearProbe(rt, train, val, data.classNames.length, o);
     const out = resolve(o.out);
     makeFolder(out);
-    writeFileSync(join(out, 'results.json'), JSON.stringify({ command: 'eval linear', options: o, data: data.description, ...r }, null, 2));
+    writeFileSync(
+      join(out, 'results.json'),
+      JSON.stringify({ command: 'eval linear', options: o, data: data.description, ...r }, null, 2),
+    );
     const rows = data.classNames.map((c, k) => `| ${c} | ${pct(r.perClassAccuracy[k])} |`).join('\n');
     writeFileSync(
       join(out, 'results.md'),
@@ -91,7 +123,10 @@ export async function evalLinear(o: EvalLinearOptions, runtime?: Runtime): Promi
   }
 }
 
-export async function evalSeg(o: EvalSegOptions, runtime?: Runtime): Promise<SegProbeResult & { out: string; picture: string; classNames: string[] }> {
+export async function evalSeg(
+  o: EvalSegOptions,
+  runtime?: Runtime,
+): Promise<SegProbeResult & { out: string; picture: string; classNames: string[] }> {
   const rt = runtime ?? (await init({ quiet: true }));
   try {
     const data = await openSegmentationData(o);
@@ -104,9 +139,22 @@ export async function evalSeg(o: EvalSegOptions, runtime?: Runtime): Promise<Seg
     const picture = join(out, 'segmentation.png');
     const images = [];
     for (let i = 0; i < shown; i++) images.push((await data.val.get(i)).image);
-    await writeSegmentationPicture(picture, images, val.labelMaps!.subarray(0, shown * val.size * val.size), r.predictions, val.size);
+    await writeSegmentationPicture(
+      picture,
+      images,
+      val.labelMaps!.subarray(0, shown * val.size * val.size),
+      r.predictions,
+      val.size,
+    );
     const { predictions: _, ...figures } = r;
-    writeFileSync(join(out, 'results.json'), JSON.stringify({ command: 'eval seg', options: o, data: data.description, classNames: data.classNames, ...figures }, null, 2));
+    writeFileSync(
+      join(out, 'results.json'),
+      JSON.stringify(
+        { command: 'eval seg', options: o, data: data.description, classNames: data.classNames, ...figures },
+        null,
+        2,
+      ),
+    );
     const rows = data.classNames.map((c, k) => `| ${c} | ${r.iou[k] === null ? '-' : pct(r.iou[k]!)} |`).join('\n');
     writeFileSync(
       join(out, 'results.md'),

@@ -15,7 +15,8 @@ import { CHECKPOINT } from '../train/run-folder.js';
 const PREFIX = 'encoder_q.backbone.';
 
 export function exportRun(runDir: string, format: ExportFormat): string {
-  if (format !== 'torchvision' && format !== 'detectron2') throw new Error(`export: --format must be torchvision or detectron2, got '${format}'`);
+  if (format !== 'torchvision' && format !== 'detectron2')
+    throw new Error(`export: --format must be torchvision or detectron2, got '${format}'`);
   const ckpt = join(runDir, CHECKPOINT);
   const file = loadSafetensors(ckpt);
   const counters = parseCounters(file.metadata.counters, ckpt);

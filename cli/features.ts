@@ -20,14 +20,18 @@ function sameFile(a: string, b: string): boolean {
 
 export async function features(o: typeof FEATURES_DEFAULTS): Promise<string> {
   for (const k of ['backbone', 'input', 'out'] as const) if (!o[k]) throw new Error(`features: --${k} is required`);
-  for (const k of ['backbone', 'input'] as const) if (sameFile(o.out, o[k])) throw new Error(`features: --out ${o.out} is the --${k} file; choose another --out`);
+  for (const k of ['backbone', 'input'] as const)
+    if (sameFile(o.out, o[k])) throw new Error(`features: --out ${o.out} is the --${k} file; choose another --out`);
   // The input is checked before the GPU is set up: F32 images [N, 3, H, W], finite.
   const x = loadSafetensors(o.input).tensors.get('input');
   if (!x) throw new Error(`features: ${o.input} has no tensor named 'input'`);
   if (x.dtype !== 'F32' || x.shape.length !== 4 || x.shape[1] !== 3) {
-    throw new Error(`features: ${o.input}: 'input' is ${x.dtype}[${x.shape.join(', ')}], expected F32 images [N, 3, H, W]`);
+    throw new Error(
+      `features: ${o.input}: 'input' is ${x.dtype}[${x.shape.join(', ')}], expected F32 images [N, 3, H, W]`,
+    );
   }
-  if (!(x.data as Float32Array).every(Number.isFinite)) throw new Error(`features: ${o.input}: 'input' holds NaN or infinite values`);
+  if (!(x.data as Float32Array).every(Number.isFinite))
+    throw new Error(`features: ${o.input}: 'input' holds NaN or infinite values`);
   const rt = await init({ quiet: true });
   const { net, state } = loadBackbone(rt, o.backbone, { arch: o.arch as Arch, width: o.width, smallStem: o.smallStem });
   const y = noGrad(() => net.forward(state, tensor(x.data as Float32Array, x.shape), { training: false }));

@@ -53,14 +53,18 @@ async function runPretrain(allFlags: Flags): Promise<number> {
   const comm = await openJob(worldSize);
   const r = await pretrainInJob(comm, () => {
     // A resumed run keeps the settings saved in its checkpoint; flags may only extend or adjust it.
-    return typeof flags.resume === 'string' ? resumeOptions(flags.resume, givenPretrainOptions(flags)) : pretrainOptions(flags);
+    return typeof flags.resume === 'string'
+      ? resumeOptions(flags.resume, givenPretrainOptions(flags))
+      : pretrainOptions(flags);
   });
   if (comm.rank !== 0) return 0;
   const o = r.options;
   // The loss first rises while the queue fills with real keys; compare from the step it is full.
   const full = Math.min(r.losses.length - 1, Math.max(0, o.queueSize / o.batchSize - 1));
   const at = (i: number) => r.losses[i]?.toFixed(4) ?? '-';
-  console.log(`\ndone: ${r.steps} steps; loss once the queue was full (step ${full + 1}) ${at(full)} -> last step ${at(r.losses.length - 1)}`);
+  console.log(
+    `\ndone: ${r.steps} steps; loss once the queue was full (step ${full + 1}) ${at(full)} -> last step ${at(r.losses.length - 1)}`,
+  );
   console.log(`checkpoint: ${r.checkpoint}`);
   console.log(`backbone (torchvision names): ${r.backbone}`);
   console.log(`log: ${r.runDir}/log.jsonl`);
@@ -76,7 +80,8 @@ async function main(argv: string[]): Promise<number> {
       return runPretrain(flags);
     case 'export': {
       const runDir = positional[1];
-      if (!runDir) throw new Error('export: give the run folder, e.g. densecl export runs/densecl --format torchvision');
+      if (!runDir)
+        throw new Error('export: give the run folder, e.g. densecl export runs/densecl --format torchvision');
       const o = resolveOptions({ format: 'torchvision' }, flags, 'export');
       console.log(`wrote ${exportRun(runDir, o.format as ExportFormat)}`);
       return 0;
@@ -91,16 +96,24 @@ async function main(argv: string[]): Promise<number> {
       const which = positional[1];
       if (which === 'linear') {
         const r = await evalLinear(resolveOptions(EVAL_LINEAR_DEFAULTS, flags, 'eval linear'));
-        console.log(`top-1 accuracy (held out): ${(100 * r.top1).toFixed(2)}% (train ${(100 * r.trainTop1).toFixed(2)}%)\nresults: ${r.out}/results.md`);
+        console.log(
+          `top-1 accuracy (held out): ${(100 * r.top1).toFixed(2)}% (train ${(100 * r.trainTop1).toFixed(2)}%)\nresults: ${r.out}/results.md`,
+        );
         return 0;
       }
       if (which === 'seg') {
         const r = await evalSeg(resolveOptions(EVAL_SEG_DEFAULTS, flags, 'eval seg'));
-        const perClass = r.classNames.map((c, k) => `  ${c}: ${r.iou[k] === null ? '-' : (100 * r.iou[k]!).toFixed(2)}`).join('\n');
-        console.log(`IoU per class (%):\n${perClass}\nmIoU (validation): ${(100 * r.mIoU).toFixed(2)}%, pixel accuracy ${(100 * r.pixelAccuracy).toFixed(2)}%\npicture: ${r.picture}\nresults: ${r.out}/results.md`);
+        const perClass = r.classNames
+          .map((c, k) => `  ${c}: ${r.iou[k] === null ? '-' : (100 * r.iou[k]!).toFixed(2)}`)
+          .join('\n');
+        console.log(
+          `IoU per class (%):\n${perClass}\nmIoU (validation): ${(100 * r.mIoU).toFixed(2)}%, pixel accuracy ${(100 * r.pixelAccuracy).toFixed(2)}%\npicture: ${r.picture}\nresults: ${r.out}/results.md`,
+        );
         return 0;
       }
-      throw new Error(`eval: say which evaluation, 'densecl eval linear ...' or 'densecl eval seg ...' (got '${which ?? ''}')`);
+      throw new Error(
+        `eval: say which evaluation, 'densecl eval linear ...' or 'densecl eval seg ...' (got '${which ?? ''}')`,
+      );
     }
     case 'replicate': {
       const o = replicateOptions(resolveOptions(REPLICATE_DEFAULTS, flags, 'replicate'), new Set(Object.keys(flags)));

@@ -58,7 +58,9 @@ export async function mlpDemo(o: MlpDemoOptions): Promise<{ first: number; last:
     loss.dispose();
   }
   const ms = performance.now() - t0;
-  console.log(`trained ${o.steps} steps in ${(ms / 1000).toFixed(1)} s on ${rt.adapterDescription}; loss ${losses[0].toFixed(4)} -> ${losses[losses.length - 1].toFixed(4)}`);
+  console.log(
+    `trained ${o.steps} steps in ${(ms / 1000).toFixed(1)} s on ${rt.adapterDescription}; loss ${losses[0].toFixed(4)} -> ${losses[losses.length - 1].toFixed(4)}`,
+  );
   model.destroy();
   sgd.destroy();
   rt.destroy();

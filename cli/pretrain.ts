@@ -32,7 +32,10 @@ export { resumeOptions } from '../train/resume.js';
 function validateFlags(o: PretrainOptions, worldSize: number): void {
   checkOptionRanges(o);
   checkStepSettings(o, worldSize, flagName);
-  if (worldSize > 1 && o.profile > 0) throw new Error(`--profile times the kernels of one process; run it without mpirun (the job has ${worldSize} processes)`);
+  if (worldSize > 1 && o.profile > 0)
+    throw new Error(
+      `--profile times the kernels of one process; run it without mpirun (the job has ${worldSize} processes)`,
+    );
 }
 
 export interface PretrainResult {
@@ -49,7 +52,11 @@ export interface PretrainResult {
  * Runs (or resumes) a pre-training run; uses `runtime` when given, else acquires a GPU and
  * releases it at the end. With `comm` of several ranks, every rank of the job calls this.
  */
-export async function pretrain(o: PretrainOptions, runtime?: Runtime, comm: Communicator = new SingleProcess()): Promise<PretrainResult> {
+export async function pretrain(
+  o: PretrainOptions,
+  runtime?: Runtime,
+  comm: Communicator = new SingleProcess(),
+): Promise<PretrainResult> {
   validateFlags(o, comm.size);
   const lead = comm.rank === 0;
   const runDir = resolve(o.out);
@@ -65,7 +72,10 @@ export async function pretrain(o: PretrainOptions, runtime?: Runtime, comm: Comm
   if (saved && o.initBackbone && o.initBackbone !== saved.counters.config.initBackbone) {
     throw initWithResumeError(o.initBackbone, runDir);
   }
-  const data: TrainingData = await openTrainingData(o, (saved?.counters.sampler as SamplerState | undefined) ?? null, { rank: comm.rank, worldSize: comm.size });
+  const data: TrainingData = await openTrainingData(o, (saved?.counters.sampler as SamplerState | undefined) ?? null, {
+    rank: comm.rank,
+    worldSize: comm.size,
+  });
   const stepsPerEpoch = data.loader.batchesPerEpoch;
   const totalSteps = o.epochs * stepsPerEpoch;
   const rt = runtime ?? (await openRuntime(comm));
@@ -79,12 +89,17 @@ export async function pretrain(o: PretrainOptions, runtime?: Runtime, comm: Comm
   const stopped = (why: string) =>
     new Error(
       `${why}; training stopped. ` +
-        (lastGood === null ? `No checkpoint of this run was written yet${o.overwrite ? ` (the run that was in ${runDir} is untouched)` : ''}. ` : `The last good checkpoint (step ${lastGood}) is intact at ${checkpointPath}. `) +
+        (lastGood === null
+          ? `No checkpoint of this run was written yet${o.overwrite ? ` (the run that was in ${runDir} is untouched)` : ''}. `
+          : `The last good checkpoint (step ${lastGood}) is intact at ${checkpointPath}. `) +
         `Try a lower --lr or check the data.`,
     );
   progress?.note(describeOptions(o));
   const stale = folder?.removeStaleTemporaries() ?? [];
-  if (stale.length) progress?.note(`removed ${stale.length} temporary file(s) that killed writers left in ${runDir}: ${stale.join(', ')}`);
+  if (stale.length)
+    progress?.note(
+      `removed ${stale.length} temporary file(s) that killed writers left in ${runDir}: ${stale.join(', ')}`,
+    );
   try {
     // Where the run's backbones started, in config.json and every checkpoint (a resumed run keeps its own).
     const savedConfig = saved?.counters.config ?? {};
@@ -99,11 +114,16 @@ export async function pretrain(o: PretrainOptions, runtime?: Runtime, comm: Comm
     } else {
       if (init) {
         applyInitBackbone(init, [trainer.model.query, trainer.model.key]);
-        progress?.note(`backbones (query and key) from ${init.path} (sha256 ${init.sha256.slice(0, 12)}...)${init.ignored.length ? `; ignored ${init.ignored.length} tensor(s) of it: ${init.ignored.slice(0, 3).join(', ')}${init.ignored.length > 3 ? ', ...' : ''}` : ''}`);
+        progress?.note(
+          `backbones (query and key) from ${init.path} (sha256 ${init.sha256.slice(0, 12)}...)${init.ignored.length ? `; ignored ${init.ignored.length} tensor(s) of it: ${init.ignored.slice(0, 3).join(', ')}${init.ignored.length > 3 ? ', ...' : ''}` : ''}`,
+        );
       }
       folder?.startNew(config);
     }
-    const job = comm.size > 1 ? `, ${comm.size} processes (${comm.description}; this is rank ${comm.rank} of ${comm.size}), ${B / comm.size} images each` : '';
+    const job =
+      comm.size > 1
+        ? `, ${comm.size} processes (${comm.description}; this is rank ${comm.rank} of ${comm.size}), ${B / comm.size} images each`
+        : '';
     progress?.note(
       `${o.method} ${o.arch} (width ${o.width}, ${o.smallStem ? 'small' : '7x7'} stem) on ${data.description}: ` +
         `${totalSteps} steps of batch ${B} at ${S}x${S}${job}, queue ${o.queueSize}, lr ${trainer.lrAt(0).toExponential(2)} -> ${runDir}`,
@@ -150,7 +170,11 @@ export async function pretrain(o: PretrainOptions, runtime?: Runtime, comm: Comm
       const step = trainer.steps;
       let bytes: Uint8Array;
       try {
-        bytes = await trainer.saveState({ epoch: Math.floor(step / stepsPerEpoch), sampler: data.loader.state(), config: { ...o, ...(provenance.initBackboneSha256 !== undefined ? provenance : {}) } });
+        bytes = await trainer.saveState({
+          epoch: Math.floor(step / stepsPerEpoch),
+          sampler: data.loader.state(),
+          config: { ...o, ...(provenance.initBackboneSha256 !== undefined ? provenance : {}) },
+        });
       } catch (e) {
         if (!(e instanceof NonFiniteStateError)) throw e;
         throw stopped(`the model diverged by step ${step} (${e.message})`);
@@ -179,7 +203,9 @@ export async function pretrain(o: PretrainOptions, runtime?: Runtime, comm: Comm
       else issue();
       if (profiled && profiler.steps === o.profile) {
         profiler.write(runDir, `${o.method} ${o.arch} training steps of ${runDir}`);
-        progress!.note(`profile of ${o.profile} step(s): ${join(runDir, 'profile.md')}, trace ${join(runDir, 'trace.json')}`);
+        progress!.note(
+          `profile of ${o.profile} step(s): ${join(runDir, 'profile.md')}, trace ${join(runDir, 'trace.json')}`,
+        );
       }
       await settle();
       pending = { stats: stats!, dataWaitMs, issueMs };
@@ -231,13 +257,19 @@ async function openRuntime(comm: Communicator): Promise<Runtime> {
   const rt = new Runtime(handle);
   setRuntime(rt);
   const who = comm.size > 1 ? `rank ${comm.rank}/${comm.size} (local ${comm.localRank}/${comm.localSize}): ` : '';
-  const shared = comm.localSize > 1 && !adapter ? ` (shared by the ${comm.localSize} ranks on this machine unless DENSECL_ADAPTER names one per local rank)` : '';
+  const shared =
+    comm.localSize > 1 && !adapter
+      ? ` (shared by the ${comm.localSize} ranks on this machine unless DENSECL_ADAPTER names one per local rank)`
+      : '';
   console.log(`[engine] ${who}WebGPU adapter: ${handle.adapterDescription}${shared}`);
   return rt;
 }
 
 /** Rank 0 reads the checkpoint and sends its bytes to the others (no shared file system needed). */
-async function shareCheckpoint(comm: Communicator, path: string): Promise<{ bytes: Uint8Array; counters: RunCounters }> {
+async function shareCheckpoint(
+  comm: Communicator,
+  path: string,
+): Promise<{ bytes: Uint8Array; counters: RunCounters }> {
   if (comm.size === 1) return readCheckpointFile(path);
   let bytes = comm.rank === 0 ? readCheckpointFile(path).bytes : new Uint8Array(0);
   const length = await comm.broadcast(Int32Array.of(bytes.length), 0);

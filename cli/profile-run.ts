@@ -7,8 +7,19 @@ import { writeFileSync } from 'node:fs';
 import { makeFolder } from '../train/io.js';
 import { join, resolve } from 'node:path';
 import {
-  profile, aggregate, formatTable, markdownTable, chromeTrace, measurePeak, describePeak, init, Rng,
-  type Runtime, type KernelRecord, type ProfileResult, type Peak,
+  profile,
+  aggregate,
+  formatTable,
+  markdownTable,
+  chromeTrace,
+  measurePeak,
+  describePeak,
+  init,
+  Rng,
+  type Runtime,
+  type KernelRecord,
+  type ProfileResult,
+  type Peak,
 } from '../engine/index.js';
 import { Trainer, TRAINER_DEFAULTS, type TrainerOptions } from '../train/trainer.js';
 import { checkOptionRanges, optionsOverPreset, trainerOptions } from '../train/presets.js';
@@ -30,7 +41,14 @@ export class StepProfiler {
     this.peak ??= await measurePeak(this.rt);
     const r = await profile(this.rt, step);
     const offset = this.records.length ? this.records[this.records.length - 1].endMs + 1 : 0;
-    this.records.push(...r.records.map((x) => ({ ...x, startMs: x.startMs + offset, endMs: x.endMs + offset, cpuMs: x.cpuMs + this.wallMs })));
+    this.records.push(
+      ...r.records.map((x) => ({
+        ...x,
+        startMs: x.startMs + offset,
+        endMs: x.endMs + offset,
+        cpuMs: x.cpuMs + this.wallMs,
+      })),
+    );
     this.wallMs += r.wallMs;
     this.method = r.method;
     this.groupMs = r.groupMs;
@@ -42,15 +60,19 @@ export class StepProfiler {
     makeFolder(dir);
     const gpuMs = this.records.reduce((s, r) => s + r.gpuMs, 0) / Math.max(1, this.steps);
     const estimated = this.records.reduce((s, r) => s + (r.estimated ? r.gpuMs : 0), 0) / Math.max(1, this.steps);
-    const head = `${title}\nadapter: ${this.rt.adapterDescription}\ntiming: ${this.method === 'timestamps' ? `GPU timestamp queries; dispatches not timed before are timed alone, known ones under ${this.groupMs.toFixed(2)} ms in groups` : 'coarse (no timestamp-query): one submission per kernel'}\n` +
+    const head =
+      `${title}\nadapter: ${this.rt.adapterDescription}\ntiming: ${this.method === 'timestamps' ? `GPU timestamp queries; dispatches not timed before are timed alone, known ones under ${this.groupMs.toFixed(2)} ms in groups` : 'coarse (no timestamp-query): one submission per kernel'}\n` +
       `${this.steps} step(s), ${this.records.length / Math.max(1, this.steps)} dispatches and ${gpuMs.toFixed(1)} ms of kernel time per step` +
-      ` (${(100 * estimated / Math.max(gpuMs, 1e-9)).toFixed(1)}% of it estimated: short dispatches timed in groups)` +
+      ` (${((100 * estimated) / Math.max(gpuMs, 1e-9)).toFixed(1)}% of it estimated: short dispatches timed in groups)` +
       (this.peak ? `\n${describePeak(this.peak)}` : '');
     const byKernel = aggregate(this.records, 'kernel', this.peak ?? undefined);
     const byOp = aggregate(this.records, 'op', this.peak ?? undefined);
     const text = `${head}\n\n${formatTable(byOp, 'per op')}\n\n${formatTable(byKernel, 'per kernel')}\n`;
     writeFileSync(join(dir, 'profile.txt'), text);
-    writeFileSync(join(dir, 'profile.md'), `# ${title}\n\n${head.split('\n').slice(1).join('  \n')}\n\n## Per op\n\n${markdownTable(byOp)}\n\n## Per kernel\n\n${markdownTable(byKernel)}\n`);
+    writeFileSync(
+      join(dir, 'profile.md'),
+      `# ${title}\n\n${head.split('\n').slice(1).join('  \n')}\n\n## Per op\n\n${markdownTable(byOp)}\n\n## Per kernel\n\n${markdownTable(byKernel)}\n`,
+    );
     writeFileSync(join(dir, 'trace.json'), JSON.stringify(chromeTrace({ records: this.records, method: this.method })));
     return text;
   }
@@ -75,13 +97,17 @@ export function profileOptions(flags: Flags): ProfileOptions {
   for (const [k, v] of Object.entries(given)) {
     if (k in PROFILE_RUN) own[k] = v;
     else if (stepKeys.includes(k)) step[k] = v;
-    else throw new Error(`profile: unknown option ${flagName(k)}; known: ${[...stepKeys, ...Object.keys(PROFILE_RUN)].map(flagName).join(' ')}`);
+    else
+      throw new Error(
+        `profile: unknown option ${flagName(k)}; known: ${[...stepKeys, ...Object.keys(PROFILE_RUN)].map(flagName).join(' ')}`,
+      );
   }
   const o = optionsOverPreset(step, 'profile', 'profile');
   checkOptionRanges(o);
   checkStepSettings(o, 1, flagName);
   const run = typedOptions(PROFILE_RUN, own, 'profile');
-  if (!Number.isSafeInteger(run.steps) || run.steps < 1) throw new Error(`--steps must be a whole number >= 1, got ${run.steps}`);
+  if (!Number.isSafeInteger(run.steps) || run.steps < 1)
+    throw new Error(`--steps must be a whole number >= 1, got ${run.steps}`);
   return { preset: o.preset, trainer: trainerOptions(o), ...run };
 }
 
@@ -103,7 +129,10 @@ export async function profileModel(p: ProfileOptions): Promise<string> {
       await stats;
     }
     const dir = resolve(p.out);
-    const text = profiler.write(dir, `${o.method} ${o.arch} (width ${o.width}) training step, batch ${B}, ${S}x${S} (preset ${p.preset})`);
+    const text = profiler.write(
+      dir,
+      `${o.method} ${o.arch} (width ${o.width}) training step, batch ${B}, ${S}x${S} (preset ${p.preset})`,
+    );
     return `${text}\nwrote ${join(dir, 'profile.md')} and ${join(dir, 'trace.json')} (open in https://ui.perfetto.dev)`;
   } finally {
     trainer.destroy();

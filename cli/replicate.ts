@@ -45,7 +45,18 @@ export const REPLICATE_DEFAULTS = {
 };
 
 /** What --preset gpu changes: a budget for a real GPU (hours on this CPU). */
-const GPU_PRESET: Partial<ReplicateOptions> = { seeds: 3, width: 0.5, imgSize: 64, epochs: 50, batchSize: 64, queueSize: 4096, builtinImages: 8192, workers: 8, evalTrainImages: 4096, evalValImages: 1024 };
+const GPU_PRESET: Partial<ReplicateOptions> = {
+  seeds: 3,
+  width: 0.5,
+  imgSize: 64,
+  epochs: 50,
+  batchSize: 64,
+  queueSize: 4096,
+  builtinImages: 8192,
+  workers: 8,
+  evalTrainImages: 4096,
+  evalValImages: 1024,
+};
 
 export type ReplicateOptions = typeof REPLICATE_DEFAULTS;
 
@@ -69,7 +80,8 @@ interface RunResult {
 
 /** The flags the user gave win over the preset. */
 export function replicateOptions(o: ReplicateOptions, given: Set<string>): ReplicateOptions {
-  if (o.preset !== 'cpu' && o.preset !== 'gpu') throw new Error(`replicate: --preset must be cpu or gpu, got '${o.preset}'`);
+  if (o.preset !== 'cpu' && o.preset !== 'gpu')
+    throw new Error(`replicate: --preset must be cpu or gpu, got '${o.preset}'`);
   if (o.preset === 'cpu') return o;
   const merged: Record<string, unknown> = { ...o };
   for (const [k, v] of Object.entries(GPU_PRESET)) if (!given.has(k)) merged[k] = v;
@@ -94,7 +106,10 @@ export async function exportRandomInit(rt: Runtime, cfg: ResNetConfig, seed: num
     const buffers = new Map([...(await state.buffers.readAll())].filter(([k]) => k !== '_none'));
     const shapes = new Map([...net.paramSpecs(), ...net.bufferSpecs()].map((s) => [s.name, s.shape]));
     makeFolder(dirname(path));
-    saveSafetensors(path, torchvisionState(params, buffers, shapes, net.bnNames(), 0), { format: 'torchvision', source: `random init, seed ${seed}` });
+    saveSafetensors(path, torchvisionState(params, buffers, shapes, net.bnNames(), 0), {
+      format: 'torchvision',
+      source: `random init, seed ${seed}`,
+    });
     return path;
   } finally {
     state.destroy();
@@ -106,25 +121,37 @@ function fmt(v: { mean: number; std: number }): string {
 }
 
 export async function replicate(o: ReplicateOptions, runtime?: Runtime): Promise<{ table: string; out: string }> {
-  if (!Number.isInteger(o.seeds) || o.seeds < 1) throw new Error(`replicate: --seeds must be a positive integer, got ${o.seeds}`);
+  if (!Number.isInteger(o.seeds) || o.seeds < 1)
+    throw new Error(`replicate: --seeds must be a positive integer, got ${o.seeds}`);
   const out = resolve(o.out);
   makeFolder(out);
   const rt = runtime ?? (await init({ quiet: true }));
   const started = performance.now();
   const results: RunResult[] = [];
-  const say = (s: string) => console.error(`[replicate ${((performance.now() - started) / 60000).toFixed(1)} min] ${s}`);
+  const say = (s: string) =>
+    console.error(`[replicate ${((performance.now() - started) / 60000).toFixed(1)} min] ${s}`);
   const common = { arch: o.arch, width: o.width, smallStem: o.smallStem, imgSize: o.imgSize };
   // What a kept run must share with this invocation to be reused.
   const { preset: _p, seeds: _s, workers: _w, out: _o, ...settings } = o as Record<string, string | number | boolean>;
   try {
-    const data = await openSegmentationData({ data: 'builtin', imgSize: o.imgSize, trainImages: o.evalTrainImages, valImages: o.evalValImages, dataSeed: o.dataSeed, fashionMnistDir: '', numClasses: 0 });
+    const data = await openSegmentationData({
+      data: 'builtin',
+      imgSize: o.imgSize,
+      trainImages: o.evalTrainImages,
+      valImages: o.evalValImages,
+      dataSeed: o.dataSeed,
+      fashionMnistDir: '',
+      numClasses: 0,
+    });
     for (let seed = 0; seed < o.seeds; seed++) {
       for (const method of METHODS) {
         const dir = join(out, `seed${seed}`, method);
         const done = join(dir, 'result.json');
         if (existsSync(done)) {
           const kept = JSON.parse(readFileSync(done, 'utf8')) as RunResult;
-          const differ = Object.keys(settings).filter((k) => JSON.stringify(kept.settings?.[k]) !== JSON.stringify(settings[k]));
+          const differ = Object.keys(settings).filter(
+            (k) => JSON.stringify(kept.settings?.[k]) !== JSON.stringify(settings[k]),
+          );
           if (differ.length) {
             throw new Error(
               `replicate: ${done} was made with other settings (${differ.map((k) => `${k} ${kept.settings?.[k]} there, ${settings[k]} now`).join(', ')}); ` +
@@ -139,7 +166,12 @@ export async function replicate(o: ReplicateOptions, runtime?: Runtime): Promise
         let backbone: string;
         let losses: number[] = [];
         if (method === 'random') {
-          backbone = await exportRandomInit(rt, { arch: o.arch as Arch, width: o.width, smallStem: o.smallStem }, seed, join(dir, 'backbone_torchvision.safetensors'));
+          backbone = await exportRandomInit(
+            rt,
+            { arch: o.arch as Arch, width: o.width, smallStem: o.smallStem },
+            seed,
+            join(dir, 'backbone_torchvision.safetensors'),
+          );
         } else {
           say(`pre-training ${method} seed ${seed}: ${o.epochs} epochs of ${o.builtinImages} scenes`);
           const r = await pretrain(
@@ -163,16 +195,49 @@ export async function replicate(o: ReplicateOptions, runtime?: Runtime): Promise
             rt,
           );
           backbone = r.backbone;
-          losses = readFileSync(join(dir, 'log.jsonl'), 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as { loss: number }).loss);
+          losses = readFileSync(join(dir, 'log.jsonl'), 'utf8')
+            .trim()
+            .split('\n')
+            .map((l) => (JSON.parse(l) as { loss: number }).loss);
         }
         const t1 = performance.now();
-        const feats = await backboneFeatures(rt, { ...common, backbone, data: 'builtin', trainImages: 0, valImages: 0, dataSeed: o.dataSeed, fashionMnistDir: '', featureBatch: 64, seed, quiet: true }, data, true);
-        const lin = await linearProbe(rt, feats.train, feats.val, data.classNames.length - 1, { ...LINEAR_PROBE_DEFAULTS, epochs: o.linearEpochs, seed });
-        const seg = await segProbe(rt, feats.train, feats.val, data.classNames.length, { ...SEG_PROBE_DEFAULTS, epochs: o.segEpochs, seed });
+        const feats = await backboneFeatures(
+          rt,
+          {
+            ...common,
+            backbone,
+            data: 'builtin',
+            trainImages: 0,
+            valImages: 0,
+            dataSeed: o.dataSeed,
+            fashionMnistDir: '',
+            featureBatch: 64,
+            seed,
+            quiet: true,
+          },
+          data,
+          true,
+        );
+        const lin = await linearProbe(rt, feats.train, feats.val, data.classNames.length - 1, {
+          ...LINEAR_PROBE_DEFAULTS,
+          epochs: o.linearEpochs,
+          seed,
+        });
+        const seg = await segProbe(rt, feats.train, feats.val, data.classNames.length, {
+          ...SEG_PROBE_DEFAULTS,
+          epochs: o.segEpochs,
+          seed,
+        });
         const shown = Math.min(SEG_PROBE_DEFAULTS.keepPredictions, feats.val.count);
         const images = [];
         for (let i = 0; i < shown; i++) images.push((await data.val.get(i)).image);
-        await writeSegmentationPicture(join(dir, 'segmentation.png'), images, feats.val.labelMaps!.subarray(0, shown * o.imgSize * o.imgSize), seg.predictions, o.imgSize);
+        await writeSegmentationPicture(
+          join(dir, 'segmentation.png'),
+          images,
+          feats.val.labelMaps!.subarray(0, shown * o.imgSize * o.imgSize),
+          seg.predictions,
+          o.imgSize,
+        );
         const result: RunResult = {
           method,
           seed,
@@ -189,7 +254,9 @@ export async function replicate(o: ReplicateOptions, runtime?: Runtime): Promise
         results.push(result);
         // The table so far, so that an interrupted comparison still leaves its figures.
         await report(o, out, results, (performance.now() - started) / 1000);
-        say(`${method} seed ${seed}: linear top-1 ${(100 * lin.top1).toFixed(2)}%, seg mIoU ${(100 * seg.mIoU).toFixed(2)}% (pre-training ${result.pretrainSeconds.toFixed(0)} s, evaluation ${result.evalSeconds.toFixed(0)} s)`);
+        say(
+          `${method} seed ${seed}: linear top-1 ${(100 * lin.top1).toFixed(2)}%, seg mIoU ${(100 * seg.mIoU).toFixed(2)}% (pre-training ${result.pretrainSeconds.toFixed(0)} s, evaluation ${result.evalSeconds.toFixed(0)} s)`,
+        );
       }
     }
   } finally {
@@ -198,7 +265,12 @@ export async function replicate(o: ReplicateOptions, runtime?: Runtime): Promise
   return report(o, out, results, (performance.now() - started) / 1000);
 }
 
-async function report(o: ReplicateOptions, out: string, results: RunResult[], seconds: number): Promise<{ table: string; out: string }> {
+async function report(
+  o: ReplicateOptions,
+  out: string,
+  results: RunResult[],
+  seconds: number,
+): Promise<{ table: string; out: string }> {
   const by = (m: Method) => results.filter((r) => r.method === m);
   const rows = METHODS.map((m) => {
     const rs = by(m);
@@ -206,7 +278,10 @@ async function report(o: ReplicateOptions, out: string, results: RunResult[], se
   });
   const table = `| backbone | seg mIoU % (mean ± sd) | linear top-1 % (mean ± sd) | seeds |\n| --- | --- | --- | --- |\n${rows.join('\n')}`;
   const perSeed = results
-    .map((r) => `| ${r.method} | ${r.seed} | ${(100 * r.mIoU).toFixed(2)} | ${(100 * r.pixelAccuracy).toFixed(2)} | ${(100 * r.top1).toFixed(2)} | ${r.pretrainSeconds.toFixed(0)} | ${r.evalSeconds.toFixed(0)} |`)
+    .map(
+      (r) =>
+        `| ${r.method} | ${r.seed} | ${(100 * r.mIoU).toFixed(2)} | ${(100 * r.pixelAccuracy).toFixed(2)} | ${(100 * r.top1).toFixed(2)} | ${r.pretrainSeconds.toFixed(0)} | ${r.evalSeconds.toFixed(0)} |`,
+    )
     .join('\n');
   const d = meanStd(by('densecl').map((r) => r.mIoU));
   const m = meanStd(by('mocov2').map((r) => r.mIoU));
@@ -219,9 +294,18 @@ async function report(o: ReplicateOptions, out: string, results: RunResult[], se
   ].join('\n');
   const seriesList: Series[] = results
     .filter((r) => r.losses.length)
-    .map((r) => ({ name: `${r.method} seed ${r.seed}`, colour: COLOURS[r.method], dash: r.seed > 0 ? '5,3' : undefined, points: r.losses.map((l, i) => [i + 1, l] as [number, number]) }));
-  const plot = seriesList.length ? await writeLinePlot(join(out, 'losses'), 'Pre-training loss on the built-in scenes', 'step', 'loss', seriesList) : null;
-  const settings = Object.entries(o).map(([k, v]) => `${k}=${v}`).join(', ');
+    .map((r) => ({
+      name: `${r.method} seed ${r.seed}`,
+      colour: COLOURS[r.method],
+      dash: r.seed > 0 ? '5,3' : undefined,
+      points: r.losses.map((l, i) => [i + 1, l] as [number, number]),
+    }));
+  const plot = seriesList.length
+    ? await writeLinePlot(join(out, 'losses'), 'Pre-training loss on the built-in scenes', 'step', 'loss', seriesList)
+    : null;
+  const settings = Object.entries(o)
+    .map(([k, v]) => `${k}=${v}`)
+    .join(', ');
   const md =
     `# DenseCL vs MoCo-v2 vs random init (built-in scenes)\n\n` +
     `Settings: ${settings}.\nPre-training: ${o.epochs} epochs of ${o.builtinImages} scenes (scene seed = run seed), batch ${o.batchSize}, queue ${o.queueSize}, ` +
@@ -232,6 +316,9 @@ async function report(o: ReplicateOptions, out: string, results: RunResult[], se
     `Per run:\n\n| method | seed | mIoU % | pixel acc % | top-1 % | pre-train s | eval s |\n| --- | --- | --- | --- | --- | --- | --- |\n${perSeed}\n\n` +
     (plot ? `![pre-training losses](losses.png)\n` : '');
   writeFileSync(join(out, 'results.md'), md);
-  writeFileSync(join(out, 'results.json'), JSON.stringify({ options: o, results: results.map(({ losses: _l, settings: _s, ...r }) => r) }, null, 2));
+  writeFileSync(
+    join(out, 'results.json'),
+    JSON.stringify({ options: o, results: results.map(({ losses: _l, settings: _s, ...r }) => r) }, null, 2),
+  );
   return { table, out };
 }

@@ -25,7 +25,13 @@ export function noGrad<T>(fn: () => T): T {
  * Attaches a backward rule to `out` when gradients are on and an input wants one. With
  * `gradTerms` > 1 the rule receives up to that many gradient terms unsummed (GradNode).
  */
-export function record(out: Tensor, op: string, inputs: Tensor[], backward: GradNode['backward'], gradTerms = 1): Tensor {
+export function record(
+  out: Tensor,
+  op: string,
+  inputs: Tensor[],
+  backward: GradNode['backward'],
+  gradTerms = 1,
+): Tensor {
   if (gradEnabled && inputs.some((t) => t.requiresGrad)) {
     out.requiresGrad = true;
     out.node = { op, inputs, backward, gradTerms };
@@ -83,7 +89,9 @@ export function runBackward(
   clone: (x: Tensor) => Tensor,
 ): void {
   if (!root.requiresGrad) {
-    throw new Error(`backward: ${root.describe()} does not require grad; no input on its path was marked requireGrad()`);
+    throw new Error(
+      `backward: ${root.describe()} does not require grad; no input on its path was marked requireGrad()`,
+    );
   }
   // Every stored gradient is a Tensor object owned by exactly one slot (views share storage
   // cheaply), so each can be disposed as soon as its slot is consumed.
@@ -115,7 +123,9 @@ export function runBackward(
         const gi = inGrads[k];
         if (!gi || !input.requiresGrad) return;
         if (gi.shape.length !== input.shape.length || gi.shape.some((d, j) => d !== input.shape[j])) {
-          throw new Error(`backward of ${node.op}: gradient ${formatShape(gi.shape)} does not match input ${formatShape(input.shape)} (engine bug)`);
+          throw new Error(
+            `backward of ${node.op}: gradient ${formatShape(gi.shape)} does not match input ${formatShape(input.shape)} (engine bug)`,
+          );
         }
         if (input.node) {
           const prev = grads.get(input);

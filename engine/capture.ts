@@ -60,7 +60,10 @@ export class Recorder {
 
   write(buffer: GPUBuffer, data: ArrayBufferView, input: string | null): void {
     if (input !== null) {
-      if (this.inputs.has(input)) throw new Error(`step capture: the input '${input}' was uploaded twice in one step; give each upload its own name`);
+      if (this.inputs.has(input))
+        throw new Error(
+          `step capture: the input '${input}' was uploaded twice in one step; give each upload its own name`,
+        );
       this.inputs.set(input, data.byteLength);
     }
     const bytes = new Uint8Array(data.byteLength);
@@ -106,14 +109,22 @@ export class StepProgram {
     if (this.destroyed) throw new Error('step replay: the program was destroyed; capture the step again');
     for (const [name, bytes] of this.inputs) {
       const v = values[name];
-      if (v === undefined || typeof v === 'number') throw new Error(`step replay: the input '${name}' (${bytes} bytes) was not given as a typed array`);
-      if (v.byteLength !== bytes) throw new Error(`step replay: the input '${name}' has ${v.byteLength} bytes, the captured step took ${bytes}; a batch of another shape needs a new capture`);
+      if (v === undefined || typeof v === 'number')
+        throw new Error(`step replay: the input '${name}' (${bytes} bytes) was not given as a typed array`);
+      if (v.byteLength !== bytes)
+        throw new Error(
+          `step replay: the input '${name}' has ${v.byteLength} bytes, the captured step took ${bytes}; a batch of another shape needs a new capture`,
+        );
     }
     for (const name of this.live) {
-      if (typeof values[name] !== 'number') throw new Error(`step replay: the live value '${name}' was not given as a number`);
+      if (typeof values[name] !== 'number')
+        throw new Error(`step replay: the live value '${name}' was not given as a number`);
     }
     for (const name of Object.keys(values)) {
-      if (!this.inputs.has(name) && !this.live.has(name)) throw new Error(`step replay: '${name}' is neither an input nor a live value of the captured step (it has ${[...this.inputs.keys(), ...this.live].join(', ') || 'none'})`);
+      if (!this.inputs.has(name) && !this.live.has(name))
+        throw new Error(
+          `step replay: '${name}' is neither an input nor a live value of the captured step (it has ${[...this.inputs.keys(), ...this.live].join(', ') || 'none'})`,
+        );
     }
   }
 
@@ -123,7 +134,8 @@ export class StepProgram {
     for (const c of this.commands) {
       if (c.kind === 'dispatch') target.replayDispatch(c, values);
       else if (c.kind === 'copy') target.copyBuffer(c.src, c.srcOffset, c.dst, c.dstOffset, c.bytes);
-      else if (c.kind === 'write') target.writeBuffer(c.buffer, c.input === null ? c.data : (values[c.input] as ArrayBufferView));
+      else if (c.kind === 'write')
+        target.writeBuffer(c.buffer, c.input === null ? c.data : (values[c.input] as ArrayBufferView));
       else target.flush();
     }
   }

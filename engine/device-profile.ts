@@ -86,11 +86,29 @@ export function adapterIdentity(info: Partial<GPUAdapterInfo> | undefined): Adap
 }
 
 const CONV_SETTINGS = { convSubgroups: true, convTile: null, convFoldMinOut: null } as const;
-const CPU_KERNELS: KernelChoices = { gemm: 'lanes', conv: 'classic', contrastive: 'gemm', correspondence: 'direct', batchnorm: 'two-pass', ...CONV_SETTINGS };
-const GPU_KERNELS: KernelChoices = { gemm: 'tiled', conv: 'tiled', contrastive: 'tiled', correspondence: 'tiled', batchnorm: 'one-pass', ...CONV_SETTINGS };
+const CPU_KERNELS: KernelChoices = {
+  gemm: 'lanes',
+  conv: 'classic',
+  contrastive: 'gemm',
+  correspondence: 'direct',
+  batchnorm: 'two-pass',
+  ...CONV_SETTINGS,
+};
+const GPU_KERNELS: KernelChoices = {
+  gemm: 'tiled',
+  conv: 'tiled',
+  contrastive: 'tiled',
+  correspondence: 'tiled',
+  batchnorm: 'one-pass',
+  ...CONV_SETTINGS,
+};
 
 /** The profile of `device`; `info` is its adapter's (device.adapterInfo where the browser has it). */
-export function deviceProfile(device: GPUDevice, info?: Partial<GPUAdapterInfo>, overrides: ProfileOverrides = {}): DeviceProfile {
+export function deviceProfile(
+  device: GPUDevice,
+  info?: Partial<GPUAdapterInfo>,
+  overrides: ProfileOverrides = {},
+): DeviceProfile {
   info ??= (device as { adapterInfo?: GPUAdapterInfo }).adapterInfo;
   const adapter = adapterIdentity(info);
   const subgroups = device.features.has('subgroups');
@@ -101,7 +119,11 @@ export function deviceProfile(device: GPUDevice, info?: Partial<GPUAdapterInfo>,
   const l = device.limits;
   return {
     adapter,
-    features: { subgroups, shaderF16: device.features.has('shader-f16'), timestamps: device.features.has('timestamp-query') },
+    features: {
+      subgroups,
+      shaderF16: device.features.has('shader-f16'),
+      timestamps: device.features.has('timestamp-query'),
+    },
     subgroupMinSize,
     subgroupMaxSize,
     subgroups8,
@@ -128,8 +150,11 @@ export function overrideKernels(p: DeviceProfile, changes: Partial<KernelChoices
 
 /** Why a kernel with this workgroup does not fit the device, or null when it does. */
 export function workgroupProblem(p: DeviceProfile, w: { x: number; y: number; storageBytes: number }): string | null {
-  if (w.x * w.y > p.limits.invocationsPerWorkgroup) return `${w.x * w.y} invocations per workgroup exceed the device's ${p.limits.invocationsPerWorkgroup}`;
-  if (w.x > p.limits.workgroupSizeX || w.y > p.limits.workgroupSizeY) return `workgroup ${w.x}x${w.y} exceeds the device's ${p.limits.workgroupSizeX}x${p.limits.workgroupSizeY}`;
-  if (w.storageBytes > p.limits.workgroupStorageBytes) return `${w.storageBytes} bytes of workgroup storage exceed the device's ${p.limits.workgroupStorageBytes}`;
+  if (w.x * w.y > p.limits.invocationsPerWorkgroup)
+    return `${w.x * w.y} invocations per workgroup exceed the device's ${p.limits.invocationsPerWorkgroup}`;
+  if (w.x > p.limits.workgroupSizeX || w.y > p.limits.workgroupSizeY)
+    return `workgroup ${w.x}x${w.y} exceeds the device's ${p.limits.workgroupSizeX}x${p.limits.workgroupSizeY}`;
+  if (w.storageBytes > p.limits.workgroupStorageBytes)
+    return `${w.storageBytes} bytes of workgroup storage exceed the device's ${p.limits.workgroupStorageBytes}`;
   return null;
 }

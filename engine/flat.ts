@@ -19,7 +19,11 @@ export class FlatStore {
   readonly buffer: GPUBuffer;
   private destroyed = false;
 
-  constructor(readonly rt: Runtime, readonly entries: readonly FlatEntry[], readonly label = 'flat') {
+  constructor(
+    readonly rt: Runtime,
+    readonly entries: readonly FlatEntry[],
+    readonly label = 'flat',
+  ) {
     const align = Math.max(1, rt.limits.minStorageBufferOffsetAlignment / 4);
     let at = 0;
     for (const e of entries) {
@@ -57,10 +61,20 @@ export class FlatStore {
   /** Uploads values for one named tensor. */
   write(name: string, values: Float32Array): void {
     const t = this.get(name);
-    if (values.length !== t.size) throw new Error(`${this.label}: '${name}' has ${t.size} elements, got ${values.length}`);
-    if (this.rt.capturing) throw new Error(`${this.label}: write('${name}') inside a captured step would not be replayed; upload per-step values as named inputs (inputOn)`);
+    if (values.length !== t.size)
+      throw new Error(`${this.label}: '${name}' has ${t.size} elements, got ${values.length}`);
+    if (this.rt.capturing)
+      throw new Error(
+        `${this.label}: write('${name}') inside a captured step would not be replayed; upload per-step values as named inputs (inputOn)`,
+      );
     this.rt.flush(); // commands recorded so far must see the old values
-    this.rt.device.queue.writeBuffer(this.buffer, this.offsets.get(name)! * 4, values.buffer, values.byteOffset, values.byteLength);
+    this.rt.device.queue.writeBuffer(
+      this.buffer,
+      this.offsets.get(name)! * 4,
+      values.buffer,
+      values.byteOffset,
+      values.byteLength,
+    );
   }
 
   /** Reads every named tensor back (one readback for the whole store). */

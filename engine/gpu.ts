@@ -32,14 +32,19 @@ const isNode = typeof process !== 'undefined' && !!process.versions?.node;
 async function findGpu(adapter?: string): Promise<GPU> {
   const nav = (globalThis as { navigator?: { gpu?: GPU } }).navigator;
   if (!isNode) {
-    if (!nav?.gpu) throw new Error('navigator.gpu is missing: this browser has no WebGPU (Chrome/Edge 113+, or --enable-unsafe-webgpu).');
+    if (!nav?.gpu)
+      throw new Error(
+        'navigator.gpu is missing: this browser has no WebGPU (Chrome/Edge 113+, or --enable-unsafe-webgpu).',
+      );
     return nav.gpu;
   }
   // The module name is built at run time so browser bundles never try to include Dawn.
   const dawnModule = 'webgpu';
   const dawn = (await import(/* @vite-ignore */ dawnModule).catch((e: { code?: string }) => {
     if (e?.code !== 'ERR_MODULE_NOT_FOUND' || !String(e).includes("'webgpu'")) throw e;
-    throw new Error("WebGPU in Node needs the package 'webgpu' (Dawn), an optional peer dependency of densecl-webgpu: npm install webgpu");
+    throw new Error(
+      "WebGPU in Node needs the package 'webgpu' (Dawn), an optional peer dependency of densecl-webgpu: npm install webgpu",
+    );
   })) as {
     create(flags: string[]): GPU;
     globals: Record<string, unknown>;
@@ -62,7 +67,9 @@ export function describeAdapter(adapter: GPUAdapter): string {
  * (powerPreference is spelled out: the package's declarations name WebGPU interfaces only, see
  * scripts/build-lib.mjs.)
  */
-export async function acquireGpu(options: { powerPreference?: 'low-power' | 'high-performance'; adapter?: string } = {}): Promise<GpuHandle> {
+export async function acquireGpu(
+  options: { powerPreference?: 'low-power' | 'high-performance'; adapter?: string } = {},
+): Promise<GpuHandle> {
   const gpu = await findGpu(options.adapter);
   let adapter: GPUAdapter | null;
   try {
@@ -71,12 +78,15 @@ export async function acquireGpu(options: { powerPreference?: 'low-power' | 'hig
     if (!options.adapter) throw e;
     throw new Error(`no WebGPU adapter whose name contains '${options.adapter}': ${(e as Error)?.message ?? e}`);
   }
-  if (!adapter) throw new Error(options.adapter ? `no WebGPU adapter whose name contains '${options.adapter}'` : SETUP_HINT);
+  if (!adapter)
+    throw new Error(options.adapter ? `no WebGPU adapter whose name contains '${options.adapter}'` : SETUP_HINT);
   const hasTimestamps = adapter.features.has('timestamp-query');
   const l = adapter.limits;
   const device = await adapter.requestDevice({
     // Optional features the kernels can use where present (variants are chosen per adapter).
-    requiredFeatures: (['timestamp-query', 'subgroups', 'shader-f16'] as GPUFeatureName[]).filter((f) => adapter.features.has(f)),
+    requiredFeatures: (['timestamp-query', 'subgroups', 'shader-f16'] as GPUFeatureName[]).filter((f) =>
+      adapter.features.has(f),
+    ),
     requiredLimits: {
       maxStorageBufferBindingSize: l.maxStorageBufferBindingSize,
       maxBufferSize: l.maxBufferSize,

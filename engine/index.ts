@@ -1,5 +1,5 @@
 // Public API of the engine, in the spirit of PyTorch with camelCase names.
-import { Tensor, type DType, type Shape } from './tensor.js';
+import type { Tensor, DType, Shape } from './tensor.js';
 import { runBackward } from './autograd.js';
 import { runtime } from './context.js';
 import { tensorOn, fullOn, randnOn, randOn } from './ops/create.js';
@@ -46,9 +46,25 @@ export { toFloat } from './ops/cast.js';
 export { axpyInPlace, copyInto } from './ops/inplace.js';
 export { fillInPlace } from './ops/pointwise.js';
 export { FlatStore, type FlatEntry } from './flat.js';
-export { profile, Profiler, timestampCostMs, AUTO_OVERHEAD, type KernelRecord, type ProfileResult, type ProfileOptions } from './profiler.js';
+export {
+  profile,
+  Profiler,
+  timestampCostMs,
+  AUTO_OVERHEAD,
+  type KernelRecord,
+  type ProfileResult,
+  type ProfileOptions,
+} from './profiler.js';
 export { measurePeak, type Peak } from './peak/peak.js';
-export { aggregate, formatTable, markdownTable, shortKernelNames, chromeTrace, describePeak, type AggregateRow } from './profile-report.js';
+export {
+  aggregate,
+  formatTable,
+  markdownTable,
+  shortKernelNames,
+  chromeTrace,
+  describePeak,
+  type AggregateRow,
+} from './profile-report.js';
 
 export function tensor(data: ArrayLike<number>, shape?: Shape, dtype: DType = 'f32'): Tensor {
   return tensorOn(runtime(), data, shape, dtype);
@@ -57,12 +73,15 @@ export const zeros = (shape: Shape): Tensor => fullOn(runtime(), shape, 0);
 export const ones = (shape: Shape): Tensor => fullOn(runtime(), shape, 1);
 export const full = (shape: Shape, value: number): Tensor => fullOn(runtime(), shape, value);
 export const randn = (shape: Shape, seed: number | Rng = 0, std = 1): Tensor => randnOn(runtime(), shape, seed, std);
-export const rand = (shape: Shape, seed: number | Rng = 0, lo = 0, hi = 1): Tensor => randOn(runtime(), shape, seed, lo, hi);
+export const rand = (shape: Shape, seed: number | Rng = 0, lo = 0, hi = 1): Tensor =>
+  randOn(runtime(), shape, seed, lo, hi);
 
 /** Back-propagates from `root` (a scalar unless `grad` is given) into the .grad of leaves. */
 export function backward(root: Tensor, grad?: Tensor): void {
   if (!grad && root.size !== 1) {
-    throw new Error(`backward: ${root.describe()} is not a scalar; pass a gradient of the same shape, or reduce it first (sum or mean)`);
+    throw new Error(
+      `backward: ${root.describe()} is not a scalar; pass a gradient of the same shape, or reduce it first (sum or mean)`,
+    );
   }
   if (grad && (grad.rank !== root.rank || grad.shape.some((d, i) => d !== root.shape[i]))) {
     throw new Error(`backward: gradient ${grad.describe()} does not match ${root.describe()}`);

@@ -28,7 +28,9 @@ export function expandIncludes(source: string, label: string, library: Record<st
     text.replace(INCLUDE_LINE, (_, name: string) => {
       const snippet = library[name];
       if (snippet === undefined) {
-        throw new Error(`shader ${label}: ${from} includes "${name}", which is not in the snippet library (engine/wgsl-lib.ts lists ${Object.keys(library).join(', ') || 'nothing'})`);
+        throw new Error(
+          `shader ${label}: ${from} includes "${name}", which is not in the snippet library (engine/wgsl-lib.ts lists ${Object.keys(library).join(', ') || 'nothing'})`,
+        );
       }
       if (seen.has(name)) return `// (${name} included above)`;
       seen.add(name);
@@ -37,7 +39,12 @@ export function expandIncludes(source: string, label: string, library: Record<st
   return expand(source, label);
 }
 
-export function specialize(source: string, label: string, defines: Defines = {}, library: Record<string, string> = WGSL_LIB): string {
+export function specialize(
+  source: string,
+  label: string,
+  defines: Defines = {},
+  library: Record<string, string> = WGSL_LIB,
+): string {
   const code = expandIncludes(source, label, library);
   // Defaults are gathered from the expanded text, so the including file's (earlier) lines must
   // win: collect them last-first.
@@ -53,7 +60,9 @@ export function specialize(source: string, label: string, defines: Defines = {},
 
 /** A stable cache key for one specialisation of a shader. */
 export function kernelKey(label: string, defines: Defines = {}): string {
-  const parts = Object.keys(defines).sort().map((k) => `${k}=${defines[k]}`);
+  const parts = Object.keys(defines)
+    .sort()
+    .map((k) => `${k}=${defines[k]}`);
   return parts.length ? `${label}[${parts.join(',')}]` : label;
 }
 

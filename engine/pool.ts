@@ -86,7 +86,9 @@ export class BufferPool {
     for (const buf of touched) {
       if (!this.mine.has(buf) || this.claimed.has(buf) || acquired.has(buf)) continue;
       if (!this.removeFree(buf)) {
-        throw new Error('step capture: the step used a tensor created before the capture (a pooled buffer it does not own); create every tensor the step reads inside it (named uploads: inputOn), or keep persistent state in a FlatStore');
+        throw new Error(
+          'step capture: the step used a tensor created before the capture (a pooled buffer it does not own); create every tensor the step reads inside it (named uploads: inputOn), or keep persistent state in a FlatStore',
+        );
       }
       this.bytesPooled -= buf.size;
       acquired.add(buf);
@@ -131,7 +133,13 @@ export class BufferPool {
   }
 
   report(): MemoryReport {
-    return { bytesLive: this.bytesLive, bytesPooled: this.bytesPooled, bytesCaptured: this.bytesClaimed, peakBytesLive: this.peak, buffersCreated: this.created };
+    return {
+      bytesLive: this.bytesLive,
+      bytesPooled: this.bytesPooled,
+      bytesCaptured: this.bytesClaimed,
+      peakBytesLive: this.peak,
+      buffersCreated: this.created,
+    };
   }
 
   resetPeak(): void {
@@ -151,7 +159,6 @@ export class BufferPool {
   }
 
   private take(from: Map<number, GPUBuffer[]>, size: number): GPUBuffer | undefined {
-    const list = from.get(size);
-    return list && list.length ? list.pop() : undefined;
+    return from.get(size)?.pop();
   }
 }

@@ -20,7 +20,11 @@ export interface AggregateRow {
   estimated: number;
 }
 
-export function aggregate(records: KernelRecord[], by: 'kernel' | 'op', peak?: Pick<Peak, 'gflops' | 'gbps'>): AggregateRow[] {
+export function aggregate(
+  records: KernelRecord[],
+  by: 'kernel' | 'op',
+  peak?: Pick<Peak, 'gflops' | 'gbps'>,
+): AggregateRow[] {
   const groups = new Map<string, KernelRecord[]>();
   for (const r of records) {
     const key = by === 'kernel' ? r.kernel : r.op;
@@ -56,7 +60,17 @@ export function aggregate(records: KernelRecord[], by: 'kernel' | 'op', peak?: P
 const pct = (x: number | null) => (x === null ? '-' : (100 * x).toFixed(1) + '%');
 
 function cells(r: AggregateRow): string[] {
-  return [String(r.calls), r.totalMs.toFixed(3), r.meanMs.toFixed(4), pct(r.share), r.gflops.toFixed(2), r.gbps.toFixed(2), pct(r.peakFlops), pct(r.peakBandwidth), r.estimated > 0 ? pct(r.estimated) : ''];
+  return [
+    String(r.calls),
+    r.totalMs.toFixed(3),
+    r.meanMs.toFixed(4),
+    pct(r.share),
+    r.gflops.toFixed(2),
+    r.gbps.toFixed(2),
+    pct(r.peakFlops),
+    pct(r.peakBandwidth),
+    r.estimated > 0 ? pct(r.estimated) : '',
+  ];
 }
 const HEAD = ['calls', 'total ms', 'mean ms', 'share', 'GFLOP/s', 'GB/s', '% peak FLOP/s', '% peak GB/s', 'estimated'];
 
@@ -73,7 +87,11 @@ export function shortKernelNames(names: readonly string[]): Map<string, string> 
     // Values may hold commas ("TC_WIN=0, 1, 2"): a define starts at a comma followed by KEY=.
     const parts = m ? m[2].split(/,(?=[A-Z_][A-Z0-9_]*=)/) : [];
     if (!m || !parts.every((d) => d.includes('='))) return { name, base: name, defines: new Map<string, string>() };
-    return { name, base: m[1], defines: new Map(parts.map((d) => [d.slice(0, d.indexOf('=')), d.slice(d.indexOf('=') + 1)])) };
+    return {
+      name,
+      base: m[1],
+      defines: new Map(parts.map((d) => [d.slice(0, d.indexOf('=')), d.slice(d.indexOf('=') + 1)])),
+    };
   });
   const varying = new Map<string, Set<string>>();
   for (const p of parsed) {
@@ -81,13 +99,16 @@ export function shortKernelNames(names: readonly string[]): Map<string, string> 
     varying.set(p.base, keys);
     for (const q of parsed) {
       if (q.base !== p.base) continue;
-      for (const k of new Set([...p.defines.keys(), ...q.defines.keys()])) if (p.defines.get(k) !== q.defines.get(k)) keys.add(k);
+      for (const k of new Set([...p.defines.keys(), ...q.defines.keys()]))
+        if (p.defines.get(k) !== q.defines.get(k)) keys.add(k);
     }
   }
-  return new Map(parsed.map((p) => {
-    const kept = [...p.defines].filter(([k]) => varying.get(p.base)!.has(k)).map(([k, v]) => `${k}=${v}`);
-    return [p.name, kept.length ? `${p.base}[${kept.join(',')}]` : p.base];
-  }));
+  return new Map(
+    parsed.map((p) => {
+      const kept = [...p.defines].filter(([k]) => varying.get(p.base)!.has(k)).map(([k, v]) => `${k}=${v}`);
+      return [p.name, kept.length ? `${p.base}[${kept.join(',')}]` : p.base];
+    }),
+  );
 }
 
 export function formatTable(rows: AggregateRow[], title: string, limit = 30): string {
@@ -113,7 +134,10 @@ export function describePeak(peak: Peak): string {
 }
 
 /** Chrome-trace JSON (traceEvents, complete events 'X', microseconds), for Perfetto or chrome://tracing. */
-export function chromeTrace(result: Pick<ProfileResult, 'records' | 'method'>): { traceEvents: object[]; displayTimeUnit: string } {
+export function chromeTrace(result: Pick<ProfileResult, 'records' | 'method'>): {
+  traceEvents: object[];
+  displayTimeUnit: string;
+} {
   const events: object[] = [
     { name: 'process_name', ph: 'M', pid: 1, args: { name: 'densecl-webgpu' } },
     { name: 'thread_name', ph: 'M', pid: 1, tid: 1, args: { name: 'CPU: recording' } },
@@ -123,9 +147,26 @@ export function chromeTrace(result: Pick<ProfileResult, 'records' | 'method'>): 
   // GPU times are relative to the first kernel; place that at its CPU recording time.
   const shift = recs.length ? recs[0].cpuMs - recs[0].startMs : 0;
   for (const r of recs) {
-    const args = { op: r.op, shapes: r.shapes, workgroups: r.workgroups.join('x'), flops: r.flops, bytes: r.bytes, estimated: r.estimated, interval: r.interval };
+    const args = {
+      op: r.op,
+      shapes: r.shapes,
+      workgroups: r.workgroups.join('x'),
+      flops: r.flops,
+      bytes: r.bytes,
+      estimated: r.estimated,
+      interval: r.interval,
+    };
     events.push({ name: r.op, cat: 'cpu', ph: 'X', pid: 1, tid: 1, ts: r.cpuMs * 1000, dur: 1, args });
-    events.push({ name: r.kernel, cat: 'gpu', ph: 'X', pid: 1, tid: 2, ts: (r.startMs + shift) * 1000, dur: Math.max(r.gpuMs * 1000, 0.001), args });
+    events.push({
+      name: r.kernel,
+      cat: 'gpu',
+      ph: 'X',
+      pid: 1,
+      tid: 2,
+      ts: (r.startMs + shift) * 1000,
+      dur: Math.max(r.gpuMs * 1000, 0.001),
+      args,
+    });
   }
   return { traceEvents: events, displayTimeUnit: 'ms' };
 }

@@ -89,8 +89,12 @@ export class Profiler implements DispatchObserver {
   private readonly t0 = performance.now();
   private readonly known: Map<string, number>;
 
-  constructor(private readonly rt: Runtime, private readonly groupMs = 0) {
-    if (!rt.hasTimestamps) throw new Error('Profiler needs the timestamp-query feature; use profile(), which falls back to coarse timing');
+  constructor(
+    private readonly rt: Runtime,
+    private readonly groupMs = 0,
+  ) {
+    if (!rt.hasTimestamps)
+      throw new Error('Profiler needs the timestamp-query feature; use profile(), which falls back to coarse timing');
     let m = learned.get(rt.device);
     if (!m) learned.set(rt.device, (m = new Map()));
     this.known = m;
@@ -114,7 +118,9 @@ export class Profiler implements DispatchObserver {
       writes.endOfPassWriteIndex = p.stamps++;
       this.close(p);
     }
-    return writes.beginningOfPassWriteIndex === undefined && writes.endOfPassWriteIndex === undefined ? undefined : writes;
+    return writes.beginningOfPassWriteIndex === undefined && writes.endOfPassWriteIndex === undefined
+      ? undefined
+      : writes;
   }
 
   beforeSubmit(encoder: GPUCommandEncoder): void {
@@ -133,11 +139,13 @@ export class Profiler implements DispatchObserver {
     if (!p || p.stamps === 0) return;
     this.current = null;
     const n = p.stamps;
-    const done = this.rt.untilDone(() => p.readback.mapAsync(GPUMapMode.READ)).then(() => {
-      const v = Array.from(new BigUint64Array(p.readback.getMappedRange().slice(0, n * 8)));
-      p.readback.unmap();
-      return v;
-    });
+    const done = this.rt
+      .untilDone(() => p.readback.mapAsync(GPUMapMode.READ))
+      .then(() => {
+        const v = Array.from(new BigUint64Array(p.readback.getMappedRange().slice(0, n * 8)));
+        p.readback.unmap();
+        return v;
+      });
     this.submitted.push({ pending: p, done });
   }
 
@@ -157,7 +165,15 @@ export class Profiler implements DispatchObserver {
         const weight = members.reduce((s, m) => s + m.knownMs, 0);
         for (const m of members) {
           const share = members.length === 1 ? ms : weight > 0 ? (ms * m.knownMs) / weight : ms / members.length;
-          out.push({ ...m.info, cpuMs: m.cpuMs, startMs: t, endMs: t + share, gpuMs: share, estimated: members.length > 1, interval });
+          out.push({
+            ...m.info,
+            cpuMs: m.cpuMs,
+            startMs: t,
+            endMs: t + share,
+            gpuMs: share,
+            estimated: members.length > 1,
+            interval,
+          });
           t += share;
         }
         if (members.length === 1) this.known.set(keyOf(members[0].info), ms);
@@ -184,7 +200,10 @@ export class Profiler implements DispatchObserver {
     return {
       ...base,
       querySet: d.createQuerySet({ type: 'timestamp', count: QUERIES_PER_SET }),
-      resolve: d.createBuffer({ size: QUERIES_PER_SET * 8, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC }),
+      resolve: d.createBuffer({
+        size: QUERIES_PER_SET * 8,
+        usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC,
+      }),
       readback: d.createBuffer({ size: QUERIES_PER_SET * 8, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST }),
     };
   }
@@ -210,7 +229,8 @@ async function measureStampCost(rt: Runtime): Promise<number> {
   const k = rt.kernel('peak_copy', copySrc, { WG: COST_WG });
   const [src, dst] = [0, 1].map(() => rt.device.createBuffer({ size: COST_WG * 16, usage: GPUBufferUsage.STORAGE }));
   const tiny = () => {
-    for (let i = 0; i < COST_SAMPLES; i++) rt.dispatch(k, { params: { n: COST_WG }, buffers: [src, dst], workgroups: [1, 1, 1], op: 'profiler.calibrate' });
+    for (let i = 0; i < COST_SAMPLES; i++)
+      rt.dispatch(k, { params: { n: COST_WG }, buffers: [src, dst], workgroups: [1, 1, 1], op: 'profiler.calibrate' });
   };
   const alone: number[] = [];
   const shared: number[] = [];
@@ -252,7 +272,15 @@ class CoarseProfiler implements DispatchObserver {
     this.chain = this.chain.then(() =>
       this.rt.device.queue.onSubmittedWorkDone().then(() => {
         const end = performance.now() - this.t0;
-        this.records.push({ ...x.info, cpuMs: x.cpuMs, startMs: start, endMs: end, gpuMs: end - start, estimated: false, interval: this.records.length });
+        this.records.push({
+          ...x.info,
+          cpuMs: x.cpuMs,
+          startMs: start,
+          endMs: end,
+          gpuMs: end - start,
+          estimated: false,
+          interval: this.records.length,
+        });
       }),
     );
   }
@@ -267,15 +295,23 @@ class CoarseProfiler implements DispatchObserver {
  * Runs `fn` with every dispatch timed and returns one record per kernel launch. The work `fn`
  * records is submitted by the time this resolves.
  */
-export async function profile(rt: Runtime, fn: () => unknown | Promise<unknown>, options: ProfileOptions = {}): Promise<ProfileResult> {
+export async function profile(
+  rt: Runtime,
+  fn: () => unknown | Promise<unknown>,
+  options: ProfileOptions = {},
+): Promise<ProfileResult> {
   if (rt.observer) throw new Error('profile: a profiler is already attached to this runtime');
   const asked = options.groupMs ?? 'auto';
-  if (asked !== 'auto' && !(asked >= 0)) throw new Error(`profile: groupMs ${asked} must be 'auto' or a number >= 0 (0 times every dispatch alone)`);
+  if (asked !== 'auto' && !(asked >= 0))
+    throw new Error(`profile: groupMs ${asked} must be 'auto' or a number >= 0 (0 times every dispatch alone)`);
   rt.flush();
   const timestamps = rt.hasTimestamps;
   const groupMs = !timestamps ? 0 : asked === 'auto' ? (await timestampCostMs(rt)) / AUTO_OVERHEAD : asked;
   const p = timestamps ? new Profiler(rt, groupMs) : new CoarseProfiler(rt);
-  if (!timestamps) console.warn('[profiler] the adapter lacks timestamp-query: kernels are timed one submission each, figures are coarser');
+  if (!timestamps)
+    console.warn(
+      '[profiler] the adapter lacks timestamp-query: kernels are timed one submission each, figures are coarser',
+    );
   rt.observer = p;
   const t = performance.now();
   try {

@@ -21,13 +21,17 @@ export interface CapturedStep<T extends StepTensors> {
 }
 
 /** Runs `step` once, eagerly, while capturing it (Runtime.capture lists the rules). */
-export function captureStep<T extends StepTensors>(rt: Runtime, step: () => T): { captured: CapturedStep<T>; result: T } {
+export function captureStep<T extends StepTensors>(
+  rt: Runtime,
+  step: () => T,
+): { captured: CapturedStep<T>; result: T } {
   const { program, result } = rt.capture(step);
   const outputs = {} as { [K in keyof T]: OutputSlot | null };
   for (const key of Object.keys(result) as (keyof T)[]) {
     const t = result[key];
     const ref = t?.buffer('captureStep');
-    outputs[key] = t && ref ? { buffer: ref.buffer, offset: ref.offset, bytes: t.size * 4, shape: t.shape, dtype: t.dtype } : null;
+    outputs[key] =
+      t && ref ? { buffer: ref.buffer, offset: ref.offset, bytes: t.size * 4, shape: t.shape, dtype: t.dtype } : null;
   }
   return { captured: { program, outputs }, result };
 }
@@ -38,7 +42,9 @@ export function replayStep<T extends StepTensors>(rt: Runtime, captured: Capture
   const out = {} as StepTensors;
   for (const [key, slot] of Object.entries(captured.outputs)) {
     // Not pooled: the program owns the buffer, disposing the view only drops the reference.
-    out[key] = slot ? new Tensor(new Storage(rt, slot.buffer, slot.bytes, slot.offset, false), slot.shape, slot.dtype) : null;
+    out[key] = slot
+      ? new Tensor(new Storage(rt, slot.buffer, slot.bytes, slot.offset, false), slot.shape, slot.dtype)
+      : null;
   }
   return out as T;
 }

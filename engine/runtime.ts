@@ -83,7 +83,10 @@ export class Runtime {
     this.profile = deviceProfile(handle.device, handle.adapterInfo, profile);
     this.tuner = new Tuner(handle.device, this.profile.adapter.key);
     this.pool = new BufferPool(this.device);
-    this.uniformBuffer = this.device.createBuffer({ size: UNIFORM_CAPACITY, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
+    this.uniformBuffer = this.device.createBuffer({
+      size: UNIFORM_CAPACITY,
+      usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
+    });
   }
 
   /** Returns the compiled pipeline for a shader specialisation, building it once. */
@@ -95,10 +98,18 @@ export class Runtime {
     const iface = reflectShader(code, key);
     const entries: GPUBindGroupLayoutEntry[] = [];
     if (iface.uniformSize > 0) {
-      entries.push({ binding: 0, visibility: GPUShaderStage.COMPUTE, buffer: { type: 'uniform', hasDynamicOffset: true } });
+      entries.push({
+        binding: 0,
+        visibility: GPUShaderStage.COMPUTE,
+        buffer: { type: 'uniform', hasDynamicOffset: true },
+      });
     }
     iface.storageWritable.forEach((w, i) =>
-      entries.push({ binding: i + 1, visibility: GPUShaderStage.COMPUTE, buffer: { type: w ? 'storage' : 'read-only-storage' } }),
+      entries.push({
+        binding: i + 1,
+        visibility: GPUShaderStage.COMPUTE,
+        buffer: { type: w ? 'storage' : 'read-only-storage' },
+      }),
     );
     // WGSL errors surface asynchronously in WebGPU; collect them and throw at the next read.
     this.device.pushErrorScope('validation');
@@ -129,7 +140,9 @@ export class Runtime {
     }
     if (args.workgroups.some((w) => w === 0)) return;
     if (args.workgroups.some((w) => w > MAX_WORKGROUPS)) {
-      throw new Error(`${args.op}: kernel ${k.key} dispatch ${args.workgroups.join('x')} exceeds ${MAX_WORKGROUPS} workgroups per dimension`);
+      throw new Error(
+        `${args.op}: kernel ${k.key} dispatch ${args.workgroups.join('x')} exceeds ${MAX_WORKGROUPS} workgroups per dimension`,
+      );
     }
     const info: DispatchInfo = {
       kernel: args.tuned ? `${k.key} (tuned)` : k.key,
@@ -143,7 +156,10 @@ export class Runtime {
     // (the coarse profiler does), which uploads and then reuses the uniform image.
     const stamps = this.observer?.timestampWrites(info);
     const offset = this.reserveUniform(k);
-    const patches = k.iface.uniformSize > 0 ? packParams(k.iface, args.params ?? {}, this.uniformView, offset, `${args.op} (${k.key})`) : [];
+    const patches =
+      k.iface.uniformSize > 0
+        ? packParams(k.iface, args.params ?? {}, this.uniformView, offset, `${args.op} (${k.key})`)
+        : [];
     const bindGroup = this.bindGroup(k, args.buffers);
     if (this.recorder) {
       const uniform = new Uint8Array(this.uniformImage, offset, k.iface.uniformSize).slice();
@@ -218,7 +234,14 @@ export class Runtime {
     return offset;
   }
 
-  private encodeDispatch(k: Kernel, bindGroup: GPUBindGroup, uniformOffset: number, workgroups: [number, number, number], stamps: GPUComputePassTimestampWrites | undefined, info: DispatchInfo): void {
+  private encodeDispatch(
+    k: Kernel,
+    bindGroup: GPUBindGroup,
+    uniformOffset: number,
+    workgroups: [number, number, number],
+    stamps: GPUComputePassTimestampWrites | undefined,
+    info: DispatchInfo,
+  ): void {
     const pass = this.openPass(stamps);
     // Each call crosses into the native WebGPU implementation, the cost of a replayed dispatch.
     if (this.passPipeline !== k.pipeline) pass.setPipeline((this.passPipeline = k.pipeline));
@@ -267,7 +290,8 @@ export class Runtime {
     if (!this.encoder) return;
     this.recorder?.flush();
     this.closePass();
-    if (this.uniformUsed > 0) this.device.queue.writeBuffer(this.uniformBuffer, 0, this.uniformImage, 0, this.uniformUsed);
+    if (this.uniformUsed > 0)
+      this.device.queue.writeBuffer(this.uniformBuffer, 0, this.uniformImage, 0, this.uniformUsed);
     this.observer?.beforeSubmit(this.encoder);
     this.device.queue.submit([this.encoder.finish()]);
     this.encoder = null;
@@ -280,7 +304,10 @@ export class Runtime {
 
   /** Reads `bytes` from a buffer; submits pending work first. */
   async read(src: GPUBuffer, bytes: number, srcOffset = 0): Promise<ArrayBuffer> {
-    if (this.recorder) throw new Error('step capture: a captured step cannot read values back mid-step; return the tensor from the step and read it after');
+    if (this.recorder)
+      throw new Error(
+        'step capture: a captured step cannot read values back mid-step; return the tensor from the step and read it after',
+      );
     const size = Math.max(4, Math.ceil(bytes / 4) * 4);
     const staging = this.device.createBuffer({ size, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
     this.copyBuffer(src, srcOffset, staging, 0, size);
@@ -352,7 +379,10 @@ export class Runtime {
         resource: { buffer: r.buffer, offset: r.offset, size: Math.ceil(r.size / 4) * 4 },
       }));
       if (k.iface.uniformSize > 0) {
-        entries.push({ binding: 0, resource: { buffer: this.uniformBuffer, size: Math.ceil(k.iface.uniformSize / 16) * 16 } });
+        entries.push({
+          binding: 0,
+          resource: { buffer: this.uniformBuffer, size: Math.ceil(k.iface.uniformSize / 16) * 16 },
+        });
       }
       bg = this.device.createBindGroup({ layout: k.layout, entries });
       if (this.bindGroups.size > 20000) this.bindGroups.clear();

@@ -24,7 +24,10 @@ export interface SafetensorsFile {
 
 const ELEMENT_BYTES: Record<SafeDType, number> = { F64: 8, F32: 4, I64: 8, I32: 4, U32: 4, U8: 1 };
 
-const ARRAY_OF: Record<SafeDType, { new (buf: ArrayBuffer, offset: number, length: number): SafeArray; BYTES_PER_ELEMENT: number }> = {
+const ARRAY_OF: Record<
+  SafeDType,
+  { new (buf: ArrayBuffer, offset: number, length: number): SafeArray; BYTES_PER_ELEMENT: number }
+> = {
   F64: Float64Array,
   F32: Float32Array,
   I64: BigInt64Array,
@@ -48,7 +51,9 @@ export function dtypeOf(data: SafeArray): SafeDType {
   if (data instanceof Int32Array) return 'I32';
   if (data instanceof Uint32Array) return 'U32';
   if (data instanceof Uint8Array) return 'U8';
-  throw new Error('safetensors: unsupported array type (use Float32Array, Float64Array, BigInt64Array, Int32Array, Uint32Array or Uint8Array)');
+  throw new Error(
+    'safetensors: unsupported array type (use Float32Array, Float64Array, BigInt64Array, Int32Array, Uint32Array or Uint8Array)',
+  );
 }
 
 /** A tensor entry whose dtype is taken from its array. */
@@ -66,7 +71,9 @@ export function encodeSafetensors(
   what = 'safetensors',
 ): Uint8Array {
   // Widest dtypes first (stable), so that every array lands aligned for its element size.
-  const entries = (tensors instanceof Map ? [...tensors] : Object.entries(tensors)).sort((a, b) => ELEMENT_BYTES[b[1].dtype] - ELEMENT_BYTES[a[1].dtype]);
+  const entries = (tensors instanceof Map ? [...tensors] : Object.entries(tensors)).sort(
+    (a, b) => ELEMENT_BYTES[b[1].dtype] - ELEMENT_BYTES[a[1].dtype],
+  );
   const header: Record<string, unknown> = {};
   if (Object.keys(metadata).length) {
     for (const [k, v] of Object.entries(metadata)) {
@@ -78,9 +85,14 @@ export function encodeSafetensors(
   for (const [name, t] of entries) {
     if (name === '__metadata__') throw new Error(`${what}: "__metadata__" is reserved and cannot name a tensor`);
     const elems = t.shape.reduce((a, b) => a * b, 1);
-    if (!t.shape.every((d) => Number.isInteger(d) && d >= 0)) throw new Error(`${what}: tensor "${name}" has a bad shape [${t.shape}]`);
-    if (dtypeOf(t.data) !== t.dtype) throw new Error(`${what}: tensor "${name}" says dtype ${t.dtype} but holds a ${t.data.constructor.name}`);
-    if (elems !== t.data.length) throw new Error(`${what}: tensor "${name}" has shape [${t.shape}] (${elems} elements) but ${t.data.length} values`);
+    if (!t.shape.every((d) => Number.isInteger(d) && d >= 0))
+      throw new Error(`${what}: tensor "${name}" has a bad shape [${t.shape}]`);
+    if (dtypeOf(t.data) !== t.dtype)
+      throw new Error(`${what}: tensor "${name}" says dtype ${t.dtype} but holds a ${t.data.constructor.name}`);
+    if (elems !== t.data.length)
+      throw new Error(
+        `${what}: tensor "${name}" has shape [${t.shape}] (${elems} elements) but ${t.data.length} values`,
+      );
     const bytes = elems * ELEMENT_BYTES[t.dtype];
     header[name] = { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + bytes] };
     offset += bytes;
@@ -108,11 +120,14 @@ export function decodeSafetensors(bytes: Uint8Array, what = 'safetensors buffer'
   const fail = (msg: string): never => {
     throw new Error(`${what}: ${msg}`);
   };
-  if (bytes.length < 8) fail(`too short to be a safetensors file (${bytes.length} bytes; the header length alone takes 8)`);
+  if (bytes.length < 8)
+    fail(`too short to be a safetensors file (${bytes.length} bytes; the header length alone takes 8)`);
   const n = new DataView(bytes.buffer, bytes.byteOffset, 8).getBigUint64(0, true);
-  if (n > BigInt(MAX_HEADER_BYTES)) fail(`header length ${n} is implausible (over ${MAX_HEADER_BYTES} bytes): not a safetensors file, or corrupt`);
+  if (n > BigInt(MAX_HEADER_BYTES))
+    fail(`header length ${n} is implausible (over ${MAX_HEADER_BYTES} bytes): not a safetensors file, or corrupt`);
   const headerLen = Number(n);
-  if (8 + headerLen > bytes.length) fail(`truncated: the header claims ${headerLen} bytes but the file has only ${bytes.length - 8} after the length`);
+  if (8 + headerLen > bytes.length)
+    fail(`truncated: the header claims ${headerLen} bytes but the file has only ${bytes.length - 8} after the length`);
   let header: Record<string, unknown>;
   try {
     const text = new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(8, 8 + headerLen));
@@ -125,7 +140,8 @@ export function decodeSafetensors(bytes: Uint8Array, what = 'safetensors buffer'
   const metadata: Record<string, string> = {};
   const raw = header.__metadata__;
   if (raw !== undefined) {
-    if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) fail('"__metadata__" is not an object of strings');
+    if (raw === null || typeof raw !== 'object' || Array.isArray(raw))
+      fail('"__metadata__" is not an object of strings');
     for (const [k, v] of Object.entries(raw as object)) {
       if (typeof v !== 'string') fail(`"__metadata__"."${k}" is not a string`);
       metadata[k] = v;
@@ -140,31 +156,46 @@ export function decodeSafetensors(bytes: Uint8Array, what = 'safetensors buffer'
     const t = info as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
     if (typeof t !== 'object' || t === null) fail(`tensor "${name}": entry is not an object`);
     if (typeof t.dtype !== 'string' || !(t.dtype in ELEMENT_BYTES)) {
-      fail(`tensor "${name}": dtype ${JSON.stringify(t.dtype)} is not supported (supported: ${Object.keys(ELEMENT_BYTES).join(', ')})`);
+      fail(
+        `tensor "${name}": dtype ${JSON.stringify(t.dtype)} is not supported (supported: ${Object.keys(ELEMENT_BYTES).join(', ')})`,
+      );
     }
     const dtype = t.dtype as SafeDType;
-    if (!Array.isArray(t.shape) || !t.shape.every((d) => Number.isInteger(d) && d >= 0)) fail(`tensor "${name}": shape ${JSON.stringify(t.shape)} is not a list of non-negative integers`);
+    if (!Array.isArray(t.shape) || !t.shape.every((d) => Number.isInteger(d) && d >= 0))
+      fail(`tensor "${name}": shape ${JSON.stringify(t.shape)} is not a list of non-negative integers`);
     const off = t.data_offsets;
-    if (!Array.isArray(off) || off.length !== 2 || !off.every((o) => Number.isInteger(o) && o >= 0) || off[1] < off[0]) {
+    if (
+      !Array.isArray(off) ||
+      off.length !== 2 ||
+      !off.every((o) => Number.isInteger(o) && o >= 0) ||
+      off[1] < off[0]
+    ) {
       fail(`tensor "${name}": data_offsets ${JSON.stringify(off)} is not [begin, end] with 0 <= begin <= end`);
     }
     const [begin, end] = off as number[];
     const shape = t.shape as number[];
     const elems = shape.reduce((a, b) => a * b, 1);
     if (end - begin !== elems * ELEMENT_BYTES[dtype]) {
-      fail(`tensor "${name}": ${dtype} [${shape}] needs ${elems * ELEMENT_BYTES[dtype]} bytes but data_offsets span ${end - begin}`);
+      fail(
+        `tensor "${name}": ${dtype} [${shape}] needs ${elems * ELEMENT_BYTES[dtype]} bytes but data_offsets span ${end - begin}`,
+      );
     }
-    if (end > dataLen) fail(`truncated: tensor "${name}" ends at byte ${end} of the data but the file holds only ${dataLen} data bytes`);
+    if (end > dataLen)
+      fail(`truncated: tensor "${name}" ends at byte ${end} of the data but the file holds only ${dataLen} data bytes`);
     spans.push({ name, begin, end, dtype, shape });
   }
   // The format requires the tensors to tile the data: no gaps, no overlaps, nothing left over.
   const sorted = [...spans].sort((a, b) => a.begin - b.begin || a.end - b.end);
   let cursor = 0;
   for (const s of sorted) {
-    if (s.begin !== cursor) fail(`tensor "${s.name}" starts at data byte ${s.begin} but the previous tensor ends at ${cursor} (${s.begin < cursor ? 'overlap' : 'gap'})`);
+    if (s.begin !== cursor)
+      fail(
+        `tensor "${s.name}" starts at data byte ${s.begin} but the previous tensor ends at ${cursor} (${s.begin < cursor ? 'overlap' : 'gap'})`,
+      );
     cursor = s.end;
   }
-  if (cursor !== dataLen) fail(`${dataLen - cursor} bytes after the last tensor: corrupt file, or not written as safetensors`);
+  if (cursor !== dataLen)
+    fail(`${dataLen - cursor} bytes after the last tensor: corrupt file, or not written as safetensors`);
 
   const tensors = new Map<string, SafeTensor>();
   for (const s of spans) {
@@ -190,7 +221,8 @@ export function toNumbers(t: SafeTensor, what = 'tensor'): Float64Array {
   if (t.data instanceof BigInt64Array) {
     for (let i = 0; i < out.length; i++) {
       const v = t.data[i];
-      if (v > BigInt(Number.MAX_SAFE_INTEGER) || v < BigInt(Number.MIN_SAFE_INTEGER)) throw new Error(`${what}: I64 value ${v} at ${i} does not fit a JS number exactly`);
+      if (v > BigInt(Number.MAX_SAFE_INTEGER) || v < BigInt(Number.MIN_SAFE_INTEGER))
+        throw new Error(`${what}: I64 value ${v} at ${i} does not fit a JS number exactly`);
       out[i] = Number(v);
     }
   } else {

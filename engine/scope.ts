@@ -45,7 +45,10 @@ export function scope<T>(fn: () => T): T {
     throw e;
   }
   stack.pop();
-  if (result instanceof Promise) throw new Error('scope: the callback returned a Promise; scopes are synchronous (await outside, or read results after the scope)');
+  if (result instanceof Promise)
+    throw new Error(
+      'scope: the callback returned a Promise; scopes are synchronous (await outside, or read results after the scope)',
+    );
   const out = new Set<Scoped>();
   collect(result, out);
   for (const t of mine) {

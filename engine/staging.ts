@@ -14,8 +14,16 @@ export class Readback {
   readonly buffer: GPUBuffer;
   private mapped: Promise<void> | null = null;
 
-  constructor(private readonly rt: Runtime, bytes: number, label: string) {
-    this.buffer = rt.device.createBuffer({ label, size: Math.max(4, Math.ceil(bytes / 4) * 4), usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+  constructor(
+    private readonly rt: Runtime,
+    bytes: number,
+    label: string,
+  ) {
+    this.buffer = rt.device.createBuffer({
+      label,
+      size: Math.max(4, Math.ceil(bytes / 4) * 4),
+      usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+    });
   }
 
   /** Records a copy of `bytes` from `src` (at `srcOffset`) to byte `at` of this buffer; it runs with the runtime's next flush. */

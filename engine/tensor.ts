@@ -54,7 +54,8 @@ export function formatShape(shape: Shape): string {
 
 export function checkShape(shape: Shape, op: string): void {
   for (const d of shape) {
-    if (!Number.isInteger(d) || d < 0) throw new Error(`${op}: invalid shape ${formatShape(shape)}: sizes must be non-negative integers`);
+    if (!Number.isInteger(d) || d < 0)
+      throw new Error(`${op}: invalid shape ${formatShape(shape)}: sizes must be non-negative integers`);
   }
 }
 
@@ -70,7 +71,11 @@ export class Tensor {
   name = '';
   private disposedFlag = false;
 
-  constructor(readonly storage: Storage, shape: Shape, readonly dtype: DType = 'f32') {
+  constructor(
+    readonly storage: Storage,
+    shape: Shape,
+    readonly dtype: DType = 'f32',
+  ) {
     this.shape = Object.freeze([...shape]);
     this.size = sizeOf(shape);
     trackInScope(this);
@@ -89,7 +94,9 @@ export class Tensor {
   /** The bytes a kernel binds, checked for use after dispose. */
   buffer(op: string): BufferRef {
     if (this.disposedFlag) {
-      throw new Error(`${op}: tensor ${this.describe()} was used after dispose(); keep it alive (scope keep() or no dispose) until its last use`);
+      throw new Error(
+        `${op}: tensor ${this.describe()} was used after dispose(); keep it alive (scope keep() or no dispose) until its last use`,
+      );
     }
     const s = this.storage;
     return { buffer: s.buffer, offset: s.offset, size: Math.max(4, this.size * 4) };
@@ -101,7 +108,8 @@ export class Tensor {
 
   /** Marks this tensor as a leaf that collects gradients in .grad. */
   requireGrad(flag = true): this {
-    if (flag && this.dtype !== 'f32') throw new Error(`requireGrad: only f32 tensors can have gradients, ${this.describe()} is ${this.dtype}`);
+    if (flag && this.dtype !== 'f32')
+      throw new Error(`requireGrad: only f32 tensors can have gradients, ${this.describe()} is ${this.dtype}`);
     this.requiresGrad = flag;
     return this;
   }
@@ -123,7 +131,8 @@ export class Tensor {
   }
 
   async item(): Promise<number> {
-    if (this.size !== 1) throw new Error(`item: tensor ${this.describe()} has ${this.size} elements; item() needs exactly one`);
+    if (this.size !== 1)
+      throw new Error(`item: tensor ${this.describe()} has ${this.size} elements; item() needs exactly one`);
     return (await this.data())[0];
   }
 }

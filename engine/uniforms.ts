@@ -3,7 +3,11 @@
 import { WgslReflect } from 'wgsl_reflect';
 
 export type Scalar = 'f32' | 'u32' | 'i32';
-interface Field { offset: number; scalar: Scalar; count: number }
+interface Field {
+  offset: number;
+  scalar: Scalar;
+  count: number;
+}
 
 export interface ShaderInterface {
   /** Byte size of the Params struct, 0 when the shader has no uniform. */
@@ -14,12 +18,18 @@ export interface ShaderInterface {
   workgroupSize: [number, number, number];
 }
 
-interface TypeLike { name: string; format?: TypeLike | null; count?: number; size?: number }
+interface TypeLike {
+  name: string;
+  format?: TypeLike | null;
+  count?: number;
+  size?: number;
+}
 
 function scalarOf(t: TypeLike): Scalar {
   let cur: TypeLike | null | undefined = t;
   while (cur && !['f32', 'u32', 'i32'].includes(cur.name)) cur = cur.format;
-  if (!cur) throw new Error(`uniform field of type ${t.name}: only f32/u32/i32 scalars, vectors and arrays are supported`);
+  if (!cur)
+    throw new Error(`uniform field of type ${t.name}: only f32/u32/i32 scalars, vectors and arrays are supported`);
   return cur.name as Scalar;
 }
 
@@ -31,18 +41,25 @@ export function reflectShader(source: string, label: string): ShaderInterface {
   if (u) {
     if (u.binding !== 0) throw new Error(`${label}: the uniform Params must be @binding(0)`);
     uniformSize = u.size;
-    const members = (u.type as unknown as { members: { name: string; offset: number; size: number; type: TypeLike }[] }).members;
+    const members = (u.type as unknown as { members: { name: string; offset: number; size: number; type: TypeLike }[] })
+      .members;
     for (const m of members) fields.set(m.name, { offset: m.offset, scalar: scalarOf(m.type), count: m.size / 4 });
   }
   const storage = [...r.storage].sort((a, b) => a.binding - b.binding);
   storage.forEach((s, i) => {
-    if (s.binding !== i + 1) throw new Error(`${label}: storage bindings must be numbered 1, 2, ... (found ${s.binding})`);
+    if (s.binding !== i + 1)
+      throw new Error(`${label}: storage bindings must be numbered 1, 2, ... (found ${s.binding})`);
   });
   const entry = r.entry.compute[0];
   if (!entry) throw new Error(`${label}: no @compute entry point`);
   const ws = (entry as unknown as { workgroupSize?: number[] }).workgroupSize ?? [1, 1, 1];
   const wg: [number, number, number] = [ws[0] ?? 1, ws[1] ?? 1, ws[2] ?? 1];
-  return { uniformSize, fields, storageWritable: storage.map((s) => String(s.access).includes('write')), workgroupSize: wg };
+  return {
+    uniformSize,
+    fields,
+    storageWritable: storage.map((s) => String(s.access).includes('write')),
+    workgroupSize: wg,
+  };
 }
 
 /**
@@ -69,7 +86,13 @@ export interface LivePatch {
  * Writes named values into a Params struct image; every field must be given. Returns where the
  * live values went (empty when there are none).
  */
-export function packParams(iface: ShaderInterface, values: ParamValues, into: DataView, base: number, label: string): LivePatch[] {
+export function packParams(
+  iface: ShaderInterface,
+  values: ParamValues,
+  into: DataView,
+  base: number,
+  label: string,
+): LivePatch[] {
   const patches: LivePatch[] = [];
   for (const [name, f] of iface.fields) {
     if (name.startsWith('_')) continue; // padding

@@ -4,8 +4,22 @@
 // one device with grouped BN statistics and a permuted key batch (across processes, the key
 // exchange lives in train/distributed.ts and calls keyForward / trainStepWithKeys).
 import {
-  add, mul, relu, sum, reshape, permute, expandTo, noGrad, backward, detach, axpyInPlace, copyInto,
-  FlatStore, Rng, type Runtime, type Tensor,
+  add,
+  mul,
+  relu,
+  sum,
+  reshape,
+  permute,
+  expandTo,
+  noGrad,
+  backward,
+  detach,
+  axpyInPlace,
+  copyInto,
+  FlatStore,
+  Rng,
+  type Runtime,
+  type Tensor,
 } from '../engine/index.js';
 import { conv2d } from '../engine/ops/conv2d/index.js';
 import { linear } from '../engine/ops/linear.js';
@@ -94,9 +108,13 @@ export class DenseCL {
   ptr = 0;
   ptr2 = 0;
 
-  constructor(readonly rt: Runtime, readonly cfg: DenseCLConfig) {
+  constructor(
+    readonly rt: Runtime,
+    readonly cfg: DenseCLConfig,
+  ) {
     this.backbone = new ResNet(cfg);
-    if (cfg.queueSize <= 0 || !Number.isInteger(cfg.queueSize)) throw new Error(`queue size must be a positive integer, got ${cfg.queueSize}`);
+    if (cfg.queueSize <= 0 || !Number.isInteger(cfg.queueSize))
+      throw new Error(`queue size must be a positive integer, got ${cfg.queueSize}`);
     const specs = [...this.backbone.paramSpecs('backbone.'), ...this.neckSpecs()];
     const buffers = this.backbone.bufferSpecs('backbone.');
     this.query = new ModelState(rt, specs, buffers, cfg.seed, 'encoder_q');
@@ -104,7 +122,11 @@ export class DenseCL {
     copyInto(this.key.params.flat, this.query.params.flat, 'key.init');
     this.key.setRequiresGrad(false);
     const queueNames = cfg.method === 'densecl' ? ['queue', 'queue2'] : ['queue'];
-    this.queues = new FlatStore(rt, queueNames.map((name) => ({ name, shape: [cfg.queueSize, cfg.dim] })), 'queues');
+    this.queues = new FlatStore(
+      rt,
+      queueNames.map((name) => ({ name, shape: [cfg.queueSize, cfg.dim] })),
+      'queues',
+    );
     const rng = new Rng(cfg.seed + 7);
     for (const name of queueNames) this.queues.write(name, randomUnitRows(rng, cfg.queueSize, cfg.dim));
   }
@@ -135,7 +157,10 @@ export class DenseCL {
    * L2-normalised over the embedding dimension.
    */
   encode(state: ModelState, x: Tensor, training: boolean): KeyOutputs {
-    return this.heads(state, this.backbone.forward(state, x, { training, bnGroups: this.cfg.bnGroups, prefix: 'backbone.' }));
+    return this.heads(
+      state,
+      this.backbone.forward(state, x, { training, bnGroups: this.cfg.bnGroups, prefix: 'backbone.' }),
+    );
   }
 
   /** Both heads on the backbone's features [N, C, H, W]. */
@@ -172,10 +197,17 @@ export class DenseCL {
     return noGrad(() => {
       const N = xk.shape[0];
       const v = this.stepValues(plan);
-      const out = this.keyForward(indexSelect(xk, inputOn(this.rt, 'shuffle.perm', v['shuffle.perm'] as Int32Array, [N], 'i32'), 0));
+      const out = this.keyForward(
+        indexSelect(xk, inputOn(this.rt, 'shuffle.perm', v['shuffle.perm'] as Int32Array, [N], 'i32'), 0),
+      );
       const undo = inputOn(this.rt, 'shuffle.inverse', v['shuffle.inverse'] as Int32Array, [N], 'i32');
       const un = (t: Tensor | null) => (t ? indexSelect(t, undo, 0) : null);
-      return { features: un(out.features)!, globalEmbedding: un(out.globalEmbedding)!, denseGrid: un(out.denseGrid), densePooled: un(out.densePooled) };
+      return {
+        features: un(out.features)!,
+        globalEmbedding: un(out.globalEmbedding)!,
+        denseGrid: un(out.denseGrid),
+        densePooled: un(out.densePooled),
+      };
     });
   }
 
@@ -190,7 +222,8 @@ export class DenseCL {
     let inverse: Int32Array | null = null;
     if (shuffle !== undefined) {
       perm = Int32Array.from(Array.isArray(shuffle) ? shuffle : (shuffle as Rng).permutation(enqueued));
-      if (perm.length !== enqueued) throw new Error(`shuffle permutation has ${perm.length} entries for a batch of ${enqueued}`);
+      if (perm.length !== enqueued)
+        throw new Error(`shuffle permutation has ${perm.length} entries for a batch of ${enqueued}`);
       inverse = new Int32Array(enqueued);
       perm.forEach((p, i) => (inverse![p] = i));
     }
@@ -255,7 +288,11 @@ export class DenseCL {
 
   private keyedStep(xq: Tensor, keys: StepKeys, plan: StepPlan, headsDone?: () => void): StepOutput {
     if (!headsDone) return this.lossStep(this.encode(this.query, xq, true), keys, plan);
-    const feats = this.backbone.forward(this.query, xq, { training: true, bnGroups: this.cfg.bnGroups, prefix: 'backbone.' });
+    const feats = this.backbone.forward(this.query, xq, {
+      training: true,
+      bnGroups: this.cfg.bnGroups,
+      prefix: 'backbone.',
+    });
     // The heads see a leaf cut from the backbone; its gradient is then carried through the backbone.
     const cut = detach(feats).requireGrad();
     return this.lossStep(this.heads(this.query, cut), keys, plan, () => {
@@ -268,7 +305,9 @@ export class DenseCL {
 
   private checkQueue(n: number): void {
     if (this.cfg.queueSize % n !== 0) {
-      throw new Error(`queue size ${this.cfg.queueSize} is not divisible by the batch size ${n}; choose a queue size that is a multiple of the batch`);
+      throw new Error(
+        `queue size ${this.cfg.queueSize} is not divisible by the batch size ${n}; choose a queue size that is a multiple of the batch`,
+      );
     }
   }
 
@@ -276,7 +315,12 @@ export class DenseCL {
     const N = q.globalEmbedding.shape[0];
     const k = keys.own;
     const tau = this.cfg.tau;
-    const lossGlobal = queueContrastiveLoss(q.globalEmbedding, sum(mul(q.globalEmbedding, k.globalEmbedding), 1), this.queues.get('queue'), { tau });
+    const lossGlobal = queueContrastiveLoss(
+      q.globalEmbedding,
+      sum(mul(q.globalEmbedding, k.globalEmbedding), 1),
+      this.queues.get('queue'),
+      { tau },
+    );
     let lossDense: Tensor | null = null;
     let correspondence: Tensor | null = null;
     let loss = lossGlobal;
@@ -304,7 +348,12 @@ export class DenseCL {
   /** Writes the keys [N, dim] into the queue from element `at` on (a live value: it moves every step). */
   private enqueue(name: string, keys: Tensor, at: number): void {
     const [N, d] = keys.shape;
-    copyRows(keys, this.queues.get(name), { rows: 1, rowLen: N * d, srcStride: 0, srcOffset: 0, dstStride: 0, dstOffset: live(`${name}.row`, at) }, `enqueue.${name}`);
+    copyRows(
+      keys,
+      this.queues.get(name),
+      { rows: 1, rowLen: N * d, srcStride: 0, srcOffset: 0, dstStride: 0, dstOffset: live(`${name}.row`, at) },
+      `enqueue.${name}`,
+    );
   }
 
   destroy(): void {
@@ -328,4 +377,3 @@ function randomUnitRows(rng: Rng, rows: number, dim: number): Float32Array {
   }
   return v;
 }
-

@@ -73,7 +73,8 @@ export class ResNet {
               { name: `${prefix}.conv1`, inC, outC: planes, k: 3, stride, pad: 1 },
               { name: `${prefix}.conv2`, inC: planes, outC: planes, k: 3, stride: 1, pad: 1 },
             ];
-        const downsample = stride !== 1 || inC !== outC ? { name: `${prefix}.downsample.0`, inC, outC, k: 1, stride, pad: 0 } : null;
+        const downsample =
+          stride !== 1 || inC !== outC ? { name: `${prefix}.downsample.0`, inC, outC, k: 1, stride, pad: 0 } : null;
         this.blocks.push({ prefix, convs, downsample });
         inC = outC;
       }
@@ -95,7 +96,11 @@ export class ResNet {
   paramSpecs(prefix = ''): ParamSpec[] {
     const specs: ParamSpec[] = [];
     for (const { conv, bn } of this.convBn()) {
-      specs.push({ name: prefix + conv.name + '.weight', shape: [conv.outC, conv.inC, conv.k, conv.k], init: kaimingNormal(conv.inC * conv.k * conv.k) });
+      specs.push({
+        name: prefix + conv.name + '.weight',
+        shape: [conv.outC, conv.inC, conv.k, conv.k],
+        init: kaimingNormal(conv.inC * conv.k * conv.k),
+      });
       specs.push({ name: prefix + bn + '.weight', shape: [conv.outC], init: constant(1) });
       specs.push({ name: prefix + bn + '.bias', shape: [conv.outC], init: constant(0) });
     }

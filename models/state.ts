@@ -21,14 +21,32 @@ export class ModelState {
   readonly grads: FlatStore;
   readonly buffers: FlatStore;
 
-  constructor(rt: Runtime, readonly paramSpecs: ParamSpec[], readonly bufferSpecs: BufferSpec[], seed: number, label: string) {
+  constructor(
+    rt: Runtime,
+    readonly paramSpecs: ParamSpec[],
+    readonly bufferSpecs: BufferSpec[],
+    seed: number,
+    label: string,
+  ) {
     this.params = new FlatStore(rt, paramSpecs, `${label}.params`);
     this.grads = new FlatStore(rt, paramSpecs, `${label}.grads`);
-    this.buffers = new FlatStore(rt, bufferSpecs.length ? bufferSpecs : [{ name: '_none', shape: [1] }], `${label}.buffers`);
+    this.buffers = new FlatStore(
+      rt,
+      bufferSpecs.length ? bufferSpecs : [{ name: '_none', shape: [1] }],
+      `${label}.buffers`,
+    );
     const rng = new Rng(seed);
-    for (const s of paramSpecs) this.params.write(s.name, s.init(rng, s.shape.reduce((a, b) => a * b, 1)));
+    for (const s of paramSpecs)
+      this.params.write(
+        s.name,
+        s.init(
+          rng,
+          s.shape.reduce((a, b) => a * b, 1),
+        ),
+      );
     this.buffers.fill(0);
-    for (const b of bufferSpecs) if (b.value !== 0) this.buffers.write(b.name, new Float32Array(b.shape.reduce((a, c) => a * c, 1)).fill(b.value));
+    for (const b of bufferSpecs)
+      if (b.value !== 0) this.buffers.write(b.name, new Float32Array(b.shape.reduce((a, c) => a * c, 1)).fill(b.value));
     this.grads.fill(0);
     for (const [name, p] of this.params.tensors) {
       p.requireGrad();
@@ -79,7 +97,13 @@ export function torchDefaultUniform(fanIn: number) {
   };
 }
 
-export const constant = (v: number) => (_rng: Rng, n: number): Float32Array => new Float32Array(n).fill(v);
+export const constant =
+  (v: number) =>
+  (_rng: Rng, n: number): Float32Array =>
+    new Float32Array(n).fill(v);
 
 /** normal(0, std): e.g. the 0.01 of a linear probe's classifier. */
-export const normal = (std: number) => (rng: Rng, n: number): Float32Array => Float32Array.from({ length: n }, () => rng.normal() * std);
+export const normal =
+  (std: number) =>
+  (rng: Rng, n: number): Float32Array =>
+    Float32Array.from({ length: n }, () => rng.normal() * std);

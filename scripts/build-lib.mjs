@@ -45,7 +45,13 @@ const noNodeInBrowser = {
     b.onResolve({ filter: /.*/ }, (a) => {
       if (!NODE_BUILTINS.has(a.path)) return undefined;
       if (a.kind === 'dynamic-import') return { path: a.path, namespace: 'node-stub' };
-      return { errors: [{ text: `Node built-in '${a.path}' is imported by ${relative(root, a.importer)}: the browser build must not depend on Node. Move it behind a dynamic import on a Node-only path.` }] };
+      return {
+        errors: [
+          {
+            text: `Node built-in '${a.path}' is imported by ${relative(root, a.importer)}: the browser build must not depend on Node. Move it behind a dynamic import on a Node-only path.`,
+          },
+        ],
+      };
     });
     b.onLoad({ filter: /.*/, namespace: 'node-stub' }, (a) => ({
       contents: `throw new Error(${JSON.stringify(`'${a.path}' is not available in a browser (this code path is Node-only)`)});`,
@@ -58,7 +64,9 @@ function assertNoNodeImports(dir) {
   const leaks = [];
   for (const f of listJs(dir)) {
     const text = readFileSync(f, 'utf8');
-    for (const m of text.matchAll(/(?:from\s*|import\s*\(\s*|require\s*\(\s*|import\s+)["'](node:[^"']+|[^"'./][^"']*)["']/g)) {
+    for (const m of text.matchAll(
+      /(?:from\s*|import\s*\(\s*|require\s*\(\s*|import\s+)["'](node:[^"']+|[^"'./][^"']*)["']/g,
+    )) {
       if (NODE_BUILTINS.has(m[1])) leaks.push(`${relative(root, f)}: ${m[0]}`);
     }
   }
@@ -70,11 +78,15 @@ function assertNoProcessGlobal(metafile) {
   const uses = [];
   for (const input of Object.keys(metafile.inputs)) {
     if (input.includes('node_modules/') || input.includes(':')) continue;
-    readFileSync(join(root, input), 'utf8').split('\n').forEach((line, i) => {
-      if (/(^|[^.\w])process\./.test(line) && !/typeof process/.test(line) && !/^\s*(\/\/|\*)/.test(line)) uses.push(`${input}:${i + 1}: ${line.trim()}`);
-    });
+    readFileSync(join(root, input), 'utf8')
+      .split('\n')
+      .forEach((line, i) => {
+        if (/(^|[^.\w])process\./.test(line) && !/typeof process/.test(line) && !/^\s*(\/\/|\*)/.test(line))
+          uses.push(`${input}:${i + 1}: ${line.trim()}`);
+      });
   }
-  if (uses.length) throw new Error(`the browser build reads Node's \`process\` (undefined in a browser):\n  ${uses.join('\n  ')}`);
+  if (uses.length)
+    throw new Error(`the browser build reads Node's \`process\` (undefined in a browser):\n  ${uses.join('\n  ')}`);
 }
 
 function listFiles(dir, ...suffixes) {
@@ -101,24 +113,62 @@ const WEB_TO_PACKAGE = {
   // The page imports the package's browser build, not a second copy of the engine.
   name: 'page-uses-package',
   setup(b) {
-    const map = { '../engine/index.js': '../browser/index.js', '../models/index.js': '../browser/models.js', '../train/index.js': '../browser/train.js' };
-    b.onResolve({ filter: /^\.\.\/(engine\/index|models\/index|train\/index)\.js$/ }, (a) => ({ path: map[a.path], external: true }));
+    const map = {
+      '../engine/index.js': '../browser/index.js',
+      '../models/index.js': '../browser/models.js',
+      '../train/index.js': '../browser/train.js',
+    };
+    b.onResolve({ filter: /^\.\.\/(engine\/index|models\/index|train\/index)\.js$/ }, (a) => ({
+      path: map[a.path],
+      external: true,
+    }));
   },
 };
 
 async function buildNode() {
-  const result = await build({ ...common, platform: 'node', target: 'node20', outdir: join(root, 'dist/node'), external: ['webgpu', 'sharp'] });
+  const result = await build({
+    ...common,
+    platform: 'node',
+    target: 'node20',
+    outdir: join(root, 'dist/node'),
+    external: ['webgpu', 'sharp'],
+  });
   // The loader's worker threads load data-worker.mjs from next to the output file that holds the loader.
-  const loaderOut = Object.entries(result.metafile.outputs).find(([, o]) => Object.keys(o.inputs).includes('train/data/loader.ts'))[0];
-  await build({ ...common, entryPoints: [join(root, 'train/data/worker.ts')], splitting: false, metafile: false, platform: 'node', target: 'node20', outfile: join(root, dirname(loaderOut), 'data-worker.mjs'), external: ['webgpu', 'sharp'] });
+  const loaderOut = Object.entries(result.metafile.outputs).find(([, o]) =>
+    Object.keys(o.inputs).includes('train/data/loader.ts'),
+  )[0];
+  await build({
+    ...common,
+    entryPoints: [join(root, 'train/data/worker.ts')],
+    splitting: false,
+    metafile: false,
+    platform: 'node',
+    target: 'node20',
+    outfile: join(root, dirname(loaderOut), 'data-worker.mjs'),
+    external: ['webgpu', 'sharp'],
+  });
 }
 
 async function buildBrowser(web) {
-  const result = await build({ ...common, platform: 'browser', target: 'es2022', outdir: join(root, 'dist/browser'), plugins: [noNodeInBrowser] });
+  const result = await build({
+    ...common,
+    platform: 'browser',
+    target: 'es2022',
+    outdir: join(root, 'dist/browser'),
+    plugins: [noNodeInBrowser],
+  });
   assertNoNodeImports(join(root, 'dist/browser'));
   assertNoProcessGlobal(result.metafile);
   if (web) {
-    const page = await build({ ...common, entryPoints: [join(root, 'web/app.ts')], splitting: false, platform: 'browser', target: 'es2022', outfile: join(root, 'dist/web/app.js'), plugins: [WEB_TO_PACKAGE, noNodeInBrowser] });
+    const page = await build({
+      ...common,
+      entryPoints: [join(root, 'web/app.ts')],
+      splitting: false,
+      platform: 'browser',
+      target: 'es2022',
+      outfile: join(root, 'dist/web/app.js'),
+      plugins: [WEB_TO_PACKAGE, noNodeInBrowser],
+    });
     assertNoNodeImports(join(root, 'dist/web'));
     assertNoProcessGlobal(page.metafile);
   }
@@ -126,10 +176,32 @@ async function buildBrowser(web) {
 
 function buildTypes() {
   const tsc = join(root, 'node_modules/.bin/tsc');
-  const flags = ['--ignoreConfig', '--declaration', '--emitDeclarationOnly', '--outDir', join(root, 'dist/types'), '--target', 'ES2022', '--module', 'ESNext',
-    '--moduleResolution', 'Bundler', '--lib', 'ES2022,DOM', '--types', '@webgpu/types', '--strict', '--skipLibCheck', '--allowImportingTsExtensions'];
+  const flags = [
+    '--ignoreConfig',
+    '--declaration',
+    '--emitDeclarationOnly',
+    '--outDir',
+    join(root, 'dist/types'),
+    '--target',
+    'ES2022',
+    '--module',
+    'ESNext',
+    '--moduleResolution',
+    'Bundler',
+    '--lib',
+    'ES2022,DOM',
+    '--types',
+    '@webgpu/types',
+    '--strict',
+    '--skipLibCheck',
+    '--allowImportingTsExtensions',
+  ];
   try {
-    execFileSync(tsc, [...flags, ...Object.values(ENTRIES).map((f) => join(root, f)), join(root, 'shaders/wgsl.d.ts')], { cwd: root, stdio: 'pipe' });
+    execFileSync(
+      tsc,
+      [...flags, ...Object.values(ENTRIES).map((f) => join(root, f)), join(root, 'shaders/wgsl.d.ts')],
+      { cwd: root, stdio: 'pipe' },
+    );
   } catch (e) {
     throw new Error(`type declarations failed:\n${e.stdout}${e.stderr}`);
   }
@@ -150,19 +222,26 @@ function writeWebGpuHandles() {
   const interfaces = new Set([...webgpu.matchAll(/^(?:declare )?interface (GPU\w*)/gm)].map((m) => m[1]));
   const used = new Map();
   for (const f of listFiles(dir, '.d.ts')) {
-    const code = readFileSync(f, 'utf8').replace(/\/\*[\s\S]*?\*\//g, '').replace(/\/\/.*$/gm, '');
+    const code = readFileSync(f, 'utf8')
+      .replace(/\/\*[\s\S]*?\*\//g, '')
+      .replace(/\/\/.*$/gm, '');
     for (const m of code.matchAll(/\bGPU\w*/g)) if (!used.has(m[0])) used.set(m[0], relative(dir, f));
   }
   const notInterfaces = [...used].filter(([name]) => !interfaces.has(name));
   if (notInterfaces.length) {
-    throw new Error(`the declarations name WebGPU types that are not interfaces: ${notInterfaces.map(([n, f]) => `${n} (${f})`).join(', ')}; spell them out in the source (e.g. a string union) so consumers without @webgpu/types can compile`);
+    throw new Error(
+      `the declarations name WebGPU types that are not interfaces: ${notInterfaces.map(([n, f]) => `${n} (${f})`).join(', ')}; spell them out in the source (e.g. a string union) so consumers without @webgpu/types can compile`,
+    );
   }
   const names = [...used.keys()].sort();
   const text = `// WebGPU interfaces named by this package's declarations, empty: each merges with the full\n// declaration where the consumer has one (TypeScript's DOM lib, or @webgpu/types).\n${names.map((n) => `interface ${n} {}`).join('\n')}\n`;
   writeFileSync(join(dir, HANDLES), text);
   for (const f of Object.values(ENTRIES)) {
     const p = join(dir, f.replace(/\.ts$/, '.d.ts'));
-    writeFileSync(p, `/// <reference path="${relative(dirname(p), join(dir, HANDLES))}" />\n${readFileSync(p, 'utf8')}`);
+    writeFileSync(
+      p,
+      `/// <reference path="${relative(dirname(p), join(dir, HANDLES))}" />\n${readFileSync(p, 'utf8')}`,
+    );
   }
 }
 
@@ -170,11 +249,15 @@ function writeWebGpuHandles() {
 export async function buildLib({ targets = ['node', 'browser'], types = true, web = false, quiet = false } = {}) {
   const dirs = [...targets.map((t) => `dist/${t}`), ...(types ? ['dist/types'] : []), ...(web ? ['dist/web'] : [])];
   for (const d of dirs) rmSync(join(root, d), { recursive: true, force: true });
-  await Promise.all([targets.includes('node') && buildNode(), (targets.includes('browser') || web) && buildBrowser(web)]);
+  await Promise.all([
+    targets.includes('node') && buildNode(),
+    (targets.includes('browser') || web) && buildBrowser(web),
+  ]);
   if (types) buildTypes();
   const report = Object.fromEntries(targets.map((t) => [t, sizes(join(root, `dist/${t}`))]));
   if (!quiet) {
-    for (const [name, s] of Object.entries(report)) console.log(`dist/${name}: ${s.files} files, ${kib(s.raw)} (${kib(s.gz)} gzipped)`);
+    for (const [name, s] of Object.entries(report))
+      console.log(`dist/${name}: ${s.files} files, ${kib(s.raw)} (${kib(s.gz)} gzipped)`);
   }
   return report;
 }
@@ -182,7 +265,8 @@ export async function buildLib({ targets = ['node', 'browser'], types = true, we
 if (import.meta.url === `file://${process.argv[1]}`) {
   const only = process.argv.indexOf('--target');
   const targets = only > 0 ? [process.argv[only + 1]] : ['node', 'browser'];
-  if (!targets.every((t) => t === 'node' || t === 'browser')) throw new Error(`--target must be node or browser, got ${targets}`);
+  if (!targets.every((t) => t === 'node' || t === 'browser'))
+    throw new Error(`--target must be node or browser, got ${targets}`);
   await buildLib({ targets, types: !args.has('--no-types'), web: args.has('--web') }).catch((e) => {
     console.error(`build-lib: ${e.message}`);
     process.exit(1);

@@ -15,7 +15,8 @@ const sources = ['addon.cc', 'binding.gyp', 'flags.mjs'].map((f) => join(dir, f)
 const INSTALL = 'apt-get install openmpi-bin libopenmpi-dev (or mpich libmpich-dev), then npm run build:mpi';
 
 const mtime = (f) => statSync(f).mtimeMs;
-if (!process.argv.includes('--force') && existsSync(output) && sources.every((s) => mtime(s) < mtime(output))) process.exit(0);
+if (!process.argv.includes('--force') && existsSync(output) && sources.every((s) => mtime(s) < mtime(output)))
+  process.exit(0);
 
 const flags = mpiFlags();
 const includes = flags?.compile.filter((a) => a.startsWith('-I')).map((a) => a.slice(2)) ?? [];
@@ -48,7 +49,11 @@ const t0 = Date.now();
 try {
   execFileSync(process.execPath, args, { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'], encoding: 'utf8' });
 } catch (e) {
-  console.error(`MPI addon build failed (${flags.source}; node ${args.slice(1).join(' ')} in native/mpi):\n${e.stdout ?? ''}${e.stderr ?? ''}`);
+  console.error(
+    `MPI addon build failed (${flags.source}; node ${args.slice(1).join(' ')} in native/mpi):\n${e.stdout ?? ''}${e.stderr ?? ''}`,
+  );
   process.exit(1);
 }
-console.log(`MPI addon built in ${((Date.now() - t0) / 1000).toFixed(1)} s (${flags.source}): ${output.slice(root.length)}`);
+console.log(
+  `MPI addon built in ${((Date.now() - t0) / 1000).toFixed(1)} s (${flags.source}): ${output.slice(root.length)}`,
+);

@@ -24,32 +24,64 @@ const common = {
 function entries(dir, suffix) {
   const full = join(root, dir);
   if (!existsSync(full)) return [];
-  return readdirSync(full).filter((f) => f.endsWith(suffix)).map((f) => join(full, f));
+  return readdirSync(full)
+    .filter((f) => f.endsWith(suffix))
+    .map((f) => join(full, f));
 }
 
 const jobs = [];
 if (!args.has('--tests') && !args.has('--bench')) {
   // The published CLI keeps its map beside it (package.json's files leave maps out of the tarball).
-  jobs.push(build({ ...common, sourcemap: 'linked', entryPoints: [join(root, 'cli/main.ts')], outfile: join(root, 'dist/cli.mjs'), banner: { js: '#!/usr/bin/env node\n' + common.banner.js } }));
+  jobs.push(
+    build({
+      ...common,
+      sourcemap: 'linked',
+      entryPoints: [join(root, 'cli/main.ts')],
+      outfile: join(root, 'dist/cli.mjs'),
+      banner: { js: '#!/usr/bin/env node\n' + common.banner.js },
+    }),
+  );
 }
 if (args.has('--tests')) {
   rmSync(join(root, '.build/test'), { recursive: true, force: true });
   // One bundle for all test files: they share one GPU device and one pipeline cache.
   const only = process.env.TEST_FILTER ? new RegExp(process.env.TEST_FILTER) : null;
-  const files = entries('test', '.test.ts').sort().filter((f) => !only || only.test(f));
+  const files = entries('test', '.test.ts')
+    .sort()
+    .filter((f) => !only || only.test(f));
   jobs.push(
     build({
       ...common,
-      stdin: { contents: files.map((f) => `import ${JSON.stringify(f)};`).join('\n'), resolveDir: root, sourcefile: 'all-tests.ts', loader: 'ts' },
+      stdin: {
+        contents: files.map((f) => `import ${JSON.stringify(f)};`).join('\n'),
+        resolveDir: root,
+        sourcefile: 'all-tests.ts',
+        loader: 'ts',
+      },
       outfile: join(root, '.build/test/all.mjs'),
     }),
   );
   // Programs the tests start as separate processes (test/mpi: one rank of an mpirun job).
   const programs = entries('test/mpi', '.ts');
-  if (programs.length) jobs.push(build({ ...common, entryPoints: programs, outdir: join(root, '.build/test/mpi'), outExtension: { '.js': '.mjs' } }));
+  if (programs.length)
+    jobs.push(
+      build({
+        ...common,
+        entryPoints: programs,
+        outdir: join(root, '.build/test/mpi'),
+        outExtension: { '.js': '.mjs' },
+      }),
+    );
 }
 if (args.has('--bench')) {
-  jobs.push(build({ ...common, entryPoints: entries('bench', '.ts'), outdir: join(root, '.build/bench'), outExtension: { '.js': '.mjs' } }));
+  jobs.push(
+    build({
+      ...common,
+      entryPoints: entries('bench', '.ts'),
+      outdir: join(root, '.build/bench'),
+      outExtension: { '.js': '.mjs' },
+    }),
+  );
 }
 // The data loader's worker threads load their own entry, found next to the bundle that uses it.
 if (existsSync(join(root, 'train/data/worker.ts'))) {
@@ -57,6 +89,14 @@ if (existsSync(join(root, 'train/data/worker.ts'))) {
   if (!args.has('--tests') && !args.has('--bench')) dirs.push('dist');
   if (args.has('--tests')) dirs.push('.build/test');
   if (args.has('--bench')) dirs.push('.build/bench');
-  for (const dir of dirs) jobs.push(build({ ...common, ...(dir === 'dist' && { sourcemap: 'linked' }), entryPoints: [join(root, 'train/data/worker.ts')], outfile: join(root, dir, 'data-worker.mjs') }));
+  for (const dir of dirs)
+    jobs.push(
+      build({
+        ...common,
+        ...(dir === 'dist' && { sourcemap: 'linked' }),
+        entryPoints: [join(root, 'train/data/worker.ts')],
+        outfile: join(root, dir, 'data-worker.mjs'),
+      }),
+    );
 }
 await Promise.all(jobs);

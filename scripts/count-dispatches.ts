@@ -19,9 +19,27 @@ const imgSize = Number(arg('img', '64'));
 const batchSize = Number(arg('batch', '4'));
 const steps = Number(arg('steps', '4'));
 
-const gpuKernels = { gemm: 'tiled', conv: 'tiled', contrastive: 'tiled', correspondence: 'tiled', batchnorm: 'one-pass' } as const;
-const rt = await init({ quiet: true, profile: argv.includes('--gpu-kernels') ? { subgroups8: false, kernels: gpuKernels } : {} });
-const trainer = new Trainer(rt, { arch, width, imgSize, batchSize, smallStem: false, bnGroups: 2, queueSize: 4 * batchSize, dim: 32 });
+const gpuKernels = {
+  gemm: 'tiled',
+  conv: 'tiled',
+  contrastive: 'tiled',
+  correspondence: 'tiled',
+  batchnorm: 'one-pass',
+} as const;
+const rt = await init({
+  quiet: true,
+  profile: argv.includes('--gpu-kernels') ? { subgroups8: false, kernels: gpuKernels } : {},
+});
+const trainer = new Trainer(rt, {
+  arch,
+  width,
+  imgSize,
+  batchSize,
+  smallStem: false,
+  bnGroups: 2,
+  queueSize: 4 * batchSize,
+  dim: 32,
+});
 const rng = new Rng(7);
 const n = batchSize * 3 * imgSize * imgSize;
 const batch = () => Float32Array.from({ length: n }, () => rng.normal());
@@ -32,7 +50,11 @@ const counts = new Map<string, number>();
 let counting = false;
 rt.observer = {
   timestampWrites(info: DispatchInfo) {
-    if (counting) counts.set(`${info.op} | ${info.kernel.split('(')[0].trim()}`, (counts.get(`${info.op} | ${info.kernel.split('(')[0].trim()}`) ?? 0) + 1);
+    if (counting)
+      counts.set(
+        `${info.op} | ${info.kernel.split('(')[0].trim()}`,
+        (counts.get(`${info.op} | ${info.kernel.split('(')[0].trim()}`) ?? 0) + 1,
+      );
     return undefined;
   },
   beforeSubmit() {},
@@ -58,7 +80,9 @@ console.log(`adapter: ${rt.adapterDescription}`);
 console.log(`${arch} width ${width} ${imgSize}px batch ${batchSize}: dispatches per step ${perStep.join(', ')}`);
 const median = (v: number[]) => [...v].sort((a, b) => a - b)[v.length >> 1].toFixed(0);
 console.log(`wall ms per step: ${ms.map((m) => m.toFixed(0)).join(', ')} (median ${median(ms)})`);
-console.log(`CPU ms per step (process, all threads): ${cpu.map((m) => m.toFixed(0)).join(', ')} (median ${median(cpu)})`);
+console.log(
+  `CPU ms per step (process, all threads): ${cpu.map((m) => m.toFixed(0)).join(', ')} (median ${median(cpu)})`,
+);
 for (const [key, c] of [...counts].sort((a, b) => b[1] - a[1])) console.log(`${String(c).padStart(5)}  ${key}`);
 rt.observer = null;
 if (argv.includes('--profile')) {
@@ -69,10 +93,12 @@ if (argv.includes('--profile')) {
   });
   await pending;
   const byKernel = new Map<string, number>();
-  for (const r of res.records) byKernel.set(r.kernel.split('[')[0], (byKernel.get(r.kernel.split('[')[0]) ?? 0) + r.gpuMs);
+  for (const r of res.records)
+    byKernel.set(r.kernel.split('[')[0], (byKernel.get(r.kernel.split('[')[0]) ?? 0) + r.gpuMs);
   const total = res.records.reduce((a, r) => a + r.gpuMs, 0);
   console.log(`profiled step: ${total.toFixed(1)} ms of kernel time (${res.method})`);
-  for (const [name, t] of [...byKernel].sort((a, b) => b[1] - a[1]).slice(0, 15)) console.log(`${t.toFixed(1).padStart(8)} ms  ${name}`);
+  for (const [name, t] of [...byKernel].sort((a, b) => b[1] - a[1]).slice(0, 15))
+    console.log(`${t.toFixed(1).padStart(8)} ms  ${name}`);
   const bn = [...byKernel].filter(([name]) => name.startsWith('batchnorm')).reduce((a, [, t]) => a + t, 0);
   console.log(`batch norm kernels: ${bn.toFixed(1)} ms`);
 }

@@ -12,7 +12,9 @@ import { join, dirname, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const rootArg = process.argv.find((a) => a.startsWith('--root='));
-const ROOT = rootArg ? resolve(rootArg.slice('--root='.length)) : resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const ROOT = rootArg
+  ? resolve(rootArg.slice('--root='.length))
+  : resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const SKIP_DIRS = new Set(['node_modules', 'dist', '.build', '.git', 'runs', 'native']);
 const SOURCE = /\.(ts|mts|mjs)$/;
 
@@ -38,7 +40,13 @@ const SPECIFIERS = [
 function resolveSpecifier(from, spec) {
   if (!spec.startsWith('.')) return null;
   const base = resolve(dirname(from), spec);
-  const candidates = [base, base.replace(/\.js$/, '.ts'), base.replace(/\.mjs$/, '.mts'), `${base}.ts`, join(base, 'index.ts')];
+  const candidates = [
+    base,
+    base.replace(/\.js$/, '.ts'),
+    base.replace(/\.mjs$/, '.mts'),
+    `${base}.ts`,
+    join(base, 'index.ts'),
+  ];
   return candidates.find((p) => existsSync(p) && statSync(p).isFile() && SOURCE.test(p)) ?? null;
 }
 
@@ -61,18 +69,31 @@ function importGraph(files) {
 /** Tarjan's strongly connected components with more than one module (each is a set of circles). */
 function circles(graph) {
   let next = 0;
-  const index = new Map(), low = new Map(), onStack = new Set(), stack = [], found = [];
+  const index = new Map(),
+    low = new Map(),
+    onStack = new Set(),
+    stack = [],
+    found = [];
   const visit = (v) => {
-    index.set(v, next); low.set(v, next); next++;
-    stack.push(v); onStack.add(v);
+    index.set(v, next);
+    low.set(v, next);
+    next++;
+    stack.push(v);
+    onStack.add(v);
     for (const w of graph.get(v) ?? []) {
-      if (!index.has(w)) { visit(w); low.set(v, Math.min(low.get(v), low.get(w))); }
-      else if (onStack.has(w)) low.set(v, Math.min(low.get(v), index.get(w)));
+      if (!index.has(w)) {
+        visit(w);
+        low.set(v, Math.min(low.get(v), low.get(w)));
+      } else if (onStack.has(w)) low.set(v, Math.min(low.get(v), index.get(w)));
     }
     if (low.get(v) !== index.get(v)) return;
     const component = [];
     let w;
-    do { w = stack.pop(); onStack.delete(w); component.push(w); } while (w !== v);
+    do {
+      w = stack.pop();
+      onStack.delete(w);
+      component.push(w);
+    } while (w !== v);
     if (component.length > 1) found.push(component.sort());
   };
   for (const v of graph.keys()) if (!index.has(v)) visit(v);
@@ -92,7 +113,10 @@ function shortestCircle(graph, members, start) {
         for (let u = v; u !== null; u = previous.get(u)) path.unshift(u);
         return path;
       }
-      if (!previous.has(w)) { previous.set(w, v); queue.push(w); }
+      if (!previous.has(w)) {
+        previous.set(w, v);
+        queue.push(w);
+      }
     }
   }
   return [start];
@@ -100,7 +124,8 @@ function shortestCircle(graph, members, start) {
 
 /** The distinct shortest circles through each module of a component, each starting at its first module. */
 function circlesOf(graph, component) {
-  const members = new Set(component), seen = new Map();
+  const members = new Set(component),
+    seen = new Map();
   for (const start of component) {
     const path = shortestCircle(graph, members, start);
     const first = path.indexOf([...path].sort()[0]);
@@ -113,14 +138,19 @@ function circlesOf(graph, component) {
 const name = (p) => relative(ROOT, p).split(sep).join('/');
 const graph = importGraph(sourceFiles(ROOT));
 const found = circles(graph);
-if (process.argv.includes('--list')) for (const [file, deps] of graph) console.log(`${name(file)}: ${deps.length} imports`);
+if (process.argv.includes('--list'))
+  for (const [file, deps] of graph) console.log(`${name(file)}: ${deps.length} imports`);
 for (const component of found) {
   const circles = circlesOf(graph, component);
-  console.log(`a knot of ${component.length} modules (${component.map(name).join(', ')}), through ${circles.length} shortest circle(s):`);
+  console.log(
+    `a knot of ${component.length} modules (${component.map(name).join(', ')}), through ${circles.length} shortest circle(s):`,
+  );
   for (const path of circles) console.log(`  import circle: ${[...path, path[0]].map(name).join(' -> ')}`);
 }
 if (found.length) {
-  console.error(`${found.length} knot(s) of import circles among ${graph.size} modules: move the shared types into a module both sides import, or turn one dependency round.`);
+  console.error(
+    `${found.length} knot(s) of import circles among ${graph.size} modules: move the shared types into a module both sides import, or turn one dependency round.`,
+  );
   process.exit(1);
 }
 console.log(`no import circles among ${graph.size} modules`);

@@ -70,5 +70,9 @@ for (const name of ROOTS) copyPackage(name, root, true);
 
 // Every root must load from DEST alone (run outside the repository, so no other node_modules is found).
 const probe = ROOTS.map((n) => `await import(${JSON.stringify(n)});`).join(' ');
-execFileSync(process.execPath, ['--input-type=module', '-e', probe], { cwd: dest, stdio: 'inherit', env: { PATH: process.env.PATH ?? '' } });
+execFileSync(process.execPath, ['--input-type=module', '-e', probe], {
+  cwd: dest,
+  stdio: 'inherit',
+  env: { PATH: process.env.PATH ?? '' },
+});
 console.log(`offline-modules: ${copied.size} packages copied to ${join(dest, 'node_modules')}`);

@@ -42,7 +42,9 @@ export function requestedFile(url, method) {
 /** Starts the server; resolves with it and its URL once it listens. */
 export function startServer({ port = 8080, host = '127.0.0.1' } = {}) {
   if (!existsSync(join(root, 'dist/web/app.js'))) {
-    throw new Error('dist/web/app.js is missing: build the page first with `node scripts/build-lib.mjs --web` (npm run demo:web does both)');
+    throw new Error(
+      'dist/web/app.js is missing: build the page first with `node scripts/build-lib.mjs --web` (npm run demo:web does both)',
+    );
   }
   const server = createServer(async (req, res) => {
     const asked = requestedFile(req.url, req.method);
@@ -52,7 +54,10 @@ export function startServer({ port = 8080, host = '127.0.0.1' } = {}) {
     }
     try {
       const body = await readFile(join(root, asked.rel));
-      res.writeHead(200, { 'content-type': TYPES[extname(asked.rel)] ?? 'application/octet-stream', 'cache-control': 'no-store' });
+      res.writeHead(200, {
+        'content-type': TYPES[extname(asked.rel)] ?? 'application/octet-stream',
+        'cache-control': 'no-store',
+      });
       res.end(req.method === 'HEAD' ? undefined : body);
     } catch {
       res.writeHead(404).end('not found');

@@ -49,7 +49,12 @@ async function nodeLosses(opts, steps) {
   const rt = await init({ quiet: true });
   try {
     const trainer = new Trainer(rt, opts);
-    const loader = await BatchLoader.create(new SceneDataset({ seed: opts.seed, size: 64, length: 512 }), { batchSize: opts.batchSize, size: opts.imgSize, seed: opts.seed, workers: 0 });
+    const loader = await BatchLoader.create(new SceneDataset({ seed: opts.seed, size: 64, length: 512 }), {
+      batchSize: opts.batchSize,
+      size: opts.imgSize,
+      seed: opts.seed,
+      workers: 0,
+    });
     const losses = [];
     let inputSum = 0;
     for (let i = 0; i < steps; i++) {
@@ -78,19 +83,33 @@ async function runPage(context, url, timeoutMs) {
   });
   await page.goto(url);
   // The first step compiles the shaders for seconds: the page must say so while it does.
-  await page.waitForFunction(() => {
-    const d = globalThis.demo;
-    return d && (d.phase === 'compiling shaders' || d.status === 'done' || d.status === 'error');
-  }, null, { timeout: timeoutMs, polling: 50 }).catch(() => {});
-  const compilingNote = await page.evaluate(() => (globalThis.demo?.phase === 'compiling shaders' ? document.getElementById('status').textContent : null));
+  await page
+    .waitForFunction(
+      () => {
+        const d = globalThis.demo;
+        return d && (d.phase === 'compiling shaders' || d.status === 'done' || d.status === 'error');
+      },
+      null,
+      { timeout: timeoutMs, polling: 50 },
+    )
+    .catch(() => {});
+  const compilingNote = await page.evaluate(() =>
+    globalThis.demo?.phase === 'compiling shaders' ? document.getElementById('status').textContent : null,
+  );
   try {
-    await page.waitForFunction(() => {
-      const d = globalThis.demo;
-      return d && (d.status === 'done' || d.status === 'error');
-    }, null, { timeout: timeoutMs, polling: 250 });
+    await page.waitForFunction(
+      () => {
+        const d = globalThis.demo;
+        return d && (d.status === 'done' || d.status === 'error');
+      },
+      null,
+      { timeout: timeoutMs, polling: 250 },
+    );
   } catch {
     const partial = await page.evaluate(() => globalThis.demo ?? null);
-    throw new Error(`${url} did not finish within ${timeoutMs / 1000}s (status ${partial?.status}, ${partial?.steps?.length ?? 0} steps)${errors.length ? `; page errors: ${errors.join(' | ')}` : ''}`);
+    throw new Error(
+      `${url} did not finish within ${timeoutMs / 1000}s (status ${partial?.status}, ${partial?.steps?.length ?? 0} steps)${errors.length ? `; page errors: ${errors.join(' | ')}` : ''}`,
+    );
   }
   const demo = await page.evaluate(() => globalThis.demo);
   if (demo.status === 'error') throw new Error(`the page stopped with an error: ${demo.error}`);
@@ -99,10 +118,14 @@ async function runPage(context, url, timeoutMs) {
 
 async function main() {
   if (!existsSync(chromiumPath)) {
-    throw new Error(`Chromium is not installed at ${chromiumPath}. Install it with \`apt-get install -y chromium\` (as root), or set CHROMIUM=/path/to/chrome.`);
+    throw new Error(
+      `Chromium is not installed at ${chromiumPath}. Install it with \`apt-get install -y chromium\` (as root), or set CHROMIUM=/path/to/chrome.`,
+    );
   }
   if (!existsSync(join(root, 'dist/web/app.js')) || !existsSync(join(root, 'dist/node/train.js'))) {
-    throw new Error('the package and the page are not built: run `node scripts/build-lib.mjs --web` (npm run test:browser does)');
+    throw new Error(
+      'the package and the page are not built: run `node scripts/build-lib.mjs --web` (npm run test:browser does)',
+    );
   }
   let chromium;
   try {
@@ -112,7 +135,7 @@ async function main() {
   }
   mkdirSync(outDir, { recursive: true });
 
-  log('Node: two parity steps with the package\'s Node build…');
+  log("Node: two parity steps with the package's Node build…");
   const node = await nodeLosses({ ...PARITY }, 2);
   log(`Node (${node.adapter}): losses ${node.losses.map((l) => l[0].toFixed(7)).join(', ')}`);
 
@@ -120,47 +143,77 @@ async function main() {
   const profileDir = mkdtempSync(join(tmpdir(), 'densecl-chromium-'));
   let context;
   try {
-    context = await chromium.launchPersistentContext(profileDir, { executablePath: chromiumPath, headless: true, args: FLAGS, viewport: { width: 1000, height: 1400 } });
+    context = await chromium.launchPersistentContext(profileDir, {
+      executablePath: chromiumPath,
+      headless: true,
+      args: FLAGS,
+      viewport: { width: 1000, height: 1400 },
+    });
     const base = `http://127.0.0.1:${port}/`;
     const probe = await context.newPage();
     await probe.goto(base + 'web/style.css');
     const adapter = await probe.evaluate(async () => {
-      if (!navigator.gpu) return { error: 'navigator.gpu is missing (WebGPU disabled in this Chromium build or flags)' };
+      if (!navigator.gpu)
+        return { error: 'navigator.gpu is missing (WebGPU disabled in this Chromium build or flags)' };
       const a = await navigator.gpu.requestAdapter();
-      return a ? { name: `${a.info.vendor} / ${a.info.architecture}`, timestamps: a.features.has('timestamp-query') } : { error: 'requestAdapter() returned null (no WebGPU adapter: SwiftShader missing?)' };
+      return a
+        ? { name: `${a.info.vendor} / ${a.info.architecture}`, timestamps: a.features.has('timestamp-query') }
+        : { error: 'requestAdapter() returned null (no WebGPU adapter: SwiftShader missing?)' };
     });
     await probe.close();
     if (adapter.error) throw new Error(`Chromium has no usable WebGPU: ${adapter.error}. Flags: ${FLAGS.join(' ')}`);
-    log(`Chromium WebGPU adapter: ${adapter.name}${adapter.timestamps ? ' (timestamp-query)' : ' (no timestamp-query: coarse profile)'}`);
+    log(
+      `Chromium WebGPU adapter: ${adapter.name}${adapter.timestamps ? ' (timestamp-query)' : ' (no timestamp-query: coarse profile)'}`,
+    );
 
     // 1. Parity.
-    const parity = await runPage(context, `${base}?${query({ ...PARITY, check: 2, timestamps: 0, profileAt: 1 })}`, 180_000);
+    const parity = await runPage(
+      context,
+      `${base}?${query({ ...PARITY, check: 2, timestamps: 0, profileAt: 1 })}`,
+      180_000,
+    );
     const note = await parity.page.textContent('#profile-note');
     await parity.page.close();
     const browser = parity.demo.parity;
-    if (parity.demo.profile?.method !== 'coarse' || !/coarse timing: this adapter lacks timestamp-query/.test(note ?? '')) {
-      fail(`without timestamp queries the page should show a coarse profile and say so; it shows method ${parity.demo.profile?.method}, note "${note}"`);
+    if (
+      parity.demo.profile?.method !== 'coarse' ||
+      !/coarse timing: this adapter lacks timestamp-query/.test(note ?? '')
+    ) {
+      fail(
+        `without timestamp queries the page should show a coarse profile and say so; it shows method ${parity.demo.profile?.method}, note "${note}"`,
+      );
     } else {
       log(`coarse profile without timestamp-query: ${parity.demo.profile.dispatches} dispatches, and the page says so`);
     }
     log(`browser: losses ${browser.losses.map((l) => l[0].toFixed(7)).join(', ')}`);
     if (Math.abs(browser.inputSum - node.inputSum) > 1e-6 * Math.max(1, Math.abs(node.inputSum))) {
-      fail(`the two sides trained on different inputs (sum ${browser.inputSum} in the browser, ${node.inputSum} in Node): the data pipeline differs`);
+      fail(
+        `the two sides trained on different inputs (sum ${browser.inputSum} in the browser, ${node.inputSum} in Node): the data pipeline differs`,
+      );
     }
     let worst = 0;
-    node.losses.forEach((n, i) => n.forEach((v, j) => {
-      if (v === null) return;
-      const rel = Math.abs(browser.losses[i][j] - v) / Math.abs(v);
-      worst = Math.max(worst, rel);
-    }));
-    log(`parity: largest relative difference of the losses over 2 steps ${worst.toExponential(2)} (tolerance ${LOSS_RTOL})`);
-    if (!(worst <= LOSS_RTOL)) fail(`Node and browser losses differ by ${worst.toExponential(2)} relative (node ${JSON.stringify(node.losses)}, browser ${JSON.stringify(browser.losses)})`);
+    node.losses.forEach((n, i) =>
+      n.forEach((v, j) => {
+        if (v === null) return;
+        const rel = Math.abs(browser.losses[i][j] - v) / Math.abs(v);
+        worst = Math.max(worst, rel);
+      }),
+    );
+    log(
+      `parity: largest relative difference of the losses over 2 steps ${worst.toExponential(2)} (tolerance ${LOSS_RTOL})`,
+    );
+    if (!(worst <= LOSS_RTOL))
+      fail(
+        `Node and browser losses differ by ${worst.toExponential(2)} relative (node ${JSON.stringify(node.losses)}, browser ${JSON.stringify(browser.losses)})`,
+      );
 
     // 2. Training.
     const run = await runPage(context, `${base}?${query({ ...TRAIN, steps: TRAIN_STEPS, profileAt: 4 })}`, 240_000);
     const d = run.demo;
     const losses = d.steps.map((s) => s.loss);
-    log(`browser training: ${losses.length} steps, losses ${losses.map((l) => l.toFixed(3)).join(' ')}; ${d.imagesPerSec.toFixed(1)} images/s`);
+    log(
+      `browser training: ${losses.length} steps, losses ${losses.map((l) => l.toFixed(3)).join(' ')}; ${d.imagesPerSec.toFixed(1)} images/s`,
+    );
     if (losses.length !== TRAIN_STEPS) fail(`expected ${TRAIN_STEPS} steps, got ${losses.length}`);
     if (!losses.every(Number.isFinite)) fail(`a loss is not finite: ${losses.join(', ')}`);
     // The queue holds random keys at first; the loss rises until it is full of real ones (queueSize / batchSize steps), then falls.
@@ -168,20 +221,46 @@ async function main() {
     const mean = (a) => a.reduce((s, v) => s + v, 0) / a.length;
     const early = mean(losses.slice(full, full + 3));
     const late = mean(losses.slice(-3));
-    log(`loss after the queue filled (steps ${full + 1}-${full + 3}) ${early.toFixed(3)}, last 3 steps ${late.toFixed(3)}`);
+    log(
+      `loss after the queue filled (steps ${full + 1}-${full + 3}) ${early.toFixed(3)}, last 3 steps ${late.toFixed(3)}`,
+    );
     if (!(late < early - 0.05)) fail(`the loss did not fall: ${early.toFixed(3)} -> ${late.toFixed(3)}`);
     if (!d.profile || d.profile.rows.length < 5) fail('the page shows no per-kernel profile');
-    else log(`profile of step ${d.profile.step + 1}: ${d.profile.dispatches} dispatches, ${d.profile.gpuMs.toFixed(1)} ms of kernels (${d.profile.method}); top kernel ${d.profile.rows[0].name}`);
-    if (d.matchAccuracy.length !== TRAIN_STEPS) fail(`correspondences were drawn for ${d.matchAccuracy.length} of ${TRAIN_STEPS} steps`);
+    else
+      log(
+        `profile of step ${d.profile.step + 1}: ${d.profile.dispatches} dispatches, ${d.profile.gpuMs.toFixed(1)} ms of kernels (${d.profile.method}); top kernel ${d.profile.rows[0].name}`,
+      );
+    if (d.matchAccuracy.length !== TRAIN_STEPS)
+      fail(`correspondences were drawn for ${d.matchAccuracy.length} of ${TRAIN_STEPS} steps`);
     if (run.errors.length) fail(`the page logged errors: ${run.errors.join(' | ')}`);
-    if (!/compiling shaders/.test(run.compilingNote ?? '')) fail(`the first step did not say that shaders are compiling (status: ${run.compilingNote})`);
+    if (!/compiling shaders/.test(run.compilingNote ?? ''))
+      fail(`the first step did not say that shaders are compiling (status: ${run.compilingNote})`);
     else log(`first step: "${run.compilingNote}"`);
     const adapterNote = await run.page.textContent('#adapter');
-    if (/swiftshader/i.test(adapter.name) && !/software adapter/.test(adapterNote ?? '')) fail(`the page does not say that it runs a smaller job on a software adapter: "${adapterNote}"`);
+    if (/swiftshader/i.test(adapter.name) && !/software adapter/.test(adapterNote ?? ''))
+      fail(`the page does not say that it runs a smaller job on a software adapter: "${adapterNote}"`);
     else log(`adapter line: "${adapterNote}"`);
     const shot = join(outDir, 'demo.png');
     await run.page.screenshot({ path: shot, fullPage: true });
-    writeFileSync(join(outDir, 'result.json'), JSON.stringify({ adapter, node, browser, parityWorstRel: worst, training: { losses, imagesPerSec: d.imagesPerSec, matchAccuracy: d.matchAccuracy, profile: { ...d.profile, rows: d.profile?.rows.slice(0, 10) } } }, null, 2));
+    writeFileSync(
+      join(outDir, 'result.json'),
+      JSON.stringify(
+        {
+          adapter,
+          node,
+          browser,
+          parityWorstRel: worst,
+          training: {
+            losses,
+            imagesPerSec: d.imagesPerSec,
+            matchAccuracy: d.matchAccuracy,
+            profile: { ...d.profile, rows: d.profile?.rows.slice(0, 10) },
+          },
+        },
+        null,
+        2,
+      ),
+    );
     log(`screenshot: ${shot}`);
   } finally {
     await context?.close();

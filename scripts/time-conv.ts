@@ -3,11 +3,26 @@
 // Prints ms (best of reps) and GFLOP/s for forward, input gradient and weight gradient.
 import { init, setRuntime, randn, noGrad, type Tensor } from '../engine/index.js';
 import {
-  conv2d, conv2dInputGrad, conv2dWeightGrad, conv2dGeometry, conv2dPlanFor, TILED_TILES, type Conv2dOptions, type TiledTileName,
+  conv2d,
+  conv2dInputGrad,
+  conv2dWeightGrad,
+  conv2dGeometry,
+  conv2dPlanFor,
+  TILED_TILES,
+  type Conv2dOptions,
+  type TiledTileName,
 } from '../engine/ops/conv2d/index.js';
 import { overrideKernels } from '../engine/device-profile.js';
 
-interface Shape { name: string; C: number; O: number; H: number; K: number; stride: number; pad: number }
+interface Shape {
+  name: string;
+  C: number;
+  O: number;
+  H: number;
+  K: number;
+  stride: number;
+  pad: number;
+}
 const SHAPES: Shape[] = [
   { name: 'r18.stem', C: 3, O: 64, H: 224, K: 7, stride: 2, pad: 3 },
   { name: 'r18.l1', C: 64, O: 64, H: 56, K: 3, stride: 1, pad: 1 },
@@ -43,13 +58,17 @@ const idleMs = Number(args.idle ?? 0);
 const cores = Number(args.cores ?? (await import('node:os')).availableParallelism());
 const rt = await init({ quiet: true });
 setRuntime(rt);
-if (args.kernels && !['auto', 'classic', 'tiled'].includes(args.kernels)) throw new Error(`--kernels=${args.kernels}: use auto, classic or tiled`);
-if (args.tile && !(args.tile in TILED_TILES)) throw new Error(`--tile=${args.tile}: use one of ${Object.keys(TILED_TILES).join(', ')}`);
+if (args.kernels && !['auto', 'classic', 'tiled'].includes(args.kernels))
+  throw new Error(`--kernels=${args.kernels}: use auto, classic or tiled`);
+if (args.tile && !(args.tile in TILED_TILES))
+  throw new Error(`--tile=${args.tile}: use one of ${Object.keys(TILED_TILES).join(', ')}`);
 overrideKernels(rt.profile, {
   ...(args.kernels && args.kernels !== 'auto' ? { conv: args.kernels as 'classic' | 'tiled' } : {}),
   ...(args.tile ? { convTile: args.tile as TiledTileName } : {}),
 });
-console.log(`adapter: ${rt.adapterDescription}; kernels: ${args.kernels ?? 'auto'}${args.tile ? ` tile ${args.tile}` : ''}`);
+console.log(
+  `adapter: ${rt.adapterDescription}; kernels: ${args.kernels ?? 'auto'}${args.tile ? ` tile ${args.tile}` : ''}`,
+);
 
 // Wall time, and the process's CPU time (lavapipe runs the kernels on threads of this process):
 // when other work shares the cores, CPU time / cores still estimates the uncontended time.
@@ -86,13 +105,23 @@ for (const s of SHAPES) {
   const dy = randn([g.N, g.O, g.OH, g.OW], 3);
   const plan = conv2dPlanFor(rt, xs, ws, opts);
   const t = plan.tiled;
-  const row = [`${s.name.padEnd(12)} ${(t ? `tiled ${t.tile}/${t.inputGradTile}/${t.weightGradTile} dw ${t.chunks} chunk(s)` : plan.path).padEnd(34)}`];
+  const row = [
+    `${s.name.padEnd(12)} ${(t ? `tiled ${t.tile}/${t.inputGradTile}/${t.weightGradTile} dw ${t.chunks} chunk(s)` : plan.path).padEnd(34)}`,
+  ];
   for (const d of dirs) {
     const { ms, cpuMs } = await time(() =>
-      noGrad(() => (d === 'fwd' ? conv2d(x, w, null, opts) : d === 'dx' ? conv2dInputGrad(dy, w, xs, opts) : conv2dWeightGrad(x, dy, ws, opts))),
+      noGrad(() =>
+        d === 'fwd'
+          ? conv2d(x, w, null, opts)
+          : d === 'dx'
+            ? conv2dInputGrad(dy, w, xs, opts)
+            : conv2dWeightGrad(x, dy, ws, opts),
+      ),
     );
     const est = cpuMs / cores;
-    row.push(`${d} ${ms.toFixed(0).padStart(6)} ms ${(flops / ms / 1e6).toFixed(2).padStart(6)} GF/s (cpu/${cores} ${est.toFixed(0).padStart(6)} ms ${(flops / est / 1e6).toFixed(2).padStart(6)})`);
+    row.push(
+      `${d} ${ms.toFixed(0).padStart(6)} ms ${(flops / ms / 1e6).toFixed(2).padStart(6)} GF/s (cpu/${cores} ${est.toFixed(0).padStart(6)} ms ${(flops / est / 1e6).toFixed(2).padStart(6)})`,
+    );
   }
   console.log(row.join('  |  '));
   for (const t of [x, w, dy]) t.dispose();

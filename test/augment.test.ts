@@ -32,7 +32,9 @@ interface Case {
   shape: number[];
   out: number[];
 }
-const fx = JSON.parse(readFileSync(fileURLToPath(new URL('../../test/fixtures/augment.json', import.meta.url)), 'utf8')) as {
+const fx = JSON.parse(
+  readFileSync(fileURLToPath(new URL('../../test/fixtures/augment.json', import.meta.url)), 'utf8'),
+) as {
   input: { shape: number[]; data: number[] };
   cases: Case[];
   crop_fallback: { height: number; width: number; scale: [number, number]; box: object }[];
@@ -56,14 +58,30 @@ t('colour, blur, flip and normalisation match torchvision functional ops', () =>
     const x = input();
     const p = c.params;
     switch (c.op) {
-      case 'brightness': adjustBrightness(x, plane, p.factor); break;
-      case 'contrast': adjustContrast(x, plane, p.factor); break;
-      case 'saturation': adjustSaturation(x, plane, p.factor); break;
-      case 'hue': adjustHue(x, plane, p.factor); break;
-      case 'grayscale': toGrayscale(x, plane); break;
-      case 'blur': gaussianBlur(x, C, H, W, p.kernel, p.sigma); break;
-      case 'hflip': hflip(x, C, H, W); break;
-      case 'normalize': normalize(x, plane, p.mean, p.std); break;
+      case 'brightness':
+        adjustBrightness(x, plane, p.factor);
+        break;
+      case 'contrast':
+        adjustContrast(x, plane, p.factor);
+        break;
+      case 'saturation':
+        adjustSaturation(x, plane, p.factor);
+        break;
+      case 'hue':
+        adjustHue(x, plane, p.factor);
+        break;
+      case 'grayscale':
+        toGrayscale(x, plane);
+        break;
+      case 'blur':
+        gaussianBlur(x, C, H, W, p.kernel, p.sigma);
+        break;
+      case 'hflip':
+        hflip(x, C, H, W);
+        break;
+      case 'normalize':
+        normalize(x, plane, p.mean, p.std);
+        break;
       case 'jitter':
         for (const op of p.order as number[]) {
           if (op === 0) adjustBrightness(x, plane, p.brightness);
@@ -72,7 +90,8 @@ t('colour, blur, flip and normalisation match torchvision functional ops', () =>
           else adjustHue(x, plane, p.hue);
         }
         break;
-      default: continue;
+      default:
+        continue;
     }
     assertClose(x, c.out, 0, 1e-4, c.name);
     checked++;
@@ -94,7 +113,13 @@ t('resized crop matches torchvision bilinear resize, with and without antialias'
   const bytes = Uint8Array.from({ length: 8 * 6 * 3 }, (_, i) => (i * 37) % 256);
   const asFloat = { width: 6, height: 8, data: Float32Array.from(bytes, (v) => v / 255) };
   const box = { top: 1, left: 1, height: 5, width: 4 };
-  assertClose(resizedCrop({ width: 6, height: 8, data: bytes }, box, 7, 3, true), resizedCrop(asFloat, box, 7, 3, true), 0, 1e-6, 'u8 vs f32');
+  assertClose(
+    resizedCrop({ width: 6, height: 8, data: bytes }, box, 7, 3, true),
+    resizedCrop(asFloat, box, 7, 3, true),
+    0,
+    1e-6,
+    'u8 vs f32',
+  );
 });
 
 t('RandomResizedCrop falls back to a centre crop as torchvision does', () => {
@@ -155,7 +180,10 @@ t('augmentView draws each option at its probability', () => {
   const img = source(40, 40, 4);
   const rng = new Rng(21);
   const n = 600;
-  let jit = 0, grayN = 0, blur = 0, flip = 0;
+  let jit = 0,
+    grayN = 0,
+    blur = 0,
+    flip = 0;
   for (let i = 0; i < n; i++) {
     const { params } = augmentView(img, rng, 16);
     jit += params.jitter ? 1 : 0;
@@ -170,23 +198,33 @@ t('augmentView draws each option at its probability', () => {
     if (params.blurSigma !== null) assert.ok(params.blurSigma >= 0.1 && params.blurSigma <= 2);
   }
   // 4-sigma bands around the expected counts.
-  const near = (k: number, p: number, what: string) => assert.ok(Math.abs(k - n * p) < 4 * Math.sqrt(n * p * (1 - p)), `${what}: ${k} of ${n}`);
+  const near = (k: number, p: number, what: string) =>
+    assert.ok(Math.abs(k - n * p) < 4 * Math.sqrt(n * p * (1 - p)), `${what}: ${k} of ${n}`);
   near(jit, 0.8, 'jitter');
   near(grayN, 0.2, 'grayscale');
   near(blur, 0.5, 'blur');
   near(flip, 0.5, 'flip');
 });
 
-const geometryOnly: AugmentConfig = { ...MOCO_V2, jitterP: 0, grayscaleP: 0, blurP: 0, mean: [0, 0, 0], std: [1, 1, 1] };
+const geometryOnly: AugmentConfig = {
+  ...MOCO_V2,
+  jitterP: 0,
+  grayscaleP: 0,
+  blurP: 0,
+  mean: [0, 0, 0],
+  std: [1, 1, 1],
+};
 
 t('view geometry: the crop box and flip say where each view pixel comes from', () => {
   // Red encodes the source column and green the row, so each view pixel reveals its origin.
-  const w = 60, h = 45;
+  const w = 60,
+    h = 45;
   const data = new Float32Array(w * h * 3);
-  for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) {
-    data[(y * w + x) * 3] = x / w;
-    data[(y * w + x) * 3 + 1] = y / h;
-  }
+  for (let y = 0; y < h; y++)
+    for (let x = 0; x < w; x++) {
+      data[(y * w + x) * 3] = x / w;
+      data[(y * w + x) * 3 + 1] = y / h;
+    }
   const img = { width: w, height: h, data };
   const rng = new Rng(8);
   let flips = 0;
@@ -194,7 +232,12 @@ t('view geometry: the crop box and flip say where each view pixel comes from', (
     const S = 24;
     const { view, params } = augmentView(img, rng, S, { ...geometryOnly, antialias: false });
     flips += params.flip ? 1 : 0;
-    for (const [x, y] of [[0, 0], [S - 1, 0], [5, 17], [S - 1, S - 1]]) {
+    for (const [x, y] of [
+      [0, 0],
+      [S - 1, 0],
+      [5, 17],
+      [S - 1, S - 1],
+    ]) {
       const [sx, sy] = viewToSource(params, x, y);
       // Bilinear between pixel centres: value = (coordinate - 0.5) / size, clamped at the border.
       const ex = Math.min(Math.max(sx - 0.5, params.box.left), params.box.left + params.box.width - 1) / w;
@@ -208,14 +251,16 @@ t('view geometry: the crop box and flip say where each view pixel comes from', (
 t('cropLabels follows the view: labels agree with the pixels they label', () => {
   // Blocks of constant colour, one label each: wherever the label map is uniform around a view
   // pixel's source position, the view pixel must have exactly its label's colour.
-  const w = 64, h = 48;
+  const w = 64,
+    h = 48;
   const labels = new Uint8Array(w * h);
   const data = new Float32Array(w * h * 3);
-  for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) {
-    const l = Math.floor(x / 16) + 4 * Math.floor(y / 16);
-    labels[y * w + x] = l;
-    data[(y * w + x) * 3] = l / 16;
-  }
+  for (let y = 0; y < h; y++)
+    for (let x = 0; x < w; x++) {
+      const l = Math.floor(x / 16) + 4 * Math.floor(y / 16);
+      labels[y * w + x] = l;
+      data[(y * w + x) * 3] = l / 16;
+    }
   const img = { width: w, height: h, data };
   const rng = new Rng(9);
   const S = 20;
@@ -227,21 +272,28 @@ t('cropLabels follows the view: labels agree with the pixels they label', () => 
     const { view, params } = augmentView(img, rng, S, cfg);
     flips += params.flip ? 1 : 0;
     const lv = cropLabels(labels, params);
-    for (let y = 0; y < S; y++) for (let x = 0; x < S; x++) {
-      const [sx, sy] = viewToSource(params, x, y);
-      const cx = Math.floor(sx), cy = Math.floor(sy);
-      const l = labels[cy * w + cx];
-      assert.is(lv[y * S + x], l, `label of view ${k} pixel (${x},${y})`);
-      let uniform = true;
-      for (let dy = -1; dy <= 1; dy++) for (let dx = -1; dx <= 1; dx++) {
-        const yy = Math.min(Math.max(cy + dy, 0), h - 1), xx = Math.min(Math.max(cx + dx, 0), w - 1);
-        uniform &&= labels[yy * w + xx] === l;
+    for (let y = 0; y < S; y++)
+      for (let x = 0; x < S; x++) {
+        const [sx, sy] = viewToSource(params, x, y);
+        const cx = Math.floor(sx),
+          cy = Math.floor(sy);
+        const l = labels[cy * w + cx];
+        assert.is(lv[y * S + x], l, `label of view ${k} pixel (${x},${y})`);
+        let uniform = true;
+        for (let dy = -1; dy <= 1; dy++)
+          for (let dx = -1; dx <= 1; dx++) {
+            const yy = Math.min(Math.max(cy + dy, 0), h - 1),
+              xx = Math.min(Math.max(cx + dx, 0), w - 1);
+            uniform &&= labels[yy * w + xx] === l;
+          }
+        if (uniform) {
+          assert.ok(
+            Math.abs(view[y * S + x] - l / 16) < 1e-5,
+            `view ${k} (${x},${y}) label ${l} value ${view[y * S + x] * 16}`,
+          );
+          interior++;
+        }
       }
-      if (uniform) {
-        assert.ok(Math.abs(view[y * S + x] - l / 16) < 1e-5, `view ${k} (${x},${y}) label ${l} value ${view[y * S + x] * 16}`);
-        interior++;
-      }
-    }
     // A flipped view's labels are the mirror of the unflipped view's.
     const mirrored = cropLabels(labels, { ...params, flip: !params.flip });
     for (let y = 0; y < S; y++) for (let x = 0; x < S; x++) assert.is(lv[y * S + x], mirrored[y * S + S - 1 - x]);

@@ -29,40 +29,70 @@ const t = suite('gpu benchmark suite and its PyTorch script');
 t('the full size set is the GPU setting asked for; an unknown set is refused', () => {
   const full = sizeSet('full');
   const o = full.settings.map((x) => x.options);
-  assert.equal(o.map((x) => [x.arch, x.width, x.smallStem, x.imgSize, x.batchSize, x.queueSize]), [
-    ['resnet50', 1, false, 224, 32, 65536],
-    ['resnet18', 1, false, 64, 256, 65536],
-  ]);
-  for (const x of o) assert.ok(x.queueSize % x.batchSize === 0 && x.batchSize % x.bnGroups === 0, 'the Trainer accepts the setting');
+  assert.equal(
+    o.map((x) => [x.arch, x.width, x.smallStem, x.imgSize, x.batchSize, x.queueSize]),
+    [
+      ['resnet50', 1, false, 224, 32, 65536],
+      ['resnet18', 1, false, 64, 256, 65536],
+    ],
+  );
+  for (const x of o)
+    assert.ok(x.queueSize % x.batchSize === 0 && x.batchSize % x.bnGroups === 0, 'the Trainer accepts the setting');
   assert.equal(full.methods, ['densecl', 'mocov2']);
   assert.ok(full.timedSteps >= 10 && full.warmupSteps >= 1);
   assert.equal(full.matmul, [1024, 2048, 4096]);
   assert.is(full.conv.batch, 32);
   assert.is(full.conv.layers, LAYERS, "bench/conv.ts's whole case list");
   assert.is(sizeSet().name, process.env.BENCH_GPU_SIZES || 'full');
-  assert.throws(() => sizeSet('huge'), /BENCH_GPU_SIZES=huge is not a size set; use 'full' \(a GPU, the default\) or 'tiny'/);
+  assert.throws(
+    () => sizeSet('huge'),
+    /BENCH_GPU_SIZES=huge is not a size set; use 'full' \(a GPU, the default\) or 'tiny'/,
+  );
 });
 
 t('the gpu suite runs end to end at tiny sizes and says why PyTorch is missing', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'bench-gpu-'));
   try {
-    const build = spawnSync(process.execPath, [join(root, 'scripts/build.mjs'), '--bench'], { cwd: root, encoding: 'utf8' });
+    const build = spawnSync(process.execPath, [join(root, 'scripts/build.mjs'), '--bench'], {
+      cwd: root,
+      encoding: 'utf8',
+    });
     assert.is(build.status, 0, `bench build failed: ${build.stderr}`);
     const noPython = join(dir, 'no-such-python3');
     const env = { ...process.env, BENCH_GPU_SIZES: 'tiny', BENCH_RESULTS_DIR: dir, BENCH_PYTHON: noPython };
-    const r = await runProcess(process.execPath, [join(root, '.build/bench/run.mjs'), 'gpu'], { limitMs: 240_000, env, cwd: root });
-    assert.is(r.code, 0, `bench exited ${r.code}${r.killed ? ' (killed at the time limit)' : ''}: ${r.stderr.slice(-2000)}`);
+    const r = await runProcess(process.execPath, [join(root, '.build/bench/run.mjs'), 'gpu'], {
+      limitMs: 240_000,
+      env,
+      cwd: root,
+    });
+    assert.is(
+      r.code,
+      0,
+      `bench exited ${r.code}${r.killed ? ' (killed at the time limit)' : ''}: ${r.stderr.slice(-2000)}`,
+    );
 
     const md = readFileSync(join(dir, 'gpu.md'), 'utf8');
     const first = md.split('\n')[0];
     assert.match(first, /tiny sizes/);
     assert.match(first, /NOT a GPU figure/, 'lavapipe must be called out on the first line');
-    for (const heading of ['## Training steps: ours and PyTorch', '## Adapter, driver and measured peaks', '## Kernels: ours and TensorFlow.js WebGPU', '## Top 10 kernels: ', '## Detail']) {
+    for (const heading of [
+      '## Training steps: ours and PyTorch',
+      '## Adapter, driver and measured peaks',
+      '## Kernels: ours and TensorFlow.js WebGPU',
+      '## Top 10 kernels: ',
+      '## Detail',
+    ]) {
       assert.ok(md.includes(heading), `gpu.md lacks '${heading}'`);
     }
     assert.match(md, /\| no python \| no python \| no python \|/);
-    assert.ok(md.includes(`${noPython} was not found; set BENCH_PYTHON`), 'the reason names the missing python and BENCH_PYTHON');
-    assert.ok(readFileSync(join(dir, 'README.md'), 'utf8').includes('[gpu](gpu.md)'), 'the summary page is written beside the report');
+    assert.ok(
+      md.includes(`${noPython} was not found; set BENCH_PYTHON`),
+      'the reason names the missing python and BENCH_PYTHON',
+    );
+    assert.ok(
+      readFileSync(join(dir, 'README.md'), 'utf8').includes('[gpu](gpu.md)'),
+      'the summary page is written beside the report',
+    );
 
     const report = JSON.parse(readFileSync(join(dir, 'gpu.json'), 'utf8'));
     const x = report.extra;
@@ -72,7 +102,8 @@ t('the gpu suite runs end to end at tiny sizes and says why PyTorch is missing',
     const positive = (v: number, what: string) => assert.ok(Number.isFinite(v) && v > 0, `${what} is ${v}`);
     for (const s of x.steps) {
       const what = `${s.setting} ${s.method}`;
-      for (const k of ['medianMs', 'imagesPerSec', 'recordMs', 'recordCpuMs', 'kernelMs', 'gpuBusy']) positive(s[k], `${what} ${k}`);
+      for (const k of ['medianMs', 'imagesPerSec', 'recordMs', 'recordCpuMs', 'kernelMs', 'gpuBusy'])
+        positive(s[k], `${what} ${k}`);
       assert.is(s.wallMs.length, 3, `${what}: 3 timed steps`);
       assert.ok(s.losses.every(Number.isFinite), `${what}: finite losses`);
       assert.ok(s.topKernels.length > 0 && s.topKernels.length <= 10, `${what}: top kernels`);
@@ -100,7 +131,8 @@ function torchPython(): string | null {
 t('scripts/bench_torch_cuda.py computes the same losses as our step (CPU, tiny size)', async () => {
   const python = torchPython();
   if (!python) {
-    const hint = 'no python3 with torch and torchvision (apt-get install python3-torch python3-torchvision, or set BENCH_PYTHON)';
+    const hint =
+      'no python3 with torch and torchvision (apt-get install python3-torch python3-torchvision, or set BENCH_PYTHON)';
     // CI installs them and sets CI_REQUIRE_TORCH=1, so there this check cannot silently skip.
     assert.ok(!process.env.CI_REQUIRE_TORCH, hint);
     console.log(`  skipped: ${hint}`);
@@ -111,8 +143,22 @@ t('scripts/bench_torch_cuda.py computes the same losses as our step (CPU, tiny s
   try {
     const [B, S, T] = [4, 16, 2];
     const base: Partial<TrainerOptions> = {
-      arch: 'resnet18', width: 0.25, smallStem: true, batchSize: B, imgSize: S, bnGroups: 2, queueSize: 8, dim: 16,
-      tau: 0.2, emaMomentum: 0.99, lambda: 0.5, lr: 3, momentum: 0.9, weightDecay: 1e-4, totalSteps: 0, seed: 5,
+      arch: 'resnet18',
+      width: 0.25,
+      smallStem: true,
+      batchSize: B,
+      imgSize: S,
+      bnGroups: 2,
+      queueSize: 8,
+      dim: 16,
+      tau: 0.2,
+      emaMomentum: 0.99,
+      lambda: 0.5,
+      lr: 3,
+      momentum: 0.9,
+      weightDecay: 1e-4,
+      totalSteps: 0,
+      seed: 5,
     };
     const files: string[] = [];
     const ours: { loss: number; lossGlobal: number; lossDense: number | null }[][] = [];
@@ -127,12 +173,20 @@ t('scripts/bench_torch_cuda.py computes the same losses as our step (CPU, tiny s
       const state = join(dir, `${method}.state.safetensors`);
       const inputs = join(dir, `${method}.inputs.safetensors`);
       writeFileSync(state, await trainer.saveState());
-      writeFileSync(inputs, encodeSafetensors(new Map([
-        ['xq', safeTensor(xq, [T, B, 3, S, S])], ['xk', safeTensor(xk, [T, B, 3, S, S])], ['perm', safeTensor(perm, [T, B])],
-      ])));
+      writeFileSync(
+        inputs,
+        encodeSafetensors(
+          new Map([
+            ['xq', safeTensor(xq, [T, B, 3, S, S])],
+            ['xk', safeTensor(xk, [T, B, 3, S, S])],
+            ['perm', safeTensor(perm, [T, B])],
+          ]),
+        ),
+      );
       const n = B * 3 * S * S;
       const losses = [];
-      for (let s = 0; s < T; s++) losses.push(await trainer.trainStep(xq.subarray(s * n, (s + 1) * n), xk.subarray(s * n, (s + 1) * n)));
+      for (let s = 0; s < T; s++)
+        losses.push(await trainer.trainStep(xq.subarray(s * n, (s + 1) * n), xk.subarray(s * n, (s + 1) * n)));
       ours.push(losses);
       files.push(state, inputs);
       trainer.destroy();
@@ -140,7 +194,8 @@ t('scripts/bench_torch_cuda.py computes the same losses as our step (CPU, tiny s
     const r = spawnSync(python, [SCRIPT, '--check', ...files], { encoding: 'utf8', timeout: 180_000 });
     assert.is(r.status, 0, `bench_torch_cuda.py --check failed: ${r.stderr}`);
     const theirs = JSON.parse(r.stdout.trim().split('\n').pop()!).runs;
-    const close = (a: number, b: number, what: string) => assert.ok(Math.abs(a - b) <= 1e-4 * Math.abs(b), `${what}: ours ${a}, PyTorch ${b}`);
+    const close = (a: number, b: number, what: string) =>
+      assert.ok(Math.abs(a - b) <= 1e-4 * Math.abs(b), `${what}: ours ${a}, PyTorch ${b}`);
     for (const [m, method] of ['densecl', 'mocov2'].entries()) {
       for (let s = 0; s < T; s++) {
         const [o, p] = [ours[m][s], theirs[m][s]];
@@ -153,7 +208,12 @@ t('scripts/bench_torch_cuda.py computes the same losses as our step (CPU, tiny s
     }
 
     // This python has torch but (here) no CUDA device: the bench's PyTorch columns say so.
-    const run = runTorch([{ ...(base as TrainerOptions), method: 'mocov2' }], { warmup: 1, steps: 1, timeoutS: 120, python });
+    const run = runTorch([{ ...(base as TrainerOptions), method: 'mocov2' }], {
+      warmup: 1,
+      steps: 1,
+      timeoutS: 120,
+      python,
+    });
     if (!run.ok) {
       assert.is(run.short, 'no CUDA', run.reason);
       assert.match(run.reason, /sees no CUDA device/);

@@ -26,7 +26,10 @@ t('writePhotos: COUNT JPEGs of ImageNet-like sizes and file sizes, decodable, th
     await writePhotos(d, { count: COUNT, seed: 1 });
   }
   const files = readdirSync(a).sort();
-  assert.equal(files, Array.from({ length: COUNT }, (_, i) => photoName(i)));
+  assert.equal(
+    files,
+    Array.from({ length: COUNT }, (_, i) => photoName(i)),
+  );
   const shapes = new Set<string>();
   let bytes = 0;
   for (let i = 0; i < COUNT; i++) {
@@ -37,12 +40,18 @@ t('writePhotos: COUNT JPEGs of ImageNet-like sizes and file sizes, decodable, th
     assert.is(meta.format, 'jpeg');
     assert.is(meta.width, width, `${photoName(i)} width`);
     assert.is(meta.height, height, `${photoName(i)} height`);
-    assert.ok(Math.max(width, height) === 500 && Math.min(width, height) >= 333, `${width}x${height} is an ImageNet-like size`);
+    assert.ok(
+      Math.max(width, height) === 500 && Math.min(width, height) >= 333,
+      `${width}x${height} is an ImageNet-like size`,
+    );
     const size = statSync(path).size;
     bytes += size;
     // Flat synthetic colours alone make about 37 KB; the detail brings photos to ImageNet's range.
     assert.ok(size > 45_000 && size < 200_000, `${photoName(i)} is ${size} bytes`);
-    assert.ok(readFileSync(path).equals(readFileSync(join(b, photoName(i)))), `${photoName(i)} is made the same every time`);
+    assert.ok(
+      readFileSync(path).equals(readFileSync(join(b, photoName(i)))),
+      `${photoName(i)} is made the same every time`,
+    );
   }
   assert.ok(shapes.size >= 4, `several shapes: ${[...shapes].join(', ')}`);
   assert.ok(bytes / COUNT > 60_000, `${(bytes / COUNT / 1024).toFixed(0)} KB on average`);
@@ -55,7 +64,10 @@ t('writePhotos: COUNT JPEGs of ImageNet-like sizes and file sizes, decodable, th
     assert.is(image.data.length, photoSize(i).width * photoSize(i).height * 3);
     let lo = 255;
     let hi = 0;
-    for (const v of image.data) (lo = Math.min(lo, v)), (hi = Math.max(hi, v));
+    for (const v of image.data) {
+      lo = Math.min(lo, v);
+      hi = Math.max(hi, v);
+    }
     assert.ok(hi - lo > 100, `photo ${i} spans ${lo}..${hi}`);
   }
 });
@@ -83,7 +95,10 @@ t('cachedPhotoFolder: made on first use, reused after, no partial folder left', 
   const mtime = statSync(join(first.dir, photoName(0))).mtimeMs;
   const again = await cachedPhotoFolder({ count: 3, seed: 2 }, root);
   assert.not.ok(again.made);
-  assert.equal({ dir: again.dir, count: again.count, bytes: again.bytes }, { dir: first.dir, count: first.count, bytes: first.bytes });
+  assert.equal(
+    { dir: again.dir, count: again.count, bytes: again.bytes },
+    { dir: first.dir, count: first.count, bytes: first.bytes },
+  );
   assert.is(statSync(join(first.dir, photoName(0))).mtimeMs, mtime, 'not rewritten');
   assert.equal(readdirSync(root), [first.dir.slice(root.length + 1)]);
 });

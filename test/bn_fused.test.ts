@@ -5,7 +5,7 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { gpu, runtime, assertClose, randomArray, gradCheck } from './helpers.js';
-import { tensor, backward, batchNorm2d, add, mul, relu, sum, Tensor } from '../engine/index.js';
+import { tensor, backward, batchNorm2d, add, mul, relu, sum, type Tensor } from '../engine/index.js';
 import { ONE_PASS_MAX } from '../engine/ops/batchnorm.js';
 import { overrideKernels, type KernelChoices } from '../engine/device-profile.js';
 
@@ -82,7 +82,11 @@ async function eachChoice(fn: (choice: KernelChoices['batchnorm']) => Promise<vo
 async function kernelsOf(fn: () => Promise<void>): Promise<string[]> {
   const rt = runtime();
   const seen: string[] = [];
-  rt.observer = { timestampWrites: (info) => void seen.push(info.kernel), beforeSubmit: () => {}, afterSubmit: () => {} };
+  rt.observer = {
+    timestampWrites: (info) => void seen.push(info.kernel),
+    beforeSubmit: () => {},
+    afterSubmit: () => {},
+  };
   try {
     await fn();
   } finally {
@@ -115,8 +119,20 @@ t('weight and bias gradients add to existing .grad tensors', async () => {
   const preset = randomArray(6, 42);
   const fresh = await run(shape, 2, 2, true, null);
   const acc = await run(shape, 2, 2, true, preset);
-  assertClose(acc.dw, fresh.dw.map((v, i) => v + preset[i]), 1e-6, 1e-6, 'dweight accumulated');
-  assertClose(acc.db, fresh.db.map((v, i) => v + preset[3 + i]), 1e-6, 1e-6, 'dbias accumulated');
+  assertClose(
+    acc.dw,
+    fresh.dw.map((v, i) => v + preset[i]),
+    1e-6,
+    1e-6,
+    'dweight accumulated',
+  );
+  assertClose(
+    acc.db,
+    fresh.db.map((v, i) => v + preset[3 + i]),
+    1e-6,
+    1e-6,
+    'dbias accumulated',
+  );
   assertClose(acc.dx, fresh.dx, 0, 0, 'dx unchanged by the accumulation');
 });
 
@@ -124,21 +140,47 @@ t('finite differences through the fused op (x, weight, bias, residual)', async (
   const shape = [2, 2, 3, 4];
   const C = shape[1];
   const fn = (x: Tensor, w: Tensor, b: Tensor, r: Tensor) =>
-    batchNorm2d(x, w, b, tensor(new Float32Array(C), [C]), tensor(new Float32Array(C).fill(1), [C]), { training: true, relu: true, residual: r });
+    batchNorm2d(x, w, b, tensor(new Float32Array(C), [C]), tensor(new Float32Array(C).fill(1), [C]), {
+      training: true,
+      relu: true,
+      residual: r,
+    });
   // A residual of +-6 keeps every pre-activation well away from the ReLU's kink (|bn| < 5 here),
   // with both signs, so central differences do not straddle it.
   const residual = randomArray(size(shape), 14).map((v) => (v < 0 ? -6 : 6));
-  await gradCheck(fn, [input(shape, 11), { data: randomArray(C, 12, 0.5, 1.5), shape: [C] }, input([C], 13), { data: residual, shape }], { what: 'fused batch norm' });
+  await gradCheck(
+    fn,
+    [input(shape, 11), { data: randomArray(C, 12, 0.5, 1.5), shape: [C] }, input([C], 13), { data: residual, shape }],
+    { what: 'fused batch norm' },
+  );
 });
 
 /** Forward output, running statistics and gradients of sum(u * relu(bn(x) + r)), in float64 on the CPU. */
-function cpuReference(x: Float32Array, w: Float32Array, b: Float32Array, r: Float32Array, u: Float32Array, shape: number[], G: number, momentum: number, eps: number) {
+function cpuReference(
+  x: Float32Array,
+  w: Float32Array,
+  b: Float32Array,
+  r: Float32Array,
+  u: Float32Array,
+  shape: number[],
+  G: number,
+  momentum: number,
+  eps: number,
+) {
   const [N, C, H, W] = shape;
   const HW = H * W;
   const per = N / G;
   const m = per * HW;
   const y = new Float64Array(x.length);
-  const out = { y, dx: new Float64Array(x.length), dr: new Float64Array(x.length), dw: new Float64Array(C), db: new Float64Array(C), rm: new Float64Array(C), rv: new Float64Array(C).fill(1) };
+  const out = {
+    y,
+    dx: new Float64Array(x.length),
+    dr: new Float64Array(x.length),
+    dw: new Float64Array(C),
+    db: new Float64Array(C),
+    rm: new Float64Array(C),
+    rv: new Float64Array(C).fill(1),
+  };
   const at = (n: number, c: number, i: number) => (n * C + c) * HW + i;
   for (let c = 0; c < C; c++) {
     let meanSum = 0;
@@ -161,7 +203,7 @@ function cpuReference(x: Float32Array, w: Float32Array, b: Float32Array, r: Floa
       }
       for (const j of idx) {
         const xhat = (x[j] - mean) * invstd;
-        out.dx[j] = (w[c] * invstd / m) * (m * out.dr[j] - sdz - xhat * sdzx);
+        out.dx[j] = ((w[c] * invstd) / m) * (m * out.dr[j] - sdz - xhat * sdzx);
       }
       out.dw[c] += sdzx;
       out.db[c] += sdz;
@@ -187,7 +229,13 @@ t('one-pass (small channels) and two-pass statistics match a CPU loop', async ()
       const [N, C, H, W] = shape;
       const onePass = choice === 'one-pass' && N * H * W <= ONE_PASS_MAX;
       const n = size(shape);
-      const data = { x: randomArray(n, 21, -2, 3), w: randomArray(C, 22, 0.5, 1.5), b: randomArray(C, 23), r: randomArray(n, 24), u: randomArray(n, 25) };
+      const data = {
+        x: randomArray(n, 21, -2, 3),
+        w: randomArray(C, 22, 0.5, 1.5),
+        b: randomArray(C, 23),
+        r: randomArray(n, 24),
+        u: randomArray(n, 25),
+      };
       const x = tensor(data.x, shape).requireGrad();
       const w = tensor(data.w, [C]).requireGrad();
       const b = tensor(data.b, [C]).requireGrad();
@@ -201,8 +249,16 @@ t('one-pass (small channels) and two-pass statistics match a CPU loop', async ()
       });
       const y = outs[0];
       const what = `${choice} [${shape}] groups ${G}`;
-      assert.is(kernels.some((k) => k.startsWith('batchnorm_stats_channel')), onePass, `${what}: one-pass statistics kernel`);
-      assert.is(kernels.some((k) => k.startsWith('batchnorm_grad_channel')), onePass, `${what}: one-pass backward kernel`);
+      assert.is(
+        kernels.some((k) => k.startsWith('batchnorm_stats_channel')),
+        onePass,
+        `${what}: one-pass statistics kernel`,
+      );
+      assert.is(
+        kernels.some((k) => k.startsWith('batchnorm_grad_channel')),
+        onePass,
+        `${what}: one-pass backward kernel`,
+      );
       const want = cpuReference(data.x, data.w, data.b, data.r, data.u, shape, G, 0.1, 1e-5);
       assertClose(await y.data(), want.y, 1e-4, 1e-5, `${what}: y`);
       assertClose(await rm.data(), want.rm, 1e-4, 1e-6, `${what}: running mean`);
@@ -219,7 +275,10 @@ t('a residual of another shape is refused by name', async () => {
   const { x, w, b } = leaves([2, 3, 4, 4], 3);
   const rm = tensor(new Float32Array(3), [3]);
   const rv = tensor(new Float32Array(3).fill(1), [3]);
-  assert.throws(() => batchNorm2d(x, w, b, rm, rv, { training: true, residual: tensor(new Float32Array(2 * 3 * 16), [2, 3, 16]) }), /residual .* does not match input .* must have the input's shape/);
+  assert.throws(
+    () => batchNorm2d(x, w, b, rm, rv, { training: true, residual: tensor(new Float32Array(2 * 3 * 16), [2, 3, 16]) }),
+    /residual .* does not match input .* must have the input's shape/,
+  );
 });
 
 t.run();

@@ -3,7 +3,17 @@ import * as assert from 'uvu/assert';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { gpu, assertClose, randomArray, gradCheck } from './helpers.js';
-import { tensor, backward, noGrad, batchNorm2d, maxPool2d, adaptiveAvgPool2d, linear, Tensor, type BatchNormOptions } from '../engine/index.js';
+import {
+  tensor,
+  backward,
+  noGrad,
+  batchNorm2d,
+  maxPool2d,
+  adaptiveAvgPool2d,
+  linear,
+  type Tensor,
+  type BatchNormOptions,
+} from '../engine/index.js';
 
 // Tests run from the bundle in .build/test/; fixtures stay in the source tree.
 const fixturePath = fileURLToPath(new URL('../../test/fixtures/bn_pool.json', import.meta.url));
@@ -36,7 +46,13 @@ const leaf = (a: Arr, grad = true): Tensor => {
   return grad ? x.requireGrad() : x;
 };
 
-async function checkGrads(c: Case, out: Tensor, leaves: Record<string, Tensor>, rtol: number, atol: number): Promise<void> {
+async function checkGrads(
+  c: Case,
+  out: Tensor,
+  leaves: Record<string, Tensor>,
+  rtol: number,
+  atol: number,
+): Promise<void> {
   backward(out, tensor(c.upstream, out.shape));
   for (const [name, expected] of Object.entries(c.grads)) {
     const g = leaves[name].grad;
@@ -68,8 +84,16 @@ t('batchNorm2d matches PyTorch: train (two steps, running stats), grouped, eval,
       y2.dispose();
     } else {
       // Eval mode leaves the buffers alone.
-      assert.equal(Array.from(await rm.data()), Array.from(Float32Array.from(c.inputs.runningMean.data)), `${c.name} running mean unchanged`);
-      assert.equal(Array.from(await rv.data()), Array.from(Float32Array.from(c.inputs.runningVar.data)), `${c.name} running var unchanged`);
+      assert.equal(
+        Array.from(await rm.data()),
+        Array.from(Float32Array.from(c.inputs.runningMean.data)),
+        `${c.name} running mean unchanged`,
+      );
+      assert.equal(
+        Array.from(await rv.data()),
+        Array.from(Float32Array.from(c.inputs.runningVar.data)),
+        `${c.name} running var unchanged`,
+      );
     }
     for (const v of [x, w, b, rm, rv, y]) v.dispose();
   }
@@ -83,7 +107,11 @@ t('pooling and linear match PyTorch', async () => {
     for (const [k, a] of Object.entries(c.inputs)) leaves[k] = leaf(a);
     let y: Tensor;
     if (c.op === 'maxPool2d') {
-      const a = c.args as { kernelSize: number | [number, number]; stride: number | [number, number]; padding: number | [number, number] };
+      const a = c.args as {
+        kernelSize: number | [number, number];
+        stride: number | [number, number];
+        padding: number | [number, number];
+      };
       y = maxPool2d(leaves.x, { kernelSize: a.kernelSize, stride: a.stride, padding: a.padding });
     } else if (c.op === 'adaptiveAvgPool2d') {
       y = adaptiveAvgPool2d(leaves.x, c.args.outputSize as number | [number, number]);
@@ -97,7 +125,15 @@ t('pooling and linear match PyTorch', async () => {
 });
 
 t('gradient checks by finite differences', async () => {
-  const mk = (shape: number[], seed: number, lo = -1, hi = 1) => ({ data: randomArray(shape.reduce((a, b) => a * b, 1), seed, lo, hi), shape });
+  const mk = (shape: number[], seed: number, lo = -1, hi = 1) => ({
+    data: randomArray(
+      shape.reduce((a, b) => a * b, 1),
+      seed,
+      lo,
+      hi,
+    ),
+    shape,
+  });
   const bnWith = (C: number, opts: BatchNormOptions) => {
     const rm = tensor(new Float32Array(C), [C]);
     const rv = tensor(new Float32Array(C).fill(1), [C]);
@@ -105,12 +141,19 @@ t('gradient checks by finite differences', async () => {
   };
   const wb = (C: number, seed: number) => [mk([C], seed, 0.5, 1.5), mk([C], seed + 1)];
   await gradCheck(bnWith(2, { training: true }), [mk([3, 2, 2, 3], 1), ...wb(2, 2)], { what: 'batchNorm2d train' });
-  await gradCheck(bnWith(2, { training: true, groups: 2 }), [mk([4, 2, 2, 2], 4), ...wb(2, 5)], { what: 'batchNorm2d grouped' });
+  await gradCheck(bnWith(2, { training: true, groups: 2 }), [mk([4, 2, 2, 2], 4), ...wb(2, 5)], {
+    what: 'batchNorm2d grouped',
+  });
   await gradCheck(bnWith(3, { training: false }), [mk([2, 3, 2, 2], 7), ...wb(3, 8)], { what: 'batchNorm2d eval' });
   // Well-separated values so that no finite-difference step changes which element is the max.
   // (37 is coprime to 50, so i -> 37 i mod 50 is a permutation.)
-  const spaced = { data: Float32Array.from({ length: 50 }, (_, i) => ((i * 37) % 50) * 0.1 - 2.5), shape: [1, 2, 5, 5] };
-  await gradCheck((x) => maxPool2d(x, { kernelSize: 3, stride: 2, padding: 1 }), [spaced], { what: 'maxPool2d 3x3/s2/p1' });
+  const spaced = {
+    data: Float32Array.from({ length: 50 }, (_, i) => ((i * 37) % 50) * 0.1 - 2.5),
+    shape: [1, 2, 5, 5],
+  };
+  await gradCheck((x) => maxPool2d(x, { kernelSize: 3, stride: 2, padding: 1 }), [spaced], {
+    what: 'maxPool2d 3x3/s2/p1',
+  });
   await gradCheck((x) => maxPool2d(x, { kernelSize: 2 }), [spaced], { what: 'maxPool2d 2x2' });
   await gradCheck((x) => adaptiveAvgPool2d(x, 3), [mk([1, 2, 5, 4], 11)], { what: 'adaptiveAvgPool2d 5x4->3' });
   await gradCheck((x) => adaptiveAvgPool2d(x, 1), [mk([2, 2, 3, 3], 12)], { what: 'adaptiveAvgPool2d global' });
@@ -119,7 +162,16 @@ t('gradient checks by finite differences', async () => {
 });
 
 /** Float64 batch norm (training, groups) of x [N, C, H, W]: output, running stats, gradients. */
-function referenceBn(x: Float32Array, shape: number[], w: Float32Array, b: Float32Array, dy: Float32Array, G: number, momentum: number, eps: number) {
+function referenceBn(
+  x: Float32Array,
+  shape: number[],
+  w: Float32Array,
+  b: Float32Array,
+  dy: Float32Array,
+  G: number,
+  momentum: number,
+  eps: number,
+) {
   const [N, C, H, W] = shape;
   const hw = H * W;
   const per = N / G;
@@ -207,7 +259,10 @@ t('batchNorm2d without gradients (key encoder) still updates the running stats',
   const y = noGrad(() => batchNorm2d(x, w, b, rm, rv, { training: true }));
   assert.is(y.node, null);
   const mean = await rm.data();
-  assert.ok(mean.some((v) => v !== 0), 'running mean moved');
+  assert.ok(
+    mean.some((v) => v !== 0),
+    'running mean moved',
+  );
   for (const v of [x, w, b, rm, rv, y]) v.dispose();
 });
 
@@ -228,8 +283,16 @@ t('pooling over more than 65535 planes (dispatched in chunks)', async () => {
   assertClose(await avg.data(), avgRef, 1e-6, 1e-7, 'average');
   backward(mx, tensor(new Float32Array(planes).fill(1), mx.shape));
   const dx = Float32Array.from(await x.grad!.data());
-  assert.is(dx.reduce((a, b) => a + b, 0), planes, 'one unit of gradient per plane');
-  assert.is(dx[4 * (planes - 1) + xs.subarray(4 * (planes - 1)).indexOf(mxRef[planes - 1])], 1, 'the last plane routes to its max');
+  assert.is(
+    dx.reduce((a, b) => a + b, 0),
+    planes,
+    'one unit of gradient per plane',
+  );
+  assert.is(
+    dx[4 * (planes - 1) + xs.subarray(4 * (planes - 1)).indexOf(mxRef[planes - 1])],
+    1,
+    'the last plane routes to its max',
+  );
   for (const v of [x, mx, avg, x.grad!]) v.dispose();
 });
 
@@ -237,18 +300,39 @@ t('clear errors for bad input', () => {
   const x = tensor(new Float32Array(6 * 4 * 3 * 3), [6, 4, 3, 3]);
   const c4 = tensor(new Float32Array(4), [4]);
   const c3 = tensor(new Float32Array(3), [3]);
-  assert.throws(() => batchNorm2d(x, c3, c4, c4, c4, { training: true }), /weight f32\[3\] does not match the 4 channels of input f32\[6, 4, 3, 3\]/);
+  assert.throws(
+    () => batchNorm2d(x, c3, c4, c4, c4, { training: true }),
+    /weight f32\[3\] does not match the 4 channels of input f32\[6, 4, 3, 3\]/,
+  );
   assert.throws(() => batchNorm2d(x, c4, c4, c4, c3, { training: false }), /runningVar f32\[3\]/);
-  assert.throws(() => batchNorm2d(x, c4, c4, c4, c4, { training: true, groups: 4 }), /input f32\[6, 4, 3, 3\] \(N = 6\) is not divisible by groups = 4/);
-  assert.throws(() => batchNorm2d(tensor([1, 2, 3, 4], [1, 4]), c4, c4, c4, c4, { training: true }), /expects an input \[N, C, H, W\], got f32\[1, 4\]/);
+  assert.throws(
+    () => batchNorm2d(x, c4, c4, c4, c4, { training: true, groups: 4 }),
+    /input f32\[6, 4, 3, 3\] \(N = 6\) is not divisible by groups = 4/,
+  );
+  assert.throws(
+    () => batchNorm2d(tensor([1, 2, 3, 4], [1, 4]), c4, c4, c4, c4, { training: true }),
+    /expects an input \[N, C, H, W\], got f32\[1, 4\]/,
+  );
   const one = tensor(new Float32Array(4), [1, 4, 1, 1]);
   assert.throws(() => batchNorm2d(one, c4, c4, c4, c4, { training: true }), /more than one value per channel/);
   const small = tensor(new Float32Array(2 * 2), [1, 1, 2, 2]);
-  assert.throws(() => maxPool2d(small, { kernelSize: 3 }), /3x3 window is larger than input f32\[1, 1, 2, 2\] padded by 0x0 \(2x2\)/);
-  assert.throws(() => maxPool2d(small, { kernelSize: 2, padding: 2 }), /padding 2x2 must be at most half the kernel 2x2/);
+  assert.throws(
+    () => maxPool2d(small, { kernelSize: 3 }),
+    /3x3 window is larger than input f32\[1, 1, 2, 2\] padded by 0x0 \(2x2\)/,
+  );
+  assert.throws(
+    () => maxPool2d(small, { kernelSize: 2, padding: 2 }),
+    /padding 2x2 must be at most half the kernel 2x2/,
+  );
   assert.throws(() => adaptiveAvgPool2d(tensor([1, 2], [1, 2]), 1), /expects an input \[N, C, H, W\], got f32\[1, 2\]/);
-  assert.throws(() => linear(tensor(new Float32Array(6), [2, 3]), tensor(new Float32Array(8), [2, 4])), /input f32\[2, 3\] must end in the 4 input features of weight f32\[2, 4\]/);
-  assert.throws(() => linear(tensor(new Float32Array(8), [2, 4]), tensor(new Float32Array(8), [2, 4]), c3), /bias f32\[3\] does not match the 2 outputs/);
+  assert.throws(
+    () => linear(tensor(new Float32Array(6), [2, 3]), tensor(new Float32Array(8), [2, 4])),
+    /input f32\[2, 3\] must end in the 4 input features of weight f32\[2, 4\]/,
+  );
+  assert.throws(
+    () => linear(tensor(new Float32Array(8), [2, 4]), tensor(new Float32Array(8), [2, 4]), c3),
+    /bias f32\[3\] does not match the 2 outputs/,
+  );
 });
 
 t.run();

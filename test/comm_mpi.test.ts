@@ -37,9 +37,17 @@ t('without a launcher the communicator is the single process', async () => {
 });
 
 t('launchers are recognised by their variables', () => {
-  assert.equal(detectLaunch({ OMPI_COMM_WORLD_SIZE: '4', OMPI_COMM_WORLD_RANK: '3' }), { launcher: 'Open MPI', size: 4, rank: 3 });
+  assert.equal(detectLaunch({ OMPI_COMM_WORLD_SIZE: '4', OMPI_COMM_WORLD_RANK: '3' }), {
+    launcher: 'Open MPI',
+    size: 4,
+    rank: 3,
+  });
   assert.equal(detectLaunch({ PMI_SIZE: '2', PMI_RANK: '1' }), { launcher: 'MPICH/PMI', size: 2, rank: 1 });
-  assert.equal(detectLaunch({ SLURM_STEP_NUM_TASKS: '16', SLURM_PROCID: '5' }), { launcher: 'Slurm', size: 16, rank: 5 });
+  assert.equal(detectLaunch({ SLURM_STEP_NUM_TASKS: '16', SLURM_PROCID: '5' }), {
+    launcher: 'Slurm',
+    size: 16,
+    rank: 5,
+  });
 });
 
 t('several ranks without MPI: the errors say what to install and how to start the job', async () => {
@@ -55,7 +63,9 @@ t('several ranks without MPI: the errors say what to install and how to start th
   assert.match(unbuilt, 'apt-get install openmpi-bin libopenmpi-dev');
   assert.match(unbuilt, 'npm run build:mpi');
 
-  const mismatch = await rejection(openCommunicator({ env: { OMPI_COMM_WORLD_SIZE: '4', OMPI_COMM_WORLD_RANK: '0' }, worldSize: 2 }));
+  const mismatch = await rejection(
+    openCommunicator({ env: { OMPI_COMM_WORLD_SIZE: '4', OMPI_COMM_WORLD_RANK: '0' }, worldSize: 2 }),
+  );
   assert.match(mismatch, 'World size 2 was asked for, but Open MPI started 4 process(es)');
 });
 
@@ -75,8 +85,18 @@ function fakeAddon(size: number) {
     finalized: false,
     releaseBarrier: false,
     init: () => ({ rank: 0, size, localRank: 0, localSize: size, library: 'Fake MPI 1.0, for tests' }),
-    iallreduceSum: (d: Float32Array) => start(() => fake.polls % 3 === 0, () => d.forEach((v, i) => (d[i] = v * size))),
-    iallgather: (s: CommArray, r: CommArray) => start(() => true, () => { for (let k = 0; k < size; k++) bytes(r).set(bytes(s), k * s.byteLength); }),
+    iallreduceSum: (d: Float32Array) =>
+      start(
+        () => fake.polls % 3 === 0,
+        () => d.forEach((v, i) => (d[i] = v * size)),
+      ),
+    iallgather: (s: CommArray, r: CommArray) =>
+      start(
+        () => true,
+        () => {
+          for (let k = 0; k < size; k++) bytes(r).set(bytes(s), k * s.byteLength);
+        },
+      ),
     ibcast: () => start(() => true),
     ibarrier: () => start(() => fake.releaseBarrier),
     testsome: () => {
@@ -158,7 +178,10 @@ for (const np of [2, 4]) {
     const dir = mkdtempSync(join(tmpdir(), 'densecl-mpi-'));
     try {
       const r = await mpirun(np, program, [String(np), dir], 40_000);
-      assert.not.ok(r.killed, `mpirun -np ${np} did not finish in 40 s; stdout: ${r.stdout}; stderr: ${r.stderr.slice(-2000)}`);
+      assert.not.ok(
+        r.killed,
+        `mpirun -np ${np} did not finish in 40 s; stdout: ${r.stdout}; stderr: ${r.stderr.slice(-2000)}`,
+      );
       assert.is(r.code, 0, `mpirun -np ${np} failed: ${r.stdout}\n${r.stderr.slice(-2000)}`);
       const line = r.stdout.split('\n').find((l) => l.startsWith('collectives ok:'));
       assert.ok(line?.startsWith(`collectives ok: ${np} ranks`), `no success line from rank 0: ${r.stdout}`);

@@ -100,7 +100,8 @@ t('a runtime that sleeps while waiting returns the same results', async () => {
     rt.sleepWhileWaiting = false;
     const busy = await product();
     rt.sleepWhileWaiting = true;
-    for (let i = 0; i < 3; i++) assert.equal(Array.from((await product()).subarray(0, 64)), Array.from(busy.subarray(0, 64)));
+    for (let i = 0; i < 3; i++)
+      assert.equal(Array.from((await product()).subarray(0, 64)), Array.from(busy.subarray(0, 64)));
     a.dispose();
     b.dispose();
   } finally {

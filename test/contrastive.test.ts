@@ -13,7 +13,15 @@ t.before(async () => {
 });
 
 /** Float64 reference: mean over rows of logsumexp([pos, q.queue]/tau) - pos/tau. */
-function referenceLoss(q: Float32Array, pos: Float32Array, queue: Float32Array, R: number, D: number, K: number, tau: number): number {
+function referenceLoss(
+  q: Float32Array,
+  pos: Float32Array,
+  queue: Float32Array,
+  R: number,
+  D: number,
+  K: number,
+  tau: number,
+): number {
   let total = 0;
   for (let r = 0; r < R; r++) {
     const logits = [pos[r] / tau];
@@ -30,7 +38,15 @@ function referenceLoss(q: Float32Array, pos: Float32Array, queue: Float32Array, 
 }
 
 /** Float64 loss, dq and dpos of the mean loss (d/dpos through the positive logit). */
-function referenceGrads(q: Float32Array, pos: Float32Array, queue: Float32Array, R: number, D: number, K: number, tau: number) {
+function referenceGrads(
+  q: Float32Array,
+  pos: Float32Array,
+  queue: Float32Array,
+  R: number,
+  D: number,
+  K: number,
+  tau: number,
+) {
   const dq = new Float64Array(R * D);
   const dpos = new Float64Array(R);
   let total = 0;
@@ -57,17 +73,33 @@ function referenceGrads(q: Float32Array, pos: Float32Array, queue: Float32Array,
   return { loss: total / R, dq, dpos };
 }
 
-async function lossAndGrads(qd: Float32Array, pd: Float32Array, kd: Float32Array, R: number, D: number, K: number, tau: number, variant: ContrastiveVariant) {
+async function lossAndGrads(
+  qd: Float32Array,
+  pd: Float32Array,
+  kd: Float32Array,
+  R: number,
+  D: number,
+  K: number,
+  tau: number,
+  variant: ContrastiveVariant,
+) {
   const qt = tensor(qd, [R, D]).requireGrad();
   const pt = tensor(pd, [R]).requireGrad();
   const l = queueContrastiveLoss(qt, pt, tensor(kd, [K, D]), { tau, variant });
   backward(l);
-  return { loss: await l.item(), dq: (await qt.grad!.data()) as Float32Array, dpos: (await pt.grad!.data()) as Float32Array };
+  return {
+    loss: await l.item(),
+    dq: (await qt.grad!.data()) as Float32Array,
+    dpos: (await pt.grad!.data()) as Float32Array,
+  };
 }
 
 // Shapes that exercise the tiled kernels' edges: K not a multiple of the 64-column tile, several
 // splits of the queue, D not a multiple of the 16-wide chunk, two row blocks with a partial one.
-for (const [Rp, Dp, Kp] of [[37, 36, 1000], [70, 128, 300]] as const) {
+for (const [Rp, Dp, Kp] of [
+  [37, 36, 1000],
+  [70, 128, 300],
+] as const) {
   for (const variant of VARIANTS) {
     t(`${variant}: loss, dq and dpos match a float64 reference (R ${Rp}, D ${Dp}, K ${Kp})`, async () => {
       const qd = randomArray(Rp * Dp, 11, -0.3, 0.3);
@@ -105,7 +137,10 @@ t('NaN in q, pos or the queue gives a NaN loss in each variant', async () => {
       const pd = randomArray(Rn, 32);
       const kd = randomArray(Kn * Dn, 33);
       ({ q: qd, pos: pd, queue: kd })[where][3] = Number.NaN;
-      const l = await queueContrastiveLoss(tensor(qd, [Rn, Dn]), tensor(pd, [Rn]), tensor(kd, [Kn, Dn]), { tau: 0.2, variant }).item();
+      const l = await queueContrastiveLoss(tensor(qd, [Rn, Dn]), tensor(pd, [Rn]), tensor(kd, [Kn, Dn]), {
+        tau: 0.2,
+        variant,
+      }).item();
       assert.ok(Number.isNaN(l), `${variant}, NaN in ${where}: loss ${l}`);
     }
   }
@@ -118,8 +153,13 @@ const queue = randomArray(K * D, 3);
 
 t('loss matches a float64 reference, whole and in row chunks', async () => {
   const ref = referenceLoss(q, pos, queue, R, D, K, 0.2);
-  const whole = await queueContrastiveLoss(tensor(q, [R, D]), tensor(pos, [R]), tensor(queue, [K, D]), { tau: 0.2 }).item();
-  const chunked = await queueContrastiveLoss(tensor(q, [R, D]), tensor(pos, [R]), tensor(queue, [K, D]), { tau: 0.2, maxLogitBytes: 4 * K * 4 }).item();
+  const whole = await queueContrastiveLoss(tensor(q, [R, D]), tensor(pos, [R]), tensor(queue, [K, D]), {
+    tau: 0.2,
+  }).item();
+  const chunked = await queueContrastiveLoss(tensor(q, [R, D]), tensor(pos, [R]), tensor(queue, [K, D]), {
+    tau: 0.2,
+    maxLogitBytes: 4 * K * 4,
+  }).item();
   assertClose([whole], [ref], 1e-5, 1e-6, 'whole');
   assertClose([chunked], [ref], 1e-5, 1e-6, 'chunked');
 });
@@ -127,10 +167,14 @@ t('loss matches a float64 reference, whole and in row chunks', async () => {
 t('gradients match finite differences (whole and chunked)', async () => {
   const queueT = tensor(queue, [K, D]);
   for (const maxLogitBytes of [undefined, 2 * K * 4]) {
-    await gradCheck((a, b) => queueContrastiveLoss(a, b, queueT, { tau: 0.5, maxLogitBytes }), [
-      { data: q, shape: [R, D] },
-      { data: pos, shape: [R] },
-    ], { what: `contrastive loss (chunk budget ${maxLogitBytes ?? 'default'})` });
+    await gradCheck(
+      (a, b) => queueContrastiveLoss(a, b, queueT, { tau: 0.5, maxLogitBytes }),
+      [
+        { data: q, shape: [R, D] },
+        { data: pos, shape: [R] },
+      ],
+      { what: `contrastive loss (chunk budget ${maxLogitBytes ?? 'default'})` },
+    );
   }
 });
 
@@ -145,49 +189,70 @@ t('chunked and whole backward agree', async () => {
   assertClose(grads[1], grads[0], 1e-5, 1e-7, 'dq');
 });
 
-for (const variant of ['tiled', 'direct'] as CorrespondenceVariant[]) t(`${variant} correspondence is the argmax of cosine similarity, first index on ties`, async () => {
-  // S2 over one 16-cell tile and C over one 16-channel chunk, both partial.
-  const [N, C, S2] = [2, 37, 21];
-  const qb = randomArray(N * C * S2, 4);
-  const kb = randomArray(N * C * S2, 5);
-  // Key cells 3 and 9 of image 1 equal (and most similar to query cell 9): the tie goes to 3.
-  for (let c = 0; c < C; c++) {
-    kb[(1 * C + c) * S2 + 9] = kb[(1 * C + c) * S2 + 3] = 4 * qb[(1 * C + c) * S2 + 9];
-  }
-  const ind = await denseCorrespondence(tensor(qb, [N, C, S2]), tensor(kb, [N, C, S2]), variant).data();
-  assert.is(ind[1 * S2 + 9], 3, 'tie at image 1 cell 9');
-  for (let n = 0; n < N; n++) {
-    for (let i = 0; i < S2; i++) {
-      let best = -Infinity;
-      let bestJ = -1;
-      for (let j = 0; j < S2; j++) {
-        let dot = 0;
-        let nq = 0;
-        let nk = 0;
-        for (let c = 0; c < C; c++) {
-          const a = qb[(n * C + c) * S2 + i];
-          const b = kb[(n * C + c) * S2 + j];
-          dot += a * b;
-          nq += a * a;
-          nk += b * b;
-        }
-        const cos = dot / Math.sqrt(nq * nk);
-        if (cos > best) [best, bestJ] = [cos, j];
-      }
-      assert.is(ind[n * S2 + i], bestJ, `image ${n} cell ${i}`);
+for (const variant of ['tiled', 'direct'] as CorrespondenceVariant[])
+  t(`${variant} correspondence is the argmax of cosine similarity, first index on ties`, async () => {
+    // S2 over one 16-cell tile and C over one 16-channel chunk, both partial.
+    const [N, C, S2] = [2, 37, 21];
+    const qb = randomArray(N * C * S2, 4);
+    const kb = randomArray(N * C * S2, 5);
+    // Key cells 3 and 9 of image 1 equal (and most similar to query cell 9): the tie goes to 3.
+    for (let c = 0; c < C; c++) {
+      kb[(1 * C + c) * S2 + 9] = kb[(1 * C + c) * S2 + 3] = 4 * qb[(1 * C + c) * S2 + 9];
     }
-  }
-});
+    const ind = await denseCorrespondence(tensor(qb, [N, C, S2]), tensor(kb, [N, C, S2]), variant).data();
+    assert.is(ind[1 * S2 + 9], 3, 'tie at image 1 cell 9');
+    for (let n = 0; n < N; n++) {
+      for (let i = 0; i < S2; i++) {
+        let best = -Infinity;
+        let bestJ = -1;
+        for (let j = 0; j < S2; j++) {
+          let dot = 0;
+          let nq = 0;
+          let nk = 0;
+          for (let c = 0; c < C; c++) {
+            const a = qb[(n * C + c) * S2 + i];
+            const b = kb[(n * C + c) * S2 + j];
+            dot += a * b;
+            nq += a * a;
+            nk += b * b;
+          }
+          const cos = dot / Math.sqrt(nq * nk);
+          if (cos > best) [best, bestJ] = [cos, j];
+        }
+        assert.is(ind[n * S2 + i], bestJ, `image ${n} cell ${i}`);
+      }
+    }
+  });
 
 t('shape errors name the shapes', () => {
-  assert.throws(() => queueContrastiveLoss(tensor(q, [R, D]), tensor(pos, [R]), tensor(randomArray(K * 4, 1), [K, 4]), { tau: 0.2 }), /q \[R, D\].*\[6, 5\].*\[9, 4\]/);
-  assert.throws(() => queueContrastiveLoss(tensor(q, [R, D]), tensor(pos.subarray(0, 5), [5]), tensor(queue, [K, D]), { tau: 0.2 }), /pos \[R\]/);
+  assert.throws(
+    () =>
+      queueContrastiveLoss(tensor(q, [R, D]), tensor(pos, [R]), tensor(randomArray(K * 4, 1), [K, 4]), { tau: 0.2 }),
+    /q \[R, D\].*\[6, 5\].*\[9, 4\]/,
+  );
+  assert.throws(
+    () => queueContrastiveLoss(tensor(q, [R, D]), tensor(pos.subarray(0, 5), [5]), tensor(queue, [K, D]), { tau: 0.2 }),
+    /pos \[R\]/,
+  );
   const none = (shape: number[]) => tensor(new Float32Array(0), shape);
-  assert.throws(() => queueContrastiveLoss(none([0, D]), none([0]), tensor(queue, [K, D]), { tau: 0.2 }), /at least one row.*\[0, 5\]/);
-  assert.throws(() => queueContrastiveLoss(tensor(q, [R, D]), tensor(pos, [R]), none([0, D]), { tau: 0.2 }), /one queue entry.*\[0, 5\]/);
+  assert.throws(
+    () => queueContrastiveLoss(none([0, D]), none([0]), tensor(queue, [K, D]), { tau: 0.2 }),
+    /at least one row.*\[0, 5\]/,
+  );
+  assert.throws(
+    () => queueContrastiveLoss(tensor(q, [R, D]), tensor(pos, [R]), none([0, D]), { tau: 0.2 }),
+    /one queue entry.*\[0, 5\]/,
+  );
   assert.throws(() => queueContrastiveLoss(none([R, 0]), tensor(pos, [R]), none([K, 0]), { tau: 0.2 }), /one feature/);
-  assert.throws(() => queueContrastiveLoss(tensor(q, [R, D]), tensor(pos, [R]), tensor(queue, [K, D]), { tau: 0 }), /tau must be a positive/);
-  assert.throws(() => queueContrastiveLoss(tensor(q, [R, D]), tensor(pos, [R]), tensor(queue, [K, D]), { tau: 0.2, variant: 'tiled' }), /tiled kernels cannot run.*D \(5\) must be a multiple of 4/);
+  assert.throws(
+    () => queueContrastiveLoss(tensor(q, [R, D]), tensor(pos, [R]), tensor(queue, [K, D]), { tau: 0 }),
+    /tau must be a positive/,
+  );
+  assert.throws(
+    () =>
+      queueContrastiveLoss(tensor(q, [R, D]), tensor(pos, [R]), tensor(queue, [K, D]), { tau: 0.2, variant: 'tiled' }),
+    /tiled kernels cannot run.*D \(5\) must be a multiple of 4/,
+  );
 });
 
 t.run();

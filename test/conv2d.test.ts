@@ -3,9 +3,23 @@ import * as assert from 'uvu/assert';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { gpu, runtime, assertClose, randomArray, gradCheck } from './helpers.js';
-import { tensor, backward, noGrad, conv2d, Tensor, type Conv2dOptions, type DispatchObserver } from '../engine/index.js';
 import {
-  conv2dPlan, conv2dPlanFor, conv2dInputGrad, conv2dWeightGrad, conv2dGeometry, TILED_TILES, type TiledTileName,
+  tensor,
+  backward,
+  noGrad,
+  conv2d,
+  type Tensor,
+  type Conv2dOptions,
+  type DispatchObserver,
+} from '../engine/index.js';
+import {
+  conv2dPlan,
+  conv2dPlanFor,
+  conv2dInputGrad,
+  conv2dWeightGrad,
+  conv2dGeometry,
+  TILED_TILES,
+  type TiledTileName,
 } from '../engine/ops/conv2d/index.js';
 import { overrideKernels, type KernelChoices } from '../engine/device-profile.js';
 import { hasSubgroups8 } from '../engine/ops/matmul.js';
@@ -99,7 +113,10 @@ t('the per-lane kernels match PyTorch too', async () => {
       const c = cases.find((k) => k.name.startsWith(n));
       assert.ok(c, `fixture case ${n}`);
       const keys = await runCase(c!);
-      assert.ok(keys.some((k) => k.startsWith('conv2d_gemm[')) && !keys.some((k) => k.includes('_sg8')), `${n}: per-lane kernels only`);
+      assert.ok(
+        keys.some((k) => k.startsWith('conv2d_gemm[')) && !keys.some((k) => k.includes('_sg8')),
+        `${n}: per-lane kernels only`,
+      );
     }
   } finally {
     restore();
@@ -112,7 +129,14 @@ t('the per-lane kernels match PyTorch too', async () => {
 // residue classes, an empty class, the 3-channel stem's padded channel slices, odd strides and
 // dilations): lavapipe compiles each specialisation slowly.
 t('every tile of the tiled kernels matches PyTorch on the fixture grid', async () => {
-  const spread = ['1x1 s1 small image, bias', '1x1 s2 downsample', '3x3 s2 p1', '7x7 s2 p3 stem, 3 channels', '5x3 stride', '3x3 s3 p1'];
+  const spread = [
+    '1x1 s1 small image, bias',
+    '1x1 s2 downsample',
+    '3x3 s2 p1',
+    '7x7 s2 p3 stem, 3 channels',
+    '5x3 stride',
+    '3x3 s3 p1',
+  ];
   for (const tile of Object.keys(TILED_TILES) as TiledTileName[]) {
     const restore = kernels({ conv: 'tiled', convTile: tile });
     try {
@@ -120,7 +144,11 @@ t('every tile of the tiled kernels matches PyTorch on the fixture grid', async (
         if (tile !== '4x4' && !spread.some((n) => c.name.startsWith(n))) continue;
         const keys = await runCase(c);
         const convKeys = keys.filter((k) => k.startsWith('conv2d') && !k.startsWith('conv2d_relayout'));
-        assert.ok(convKeys.length >= 3 && convKeys.every((k) => k.startsWith('conv2d_tiled[') && k.includes(`TM=${tile[0]},TN=${tile[2]}`)), `${c.name} (${tile}): tiled kernels only: ${keys.join(' ')}`);
+        assert.ok(
+          convKeys.length >= 3 &&
+            convKeys.every((k) => k.startsWith('conv2d_tiled[') && k.includes(`TM=${tile[0]},TN=${tile[2]}`)),
+          `${c.name} (${tile}): tiled kernels only: ${keys.join(' ')}`,
+        );
       }
     } finally {
       restore();
@@ -128,23 +156,47 @@ t('every tile of the tiled kernels matches PyTorch on the fixture grid', async (
   }
 });
 
-t('the tiled family is the default where the device profile asks for it (GPUs, not CPU drivers), with checks compiled out where shapes divide', () => {
-  const rt = runtime();
-  const auto = conv2dPlanFor(rt, [2, 16, 8, 8], [64, 16, 3, 3], { padding: 1 });
-  assert.is(auto.path === 'tiled', rt.profile.kernels.conv === 'tiled', `auto plan on this device: ${auto.path}`);
-  if (rt.profile.cpu) assert.is(auto.path === 'tiled', false, 'a CPU driver keeps the classic kernels');
-  // 16 channels, 2 x 64 pixels, 64 output channels divide the 4x4 tile (64 x 64, BK 16).
-  const exact = conv2dPlan([2, 16, 8, 8], [64, 16, 3, 3], { padding: 1 }, false, false, { family: 'tiled', tile: '4x4' }).tiled!;
-  assert.equal([exact.forward.defines.CHECK_M, exact.forward.defines.CHECK_N, exact.forward.defines.KPAD, exact.forward.defines.PAD], [false, false, false, true]);
-  // ResNet-50 layer shapes at batch 32: the large tile where the grid fills a big GPU, smaller
-  // tiles where it would not; the weight gradient fills it with chunks of K instead.
-  const big = conv2dPlan([32, 256, 56, 56], [64, 256, 1, 1], {}, false, false, { family: 'tiled', tile: null }).tiled!;
-  assert.is(big.tile, '4x8', '64 output channels: 64-row tile');
-  assert.is(conv2dPlan([32, 128, 28, 28], [512, 128, 1, 1], {}, false, false, { family: 'tiled', tile: null }).tiled!.tile, '8x8');
-  const deep = conv2dPlan([32, 512, 7, 7], [512, 512, 3, 3], { padding: 1 }, false, false, { family: 'tiled', tile: null }).tiled!;
-  assert.is(deep.tile, '4x4', '7x7 maps: small tiles');
-  assert.ok(deep.chunks > 1 && deep.weightGradTile === '8x8', `deep weight gradient: ${deep.weightGradTile} in ${deep.chunks} chunks`);
-});
+t(
+  'the tiled family is the default where the device profile asks for it (GPUs, not CPU drivers), with checks compiled out where shapes divide',
+  () => {
+    const rt = runtime();
+    const auto = conv2dPlanFor(rt, [2, 16, 8, 8], [64, 16, 3, 3], { padding: 1 });
+    assert.is(auto.path === 'tiled', rt.profile.kernels.conv === 'tiled', `auto plan on this device: ${auto.path}`);
+    if (rt.profile.cpu) assert.is(auto.path === 'tiled', false, 'a CPU driver keeps the classic kernels');
+    // 16 channels, 2 x 64 pixels, 64 output channels divide the 4x4 tile (64 x 64, BK 16).
+    const exact = conv2dPlan([2, 16, 8, 8], [64, 16, 3, 3], { padding: 1 }, false, false, {
+      family: 'tiled',
+      tile: '4x4',
+    }).tiled!;
+    assert.equal(
+      [
+        exact.forward.defines.CHECK_M,
+        exact.forward.defines.CHECK_N,
+        exact.forward.defines.KPAD,
+        exact.forward.defines.PAD,
+      ],
+      [false, false, false, true],
+    );
+    // ResNet-50 layer shapes at batch 32: the large tile where the grid fills a big GPU, smaller
+    // tiles where it would not; the weight gradient fills it with chunks of K instead.
+    const big = conv2dPlan([32, 256, 56, 56], [64, 256, 1, 1], {}, false, false, { family: 'tiled', tile: null })
+      .tiled!;
+    assert.is(big.tile, '4x8', '64 output channels: 64-row tile');
+    assert.is(
+      conv2dPlan([32, 128, 28, 28], [512, 128, 1, 1], {}, false, false, { family: 'tiled', tile: null }).tiled!.tile,
+      '8x8',
+    );
+    const deep = conv2dPlan([32, 512, 7, 7], [512, 512, 3, 3], { padding: 1 }, false, false, {
+      family: 'tiled',
+      tile: null,
+    }).tiled!;
+    assert.is(deep.tile, '4x4', '7x7 maps: small tiles');
+    assert.ok(
+      deep.chunks > 1 && deep.weightGradTile === '8x8',
+      `deep weight gradient: ${deep.weightGradTile} in ${deep.chunks} chunks`,
+    );
+  },
+);
 
 /** An unpadded 1x1 convolution (the GEMM path): output and all three gradients vs CPU loops.
  *  Strided, or with a pixel count that is no multiple of 4, it runs on packed planes. */
@@ -164,10 +216,22 @@ async function checkGemmPath(stride: number, [N, C, H, W, O]: number[]): Promise
     backward(y, tensor(up, [N, O, OH, OW]));
   });
   assert.ok(keys.filter((k) => k.startsWith('matmul')).length >= 3, `1x1 uses matmul: ${keys.join(' ')}`);
-  assert.not.ok(keys.some((k) => k.startsWith('conv2d_gemm') || k.startsWith('conv2d_wgrad')), '1x1 avoids the implicit kernels');
+  assert.not.ok(
+    keys.some((k) => k.startsWith('conv2d_gemm') || k.startsWith('conv2d_wgrad')),
+    '1x1 avoids the implicit kernels',
+  );
   const packed = stride > 1 || (OH * OW) % 4 !== 0;
-  assert.is(keys.some((k) => k.startsWith('conv2d_planes')), packed, `packs planes only where it must: ${keys.join(' ')}`);
-  const ref = { y: new Float64Array(N * O * OH * OW), dx: new Float64Array(N * C * H * W), dw: new Float64Array(O * C), db: new Float64Array(O) };
+  assert.is(
+    keys.some((k) => k.startsWith('conv2d_planes')),
+    packed,
+    `packs planes only where it must: ${keys.join(' ')}`,
+  );
+  const ref = {
+    y: new Float64Array(N * O * OH * OW),
+    dx: new Float64Array(N * C * H * W),
+    dw: new Float64Array(O * C),
+    db: new Float64Array(O),
+  };
   for (let n = 0; n < N; n++)
     for (let o = 0; o < O; o++)
       for (let p = 0; p < OH * OW; p++) {
@@ -208,7 +272,11 @@ t('variants are taken where the shape asks for them, and are correct there', asy
   await checkGemmPath(1, [2, 4, 9, 9, 8]);
   await checkGemmPath(2, [3, 8, 14, 13, 12]);
   const paddedKeys = await runCase(byName('1x1 s1 padded (implicit path)'));
-  assert.is(paddedKeys.filter((k) => k.startsWith('conv2d_gemm')).length, 2, `padded 1x1: core forward and input gradient: ${paddedKeys.join(' ')}`);
+  assert.is(
+    paddedKeys.filter((k) => k.startsWith('conv2d_gemm')).length,
+    2,
+    `padded 1x1: core forward and input gradient: ${paddedKeys.join(' ')}`,
+  );
   // Exact tile: the forward kernel is compiled without bounds checks.
   const exact = byName('3x3 s1 p1 exact tile');
   for (const sg8 of [false, true]) {
@@ -216,16 +284,26 @@ t('variants are taken where the shape asks for them, and are correct there', asy
     assert.is(exactPlan.forward!.defines.CHECK, false, 'exact-tile plan drops the checks');
   }
   const exactKeys = await runCase(exact);
-  assert.ok(exactKeys.some((k) => k.startsWith('conv2d_gemm') && k.includes('CHECK=false')), `exact tile runs unchecked: ${exactKeys.join(' ')}`);
+  assert.ok(
+    exactKeys.some((k) => k.startsWith('conv2d_gemm') && k.includes('CHECK=false')),
+    `exact tile runs unchecked: ${exactKeys.join(' ')}`,
+  );
   // With 8-wide subgroups the implicit kernels are the subgroup ones.
   const sg = hasSubgroups8(runtime());
-  assert.is(exactKeys.some((k) => k.startsWith('conv2d_gemm_sg8[')), sg, 'forward kernel matches the device');
+  assert.is(
+    exactKeys.some((k) => k.startsWith('conv2d_gemm_sg8[')),
+    sg,
+    'forward kernel matches the device',
+  );
   // A shape that does not divide the tile keeps them.
   const odd = byName('3x3 s1 p1 odd sizes');
   assert.is(conv2dPlan(odd.inputs.x.shape, odd.inputs.weight.shape, odd.args).forward!.defines.CHECK, true);
   // The RGB stem: 7 hand-unrolled tap columns over a stride-2 window.
   const stemKeys = await runCase(byName('7x7 s2 p3 stem, 3 channels'));
-  assert.ok(stemKeys.some((k) => k.startsWith('conv2d_gemm') && k.includes('NTC=7') && k.includes('SCS=2')), `stem variant: ${stemKeys.join(' ')}`);
+  assert.ok(
+    stemKeys.some((k) => k.startsWith('conv2d_gemm') && k.includes('NTC=7') && k.includes('SCS=2')),
+    `stem variant: ${stemKeys.join(' ')}`,
+  );
   // Outputs of a few pixels (here 3x3): all three products as batch-folded GEMMs via im2col
   // (from 256 output channels by default; this fixture has fewer).
   const restore = kernels({ convFoldMinOut: 0 });
@@ -235,12 +313,25 @@ t('variants are taken where the shape asks for them, and are correct there', asy
   } finally {
     restore();
   }
-  assert.is(tinyKeys.some((k) => k.startsWith('conv2d_im2col')) && !tinyKeys.some((k) => k.startsWith('conv2d_gemm') || k.startsWith('conv2d_wgrad')), sg, `tiny maps fold with subgroups: ${tinyKeys.join(' ')}`);
+  assert.is(
+    tinyKeys.some((k) => k.startsWith('conv2d_im2col')) &&
+      !tinyKeys.some((k) => k.startsWith('conv2d_gemm') || k.startsWith('conv2d_wgrad')),
+    sg,
+    `tiny maps fold with subgroups: ${tinyKeys.join(' ')}`,
+  );
   // Stride 2: the input gradient runs one dispatch per residue class (4 here), or with 8-wide
   // subgroups (3x3, padding 1) one fused dispatch for all four.
   const s2Keys = await runCase(byName('3x3 s2 p1'));
-  assert.is(s2Keys.filter((k) => k.startsWith('conv2d_gemm')).length, sg ? 1 : 1 + 4, 'forward + input-gradient classes');
-  assert.is(s2Keys.filter((k) => k.startsWith('conv2d_dgrad_s2_sg8')).length, sg ? 1 : 0, 'fused stride-2 input gradient');
+  assert.is(
+    s2Keys.filter((k) => k.startsWith('conv2d_gemm')).length,
+    sg ? 1 : 1 + 4,
+    'forward + input-gradient classes',
+  );
+  assert.is(
+    s2Keys.filter((k) => k.startsWith('conv2d_dgrad_s2_sg8')).length,
+    sg ? 1 : 0,
+    'fused stride-2 input gradient',
+  );
 });
 
 t('the fused stride-2 input gradient matches a CPU loop on odd sizes and both kernel families', async () => {
@@ -267,7 +358,11 @@ t('the fused stride-2 input gradient matches a CPU loop on odd sizes and both ke
           ref[((n * C + c) * H + y) * W + x] = s;
         }
   const sg = hasSubgroups8(runtime());
-  assert.is(conv2dPlan([N, C, H, W], [O, C, 3, 3], opts, false, sg).inputGradStride2, sg, 'fused kernel where subgroups exist');
+  assert.is(
+    conv2dPlan([N, C, H, W], [O, C, 3, 3], opts, false, sg).inputGradStride2,
+    sg,
+    'fused kernel where subgroups exist',
+  );
   for (const mode of ['auto', 'off'] as const) {
     const restore = kernels({ convSubgroups: mode === 'auto' });
     try {
@@ -292,7 +387,10 @@ t('weight-gradient kernels on larger outputs match a CPU loop', async () => {
   ];
   for (const [xs, ws, opts] of cases) {
     const g = conv2dGeometry(xs, ws, opts);
-    const xd = randomArray(xs.reduce((a, b) => a * b), 51);
+    const xd = randomArray(
+      xs.reduce((a, b) => a * b),
+      51,
+    );
     const dyd = randomArray(g.N * g.O * g.OH * g.OW, 52);
     const ref = new Float64Array(ws.reduce((a, b) => a * b));
     for (let n = 0; n < g.N; n++)
@@ -318,7 +416,11 @@ t('weight-gradient kernels on larger outputs match a CPU loop', async () => {
           assert.is(chunks, g.KH === 7 ? 3 : 1, 'tiled weight gradient chunks (58 slices of 8 pixels / 30 of 16)');
         } else {
           const sg8 = mode === 'auto' && hasSubgroups8(runtime());
-          assert.is(conv2dPlan(xs, ws, opts, false, sg8).weightGrad?.sg8, sg8, 'weight-gradient kernel of the device planned');
+          assert.is(
+            conv2dPlan(xs, ws, opts, false, sg8).weightGrad?.sg8,
+            sg8,
+            'weight-gradient kernel of the device planned',
+          );
         }
         const x = tensor(xd, xs);
         const dy = tensor(dyd, [g.N, g.O, g.OH, g.OW]);
@@ -339,8 +441,16 @@ t('weight gradient is split into chunks and reduced deterministically', async ()
   assert.ok(plan.weightGrad!.chunks > 1, `K is split (${plan.weightGrad!.chunks} chunks)`);
   const tiled = conv2dPlan(xs, ws, { padding: 1 }, false, false, { family: 'tiled', tile: null }).tiled!;
   assert.ok(tiled.chunks > 1, `K is split in the tiled kernel too (${tiled.chunks} chunks)`);
-  const xd = randomArray(xs.reduce((a, b) => a * b), 11);
-  const wd = randomArray(ws.reduce((a, b) => a * b), 12, -0.3, 0.3);
+  const xd = randomArray(
+    xs.reduce((a, b) => a * b),
+    11,
+  );
+  const wd = randomArray(
+    ws.reduce((a, b) => a * b),
+    12,
+    -0.3,
+    0.3,
+  );
   for (const family of ['classic', 'tiled'] as const) {
     const restore = kernels({ conv: family });
     try {
@@ -351,7 +461,13 @@ t('weight gradient is split into chunks and reduced deterministically', async ()
   }
 });
 
-async function chunkedWeightGrad(xs: number[], ws: number[], xd: Float32Array, wd: Float32Array, family: string): Promise<void> {
+async function chunkedWeightGrad(
+  xs: number[],
+  ws: number[],
+  xd: Float32Array,
+  wd: Float32Array,
+  family: string,
+): Promise<void> {
   const run = async (): Promise<Float32Array> => {
     const x = tensor(xd, xs);
     const w = tensor(wd, ws).requireGrad();
@@ -363,7 +479,10 @@ async function chunkedWeightGrad(xs: number[], ws: number[], xd: Float32Array, w
   };
   const a = await run();
   const b = await run();
-  assert.ok(a.every((v, i) => Object.is(v, b[i])), 'bitwise identical across runs');
+  assert.ok(
+    a.every((v, i) => Object.is(v, b[i])),
+    'bitwise identical across runs',
+  );
   // Against a float64 CPU reference.
   const [N, C, H, W] = xs;
   const [O, , KH, KW] = ws;
@@ -389,21 +508,33 @@ async function chunkedWeightGrad(xs: number[], ws: number[], xd: Float32Array, w
 
 t('gradients match finite differences on tiny shapes', async () => {
   const conv = (opts: Conv2dOptions) => (x: Tensor, w: Tensor, b: Tensor) => conv2d(x, w, b, opts);
-  await gradCheck(conv({ padding: 1 }), [
-    { data: randomArray(2 * 2 * 4 * 3, 21), shape: [2, 2, 4, 3] },
-    { data: randomArray(3 * 2 * 3 * 3, 22, -0.5, 0.5), shape: [3, 2, 3, 3] },
-    { data: randomArray(3, 23), shape: [3] },
-  ], { what: '3x3 padding 1' });
-  await gradCheck(conv({ stride: 2, padding: 1, dilation: [1, 2] }), [
-    { data: randomArray(1 * 3 * 5 * 6, 24), shape: [1, 3, 5, 6] },
-    { data: randomArray(2 * 3 * 3 * 2, 25, -0.5, 0.5), shape: [2, 3, 3, 2] },
-    { data: randomArray(2, 26), shape: [2] },
-  ], { what: 'stride 2, dilation (1, 2)' });
-  await gradCheck(conv({}), [
-    { data: randomArray(2 * 3 * 2 * 2, 27), shape: [2, 3, 2, 2] },
-    { data: randomArray(2 * 3, 28, -0.5, 0.5), shape: [2, 3, 1, 1] },
-    { data: randomArray(2, 29), shape: [2] },
-  ], { what: '1x1 (gemm path)' });
+  await gradCheck(
+    conv({ padding: 1 }),
+    [
+      { data: randomArray(2 * 2 * 4 * 3, 21), shape: [2, 2, 4, 3] },
+      { data: randomArray(3 * 2 * 3 * 3, 22, -0.5, 0.5), shape: [3, 2, 3, 3] },
+      { data: randomArray(3, 23), shape: [3] },
+    ],
+    { what: '3x3 padding 1' },
+  );
+  await gradCheck(
+    conv({ stride: 2, padding: 1, dilation: [1, 2] }),
+    [
+      { data: randomArray(1 * 3 * 5 * 6, 24), shape: [1, 3, 5, 6] },
+      { data: randomArray(2 * 3 * 3 * 2, 25, -0.5, 0.5), shape: [2, 3, 3, 2] },
+      { data: randomArray(2, 26), shape: [2] },
+    ],
+    { what: 'stride 2, dilation (1, 2)' },
+  );
+  await gradCheck(
+    conv({}),
+    [
+      { data: randomArray(2 * 3 * 2 * 2, 27), shape: [2, 3, 2, 2] },
+      { data: randomArray(2 * 3, 28, -0.5, 0.5), shape: [2, 3, 1, 1] },
+      { data: randomArray(2, 29), shape: [2] },
+    ],
+    { what: '1x1 (gemm path)' },
+  );
 });
 
 t('clear errors name the shapes', () => {
@@ -427,7 +558,12 @@ t('clear errors name the shapes', () => {
   throwsWith(() => conv2d(x, w([4, 3, 3, 3]), null, { padding: -1 }), 'conv2d', 'padding', 'non-negative');
   throwsWith(() => conv2d(x, w([4, 3, 3, 3]), w([3])), 'conv2d', 'bias', '[3]', '[4]');
   throwsWith(() => conv2d(tensor([1, 2, 3, 4], [1, 1, 4]), w([1, 1, 1, 1])), 'conv2d', '[N, C, H, W]', '[1, 1, 4]');
-  throwsWith(() => conv2d(tensor(new Float32Array(0), [1, 3, 0, 5]), w([4, 3, 1, 1])), 'conv2d', 'positive', '[1, 3, 0, 5]');
+  throwsWith(
+    () => conv2d(tensor(new Float32Array(0), [1, 3, 0, 5]), w([4, 3, 1, 1])),
+    'conv2d',
+    'positive',
+    '[1, 3, 0, 5]',
+  );
 });
 
 t.run();

@@ -64,7 +64,10 @@ t('scenes: label maps agree with the objects and the main class', () => {
     bgFrac += perClass[0] / (96 * 96) / n;
   }
   // Every class is the main one sometimes; the background stays the largest region on average.
-  assert.ok(mainCounts.every((c) => c >= 5), `main classes ${mainCounts}`);
+  assert.ok(
+    mainCounts.every((c) => c >= 5),
+    `main classes ${mainCounts}`,
+  );
   assert.ok(bgFrac > 0.3 && bgFrac < 0.9, `background fraction ${bgFrac}`);
 });
 
@@ -105,12 +108,21 @@ async function makeFolder(): Promise<string> {
   const root = join(dir, 'images');
   mkdirSync(join(root, 'cats', 'deeper'), { recursive: true });
   mkdirSync(join(root, 'dogs'), { recursive: true });
-  const noise = (w: number, h: number, c: number, seed: number) => Buffer.from(Uint8Array.from({ length: w * h * c }, (_, i) => (i * 2654435761 + seed * 97) % 251));
-  const png = (w: number, h: number, c: 1 | 3 | 4, seed: number) => sharp(noise(w, h, c, seed), { raw: { width: w, height: h, channels: c } }).png().toBuffer();
+  const noise = (w: number, h: number, c: number, seed: number) =>
+    Buffer.from(Uint8Array.from({ length: w * h * c }, (_, i) => (i * 2654435761 + seed * 97) % 251));
+  const png = (w: number, h: number, c: 1 | 3 | 4, seed: number) =>
+    sharp(noise(w, h, c, seed), { raw: { width: w, height: h, channels: c } })
+      .png()
+      .toBuffer();
   for (let i = 0; i < 6; i++) writeFileSync(join(root, 'cats', `c${i}.png`), await png(40, 32, 3, i));
   writeFileSync(join(root, 'cats', 'deeper', 'gray.PNG'), await png(36, 36, 1, 7));
   writeFileSync(join(root, 'dogs', 'rgba.png'), await png(48, 40, 4, 8));
-  writeFileSync(join(root, 'dogs', 'photo.jpg'), await sharp(noise(50, 44, 3, 9), { raw: { width: 50, height: 44, channels: 3 } }).jpeg().toBuffer());
+  writeFileSync(
+    join(root, 'dogs', 'photo.jpg'),
+    await sharp(noise(50, 44, 3, 9), { raw: { width: 50, height: 44, channels: 3 } })
+      .jpeg()
+      .toBuffer(),
+  );
   writeFileSync(join(root, 'dogs', 'tiny.png'), await png(10, 12, 3, 10));
   for (let i = 0; i < 3; i++) writeFileSync(join(root, 'dogs', `d${i}.png`), await png(40, 40, 3, 20 + i));
   writeFileSync(join(root, 'dogs', 'notes.txt'), 'not an image');
@@ -126,7 +138,12 @@ t('folder: missing, non-folder and empty data folders give clear errors', async 
   await rejectsWith(FolderDataset.open(join(dir, 'file.png')), 'file.png', 'is not a folder');
   mkdirSync(join(dir, 'empty', 'sub'), { recursive: true });
   writeFileSync(join(dir, 'empty', 'sub', 'readme.md'), '#');
-  await rejectsWith(FolderDataset.open(join(dir, 'empty')), 'empty', 'holds no images', '1 files with other extensions');
+  await rejectsWith(
+    FolderDataset.open(join(dir, 'empty')),
+    'empty',
+    'holds no images',
+    '1 files with other extensions',
+  );
   mkdirSync(join(dir, 'bad'), { recursive: true });
   writeFileSync(join(dir, 'bad', 'a.jpg'), 'garbage');
   await rejectsWith(FolderDataset.open(join(dir, 'bad'), { onWarning: () => {} }), 'no readable images', 'a.jpg');
@@ -138,9 +155,18 @@ t('folder: classes from subfolders, unreadable files skipped and named, small im
   const ds = await FolderDataset.open(root, { cropSize: 16, onWarning: (m) => warnings.push(m) });
   assert.equal(ds.classNames, ['cats', 'dogs']);
   assert.is(ds.length, 14, 'the truncated PNG passes the header check; the fake JPEG does not');
-  assert.equal(ds.skipped.map((s) => s.path), [join('dogs', 'corrupt.jpg')]);
-  assert.ok(warnings.some((w) => w.includes('skipped 1 unreadable image') && w.includes('corrupt.jpg')), warnings.join('\n'));
-  assert.ok(warnings.some((w) => w.includes('smaller than the 16x16 crop') && w.includes('tiny.png (10x12)')), warnings.join('\n'));
+  assert.equal(
+    ds.skipped.map((s) => s.path),
+    [join('dogs', 'corrupt.jpg')],
+  );
+  assert.ok(
+    warnings.some((w) => w.includes('skipped 1 unreadable image') && w.includes('corrupt.jpg')),
+    warnings.join('\n'),
+  );
+  assert.ok(
+    warnings.some((w) => w.includes('smaller than the 16x16 crop') && w.includes('tiny.png (10x12)')),
+    warnings.join('\n'),
+  );
   const gi = ds.files.indexOf(join('cats', 'deeper', 'gray.PNG'));
   assert.is(ds.labels[gi], 0);
   const gray = await ds.get(gi);
@@ -158,7 +184,9 @@ t('folder: classes from subfolders, unreadable files skipped and named, small im
 t('folder: pre-training data shrinks large images on load, and OS errors are named as such', async () => {
   const root = join(dir, 'large');
   mkdirSync(root, { recursive: true });
-  await sharp({ create: { width: 1200, height: 900, channels: 3, background: { r: 10, g: 200, b: 40 } } }).png().toFile(join(root, 'large.png'));
+  await sharp({ create: { width: 1200, height: 900, channels: 3, background: { r: 10, g: 200, b: 40 } } })
+    .png()
+    .toFile(join(root, 'large.png'));
   const { dataset } = await openDataset({ data: root, imgSize: 32, seed: 0, builtinImages: 0 });
   const { image } = await (dataset as FolderDataset).get(0);
   assert.equal([image.width, image.height], [128, 96], 'shorter side 3 x the 32 px crop');
@@ -186,7 +214,10 @@ t('loader: byte views are the float views before normalisation, rounded, the sam
   const { mean, std } = MOCO_V2;
   const plane = 24 * 24;
   let worst = 0;
-  for (const [f, b] of [[floats.q, bytes.q], [floats.k, bytes.k]] as const) {
+  for (const [f, b] of [
+    [floats.q, bytes.q],
+    [floats.k, bytes.k],
+  ] as const) {
     for (let i = 0; i < f.length; i++) {
       const c = Math.floor(i / plane) % 3;
       // Rounding to a byte moves a value by at most half a step, 0.5 / 255 before normalising.
@@ -200,7 +231,10 @@ t('loader: byte views are the float views before normalisation, rounded, the sam
   } finally {
     await threaded.close();
   }
-  await rejectsWith(BatchLoader.create(ds, { batchSize: 4, size: 24, seed: 7, pixels: 'u8' as 'bytes' }), "pixels 'u8' must be 'floats' or 'bytes'");
+  await rejectsWith(
+    BatchLoader.create(ds, { batchSize: 4, size: 24, seed: 7, pixels: 'u8' as 'bytes' }),
+    "pixels 'u8' must be 'floats' or 'bytes'",
+  );
 });
 
 t('loader: shapes, epochs as permutations, and resume from the sampler state', async () => {
@@ -219,7 +253,10 @@ t('loader: shapes, epochs as permutations, and resume from the sampler state', a
   assert.is(new Set(seen).size, 20, 'no image twice within an epoch');
   assert.equal([batches[5].epoch, batches[5].position, batches[5].step], [1, 0, 5]);
   assert.not.equal(Array.from(batches[5].indices), Array.from(batches[0].indices), 'a new order each epoch');
-  assert.equal(Array.from(b0.labels), Array.from(b0.indices, (i) => ds.get(i).label));
+  assert.equal(
+    Array.from(b0.labels),
+    Array.from(b0.indices, (i) => ds.get(i).label),
+  );
   // Resume after batch 3 (state saved then) and get batches 3..6 again.
   const replay = await BatchLoader.create(ds, { batchSize: 4, size: 24, seed: 7 });
   for (let i = 0; i < 3; i++) await replay.next();
@@ -265,7 +302,11 @@ t('loader: sharding and bad sizes', async () => {
   const r1 = Array.from({ length: 6 }, (_, p) => [...s1.batch(0, p)]).flat();
   assert.is(new Set([...r0, ...r1]).size, 48, 'ranks see disjoint images');
   const ds = new SceneDataset({ size: 32, length: 10 });
-  await rejectsWith(BatchLoader.create(ds, { batchSize: 16, size: 16, seed: 0 }), 'batch size 16 is larger than the dataset', '10 images');
+  await rejectsWith(
+    BatchLoader.create(ds, { batchSize: 16, size: 16, seed: 0 }),
+    'batch size 16 is larger than the dataset',
+    '10 images',
+  );
 });
 
 t('loader: a corrupt image mid-epoch is replaced, counted and named, with workers too', async () => {
@@ -274,7 +315,13 @@ t('loader: a corrupt image mid-epoch is replaced, counted and named, with worker
   const bad = ds.files.indexOf(join('dogs', 'truncated.png'));
   for (const workers of [0, 2]) {
     const warnings: string[] = [];
-    const loader = await BatchLoader.create(ds, { batchSize: 7, size: 16, seed: 1, workers, onWarning: (m) => warnings.push(m) });
+    const loader = await BatchLoader.create(ds, {
+      batchSize: 7,
+      size: 16,
+      seed: 1,
+      workers,
+      onWarning: (m) => warnings.push(m),
+    });
     try {
       const b1 = await loader.next();
       const b2 = await loader.next();
@@ -287,7 +334,10 @@ t('loader: a corrupt image mid-epoch is replaced, counted and named, with worker
       assert.ok(skips[0].includes('truncated.png') && skips[0].includes('1 skipped so far'), skips[0]);
       // tiny.png (10x12) is smaller than the 16x16 views: said once.
       assert.is(warnings.filter((w) => w.includes('upscaled')).length, 1, warnings.join('\n'));
-      assert.ok(warnings.some((w) => w.includes('tiny.png, 10x12')), warnings.join('\n'));
+      assert.ok(
+        warnings.some((w) => w.includes('tiny.png, 10x12')),
+        warnings.join('\n'),
+      );
       assert.ok(b1.q.every(Number.isFinite) && b2.q.every(Number.isFinite));
     } finally {
       await loader.close();

@@ -31,17 +31,24 @@ function closeToRef(actual: ArrayLike<number>, expected: Float32Array, what: str
 }
 
 // Every kernel variant of the two DenseCL-only ops, forced in turn.
-const VARIANTS: [ContrastiveVariant, CorrespondenceVariant][] = [['tiled', 'tiled'], ['gemm', 'direct']];
+const VARIANTS: [ContrastiveVariant, CorrespondenceVariant][] = [
+  ['tiled', 'tiled'],
+  ['gemm', 'direct'],
+];
 
-for (const [lossVariant, corrVariant] of VARIANTS) t(`losses, correspondence, gradients, EMA, queues and BN statistics match (${lossVariant} loss, ${corrVariant} correspondence)`, async () => {
-  const rt = await gpu();
-  const restore = overrideKernels(rt.profile, { contrastive: lossVariant, correspondence: corrVariant });
-  try {
-    await checkStep();
-  } finally {
-    restore();
-  }
-});
+for (const [lossVariant, corrVariant] of VARIANTS)
+  t(
+    `losses, correspondence, gradients, EMA, queues and BN statistics match (${lossVariant} loss, ${corrVariant} correspondence)`,
+    async () => {
+      const rt = await gpu();
+      const restore = overrideKernels(rt.profile, { contrastive: lossVariant, correspondence: corrVariant });
+      try {
+        await checkStep();
+      } finally {
+        restore();
+      }
+    },
+  );
 
 async function checkStep(): Promise<void> {
   const fx = loadSafetensors(FIXTURE);
@@ -54,15 +61,30 @@ async function checkStep(): Promise<void> {
   const B = Number(m.batch);
   const S = Number(m.img);
   const trainer = new Trainer(runtime(), {
-    arch: 'resnet18', width: Number(m.width), smallStem: true, method: 'densecl', dim: Number(m.dim), batchSize: B, imgSize: S,
-    queueSize: Number(m.queue), tau: Number(m.tau), emaMomentum: Number(m.m), lambda: Number(m.lam), startIters: 0, bnGroups: Number(m.groups), seed: 0,
+    arch: 'resnet18',
+    width: Number(m.width),
+    smallStem: true,
+    method: 'densecl',
+    dim: Number(m.dim),
+    batchSize: B,
+    imgSize: S,
+    queueSize: Number(m.queue),
+    tau: Number(m.tau),
+    emaMomentum: Number(m.m),
+    lambda: Number(m.lam),
+    startIters: 0,
+    bnGroups: Number(m.groups),
+    seed: 0,
   });
   const model = trainer.model;
   const perm = Array.from(get('perm').data as Int32Array);
   const [xq, xk] = [f32(get('xq')), f32(get('xk'))];
   // Two steps first (eager, then captured), so the checked step is a replay of the captured one.
   for (let i = 0; i < 2; i++) await trainer.trainStep(xk, xq, { keyPermutation: perm, correspondence: true });
-  for (const [state, prefix] of [[model.query, 'q.'], [model.key, 'k.']] as const) {
+  for (const [state, prefix] of [
+    [model.query, 'q.'],
+    [model.key, 'k.'],
+  ] as const) {
     for (const name of state.params.tensors.keys()) state.params.write(name, f32(get(prefix + name)));
     for (const name of state.buffers.tensors.keys()) state.buffers.write(name, f32(get(prefix + name)));
   }
@@ -79,7 +101,10 @@ async function checkStep(): Promise<void> {
   for (const [name, g] of grads) closeToRef(g, f32(get('grad.' + name)), `gradient of ${name}`);
   const keyAfter = await model.key.params.readAll();
   for (const [name, v] of keyAfter) closeToRef(v, f32(get('k_after.' + name)), `key encoder ${name} after EMA`);
-  for (const [state, prefix] of [[model.query, 'q_after.'], [model.key, 'k_after.']] as const) {
+  for (const [state, prefix] of [
+    [model.query, 'q_after.'],
+    [model.key, 'k_after.'],
+  ] as const) {
     const bufs = await state.buffers.readAll();
     for (const [name, v] of bufs) closeToRef(v, f32(get(prefix + name)), `${prefix}${name}`);
   }

@@ -67,15 +67,26 @@ function localGroup(W: number): Communicator[] {
 }
 
 // Grouped BN (the same group of 2 images on either side) makes one process and two ranks equal.
-const TINY: Partial<TrainerOptions> = { batchSize: 8, bnGroups: 4, imgSize: 16, width: 1 / 16, dim: 8, queueSize: 16, seed: 3, lr: 0.3 };
+const TINY: Partial<TrainerOptions> = {
+  batchSize: 8,
+  bnGroups: 4,
+  imgSize: 16,
+  width: 1 / 16,
+  dim: 8,
+  queueSize: 16,
+  seed: 3,
+  lr: 0.3,
+};
 const per = 3 * 16 * 16;
 const jobBatch = (step: number, view: number) => randomArray(8 * per, 100 * step + view);
-const slice = (x: Float32Array, rank: number, W: number) => x.subarray((rank * 8 * per) / W, ((rank + 1) * 8 * per) / W);
+const slice = (x: Float32Array, rank: number, W: number) =>
+  x.subarray((rank * 8 * per) / W, ((rank + 1) * 8 * per) / W);
 
 async function stores(tr: Trainer): Promise<Map<string, Float32Array>> {
   const m = tr.model;
   const out = new Map<string, Float32Array>();
-  for (const s of [m.query.params, m.query.buffers, m.key.params, m.key.buffers, m.queues, tr.sgd.momentum]) out.set(s.label, new Float32Array(await s.flat.data()));
+  for (const s of [m.query.params, m.query.buffers, m.key.params, m.key.buffers, m.queues, tr.sgd.momentum])
+    out.set(s.label, new Float32Array(await s.flat.data()));
   return out;
 }
 
@@ -119,11 +130,26 @@ t('unshuffle puts gathered keys back in data order, for this rank and for the qu
   for (const rank of [0, 1]) {
     const k = unshuffle(gathered, perm, shapes, rank, n);
     const mine = [0, 1, 2].map((i) => rank * n + i);
-    assert.equal([...k.own.features], mine.flatMap((img) => [10 * img, 10 * img]));
-    assert.equal([...k.own.globalEmbedding], mine.map((img) => 10 * img + 1));
-    assert.equal([...k.own.denseGrid!], mine.flatMap((img) => [10 * img + 2, 10 * img + 2]));
-    assert.equal([...k.all.globalEmbedding], [0, 1, 2, 3, 4, 5].map((img) => 10 * img + 1));
-    assert.equal([...k.all.densePooled!], [0, 1, 2, 3, 4, 5].map((img) => 10 * img + 3));
+    assert.equal(
+      [...k.own.features],
+      mine.flatMap((img) => [10 * img, 10 * img]),
+    );
+    assert.equal(
+      [...k.own.globalEmbedding],
+      mine.map((img) => 10 * img + 1),
+    );
+    assert.equal(
+      [...k.own.denseGrid!],
+      mine.flatMap((img) => [10 * img + 2, 10 * img + 2]),
+    );
+    assert.equal(
+      [...k.all.globalEmbedding],
+      [0, 1, 2, 3, 4, 5].map((img) => 10 * img + 1),
+    );
+    assert.equal(
+      [...k.all.densePooled!],
+      [0, 1, 2, 3, 4, 5].map((img) => 10 * img + 3),
+    );
   }
 });
 
@@ -139,20 +165,27 @@ t('two ranks (in-memory) at batch 8 train the same weights, queues and BN statis
   const one = new Trainer(rt, TINY);
   const group = localGroup(2);
   // Small buckets: the gradient store is summed in several pieces.
-  const ranks = group.map((comm) => new Trainer(rt, { ...TINY, seed: 3 + comm.rank * 11 }, { comm, bucketBytes: 16 << 10 }));
+  const ranks = group.map(
+    (comm) => new Trainer(rt, { ...TINY, seed: 3 + comm.rank * 11 }, { comm, bucketBytes: 16 << 10 }),
+  );
   try {
     for (let step = 0; step < 3; step++) {
       const [q, k] = [jobBatch(step, 0), jobBatch(step, 1)];
       const want = await one.trainStep(q, k);
       const got = await Promise.all(ranks.map((tr, r) => tr.trainStep(slice(q, r, 2), slice(k, r, 2))));
-      for (const g of got) assert.ok(Math.abs(g.loss - want.loss) < 1e-4 * Math.abs(want.loss), `step ${step}: loss ${g.loss} vs ${want.loss}`);
+      for (const g of got)
+        assert.ok(
+          Math.abs(g.loss - want.loss) < 1e-4 * Math.abs(want.loss),
+          `step ${step}: loss ${g.loss} vs ${want.loss}`,
+        );
       assert.equal([...got[0].keyPermutation!], [...got[1].keyPermutation!], 'both ranks used the same permutation');
       assert.ok(got[0].sync!.buckets > 1);
     }
     // saveState is collective: it averages the BN running statistics over the ranks.
     await Promise.all(ranks.map((tr) => tr.saveState()));
     const [r0, r1] = [await stores(ranks[0]), await stores(ranks[1])];
-    for (const [label, v] of r0) assert.ok(Buffer.from(v.buffer).equals(Buffer.from(r1.get(label)!.buffer)), `${label} differs between the ranks`);
+    for (const [label, v] of r0)
+      assert.ok(Buffer.from(v.buffer).equals(Buffer.from(r1.get(label)!.buffer)), `${label} differs between the ranks`);
     compareStores(r0, await stores(one), 'rank 0');
     assert.is(ranks[0].model.ptr, one.model.ptr);
   } finally {
@@ -162,7 +195,10 @@ t('two ranks (in-memory) at batch 8 train the same weights, queues and BN statis
 
 t('batch and BN groups must divide among the ranks', () => {
   const comm = localGroup(3)[0];
-  assert.throws(() => new Trainer(runtime(), TINY, { comm }), /batchSize 8 and bnGroups 4 must both be divisible by the 3 processes/);
+  assert.throws(
+    () => new Trainer(runtime(), TINY, { comm }),
+    /batchSize 8 and bnGroups 4 must both be divisible by the 3 processes/,
+  );
 });
 
 t('without a launcher: --world-size 2 says what to install and how to start the job; 1 is this process', async () => {
@@ -179,29 +215,41 @@ const JOB_LIMIT_MS = 300_000;
 
 const tensorsOf = (path: string) => decodeSafetensors(readFileSync(path), path).tensors;
 
-t('mpirun -np 2 at batch 8 gives the weights of one process at batch 8; both ranks hold the same permutations', async () => {
-  if (skipWithoutMpi('data-parallel equality under mpirun', program)) return;
-  const dir = mkdtempSync(join(tmpdir(), 'densecl-dp-'));
-  try {
-    for (const np of [1, 2]) {
-      const r = await mpirun(np, program, ['steps', join(dir, `np${np}`)], JOB_LIMIT_MS);
-      assert.is(r.code, 0, `mpirun -np ${np} failed (killed: ${r.killed}): ${r.stdout}\n${r.stderr.slice(-3000)}`);
+t(
+  'mpirun -np 2 at batch 8 gives the weights of one process at batch 8; both ranks hold the same permutations',
+  async () => {
+    if (skipWithoutMpi('data-parallel equality under mpirun', program)) return;
+    const dir = mkdtempSync(join(tmpdir(), 'densecl-dp-'));
+    try {
+      for (const np of [1, 2]) {
+        const r = await mpirun(np, program, ['steps', join(dir, `np${np}`)], JOB_LIMIT_MS);
+        assert.is(r.code, 0, `mpirun -np ${np} failed (killed: ${r.killed}): ${r.stdout}\n${r.stderr.slice(-3000)}`);
+      }
+      const [one, two] = [
+        tensorsOf(join(dir, 'np1', 'state.safetensors')),
+        tensorsOf(join(dir, 'np2', 'state.safetensors')),
+      ];
+      let compared = 0;
+      for (const [name, want] of one) {
+        if (name.startsWith('optimizer.')) continue;
+        assertNoise(two.get(name)!.data as Float32Array, want.data as Float32Array, name);
+        compared++;
+      }
+      assert.ok(
+        compared > 50 && two.has('queue2') && two.has('encoder_k.backbone.conv1.weight'),
+        `compared ${compared} tensors`,
+      );
+      const perms = [0, 1].map((r) => readFileSync(join(dir, 'np2', `permutations.${r}.json`), 'utf8'));
+      assert.is(perms[0], perms[1], 'rank 0 and rank 1 used the same shuffle permutations');
+      assert.equal(
+        (JSON.parse(perms[0]) as number[][]).map((p) => [...p].sort((a, b) => a - b)),
+        [0, 1, 2].map(() => [0, 1, 2, 3, 4, 5, 6, 7]),
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
-    const [one, two] = [tensorsOf(join(dir, 'np1', 'state.safetensors')), tensorsOf(join(dir, 'np2', 'state.safetensors'))];
-    let compared = 0;
-    for (const [name, want] of one) {
-      if (name.startsWith('optimizer.')) continue;
-      assertNoise(two.get(name)!.data as Float32Array, want.data as Float32Array, name);
-      compared++;
-    }
-    assert.ok(compared > 50 && two.has('queue2') && two.has('encoder_k.backbone.conv1.weight'), `compared ${compared} tensors`);
-    const perms = [0, 1].map((r) => readFileSync(join(dir, 'np2', `permutations.${r}.json`), 'utf8'));
-    assert.is(perms[0], perms[1], 'rank 0 and rank 1 used the same shuffle permutations');
-    assert.equal((JSON.parse(perms[0]) as number[][]).map((p) => [...p].sort((a, b) => a - b)), [0, 1, 2].map(() => [0, 1, 2, 3, 4, 5, 6, 7]));
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-});
+  },
+);
 
 t('killing rank 1 mid-run ends the mpirun job non-zero; the last checkpoint loads', async () => {
   if (skipWithoutMpi('killed rank under mpirun', program)) return;
@@ -246,7 +294,10 @@ t('a run of 2 ranks resumed by 1 process continues the 1-process run', async () 
     const saved = resumeOptions(join(dir, 'two'), { stopAfter: 2 });
     await pretrain(saved, runtime()); // steps 2..3 in this process
     await pretrain({ ...saved, resume: '', stopAfter: 4, out: join(dir, 'one') }, runtime());
-    const [a, b] = [tensorsOf(join(dir, 'two', 'checkpoint.safetensors')), tensorsOf(join(dir, 'one', 'checkpoint.safetensors'))];
+    const [a, b] = [
+      tensorsOf(join(dir, 'two', 'checkpoint.safetensors')),
+      tensorsOf(join(dir, 'one', 'checkpoint.safetensors')),
+    ];
     for (const [name, want] of b) assertNoise(a.get(name)!.data as Float32Array, want.data as Float32Array, name);
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -268,7 +319,10 @@ t('an error on one rank ends the whole job non-zero with the message of that ran
 
 /** The pid of the rank-th process that mpirun started (Open MPI sets OMPI_COMM_WORLD_RANK in each). */
 function rankPid(mpirunPid: number, rank: number): number | null {
-  const children = spawnSync('pgrep', ['-P', String(mpirunPid)], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean).map(Number);
+  const children = spawnSync('pgrep', ['-P', String(mpirunPid)], { encoding: 'utf8' })
+    .stdout.split('\n')
+    .filter(Boolean)
+    .map(Number);
   for (const pid of children) {
     try {
       const env = readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0');

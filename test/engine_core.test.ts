@@ -1,7 +1,28 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { gpu, assertClose, randomArray, gradCheck } from './helpers.js';
-import { tensor, add, sub, mul, div, exp, log, sqrt, relu, neg, sum, mean, max, matmul, reshape, permute, backward, scope, noGrad, zeros } from '../engine/index.js';
+import {
+  tensor,
+  add,
+  sub,
+  mul,
+  div,
+  exp,
+  log,
+  sqrt,
+  relu,
+  neg,
+  sum,
+  mean,
+  max,
+  matmul,
+  reshape,
+  permute,
+  backward,
+  scope,
+  noGrad,
+  zeros,
+} from '../engine/index.js';
 
 const t = suite('engine core');
 t.before(async () => {
@@ -31,7 +52,8 @@ t('matmul matches a CPU loop on odd sizes', async () => {
   const b = randomArray(K * N, 4);
   const c = await matmul(tensor(a, [M, K]), tensor(b, [K, N])).data();
   const ref = new Float32Array(M * N);
-  for (let i = 0; i < M; i++) for (let j = 0; j < N; j++) for (let k = 0; k < K; k++) ref[i * N + j] += a[i * K + k] * b[k * N + j];
+  for (let i = 0; i < M; i++)
+    for (let j = 0; j < N; j++) for (let k = 0; k < K; k++) ref[i * N + j] += a[i * K + k] * b[k * N + j];
   assertClose(c, ref, 1e-4, 1e-5);
 });
 
@@ -50,7 +72,14 @@ t('gradients: pointwise, reductions, matmul', async () => {
   await gradCheck((a) => max(a, 1), [x], { what: 'max' });
   await gradCheck((a) => permute(reshape(a, [1, 2, 3]), [2, 0, 1]), [x], { what: 'permute' });
   await gradCheck((a, b) => matmul(a, b), [x, { data: randomArray(12, 8), shape: [3, 4] }], { what: 'matmul' });
-  await gradCheck((a, b) => matmul(a, b), [{ data: randomArray(24, 9), shape: [2, 3, 4] }, { data: randomArray(16, 10), shape: [2, 4, 2] }], { what: 'batched matmul' });
+  await gradCheck(
+    (a, b) => matmul(a, b),
+    [
+      { data: randomArray(24, 9), shape: [2, 3, 4] },
+      { data: randomArray(16, 10), shape: [2, 4, 2] },
+    ],
+    { what: 'batched matmul' },
+  );
 });
 
 t('a leaf used twice gets the sum of both paths', async () => {

@@ -4,7 +4,23 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { gpu, runtime } from './helpers.js';
 import {
-  tensor, zeros, add, mul, exp, matmul, sum, backward, concat, slice, gather, indexSelect, crossEntropy, l2Normalize, logSoftmax, toFloat, Tensor,
+  tensor,
+  zeros,
+  add,
+  mul,
+  exp,
+  matmul,
+  sum,
+  backward,
+  concat,
+  slice,
+  gather,
+  indexSelect,
+  crossEntropy,
+  l2Normalize,
+  logSoftmax,
+  toFloat,
+  type Tensor,
 } from '../engine/index.js';
 
 const t = suite('error messages');

@@ -60,12 +60,14 @@ function separable(count: number, classes: number, C: number, side: number, seed
       const k = (labels[i] + (cell % 2)) % classes; // two classes per image, in a checker of cells
       for (let c = 0; c < C; c++) maps[(i * C + c) * plane + cell] = (c === k ? 2 : 0) + 0.3 * rng.normal();
       const [cy, cx] = [Math.floor(cell / side), cell % side];
-      for (let y = 0; y < 4; y++) for (let x = 0; x < 4; x++) labelMaps[i * size * size + (cy * 4 + y) * size + cx * 4 + x] = k;
+      for (let y = 0; y < 4; y++)
+        for (let x = 0; x < 4; x++) labelMaps[i * size * size + (cy * 4 + y) * size + cx * 4 + x] = k;
     }
     labelMaps[i * size * size] = 255; // an ignored pixel
   }
   const pooled = new Float32Array(count * C);
-  for (let i = 0; i < count; i++) for (let c = 0; c < C; c++) pooled[i * C + c] = maps[(i * C + c) * plane] * 2 - maps[(i * C + c) * plane + 1];
+  for (let i = 0; i < count; i++)
+    for (let c = 0; c < C; c++) pooled[i * C + c] = maps[(i * C + c) * plane] * 2 - maps[(i * C + c) * plane + 1];
   return { count, channels: C, side, pooled, maps, labels, labelMaps, size };
 }
 
@@ -76,7 +78,12 @@ t('the probes learn what is plainly in the features', async () => {
   const lin = await linearProbe(rt, train, val, 4, { ...LINEAR_PROBE_DEFAULTS, epochs: 30, batchSize: 32 });
   assert.ok(lin.top1 >= 0.95, `linear probe on separable features: top-1 ${lin.top1}`);
   assert.ok(lin.losses[lin.losses.length - 1] < lin.losses[0], 'the probe loss falls');
-  const seg = await segProbe(rt, train, val, 4, { ...SEG_PROBE_DEFAULTS, epochs: 8, batchSize: 16, keepPredictions: 2 });
+  const seg = await segProbe(rt, train, val, 4, {
+    ...SEG_PROBE_DEFAULTS,
+    epochs: 8,
+    batchSize: 16,
+    keepPredictions: 2,
+  });
   assert.ok(seg.mIoU >= 0.6, `segmentation probe on separable maps: mIoU ${seg.mIoU}`);
   assert.is(seg.predictions.length, 2 * 8 * 8);
 });
@@ -84,10 +91,16 @@ t('the probes learn what is plainly in the features', async () => {
 t('eval linear and eval seg run end to end on the built-in scenes', async () => {
   const rt = runtime();
   const common = { ...tiny, backbone, imgSize: 16, trainImages: 32, valImages: 16, featureBatch: 16, quiet: true };
-  const lin = await evalLinear({ ...EVAL_LINEAR_DEFAULTS, ...common, epochs: 3, batchSize: 16, out: join(root, 'lin') }, rt);
+  const lin = await evalLinear(
+    { ...EVAL_LINEAR_DEFAULTS, ...common, epochs: 3, batchSize: 16, out: join(root, 'lin') },
+    rt,
+  );
   assert.ok(lin.top1 >= 0 && lin.top1 <= 1 && lin.losses.every(Number.isFinite), `top-1 ${lin.top1}`);
   assert.ok(existsSync(join(root, 'lin', 'results.md')));
-  const seg = await evalSeg({ ...EVAL_SEG_DEFAULTS, ...common, epochs: 2, batchSize: 8, pictureImages: 3, out: join(root, 'seg') }, rt);
+  const seg = await evalSeg(
+    { ...EVAL_SEG_DEFAULTS, ...common, epochs: 2, batchSize: 8, pictureImages: 3, out: join(root, 'seg') },
+    rt,
+  );
   assert.ok(seg.mIoU > 0 && seg.mIoU <= 1, `mIoU ${seg.mIoU}`);
   assert.is(seg.iou.length, 9, 'background and the 8 scene classes');
   const meta = await sharp(seg.picture).metadata();
@@ -99,9 +112,18 @@ t('eval linear and eval seg run end to end on the built-in scenes', async () => 
 t('both evaluations refuse a backbone of another architecture', async () => {
   const rt = runtime();
   const wrong = { ...tiny, width: 1 / 8, backbone, imgSize: 16, trainImages: 8, valImages: 8, quiet: true };
-  await rejects(() => evalLinear({ ...EVAL_LINEAR_DEFAULTS, ...wrong, out: join(root, 'x') }, rt), /does not match resnet18 \(width 0\.125, small stem\): 'conv1\.weight' is F32\[4, 3, 3, 3\], the model needs F32\[8, 3, 3, 3\]/);
-  await rejects(() => evalSeg({ ...EVAL_SEG_DEFAULTS, ...wrong, out: join(root, 'x') }, rt), /does not match resnet18 \(width 0\.125/);
-  await rejects(() => evalSeg({ ...EVAL_SEG_DEFAULTS, ...wrong, width: 1 / 16, smallStem: false, out: join(root, 'x') }, rt), /'conv1\.weight' is F32\[4, 3, 3, 3\], the model needs F32\[4, 3, 7, 7\]/);
+  await rejects(
+    () => evalLinear({ ...EVAL_LINEAR_DEFAULTS, ...wrong, out: join(root, 'x') }, rt),
+    /does not match resnet18 \(width 0\.125, small stem\): 'conv1\.weight' is F32\[4, 3, 3, 3\], the model needs F32\[8, 3, 3, 3\]/,
+  );
+  await rejects(
+    () => evalSeg({ ...EVAL_SEG_DEFAULTS, ...wrong, out: join(root, 'x') }, rt),
+    /does not match resnet18 \(width 0\.125/,
+  );
+  await rejects(
+    () => evalSeg({ ...EVAL_SEG_DEFAULTS, ...wrong, width: 1 / 16, smallStem: false, out: join(root, 'x') }, rt),
+    /'conv1\.weight' is F32\[4, 3, 3, 3\], the model needs F32\[4, 3, 7, 7\]/,
+  );
 });
 
 // A palette PNG written by hand: sharp cannot write chosen palette indices. Bit depth 2 and
@@ -139,9 +161,16 @@ function palettePng(width: number, height: number, indices: number[], bitDepth: 
     const row = Buffer.alloc(stride + 1);
     row[0] = filter;
     for (let i = 0; i < stride; i++) {
-      const a = i > 0 ? raw[i - 1] : 0, b = prev[i], c = i > 0 ? prev[i - 1] : 0;
+      const a = i > 0 ? raw[i - 1] : 0,
+        b = prev[i],
+        c = i > 0 ? prev[i - 1] : 0;
       const p = a + b - c;
-      const paeth = Math.abs(p - a) <= Math.abs(p - b) && Math.abs(p - a) <= Math.abs(p - c) ? a : Math.abs(p - b) <= Math.abs(p - c) ? b : c;
+      const paeth =
+        Math.abs(p - a) <= Math.abs(p - b) && Math.abs(p - a) <= Math.abs(p - c)
+          ? a
+          : Math.abs(p - b) <= Math.abs(p - c)
+            ? b
+            : c;
       const pred = [0, a, b, (a + b) >> 1, paeth][filter];
       row[i + 1] = (raw[i] - pred) & 255;
     }
@@ -155,30 +184,53 @@ function palettePng(width: number, height: number, indices: number[], bitDepth: 
   ihdr[9] = 3;
   // A palette whose colours are not the indices: reading colours would give other numbers.
   const plte = Buffer.from(Array.from({ length: 256 * 3 }, (_, i) => (i * 37 + 11) & 255));
-  return Buffer.concat([Buffer.from([137, 80, 78, 71, 13, 10, 26, 10]), chunk('IHDR', ihdr), chunk('PLTE', plte), chunk('IDAT', deflateSync(Buffer.concat(rows))), chunk('IEND', Buffer.alloc(0))]);
+  return Buffer.concat([
+    Buffer.from([137, 80, 78, 71, 13, 10, 26, 10]),
+    chunk('IHDR', ihdr),
+    chunk('PLTE', plte),
+    chunk('IDAT', deflateSync(Buffer.concat(rows))),
+    chunk('IEND', Buffer.alloc(0)),
+  ]);
 }
 
 t('label-map PNGs: palette indices (2 and 8 bits, all row filters) and grayscale read as classes', async () => {
-  const w = 13, h = 7;
-  const idx8 = Array.from({ length: w * h }, (_, i) => (i * 7) % 21 === 20 ? 255 : (i * 7) % 21);
+  const w = 13,
+    h = 7;
+  const idx8 = Array.from({ length: w * h }, (_, i) => ((i * 7) % 21 === 20 ? 255 : (i * 7) % 21));
   assert.equal([...decodeIndexPng(palettePng(w, h, idx8, 8), 'p8.png').data], idx8);
   const idx2 = Array.from({ length: w * h }, (_, i) => (i * 5 + (i >> 3)) % 4);
   assert.equal([...decodeIndexPng(palettePng(w, h, idx2, 2), 'p2.png').data], idx2);
   const gray = Buffer.from(Array.from({ length: w * h }, (_, i) => (i % 3 === 0 ? 255 : i % 21)));
-  const png = await sharp(gray, { raw: { width: w, height: h, channels: 1 } }).toColourspace('b-w').png().toBuffer();
+  const png = await sharp(gray, { raw: { width: w, height: h, channels: 1 } })
+    .toColourspace('b-w')
+    .png()
+    .toBuffer();
   assert.equal([...decodeIndexPng(png, 'g.png').data], [...gray]);
-  const rgb = await sharp(Buffer.alloc(w * h * 3, 9), { raw: { width: w, height: h, channels: 3 } }).png().toBuffer();
-  assert.throws(() => decodeIndexPng(rgb, 'rgb.png'), /rgb\.png is a RGB PNG; a label map must be a palette or grayscale PNG/);
+  const rgb = await sharp(Buffer.alloc(w * h * 3, 9), { raw: { width: w, height: h, channels: 3 } })
+    .png()
+    .toBuffer();
+  assert.throws(
+    () => decodeIndexPng(rgb, 'rgb.png'),
+    /rgb\.png is a RGB PNG; a label map must be a palette or grayscale PNG/,
+  );
 });
 
 async function makeVoc(dir: string, ids: { train: string[]; val: string[] }): Promise<void> {
-  for (const sub of ['JPEGImages', 'SegmentationClass', 'ImageSets/Segmentation']) mkdirSync(join(dir, sub), { recursive: true });
+  for (const sub of ['JPEGImages', 'SegmentationClass', 'ImageSets/Segmentation'])
+    mkdirSync(join(dir, sub), { recursive: true });
   const all = [...ids.train, ...ids.val];
   for (let n = 0; n < all.length; n++) {
     const [w, h] = [20, 16];
     const img = Buffer.from(Array.from({ length: w * h * 3 }, (_, i) => (i * (n + 3)) & 255));
-    writeFileSync(join(dir, 'JPEGImages', `${all[n]}.jpg`), await sharp(img, { raw: { width: w, height: h, channels: 3 } }).jpeg().toBuffer());
-    const labels = Array.from({ length: w * h }, (_, i) => (i % w < 2 ? 255 : ((i % w) >> 2) % 3 === 0 ? 0 : n % 2 ? 15 : 7));
+    writeFileSync(
+      join(dir, 'JPEGImages', `${all[n]}.jpg`),
+      await sharp(img, { raw: { width: w, height: h, channels: 3 } })
+        .jpeg()
+        .toBuffer(),
+    );
+    const labels = Array.from({ length: w * h }, (_, i) =>
+      i % w < 2 ? 255 : ((i % w) >> 2) % 3 === 0 ? 0 : n % 2 ? 15 : 7,
+    );
     writeFileSync(join(dir, 'SegmentationClass', `${all[n]}.png`), palettePng(w, h, labels, 8));
   }
   writeFileSync(join(dir, 'ImageSets/Segmentation/train.txt'), ids.train.join('\n') + '\n');
@@ -188,22 +240,59 @@ async function makeVoc(dir: string, ids: { train: string[]; val: string[] }): Pr
 t('VOC layout: label maps read as indices; eval seg runs; missing or mismatched maps are named', async () => {
   const voc = join(root, 'voc');
   await makeVoc(voc, { train: ['2007_000001', '2007_000002', '2007_000003'], val: ['2007_000004', '2007_000005'] });
-  const opts = { data: voc, imgSize: 16, trainImages: 0, valImages: 0, dataSeed: 0, fashionMnistDir: '', numClasses: 0 };
+  const opts = {
+    data: voc,
+    imgSize: 16,
+    trainImages: 0,
+    valImages: 0,
+    dataSeed: 0,
+    fashionMnistDir: '',
+    numClasses: 0,
+  };
   const data = await openSegmentationData(opts);
   assert.is(data.classNames.length, 21);
   const s = await data.train.get(1);
   assert.is(s.labelMap![0], 255);
   assert.is(s.labelMap![2], 0);
   assert.is(s.labelMap![4], 15, 'palette index 15 (person), not its colour');
-  const r = await evalSeg({ ...EVAL_SEG_DEFAULTS, ...tiny, backbone, data: voc, imgSize: 16, epochs: 2, batchSize: 2, pictureImages: 2, quiet: true, out: join(root, 'voc-out') }, runtime());
-  assert.ok(r.iou.length === 21 && r.iou[0] !== null && r.iou[15] !== null && Number.isFinite(r.mIoU), 'background and the classes present are scored');
-  await rejects(() => openSegmentationData({ ...opts, numClasses: 10 }).then((d) => d.train.get(1)), /SegmentationClass\/2007_000002\.png has class 15 at pixel 4, outside 0\.\.9/);
+  const r = await evalSeg(
+    {
+      ...EVAL_SEG_DEFAULTS,
+      ...tiny,
+      backbone,
+      data: voc,
+      imgSize: 16,
+      epochs: 2,
+      batchSize: 2,
+      pictureImages: 2,
+      quiet: true,
+      out: join(root, 'voc-out'),
+    },
+    runtime(),
+  );
+  assert.ok(
+    r.iou.length === 21 && r.iou[0] !== null && r.iou[15] !== null && Number.isFinite(r.mIoU),
+    'background and the classes present are scored',
+  );
+  await rejects(
+    () => openSegmentationData({ ...opts, numClasses: 10 }).then((d) => d.train.get(1)),
+    /SegmentationClass\/2007_000002\.png has class 15 at pixel 4, outside 0\.\.9/,
+  );
 
   unlinkSync(join(voc, 'SegmentationClass', '2007_000003.png'));
-  await rejects(() => openSegmentationData(opts), /label map .*SegmentationClass\/2007_000003\.png is missing for image .*JPEGImages\/2007_000003\.jpg/);
+  await rejects(
+    () => openSegmentationData(opts),
+    /label map .*SegmentationClass\/2007_000003\.png is missing for image .*JPEGImages\/2007_000003\.jpg/,
+  );
   writeFileSync(join(voc, 'SegmentationClass', '2007_000003.png'), palettePng(20, 15, new Array(300).fill(1), 8));
-  await rejects(() => openSegmentationData(opts), /label map .*2007_000003\.png is 20x15 but its image .*2007_000003\.jpg is 20x16/);
-  await rejects(() => openSegmentationData({ ...opts, data: join(root, 'nothing') }), /does not exist; expected the PASCAL VOC layout/);
+  await rejects(
+    () => openSegmentationData(opts),
+    /label map .*2007_000003\.png is 20x15 but its image .*2007_000003\.jpg is 20x16/,
+  );
+  await rejects(
+    () => openSegmentationData({ ...opts, data: join(root, 'nothing') }),
+    /does not exist; expected the PASCAL VOC layout/,
+  );
 });
 
 t('class folders: every 5th image of each class is held out', async () => {
@@ -212,10 +301,23 @@ t('class folders: every 5th image of each class is held out', async () => {
     mkdirSync(join(dir, cls), { recursive: true });
     for (let i = 0; i < 5; i++) {
       const px = Buffer.alloc(12 * 10 * 3, cls === 'cats' ? 40 * i : 255 - 40 * i);
-      writeFileSync(join(dir, cls, `${i}.png`), await sharp(px, { raw: { width: 12, height: 10, channels: 3 } }).png().toBuffer());
+      writeFileSync(
+        join(dir, cls, `${i}.png`),
+        await sharp(px, { raw: { width: 12, height: 10, channels: 3 } })
+          .png()
+          .toBuffer(),
+      );
     }
   }
-  const data = await openClassificationData({ data: dir, imgSize: 8, trainImages: 0, valImages: 0, dataSeed: 0, fashionMnistDir: '', numClasses: 0 });
+  const data = await openClassificationData({
+    data: dir,
+    imgSize: 8,
+    trainImages: 0,
+    valImages: 0,
+    dataSeed: 0,
+    fashionMnistDir: '',
+    numClasses: 0,
+  });
   assert.equal(data.classNames, ['cats', 'dogs']);
   assert.equal([data.train.length, data.val.length], [8, 2]);
   assert.equal([(await data.val.get(0)).label, (await data.val.get(1)).label], [0, 1]);
@@ -245,27 +347,54 @@ t('Fashion-MNIST: IDX files (plain and gzipped) become RGB images with labels; m
   assert.throws(() => parseIdx(Buffer.from([1, 2, 3, 4]), 'x.idx'), /x\.idx is not an IDX file/);
   // The held-out split (t10k) is missing: the message names the expected file and the fix.
   await rejects(
-    () => openClassificationData({ data: 'fashion-mnist', imgSize: 16, trainImages: 0, valImages: 0, dataSeed: 0, fashionMnistDir: dir, numClasses: 0 }),
+    () =>
+      openClassificationData({
+        data: 'fashion-mnist',
+        imgSize: 16,
+        trainImages: 0,
+        valImages: 0,
+        dataSeed: 0,
+        fashionMnistDir: dir,
+        numClasses: 0,
+      }),
     /Fashion-MNIST t10k files not found: expected .*fmnist\/t10k-images-idx3-ubyte\[\.gz\].*apt-get install dataset-fashion-mnist/,
   );
   writeFileSync(join(dir, 't10k-images-idx3-ubyte'), idx([2, 28, 28], pixels.slice(0, 2 * 784), false));
   writeFileSync(join(dir, 't10k-labels-idx1-ubyte'), idx([2], [0, 9], false));
-  const data = await openClassificationData({ data: 'fashion-mnist', imgSize: 16, trainImages: 0, valImages: 0, dataSeed: 0, fashionMnistDir: dir, numClasses: 0 });
+  const data = await openClassificationData({
+    data: 'fashion-mnist',
+    imgSize: 16,
+    trainImages: 0,
+    valImages: 0,
+    dataSeed: 0,
+    fashionMnistDir: dir,
+    numClasses: 0,
+  });
   const s = await data.val.get(1);
   assert.equal([s.image.width, s.image.height, s.label], [28, 28, 9]);
-  assert.equal([s.image.data[0], s.image.data[1], s.image.data[2]], [pixels[784], pixels[784], pixels[784]], 'gray replicated to RGB');
+  assert.equal(
+    [s.image.data[0], s.image.data[1], s.image.data[2]],
+    [pixels[784], pixels[784], pixels[784]],
+    'gray replicated to RGB',
+  );
 });
 
 t('replicate: --preset gpu fills what the flags leave; kept runs of other settings are refused', async () => {
   const o = replicateOptions({ ...REPLICATE_DEFAULTS, preset: 'gpu', epochs: 6 }, new Set(['preset', 'epochs']));
   assert.equal([o.epochs, o.width, o.seeds, o.imgSize], [6, 0.5, 3, 64]);
-  assert.throws(() => replicateOptions({ ...REPLICATE_DEFAULTS, preset: 'tpu' }, new Set()), /--preset must be cpu or gpu/);
+  assert.throws(
+    () => replicateOptions({ ...REPLICATE_DEFAULTS, preset: 'tpu' }, new Set()),
+    /--preset must be cpu or gpu/,
+  );
   const out = join(root, 'rep');
   mkdirSync(join(out, 'seed0', 'random'), { recursive: true });
   const small = { ...REPLICATE_DEFAULTS, seeds: 1, evalTrainImages: 4, evalValImages: 4, out };
   const { preset: _p, seeds: _s, workers: _w, out: _o, ...settings } = { ...small, epochs: 1 };
   writeFileSync(join(out, 'seed0', 'random', 'result.json'), JSON.stringify({ method: 'random', seed: 0, settings }));
-  await rejects(() => replicate({ ...small, epochs: 2 }, runtime()), /result\.json was made with other settings \(epochs 1 there, 2 now\)/);
+  await rejects(
+    () => replicate({ ...small, epochs: 2 }, runtime()),
+    /result\.json was made with other settings \(epochs 1 there, 2 now\)/,
+  );
 });
 
 t.run();

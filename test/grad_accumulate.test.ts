@@ -4,7 +4,7 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { gpu, runtime, assertClose, randomArray } from './helpers.js';
-import { tensor, backward, conv2d, linear, mul, sum, Tensor } from '../engine/index.js';
+import { tensor, backward, conv2d, linear, mul, sum, type Tensor } from '../engine/index.js';
 import { overrideKernels } from '../engine/device-profile.js';
 
 const t = suite('gradients accumulated in the producing kernel');
@@ -15,7 +15,13 @@ t.before(async () => {
 const size = (shape: number[]) => shape.reduce((a, b) => a * b, 1);
 
 /** The .grad of each parameter after one backward of sum(u * f(x, params)), starting from `preset` (or none). */
-async function gradsOf(f: (x: Tensor, ps: Tensor[]) => Tensor, xShape: number[], pShapes: number[][], preset: Float32Array[] | null, ops: string[] = []): Promise<Float32Array[]> {
+async function gradsOf(
+  f: (x: Tensor, ps: Tensor[]) => Tensor,
+  xShape: number[],
+  pShapes: number[][],
+  preset: Float32Array[] | null,
+  ops: string[] = [],
+): Promise<Float32Array[]> {
   const x = tensor(randomArray(size(xShape), 1), xShape);
   const ps = pShapes.map((s, i) => tensor(randomArray(size(s), 2 + i), s).requireGrad());
   if (preset) ps.forEach((p, i) => (p.grad = tensor(preset[i], p.shape)));
@@ -35,14 +41,36 @@ async function gradsOf(f: (x: Tensor, ps: Tensor[]) => Tensor, xShape: number[],
 }
 
 /** `folded`: how many parameters must get their gradient added by the kernel that computes it. */
-async function check(what: string, f: (x: Tensor, ps: Tensor[]) => Tensor, xShape: number[], pShapes: number[][], folded: number): Promise<void> {
+async function check(
+  what: string,
+  f: (x: Tensor, ps: Tensor[]) => Tensor,
+  xShape: number[],
+  pShapes: number[][],
+  folded: number,
+): Promise<void> {
   const fresh = await gradsOf(f, xShape, pShapes, null);
   const preset = pShapes.map((s, i) => randomArray(size(s), 50 + i));
   const ops: string[] = [];
   const acc = await gradsOf(f, xShape, pShapes, preset, ops);
-  assert.is(ops.filter((o) => o.includes('ACCUMULATE=true')).length, folded, `${what}: gradients added by their kernels (${ops.join('; ')})`);
-  assert.is(ops.filter((o) => o.startsWith('grad.accumulate')).length, pShapes.length - folded, `${what}: separate accumulations`);
-  acc.forEach((g, i) => assertClose(g, fresh[i].map((v, j) => Math.fround(v + preset[i][j])), 0, 0, `${what}: parameter ${i}`));
+  assert.is(
+    ops.filter((o) => o.includes('ACCUMULATE=true')).length,
+    folded,
+    `${what}: gradients added by their kernels (${ops.join('; ')})`,
+  );
+  assert.is(
+    ops.filter((o) => o.startsWith('grad.accumulate')).length,
+    pShapes.length - folded,
+    `${what}: separate accumulations`,
+  );
+  acc.forEach((g, i) =>
+    assertClose(
+      g,
+      fresh[i].map((v, j) => Math.fround(v + preset[i][j])),
+      0,
+      0,
+      `${what}: parameter ${i}`,
+    ),
+  );
 }
 
 const conv3x3 = (x: Tensor, [w, b]: Tensor[]) => conv2d(x, w, b, { padding: 1 });

@@ -1,6 +1,17 @@
 // Shared by the tests: one GPU runtime, closeness checks and a finite-difference gradient check.
 import * as assert from 'uvu/assert';
-import { init, runtime, setRuntime, scope, backward, noGrad, tensor, Tensor, Runtime, Rng } from '../engine/index.js';
+import {
+  init,
+  runtime,
+  setRuntime,
+  scope,
+  backward,
+  noGrad,
+  tensor,
+  type Tensor,
+  type Runtime,
+  Rng,
+} from '../engine/index.js';
 
 let ready: Promise<Runtime> | null = null;
 
@@ -14,7 +25,13 @@ export function gpu(): Promise<Runtime> {
 
 export { runtime };
 
-export function assertClose(actual: ArrayLike<number>, expected: ArrayLike<number>, rtol = 1e-4, atol = 1e-5, what = 'values'): void {
+export function assertClose(
+  actual: ArrayLike<number>,
+  expected: ArrayLike<number>,
+  rtol = 1e-4,
+  atol = 1e-5,
+  what = 'values',
+): void {
   assert.is(actual.length, expected.length, `${what}: length ${actual.length} vs ${expected.length}`);
   let worst = -1;
   let worstErr = 0;
@@ -26,7 +43,9 @@ export function assertClose(actual: ArrayLike<number>, expected: ArrayLike<numbe
     }
   }
   if (worst >= 0) {
-    assert.unreachable(`${what}: element ${worst} is ${actual[worst]}, expected ${expected[worst]} (rtol ${rtol}, atol ${atol})`);
+    assert.unreachable(
+      `${what}: element ${worst} is ${actual[worst]}, expected ${expected[worst]} (rtol ${rtol}, atol ${atol})`,
+    );
   }
 }
 

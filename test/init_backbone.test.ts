@@ -21,8 +21,17 @@ const root = mkdtempSync(join(tmpdir(), 'densecl-init-'));
 
 const tiny = (out: string, extra: Partial<PretrainOptions> = {}): PretrainOptions => ({
   ...PRETRAIN_PRESETS.tiny.options,
-  width: 1 / 16, imgSize: 16, batchSize: 8, bnGroups: 2, queueSize: 16, dim: 16, builtinImages: 16,
-  epochs: 1, workers: 0, checkpointEvery: 2, out,
+  width: 1 / 16,
+  imgSize: 16,
+  batchSize: 8,
+  bnGroups: 2,
+  queueSize: 16,
+  dim: 16,
+  builtinImages: 16,
+  epochs: 1,
+  workers: 0,
+  checkpointEvery: 2,
+  out,
   ...extra,
 });
 
@@ -34,7 +43,7 @@ t.before(async () => {
   exported = exportRun(join(root, 'source'), 'torchvision');
 });
 
-t('an exported backbone starts both encoders exactly; heads are a fresh run\'s', async () => {
+t("an exported backbone starts both encoders exactly; heads are a fresh run's", async () => {
   const o = tiny(join(root, 'unused'), { seed: 5 });
   const file = loadSafetensors(exported);
   const init = readInitBackbone(exported, o);
@@ -48,7 +57,9 @@ t('an exported backbone starts both encoders exactly; heads are a fresh run\'s',
       const base = await fresh.model[enc][kind].readAll();
       for (const [name, v] of got) {
         if (name.startsWith('_')) continue;
-        const want = name.startsWith('backbone.') ? (file.tensors.get(name.slice(9))!.data as Float32Array) : base.get(name)!;
+        const want = name.startsWith('backbone.')
+          ? (file.tensors.get(name.slice(9))!.data as Float32Array)
+          : base.get(name)!;
         assert.equal(Array.from(v), Array.from(want), `${enc} ${name}`);
       }
     }
@@ -61,14 +72,25 @@ t('an exported backbone starts both encoders exactly; heads are a fresh run\'s',
   const config = JSON.parse(readFileSync(join(out, 'config.json'), 'utf8')) as Record<string, unknown>;
   assert.is(config.initBackbone, exported);
   assert.match(String(config.initBackboneSha256), /^[0-9a-f]{64}$/);
-  const counters = JSON.parse(loadSafetensors(join(out, 'checkpoint.safetensors')).metadata.counters!) as { config: Record<string, unknown> };
-  assert.equal([counters.config.initBackbone, counters.config.initBackboneSha256, counters.config.initBackboneBytes], [exported, config.initBackboneSha256, readFileSync(exported).length]);
-  await rejects(() => pretrain({ ...resumeOptions(out, { epochs: 2 }), initBackbone: join(root, 'other.safetensors') }, runtime()), /--init-backbone .* with --resume .*: the checkpoint already holds/);
+  const counters = JSON.parse(loadSafetensors(join(out, 'checkpoint.safetensors')).metadata.counters!) as {
+    config: Record<string, unknown>;
+  };
+  assert.equal(
+    [counters.config.initBackbone, counters.config.initBackboneSha256, counters.config.initBackboneBytes],
+    [exported, config.initBackboneSha256, readFileSync(exported).length],
+  );
+  await rejects(
+    () => pretrain({ ...resumeOptions(out, { epochs: 2 }), initBackbone: join(root, 'other.safetensors') }, runtime()),
+    /--init-backbone .* with --resume .*: the checkpoint already holds/,
+  );
   // Resumed, the run keeps where it started.
   await pretrain(resumeOptions(out, { epochs: 2 }), runtime());
   const resumed = JSON.parse(readFileSync(join(out, 'config.json'), 'utf8')) as Record<string, unknown>;
   assert.equal([resumed.initBackbone, resumed.initBackboneSha256], [exported, config.initBackboneSha256]);
-  assert.throws(() => resumeOptions(out, { initBackbone: exported }), /--init-backbone .* with --resume .*: the checkpoint already holds the run's weights/);
+  assert.throws(
+    () => resumeOptions(out, { initBackbone: exported }),
+    /--init-backbone .* with --resume .*: the checkpoint already holds the run's weights/,
+  );
 });
 
 t('an unfit file is refused, naming the tensors, before the run folder exists', async () => {
@@ -81,14 +103,46 @@ t('an unfit file is refused, naming the tensors, before the run folder exists', 
     return path;
   };
   const cases: [string, Partial<PretrainOptions>, RegExp][] = [
-    [variant('missing', (m) => m.delete('layer1.0.conv1.weight')), {}, /missing tensor\(s\) 'layer1\.0\.conv1\.weight'/],
-    [variant('extra', (m) => m.set('neck.weight', safeTensor(new Float32Array(2), [2]))), {}, /unexpected tensor\(s\) 'neck\.weight'/],
-    [variant('shape', (m) => m.set('conv1.weight', safeTensor(new Float32Array(2), [2]))), {}, /wrong shape or dtype: 'conv1\.weight: F32\[2\], needs F32\[/],
-    [variant('nan', (m) => { const v = (m.get('bn1.weight')!.data as Float32Array).slice(); v[0] = NaN; m.set('bn1.weight', safeTensor(v, [v.length])); }), {}, /NaN or infinite values in 'bn1\.weight'/],
-    [variant('dtype', (m) => m.set('bn1.running_mean', safeTensor(new BigInt64Array(4), [4]))), {}, /wrong shape or dtype: 'bn1\.running_mean: I64\[4\], needs F32\[4\]'/],
+    [
+      variant('missing', (m) => m.delete('layer1.0.conv1.weight')),
+      {},
+      /missing tensor\(s\) 'layer1\.0\.conv1\.weight'/,
+    ],
+    [
+      variant('extra', (m) => m.set('neck.weight', safeTensor(new Float32Array(2), [2]))),
+      {},
+      /unexpected tensor\(s\) 'neck\.weight'/,
+    ],
+    [
+      variant('shape', (m) => m.set('conv1.weight', safeTensor(new Float32Array(2), [2]))),
+      {},
+      /wrong shape or dtype: 'conv1\.weight: F32\[2\], needs F32\[/,
+    ],
+    [
+      variant('nan', (m) => {
+        const v = (m.get('bn1.weight')!.data as Float32Array).slice();
+        v[0] = NaN;
+        m.set('bn1.weight', safeTensor(v, [v.length]));
+      }),
+      {},
+      /NaN or infinite values in 'bn1\.weight'/,
+    ],
+    [
+      variant('dtype', (m) => m.set('bn1.running_mean', safeTensor(new BigInt64Array(4), [4]))),
+      {},
+      /wrong shape or dtype: 'bn1\.running_mean: I64\[4\], needs F32\[4\]'/,
+    ],
     [join(root, 'absent.safetensors'), {}, /--init-backbone .*absent\.safetensors: no such file/],
-    [exported, { arch: 'resnet34' }, /does not fit the resnet34 .*missing tensor\(s\) 'layer1\.2\.conv1\.weight'.*\(\d+ in all\)/],
-    [variant('fc', (m) => m.set('fc.weight', safeTensor(new Float32Array(2), [2]))), { width: 1 / 8 }, /wrong shape or dtype/],
+    [
+      exported,
+      { arch: 'resnet34' },
+      /does not fit the resnet34 .*missing tensor\(s\) 'layer1\.2\.conv1\.weight'.*\(\d+ in all\)/,
+    ],
+    [
+      variant('fc', (m) => m.set('fc.weight', safeTensor(new Float32Array(2), [2]))),
+      { width: 1 / 8 },
+      /wrong shape or dtype/,
+    ],
   ];
   for (const [i, [file, extra, pattern]] of cases.entries()) {
     const out = join(root, `bad-${i}`);
@@ -96,7 +150,13 @@ t('an unfit file is refused, naming the tensors, before the run folder exists', 
     assert.ok(!existsSync(out), `${out} not created`);
   }
   // fc.* alone is ignored.
-  assert.equal(readInitBackbone(variant('fc-only', (m) => m.set('fc.bias', safeTensor(new Float32Array(3), [3]))), tiny('x')).ignored.filter((n) => n.startsWith('fc')), ['fc.bias']);
+  assert.equal(
+    readInitBackbone(
+      variant('fc-only', (m) => m.set('fc.bias', safeTensor(new Float32Array(3), [3]))),
+      tiny('x'),
+    ).ignored.filter((n) => n.startsWith('fc')),
+    ['fc.bias'],
+  );
 });
 
 t.run();

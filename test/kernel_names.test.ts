@@ -16,17 +16,26 @@ const CONV = [
 ];
 
 t('variants of a shader keep only the defines they differ in', () => {
-  const short = shortKernelNames([...CONV, 'matmul_vec4[CHECKED=true,TRANS_A=false]', 'matmul_vec4[CHECKED=true,TRANS_A=true]', 'reduce_sum', 'sgd[N=4]']);
-  assert.equal([...short.values()], [
-    'conv2d_gemm[CHECK=true,NTC=3,SCS=1]',
-    'conv2d_gemm[CHECK=false,NTC=3,SCS=1]',
-    'conv2d_gemm[CHECK=false,NTC=3,SCS=2]',
-    'conv2d_gemm[CHECK=true,NTC=2,SCS=1]',
-    'matmul_vec4[TRANS_A=false]',
-    'matmul_vec4[TRANS_A=true]',
+  const short = shortKernelNames([
+    ...CONV,
+    'matmul_vec4[CHECKED=true,TRANS_A=false]',
+    'matmul_vec4[CHECKED=true,TRANS_A=true]',
     'reduce_sum',
-    'sgd',
+    'sgd[N=4]',
   ]);
+  assert.equal(
+    [...short.values()],
+    [
+      'conv2d_gemm[CHECK=true,NTC=3,SCS=1]',
+      'conv2d_gemm[CHECK=false,NTC=3,SCS=1]',
+      'conv2d_gemm[CHECK=false,NTC=3,SCS=2]',
+      'conv2d_gemm[CHECK=true,NTC=2,SCS=1]',
+      'matmul_vec4[TRANS_A=false]',
+      'matmul_vec4[TRANS_A=true]',
+      'reduce_sum',
+      'sgd',
+    ],
+  );
 });
 
 t('a plain name and a variant of the same shader stay apart; values with commas are one define', () => {
@@ -50,13 +59,37 @@ t('random sets of distinct names never shorten to the same text', () => {
   }
 });
 
-const row = (name: string): AggregateRow => ({ name, calls: 1, totalMs: 1, meanMs: 1, share: 0.25, gflops: 1, gbps: 1, peakFlops: null, peakBandwidth: null, estimated: 0 });
+const row = (name: string): AggregateRow => ({
+  name,
+  calls: 1,
+  totalMs: 1,
+  meanMs: 1,
+  share: 0.25,
+  gflops: 1,
+  gbps: 1,
+  peakFlops: null,
+  peakBandwidth: null,
+  estimated: 0,
+});
 
 t('formatTable shows the short names, whole; the trace keeps the full ones', () => {
   const table = formatTable(CONV.map(row), 'per kernel');
   assert.ok(table.includes('conv2d_gemm[CHECK=false,NTC=3,SCS=2] '), table);
   assert.not.ok(table.includes('...'), table);
-  const record = { kernel: CONV[0], op: 'conv2d', shapes: [], workgroups: [1, 1, 1], flops: 0, bytes: 0, startMs: 0, endMs: 1, gpuMs: 1, cpuMs: 0, estimated: false, interval: 0 } as unknown as KernelRecord;
+  const record = {
+    kernel: CONV[0],
+    op: 'conv2d',
+    shapes: [],
+    workgroups: [1, 1, 1],
+    flops: 0,
+    bytes: 0,
+    startMs: 0,
+    endMs: 1,
+    gpuMs: 1,
+    cpuMs: 0,
+    estimated: false,
+    interval: 0,
+  } as unknown as KernelRecord;
   const trace = chromeTrace({ records: [record], method: 'timestamps' });
   assert.ok(trace.traceEvents.some((e) => (e as { name: string }).name === CONV[0]));
 });

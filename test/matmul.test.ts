@@ -5,7 +5,17 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { gpu, assertClose, randomArray, gradCheck } from './helpers.js';
 import { matmul, Runtime } from '../engine/index.js';
-import { gemm, chooseGemmVariant, gemmCandidates, gemmShapeClass, gemmVariantProblem, hasSubgroups8, type GemmArgs, type GemmVariant, type TiledVariant } from '../engine/ops/matmul.js';
+import {
+  gemm,
+  chooseGemmVariant,
+  gemmCandidates,
+  gemmShapeClass,
+  gemmVariantProblem,
+  hasSubgroups8,
+  type GemmArgs,
+  type GemmVariant,
+  type TiledVariant,
+} from '../engine/ops/matmul.js';
 import { tensorOn } from '../engine/ops/create.js';
 import { chooseContrastiveVariant } from '../models/ops/contrastive.js';
 import { chooseCorrespondenceVariant } from '../models/ops/correspondence.js';
@@ -44,7 +54,12 @@ function reference(a: Float32Array, b: Float32Array, g: GemmArgs): Float64Array 
   return c;
 }
 
-async function check(on: Runtime, variant: GemmVariant, shape: Partial<GemmArgs> & { M: number; N: number; K: number }, seed: number): Promise<void> {
+async function check(
+  on: Runtime,
+  variant: GemmVariant,
+  shape: Partial<GemmArgs> & { M: number; N: number; K: number },
+  seed: number,
+): Promise<void> {
   const g: GemmArgs = { batch: 1, transA: false, transB: false, strideA: 0, strideB: 0, ...shape, variant };
   const sizeA = g.strideA ? g.batch * g.strideA : g.M * g.K;
   const sizeB = g.strideB ? g.batch * g.strideB : g.K * g.N;
@@ -86,7 +101,17 @@ t('variant choice follows the divisibility rules', () => {
 
 t('a variant that cannot run the shape is refused with the reason', () => {
   const a = tensorOn(rt, new Float32Array(6), [6]);
-  const g: GemmArgs = { batch: 1, M: 2, N: 3, K: 3, transA: false, transB: false, strideA: 0, strideB: 0, variant: 'vec4' };
+  const g: GemmArgs = {
+    batch: 1,
+    M: 2,
+    N: 3,
+    K: 3,
+    transA: false,
+    transB: false,
+    strideA: 0,
+    strideB: 0,
+    variant: 'vec4',
+  };
   assert.throws(() => gemm(a, a, g, 'matmul.test'), /vec4 matmul kernel cannot run .*multiple of 4/);
   a.dispose();
 });
@@ -134,7 +159,11 @@ const TILED: TiledVariant[] = ['t128x128', 't128x64', 't64x64', 't32x32', 't128x
 t('tiled kernels: odd shapes, all transposes, batched, with and without bounds checks', async () => {
   let seed = 500;
   for (const v of TILED) {
-    const problem = gemmVariantProblem(rt, { batch: 1, M: 1, N: 1, K: 1, transA: false, transB: false, strideA: 0, strideB: 0 }, v);
+    const problem = gemmVariantProblem(
+      rt,
+      { batch: 1, M: 1, N: 1, K: 1, transA: false, transB: false, strideA: 0, strideB: 0 },
+      v,
+    );
     if (problem) {
       console.log(`  (matmul: ${v} skipped: ${problem})`);
       continue;
@@ -179,14 +208,39 @@ t('a runtime made with profile overrides reads them in every choice', async () =
   const p = rt.profile;
   assert.is(p.limits.workgroupStorageBytes, rt.device.limits.maxComputeWorkgroupStorageSize);
   assert.ok(p.adapter.key.startsWith(`${p.adapter.vendor}|`), p.adapter.key);
-  const handle = { device: rt.device, adapterDescription: 'override', adapterInfo: rt.device.adapterInfo, hasTimestamps: rt.hasTimestamps, release: () => {} };
+  const handle = {
+    device: rt.device,
+    adapterDescription: 'override',
+    adapterInfo: rt.device.adapterInfo,
+    hasTimestamps: rt.hasTimestamps,
+    release: () => {},
+  };
   // A CPU driver (lavapipe here) keeps the per-lane families everywhere; an override reaches every op.
   if (p.cpu) {
-    assert.equal(p.kernels, { gemm: 'lanes', conv: 'classic', contrastive: 'gemm', correspondence: 'direct', batchnorm: 'two-pass', convSubgroups: true, convTile: null, convFoldMinOut: null });
+    assert.equal(p.kernels, {
+      gemm: 'lanes',
+      conv: 'classic',
+      contrastive: 'gemm',
+      correspondence: 'direct',
+      batchnorm: 'two-pass',
+      convSubgroups: true,
+      convTile: null,
+      convFoldMinOut: null,
+    });
   }
-  const other = new Runtime(handle, { subgroups8: false, kernels: { gemm: 'tiled', conv: 'tiled', contrastive: 'tiled', correspondence: 'tiled' } });
+  const other = new Runtime(handle, {
+    subgroups8: false,
+    kernels: { gemm: 'tiled', conv: 'tiled', contrastive: 'tiled', correspondence: 'tiled' },
+  });
   assert.is(hasSubgroups8(other), false);
-  assert.equal([chooseContrastiveVariant(other, 128), chooseCorrespondenceVariant(other), conv2dPlanFor(other, [2, 16, 8, 8], [64, 16, 3, 3], { padding: 1 }).path], ['tiled', 'tiled', 'tiled']);
+  assert.equal(
+    [
+      chooseContrastiveVariant(other, 128),
+      chooseCorrespondenceVariant(other),
+      conv2dPlanFor(other, [2, 16, 8, 8], [64, 16, 3, 3], { padding: 1 }).path,
+    ],
+    ['tiled', 'tiled', 'tiled'],
+  );
   const g = { batch: 1, M: 20, N: 12, K: 8, transA: false, transB: false, strideA: 0, strideB: 0 };
   assert.is(chooseGemmVariant(other, g), 't32x32');
   assert.ok(gemmVariantProblem(other, g, 'sg8'));
@@ -203,7 +257,14 @@ t('rows beyond 65535 workgroups are split over dispatches', async () => {
 
 t('matmul gradients through the fast-path shapes', async () => {
   // 8x4 * 4x8: forward and dB (transA) take the vec4 path, dA (transB) sg8 when available.
-  await gradCheck((a, b) => matmul(a, b), [{ data: randomArray(32, 400), shape: [8, 4] }, { data: randomArray(32, 401), shape: [4, 8] }], { what: 'matmul 8x4x8' });
+  await gradCheck(
+    (a, b) => matmul(a, b),
+    [
+      { data: randomArray(32, 400), shape: [8, 4] },
+      { data: randomArray(32, 401), shape: [4, 8] },
+    ],
+    { what: 'matmul 8x4x8' },
+  );
 });
 
 t.run();

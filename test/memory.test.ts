@@ -4,7 +4,24 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { gpu, runtime, randomArray } from './helpers.js';
 import {
-  tensor, scope, backward, noGrad, matmul, relu, add, mean, mul, crossEntropy, l2Normalize, concat, gather, logSoftmax, axpyInPlace, zeroGrad, zeros, Tensor,
+  tensor,
+  scope,
+  backward,
+  noGrad,
+  matmul,
+  relu,
+  add,
+  mean,
+  mul,
+  crossEntropy,
+  l2Normalize,
+  concat,
+  gather,
+  logSoftmax,
+  axpyInPlace,
+  zeroGrad,
+  zeros,
+  type Tensor,
 } from '../engine/index.js';
 
 const t = suite('memory and pool reuse');

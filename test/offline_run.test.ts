@@ -34,7 +34,10 @@ function icdDir(parent: string, name: string, manifests: Record<string, string>)
   const dir = join(parent, name, 'vulkan/icd.d');
   mkdirSync(dir, { recursive: true });
   for (const [file, lib] of Object.entries(manifests)) {
-    writeFileSync(join(dir, file), JSON.stringify({ file_format_version: '1.0.0', ICD: { library_path: lib, api_version: '1.3.0' } }));
+    writeFileSync(
+      join(dir, file),
+      JSON.stringify({ file_format_version: '1.0.0', ICD: { library_path: lib, api_version: '1.3.0' } }),
+    );
   }
   return dir;
 }
@@ -60,22 +63,39 @@ t("the loader's search folders follow the XDG variables, with its fallbacks", ()
     '/usr/local/share/vulkan/icd.d',
     '/usr/share/vulkan/icd.d',
   ]);
-  assert.equal(lines({ HOME: '/h', XDG_CONFIG_HOME: '/c', XDG_CONFIG_DIRS: '/x:/y/', XDG_DATA_HOME: '/d', XDG_DATA_DIRS: '/opt/share' }), [
-    '/c/vulkan/icd.d',
-    '/x/vulkan/icd.d',
-    '/y/vulkan/icd.d',
-    '/etc/vulkan/icd.d',
-    '/d/vulkan/icd.d',
-    '/opt/share/vulkan/icd.d',
-  ]);
+  assert.equal(
+    lines({
+      HOME: '/h',
+      XDG_CONFIG_HOME: '/c',
+      XDG_CONFIG_DIRS: '/x:/y/',
+      XDG_DATA_HOME: '/d',
+      XDG_DATA_DIRS: '/opt/share',
+    }),
+    [
+      '/c/vulkan/icd.d',
+      '/x/vulkan/icd.d',
+      '/y/vulkan/icd.d',
+      '/etc/vulkan/icd.d',
+      '/d/vulkan/icd.d',
+      '/opt/share/vulkan/icd.d',
+    ],
+  );
   // Without HOME the per-user folders are left out (and `set -u` does not trip).
-  assert.equal(lines({}), ['/etc/xdg/vulkan/icd.d', '/etc/vulkan/icd.d', '/usr/local/share/vulkan/icd.d', '/usr/share/vulkan/icd.d']);
+  assert.equal(lines({}), [
+    '/etc/xdg/vulkan/icd.d',
+    '/etc/vulkan/icd.d',
+    '/usr/local/share/vulkan/icd.d',
+    '/usr/share/vulkan/icd.d',
+  ]);
 });
 
 t('an NVIDIA manifest in a default folder: the loader finds it, nothing is set or said', () => {
   const tmp = mkdtempSync(join(tmpdir(), 'offline-run-'));
   try {
-    const def = icdDir(tmp, 'default', { 'nvidia_icd.json': 'libGLX_nvidia.so.0', 'lvp_icd.x86_64.json': '/usr/lib/libvulkan_lvp.so' });
+    const def = icdDir(tmp, 'default', {
+      'nvidia_icd.json': 'libGLX_nvidia.so.0',
+      'lvp_icd.x86_64.json': '/usr/lib/libvulkan_lvp.so',
+    });
     const known = icdDir(tmp, 'usr-local-nvidia', { 'nvidia_icd.json': 'libGLX_nvidia.so.0' });
     const r = pick([def], [known]);
     assert.is(r.out, 'VK_DRIVER_FILES=');
@@ -134,11 +154,20 @@ t('measure: every stage runs under its own limit, a failing or overrunning one d
   const out = mkdtempSync(join(tmpdir(), 'densecl-measure-'));
   // A stand-in for the bench (a program: timeout runs it): "slow" sleeps past its limit, "bad" fails, others write a report.
   const fake = join(out, 'fake.sh');
-  writeFileSync(fake, 'case "$1" in slow) sleep 5 ;; bad) echo broken >&2; exit 3 ;; *) echo "$1 $DENSECL_TUNE" > "$BENCH_RESULTS_DIR/$1.md" ;; esac\n');
+  writeFileSync(
+    fake,
+    'case "$1" in slow) sleep 5 ;; bad) echo broken >&2; exit 3 ;; *) echo "$1 $DENSECL_TUNE" > "$BENCH_RESULTS_DIR/$1.md" ;; esac\n',
+  );
   const r = bash(`run_stages '${out}' bash '${fake}'`, { MEASURE_STAGES: 'ok:5 slow:1 bad:5 last:5' });
   const lines = r.out.split('\n');
-  assert.equal(lines.map((l) => l.split(' ').slice(0, 2).join(' ')), ['ok rc=0', 'slow rc=124', 'bad rc=3', 'last rc=0']);
-  assert.ok(Number(lines[1].split(' ')[2].replace('s', '')) < 4, `the slow stage was stopped at its limit: ${lines[1]}`);
+  assert.equal(
+    lines.map((l) => l.split(' ').slice(0, 2).join(' ')),
+    ['ok rc=0', 'slow rc=124', 'bad rc=3', 'last rc=0'],
+  );
+  assert.ok(
+    Number(lines[1].split(' ')[2].replace('s', '')) < 4,
+    `the slow stage was stopped at its limit: ${lines[1]}`,
+  );
   assert.is(spawnSync('cat', [join(out, 'bench/last.md')], { encoding: 'utf8' }).stdout.trim(), 'last on');
   assert.match(spawnSync('cat', [join(out, 'bad.log')], { encoding: 'utf8' }).stdout, /broken/);
   rmSync(out, { recursive: true, force: true });

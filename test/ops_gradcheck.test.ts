@@ -1,17 +1,39 @@
 // Finite-difference gradient checks of the indexing, normalisation and loss ops.
 import { suite } from 'uvu';
 import { gpu, randomArray, gradCheck } from './helpers.js';
-import { tensor, concat, slice, gather, indexSelect, l2Normalize, logSoftmax, crossEntropy, mul, Tensor } from '../engine/index.js';
+import {
+  tensor,
+  concat,
+  slice,
+  gather,
+  indexSelect,
+  l2Normalize,
+  logSoftmax,
+  crossEntropy,
+  mul,
+  type Tensor,
+} from '../engine/index.js';
 
 const t = suite('ops gradient checks');
 t.before(async () => {
   await gpu();
 });
 
-const input = (shape: number[], seed: number, lo = -1, hi = 1) => ({ data: randomArray(shape.reduce((a, b) => a * b, 1), seed, lo, hi), shape });
+const input = (shape: number[], seed: number, lo = -1, hi = 1) => ({
+  data: randomArray(
+    shape.reduce((a, b) => a * b, 1),
+    seed,
+    lo,
+    hi,
+  ),
+  shape,
+});
 
 /** Runs fn with i32 tensors made from `indices`, disposing them afterwards. */
-async function withIndices(indices: { data: number[]; shape: number[] }[], fn: (...ix: Tensor[]) => Promise<void>): Promise<void> {
+async function withIndices(
+  indices: { data: number[]; shape: number[] }[],
+  fn: (...ix: Tensor[]) => Promise<void>,
+): Promise<void> {
   const ix = indices.map((i) => tensor(i.data, i.shape, 'i32'));
   try {
     await fn(...ix);
@@ -21,9 +43,13 @@ async function withIndices(indices: { data: number[]; shape: number[] }[], fn: (
 }
 
 t('concat and slice', async () => {
-  await gradCheck((a, b, c) => concat([a, b, c], 1), [input([2, 1, 3], 1), input([2, 3, 3], 2), input([2, 2, 3], 3)], { what: 'concat axis 1' });
+  await gradCheck((a, b, c) => concat([a, b, c], 1), [input([2, 1, 3], 1), input([2, 3, 3], 2), input([2, 2, 3], 3)], {
+    what: 'concat axis 1',
+  });
   // The same tensor twice: both ranges of the gradient must be summed into it.
-  await gradCheck((a, b) => concat([a, b, a], -1), [input([3, 2], 4), input([3, 1], 5)], { what: 'concat with a repeated input' });
+  await gradCheck((a, b) => concat([a, b, a], -1), [input([3, 2], 4), input([3, 1], 5)], {
+    what: 'concat with a repeated input',
+  });
   await gradCheck((a) => slice(a, 1, 1, 4), [input([2, 5, 3], 6)], { what: 'slice' });
 });
 
@@ -62,7 +88,9 @@ t('crossEntropy', async () => {
   await withIndices([{ data: [0, 3, 3, 1, 4], shape: [5] }], async (labels) => {
     await gradCheck((x) => crossEntropy(x, labels), [input([5, 5], 16, -3, 3)], { what: 'crossEntropy mean' });
     await gradCheck((x) => crossEntropy(x, labels, 'sum'), [input([5, 5], 17, -3, 3)], { what: 'crossEntropy sum' });
-    await gradCheck((x) => crossEntropy(mul(x, 2), labels, 'none'), [input([5, 5], 18, -3, 3)], { what: 'crossEntropy none, after an op' });
+    await gradCheck((x) => crossEntropy(mul(x, 2), labels, 'none'), [input([5, 5], 18, -3, 3)], {
+      what: 'crossEntropy none, after an op',
+    });
   });
 });
 

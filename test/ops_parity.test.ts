@@ -5,11 +5,41 @@ import * as assert from 'uvu/assert';
 import { gpu } from './helpers.js';
 import { loadFixtures, checkCase, type OpRunner } from './parity.js';
 import {
-  add, sub, mul, div, neg, exp, log, sqrt, relu, affine, powScalar, sum, mean, max, sumTo, matmul, permute, transpose, reshape,
-  expandTo, concat, slice, gather, indexSelect, argmax, toFloat, l2Normalize, logSoftmax, crossEntropy,
+  add,
+  sub,
+  mul,
+  div,
+  neg,
+  exp,
+  log,
+  sqrt,
+  relu,
+  affine,
+  powScalar,
+  sum,
+  mean,
+  max,
+  sumTo,
+  matmul,
+  permute,
+  transpose,
+  reshape,
+  expandTo,
+  concat,
+  slice,
+  gather,
+  indexSelect,
+  argmax,
+  toFloat,
+  l2Normalize,
+  logSoftmax,
+  crossEntropy,
 } from '../engine/index.js';
 
-const binary = (f: typeof add): OpRunner => ([a, b], args) => f(a, args.scalar ?? b);
+const binary =
+  (f: typeof add): OpRunner =>
+  ([a, b], args) =>
+    f(a, args.scalar ?? b);
 
 const runners: Record<string, OpRunner> = {
   add: binary(add),
@@ -51,7 +81,8 @@ t.before(async () => {
 
 t('every op has fixtures and every fixture an op', () => {
   const ops = new Set(fixtures.cases.map((c) => c.op));
-  for (const op of Object.keys(runners)) assert.ok(ops.has(op), `no fixture case for ${op}: add one to scripts/make_fixtures.py`);
+  for (const op of Object.keys(runners))
+    assert.ok(ops.has(op), `no fixture case for ${op}: add one to scripts/make_fixtures.py`);
   for (const op of ops) assert.ok(runners[op], `fixture op ${op} has no runner in test/ops_parity.test.ts`);
 });
 

@@ -11,7 +11,18 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, realpathSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  realpathSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -59,13 +70,23 @@ function closure(names: string[], seen = new Set<string>()): Set<string> {
   for (const name of names) {
     if (seen.has(name) || !existsSync(join(modules, name))) continue;
     seen.add(name);
-    const pkg = JSON.parse(readFileSync(join(modules, name, 'package.json'), 'utf8')) as Record<string, Record<string, string> | undefined>;
+    const pkg = JSON.parse(readFileSync(join(modules, name, 'package.json'), 'utf8')) as Record<
+      string,
+      Record<string, string> | undefined
+    >;
     closure(Object.keys({ ...pkg.dependencies, ...pkg.optionalDependencies }), seen);
   }
   return seen;
 }
 
-const STRICT = { strict: true, skipLibCheck: false, noUncheckedIndexedAccess: true, exactOptionalPropertyTypes: true, noImplicitOverride: true, target: 'ES2022' };
+const STRICT = {
+  strict: true,
+  skipLibCheck: false,
+  noUncheckedIndexedAccess: true,
+  exactOptionalPropertyTypes: true,
+  noImplicitOverride: true,
+  target: 'ES2022',
+};
 
 t('npm pack makes a tarball without source maps', () => {
   // What prepack builds, where this checkout lacks it (npm test builds only the node library).
@@ -77,21 +98,53 @@ t('npm pack makes a tarball without source maps', () => {
     const b = run(process.execPath, [join(root, 'scripts/build.mjs')], root);
     assert.is(b.status, 0, b.out);
   }
-  const r = spawnSync('npm', ['pack', '--ignore-scripts', '--json', '--pack-destination', work], { cwd: root, encoding: 'utf8', timeout: 120_000 });
+  const r = spawnSync('npm', ['pack', '--ignore-scripts', '--json', '--pack-destination', work], {
+    cwd: root,
+    encoding: 'utf8',
+    timeout: 120_000,
+  });
   assert.is(r.status, 0, r.stderr);
-  const [info] = JSON.parse(r.stdout) as { filename: string; size: number; unpackedSize: number; files: { path: string }[] }[];
+  const [info] = JSON.parse(r.stdout) as {
+    filename: string;
+    size: number;
+    unpackedSize: number;
+    files: { path: string }[];
+  }[];
   tarball = join(work, info.filename);
   const paths = info.files.map((f) => f.path);
-  assert.ok(paths.includes('dist/types/webgpu-handles.d.ts') && paths.includes('dist/browser/index.js') && paths.includes('dist/node/index.js'), paths.join(' '));
-  assert.equal(paths.filter((p) => p.endsWith('.map')), [], 'source maps in the tarball');
-  console.log(`  tarball: ${(info.size / 1024).toFixed(0)} KiB, ${(info.unpackedSize / 1024).toFixed(0)} KiB unpacked, ${paths.length} files`);
+  assert.ok(
+    paths.includes('dist/types/webgpu-handles.d.ts') &&
+      paths.includes('dist/browser/index.js') &&
+      paths.includes('dist/node/index.js'),
+    paths.join(' '),
+  );
+  assert.equal(
+    paths.filter((p) => p.endsWith('.map')),
+    [],
+    'source maps in the tarball',
+  );
+  console.log(
+    `  tarball: ${(info.size / 1024).toFixed(0)} KiB, ${(info.unpackedSize / 1024).toFixed(0)} KiB unpacked, ${paths.length} files`,
+  );
 });
 
 t('a strict Node consumer (lib ES2022, NodeNext) compiles with tsc and runs', () => {
-  const dir = project('node-app', {
-    'package.json': JSON.stringify({ name: 'node-app', private: true, type: 'module' }),
-    'tsconfig.json': JSON.stringify({ compilerOptions: { ...STRICT, lib: ['ES2022'], module: 'NodeNext', moduleResolution: 'NodeNext', types: ['node'], outDir: 'out' }, files: ['main.ts'] }),
-    'main.ts': `import { init, tensor, sum, matmul, aggregate, formatTable, type Runtime, type Tensor } from 'densecl-webgpu';
+  const dir = project(
+    'node-app',
+    {
+      'package.json': JSON.stringify({ name: 'node-app', private: true, type: 'module' }),
+      'tsconfig.json': JSON.stringify({
+        compilerOptions: {
+          ...STRICT,
+          lib: ['ES2022'],
+          module: 'NodeNext',
+          moduleResolution: 'NodeNext',
+          types: ['node'],
+          outDir: 'out',
+        },
+        files: ['main.ts'],
+      }),
+      'main.ts': `import { init, tensor, sum, matmul, aggregate, formatTable, type Runtime, type Tensor } from 'densecl-webgpu';
 import { ResNet } from 'densecl-webgpu/models';
 import { Trainer, TRAINER_DEFAULTS, type TrainerOptions } from 'densecl-webgpu/train';
 
@@ -103,7 +156,9 @@ const unused: [typeof ResNet, typeof Trainer, typeof aggregate, typeof formatTab
 console.log(\`sum \${total} batch \${options.batchSize} \${unused.length} \${typeof rt.device}\`);
 rt.destroy();
 `,
-  }, ['@types/node', 'undici-types', 'webgpu']);
+    },
+    ['@types/node', 'undici-types', 'webgpu'],
+  );
   tsc(dir);
   const r = run(process.execPath, [join(dir, 'out/main.js')], dir);
   assert.is(r.status, 0, r.out);
@@ -113,16 +168,34 @@ rt.destroy();
   assert.is(run(process.execPath, [cli, 'help'], dir).status, 0);
   mkdirSync(join(dir, 'images'));
   writeFileSync(join(dir, 'images/a.png'), 'not read: sharp is missing before any image is opened');
-  const folder = run(process.execPath, [cli, 'pretrain', '--data', 'images', '--out', 'run', '--batch-size', '2', '--bn-groups', '1', '--queue-size', '4'], dir);
+  const folder = run(
+    process.execPath,
+    [cli, 'pretrain', '--data', 'images', '--out', 'run', '--batch-size', '2', '--bn-groups', '1', '--queue-size', '4'],
+    dir,
+  );
   assert.match(folder.out, /needs the package 'sharp'.*npm install sharp/);
 });
 
-t('a strict browser consumer (lib DOM, Bundler) compiles, bundles the browser build, and names webgpu when run in Node without it', () => {
-  const dir = project('web-app', {
-    'package.json': JSON.stringify({ name: 'web-app', private: true, type: 'module' }),
-    'tsconfig.json': JSON.stringify({ compilerOptions: { ...STRICT, lib: ['ES2022', 'DOM'], module: 'ESNext', moduleResolution: 'Bundler', types: [], noEmit: true }, files: ['main.ts'] }),
-    // With the DOM lib the package's WebGPU handles are the full interfaces: rt.device has createBuffer.
-    'main.ts': `import { init, tensor, sum } from 'densecl-webgpu';
+t(
+  'a strict browser consumer (lib DOM, Bundler) compiles, bundles the browser build, and names webgpu when run in Node without it',
+  () => {
+    const dir = project(
+      'web-app',
+      {
+        'package.json': JSON.stringify({ name: 'web-app', private: true, type: 'module' }),
+        'tsconfig.json': JSON.stringify({
+          compilerOptions: {
+            ...STRICT,
+            lib: ['ES2022', 'DOM'],
+            module: 'ESNext',
+            moduleResolution: 'Bundler',
+            types: [],
+            noEmit: true,
+          },
+          files: ['main.ts'],
+        }),
+        // With the DOM lib the package's WebGPU handles are the full interfaces: rt.device has createBuffer.
+        'main.ts': `import { init, tensor, sum } from 'densecl-webgpu';
 import { Trainer, SceneDataset, BatchLoader } from 'densecl-webgpu/train';
 
 try {
@@ -138,19 +211,52 @@ try {
   console.log(\`init failed: \${(e as Error).message}\`);
 }
 `,
-  }, []);
-  tsc(dir);
-  const meta = join(dir, 'meta.json');
-  const b = run(join(modules, '.bin/esbuild'), ['main.ts', '--bundle', '--format=esm', '--platform=browser', '--target=es2022', '--outfile=out/app.js', `--metafile=${meta}`, '--log-level=error'], dir);
-  assert.is(b.status, 0, b.out);
-  const inputs = Object.keys((JSON.parse(readFileSync(meta, 'utf8')) as { inputs: Record<string, unknown> }).inputs).filter((f) => f.includes('densecl-webgpu/'));
-  assert.ok(inputs.length > 0 && inputs.every((f) => f.includes('densecl-webgpu/dist/browser/')), `the bundle should take the browser build: ${inputs.join(' ')}`);
-  // The same program in Node, where the optional peer webgpu is not installed.
-  const n = run(join(modules, '.bin/esbuild'), ['main.ts', '--bundle', '--format=esm', '--platform=node', '--target=node20', '--outfile=out/node.mjs', '--log-level=error'], dir);
-  assert.is(n.status, 0, n.out);
-  const r = run(process.execPath, [join(dir, 'out/node.mjs')], dir);
-  assert.match(r.out, /init failed: .*needs the package 'webgpu'.*npm install webgpu/);
-});
+      },
+      [],
+    );
+    tsc(dir);
+    const meta = join(dir, 'meta.json');
+    const b = run(
+      join(modules, '.bin/esbuild'),
+      [
+        'main.ts',
+        '--bundle',
+        '--format=esm',
+        '--platform=browser',
+        '--target=es2022',
+        '--outfile=out/app.js',
+        `--metafile=${meta}`,
+        '--log-level=error',
+      ],
+      dir,
+    );
+    assert.is(b.status, 0, b.out);
+    const inputs = Object.keys(
+      (JSON.parse(readFileSync(meta, 'utf8')) as { inputs: Record<string, unknown> }).inputs,
+    ).filter((f) => f.includes('densecl-webgpu/'));
+    assert.ok(
+      inputs.length > 0 && inputs.every((f) => f.includes('densecl-webgpu/dist/browser/')),
+      `the bundle should take the browser build: ${inputs.join(' ')}`,
+    );
+    // The same program in Node, where the optional peer webgpu is not installed.
+    const n = run(
+      join(modules, '.bin/esbuild'),
+      [
+        'main.ts',
+        '--bundle',
+        '--format=esm',
+        '--platform=node',
+        '--target=node20',
+        '--outfile=out/node.mjs',
+        '--log-level=error',
+      ],
+      dir,
+    );
+    assert.is(n.status, 0, n.out);
+    const r = run(process.execPath, [join(dir, 'out/node.mjs')], dir);
+    assert.match(r.out, /init failed: .*needs the package 'webgpu'.*npm install webgpu/);
+  },
+);
 
 t('installed sizes of the two consumers', () => {
   const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { dependencies?: Record<string, string> };
@@ -160,8 +266,13 @@ t('installed sizes of the two consumers', () => {
   const browserOnly = closure(deps);
   const node = closure([...deps, 'webgpu']);
   const mib = (n: number) => `${(n / 2 ** 20).toFixed(1)} MiB`;
-  console.log(`  installed: browser-only consumer ${mib(size(browserOnly))} (${[...browserOnly].join(', ') || 'no dependencies'}); Node consumer ${mib(size(node))} (+ webgpu: ${[...node].join(', ')})`);
-  assert.ok(!browserOnly.has('webgpu') && !browserOnly.has('sharp'), 'a browser-only install pulls in neither Dawn nor sharp');
+  console.log(
+    `  installed: browser-only consumer ${mib(size(browserOnly))} (${[...browserOnly].join(', ') || 'no dependencies'}); Node consumer ${mib(size(node))} (+ webgpu: ${[...node].join(', ')})`,
+  );
+  assert.ok(
+    !browserOnly.has('webgpu') && !browserOnly.has('sharp'),
+    'a browser-only install pulls in neither Dawn nor sharp',
+  );
 });
 
 t.after(() => rmSync(work, { recursive: true, force: true }));

@@ -3,7 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import * as assert from 'uvu/assert';
-import { tensor, backward, scope, Tensor } from '../engine/index.js';
+import { tensor, backward, scope, type Tensor } from '../engine/index.js';
 import { assertClose } from './helpers.js';
 
 export interface FixtureTensor {
@@ -31,7 +31,9 @@ export interface FixtureFile {
 
 /** Reads test/fixtures/<name>.json (tests run from the bundle in .build/test/). */
 export function loadFixtures(name: string): FixtureFile {
-  return JSON.parse(readFileSync(fileURLToPath(new URL(`../../test/fixtures/${name}.json`, import.meta.url)), 'utf8')) as FixtureFile;
+  return JSON.parse(
+    readFileSync(fileURLToPath(new URL(`../../test/fixtures/${name}.json`, import.meta.url)), 'utf8'),
+  ) as FixtureFile;
 }
 
 /** Runs one op on a case's inputs; `args` is the case's untyped JSON argument object. */

@@ -8,7 +8,15 @@ import { pixelsOn, normalizePixelsOnCpu, pixelWords } from '../engine/ops/pixels
 import { Trainer, IMAGENET_NORMALIZATION, type TrainerOptions } from '../train/trainer.js';
 
 const t = suite('pixels');
-const TINY: Partial<TrainerOptions> = { batchSize: 4, bnGroups: 2, imgSize: 16, width: 1 / 16, dim: 8, queueSize: 8, seed: 5 };
+const TINY: Partial<TrainerOptions> = {
+  batchSize: 4,
+  bnGroups: 2,
+  imgSize: 16,
+  width: 1 / 16,
+  dim: 8,
+  queueSize: 8,
+  seed: 5,
+};
 
 function bytes(n: number, seed: number): Uint8Array {
   const rng = new Rng(seed);
@@ -22,17 +30,30 @@ t.before(async () => {
 t('normalizePixels equals the CPU formula, for whole words, a padded tail and an unaligned view', async () => {
   const rt = runtime();
   const norm = { mean: [0.1, 0.5, 0.9], std: [0.2, 0.3, 0.25] };
-  for (const [N, H, W, offset] of [[2, 4, 4, 0], [1, 3, 5, 0], [2, 2, 3, 1]]) {
+  for (const [N, H, W, offset] of [
+    [2, 4, 4, 0],
+    [1, 3, 5, 0],
+    [2, 2, 3, 1],
+  ]) {
     const n = N * 3 * H * W;
     const raw = bytes(n + offset, n);
     const view = raw.subarray(offset);
     const y = pixelsOn(rt, 'x', view, [N, 3, H, W], norm);
-    assertClose(await y.data(), normalizePixelsOnCpu(view, H * W, norm), 1e-6, 1e-6, `[${N}, 3, ${H}, ${W}] from offset ${offset}`);
+    assertClose(
+      await y.data(),
+      normalizePixelsOnCpu(view, H * W, norm),
+      1e-6,
+      1e-6,
+      `[${N}, 3, ${H}, ${W}] from offset ${offset}`,
+    );
     y.dispose();
   }
   assert.is(pixelWords(Uint8Array.of(1, 2, 3, 4, 5)).length, 2);
   assert.throws(() => pixelsOn(rt, 'x', bytes(10, 1), [1, 3, 2, 2], norm), /10 bytes do not fill \[1, 3, 2, 2\]/);
-  assert.throws(() => pixelsOn(rt, 'x', bytes(12, 1), [1, 3, 2, 2], { mean: [0, 0, 0], std: [1, 0, 1] }), /every std must be positive/);
+  assert.throws(
+    () => pixelsOn(rt, 'x', bytes(12, 1), [1, 3, 2, 2], { mean: [0, 0, 0], std: [1, 0, 1] }),
+    /every std must be positive/,
+  );
 });
 
 t('a trainer fed bytes takes the same steps as one fed the floats they stand for, replayed or not', async () => {
@@ -43,7 +64,10 @@ t('a trainer fed bytes takes the same steps as one fed the floats they stand for
   for (let s = 0; s < 4; s++) {
     const [q, k] = [bytes(n, 2 * s), bytes(n, 2 * s + 1)];
     const a = await viaBytes.trainStep(q, k);
-    const b = await viaFloats.trainStep(normalizePixelsOnCpu(q, 16 * 16, IMAGENET_NORMALIZATION), normalizePixelsOnCpu(k, 16 * 16, IMAGENET_NORMALIZATION));
+    const b = await viaFloats.trainStep(
+      normalizePixelsOnCpu(q, 16 * 16, IMAGENET_NORMALIZATION),
+      normalizePixelsOnCpu(k, 16 * 16, IMAGENET_NORMALIZATION),
+    );
     assertClose([a.loss], [b.loss], 1e-5, 1e-6, `step ${s} loss`);
   }
   assert.is(viaBytes.programs!.stats.replayed, 2);

@@ -40,7 +40,10 @@ t('a program that destroys its runtime exits by itself', async () => {
   // Generous: a fresh machine compiles the child's pipelines cold on the CPU driver first.
   const r = await runChild(CHILD, 300_000);
   const out = r.stdout.trim().split('\n').at(-1) ?? '';
-  assert.not.ok(r.killed, `the child did not exit within 300 s; it printed ${JSON.stringify(out)}; stderr: ${r.stderr.slice(-500)}`);
+  assert.not.ok(
+    r.killed,
+    `the child did not exit within 300 s; it printed ${JSON.stringify(out)}; stderr: ${r.stderr.slice(-500)}`,
+  );
   assert.is(r.code, 0, `the child failed: ${r.stderr.slice(-1000)}`);
   const { loss, releasedAt } = JSON.parse(out) as { loss: number; releasedAt: number };
   assert.ok(Number.isFinite(loss), `the step trained (loss ${loss})`);

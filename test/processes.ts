@@ -23,7 +23,11 @@ export function runProcess(
 ): Promise<ChildResult> {
   return new Promise((resolve, reject) => {
     const t0 = performance.now();
-    const child = spawn(command, args, { env: opts.env ?? process.env, cwd: opts.cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(command, args, {
+      env: opts.env ?? process.env,
+      cwd: opts.cwd,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));
@@ -43,7 +47,13 @@ export function runProcess(
 }
 
 /** `mpirun -np N node program args`: as root, oversubscribed, shared memory without single-copy reads. */
-export function mpirun(np: number, program: string, args: string[], limitMs: number, during?: (mpirunPid: number) => void): Promise<ChildResult> {
+export function mpirun(
+  np: number,
+  program: string,
+  args: string[],
+  limitMs: number,
+  during?: (mpirunPid: number) => void,
+): Promise<ChildResult> {
   const env = {
     ...process.env,
     OMPI_ALLOW_RUN_AS_ROOT: '1',

@@ -23,7 +23,16 @@ const t = suite('profile trace');
 t('a ResNet-18 DenseCL step exports a trace with conv, batch-norm and loss kernels on the GPU track', async () => {
   await gpu();
   const rt = runtime();
-  const trainer = new Trainer(rt, { arch: 'resnet18', batchSize: 4, bnGroups: 2, imgSize: 16, width: 1 / 16, dim: 8, queueSize: 8, seed: 3 });
+  const trainer = new Trainer(rt, {
+    arch: 'resnet18',
+    batchSize: 4,
+    bnGroups: 2,
+    imgSize: 16,
+    width: 1 / 16,
+    dim: 8,
+    queueSize: 8,
+    seed: 3,
+  });
   try {
     const n = 4 * 3 * 16 * 16;
     await trainer.trainStep(randomArray(n, 1), randomArray(n, 2)); // warm-up: compiles the pipelines
@@ -34,7 +43,9 @@ t('a ResNet-18 DenseCL step exports a trace with conv, batch-norm and loss kerne
     const trace = JSON.parse(text) as { traceEvents: TraceEvent[] };
     assert.ok(Array.isArray(trace.traceEvents), 'traceEvents is an array');
     const track = (prefix: string) => {
-      const meta = trace.traceEvents.find((e) => e.ph === 'M' && e.name === 'thread_name' && String(e.args?.name ?? '').startsWith(prefix));
+      const meta = trace.traceEvents.find(
+        (e) => e.ph === 'M' && e.name === 'thread_name' && String(e.args?.name ?? '').startsWith(prefix),
+      );
       assert.ok(meta, `a thread_name track starting with '${prefix}'`);
       return { pid: meta!.pid, tid: meta!.tid };
     };
@@ -60,9 +71,15 @@ t('a ResNet-18 DenseCL step exports a trace with conv, batch-norm and loss kerne
     for (const family of ['conv2d', 'batchnorm_', 'contrastive_']) {
       const evs = gpuEvents.filter((e) => e.name.startsWith(family));
       assert.ok(evs.length > 0, `GPU track has ${family} kernels`);
-      assert.ok(evs.every((e) => e.dur! > 0), `${family}: every duration is positive`);
+      assert.ok(
+        evs.every((e) => e.dur! > 0),
+        `${family}: every duration is positive`,
+      );
       const total = evs.reduce((s, e) => s + e.dur!, 0);
-      assert.ok(total > 0.001 * evs.length, `${family}: measured time (${total.toFixed(3)} us over ${evs.length} kernels), not only clamped zeros`);
+      assert.ok(
+        total > 0.001 * evs.length,
+        `${family}: measured time (${total.toFixed(3)} us over ${evs.length} kernels), not only clamped zeros`,
+      );
     }
     const convs = gpuEvents.filter((e) => e.name.startsWith('conv2d')).length;
     assert.ok(convs >= 20 * 2, `ResNet-18 forward + backward has many conv kernels, got ${convs}`);
@@ -70,11 +87,20 @@ t('a ResNet-18 DenseCL step exports a trace with conv, batch-norm and loss kerne
     // The CPU track names the ops that recorded the kernels.
     const ops = new Set(cpuEvents.map((e) => e.name));
     for (const op of ['conv2d', 'contrastive']) {
-      assert.ok([...ops].some((o) => o.includes(op)), `CPU track has a ${op} op (ops: ${[...ops].slice(0, 20).join(', ')})`);
+      assert.ok(
+        [...ops].some((o) => o.includes(op)),
+        `CPU track has a ${op} op (ops: ${[...ops].slice(0, 20).join(', ')})`,
+      );
     }
-    assert.ok([...ops].some((o) => /batch_?norm/i.test(o)), 'CPU track has a batch-norm op');
+    assert.ok(
+      [...ops].some((o) => /batch_?norm/i.test(o)),
+      'CPU track has a batch-norm op',
+    );
     // Each GPU event carries the op that dispatched it.
-    assert.ok(gpuEvents.every((e) => typeof e.args?.op === 'string' && (e.args.op as string).length > 0), 'GPU events name their op');
+    assert.ok(
+      gpuEvents.every((e) => typeof e.args?.op === 'string' && (e.args.op as string).length > 0),
+      'GPU events name their op',
+    );
   } finally {
     trainer.destroy();
   }

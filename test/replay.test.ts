@@ -18,17 +18,33 @@ import { noGrad, reshape, adaptiveAvgPool2d, tensor } from '../engine/index.js';
 
 const t = suite('replay');
 // Queue 8 and batch 4: the queue pointer wraps every second step.
-const TINY: Partial<TrainerOptions> = { batchSize: 4, bnGroups: 2, imgSize: 16, width: 1 / 16, dim: 8, queueSize: 8, seed: 5 };
+const TINY: Partial<TrainerOptions> = {
+  batchSize: 4,
+  bnGroups: 2,
+  imgSize: 16,
+  width: 1 / 16,
+  dim: 8,
+  queueSize: 8,
+  seed: 5,
+};
 const batch = (seed: number) => randomArray(4 * 3 * 16 * 16, seed);
 
 async function stores(x: Trainer): Promise<Map<string, Float32Array>> {
-  const all = [x.model.query.params, x.model.query.buffers, x.model.key.params, x.model.key.buffers, x.sgd.momentum, x.model.queues];
+  const all = [
+    x.model.query.params,
+    x.model.query.buffers,
+    x.model.key.params,
+    x.model.key.buffers,
+    x.sgd.momentum,
+    x.model.queues,
+  ];
   return new Map(await Promise.all(all.map(async (s) => [s.label, new Float32Array(await s.flat.data())] as const)));
 }
 
 async function assertSameState(a: Trainer, b: Trainer): Promise<void> {
   const [sa, sb] = [await stores(a), await stores(b)];
-  for (const [label, va] of sa) assert.ok(Buffer.from(va.buffer).equals(Buffer.from(sb.get(label)!.buffer)), `store ${label} differs bitwise`);
+  for (const [label, va] of sa)
+    assert.ok(Buffer.from(va.buffer).equals(Buffer.from(sb.get(label)!.buffer)), `store ${label} differs bitwise`);
   assert.equal([a.model.ptr, a.model.ptr2, a.steps], [b.model.ptr, b.model.ptr2, b.steps]);
 }
 
@@ -45,8 +61,14 @@ for (const method of ['densecl', 'mocov2'] as const) {
     const eager = new Trainer(rt, opts, { replay: false });
     const replay = new Trainer(rt, opts);
     for (let s = 0; s < 5; s++) {
-      const [e, r] = [await eager.trainStep(batch(10 + s), batch(20 + s)), await replay.trainStep(batch(10 + s), batch(20 + s))];
-      assert.ok(same(e.loss, r.loss) && same(e.lossGlobal, r.lossGlobal) && same(e.lossDense, r.lossDense), `step ${s}: eager ${e.loss} vs replay ${r.loss}`);
+      const [e, r] = [
+        await eager.trainStep(batch(10 + s), batch(20 + s)),
+        await replay.trainStep(batch(10 + s), batch(20 + s)),
+      ];
+      assert.ok(
+        same(e.loss, r.loss) && same(e.lossGlobal, r.lossGlobal) && same(e.lossDense, r.lossDense),
+        `step ${s}: eager ${e.loss} vs replay ${r.loss}`,
+      );
       assert.is(e.lr, r.lr);
     }
     assert.equal(replay.programs!.stats, { eager: 1, captured: 1, replayed: 3, evicted: 0 });
@@ -65,7 +87,10 @@ t('steps issued back to back, none awaited before the next, equal steps awaited 
   const pending = [];
   for (let s = 0; s < 5; s++) pending.push(pipelined.trainStep(batch(30 + s), batch(40 + s)));
   const got = await Promise.all(pending);
-  assert.equal(got.map((x) => x.loss), want.map((x) => x.loss));
+  assert.equal(
+    got.map((x) => x.loss),
+    want.map((x) => x.loss),
+  );
   assert.is(pipelined.programs!.stats.replayed, 3);
   await assertSameState(awaited, pipelined);
   for (const x of [awaited, pipelined]) x.destroy();
@@ -78,8 +103,14 @@ t('a change of kernel choices drops the captured steps; the next ones are captur
   let restore = () => {};
   try {
     for (let s = 0; s < 6; s++) {
-      if (s === 3) restore = overrideKernels(rt.profile, { contrastive: rt.profile.kernels.contrastive === 'tiled' ? 'gemm' : 'tiled' });
-      const [e, r] = [await eager.trainStep(batch(60 + s), batch(70 + s)), await replay.trainStep(batch(60 + s), batch(70 + s))];
+      if (s === 3)
+        restore = overrideKernels(rt.profile, {
+          contrastive: rt.profile.kernels.contrastive === 'tiled' ? 'gemm' : 'tiled',
+        });
+      const [e, r] = [
+        await eager.trainStep(batch(60 + s), batch(70 + s)),
+        await replay.trainStep(batch(60 + s), batch(70 + s)),
+      ];
       assert.ok(same(e.loss, r.loss), `step ${s}: ${e.loss} vs ${r.loss}`);
     }
   } finally {
@@ -111,7 +142,10 @@ t('a different code path records its own program; outputs match eager', async ()
   const replay = new Trainer(rt, { ...TINY, startIters: 2 });
   for (let s = 0; s < 6; s++) {
     const corr = s % 2 === 1;
-    const [e, r] = [await eager.trainStep(batch(s), batch(s + 7), { correspondence: corr }), await replay.trainStep(batch(s), batch(s + 7), { correspondence: corr })];
+    const [e, r] = [
+      await eager.trainStep(batch(s), batch(s + 7), { correspondence: corr }),
+      await replay.trainStep(batch(s), batch(s + 7), { correspondence: corr }),
+    ];
     assert.ok(same(e.loss, r.loss), `step ${s}`);
     if (corr) assert.equal(Array.from(r.correspondence!), Array.from(e.correspondence!));
   }
@@ -139,14 +173,26 @@ t('evaluation features: replayed batches equal a plain forward of each image', a
   const net = new ResNet({ arch: 'resnet18', width: 1 / 16, smallStem: true });
   const state = new ModelState(rt, net.paramSpecs(''), net.bufferSpecs(''), 3, 'eval');
   const S = 16;
-  const images = Array.from({ length: 9 }, (_, i) => ({ width: 20, height: 18, data: Uint8Array.from(randomArray(20 * 18 * 3, i), (v) => Math.abs(v * 97) % 256) }));
-  const split = { length: 9, get: (i: number) => ({ image: images[i], label: i % 3 }), name: (i: number) => `image ${i}` };
+  const images = Array.from({ length: 9 }, (_, i) => ({
+    width: 20,
+    height: 18,
+    data: Uint8Array.from(randomArray(20 * 18 * 3, i), (v) => Math.abs(v * 97) % 256),
+  }));
+  const split = {
+    length: 9,
+    get: (i: number) => ({ image: images[i], label: i % 3 }),
+    name: (i: number) => `image ${i}`,
+  };
   // Batches of 2: eager, captured, two replays, then a last batch of 1 (its own signature).
   const got = await extractFeatures(rt, net, state, split, { imgSize: S, batchSize: 2, keepMaps: false });
   const C = net.outChannels;
   for (let i = 0; i < 9; i++) {
     const { view } = plainView(images[i], S);
-    const avg = noGrad(() => scope(() => reshape(adaptiveAvgPool2d(net.forward(state, tensor(view, [1, 3, S, S]), { training: false }), 1), [1, C])));
+    const avg = noGrad(() =>
+      scope(() =>
+        reshape(adaptiveAvgPool2d(net.forward(state, tensor(view, [1, 3, S, S]), { training: false }), 1), [1, C]),
+      ),
+    );
     assertClose(got.pooled.subarray(i * C, (i + 1) * C), await avg.data(), 1e-4, 1e-5, `image ${i}`);
     avg.dispose();
   }
@@ -155,15 +201,24 @@ t('evaluation features: replayed batches equal a plain forward of each image', a
 
 t('capture: replay takes new inputs and live values; wrong or missing values are refused', async () => {
   const rt = runtime();
-  const step = () => scope(() => ({ y: add(mul(inputOn(rt, 'x', Float32Array.of(1, 2, 3), [3]), tensorOn(rt, [2, 2, 2])), tensorOn(rt, [1, 1, 1])) }));
+  const step = () =>
+    scope(() => ({
+      y: add(mul(inputOn(rt, 'x', Float32Array.of(1, 2, 3), [3]), tensorOn(rt, [2, 2, 2])), tensorOn(rt, [1, 1, 1])),
+    }));
   const { captured, result } = captureStep(rt, step);
   assert.equal(Array.from(await result.y!.data()), [3, 5, 7]);
   result.y!.dispose();
   const again = replayStep(rt, captured, { x: Float32Array.of(10, 20, 30) });
   assert.equal(Array.from(await again.y!.data()), [21, 41, 61]);
-  assert.throws(() => replayStep(rt, captured, { x: Float32Array.of(1, 2) }), /input 'x' has 8 bytes, the captured step took 12; a batch of another shape needs a new capture/);
+  assert.throws(
+    () => replayStep(rt, captured, { x: Float32Array.of(1, 2) }),
+    /input 'x' has 8 bytes, the captured step took 12; a batch of another shape needs a new capture/,
+  );
   assert.throws(() => replayStep(rt, captured, {}), /input 'x' \(12 bytes\) was not given/);
-  assert.throws(() => replayStep(rt, captured, { x: Float32Array.of(1, 2, 3), lr: 1 }), /'lr' is neither an input nor a live value/);
+  assert.throws(
+    () => replayStep(rt, captured, { x: Float32Array.of(1, 2, 3), lr: 1 }),
+    /'lr' is neither an input nor a live value/,
+  );
   captured.program.destroy();
   assert.throws(() => replayStep(rt, captured, { x: Float32Array.of(1, 2, 3) }), /program was destroyed/);
 });
@@ -171,11 +226,17 @@ t('capture: replay takes new inputs and live values; wrong or missing values are
 t('capture refuses what a replay could not repeat', async () => {
   const rt = runtime();
   const before: Tensor = tensorOn(rt, [1, 2]);
-  assert.throws(() => captureStep(rt, () => scope(() => ({ y: add(before, before) }))), /used a tensor created before the capture/);
+  assert.throws(
+    () => captureStep(rt, () => scope(() => ({ y: add(before, before) }))),
+    /used a tensor created before the capture/,
+  );
   before.dispose();
   let read: Promise<unknown> = Promise.resolve();
   rt.capture(() => (read = tensorOn(rt, [1]).data()));
-  const err = await read.then(() => null, (e: Error) => e);
+  const err = await read.then(
+    () => null,
+    (e: Error) => e,
+  );
   assert.match(String(err?.message), /cannot read values back mid-step/);
   const store = new FlatStore(rt, [{ name: 'w', shape: [2] }], 'w');
   assert.throws(() => rt.capture(() => store.write('w', Float32Array.of(1, 2))), /would not be replayed/);

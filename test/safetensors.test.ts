@@ -31,7 +31,10 @@ t('reads a file written independently (scripts/make_safetensors_fixture.py)', ()
   const w = f.tensors.get('conv1.weight')!;
   assert.is(w.dtype, 'F32');
   assert.equal(w.shape, [2, 3, 3, 3]);
-  assert.equal(Array.from(w.data as Float32Array), Array.from({ length: 54 }, (_, i) => i * 0.25 - 3));
+  assert.equal(
+    Array.from(w.data as Float32Array),
+    Array.from({ length: 54 }, (_, i) => i * 0.25 - 3),
+  );
   const nbt = f.tensors.get('bn1.num_batches_tracked')!;
   assert.is(nbt.dtype, 'I64');
   assert.equal(nbt.shape, []);
@@ -89,7 +92,11 @@ t('atomic write replaces the old file only when complete', () => {
   writeFileAtomic(path, Uint8Array.from([1, 2, 3]));
   writeFileAtomic(path, Uint8Array.from([4, 5]));
   assert.equal(Array.from(readFileSync(path)), [4, 5]);
-  throwsWith(() => writeFileAtomic(join(path, 'inside-a-file'), Uint8Array.from([1])), 'could not write', 'inside-a-file');
+  throwsWith(
+    () => writeFileAtomic(join(path, 'inside-a-file'), Uint8Array.from([1])),
+    'could not write',
+    'inside-a-file',
+  );
   assert.equal(Array.from(readFileSync(path)), [4, 5]);
 });
 
@@ -122,7 +129,12 @@ t('corrupt and truncated files give errors naming the file and the problem', () 
   withF16.set(f16, 8);
   throwsWith(() => decodeSafetensors(withF16, 'half.safetensors'), 'half.safetensors', 'F16', 'not supported');
   throwsWith(() => loadSafetensors(join(dir, 'missing.safetensors')), 'missing.safetensors', 'could not read');
-  throwsWith(() => encodeSafetensors({ w: { dtype: 'F32', shape: [3], data: new Float32Array(2) } }, {}, 'out.st'), 'out.st', '"w"', '3 elements');
+  throwsWith(
+    () => encodeSafetensors({ w: { dtype: 'F32', shape: [3], data: new Float32Array(2) } }, {}, 'out.st'),
+    'out.st',
+    '"w"',
+    '3 elements',
+  );
 });
 
 t('a huge file that is not safetensors is refused from its header, without reading it whole', () => {

@@ -30,7 +30,14 @@ t('every WGSL kernel compiles with its defaults', async () => {
   const device = runtime().device;
   const files = KERNEL_FOLDERS.flatMap(kernelFiles);
   assert.ok(files.length > 50, `found ${files.length} shaders`);
-  for (const moved of ['shaders/conv2d/gemm.wgsl', 'shaders/matmul/tiled.wgsl', 'engine/peak/fma.wgsl', 'bench/naive_matmul.wgsl', 'shaders/densecl/contrastive_tile.wgsl']) assert.ok(files.includes(moved), `${moved} is among ${files.join(', ')}`);
+  for (const moved of [
+    'shaders/conv2d/gemm.wgsl',
+    'shaders/matmul/tiled.wgsl',
+    'engine/peak/fma.wgsl',
+    'bench/naive_matmul.wgsl',
+    'shaders/densecl/contrastive_tile.wgsl',
+  ])
+    assert.ok(files.includes(moved), `${moved} is among ${files.join(', ')}`);
   const failures: string[] = [];
   for (const f of files) {
     const code = specialize(readFileSync(join(ROOT, f), 'utf8'), f);
@@ -49,7 +56,12 @@ t('a kernel with a WGSL error fails loudly at the next read', async () => {
   const x = tensor([1]);
   let message = '';
   try {
-    rt.dispatch(rt.kernel('broken_test_kernel', bad), { params: { n: 1 }, buffers: [x.buffer('test')], workgroups: [1, 1, 1], op: 'test' });
+    rt.dispatch(rt.kernel('broken_test_kernel', bad), {
+      params: { n: 1 },
+      buffers: [x.buffer('test')],
+      workgroups: [1, 1, 1],
+      op: 'test',
+    });
     await x.data();
   } catch (e) {
     message = (e as Error).message;

@@ -14,11 +14,25 @@ import { randomArray } from './helpers.js';
 
 const t = suite('trainer');
 const dir = mkdtempSync(join(tmpdir(), 'densecl-trainer-'));
-const TINY: Partial<TrainerOptions> = { batchSize: 4, bnGroups: 2, imgSize: 16, width: 1 / 16, dim: 8, queueSize: 8, seed: 5 };
+const TINY: Partial<TrainerOptions> = {
+  batchSize: 4,
+  bnGroups: 2,
+  imgSize: 16,
+  width: 1 / 16,
+  dim: 8,
+  queueSize: 8,
+  seed: 5,
+};
 const batch = (seed: number) => randomArray(4 * 3 * 16 * 16, seed);
 
 async function sameState(a: Trainer, b: Trainer): Promise<void> {
-  const stores = (x: Trainer) => [x.model.query.params, x.model.query.buffers, x.model.key.params, x.sgd.momentum, x.model.queues];
+  const stores = (x: Trainer) => [
+    x.model.query.params,
+    x.model.query.buffers,
+    x.model.key.params,
+    x.sgd.momentum,
+    x.model.queues,
+  ];
   const [sa, sb] = [stores(a), stores(b)];
   for (let i = 0; i < sa.length; i++) {
     const [va, vb] = [await sa[i].flat.data(), await sb[i].flat.data()];
@@ -51,7 +65,12 @@ t('saved state restores into a fresh trainer, which then continues identically',
 t('profileStep: the same step and loss, with timestamps and with the coarse fallback', async () => {
   const rt = runtime();
   // A second runtime on the same device that behaves as if the adapter had no timestamp-query.
-  const coarse = new Runtime({ device: rt.device, adapterDescription: 'coarse', hasTimestamps: false, release: () => {} });
+  const coarse = new Runtime({
+    device: rt.device,
+    adapterDescription: 'coarse',
+    hasTimestamps: false,
+    release: () => {},
+  });
   const plain = new Trainer(rt, TINY);
   const timed = new Trainer(rt, TINY);
   const fallback = new Trainer(coarse, TINY);
@@ -65,7 +84,10 @@ t('profileStep: the same step and loss, with timestamps and with the coarse fall
     let timer: ReturnType<typeof setTimeout> | undefined;
     slow = await Promise.race([
       fallback.profileStep(batch(1), batch(2)),
-      new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error('the coarse profile of a step did not finish in 60 s')), 60_000))),
+      new Promise<never>(
+        (_, reject) =>
+          (timer = setTimeout(() => reject(new Error('the coarse profile of a step did not finish in 60 s')), 60_000)),
+      ),
     ]).finally(() => clearTimeout(timer));
   } finally {
     setRuntime(rt);
@@ -86,10 +108,16 @@ t('refuses bad batches, options and mismatched checkpoints with clear messages',
   assert.throws(() => new Trainer(rt, { ...TINY, queueSize: 10 }), /queueSize 10 is not divisible by batchSize 4/);
   assert.throws(() => new Trainer(rt, { ...TINY, imgSize: 4 }), /imgSize 4 is smaller than the network's stride 8/);
   const a = new Trainer(rt, TINY);
-  assert.throws(() => a.trainStep(batch(1).subarray(1), batch(2)), /query batch has 3071 values, expected \[4, 3, 16, 16\] = 3072/);
+  assert.throws(
+    () => a.trainStep(batch(1).subarray(1), batch(2)),
+    /query batch has 3071 values, expected \[4, 3, 16, 16\] = 3072/,
+  );
   const other = new Trainer(rt, { ...TINY, dim: 16 });
   const bytes = await other.saveState();
-  assert.throws(() => a.loadState(bytes, 'other.safetensors'), /other\.safetensors does not match this model: 'encoder_q\.neck\.mlp\.2\.weight' is F32\[16, 32\], the model needs F32\[8, 32\]/);
+  assert.throws(
+    () => a.loadState(bytes, 'other.safetensors'),
+    /other\.safetensors does not match this model: 'encoder_q\.neck\.mlp\.2\.weight' is F32\[16, 32\], the model needs F32\[8, 32\]/,
+  );
   assert.throws(() => a.loadState(new Uint8Array(16), 'junk'), /junk: /);
   a.destroy();
   other.destroy();
@@ -98,7 +126,14 @@ t('refuses bad batches, options and mismatched checkpoints with clear messages',
 
 t('demo geometry: matches are right, wrong or outside the key crop by source position', () => {
   const view = (left: number, flip = false): ViewParams => ({
-    srcWidth: 64, srcHeight: 64, box: { top: 0, left, width: 32, height: 32 }, size: 16, flip, jitter: null, grayscale: false, blurSigma: null,
+    srcWidth: 64,
+    srcHeight: 64,
+    box: { top: 0, left, width: 32, height: 32 },
+    size: 16,
+    flip,
+    jitter: null,
+    grayscale: false,
+    blurSigma: null,
   });
   const identity = Array.from({ length: 16 }, (_, i) => i);
   // Same crop: each cell matched to itself is right.

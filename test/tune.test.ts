@@ -10,7 +10,13 @@ import { fileURLToPath } from 'node:url';
 import { gpu, randomArray, assertClose } from './helpers.js';
 import { runProcess } from './processes.js';
 import { backward, conv2d, type Runtime, type Tensor } from '../engine/index.js';
-import { conv2dGeometry, convShapeClass, convTileCandidates, TILED_TILES, type ConvDirection } from '../engine/ops/conv2d/index.js';
+import {
+  conv2dGeometry,
+  convShapeClass,
+  convTileCandidates,
+  TILED_TILES,
+  type ConvDirection,
+} from '../engine/ops/conv2d/index.js';
 import { overrideKernels } from '../engine/device-profile.js';
 import { gemm, gemmCandidates, gemmShapeClass, type GemmArgs } from '../engine/ops/matmul.js';
 import { tensorOn } from '../engine/ops/create.js';
@@ -61,8 +67,14 @@ t('off answers the profile default; on times the candidates in the background, t
   assert.ok(d, 'a decision was stored');
   const cands = gemmCandidates(rt, G);
   assert.equal(Object.keys(d.ms).sort(), [...cands].sort());
-  assert.ok(Object.values(d.ms).every((ms) => ms > 0 && Number.isFinite(ms)), JSON.stringify(d.ms));
-  assert.is(d.name, cands.reduce((a, b) => (d.ms[b] < d.ms[a] ? b : a)));
+  assert.ok(
+    Object.values(d.ms).every((ms) => ms > 0 && Number.isFinite(ms)),
+    JSON.stringify(d.ms),
+  );
+  assert.is(
+    d.name,
+    cands.reduce((a, b) => (d.ms[b] < d.ms[a] ? b : a)),
+  );
   assert.is(rt.tuner.stats.classesTuned, 1);
   const kernels: string[] = [];
   rt.observer = { timestampWrites: (i) => void kernels.push(i.kernel), beforeSubmit: () => {}, afterSubmit: () => {} };
@@ -79,8 +91,19 @@ t('off answers the profile default; on times the candidates in the background, t
   rt.tuner.configure({ mode: 'cached' });
   const before = rt.tuner.stats.classesTuned;
   const other = { ...G, M: 300 }; // another class: not in the cache, not timed in 'cached' mode
-  assert.equal(rt.tuner.choose({ key: gemmShapeClass(other), candidates: ['a', 'b'], fallback: 'a', run: () => assert.unreachable() }), { name: 'a', tuned: false });
-  assert.equal(rt.tuner.choose({ key, candidates: cands, fallback: 'x', run: () => {} }), { name: d.name, tuned: true });
+  assert.equal(
+    rt.tuner.choose({
+      key: gemmShapeClass(other),
+      candidates: ['a', 'b'],
+      fallback: 'a',
+      run: () => assert.unreachable(),
+    }),
+    { name: 'a', tuned: false },
+  );
+  assert.equal(rt.tuner.choose({ key, candidates: cands, fallback: 'x', run: () => {} }), {
+    name: d.name,
+    tuned: true,
+  });
   await rt.tuner.settled();
   assert.is(rt.tuner.stats.classesTuned, before);
   assert.throws(() => rt.tuner.import({ ...exported, kernelVersion: 'old' }), /kernel version old/);
@@ -99,7 +122,9 @@ interface ConvCase {
 
 /** Runs a PyTorch fixture case forward and backward, checks all results; returns the conv kernels' profiler names. */
 async function convCase(c: ConvCase): Promise<string[]> {
-  const [x, w, b] = (['x', 'weight', 'bias'] as const).map((k) => tensorOn(rt, c.inputs[k].data, c.inputs[k].shape).requireGrad());
+  const [x, w, b] = (['x', 'weight', 'bias'] as const).map((k) =>
+    tensorOn(rt, c.inputs[k].data, c.inputs[k].shape).requireGrad(),
+  );
   const kernels: string[] = [];
   rt.observer = { timestampWrites: (i) => void kernels.push(i.kernel), beforeSubmit: () => {}, afterSubmit: () => {} };
   let y: Tensor;
@@ -116,48 +141,67 @@ async function convCase(c: ConvCase): Promise<string[]> {
   return kernels.filter((k) => k.startsWith('conv2d_tiled['));
 }
 
-t('conv2d, tiled family: off times nothing; on times each direction\'s class over the tiles that fit, later calls use the winners', async () => {
-  const fixtures = fileURLToPath(new URL('../../test/fixtures/conv2d.json', import.meta.url));
-  const c = (JSON.parse(readFileSync(fixtures, 'utf8')).cases as ConvCase[]).find((k) => k.name === '3x3 s2 p0 odd')!;
-  const g = conv2dGeometry(c.inputs.x.shape, c.inputs.weight.shape, c.args);
-  const store = memoryStore();
-  const restore = overrideKernels(rt.profile, { conv: 'tiled' }); // lavapipe's profile takes the classic family; no tile forced
-  try {
-    rt.tuner.configure({ mode: 'off', store });
-    const before = rt.tuner.stats.classesTuned;
-    const plain = await convCase(c);
-    assert.is(rt.tuner.stats.classesTuned, before);
-    assert.equal(store.saved, {});
+t(
+  "conv2d, tiled family: off times nothing; on times each direction's class over the tiles that fit, later calls use the winners",
+  async () => {
+    const fixtures = fileURLToPath(new URL('../../test/fixtures/conv2d.json', import.meta.url));
+    const c = (JSON.parse(readFileSync(fixtures, 'utf8')).cases as ConvCase[]).find((k) => k.name === '3x3 s2 p0 odd')!;
+    const g = conv2dGeometry(c.inputs.x.shape, c.inputs.weight.shape, c.args);
+    const store = memoryStore();
+    const restore = overrideKernels(rt.profile, { conv: 'tiled' }); // lavapipe's profile takes the classic family; no tile forced
+    try {
+      rt.tuner.configure({ mode: 'off', store });
+      const before = rt.tuner.stats.classesTuned;
+      const plain = await convCase(c);
+      assert.is(rt.tuner.stats.classesTuned, before);
+      assert.equal(store.saved, {});
 
-    rt.tuner.configure({ mode: 'on', budgetMs: 5 });
-    const first = await convCase(c);
-    assert.equal(first, plain, 'first use: the default tiles, unmarked');
-    await rt.tuner.settled();
-    assert.is(rt.tuner.stats.classesTuned, before + 3);
-    const cands = convTileCandidates(rt);
-    assert.equal(cands, Object.keys(TILED_TILES), 'lavapipe fits every tile');
-    const winner = {} as Record<ConvDirection, string>;
-    for (const dir of ['fwd', 'dx', 'dw'] as const) {
-      const d = store.saved[convShapeClass(g, dir)];
-      assert.ok(d, `a decision for ${dir}`);
-      assert.equal(Object.keys(d.ms).sort(), [...cands].sort());
-      assert.ok(Object.values(d.ms).every((ms) => ms > 0 && Number.isFinite(ms)), JSON.stringify(d.ms));
-      assert.is(d.name, cands.reduce((a, b) => (d.ms[b] < d.ms[a] ? b : a)));
-      winner[dir] = d.name;
+      rt.tuner.configure({ mode: 'on', budgetMs: 5 });
+      const first = await convCase(c);
+      assert.equal(first, plain, 'first use: the default tiles, unmarked');
+      await rt.tuner.settled();
+      assert.is(rt.tuner.stats.classesTuned, before + 3);
+      const cands = convTileCandidates(rt);
+      assert.equal(cands, Object.keys(TILED_TILES), 'lavapipe fits every tile');
+      const winner = {} as Record<ConvDirection, string>;
+      for (const dir of ['fwd', 'dx', 'dw'] as const) {
+        const d = store.saved[convShapeClass(g, dir)];
+        assert.ok(d, `a decision for ${dir}`);
+        assert.equal(Object.keys(d.ms).sort(), [...cands].sort());
+        assert.ok(
+          Object.values(d.ms).every((ms) => ms > 0 && Number.isFinite(ms)),
+          JSON.stringify(d.ms),
+        );
+        assert.is(
+          d.name,
+          cands.reduce((a, b) => (d.ms[b] < d.ms[a] ? b : a)),
+        );
+        winner[dir] = d.name;
+      }
+      const tuned = await convCase(c);
+      // Recorded in order: forward, then the backward's dx classes (4 at stride 2, 3x3), then dw.
+      assert.is(tuned.length, plain.length);
+      assert.ok(
+        tuned.every((k) => k.endsWith('(tuned)')),
+        tuned.join(' '),
+      );
+      const tile = (k: string) =>
+        k
+          .match(/TM=(\d),TN=(\d)/)!
+          .slice(1)
+          .join('x');
+      assert.is(tile(tuned[0]), winner.fwd);
+      assert.ok(
+        tuned.slice(1, -1).every((k) => tile(k) === winner.dx),
+        tuned.join(' '),
+      );
+      assert.is(tile(tuned[tuned.length - 1]), winner.dw);
+    } finally {
+      restore();
+      rt.tuner.mode = 'off';
     }
-    const tuned = await convCase(c);
-    // Recorded in order: forward, then the backward's dx classes (4 at stride 2, 3x3), then dw.
-    assert.is(tuned.length, plain.length);
-    assert.ok(tuned.every((k) => k.endsWith('(tuned)')), tuned.join(' '));
-    const tile = (k: string) => k.match(/TM=(\d),TN=(\d)/)!.slice(1).join('x');
-    assert.is(tile(tuned[0]), winner.fwd);
-    assert.ok(tuned.slice(1, -1).every((k) => tile(k) === winner.dx), tuned.join(' '));
-    assert.is(tile(tuned[tuned.length - 1]), winner.dw);
-  } finally {
-    restore();
-    rt.tuner.mode = 'off';
-  }
-});
+  },
+);
 
 t('disk cache: decisions persist; a corrupt or stale file is ignored with one warning and rewritten', async () => {
   const file = join(dir, 'a', 'tune.json');
@@ -169,7 +213,10 @@ t('disk cache: decisions persist; a corrupt or stale file is ignored with one wa
   assert.equal((await diskStore(file, KERNEL_VERSION, warn)).load('gpu2'), {});
   assert.equal(warnings, []);
 
-  for (const [bad, why] of [['{"format": 1, "adap', /unreadable/], [JSON.stringify({ format: 1, kernelVersion: 'old', adapters: { gpu1: { k1: d } } }), /kernel version old.*stale/]] as const) {
+  for (const [bad, why] of [
+    ['{"format": 1, "adap', /unreadable/],
+    [JSON.stringify({ format: 1, kernelVersion: 'old', adapters: { gpu1: { k1: d } } }), /kernel version old.*stale/],
+  ] as const) {
     writeFileSync(file, bad);
     warnings.length = 0;
     const s = await diskStore(file, KERNEL_VERSION, warn);
@@ -189,8 +236,18 @@ t('two processes saving at once leave a valid file', async () => {
   const { buildSync } = (await import(esbuild)) as typeof import('esbuild');
   const program = join(dir, 'writer.mjs');
   const src = fileURLToPath(new URL('../../engine/tune/disk.ts', import.meta.url));
-  buildSync({ entryPoints: [src], bundle: true, platform: 'node', format: 'esm', outfile: join(dir, 'disk.mjs'), logLevel: 'error' });
-  writeFileSync(program, `import { diskStore } from './disk.mjs';\nconst s = await diskStore(process.argv[2], ${JSON.stringify(KERNEL_VERSION)});\nfor (let i = 0; i < 60; i++) s.save('gpu', process.argv[3] + i, { name: 'x', ms: { x: i } });\n`);
+  buildSync({
+    entryPoints: [src],
+    bundle: true,
+    platform: 'node',
+    format: 'esm',
+    outfile: join(dir, 'disk.mjs'),
+    logLevel: 'error',
+  });
+  writeFileSync(
+    program,
+    `import { diskStore } from './disk.mjs';\nconst s = await diskStore(process.argv[2], ${JSON.stringify(KERNEL_VERSION)});\nfor (let i = 0; i < 60; i++) s.save('gpu', process.argv[3] + i, { name: 'x', ms: { x: i } });\n`,
+  );
   const file = join(dir, 'shared', 'tune.json');
   const runs = ['p', 'q'].map((tag) => runProcess(process.execPath, [program, file, tag], { limitMs: 60_000 }));
   let reads = 0;
@@ -201,7 +258,8 @@ t('two processes saving at once leave a valid file', async () => {
       JSON.parse(readFileSync(file, 'utf8'));
       reads++;
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw new Error(`a reader saw a broken file: ${(e as Error).message}`);
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT')
+        throw new Error(`a reader saw a broken file: ${(e as Error).message}`);
     }
     await new Promise((r) => setTimeout(r, 1));
   }
@@ -212,7 +270,9 @@ t('two processes saving at once leave a valid file', async () => {
   // (they would be timed again), never the file.
   assert.ok(keys.includes('p59') || keys.includes('q59'), keys.join());
   assert.equal(readdirSync(join(dir, 'shared')), ['tune.json'], 'no temporary files left');
-  console.log(`  (tune cache: ${keys.length} of 120 concurrent decisions kept, ${reads} reads during the writes all valid)`);
+  console.log(
+    `  (tune cache: ${keys.length} of 120 concurrent decisions kept, ${reads} reads during the writes all valid)`,
+  );
 });
 
 t.run();

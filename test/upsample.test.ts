@@ -4,7 +4,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { gpu, randomArray, gradCheck, assertClose } from './helpers.js';
 import { loadFixtures, checkCase, type OpRunner } from './parity.js';
-import { tensor, backward, bilinearUpsample2d, Tensor } from '../engine/index.js';
+import { tensor, backward, bilinearUpsample2d, type Tensor } from '../engine/index.js';
 import { pixelCrossEntropy } from '../models/ops/pixel_cross_entropy.js';
 
 const runners: Record<string, OpRunner> = {
@@ -18,7 +18,15 @@ t.before(async () => {
   await gpu();
 });
 
-const input = (shape: number[], seed: number, lo = -1, hi = 1) => ({ data: randomArray(shape.reduce((a, b) => a * b, 1), seed, lo, hi), shape });
+const input = (shape: number[], seed: number, lo = -1, hi = 1) => ({
+  data: randomArray(
+    shape.reduce((a, b) => a * b, 1),
+    seed,
+    lo,
+    hi,
+  ),
+  shape,
+});
 
 t('fixtures cover both ops', () => {
   const ops = new Set(fixtures.cases.map((c) => c.op));
@@ -40,7 +48,9 @@ t('bilinear upsample gradients match finite differences', async () => {
 t('pixel cross-entropy gradients match finite differences, ignored pixels get none', async () => {
   const labels = tensor([0, 2, 255, 1, 255, 255, 2, 0, 1, 1, 0, 255], [2, 2, 3], 'i32');
   await gradCheck((x) => pixelCrossEntropy(x, labels), [input([2, 3, 2, 3], 4, -2, 2)], { what: 'pixel loss (mean)' });
-  await gradCheck((x) => pixelCrossEntropy(x, labels, { reduction: 'sum' }), [input([2, 3, 2, 3], 5, -2, 2)], { what: 'pixel loss (sum)' });
+  await gradCheck((x) => pixelCrossEntropy(x, labels, { reduction: 'sum' }), [input([2, 3, 2, 3], 5, -2, 2)], {
+    what: 'pixel loss (sum)',
+  });
   const x = tensor(randomArray(36, 6), [2, 3, 2, 3]).requireGrad();
   backward(pixelCrossEntropy(x, labels));
   const g = await x.grad!.data();
@@ -76,7 +86,10 @@ t('upsample backward is deterministic (no atomics): two runs agree bit for bit',
 
 t('bad input is refused with the shapes in the message', () => {
   const x: Tensor = tensor(randomArray(8, 9), [2, 4]);
-  assert.throws(() => bilinearUpsample2d(x, [4, 4]), /bilinearUpsample2d: expects an input \[N, C, H, W\], got f32\[2, 4\]/);
+  assert.throws(
+    () => bilinearUpsample2d(x, [4, 4]),
+    /bilinearUpsample2d: expects an input \[N, C, H, W\], got f32\[2, 4\]/,
+  );
   const x4 = tensor(randomArray(8, 9), [1, 2, 2, 2]);
   assert.throws(() => bilinearUpsample2d(x4, [0, 4]), /size must be two positive integers/);
   assert.throws(() => pixelCrossEntropy(x4, tensor([0, 1, 1, 0], [1, 4], 'i32')), /labels must be i32 \[1, 2, 2\]/);

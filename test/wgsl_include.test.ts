@@ -23,7 +23,10 @@ t('a snippet is spliced in once, with the snippets it includes', () => {
 });
 
 t('a missing snippet names the file and the library', () => {
-  assert.throws(() => expandIncludes('//#include "lib/nope.wgsl"', 'k.wgsl', LIB), /k\.wgsl includes "lib\/nope\.wgsl", which is not in the snippet library .*lib\/a\.wgsl/);
+  assert.throws(
+    () => expandIncludes('//#include "lib/nope.wgsl"', 'k.wgsl', LIB),
+    /k\.wgsl includes "lib\/nope\.wgsl", which is not in the snippet library .*lib\/a\.wgsl/,
+  );
 });
 
 t('the real library: matmul kernels share the parameter struct, defaults layer', () => {
@@ -48,7 +51,12 @@ t('every snippet in shaders/lib/ is in the library, as its file holds it', () =>
 t('the conv kernels: one window loader, and each twin keeps its own source array and window size', () => {
   const dir = fileURLToPath(new URL('../../shaders/conv2d/', import.meta.url));
   const code = (f: string) => specialize(readFileSync(`${dir}${f}`, 'utf8'), f);
-  for (const [f, src, win] of [['gemm.wgsl', 'S', 10], ['gemm_sg8.wgsl', 'S', 6], ['wgrad.wgsl', 'X', 10], ['wgrad_sg8.wgsl', 'X', 6]] as const) {
+  for (const [f, src, win] of [
+    ['gemm.wgsl', 'S', 10],
+    ['gemm_sg8.wgsl', 'S', 6],
+    ['wgrad.wgsl', 'X', 10],
+    ['wgrad_sg8.wgsl', 'X', 6],
+  ] as const) {
     const c = code(f);
     assert.is(c.match(/fn loadWindow\(/g)?.length, 1, f);
     assert.ok(c.includes(`select(0.0, ${src}[u32(max(at, 0))], ok)`), `${f} reads its window from ${src}`);

@@ -31,7 +31,9 @@ export function parseArgs(argv: string[]): { positional: string[]; flags: Flags 
 export function refuseStrayArguments(command: string, args: string[], takes: number): void {
   const stray = args.slice(takes);
   if (stray.length) {
-    throw new Error(`${command}: unexpected argument${stray.length > 1 ? 's' : ''} ${stray.map((a) => `'${a}'`).join(' ')}; options are given as --name value (densecl help lists them)`);
+    throw new Error(
+      `${command}: unexpected argument${stray.length > 1 ? 's' : ''} ${stray.map((a) => `'${a}'`).join(' ')}; options are given as --name value (densecl help lists them)`,
+    );
   }
 }
 
@@ -51,12 +53,14 @@ export function givenOptions(flags: Flags, command: string): Record<string, unkn
       // A device or a huge file (--config /dev/zero) would be read forever.
       const info = statSync(flags.config);
       if (!info.isFile()) throw new Error('not a regular file');
-      if (info.size > MAX_CONFIG_BYTES) throw new Error(`${info.size} bytes, more than a config file's limit of ${MAX_CONFIG_BYTES}`);
+      if (info.size > MAX_CONFIG_BYTES)
+        throw new Error(`${info.size} bytes, more than a config file's limit of ${MAX_CONFIG_BYTES}`);
       parsed = JSON.parse(readFileSync(flags.config, 'utf8'));
     } catch (e) {
       throw new Error(`${command}: cannot read config file ${flags.config}: ${(e as Error).message}`);
     }
-    if (typeof parsed !== 'object' || parsed === null) throw new Error(`${command}: config file ${flags.config} must hold a JSON object`);
+    if (typeof parsed !== 'object' || parsed === null)
+      throw new Error(`${command}: config file ${flags.config} must hold a JSON object`);
     for (const [k, v] of Object.entries(parsed)) fromFile[camel(k)] = v;
   }
   const { config: _config, ...rest } = flags;
@@ -74,11 +78,17 @@ const DECIMAL = /^[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$/i;
  * `given` (see givenOptions) over `defaults`, converting each value to the type of its
  * default; unknown keys are an error that lists the known ones.
  */
-export function typedOptions<T extends Record<string, string | number | boolean>>(defaults: T, given: Record<string, unknown>, command: string): T {
+export function typedOptions<T extends Record<string, string | number | boolean>>(
+  defaults: T,
+  given: Record<string, unknown>,
+  command: string,
+): T {
   const merged: Record<string, unknown> = { ...defaults };
   for (const [k, v] of Object.entries(given)) {
     if (!(k in defaults)) {
-      throw new Error(`${command}: unknown option ${flagName(k)}; known: ${Object.keys(defaults).map(flagName).join(' ')}`);
+      throw new Error(
+        `${command}: unknown option ${flagName(k)}; known: ${Object.keys(defaults).map(flagName).join(' ')}`,
+      );
     }
     const want = typeof defaults[k];
     const flag = flagName(k);
@@ -86,14 +96,20 @@ export function typedOptions<T extends Record<string, string | number | boolean>
     if (want === 'number') {
       // Plain decimal notation only: Number() would also take '0x8', ' ' or 'Infinity'.
       const n = typeof v === 'number' ? v : typeof v === 'string' && DECIMAL.test(v.trim()) ? Number(v) : Number.NaN;
-      if (!Number.isFinite(n)) throw new Error(`${command}: ${flag} needs a number, got ${typeof v === 'string' ? `'${v}'` : JSON.stringify(v)}`);
+      if (!Number.isFinite(n))
+        throw new Error(
+          `${command}: ${flag} needs a number, got ${typeof v === 'string' ? `'${v}'` : JSON.stringify(v)}`,
+        );
       merged[k] = n;
     } else if (want === 'boolean') {
       if (v === true || v === 'true' || v === '1') merged[k] = true;
       else if (v === false || v === 'false' || v === '0') merged[k] = false;
       else throw new Error(`${command}: ${flag} is true or false (or given bare for true), got ${JSON.stringify(v)}`);
     } else {
-      if (typeof v !== 'string' && typeof v !== 'number') throw new Error(`${command}: ${flag} needs a value${typeof v === 'boolean' ? '' : `, got ${JSON.stringify(v)}`}`);
+      if (typeof v !== 'string' && typeof v !== 'number')
+        throw new Error(
+          `${command}: ${flag} needs a value${typeof v === 'boolean' ? '' : `, got ${JSON.stringify(v)}`}`,
+        );
       merged[k] = String(v);
     }
   }
@@ -101,6 +117,10 @@ export function typedOptions<T extends Record<string, string | number | boolean>
 }
 
 /** Defaults, then a JSON config file (--config FILE), then flags. */
-export function resolveOptions<T extends Record<string, string | number | boolean>>(defaults: T, flags: Flags, command: string): T {
+export function resolveOptions<T extends Record<string, string | number | boolean>>(
+  defaults: T,
+  flags: Flags,
+  command: string,
+): T {
   return typedOptions(defaults, givenOptions(flags, command), command);
 }

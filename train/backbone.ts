@@ -20,7 +20,8 @@ export function loadBackbone(rt: Runtime, path: string, cfg: ResNetConfig): Load
   const describe = `${cfg.arch} (width ${cfg.width}${cfg.smallStem ? ', small stem' : ''})`;
   const hint = 'was it exported from another --arch or --width?';
   // Everything is checked before the model's GPU state exists.
-  const values = (spec: { name: string; shape: readonly number[] }) => [spec.name, expectTensor(file, spec.name, spec.shape, `backbone ${path}`, describe, hint)] as const;
+  const values = (spec: { name: string; shape: readonly number[] }) =>
+    [spec.name, expectTensor(file, spec.name, spec.shape, `backbone ${path}`, describe, hint)] as const;
   const params = net.paramSpecs().map(values);
   const buffers = net.bufferSpecs().map(values);
   const state = new ModelState(rt, net.paramSpecs(), net.bufferSpecs(), 0, 'backbone');

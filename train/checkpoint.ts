@@ -40,13 +40,24 @@ export function parseCounters(text: string | undefined, what: string): RunCounte
   }
   if (c === null || typeof c !== 'object' || Array.isArray(c)) return fail('are not a JSON object');
   const r = c as Record<string, unknown>;
-  for (const k of ['step', 'epoch', 'bnSteps']) if (!isCount(r[k])) fail(`have "${k}" ${JSON.stringify(r[k])}, expected a whole number >= 0`);
+  for (const k of ['step', 'epoch', 'bnSteps'])
+    if (!isCount(r[k])) fail(`have "${k}" ${JSON.stringify(r[k])}, expected a whole number >= 0`);
   const rng = r.rngState;
-  if (!Array.isArray(rng) || rng.length !== 4 || !rng.every((x) => Number.isInteger(x) && x >= 0 && x <= 0xffffffff) || rng.every((x) => x === 0)) {
+  if (
+    !Array.isArray(rng) ||
+    rng.length !== 4 ||
+    !rng.every((x) => Number.isInteger(x) && x >= 0 && x <= 0xffffffff) ||
+    rng.every((x) => x === 0)
+  ) {
     fail(`have "rngState" ${JSON.stringify(rng)}, expected 4 unsigned 32-bit words, not all zero`);
   }
   const sampler = r.sampler as Record<string, unknown> | null;
-  if (sampler !== null && (typeof sampler !== 'object' || Array.isArray(sampler) || !['seed', 'epoch', 'position'].every((k) => isCount(sampler[k])))) {
+  if (
+    sampler !== null &&
+    (typeof sampler !== 'object' ||
+      Array.isArray(sampler) ||
+      !['seed', 'epoch', 'position'].every((k) => isCount(sampler[k])))
+  ) {
     fail(`have "sampler" ${JSON.stringify(sampler)}, expected null or {seed, epoch, position} of whole numbers >= 0`);
   }
   if (r.config === null || typeof r.config !== 'object' || Array.isArray(r.config)) fail('have no "config" object');
@@ -54,10 +65,18 @@ export function parseCounters(text: string | undefined, what: string): RunCounte
 }
 
 /** A queue pointer from the metadata: a whole number in [0, K) at a multiple of the batch (the queue takes whole batches). */
-function parsePointer(text: string | undefined, name: string, queueSize: number, batchSize: number, what: string): number {
+function parsePointer(
+  text: string | undefined,
+  name: string,
+  queueSize: number,
+  batchSize: number,
+  what: string,
+): number {
   const p = text === undefined ? 0 : /^(0|[1-9][0-9]*)$/.test(text) ? Number(text) : Number.NaN;
   if (!(p < queueSize) || p % batchSize !== 0) {
-    throw new Error(`${what}: metadata "${name}" is ${JSON.stringify(text)}, expected a whole number below the queue size ${queueSize} and a multiple of the batch ${batchSize}`);
+    throw new Error(
+      `${what}: metadata "${name}" is ${JSON.stringify(text)}, expected a whole number below the queue size ${queueSize} and a multiple of the batch ${batchSize}`,
+    );
   }
   return p;
 }
@@ -103,26 +122,45 @@ export async function encodeCheckpoint(model: DenseCL, sgd: Sgd, counters: RunCo
  * problem (a missing, extra, misshapen or non-finite tensor, bad counters or queue pointers),
  * before writing anything. `batchSize` is the run's whole batch (the queue pointers advance by it).
  */
-export function restoreCheckpoint(bytes: Uint8Array, model: DenseCL, sgd: Sgd, what: string, batchSize: number): RunCounters {
+export function restoreCheckpoint(
+  bytes: Uint8Array,
+  model: DenseCL,
+  sgd: Sgd,
+  what: string,
+  batchSize: number,
+): RunCounters {
   const file = decodeSafetensors(bytes, what);
   const fail = (why: string): never => {
     throw new Error(`${what} does not match this model: ${why}`);
   };
-  if (file.metadata.format !== CHECKPOINT_FORMAT) fail(`format '${file.metadata.format ?? 'none'}', expected '${CHECKPOINT_FORMAT}'`);
+  if (file.metadata.format !== CHECKPOINT_FORMAT)
+    fail(`format '${file.metadata.format ?? 'none'}', expected '${CHECKPOINT_FORMAT}'`);
   const plan: [FlatStore, string, Float32Array][] = [];
   const expected = new Set<string>();
   for (const [prefix, store] of stores(model, sgd)) {
     for (const e of store.entries) {
       if (e.name.startsWith('_')) continue;
       expected.add(prefix + e.name);
-      const values = expectTensor(file, prefix + e.name, e.shape, what, 'this model', 'saved with another arch, width, dim, queue size or method?');
+      const values = expectTensor(
+        file,
+        prefix + e.name,
+        e.shape,
+        what,
+        'this model',
+        'saved with another arch, width, dim, queue size or method?',
+      );
       plan.push([store, e.name, values]);
     }
   }
   // A checkpoint of a larger model (DenseCL's dense head and second queue, loaded as MoCo-v2) must not lose them silently.
   const extra = [...file.tensors.keys()].filter((k) => !expected.has(k));
   if (extra.length) {
-    fail(`it holds ${extra.length} tensor(s) this model does not have (${extra.slice(0, 3).map((k) => `'${k}'`).join(', ')}${extra.length > 3 ? ', ...' : ''}); saved with another method, arch, width or dim?`);
+    fail(
+      `it holds ${extra.length} tensor(s) this model does not have (${extra
+        .slice(0, 3)
+        .map((k) => `'${k}'`)
+        .join(', ')}${extra.length > 3 ? ', ...' : ''}); saved with another method, arch, width or dim?`,
+    );
   }
   const counters = parseCounters(file.metadata.counters, what);
   const K = model.cfg.queueSize;

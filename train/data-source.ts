@@ -27,7 +27,9 @@ export function sceneSourceSize(imgSize: number): number {
   return Math.max(32, Math.round(imgSize * 1.5));
 }
 
-export async function openDataset(o: Pick<DataOptions, 'data' | 'imgSize' | 'seed' | 'builtinImages'>): Promise<{ dataset: LoaderDataset; description: string }> {
+export async function openDataset(
+  o: Pick<DataOptions, 'data' | 'imgSize' | 'seed' | 'builtinImages'>,
+): Promise<{ dataset: LoaderDataset; description: string }> {
   if (o.data === 'builtin') {
     const dataset = new SceneDataset({ seed: o.seed, size: sceneSourceSize(o.imgSize), length: o.builtinImages });
     return { dataset, description: `built-in scenes (${dataset.length} images, ${dataset.size}px, seed ${o.seed})` };
@@ -39,10 +41,16 @@ export async function openDataset(o: Pick<DataOptions, 'data' | 'imgSize' | 'see
 }
 
 /** `shard`: this process's slice of every batch of batchSize images in a data-parallel job. */
-export async function openTrainingData(o: DataOptions, resume?: SamplerState | null, shard = { rank: 0, worldSize: 1 }): Promise<TrainingData> {
+export async function openTrainingData(
+  o: DataOptions,
+  resume?: SamplerState | null,
+  shard = { rank: 0, worldSize: 1 },
+): Promise<TrainingData> {
   const { dataset, description } = await openDataset(o);
   if (dataset.length < o.batchSize) {
-    throw new Error(`the dataset ${description} has ${dataset.length} images, fewer than --batch-size ${o.batchSize}; lower the batch size or add images`);
+    throw new Error(
+      `the dataset ${description} has ${dataset.length} images, fewer than --batch-size ${o.batchSize}; lower the batch size or add images`,
+    );
   }
   const loader = await BatchLoader.create(dataset, {
     batchSize: o.batchSize / shard.worldSize,

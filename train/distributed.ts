@@ -77,7 +77,10 @@ export class DataParallel {
     const per = Math.max(1, Math.floor(bucketBytes / 4));
     this.buckets = [];
     // Backward finishes the last layers first, so the buckets run from the end of the store.
-    for (const [from, to, heads] of [[headsStart, total, true], [0, headsStart, false]] as const) {
+    for (const [from, to, heads] of [
+      [headsStart, total, true],
+      [0, headsStart, false],
+    ] as const) {
       for (let end = to; end > from; end -= per) {
         const offset = Math.max(from, end - per);
         const length = end - offset;
@@ -118,7 +121,15 @@ export class DataParallel {
    * One step on this rank's slice (xq, xk: [n, 3, S, S] with n = job batch / ranks); `rng` draws
    * the shuffle permutation (every rank draws, rank 0's is used, so the generators stay equal).
    */
-  async step(xq: Float32Array, xk: Float32Array, imgSize: number, stepIndex: number, lr: number, rng: Rng, wantCorrespondence = false): Promise<DataParallelStep> {
+  async step(
+    xq: Float32Array,
+    xk: Float32Array,
+    imgSize: number,
+    stepIndex: number,
+    lr: number,
+    rng: Rng,
+    wantCorrespondence = false,
+  ): Promise<DataParallelStep> {
     if (!this.broadcastDone) await this.broadcastState();
     const { comm, model, rt } = this;
     const W = comm.size;
@@ -155,10 +166,20 @@ export class DataParallel {
       model.query.zeroGrad();
       const up = (v: Float32Array | null, shape: number[]) => (v ? tensorOn(rt, v, shape) : null);
       const stepKeys: StepKeys = {
-        own: { features: up(keys.own.features, [n, ...shapes.features])!, globalEmbedding: up(keys.own.globalEmbedding, [n, shapes.dim])!, denseGrid: up(keys.own.denseGrid, [n, ...shapes.denseGrid]), densePooled: null },
-        enqueue: { globalEmbedding: up(keys.all.globalEmbedding, [B, shapes.dim])!, densePooled: up(keys.all.densePooled, [B, shapes.dim]) },
+        own: {
+          features: up(keys.own.features, [n, ...shapes.features])!,
+          globalEmbedding: up(keys.own.globalEmbedding, [n, shapes.dim])!,
+          denseGrid: up(keys.own.denseGrid, [n, ...shapes.denseGrid]),
+          densePooled: null,
+        },
+        enqueue: {
+          globalEmbedding: up(keys.all.globalEmbedding, [B, shapes.dim])!,
+          densePooled: up(keys.all.densePooled, [B, shapes.dim]),
+        },
       };
-      const out = model.trainStepWithKeys(tensorOn(rt, xq, [n, 3, imgSize, imgSize]), stepKeys, stepIndex, () => this.stage(true));
+      const out = model.trainStepWithKeys(tensorOn(rt, xq, [n, 3, imgSize, imgSize]), stepKeys, stepIndex, () =>
+        this.stage(true),
+      );
       [out.loss, out.lossGlobal, out.lossDense].forEach((t, i) => {
         if (t) copyTo(t, this.statsStaging, i * 4);
       });
@@ -195,7 +216,9 @@ export class DataParallel {
    * host (in the same order on every rank, as MPI requires), while later buckets are still being
    * computed or read back.
    */
-  private async syncGradients(submitted: number): Promise<{ stats: Float32Array; times: Omit<SyncTimes, 'keyExchange' | 'keyCollectives'> }> {
+  private async syncGradients(
+    submitted: number,
+  ): Promise<{ stats: Float32Array; times: Omit<SyncTimes, 'keyExchange' | 'keyCollectives'> }> {
     const { rt, comm } = this;
     const grads = this.model.query.grads;
     const statsMap = this.statsStaging.requestMap();
@@ -231,7 +254,17 @@ export class DataParallel {
     await Promise.all(reductions);
     // Until the backbone's first bucket arrived the GPU was still in the backbone's backward.
     const overlapped = Math.max(0, Math.min(headsReduced, backboneOnHost) - headsStart);
-    return { stats, times: { computeWait: backboneOnHost - submitted, gradSync: now() - backboneOnHost, overlapped, allreduce, readback, buckets: this.buckets.length } };
+    return {
+      stats,
+      times: {
+        computeWait: backboneOnHost - submitted,
+        gradSync: now() - backboneOnHost,
+        overlapped,
+        allreduce,
+        readback,
+        buckets: this.buckets.length,
+      },
+    };
   }
 
   destroy(): void {
@@ -269,11 +302,17 @@ export function unshuffle(
   shapes: KeyShapes,
   rank: number,
   n: number,
-): { own: { features: Float32Array; globalEmbedding: Float32Array; denseGrid: Float32Array | null }; all: { globalEmbedding: Float32Array; densePooled: Float32Array | null } } {
+): {
+  own: { features: Float32Array; globalEmbedding: Float32Array; denseGrid: Float32Array | null };
+  all: { globalEmbedding: Float32Array; densePooled: Float32Array | null };
+} {
   const B = perm.length;
   const { sizes } = shapes;
   const perRank = n * sizes.reduce((a, s) => a + s, 0);
-  if (gathered.length !== perRank * (B / n)) throw new Error(`key exchange: gathered ${gathered.length} values, expected ${perRank * (B / n)} (engine bug: ranks disagree on the key shapes)`);
+  if (gathered.length !== perRank * (B / n))
+    throw new Error(
+      `key exchange: gathered ${gathered.length} values, expected ${perRank * (B / n)} (engine bug: ranks disagree on the key shapes)`,
+    );
   const partStart = sizes.map((_, p) => n * sizes.slice(0, p).reduce((a, s) => a + s, 0));
   const where = new Int32Array(B); // image -> its position in the shuffled batch
   perm.forEach((img, j) => (where[img] = j));
@@ -290,7 +329,11 @@ export function unshuffle(
   const mine = Array.from({ length: n }, (_, i) => rank * n + i);
   const everyone = Array.from({ length: B }, (_, i) => i);
   return {
-    own: { features: collect(0, mine), globalEmbedding: collect(1, mine), denseGrid: shapes.dense ? collect(2, mine) : null },
+    own: {
+      features: collect(0, mine),
+      globalEmbedding: collect(1, mine),
+      denseGrid: shapes.dense ? collect(2, mine) : null,
+    },
     all: { globalEmbedding: collect(1, everyone), densePooled: shapes.dense ? collect(3, everyone) : null },
   };
 }

@@ -25,10 +25,17 @@ export interface InitBackbone {
 
 const IGNORED = (name: string) => name.startsWith('fc.') || name.endsWith('.num_batches_tracked');
 
-const listed = (names: string[]) => `${names.slice(0, 3).map((n) => `'${n}'`).join(', ')}${names.length > 3 ? `, ... (${names.length} in all)` : ''}`;
+const listed = (names: string[]) =>
+  `${names
+    .slice(0, 3)
+    .map((n) => `'${n}'`)
+    .join(', ')}${names.length > 3 ? `, ... (${names.length} in all)` : ''}`;
 
 export function readInitBackbone(path: string, o: PretrainOptions): InitBackbone {
-  if (!existsSync(path)) throw new Error(`--init-backbone ${path}: no such file; give a .safetensors state dict (e.g. what densecl export RUNDIR --format torchvision writes)`);
+  if (!existsSync(path))
+    throw new Error(
+      `--init-backbone ${path}: no such file; give a .safetensors state dict (e.g. what densecl export RUNDIR --format torchvision writes)`,
+    );
   const file = loadSafetensors(path);
   const net = new ResNet({ arch: o.arch as Arch, width: o.width, smallStem: o.smallStem });
   const model = `the ${o.arch} (width ${o.width}, ${o.smallStem ? 'small' : '7x7'} stem) of this run`;
@@ -40,7 +47,8 @@ export function readInitBackbone(path: string, o: PretrainOptions): InitBackbone
   for (const s of specs) {
     const t = file.tensors.get(s.name);
     if (!t) missing.push(s.name);
-    else if (t.dtype !== 'F32' || t.shape.length !== s.shape.length || t.shape.some((d, i) => d !== s.shape[i])) misshapen.push(`${s.name}: ${t.dtype}[${t.shape.join(', ')}], needs F32[${s.shape.join(', ')}]`);
+    else if (t.dtype !== 'F32' || t.shape.length !== s.shape.length || t.shape.some((d, i) => d !== s.shape[i]))
+      misshapen.push(`${s.name}: ${t.dtype}[${t.shape.join(', ')}], needs F32[${s.shape.join(', ')}]`);
     else if (!(t.data as Float32Array).every(Number.isFinite)) nonFinite.push(s.name);
     else tensors.set(s.name, t.data as Float32Array);
   }
@@ -82,5 +90,7 @@ export function applyInitBackbone(init: InitBackbone, encoders: { params: FlatSt
 
 /** --init-backbone is for new runs: a resumed run's checkpoint holds its weights. */
 export function initWithResumeError(file: string, runDir: string): Error {
-  return new Error(`--init-backbone ${file} with --resume ${runDir}: the checkpoint already holds the run's weights; drop --init-backbone, or start a new run with another --out`);
+  return new Error(
+    `--init-backbone ${file} with --resume ${runDir}: the checkpoint already holds the run's weights; drop --init-backbone, or start a new run with another --out`,
+  );
 }

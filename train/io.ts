@@ -1,6 +1,19 @@
 // Node-only file I/O: atomic writes (a crash never leaves a half-written checkpoint in place of
 // a good one) and safetensors files on disk.
-import { openSync, writeSync, readSync, fsyncSync, closeSync, renameSync, unlinkSync, readFileSync, readdirSync, statSync, mkdirSync, existsSync } from 'node:fs';
+import {
+  openSync,
+  writeSync,
+  readSync,
+  fsyncSync,
+  closeSync,
+  renameSync,
+  unlinkSync,
+  readFileSync,
+  readdirSync,
+  statSync,
+  mkdirSync,
+  existsSync,
+} from 'node:fs';
 import { dirname, basename, join, resolve } from 'node:path';
 import { encodeSafetensors, decodeSafetensors, type SafeTensor, type SafetensorsFile } from '../engine/safetensors.js';
 
@@ -32,7 +45,10 @@ export function makeFolder(dir: string): void {
 export function writeFileAtomic(path: string, bytes: Uint8Array): void {
   const dir = dirname(path);
   // The name says whose it is (removeStaleTemporaries relies on it).
-  const tmp = join(dir, `.${basename(path)}.${process.pid}.${Date.now().toString(36)}${Math.random().toString(36).slice(2, 8)}.tmp`);
+  const tmp = join(
+    dir,
+    `.${basename(path)}.${process.pid}.${Date.now().toString(36)}${Math.random().toString(36).slice(2, 8)}.tmp`,
+  );
   let fd = -1;
   try {
     makeFolder(dir);
@@ -104,7 +120,11 @@ function processRuns(pid: number): boolean {
   }
 }
 
-export function saveSafetensors(path: string, tensors: Map<string, SafeTensor> | Record<string, SafeTensor>, metadata: Record<string, string> = {}): void {
+export function saveSafetensors(
+  path: string,
+  tensors: Map<string, SafeTensor> | Record<string, SafeTensor>,
+  metadata: Record<string, string> = {},
+): void {
   writeFileAtomic(path, encodeSafetensors(tensors, metadata, path));
 }
 
@@ -139,10 +159,17 @@ export function readSafetensorsMetadata(path: string): Record<string, string> {
     if (!info.isFile()) return fail('not a regular file');
     const size = info.size;
     const lengthBytes = Buffer.alloc(8);
-    if (size < 8 || readSync(fd, lengthBytes, 0, 8, 0) !== 8) return fail(`too short to be a safetensors file (${size} bytes)`);
+    if (size < 8 || readSync(fd, lengthBytes, 0, 8, 0) !== 8)
+      return fail(`too short to be a safetensors file (${size} bytes)`);
     const n = lengthBytes.readBigUInt64LE(0);
-    if (n > BigInt(MAX_HEADER_BYTES)) return fail(`header length ${n} is implausible (over ${MAX_HEADER_BYTES} bytes): not a safetensors file, or corrupt`);
-    if (n > BigInt(size - 8)) return fail(`truncated or not safetensors: the header claims ${n} bytes, the file has ${size - 8} after the length`);
+    if (n > BigInt(MAX_HEADER_BYTES))
+      return fail(
+        `header length ${n} is implausible (over ${MAX_HEADER_BYTES} bytes): not a safetensors file, or corrupt`,
+      );
+    if (n > BigInt(size - 8))
+      return fail(
+        `truncated or not safetensors: the header claims ${n} bytes, the file has ${size - 8} after the length`,
+      );
     const header = Buffer.alloc(Number(n));
     if (readSync(fd, header, 0, header.length, 8) !== header.length) return fail('the header could not be read whole');
     let parsed: Record<string, { data_offsets?: unknown } | undefined>;
@@ -151,21 +178,32 @@ export function readSafetensorsMetadata(path: string): Record<string, string> {
     } catch (e) {
       return fail(`the JSON header does not parse (${(e as Error).message}): not a safetensors file, or corrupt`);
     }
-    if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) return fail('the header is not a JSON object');
+    if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed))
+      return fail('the header is not a JSON object');
     // The tensors tile the data, so the largest end offset is the data's length.
     const dataBytes = size - 8 - Number(n);
     let dataEnd = 0;
     for (const [name, t] of Object.entries(parsed)) {
       if (name === '__metadata__') continue;
       const end = Array.isArray(t?.data_offsets) ? Number(t.data_offsets[1]) : Number.NaN;
-      if (!Number.isSafeInteger(end) || end < 0) return fail(`tensor "${name}": data_offsets ${JSON.stringify(t?.data_offsets)} is not [begin, end]`);
-      if (end > dataBytes) return fail(`truncated: tensor "${name}" ends at byte ${end} of the data but the file holds only ${dataBytes} data bytes`);
+      if (!Number.isSafeInteger(end) || end < 0)
+        return fail(`tensor "${name}": data_offsets ${JSON.stringify(t?.data_offsets)} is not [begin, end]`);
+      if (end > dataBytes)
+        return fail(
+          `truncated: tensor "${name}" ends at byte ${end} of the data but the file holds only ${dataBytes} data bytes`,
+        );
       dataEnd = Math.max(dataEnd, end);
     }
-    if (dataEnd < dataBytes) return fail(`${dataBytes - dataEnd} bytes after the last tensor: corrupt file, or not written as safetensors`);
+    if (dataEnd < dataBytes)
+      return fail(`${dataBytes - dataEnd} bytes after the last tensor: corrupt file, or not written as safetensors`);
     const meta = (parsed as { __metadata__?: unknown }).__metadata__;
     if (meta === undefined) return {};
-    if (meta === null || typeof meta !== 'object' || Array.isArray(meta) || !Object.values(meta).every((v) => typeof v === 'string')) {
+    if (
+      meta === null ||
+      typeof meta !== 'object' ||
+      Array.isArray(meta) ||
+      !Object.values(meta).every((v) => typeof v === 'string')
+    ) {
       return fail('"__metadata__" is not an object of strings');
     }
     return meta as Record<string, string>;

@@ -61,15 +61,29 @@ export type PretrainOptions = typeof PAPER;
 export const PRETRAIN_PRESETS: Record<string, { about: string; options: PretrainOptions }> = {
   paper: { about: "the DenseCL paper's ImageNet setting; the default", options: PAPER },
   // The spec: "COCO uses base lr 0.3, 800 epochs"; everything else as on ImageNet.
-  'paper-coco': { about: "the DenseCL paper's COCO setting", options: { ...PAPER, preset: 'paper-coco', epochs: 800, lr: 0.3 } },
+  'paper-coco': {
+    about: "the DenseCL paper's COCO setting",
+    options: { ...PAPER, preset: 'paper-coco', epochs: 800, lr: 0.3 },
+  },
   // What `npm run train` runs: minutes on a CPU driver. COCO's base lr 0.3 suits short runs.
   tiny: {
     about: 'the built-in demo run of npm run train, minutes on a CPU',
-    options: { ...PAPER, preset: 'tiny', arch: 'resnet18', width: 0.25, smallStem: true, epochs: 2, batchSize: 32, imgSize: 32, queueSize: 256, lr: 0.3 },
+    options: {
+      ...PAPER,
+      preset: 'tiny',
+      arch: 'resnet18',
+      width: 0.25,
+      smallStem: true,
+      epochs: 2,
+      batchSize: 32,
+      imgSize: 32,
+      queueSize: 256,
+      lr: 0.3,
+    },
   },
   // `densecl profile`'s default step: torchvision's ResNet-18 at the paper's image size, on a batch small enough for any GPU.
   profile: {
-    about: "the step densecl profile times by default",
+    about: 'the step densecl profile times by default',
     options: { ...PAPER, preset: 'profile', arch: 'resnet18', batchSize: 8, queueSize: 4096 },
   },
 };
@@ -83,7 +97,11 @@ const ARCH_STANDARD = { width: 1, smallStem: false };
 export function presetOptions(name: string): PretrainOptions {
   const p = PRETRAIN_PRESETS[name];
   if (!p) {
-    throw new Error(`pretrain: unknown preset '${name}'; the presets are ${Object.entries(PRETRAIN_PRESETS).map(([n, q]) => `${n} (${q.about})`).join(', ')}`);
+    throw new Error(
+      `pretrain: unknown preset '${name}'; the presets are ${Object.entries(PRETRAIN_PRESETS)
+        .map(([n, q]) => `${n} (${q.about})`)
+        .join(', ')}`,
+    );
   }
   return { ...p.options };
 }
@@ -99,13 +117,19 @@ export function pretrainOptions(flags: Flags): PretrainOptions {
 }
 
 /** `given` (config file and flags, see givenOptions) over the preset it names, else over `defaultPreset`. */
-export function optionsOverPreset(given: Record<string, unknown>, command: string, defaultPreset: string): PretrainOptions {
+export function optionsOverPreset(
+  given: Record<string, unknown>,
+  command: string,
+  defaultPreset: string,
+): PretrainOptions {
   const name = given.preset ?? defaultPreset;
-  if (typeof name !== 'string') throw new Error(`${command}: --preset needs a name: ${Object.keys(PRETRAIN_PRESETS).join(', ')}`);
+  if (typeof name !== 'string')
+    throw new Error(`${command}: --preset needs a name: ${Object.keys(PRETRAIN_PRESETS).join(', ')}`);
   const preset = presetOptions(name);
   const o = typedOptions(preset, given, command);
   if (o.arch !== preset.arch) {
-    for (const k of Object.keys(ARCH_STANDARD) as (keyof typeof ARCH_STANDARD)[]) if (!(k in given)) (o[k] as unknown) = ARCH_STANDARD[k];
+    for (const k of Object.keys(ARCH_STANDARD) as (keyof typeof ARCH_STANDARD)[])
+      if (!(k in given)) (o[k] as unknown) = ARCH_STANDARD[k];
   }
   return o;
 }
@@ -113,7 +137,8 @@ export function optionsOverPreset(given: Record<string, unknown>, command: strin
 /** The Trainer's settings of a run (the training step's; none of the run's files and counters); totalSteps 0 keeps lr constant. */
 export function trainerOptions(o: PretrainOptions, totalSteps = 0): TrainerOptions {
   const step: Record<string, unknown> = {};
-  for (const k of Object.keys(TRAINER_DEFAULTS)) step[k] = k === 'totalSteps' ? totalSteps : o[k as keyof PretrainOptions];
+  for (const k of Object.keys(TRAINER_DEFAULTS))
+    step[k] = k === 'totalSteps' ? totalSteps : o[k as keyof PretrainOptions];
   return step as unknown as TrainerOptions;
 }
 
@@ -128,7 +153,10 @@ interface Range {
   ok: (v: number) => boolean;
   says: string;
 }
-const whole = (min: number): Range => ({ ok: (v) => Number.isSafeInteger(v) && v >= min, says: `a whole number >= ${min}` });
+const whole = (min: number): Range => ({
+  ok: (v) => Number.isSafeInteger(v) && v >= min,
+  says: `a whole number >= ${min}`,
+});
 const above0: Range = { ok: (v) => v > 0 && v < Infinity, says: 'a finite number above 0' };
 const from0below1: Range = { ok: (v) => v >= 0 && v < 1, says: 'in [0, 1)' };
 
@@ -148,7 +176,10 @@ interface OptionSpec {
  * option is one entry here and one in the presets.
  */
 const OPTIONS: Record<keyof PretrainOptions, OptionSpec> = {
-  preset: { value: Object.keys(PRETRAIN_PRESETS).join('|'), about: `the settings a run starts from (default ${DEFAULT_PRESET}); a --config file may name one too` },
+  preset: {
+    value: Object.keys(PRETRAIN_PRESETS).join('|'),
+    about: `the settings a run starts from (default ${DEFAULT_PRESET}); a --config file may name one too`,
+  },
   method: { value: 'densecl|mocov2' },
   data: { value: 'DIR|builtin' },
   arch: { value: 'resnet18|resnet34|resnet50' },
@@ -159,7 +190,11 @@ const OPTIONS: Record<keyof PretrainOptions, OptionSpec> = {
   imgSize: { value: 'S', range: whole(1) },
   queueSize: { value: 'K', range: whole(1) },
   dim: { value: 'D', range: whole(1) },
-  lr: { value: 'LR', range: above0, about: 'base learning rate per 256 images (scaled linearly with the batch, cosine decay)' },
+  lr: {
+    value: 'LR',
+    range: above0,
+    about: 'base learning rate per 256 images (scaled linearly with the batch, cosine decay)',
+  },
   momentum: { value: 'M', range: from0below1 },
   weightDecay: { value: 'WD', range: { ok: (v) => v >= 0 && v < Infinity, says: 'a finite number >= 0' } },
   tau: { value: 'T', range: above0 },
@@ -208,7 +243,8 @@ export function checkOptionRanges(o: PretrainOptions): void {
     const v = o[k] as number;
     if (typeof v !== 'number' || !range.ok(v)) throw new Error(`${flagName(k)} must be ${range.says}, got ${v}`);
   }
-  for (const k of ['method', 'arch', 'data', 'out'] as const) if (!o[k]) throw new Error(`${flagName(k)} must not be empty`);
+  for (const k of ['method', 'arch', 'data', 'out'] as const)
+    if (!o[k]) throw new Error(`${flagName(k)} must not be empty`);
 }
 
 /** Shown by the first progress line, not as differences. */
@@ -219,7 +255,8 @@ const NOT_COMPARED = new Set(['preset', 'out', 'resume']);
  * `preset paper; differs: arch=resnet18, batch-size=64 (lr scaled to 0.0075)`.
  */
 export function describeOptions(o: PretrainOptions): string {
-  if (!PRETRAIN_PRESETS[o.preset]) return `preset ${o.preset} (unknown to this version; the run's own settings are used)`;
+  if (!PRETRAIN_PRESETS[o.preset])
+    return `preset ${o.preset} (unknown to this version; the run's own settings are used)`;
   const preset = presetOptions(o.preset);
   const differs: string[] = [];
   for (const k of Object.keys(preset) as (keyof PretrainOptions)[]) {

@@ -22,7 +22,9 @@ export function formatDuration(sec: number): string {
   const h = Math.floor(s / 3600);
   const m = Math.floor((s % 3600) / 60);
   const r = s % 60;
-  return h > 0 ? `${h}:${String(m).padStart(2, '0')}:${String(r).padStart(2, '0')}` : `${m}:${String(r).padStart(2, '0')}`;
+  return h > 0
+    ? `${h}:${String(m).padStart(2, '0')}:${String(r).padStart(2, '0')}`
+    : `${m}:${String(r).padStart(2, '0')}`;
 }
 
 export function formatFigures(f: StepFigures, width = 24): string {
@@ -33,7 +35,9 @@ export function formatFigures(f: StepFigures, width = 24): string {
   return (
     `${bar} step ${f.step}/${f.totalSteps} ep ${f.epoch + 1}/${f.epochs} | ${f.imagesPerSec.toFixed(1)} img/s | ` +
     `loss ${f.loss.toFixed(4)} (global ${f.lossGlobal.toFixed(4)}${dense}) | lr ${f.lr.toExponential(2)} | ETA ${formatDuration(f.etaSec)}` +
-    (f.dataWaitMs === undefined ? '' : ` | data wait ${f.dataWaitMs.toFixed(0)} ms, issue ${(f.issueMs ?? 0).toFixed(0)} ms`)
+    (f.dataWaitMs === undefined
+      ? ''
+      : ` | data wait ${f.dataWaitMs.toFixed(0)} ms, issue ${(f.issueMs ?? 0).toFixed(0)} ms`)
   );
 }
 
@@ -41,7 +45,10 @@ export class Progress {
   private readonly tty: boolean;
   private lastPrint = 0;
 
-  constructor(private readonly stream: NodeJS.WriteStream = process.stderr, private readonly everySec = 10) {
+  constructor(
+    private readonly stream: NodeJS.WriteStream = process.stderr,
+    private readonly everySec = 10,
+  ) {
     this.tty = !!stream.isTTY;
   }
 

@@ -25,7 +25,8 @@ export function savedOptions(config: unknown, what: string): PretrainOptions {
   for (const k of Object.keys(base) as (keyof PretrainOptions)[]) {
     if (!(k in config)) continue;
     const v = (config as Record<string, unknown>)[k];
-    if (typeof v !== typeof base[k]) throw new Error(`${what}: its saved setting "${k}" is ${JSON.stringify(v)}, expected a ${typeof base[k]}`);
+    if (typeof v !== typeof base[k])
+      throw new Error(`${what}: its saved setting "${k}" is ${JSON.stringify(v)}, expected a ${typeof base[k]}`);
     o[k] = v;
   }
   return o as PretrainOptions;
@@ -50,7 +51,8 @@ function savedRunOptions(runDir: string): PretrainOptions {
  * allowed to change only the ADJUSTABLE ones; the others must agree with the run.
  */
 export function resumeOptions(runDir: string, given: Partial<PretrainOptions> = {}): PretrainOptions {
-  if (given.overwrite) throw new Error(`--resume continues the run in ${runDir} and --overwrite would replace it; give one of them`);
+  if (given.overwrite)
+    throw new Error(`--resume continues the run in ${runDir} and --overwrite would replace it; give one of them`);
   if (given.initBackbone) throw initWithResumeError(given.initBackbone, runDir);
   const saved = savedRunOptions(runDir);
   const contradictions: string[] = [];
@@ -65,7 +67,12 @@ export function resumeOptions(runDir: string, given: Partial<PretrainOptions> = 
         `only ${ADJUSTABLE.map(flagName).join(', ')} may change. To change others, start a new run with another --out.`,
     );
   }
-  const adjusted = Object.fromEntries(ADJUSTABLE.filter((k) => given[k as keyof PretrainOptions] !== undefined).map((k) => [k, given[k as keyof PretrainOptions]]));
+  const adjusted = Object.fromEntries(
+    ADJUSTABLE.filter((k) => given[k as keyof PretrainOptions] !== undefined).map((k) => [
+      k,
+      given[k as keyof PretrainOptions],
+    ]),
+  );
   return { ...saved, ...PER_INVOCATION, ...adjusted, out: runDir, resume: runDir };
 }
 
@@ -74,6 +81,8 @@ export function checkCheckpointSettings(config: unknown, o: PretrainOptions, pat
   const saved = savedOptions(config, path);
   const differ = MODEL_SETTINGS.filter((k) => saved[k] !== o[k]);
   if (differ.length) {
-    throw new Error(`${path} does not match this run: it was saved with ${differ.map((k) => `${flagName(k)} ${saved[k]}`).join(', ')}; this run has ${differ.map((k) => `${flagName(k)} ${o[k]}`).join(', ')}`);
+    throw new Error(
+      `${path} does not match this run: it was saved with ${differ.map((k) => `${flagName(k)} ${saved[k]}`).join(', ')}; this run has ${differ.map((k) => `${flagName(k)} ${o[k]}`).join(', ')}`,
+    );
   }
 }

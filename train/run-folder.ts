@@ -28,7 +28,13 @@ export class RunFolder {
 
   /** Removes what writers killed mid-write left here (see removeStaleTemporaries); returns the names. */
   removeStaleTemporaries(): string[] {
-    return removeStaleTemporaries(this.dir, [CHECKPOINT, CONFIG, LOG, 'backbone_torchvision.safetensors', 'backbone_detectron2.safetensors']);
+    return removeStaleTemporaries(this.dir, [
+      CHECKPOINT,
+      CONFIG,
+      LOG,
+      'backbone_torchvision.safetensors',
+      'backbone_detectron2.safetensors',
+    ]);
   }
 
   /** Refuses to start a new run over another run's checkpoint unless told to replace it. */
@@ -96,12 +102,17 @@ export function truncateLog(path: string, step: number, warn: (message: string) 
       record = JSON.parse(lines[i]) as { step?: unknown };
     } catch (e) {
       if (i === last) {
-        warn(`${path}: dropped its torn last line (${lines[i].length} characters, ${(e as Error).message}); the whole lines before it are kept`);
+        warn(
+          `${path}: dropped its torn last line (${lines[i].length} characters, ${(e as Error).message}); the whole lines before it are kept`,
+        );
         continue;
       }
-      throw new Error(`${path}: line ${i + 1} is not JSON (${(e as Error).message}); fix or delete that line to resume`);
+      throw new Error(
+        `${path}: line ${i + 1} is not JSON (${(e as Error).message}); fix or delete that line to resume`,
+      );
     }
-    if (typeof record?.step !== 'number') throw new Error(`${path}: line ${i + 1} has no step number; fix or delete that line to resume`);
+    if (typeof record?.step !== 'number')
+      throw new Error(`${path}: line ${i + 1} has no step number; fix or delete that line to resume`);
     if (record.step <= step) kept.push(lines[i] + '\n');
   }
   writeFileAtomic(path, encode(kept.join('')));

@@ -22,21 +22,38 @@ interface StepSettings {
  * groups, the queue or the job's `processes` do not divide, an image smaller than the network's
  * stride. `prefix` starts the message ('Trainer: ' for API users).
  */
-export function checkStepSettings(o: StepSettings, processes: number, name: (key: string) => string, prefix = ''): void {
+export function checkStepSettings(
+  o: StepSettings,
+  processes: number,
+  name: (key: string) => string,
+  prefix = '',
+): void {
   const fail = (m: string): never => {
     throw new Error(prefix + m);
   };
   if (!METHODS.includes(o.method)) fail(`${name('method')} must be ${METHODS.join(' or ')}, got '${o.method}'`);
-  if (!ARCHS.includes(o.arch)) fail(`${name('arch')} must be ${ARCHS.slice(0, -1).join(', ')} or ${ARCHS[ARCHS.length - 1]}, got '${o.arch}'`);
+  if (!ARCHS.includes(o.arch))
+    fail(`${name('arch')} must be ${ARCHS.slice(0, -1).join(', ')} or ${ARCHS[ARCHS.length - 1]}, got '${o.arch}'`);
   const [batch, groups] = [name('batchSize'), name('bnGroups')];
-  if (!Number.isInteger(o.batchSize) || o.batchSize < 2) fail(`${batch} ${o.batchSize} must be an integer of at least 2 (contrastive losses need a batch)`);
-  if (o.batchSize % o.bnGroups !== 0) fail(`${batch} ${o.batchSize} is not divisible by ${groups} ${o.bnGroups} (shuffle-BN groups); choose a batch that is a multiple of it`);
-  if (o.queueSize % o.batchSize !== 0) fail(`${name('queueSize')} ${o.queueSize} is not divisible by ${batch} ${o.batchSize}; the queue is filled a whole batch at a time`);
+  if (!Number.isInteger(o.batchSize) || o.batchSize < 2)
+    fail(`${batch} ${o.batchSize} must be an integer of at least 2 (contrastive losses need a batch)`);
+  if (o.batchSize % o.bnGroups !== 0)
+    fail(
+      `${batch} ${o.batchSize} is not divisible by ${groups} ${o.bnGroups} (shuffle-BN groups); choose a batch that is a multiple of it`,
+    );
+  if (o.queueSize % o.batchSize !== 0)
+    fail(
+      `${name('queueSize')} ${o.queueSize} is not divisible by ${batch} ${o.batchSize}; the queue is filled a whole batch at a time`,
+    );
   if (o.batchSize % processes !== 0 || o.bnGroups % processes !== 0) {
-    fail(`${batch} ${o.batchSize} and ${groups} ${o.bnGroups} must both be divisible by the ${processes} processes of the job: they are the whole job's, and each process takes an equal share of both`);
+    fail(
+      `${batch} ${o.batchSize} and ${groups} ${o.bnGroups} must both be divisible by the ${processes} processes of the job: they are the whole job's, and each process takes an equal share of both`,
+    );
   }
   const stride = outputStride(o.smallStem);
   if (!Number.isInteger(o.imgSize) || o.imgSize < stride) {
-    fail(`${name('imgSize')} ${o.imgSize} is smaller than the network's stride ${stride}; use at least ${stride}${o.smallStem ? '' : ` or ${name('smallStem')}`}`);
+    fail(
+      `${name('imgSize')} ${o.imgSize} is smaller than the network's stride ${stride}; use at least ${stride}${o.smallStem ? '' : ` or ${name('smallStem')}`}`,
+    );
   }
 }

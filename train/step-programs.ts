@@ -25,7 +25,10 @@ export class StepPrograms<T extends StepTensors> {
   private choices = '';
   readonly stats: ProgramStats = { eager: 0, captured: 0, replayed: 0, evicted: 0 };
 
-  constructor(private readonly rt: Runtime, private readonly limit = MAX_PROGRAMS) {}
+  constructor(
+    private readonly rt: Runtime,
+    private readonly limit = MAX_PROGRAMS,
+  ) {}
 
   /**
    * Runs the step of this signature: replays its program with `values`, or runs `record`
@@ -77,7 +80,11 @@ export class StepPrograms<T extends StepTensors> {
 
   /** Programs held now, with their dispatch counts and owned bytes. */
   list(): { signature: string; dispatches: number; bytes: number }[] {
-    return [...this.programs].map(([signature, c]) => ({ signature, dispatches: c.program.dispatches, bytes: c.program.bytes }));
+    return [...this.programs].map(([signature, c]) => ({
+      signature,
+      dispatches: c.program.dispatches,
+      bytes: c.program.bytes,
+    }));
   }
 
   destroy(): void {

@@ -137,18 +137,35 @@ export class Trainer {
    * `options.batchSize` and `options.bnGroups` are the whole job's; with `parallel.comm` of W
    * processes each takes batchSize / W images and bnGroups / W BN groups per step.
    */
-  constructor(readonly rt: Runtime, options: Partial<TrainerOptions> = {}, parallel: ParallelOptions = {}) {
+  constructor(
+    readonly rt: Runtime,
+    options: Partial<TrainerOptions> = {},
+    parallel: ParallelOptions = {},
+  ) {
     const o = (this.options = { ...TRAINER_DEFAULTS, ...options });
     const comm = (this.comm = parallel.comm ?? new SingleProcess());
     const W = comm.size;
     checkStepSettings(o, W, (key) => key, 'Trainer: ');
     this.localBatch = o.batchSize / W;
     const cfg: DenseCLConfig = {
-      arch: o.arch, width: o.width, smallStem: o.smallStem, method: o.method, dim: o.dim, queueSize: o.queueSize,
-      tau: o.tau, emaMomentum: o.emaMomentum, lambda: o.lambda, startIters: o.startIters, bnGroups: o.bnGroups / W, seed: o.seed,
+      arch: o.arch,
+      width: o.width,
+      smallStem: o.smallStem,
+      method: o.method,
+      dim: o.dim,
+      queueSize: o.queueSize,
+      tau: o.tau,
+      emaMomentum: o.emaMomentum,
+      lambda: o.lambda,
+      startIters: o.startIters,
+      bnGroups: o.bnGroups / W,
+      seed: o.seed,
     };
     this.model = new DenseCL(rt, cfg);
-    this.sgd = new Sgd(this.model.query.params, this.model.query.grads, { momentum: o.momentum, weightDecay: o.weightDecay });
+    this.sgd = new Sgd(this.model.query.params, this.model.query.grads, {
+      momentum: o.momentum,
+      weightDecay: o.weightDecay,
+    });
     // The same stream as the CLI's pretrain (seed + 1), so equal seeds shuffle equally.
     this.rng = new Rng(o.seed + 1);
     this.lr0 = scaledLr(o.lr, o.batchSize);
@@ -172,28 +189,50 @@ export class Trainer {
     const { imgSize: S } = this.options;
     const B = this.localBatch;
     const want = B * 3 * S * S;
-    for (const [name, x] of [['query', q], ['key', k]] as const) {
+    for (const [name, x] of [
+      ['query', q],
+      ['key', k],
+    ] as const) {
       if (x.length !== want) {
-        const share = this.comm.size > 1 ? `; this process's share of batchSize ${this.options.batchSize} over ${this.comm.size} processes` : '';
-        throw new Error(`Trainer.trainStep: the ${name} batch has ${x.length} values, expected [${B}, 3, ${S}, ${S}] = ${want} (batchSize ${B}${share}, imgSize ${S})`);
+        const share =
+          this.comm.size > 1
+            ? `; this process's share of batchSize ${this.options.batchSize} over ${this.comm.size} processes`
+            : '';
+        throw new Error(
+          `Trainer.trainStep: the ${name} batch has ${x.length} values, expected [${B}, 3, ${S}, ${S}] = ${want} (batchSize ${B}${share}, imgSize ${S})`,
+        );
       }
     }
     const step = this.steps++;
     const lr = this.lrAt(step);
     if (this.dp) {
-      if (opts.keyPermutation) throw new Error('Trainer.trainStep: keyPermutation is for one process; a data-parallel job draws its permutation on rank 0');
+      if (opts.keyPermutation)
+        throw new Error(
+          'Trainer.trainStep: keyPermutation is for one process; a data-parallel job draws its permutation on rank 0',
+        );
       const dp = this.dp;
       // Ranks exchange float views (shuffle-BN gathers the key batch): byte batches are normalised here.
       const norm = opts.pixelNormalization ?? IMAGENET_NORMALIZATION;
       const floats = (x: ViewBatch) => (x instanceof Uint8Array ? normalizePixelsOnCpu(x, S * S, norm) : x);
       const run = this.chain.then(() => dp.step(floats(q), floats(k), S, step, lr, this.rng, opts.correspondence));
       this.chain = run.catch(() => {});
-      return run.then((r) => ({ step, lr, ...r.out, ...(r.correspondence ? { correspondence: r.correspondence } : {}), sync: r.times, keyPermutation: r.permutation }));
+      return run.then((r) => ({
+        step,
+        lr,
+        ...r.out,
+        ...(r.correspondence ? { correspondence: r.correspondence } : {}),
+        sync: r.times,
+        keyPermutation: r.permutation,
+      }));
     }
     const plan = this.model.planStep(step, B, opts.keyPermutation ?? this.rng);
-    if (q.constructor !== k.constructor) throw new Error('Trainer.trainStep: the query and key batches must both be floats or both bytes');
+    if (q.constructor !== k.constructor)
+      throw new Error('Trainer.trainStep: the query and key batches must both be floats or both bytes');
     const norm = opts.pixelNormalization ?? IMAGENET_NORMALIZATION;
-    const upload = (name: string, x: ViewBatch) => (x instanceof Uint8Array ? pixelsOn(this.rt, name, x, [B, 3, S, S], norm) : inputOn(this.rt, name, x, [B, 3, S, S]));
+    const upload = (name: string, x: ViewBatch) =>
+      x instanceof Uint8Array
+        ? pixelsOn(this.rt, name, x, [B, 3, S, S], norm)
+        : inputOn(this.rt, name, x, [B, 3, S, S]);
     const asValue = (x: ViewBatch) => (x instanceof Uint8Array ? pixelWords(x) : x);
     const values = { query: asValue(q), key: asValue(k), lr, ...this.model.stepValues(plan) };
     const record = (): StepTensors =>
@@ -201,7 +240,12 @@ export class Trainer {
         this.model.query.zeroGrad();
         const out = this.model.runStep(upload('query', q), upload('key', k), plan);
         noGrad(() => this.sgd.step(lr));
-        return { loss: out.loss, lossGlobal: out.lossGlobal, lossDense: out.lossDense, correspondence: opts.correspondence ? out.correspondence : null };
+        return {
+          loss: out.loss,
+          lossGlobal: out.lossGlobal,
+          lossDense: out.lossDense,
+          correspondence: opts.correspondence ? out.correspondence : null,
+        };
       });
     let outs: StepTensors;
     if (this.programs) {
@@ -231,7 +275,11 @@ export class Trainer {
    * else coarse per-kernel submissions: see `profile.method`). Profile after a warm-up step or
    * two, or pipeline compilation is part of the figures.
    */
-  async profileStep(q: ViewBatch, k: ViewBatch, opts: StepOptions = {}): Promise<{ stats: StepStats; profile: ProfileResult }> {
+  async profileStep(
+    q: ViewBatch,
+    k: ViewBatch,
+    opts: StepOptions = {},
+  ): Promise<{ stats: StepStats; profile: ProfileResult }> {
     let pending: Promise<StepStats> | null = null;
     const result = await profile(this.rt, () => {
       pending = this.trainStep(q, k, opts);
@@ -251,7 +299,15 @@ export class Trainer {
       await this.chain;
       await this.dp.averageBuffers();
     }
-    const counters: RunCounters = { step: this.steps, epoch: 0, bnSteps: this.steps, rngState: [...this.rng.state()], sampler: null, config: { ...this.options }, ...extra };
+    const counters: RunCounters = {
+      step: this.steps,
+      epoch: 0,
+      bnSteps: this.steps,
+      rngState: [...this.rng.state()],
+      sampler: null,
+      config: { ...this.options },
+      ...extra,
+    };
     return encodeCheckpoint(this.model, this.sgd, counters);
   }
 
@@ -264,7 +320,10 @@ export class Trainer {
     this.assertAlive();
     const counters = restoreCheckpoint(bytes, this.model, this.sgd, what, this.options.batchSize);
     const total = this.options.totalSteps;
-    if (total > 0 && counters.step > total) throw new Error(`${what} was saved at step ${counters.step}, beyond this run's ${total} steps; resume with more --epochs`);
+    if (total > 0 && counters.step > total)
+      throw new Error(
+        `${what} was saved at step ${counters.step}, beyond this run's ${total} steps; resume with more --epochs`,
+      );
     this.steps = counters.step;
     this.rng = new Rng(Uint32Array.from(counters.rngState));
     return counters;

@@ -12,7 +12,16 @@
 //                  init({ device }): the profiler then shows its coarse fallback
 // window.demo holds the state for tests and the console.
 import { init, aggregate, shortKernelNames, type Runtime, type ProfileResult } from '../engine/index.js';
-import { Trainer, TRAINER_DEFAULTS, SceneDataset, BatchLoader, MOCO_V2, type TrainerOptions, type StepStats, type Batch } from '../train/index.js';
+import {
+  Trainer,
+  TRAINER_DEFAULTS,
+  SceneDataset,
+  BatchLoader,
+  MOCO_V2,
+  type TrainerOptions,
+  type StepStats,
+  type Batch,
+} from '../train/index.js';
 import { classifyMatches, type CellMatch } from './correspondence.js';
 
 interface DemoState {
@@ -27,14 +36,31 @@ interface DemoState {
   imagesPerSec: number;
   /** Share of right matches among query cells inside the key crop, per step. */
   matchAccuracy: number[];
-  profile: { step: number; method: ProfileResult['method']; dispatches: number; gpuMs: number; wallMs: number; rows: ReturnType<typeof aggregate> } | null;
+  profile: {
+    step: number;
+    method: ProfileResult['method'];
+    dispatches: number;
+    gpuMs: number;
+    wallMs: number;
+    rows: ReturnType<typeof aggregate>;
+  } | null;
   parity: { losses: [number, number, number | null][]; inputSum: number } | null;
   error: string | null;
 }
 
 const demo: DemoState = {
-  status: 'starting', phase: null, maxSteps: 0, adapter: '', hasTimestamps: false, options: null, steps: [], imagesPerSec: 0,
-  matchAccuracy: [], profile: null, parity: null, error: null,
+  status: 'starting',
+  phase: null,
+  maxSteps: 0,
+  adapter: '',
+  hasTimestamps: false,
+  options: null,
+  steps: [],
+  imagesPerSec: 0,
+  matchAccuracy: [],
+  profile: null,
+  parity: null,
+  error: null,
 };
 (globalThis as unknown as { demo: DemoState }).demo = demo;
 
@@ -88,12 +114,23 @@ async function runtime(): Promise<Runtime> {
   const adapter = await navigator.gpu?.requestAdapter();
   if (!adapter) throw new Error('this browser has no WebGPU adapter (Chrome/Edge 113+, or --enable-unsafe-webgpu)');
   // The kernels size their tiles and buffers to the adapter's limits, as acquireGpu() asks for them.
-  const keys = ['maxStorageBufferBindingSize', 'maxBufferSize', 'maxComputeWorkgroupStorageSize', 'maxComputeInvocationsPerWorkgroup',
-    'maxComputeWorkgroupSizeX', 'maxComputeWorkgroupSizeY', 'maxStorageBuffersPerShaderStage'] as const;
+  const keys = [
+    'maxStorageBufferBindingSize',
+    'maxBufferSize',
+    'maxComputeWorkgroupStorageSize',
+    'maxComputeInvocationsPerWorkgroup',
+    'maxComputeWorkgroupSizeX',
+    'maxComputeWorkgroupSizeY',
+    'maxStorageBuffersPerShaderStage',
+  ] as const;
   const requiredLimits = Object.fromEntries(keys.map((k) => [k, adapter.limits[k]]));
   const requiredFeatures = (['subgroups', 'shader-f16'] as GPUFeatureName[]).filter((f) => adapter.features.has(f));
   const device = await adapter.requestDevice({ requiredLimits, requiredFeatures });
-  return init({ device, adapterDescription: `${adapter.info.vendor} / ${adapter.info.architecture} (the page's own device)`, quiet: true });
+  return init({
+    device,
+    adapterDescription: `${adapter.info.vendor} / ${adapter.info.architecture} (the page's own device)`,
+    quiet: true,
+  });
 }
 
 async function main(): Promise<void> {
@@ -102,21 +139,34 @@ async function main(): Promise<void> {
   demo.hasTimestamps = rt.hasTimestamps;
   const software = isSoftware(rt.adapterDescription);
   const options = (demo.options = optionsFromUrl(software));
-  $('adapter').textContent = `WebGPU adapter: ${rt.adapterDescription}${rt.hasTimestamps ? ' (timestamp queries)' : ' (no timestamp-query)'}`;
+  $('adapter').textContent =
+    `WebGPU adapter: ${rt.adapterDescription}${rt.hasTimestamps ? ' (timestamp queries)' : ' (no timestamp-query)'}`;
   if (software) {
-    $('adapter').textContent += `. This is a software adapter (WebGPU on the CPU), so the page trains a smaller run: batch ${options.batchSize}, ${num('steps', SOFTWARE_STEPS)} steps (?batchSize=16&steps=400 for the full one).`;
+    $('adapter').textContent +=
+      `. This is a software adapter (WebGPU on the CPU), so the page trains a smaller run: batch ${options.batchSize}, ${num('steps', SOFTWARE_STEPS)} steps (?batchSize=16&steps=400 for the full one).`;
   }
   demo.maxSteps = num('steps', software ? SOFTWARE_STEPS : PAGE_STEPS);
   const trainer = new Trainer(rt, options);
   const dataset = new SceneDataset({ seed: options.seed, size: num('sceneSize', 64), length: num('images', 512) });
-  const loader = await BatchLoader.create(dataset, { batchSize: options.batchSize, size: options.imgSize, seed: options.seed, workers: 0 });
+  const loader = await BatchLoader.create(dataset, {
+    batchSize: options.batchSize,
+    size: options.imgSize,
+    seed: options.seed,
+    workers: 0,
+  });
   const check = num('check', 0);
   if (check > 0) return parityRun(rt, trainer, loader, check, num('profileAt', -1));
   await trainLoop(rt, trainer, loader, dataset);
 }
 
 /** Parity mode: a few steps on the loader's first batches, figures only (and the profile of step profileAt). */
-async function parityRun(rt: Runtime, trainer: Trainer, loader: BatchLoader, steps: number, profileAt: number): Promise<void> {
+async function parityRun(
+  rt: Runtime,
+  trainer: Trainer,
+  loader: BatchLoader,
+  steps: number,
+  profileAt: number,
+): Promise<void> {
   demo.status = 'running';
   setStatus(`parity check: ${steps} step(s)…`);
   const losses: [number, number, number | null][] = [];
@@ -178,8 +228,15 @@ async function trainLoop(rt: Runtime, trainer: Trainer, loader: BatchLoader, dat
     }
     const ms = performance.now() - t0;
     demo.phase = 'training';
-    if (!Number.isFinite(stats.loss)) throw new Error(`the loss became ${stats.loss} at step ${stats.step}; lower ?lr=`);
-    demo.steps.push({ step: stats.step, loss: stats.loss, lossGlobal: stats.lossGlobal, lossDense: stats.lossDense, ms });
+    if (!Number.isFinite(stats.loss))
+      throw new Error(`the loss became ${stats.loss} at step ${stats.step}; lower ?lr=`);
+    demo.steps.push({
+      step: stats.step,
+      loss: stats.loss,
+      lossGlobal: stats.lossGlobal,
+      lossDense: stats.lossDense,
+      ms,
+    });
     // Throughput over the last steps, leaving out the first (shader compilation) and the profiled one.
     const timed = demo.steps.filter((s) => s.step > 0 && s.step !== profileAt).slice(-10);
     if (timed.length) demo.imagesPerSec = (timed.length * B * 1000) / timed.reduce((a, s) => a + s.ms, 0);
@@ -208,7 +265,9 @@ function showFigures(s: StepStats, trainer: Trainer, ms: number): void {
     ['batch', `${trainer.options.batchSize} × ${trainer.options.imgSize}²`],
   ];
   $('figures').innerHTML = items.map(([k, v]) => `<span>${k} <b>${v}</b></span>`).join('');
-  if (acc !== undefined) $('corr-figures').innerHTML = `<span>right matches (of cells inside the key crop) <b>${(100 * acc).toFixed(1)}%</b></span>`;
+  if (acc !== undefined)
+    $('corr-figures').innerHTML =
+      `<span>right matches (of cells inside the key crop) <b>${(100 * acc).toFixed(1)}%</b></span>`;
 }
 
 const SERIES: { key: 'loss' | 'lossGlobal' | 'lossDense'; label: string; colour: string }[] = [
@@ -303,7 +362,11 @@ function blit(g: CanvasRenderingContext2D, img: ImageData, x: number, y: number,
   g.drawImage(c, x, y, size, size);
 }
 
-const KIND_COLOUR: Record<CellMatch['kind'], string> = { right: '#18a34a', wrong: '#dc2626', outside: 'rgba(120,120,120,0.55)' };
+const KIND_COLOUR: Record<CellMatch['kind'], string> = {
+  right: '#18a34a',
+  wrong: '#dc2626',
+  outside: 'rgba(120,120,120,0.55)',
+};
 
 function drawCorrespondences(batch: Batch, corr: Int32Array, trainer: Trainer, dataset: SceneDataset): void {
   const canvas = $<HTMLCanvasElement>('corr');
@@ -331,7 +394,10 @@ function drawCorrespondences(batch: Batch, corr: Int32Array, trainer: Trainer, d
     const src = dataset.get(batch.indices[b]).image;
     const sc = side / src.width;
     blit(g, rgbImage(src.data, src.width, src.height), 0, y0, side);
-    for (const [p, colour] of [[q, '#06b6d4'], [k, '#d946ef']] as const) {
+    for (const [p, colour] of [
+      [q, '#06b6d4'],
+      [k, '#d946ef'],
+    ] as const) {
       g.strokeStyle = colour;
       g.lineWidth = 2;
       g.strokeRect(p.box.left * sc, y0 + p.box.top * sc, p.box.width * sc, p.box.height * sc);
@@ -360,16 +426,20 @@ function showProfile(rt: Runtime, step: number, p: ProfileResult): void {
   const rows = aggregate(p.records, 'kernel');
   const gpuMs = p.records.reduce((s, r) => s + r.gpuMs, 0);
   demo.profile = { step, method: p.method, dispatches: p.records.length, gpuMs, wallMs: p.wallMs, rows };
-  const how = p.method === 'timestamps'
-    ? 'GPU timestamp queries around every dispatch'
-    : 'coarse timing: this adapter lacks timestamp-query, so each kernel was submitted and waited for alone (figures include submission overhead)';
-  $('profile-note').textContent = `Step ${step + 1} on ${rt.adapterDescription}: ${p.records.length} dispatches, ${gpuMs.toFixed(1)} ms of kernel time, ${p.wallMs.toFixed(0)} ms wall. Timing: ${how}.`;
-  const head = '<tr><th>kernel</th><th>calls</th><th>total ms</th><th>mean ms</th><th>share</th><th>GFLOP/s</th><th>GB/s</th></tr>';
+  const how =
+    p.method === 'timestamps'
+      ? 'GPU timestamp queries around every dispatch'
+      : 'coarse timing: this adapter lacks timestamp-query, so each kernel was submitted and waited for alone (figures include submission overhead)';
+  $('profile-note').textContent =
+    `Step ${step + 1} on ${rt.adapterDescription}: ${p.records.length} dispatches, ${gpuMs.toFixed(1)} ms of kernel time, ${p.wallMs.toFixed(0)} ms wall. Timing: ${how}.`;
+  const head =
+    '<tr><th>kernel</th><th>calls</th><th>total ms</th><th>mean ms</th><th>share</th><th>GFLOP/s</th><th>GB/s</th></tr>';
   const esc = (s: string) => s.replace(/[&<>]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;' })[c]!);
   const shown = rows.slice(0, 20);
   const short = shortKernelNames(shown.map((r) => r.name));
-  const body = shown.map((r) =>
-    `<tr><td title="${esc(r.name)}">${esc(short.get(r.name)!)}</td><td>${r.calls}</td><td>${r.totalMs.toFixed(3)}</td><td>${r.meanMs.toFixed(4)}</td><td>${(100 * r.share).toFixed(1)}%</td><td>${r.gflops.toFixed(2)}</td><td>${r.gbps.toFixed(2)}</td></tr>`,
+  const body = shown.map(
+    (r) =>
+      `<tr><td title="${esc(r.name)}">${esc(short.get(r.name)!)}</td><td>${r.calls}</td><td>${r.totalMs.toFixed(3)}</td><td>${r.meanMs.toFixed(4)}</td><td>${(100 * r.share).toFixed(1)}%</td><td>${r.gflops.toFixed(2)}</td><td>${r.gbps.toFixed(2)}</td></tr>`,
   );
   const more = rows.length > 20 ? `<tr><td colspan="7">… ${rows.length - 20} more kernels</td></tr>` : '';
   $<HTMLTableElement>('profile').innerHTML = head + body.join('') + more;

@@ -27,14 +27,16 @@ const toSource = (p: ViewParams, [x, y]: [number, number]) => viewToSource(p, x 
  * key view's crop (no right answer exists).
  */
 export function classifyMatches(q: ViewParams, k: ViewParams, matched: ArrayLike<number>, grid: number): CellMatch[] {
-  if (matched.length !== grid * grid) throw new Error(`classifyMatches: ${matched.length} indices for a ${grid}x${grid} grid`);
+  if (matched.length !== grid * grid)
+    throw new Error(`classifyMatches: ${matched.length} indices for a ${grid}x${grid} grid`);
   const keyCell = Math.max(k.box.width, k.box.height) / grid;
   const out: CellMatch[] = [];
   for (let i = 0; i < matched.length; i++) {
     const query = cellCentre(i, grid, q.size);
     const key = cellCentre(matched[i], grid, k.size);
     const [sx, sy] = toSource(q, query);
-    const inside = sx >= k.box.left && sx < k.box.left + k.box.width && sy >= k.box.top && sy < k.box.top + k.box.height;
+    const inside =
+      sx >= k.box.left && sx < k.box.left + k.box.width && sy >= k.box.top && sy < k.box.top + k.box.height;
     const [kx, ky] = toSource(k, key);
     const kind: MatchKind = !inside ? 'outside' : Math.hypot(sx - kx, sy - ky) <= keyCell ? 'right' : 'wrong';
     out.push({ query, key, kind });

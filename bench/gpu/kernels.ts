@@ -8,19 +8,36 @@ import { measureCases, engineCase, tfjsCase, type Measurement, type TimingOption
 import type { Tfjs } from '../lib/tfjs.js';
 import type { SizeSet } from './sizes.js';
 
-export async function matmulVsTfjs(rt: Runtime, tfjs: Tfjs, sizes: number[], timing: TimingOptions): Promise<{ measurements: Measurement[]; worstDiff: number }> {
+export async function matmulVsTfjs(
+  rt: Runtime,
+  tfjs: Tfjs,
+  sizes: number[],
+  timing: TimingOptions,
+): Promise<{ measurements: Measurement[]; worstDiff: number }> {
   const measurements: Measurement[] = [];
   let worstDiff = 0;
   for (const n of sizes) {
     const pair = await squareMatmul(rt, tfjs, n);
     worstDiff = Math.max(worstDiff, pair.diff);
-    measurements.push(...(await measureCases('gpu matmul', { label: `matmul ${n}x${n}x${n}`, flops: 2 * n ** 3, bytes: 12 * n * n }, pair.cases, timing)));
+    measurements.push(
+      ...(await measureCases(
+        'gpu matmul',
+        { label: `matmul ${n}x${n}x${n}`, flops: 2 * n ** 3, bytes: 12 * n * n },
+        pair.cases,
+        timing,
+      )),
+    );
     pair.dispose();
   }
   return { measurements, worstDiff };
 }
 
-export async function convVsTfjs(rt: Runtime, tfjs: Tfjs, conv: SizeSet['conv'], timing: TimingOptions): Promise<{ measurements: Measurement[]; worstDiff: number }> {
+export async function convVsTfjs(
+  rt: Runtime,
+  tfjs: Tfjs,
+  conv: SizeSet['conv'],
+  timing: TimingOptions,
+): Promise<{ measurements: Measurement[]; worstDiff: number }> {
   const measurements: Measurement[] = [];
   let worstDiff = 0;
   for (const [i, l] of conv.layers.entries()) {
@@ -29,10 +46,20 @@ export async function convVsTfjs(rt: Runtime, tfjs: Tfjs, conv: SizeSet['conv'],
     try {
       for (const d of DIRS) {
         const diff = await disagreement(s, d);
-        if (!(diff <= 1e-3)) throw new Error(`gpu bench: conv ${p.label} ${d}: ours and tfjs disagree (max difference ${diff} of the largest value)`);
+        if (!(diff <= 1e-3))
+          throw new Error(
+            `gpu bench: conv ${p.label} ${d}: ours and tfjs disagree (max difference ${diff} of the largest value)`,
+          );
         worstDiff = Math.max(worstDiff, diff);
         const work = { label: `conv ${p.label} ${d}`, flops: p.flops, bytes: p.bytes[d] };
-        measurements.push(...(await measureCases('gpu conv', work, [engineCase('ours', rt, () => s.ours[d]().dispose()), tfjsCase('tfjs', tfjs, s.theirs[d])], timing)));
+        measurements.push(
+          ...(await measureCases(
+            'gpu conv',
+            work,
+            [engineCase('ours', rt, () => s.ours[d]().dispose()), tfjsCase('tfjs', tfjs, s.theirs[d])],
+            timing,
+          )),
+        );
       }
     } finally {
       s.dispose();

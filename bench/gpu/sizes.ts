@@ -38,7 +38,11 @@ export interface SizeSet {
  * BN statistics are taken over groups of 32 images (one GPU's share of the paper's batch of 256
  * on 8 GPUs), or in 2 groups at the tiny sizes.
  */
-function setting(label: string, o: Pick<TrainerOptions, 'arch' | 'imgSize' | 'batchSize' | 'queueSize' | 'bnGroups'> & Partial<Pick<TrainerOptions, 'width' | 'smallStem'>>): StepSetting {
+function setting(
+  label: string,
+  o: Pick<TrainerOptions, 'arch' | 'imgSize' | 'batchSize' | 'queueSize' | 'bnGroups'> &
+    Partial<Pick<TrainerOptions, 'width' | 'smallStem'>>,
+): StepSetting {
   return {
     label,
     options: { ...trainerOptions(presetOptions('paper-coco')), ...o },
@@ -48,8 +52,20 @@ function setting(label: string, o: Pick<TrainerOptions, 'arch' | 'imgSize' | 'ba
 const FULL: SizeSet = {
   name: 'full',
   settings: [
-    setting('ResNet-50, 224 px, batch 32', { arch: 'resnet50', imgSize: 224, batchSize: 32, queueSize: 65536, bnGroups: 1 }),
-    setting('ResNet-18, 64 px, batch 256', { arch: 'resnet18', imgSize: 64, batchSize: 256, queueSize: 65536, bnGroups: 8 }),
+    setting('ResNet-50, 224 px, batch 32', {
+      arch: 'resnet50',
+      imgSize: 224,
+      batchSize: 32,
+      queueSize: 65536,
+      bnGroups: 1,
+    }),
+    setting('ResNet-18, 64 px, batch 256', {
+      arch: 'resnet18',
+      imgSize: 64,
+      batchSize: 256,
+      queueSize: 65536,
+      bnGroups: 8,
+    }),
   ],
   methods: ['densecl', 'mocov2'],
   warmupSteps: 3,
@@ -66,14 +82,35 @@ const TINY_CONV = ['r18 layer2.0 3x3/2 64->128', 'r50 layer1 1x1 64->256'];
 const TINY: SizeSet = {
   name: 'tiny',
   settings: [
-    setting('ResNet-18 width 0.25 small stem, 32 px, batch 8', { arch: 'resnet18', width: 0.25, smallStem: true, imgSize: 32, batchSize: 8, queueSize: 32, bnGroups: 2 }),
-    setting('ResNet-18 width 0.25 small stem, 16 px, batch 8', { arch: 'resnet18', width: 0.25, smallStem: true, imgSize: 16, batchSize: 8, queueSize: 32, bnGroups: 2 }),
+    setting('ResNet-18 width 0.25 small stem, 32 px, batch 8', {
+      arch: 'resnet18',
+      width: 0.25,
+      smallStem: true,
+      imgSize: 32,
+      batchSize: 8,
+      queueSize: 32,
+      bnGroups: 2,
+    }),
+    setting('ResNet-18 width 0.25 small stem, 16 px, batch 8', {
+      arch: 'resnet18',
+      width: 0.25,
+      smallStem: true,
+      imgSize: 16,
+      batchSize: 8,
+      queueSize: 32,
+      bnGroups: 2,
+    }),
   ],
   methods: ['densecl', 'mocov2'],
   warmupSteps: 1,
   timedSteps: 3,
   matmul: [128, 256],
-  conv: { batch: 2, layers: LAYERS.filter((l) => TINY_CONV.includes(`${l.net} ${l.name}`)), side: (l) => Math.max(1, Math.round(l.H / 8)), sizeLabel: '28' },
+  conv: {
+    batch: 2,
+    layers: LAYERS.filter((l) => TINY_CONV.includes(`${l.net} ${l.name}`)),
+    side: (l) => Math.max(1, Math.round(l.H / 8)),
+    sizeLabel: '28',
+  },
   kernelTiming: { targetBatchMs: 5, maxReps: 4, minSamples: 2, maxTime: 0 },
   torchTimeoutS: 120,
 };
@@ -82,12 +119,17 @@ const TINY: SizeSet = {
 export function sizeSet(name = process.env.BENCH_GPU_SIZES || 'full'): SizeSet {
   const sets: Record<SizeName, SizeSet> = { full: FULL, tiny: TINY };
   const set = sets[name as SizeName];
-  if (!set) throw new Error(`BENCH_GPU_SIZES=${name} is not a size set; use 'full' (a GPU, the default) or 'tiny' (lavapipe, tests)`);
+  if (!set)
+    throw new Error(
+      `BENCH_GPU_SIZES=${name} is not a size set; use 'full' (a GPU, the default) or 'tiny' (lavapipe, tests)`,
+    );
   return set;
 }
 
 /** One line on what a set measures, for the report's header. */
 export function describeSizes(s: SizeSet): string {
-  return `${s.name} sizes: steps of ${s.settings.map((x) => x.label).join(' and ')} (${s.methods.join(', ')}; median of ${s.timedSteps} after ${s.warmupSteps} warm-up), ` +
-    `matmul ${s.matmul.join(', ')}, ${s.conv.layers.length} conv shapes x 3 directions at batch ${s.conv.batch}`;
+  return (
+    `${s.name} sizes: steps of ${s.settings.map((x) => x.label).join(' and ')} (${s.methods.join(', ')}; median of ${s.timedSteps} after ${s.warmupSteps} warm-up), ` +
+    `matmul ${s.matmul.join(', ')}, ${s.conv.layers.length} conv shapes x 3 directions at batch ${s.conv.batch}`
+  );
 }

@@ -35,8 +35,15 @@ const median = (xs: number[]): number => {
   return s.length % 2 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 };
 
-export async function measureSteps(rt: Runtime, setting: { label: string; options: TrainerOptions }, method: Method, counts: { warmupSteps: number; timedSteps: number }, peak: Peak): Promise<StepFigures> {
-  if (counts.warmupSteps < 1) throw new Error('gpu bench: at least one warm-up step is needed (the first timed step is measured from its end)');
+export async function measureSteps(
+  rt: Runtime,
+  setting: { label: string; options: TrainerOptions },
+  method: Method,
+  counts: { warmupSteps: number; timedSteps: number },
+  peak: Peak,
+): Promise<StepFigures> {
+  if (counts.warmupSteps < 1)
+    throw new Error('gpu bench: at least one warm-up step is needed (the first timed step is measured from its end)');
   const o = { ...setting.options, method };
   const trainer = new Trainer(rt, o);
   try {
@@ -77,7 +84,10 @@ export async function measureSteps(rt: Runtime, setting: { label: string; option
     const { profile } = await trainer.profileStep(q, k);
     const kernelMs = profile.records.reduce((s, r) => s + r.gpuMs, 0);
     const last = timedLosses[timedLosses.length - 1];
-    if (!timedLosses.every(Number.isFinite)) throw new Error(`gpu bench: ${setting.label} ${method}: a loss became ${timedLosses.find((x) => !Number.isFinite(x))}`);
+    if (!timedLosses.every(Number.isFinite))
+      throw new Error(
+        `gpu bench: ${setting.label} ${method}: a loss became ${timedLosses.find((x) => !Number.isFinite(x))}`,
+      );
     const medianMs = median(wallMs);
     return {
       setting: setting.label,

@@ -22,7 +22,17 @@ export interface TorchCaseResult {
 }
 
 export type TorchRun =
-  | { ok: true; python: string; torch: string; torchvision: string; cuda: string; device: string; warmup: number; steps: number; results: TorchCaseResult[] }
+  | {
+      ok: true;
+      python: string;
+      torch: string;
+      torchvision: string;
+      cuda: string;
+      device: string;
+      warmup: number;
+      steps: number;
+      results: TorchCaseResult[];
+    }
   /** `short` fits a table cell ('no python', 'no torch', 'no CUDA', 'failed'); `reason` says what to do. */
   | { ok: false; python: string; short: string; reason: string };
 
@@ -33,14 +43,40 @@ export function torchPython(): string {
   return process.env.BENCH_PYTHON || 'python3';
 }
 
-export function runTorch(cases: TrainerOptions[], opts: { warmup: number; steps: number; timeoutS: number; python?: string }): TorchRun {
+export function runTorch(
+  cases: TrainerOptions[],
+  opts: { warmup: number; steps: number; timeoutS: number; python?: string },
+): TorchRun {
   const python = opts.python ?? torchPython();
-  const args = [SCRIPT, '--cases', JSON.stringify(cases), '--warmup', String(opts.warmup), '--steps', String(opts.steps), '--modes', TORCH_MODES.join(',')];
-  const r = spawnSync(python, args, { encoding: 'utf8', timeout: opts.timeoutS * 1000, maxBuffer: 64 << 20, stdio: ['ignore', 'pipe', 'pipe'] });
+  const args = [
+    SCRIPT,
+    '--cases',
+    JSON.stringify(cases),
+    '--warmup',
+    String(opts.warmup),
+    '--steps',
+    String(opts.steps),
+    '--modes',
+    TORCH_MODES.join(','),
+  ];
+  const r = spawnSync(python, args, {
+    encoding: 'utf8',
+    timeout: opts.timeoutS * 1000,
+    maxBuffer: 64 << 20,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   const fail = (short: string, reason: string): TorchRun => ({ ok: false, python, short, reason });
   const code = (r.error as NodeJS.ErrnoException | undefined)?.code;
-  if (code === 'ENOENT') return fail('no python', `${python} was not found; set BENCH_PYTHON to a python3 with torch, torchvision and a CUDA device`);
-  if (code === 'ETIMEDOUT' || r.signal) return fail('failed', `${python} ${SCRIPT} did not finish within ${opts.timeoutS} s${r.signal ? ` (${r.signal})` : ''}`);
+  if (code === 'ENOENT')
+    return fail(
+      'no python',
+      `${python} was not found; set BENCH_PYTHON to a python3 with torch, torchvision and a CUDA device`,
+    );
+  if (code === 'ETIMEDOUT' || r.signal)
+    return fail(
+      'failed',
+      `${python} ${SCRIPT} did not finish within ${opts.timeoutS} s${r.signal ? ` (${r.signal})` : ''}`,
+    );
   if (r.error) return fail('failed', `${python} could not be run: ${r.error.message}`);
   const last = r.stdout.trim().split('\n').pop() ?? '';
   let out: Record<string, unknown> | null = null;

@@ -52,12 +52,18 @@ const OCTAVES = [32, 16, 8, 4, 2];
 
 // Smoothly interpolated lattice noise in [-0.5, 0.5) at pixel (x, y) for cells of `cell` px.
 function valueNoise(x: number, y: number, cell: number, salt: number): number {
-  const gx = x / cell, gy = y / cell;
-  const ix = Math.floor(gx), iy = Math.floor(gy);
-  const fx = gx - ix, fy = gy - iy;
-  const sx = fx * fx * (3 - 2 * fx), sy = fy * fy * (3 - 2 * fy);
-  const a = hash01(ix, iy, salt), b = hash01(ix + 1, iy, salt);
-  const c = hash01(ix, iy + 1, salt), d = hash01(ix + 1, iy + 1, salt);
+  const gx = x / cell,
+    gy = y / cell;
+  const ix = Math.floor(gx),
+    iy = Math.floor(gy);
+  const fx = gx - ix,
+    fy = gy - iy;
+  const sx = fx * fx * (3 - 2 * fx),
+    sy = fy * fy * (3 - 2 * fy);
+  const a = hash01(ix, iy, salt),
+    b = hash01(ix + 1, iy, salt);
+  const c = hash01(ix, iy + 1, salt),
+    d = hash01(ix + 1, iy + 1, salt);
   const top = a + (b - a) * sx;
   return top + (c + (d - c) * sx - top) * sy - 0.5;
 }
@@ -72,7 +78,8 @@ function addDetail(data: Uint8Array, side: number, seed: number, i: number): voi
       for (let o = 0; o < OCTAVES.length; o++) d += valueNoise(x, y, OCTAVES[o], salts[o]);
       d *= norm;
       const p = (y * side + x) * 3;
-      for (let c = 0; c < 3; c++) data[p + c] = Math.min(255, Math.max(0, data[p + c] * (1 + d / 128) + (rng.next() - 0.5) * GRAIN));
+      for (let c = 0; c < 3; c++)
+        data[p + c] = Math.min(255, Math.max(0, data[p + c] * (1 + d / 128) + (rng.next() - 0.5) * GRAIN));
     }
   }
 }
@@ -81,7 +88,8 @@ function addDetail(data: Uint8Array, side: number, seed: number, i: number): voi
 export async function writePhotos(dir: string, opts: PhotoFolderOptions): Promise<void> {
   const { count, seed = 0, quality = 90 } = opts;
   if (!Number.isInteger(count) || count < 1) throw new Error(`photo folder: count ${count} must be a positive integer`);
-  if (!Number.isInteger(quality) || quality < 1 || quality > 100) throw new Error(`photo folder: JPEG quality ${quality} must be an integer in 1..100`);
+  if (!Number.isInteger(quality) || quality < 1 || quality > 100)
+    throw new Error(`photo folder: JPEG quality ${quality} must be an integer in 1..100`);
   const sharp = await loadSharp();
   const scenes = new SceneDataset({ seed, size: 500, length: count });
   for (let i = 0; i < count; i++) {
@@ -101,7 +109,10 @@ export async function writePhotos(dir: string, opts: PhotoFolderOptions): Promis
  * The photo folder for these options under the temp folder, made on first use (into a
  * temporary name, renamed when complete, so an interrupted run is never taken for a finished one).
  */
-export async function cachedPhotoFolder(opts: PhotoFolderOptions, root = join(tmpdir(), 'densecl-bench-photos')): Promise<PhotoFolder & { made: boolean }> {
+export async function cachedPhotoFolder(
+  opts: PhotoFolderOptions,
+  root = join(tmpdir(), 'densecl-bench-photos'),
+): Promise<PhotoFolder & { made: boolean }> {
   const { count, seed = 0, quality = 90 } = opts;
   const dir = join(root, `v1-n${count}-q${quality}-s${seed}`);
   let made = false;

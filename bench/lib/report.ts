@@ -53,7 +53,11 @@ export function markdownTable(r: SuiteReport): string {
   const workloads = [...new Set(r.measurements.map((m) => m.workload))];
   const names = [...new Set(r.measurements.map((m) => m.name))];
   const others = names.filter((n) => n !== r.ours);
-  const head = ['workload', ...names.flatMap((n) => [`${n} ms`, `${n} GFLOP/s`]), ...others.map((n) => `${r.ours}/${n}`)];
+  const head = [
+    'workload',
+    ...names.flatMap((n) => [`${n} ms`, `${n} GFLOP/s`]),
+    ...others.map((n) => `${r.ours}/${n}`),
+  ];
   const lines = [`| ${head.join(' | ')} |`, `|${head.map(() => '---').join('|')}|`];
   const rs = ratios(r);
   for (const w of workloads) {
@@ -81,7 +85,8 @@ export function writeReport(r: SuiteReport, dir = resultsDir()): WrittenReport {
     '| workload | case | ms/op (median) | ms/op (best) | GFLOP/s | GB/s | CPU ms/op | ops per batch | samples | rme % |',
     '|---|---|---|---|---|---|---|---|---|---|',
     ...r.measurements.map(
-      (m) => `| ${m.workload} | ${m.name} | ${fmt(m.msPerOp, 3)} | ${fmt(m.msPerOpMin, 3)} | ${fmt(m.gflops)} | ${fmt(m.gbps)} | ${fmt(m.cpuMsPerOp, 1)} | ${m.reps} | ${m.samples} | ${fmt(m.rmePercent, 1)} |`,
+      (m) =>
+        `| ${m.workload} | ${m.name} | ${fmt(m.msPerOp, 3)} | ${fmt(m.msPerOpMin, 3)} | ${fmt(m.gflops)} | ${fmt(m.gbps)} | ${fmt(m.cpuMsPerOp, 1)} | ${m.reps} | ${m.samples} | ${fmt(m.rmePercent, 1)} |`,
     ),
   ].join('\n');
   const md = [
@@ -108,7 +113,16 @@ export function writeReport(r: SuiteReport, dir = resultsDir()): WrittenReport {
   const json = join(dir, `${r.suite}.json`);
   const markdown = join(dir, `${r.suite}.md`);
   const text = new TextEncoder();
-  writeFileAtomic(json, text.encode(JSON.stringify({ ...r, date, node: process.version, cores, loadavg: load.map(Number), ratios: ratios(r) }, null, 2) + '\n'));
+  writeFileAtomic(
+    json,
+    text.encode(
+      JSON.stringify(
+        { ...r, date, node: process.version, cores, loadavg: load.map(Number), ratios: ratios(r) },
+        null,
+        2,
+      ) + '\n',
+    ),
+  );
   writeFileAtomic(markdown, text.encode(md));
   return { json, markdown, table };
 }

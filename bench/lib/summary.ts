@@ -15,7 +15,11 @@ function firstTable(md: string): string {
 }
 
 export function writeSummary(adapter: string, ranNow: string[], dir = resultsDir()): string {
-  const reports = existsSync(dir) ? readdirSync(dir).filter((f) => f.endsWith('.md') && f !== 'README.md').sort() : [];
+  const reports = existsSync(dir)
+    ? readdirSync(dir)
+        .filter((f) => f.endsWith('.md') && f !== 'README.md')
+        .sort()
+    : [];
   const out = [
     '# Benchmark results',
     '',
@@ -28,7 +32,8 @@ export function writeSummary(adapter: string, ranNow: string[], dir = resultsDir
     const md = readFileSync(join(dir, f), 'utf8');
     const date = /^Date: (\S+?),?\s/m.exec(md)?.[1] ?? 'unknown date';
     out.push(`## [${f.replace(/\.md$/, '')}](${f})`, '', `Measured ${date}.`, '', firstTable(md), '');
-    if (f === 'profiler.md' && existsSync(join(dir, 'profile_split.svg'))) out.push('![per-kernel time split of a step](profile_split.svg)', '');
+    if (f === 'profiler.md' && existsSync(join(dir, 'profile_split.svg')))
+      out.push('![per-kernel time split of a step](profile_split.svg)', '');
   }
   const path = join(dir, 'README.md');
   writeFileSync(path, out.join('\n'));

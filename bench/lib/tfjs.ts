@@ -26,7 +26,10 @@ export function setupTfjs(handle: GpuHandle): Promise<Tfjs> {
 }
 
 async function load(handle: GpuHandle): Promise<Tfjs> {
-  if (!handle.gpu) throw new Error('setupTfjs: the GpuHandle has no `gpu` object; acquire the device with acquireGpu() so tfjs can share it');
+  if (!handle.gpu)
+    throw new Error(
+      'setupTfjs: the GpuHandle has no `gpu` object; acquire the device with acquireGpu() so tfjs can share it',
+    );
   const nav = (globalThis as { navigator?: { userAgent?: string } }).navigator;
   Object.defineProperty(globalThis, 'navigator', {
     value: { userAgent: nav?.userAgent ?? `Node.js/${process.version}`, gpu: handle.gpu },
@@ -42,7 +45,8 @@ async function load(handle: GpuHandle): Promise<Tfjs> {
   // tfjs registers kernels under the backend name 'webgpu'; replace its self-made device factory.
   tf.removeBackend('webgpu');
   tf.registerBackend('webgpu', () => new WebGPUBackend(device, device.adapterInfo), 10);
-  if (!(await tf.setBackend('webgpu'))) throw new Error('setupTfjs: tfjs could not initialise its WebGPU backend on the shared device');
+  if (!(await tf.setBackend('webgpu')))
+    throw new Error('setupTfjs: tfjs could not initialise its WebGPU backend on the shared device');
   await tf.ready();
   const backend = tf.backend() as WebGPUBackend;
   return {

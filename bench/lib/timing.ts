@@ -83,7 +83,12 @@ export function tfjsCase(name: string, tfjs: Tfjs, runOne: () => TfTensor, dispo
  * Times every case on one workload: warm-up (pipeline compilation), calibration of reps per
  * batch, then benny samples batches. Cases run one after another, never overlapping.
  */
-export async function measureCases(suiteName: string, work: Workload, cases: Case[], opts: TimingOptions = DEFAULT_TIMING): Promise<Measurement[]> {
+export async function measureCases(
+  suiteName: string,
+  work: Workload,
+  cases: Case[],
+  opts: TimingOptions = DEFAULT_TIMING,
+): Promise<Measurement[]> {
   const reps = new Map<string, number>();
   const cpu = new Map<string, { us: number; ops: number }>();
   for (const c of cases) {

@@ -45,20 +45,27 @@ export interface OpenOptions {
 export async function openCommunicator(opts: OpenOptions = {}): Promise<Communicator> {
   const env = opts.env ?? process.env;
   const want = opts.worldSize;
-  if (want !== undefined && (!Number.isInteger(want) || want < 1)) throw new Error(`world size must be a positive integer, got ${want}`);
+  if (want !== undefined && (!Number.isInteger(want) || want < 1))
+    throw new Error(`world size must be a positive integer, got ${want}`);
   const launch = detectLaunch(env);
   if (!launch) {
     if (want === undefined || want === 1) return new SingleProcess();
-    throw new Error(`A world size of ${want} needs ${want} processes started by an MPI launcher, but this process was started on its own: ${MPI_INSTALL_HINT.replaceAll(' N ', ` ${want} `)}.`);
+    throw new Error(
+      `A world size of ${want} needs ${want} processes started by an MPI launcher, but this process was started on its own: ${MPI_INSTALL_HINT.replaceAll(' N ', ` ${want} `)}.`,
+    );
   }
   if (want !== undefined && want !== launch.size) {
-    throw new Error(`World size ${want} was asked for, but ${launch.launcher} started ${launch.size} process(es): start the job with -np ${want} or drop the world-size option.`);
+    throw new Error(
+      `World size ${want} was asked for, but ${launch.launcher} started ${launch.size} process(es): start the job with -np ${want} or drop the world-size option.`,
+    );
   }
   if (launch.size === 1) return new SingleProcess();
   const addon = loadMpiAddon(mpiAddonPath(env));
   const comm = new MpiCommunicator(addon);
   if (comm.size !== launch.size) {
-    comm.abort(`MPI reports ${comm.size} processes but ${launch.launcher} announced ${launch.size}: the MPI library the addon was built against does not match the launcher (rebuild with npm run build:mpi using the same MPI as mpirun/srun)`);
+    comm.abort(
+      `MPI reports ${comm.size} processes but ${launch.launcher} announced ${launch.size}: the MPI library the addon was built against does not match the launcher (rebuild with npm run build:mpi using the same MPI as mpirun/srun)`,
+    );
   }
   return comm;
 }

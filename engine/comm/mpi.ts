@@ -40,7 +40,9 @@ export function loadMpiAddon(path = mpiAddonPath()): MpiAddon {
   try {
     return createRequire(import.meta.url)(path) as MpiAddon;
   } catch (e) {
-    throw new Error(`The MPI addon at ${path} did not load (${(e as Error).message.split('\n')[0]}): ${MPI_INSTALL_HINT}.`);
+    throw new Error(
+      `The MPI addon at ${path} did not load (${(e as Error).message.split('\n')[0]}): ${MPI_INSTALL_HINT}.`,
+    );
   }
 }
 
@@ -63,7 +65,10 @@ export class MpiCommunicator implements Communicator {
   private readonly inflight = new Set<Promise<void>>();
   private spinUntil = 0;
   private pollDelay = 0;
-  private scheduled: { kind: 'immediate'; handle: NodeJS.Immediate } | { kind: 'timer'; handle: NodeJS.Timeout } | null = null;
+  private scheduled:
+    | { kind: 'immediate'; handle: NodeJS.Immediate }
+    | { kind: 'timer'; handle: NodeJS.Timeout }
+    | null = null;
   private closed = false;
   /** Set when MPI failed while testing requests: the communicator cannot be used any more. */
   private failure: Error | null = null;
@@ -85,19 +90,24 @@ export class MpiCommunicator implements Communicator {
     // the other ranks waiting. An uncaught error is printed here: Node prints it only after the
     // 'exit' handlers.
     process.on('uncaughtExceptionMonitor', (err, origin) => {
-      if (!this.closed && process.listenerCount('uncaughtException') === 0) this.abort(`${origin}: ${err?.stack ?? err}`, 1);
+      if (!this.closed && process.listenerCount('uncaughtException') === 0)
+        this.abort(`${origin}: ${err?.stack ?? err}`, 1);
     });
     // A rank that exits without close(): finalise on a clean exit.
     process.on('exit', (code) => {
       if (this.closed) return;
       if (code === 0 && this.waiting.size === 0 && !this.failure) return this.addon.finalize();
-      if (code === 0) process.stderr.write(`[rank ${this.rank}/${this.size}] exiting with ${this.failure ? `a failed communicator (${this.failure.message})` : `${this.waiting.size} collective(s) still in flight`}\n`);
+      if (code === 0)
+        process.stderr.write(
+          `[rank ${this.rank}/${this.size}] exiting with ${this.failure ? `a failed communicator (${this.failure.message})` : `${this.waiting.size} collective(s) still in flight`}\n`,
+        );
       this.addon.abort(code || 1);
     });
   }
 
   allreduceSum(data: Float32Array): Promise<Float32Array> {
-    if (!(data instanceof Float32Array)) throw new TypeError(`allreduceSum: expected a Float32Array, got ${describe(data)}`);
+    if (!(data instanceof Float32Array))
+      throw new TypeError(`allreduceSum: expected a Float32Array, got ${describe(data)}`);
     return this.start(() => this.addon.iallreduceSum(data), data.byteLength).then(() => data);
   }
 
@@ -108,7 +118,10 @@ export class MpiCommunicator implements Communicator {
   }
 
   broadcast<T extends CommArray>(data: T, root = 0): Promise<T> {
-    if (!Number.isInteger(root) || root < 0 || root >= this.size) throw new RangeError(`broadcast: root ${root} is not a rank of this job of ${this.size} processes (0..${this.size - 1})`);
+    if (!Number.isInteger(root) || root < 0 || root >= this.size)
+      throw new RangeError(
+        `broadcast: root ${root} is not a rank of this job of ${this.size} processes (0..${this.size - 1})`,
+      );
     return this.start(() => this.addon.ibcast(data, root), data.byteLength).then(() => data);
   }
 

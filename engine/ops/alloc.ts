@@ -9,10 +9,18 @@ export function empty(rt: Runtime, shape: Shape, dtype: DType = 'f32', op = 'emp
 }
 
 /** A tensor holding `data`; `input` names an upload that a captured step takes anew at each replay. */
-export function fromArray(rt: Runtime, data: ArrayLike<number>, shape: Shape, dtype: DType = 'f32', op = 'tensor', input: string | null = null): Tensor {
+export function fromArray(
+  rt: Runtime,
+  data: ArrayLike<number>,
+  shape: Shape,
+  dtype: DType = 'f32',
+  op = 'tensor',
+  input: string | null = null,
+): Tensor {
   checkShape(shape, op);
   const n = sizeOf(shape);
-  if (data.length !== n) throw new Error(`${op}: ${data.length} values do not fill shape ${formatShape(shape)} (${n} elements)`);
+  if (data.length !== n)
+    throw new Error(`${op}: ${data.length} values do not fill shape ${formatShape(shape)} (${n} elements)`);
   const Typed = dtype === 'f32' ? Float32Array : dtype === 'i32' ? Int32Array : Uint32Array;
   const typed = data instanceof Typed ? data : Typed.from(data);
   return new Tensor(new Storage(rt, rt.upload(typed, typed.byteLength, input), n * 4), shape, dtype);
@@ -20,7 +28,8 @@ export function fromArray(rt: Runtime, data: ArrayLike<number>, shape: Shape, dt
 
 export function requireF32(op: string, ...ts: Tensor[]): void {
   for (const t of ts) {
-    if (t.dtype !== 'f32') throw new Error(`${op}: expects f32 tensors, got ${t.describe()}; convert indices with toFloat() first`);
+    if (t.dtype !== 'f32')
+      throw new Error(`${op}: expects f32 tensors, got ${t.describe()}; convert indices with toFloat() first`);
     t.buffer(op); // a disposed input fails here, before the op allocates its output
   }
 }
@@ -46,7 +55,8 @@ export const MAX_RANK = 8;
 
 /** Pads a per-dimension list to the 8 slots of an array<vec4<u32>, 2> uniform field. */
 export function dims8(values: readonly number[], op: string): number[] {
-  if (values.length > MAX_RANK) throw new Error(`${op}: tensors of rank ${values.length} exceed the supported rank ${MAX_RANK}`);
+  if (values.length > MAX_RANK)
+    throw new Error(`${op}: tensors of rank ${values.length} exceed the supported rank ${MAX_RANK}`);
   const out = new Array<number>(MAX_RANK).fill(0);
   values.forEach((v, i) => (out[i] = v));
   return out;
@@ -57,7 +67,8 @@ export function normAxes(axes: number | readonly number[] | undefined, rank: num
   const list = axes === undefined ? [...Array(rank).keys()] : typeof axes === 'number' ? [axes] : [...axes];
   const out = list.map((a) => {
     const n = a < 0 ? a + rank : a;
-    if (!Number.isInteger(n) || n < 0 || n >= rank) throw new Error(`${op}: axis ${a} is out of range for a tensor of rank ${rank}`);
+    if (!Number.isInteger(n) || n < 0 || n >= rank)
+      throw new Error(`${op}: axis ${a} is out of range for a tensor of rank ${rank}`);
     return n;
   });
   if (new Set(out).size !== out.length) throw new Error(`${op}: repeated axis in [${list.join(', ')}]`);

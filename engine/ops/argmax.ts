@@ -1,6 +1,6 @@
 // argmax: the i32 index of the first maximum along an axis (of the flattened tensor when the
 // axis is omitted), from the same kernel as max. Indices have no gradient.
-import { Tensor } from '../tensor.js';
+import type { Tensor } from '../tensor.js';
 import { noGrad } from '../autograd.js';
 import { maxWithIndex } from './reduce.js';
 

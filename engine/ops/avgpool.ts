@@ -2,7 +2,7 @@
 // when the sizes do not divide). The backward pass gathers per input element: no atomics.
 import fwdSrc from '../../shaders/adaptive_avgpool2d.wgsl';
 import gradSrc from '../../shaders/adaptive_avgpool2d_grad.wgsl';
-import { Tensor } from '../tensor.js';
+import type { Tensor } from '../tensor.js';
 import { record } from '../autograd.js';
 import { empty, requireF32 } from './alloc.js';
 import { pair, perPlaneChunk, type Size2 } from './maxpool.js';

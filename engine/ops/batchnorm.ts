@@ -17,7 +17,7 @@ import gradReduceSrc from '../../shaders/batchnorm_grad_reduce.wgsl';
 import gradInputSrc from '../../shaders/batchnorm_grad_input.wgsl';
 import statsChannelSrc from '../../shaders/batchnorm_stats_channel.wgsl';
 import gradChannelSrc from '../../shaders/batchnorm_grad_channel.wgsl';
-import { Tensor, formatShape } from '../tensor.js';
+import { type Tensor, formatShape } from '../tensor.js';
 import { record, leafGradTarget } from '../autograd.js';
 import { empty, requireF32, sameRuntime } from './alloc.js';
 
@@ -93,14 +93,23 @@ function makePlan(x: Tensor, G: number, onePassAllowed: boolean): Plan {
     hwT,
     chunk: Math.ceil(hwT / chunks),
     chunks,
-    onePass: onePassAllowed && N * H * W <= ONE_PASS_MAX ? { chunk: oneChunk, chunks: Math.ceil(hwT / oneChunk) } : null,
+    onePass:
+      onePassAllowed && N * H * W <= ONE_PASS_MAX ? { chunk: oneChunk, chunks: Math.ceil(hwT / oneChunk) } : null,
     blocks: Math.ceil(hwT / ITEMS),
-    defines: lanes === 4 ? { T: 'vec4<f32>', HSUM: 'v.x + v.y + v.z + v.w', LANES: 4 } : { T: 'f32', HSUM: 'v', LANES: 1 },
+    defines:
+      lanes === 4 ? { T: 'vec4<f32>', HSUM: 'v.x + v.y + v.z + v.w', LANES: 4 } : { T: 'f32', HSUM: 'v', LANES: 1 },
     shapes: formatShape(x.shape) + (G > 1 ? ` groups=${G}` : ''),
   };
 }
 
-function check(x: Tensor, weight: Tensor, bias: Tensor, runningMean: Tensor, runningVar: Tensor, opts: BatchNormOptions): number {
+function check(
+  x: Tensor,
+  weight: Tensor,
+  bias: Tensor,
+  runningMean: Tensor,
+  runningVar: Tensor,
+  opts: BatchNormOptions,
+): number {
   const op = 'batchNorm2d';
   const extra = opts.residual ? [opts.residual] : [];
   requireF32(op, x, weight, bias, runningMean, runningVar, ...extra);
@@ -108,23 +117,36 @@ function check(x: Tensor, weight: Tensor, bias: Tensor, runningMean: Tensor, run
   if (x.rank !== 4) throw new Error(`${op}: expects an input [N, C, H, W], got ${x.describe()}`);
   const res = opts.residual;
   if (res && (res.rank !== 4 || res.shape.some((d, i) => d !== x.shape[i]))) {
-    throw new Error(`${op}: residual ${res.describe()} does not match input ${x.describe()}; the shortcut must have the input's shape`);
+    throw new Error(
+      `${op}: residual ${res.describe()} does not match input ${x.describe()}; the shortcut must have the input's shape`,
+    );
   }
   const [N, C, H, W] = x.shape;
-  const named: [string, Tensor][] = [['weight', weight], ['bias', bias], ['runningMean', runningMean], ['runningVar', runningVar]];
+  const named: [string, Tensor][] = [
+    ['weight', weight],
+    ['bias', bias],
+    ['runningMean', runningMean],
+    ['runningVar', runningVar],
+  ];
   for (const [name, t] of named) {
     if (t.rank !== 1 || t.shape[0] !== C) {
-      throw new Error(`${op}: ${name} ${t.describe()} does not match the ${C} channels of input ${x.describe()}; it must have shape [${C}]`);
+      throw new Error(
+        `${op}: ${name} ${t.describe()} does not match the ${C} channels of input ${x.describe()}; it must have shape [${C}]`,
+      );
     }
   }
   const G = opts.groups ?? 1;
   if (!Number.isInteger(G) || G < 1) throw new Error(`${op}: groups must be a positive integer, got ${G}`);
   if (opts.training) {
     if (N % G !== 0) {
-      throw new Error(`${op}: the batch of input ${x.describe()} (N = ${N}) is not divisible by groups = ${G}; use a batch that is a multiple of ${G}`);
+      throw new Error(
+        `${op}: the batch of input ${x.describe()} (N = ${N}) is not divisible by groups = ${G}; use a batch that is a multiple of ${G}`,
+      );
     }
     if ((N / G) * H * W < 2) {
-      throw new Error(`${op}: training needs more than one value per channel and group, input ${x.describe()} with groups = ${G} has ${(N / G) * H * W}`);
+      throw new Error(
+        `${op}: training needs more than one value per channel and group, input ${x.describe()} with groups = ${G} has ${(N / G) * H * W}`,
+      );
     }
     return G;
   }
@@ -138,7 +160,14 @@ function check(x: Tensor, weight: Tensor, bias: Tensor, runningMean: Tensor, run
  * running = (1 - momentum) * running + momentum * batch. Eval uses the running statistics.
  * Gradients flow to x, weight and bias; the running buffers get none.
  */
-export function batchNorm2d(x: Tensor, weight: Tensor, bias: Tensor, runningMean: Tensor, runningVar: Tensor, opts: BatchNormOptions): Tensor {
+export function batchNorm2d(
+  x: Tensor,
+  weight: Tensor,
+  bias: Tensor,
+  runningMean: Tensor,
+  runningVar: Tensor,
+  opts: BatchNormOptions,
+): Tensor {
   const op = 'batchNorm2d';
   const G = check(x, weight, bias, runningMean, runningVar, opts);
   const rt = x.rt;
@@ -156,7 +185,14 @@ export function batchNorm2d(x: Tensor, weight: Tensor, bias: Tensor, runningMean
     const k1 = rt.kernel('batchnorm_stats_channel', statsChannelSrc, p.defines);
     rt.dispatch(k1, {
       params: { C, G, per: p.per, hw: p.hwT, chunk: p.onePass.chunk, chunks: p.onePass.chunks, momentum, eps },
-      buffers: [x.buffer(op), weight.buffer(op), bias.buffer(op), runningMean.buffer(op), runningVar.buffer(op), stats.buffer(op)],
+      buffers: [
+        x.buffer(op),
+        weight.buffer(op),
+        bias.buffer(op),
+        runningMean.buffer(op),
+        runningVar.buffer(op),
+        stats.buffer(op),
+      ],
       workgroups: [C, 1, 1],
       op,
       flops: 4 * n,
@@ -178,7 +214,14 @@ export function batchNorm2d(x: Tensor, weight: Tensor, bias: Tensor, runningMean
     const kr = rt.kernel('batchnorm_reduce', reduceSrc);
     rt.dispatch(kr, {
       params: { C, G, per: p.per, chunks: p.chunks, hw: p.hwT * p.lanes, chunk: p.chunk * p.lanes, momentum, eps },
-      buffers: [part.buffer(op), weight.buffer(op), bias.buffer(op), runningMean.buffer(op), runningVar.buffer(op), stats.buffer(op)],
+      buffers: [
+        part.buffer(op),
+        weight.buffer(op),
+        bias.buffer(op),
+        runningMean.buffer(op),
+        runningVar.buffer(op),
+        stats.buffer(op),
+      ],
       workgroups: [Math.ceil(C / kr.iface.workgroupSize[0]), 1, 1],
       op,
       flops: 8 * part.size,
@@ -214,7 +257,13 @@ export function batchNorm2d(x: Tensor, weight: Tensor, bias: Tensor, runningMean
   });
 
   const inputs = res ? [x, weight, bias, res] : [x, weight, bias];
-  record(y, op, inputs, (dy, more) => batchNormBackward(dy, more[0] ?? null, x, y, weight, bias, res, stats, p, train, relu), 2);
+  record(
+    y,
+    op,
+    inputs,
+    (dy, more) => batchNormBackward(dy, more[0] ?? null, x, y, weight, bias, res, stats, p, train, relu),
+    2,
+  );
   if (!y.node) stats.dispose();
   return y;
 }
@@ -225,8 +274,17 @@ export function batchNorm2d(x: Tensor, weight: Tensor, bias: Tensor, runningMean
  * their .grad in the kernel when they are accumulating leaves (and returned null).
  */
 function batchNormBackward(
-  dy: Tensor, dy2: Tensor | null, x: Tensor, y: Tensor, weight: Tensor, bias: Tensor, res: Tensor | null,
-  stats: Tensor, p: Plan, train: boolean, relu: boolean,
+  dy: Tensor,
+  dy2: Tensor | null,
+  x: Tensor,
+  y: Tensor,
+  weight: Tensor,
+  bias: Tensor,
+  res: Tensor | null,
+  stats: Tensor,
+  p: Plan,
+  train: boolean,
+  relu: boolean,
 ): (Tensor | null)[] {
   const op = 'batchNorm2d.backward';
   const rt = x.rt;
@@ -243,10 +301,34 @@ function batchNormBackward(
   const dweight = accumulate ? wTarget : empty(rt, [C], 'f32', op);
   const dbias = accumulate ? bTarget : empty(rt, [C], 'f32', op);
   if (p.onePass) {
-    const k1 = rt.kernel('batchnorm_grad_channel', gradChannelSrc, { ...p.defines, RELU: relu, DY2: dy2 !== null, ACCUMULATE: accumulate });
+    const k1 = rt.kernel('batchnorm_grad_channel', gradChannelSrc, {
+      ...p.defines,
+      RELU: relu,
+      DY2: dy2 !== null,
+      ACCUMULATE: accumulate,
+    });
     rt.dispatch(k1, {
-      params: { C, G, per: p.per, hw: p.hwT, chunk: p.onePass.chunk, chunks: p.onePass.chunks, count: p.per * p.hwT * p.lanes, train: train ? 1 : 0 },
-      buffers: [dy.buffer(op), x.buffer(op), masked.buffer(op), second.buffer(op), weight.buffer(op), stats.buffer(op), coef.buffer(op), dweight.buffer(op), dbias.buffer(op)],
+      params: {
+        C,
+        G,
+        per: p.per,
+        hw: p.hwT,
+        chunk: p.onePass.chunk,
+        chunks: p.onePass.chunks,
+        count: p.per * p.hwT * p.lanes,
+        train: train ? 1 : 0,
+      },
+      buffers: [
+        dy.buffer(op),
+        x.buffer(op),
+        masked.buffer(op),
+        second.buffer(op),
+        weight.buffer(op),
+        stats.buffer(op),
+        coef.buffer(op),
+        dweight.buffer(op),
+        dbias.buffer(op),
+      ],
       workgroups: [C, 1, 1],
       op,
       flops: (relu ? 5 : 4) * n + (terms - 1) * n,
@@ -256,17 +338,31 @@ function batchNormBackward(
   } else {
     gradSums(dy, second, dy2 !== null, x, masked, weight, stats, coef, dweight, dbias, accumulate, p, train, relu);
   }
-  const wantRes = res !== null && res.requiresGrad;
+  const wantRes = res?.requiresGrad ?? false;
   if (!x.requiresGrad && !wantRes) return [null, accumulate ? null : dweight, accumulate ? null : dbias];
   const dx = empty(rt, x.shape, 'f32', op);
   // Without a residual the unwritten dres binding gets a one-vec4 stand-in (writable bindings
   // must not alias dx).
   const dres = empty(rt, wantRes ? x.shape : [4], 'f32', op);
   const blocksTotal = N * C * p.blocks;
-  const ki = rt.kernel('batchnorm_grad_input', gradInputSrc, { T: p.defines.T, ITEMS, RELU: relu, DY2: dy2 !== null, RESIDUAL: wantRes });
+  const ki = rt.kernel('batchnorm_grad_input', gradInputSrc, {
+    T: p.defines.T,
+    ITEMS,
+    RELU: relu,
+    DY2: dy2 !== null,
+    RESIDUAL: wantRes,
+  });
   rt.dispatch(ki, {
     params: { C, per: p.per, hw: p.hwT, blocks: p.blocks, total: blocksTotal },
-    buffers: [dy.buffer(op), x.buffer(op), masked.buffer(op), coef.buffer(op), dx.buffer(op), second.buffer(op), dres.buffer(op)],
+    buffers: [
+      dy.buffer(op),
+      x.buffer(op),
+      masked.buffer(op),
+      coef.buffer(op),
+      dx.buffer(op),
+      second.buffer(op),
+      dres.buffer(op),
+    ],
     workgroups: rt.grid1d(blocksTotal, ki.iface.workgroupSize[0]),
     op,
     flops: (relu ? 6 : 5) * n + (terms - 1) * n,
@@ -279,8 +375,20 @@ function batchNormBackward(
 
 /** The two-pass form of the backward sums: chunk partials, then a per-channel merge into coef, dweight and dbias. */
 function gradSums(
-  dy: Tensor, second: Tensor, twoTerms: boolean, x: Tensor, masked: Tensor, weight: Tensor, stats: Tensor,
-  coef: Tensor, dweight: Tensor, dbias: Tensor, accumulate: boolean, p: Plan, train: boolean, relu: boolean,
+  dy: Tensor,
+  second: Tensor,
+  twoTerms: boolean,
+  x: Tensor,
+  masked: Tensor,
+  weight: Tensor,
+  stats: Tensor,
+  coef: Tensor,
+  dweight: Tensor,
+  dbias: Tensor,
+  accumulate: boolean,
+  p: Plan,
+  train: boolean,
+  relu: boolean,
 ): void {
   const op = 'batchNorm2d.backward';
   const rt = x.rt;
@@ -300,7 +408,14 @@ function gradSums(
   const kr = rt.kernel('batchnorm_grad_reduce', gradReduceSrc, { ACCUMULATE: accumulate });
   rt.dispatch(kr, {
     params: { C, G, per: p.per, chunks: p.chunks, count: p.per * p.hwT * p.lanes, train: train ? 1 : 0 },
-    buffers: [part.buffer(op), weight.buffer(op), stats.buffer(op), coef.buffer(op), dweight.buffer(op), dbias.buffer(op)],
+    buffers: [
+      part.buffer(op),
+      weight.buffer(op),
+      stats.buffer(op),
+      coef.buffer(op),
+      dweight.buffer(op),
+      dbias.buffer(op),
+    ],
     workgroups: [Math.ceil(C / kr.iface.workgroupSize[0]), 1, 1],
     op,
     flops: 2 * part.size,

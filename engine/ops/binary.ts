@@ -1,6 +1,6 @@
 // Differentiable elementwise arithmetic of two tensors with broadcasting. Each gradient is
 // summed back over the broadcast dimensions to its input's shape.
-import { Tensor } from '../tensor.js';
+import type { Tensor } from '../tensor.js';
 import { record } from '../autograd.js';
 import { binaryMap } from './pointwise.js';
 import { affine, neg } from './unary.js';
@@ -35,6 +35,8 @@ export function div(a: Tensor, b: Operand): Tensor {
   return record(c, 'div', [a, b], (g) => [
     a.requiresGrad ? sumTo(binaryMap(g, b, 'a / b', 'div.backward'), a.shape) : null,
     // d(a/b)/db = -c / b
-    b.requiresGrad ? sumTo(binaryMap(binaryMap(g, c, 'a * b', 'div.backward'), b, '-a / b', 'div.backward', 2), b.shape) : null,
+    b.requiresGrad
+      ? sumTo(binaryMap(binaryMap(g, c, 'a * b', 'div.backward'), b, '-a / b', 'div.backward', 2), b.shape)
+      : null,
   ]);
 }

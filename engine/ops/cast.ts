@@ -1,7 +1,7 @@
 // toFloat: integer tensors (indices, labels, counts) as f32 values. No gradient flows to
 // integers, so nothing is recorded.
 import castSrc from '../../shaders/cast.wgsl';
-import { Tensor, formatShape } from '../tensor.js';
+import { type Tensor, formatShape } from '../tensor.js';
 import { empty } from './alloc.js';
 
 export function toFloat(x: Tensor): Tensor {

@@ -1,5 +1,5 @@
 // Tensor creation on a runtime: from values, constants and seeded random draws.
-import { Tensor, sizeOf, type DType, type Shape } from '../tensor.js';
+import { type Tensor, sizeOf, type DType, type Shape } from '../tensor.js';
 import type { Runtime } from '../runtime.js';
 import { Rng } from '../random.js';
 import { fromArray } from './alloc.js';
@@ -13,7 +13,13 @@ export function tensorOn(rt: Runtime, data: ArrayLike<number>, shape?: Shape, dt
  * A tensor of values that change from step to step (images, a permutation): in a captured step
  * the upload is the input `name`, and each replay is given its new values under that name.
  */
-export function inputOn(rt: Runtime, name: string, data: ArrayLike<number>, shape: Shape, dtype: DType = 'f32'): Tensor {
+export function inputOn(
+  rt: Runtime,
+  name: string,
+  data: ArrayLike<number>,
+  shape: Shape,
+  dtype: DType = 'f32',
+): Tensor {
   return fromArray(rt, data, shape, dtype, `input '${name}'`, name);
 }
 

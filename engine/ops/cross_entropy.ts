@@ -4,7 +4,7 @@
 // saved for the backward pass (freed with the scope that holds the forward pass).
 import ceSrc from '../../shaders/cross_entropy.wgsl';
 import ceGradSrc from '../../shaders/cross_entropy_grad.wgsl';
-import { Tensor } from '../tensor.js';
+import type { Tensor } from '../tensor.js';
 import { record } from '../autograd.js';
 import { empty, requireF32, sameRuntime } from './alloc.js';
 import { mean, sum } from './reduce.js';
@@ -15,10 +15,13 @@ export function crossEntropy(logits: Tensor, labels: Tensor, reduction: Reductio
   const op = 'crossEntropy';
   requireF32(op, logits);
   sameRuntime(op, logits, labels);
-  if (logits.rank !== 2) throw new Error(`crossEntropy: logits must be [N, C], got ${logits.describe()}; reshape extra axes into N`);
+  if (logits.rank !== 2)
+    throw new Error(`crossEntropy: logits must be [N, C], got ${logits.describe()}; reshape extra axes into N`);
   const [N, C] = logits.shape;
   if (labels.dtype !== 'i32' || labels.rank !== 1 || labels.shape[0] !== N) {
-    throw new Error(`crossEntropy: labels must be i32 [${N}] (one class index per row of logits ${logits.describe()}), got ${labels.describe()}`);
+    throw new Error(
+      `crossEntropy: labels must be i32 [${N}] (one class index per row of logits ${logits.describe()}), got ${labels.describe()}`,
+    );
   }
   if (C === 0) throw new Error(`crossEntropy: logits ${logits.describe()} have no classes`);
   logits.buffer(op);

@@ -6,12 +6,19 @@
 // positions); a very long gathered axis would want a sort-based scatter instead.
 import gatherSrc from '../../shaders/gather.wgsl';
 import gatherGradSrc from '../../shaders/gather_grad.wgsl';
-import { Tensor, formatShape, type Shape } from '../tensor.js';
+import { type Tensor, formatShape, type Shape } from '../tensor.js';
 import { record } from '../autograd.js';
 import { empty, dims8, normAxes, sameRuntime, stridesOf } from './alloc.js';
 
 /** Records y = x gathered along `axis`; `idxStrides` maps output coordinates to the index. */
-export function gatherForward(x: Tensor, index: Tensor, axis: number, outShape: Shape, idxStrides: number[], op: string): Tensor {
+export function gatherForward(
+  x: Tensor,
+  index: Tensor,
+  axis: number,
+  outShape: Shape,
+  idxStrides: number[],
+  op: string,
+): Tensor {
   const rt = x.rt;
   const y = empty(rt, outShape, x.dtype, op);
   rt.dispatch(rt.kernel('gather', gatherSrc, { T: x.dtype }), {
@@ -34,7 +41,14 @@ export function gatherForward(x: Tensor, index: Tensor, axis: number, outShape: 
 }
 
 /** The gradient of gatherForward with respect to x, for an output gradient g. */
-export function gatherBackward(xShape: Shape, g: Tensor, index: Tensor, axis: number, idxStrides: number[], op: string): Tensor {
+export function gatherBackward(
+  xShape: Shape,
+  g: Tensor,
+  index: Tensor,
+  axis: number,
+  idxStrides: number[],
+  op: string,
+): Tensor {
   const rt = g.rt;
   const dx = empty(rt, xShape, 'f32', op);
   rt.dispatch(rt.kernel('gather_grad', gatherGradSrc), {
@@ -59,7 +73,10 @@ export function gatherBackward(xShape: Shape, g: Tensor, index: Tensor, axis: nu
 }
 
 export function requireIndex(op: string, index: Tensor): void {
-  if (index.dtype !== 'i32') throw new Error(`${op}: indices must be an i32 tensor, got ${index.describe()}; create them with tensor(values, shape, 'i32')`);
+  if (index.dtype !== 'i32')
+    throw new Error(
+      `${op}: indices must be an i32 tensor, got ${index.describe()}; create them with tensor(values, shape, 'i32')`,
+    );
 }
 
 export function gather(x: Tensor, index: Tensor, axis: number): Tensor {

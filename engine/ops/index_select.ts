@@ -1,7 +1,7 @@
 // index_select: picks whole slices of x along an axis by a 1-D i32 index (e.g. to permute a
 // batch). It is gather with the index broadcast over the other axes (stride 0 there), so it
 // shares gather's kernels, including the deterministic backward.
-import { Tensor } from '../tensor.js';
+import type { Tensor } from '../tensor.js';
 import { record } from '../autograd.js';
 import { normAxes, sameRuntime } from './alloc.js';
 import { gatherForward, gatherBackward, requireIndex } from './gather.js';
@@ -10,7 +10,8 @@ export function indexSelect(x: Tensor, index: Tensor, axis: number): Tensor {
   const op = 'indexSelect';
   requireIndex(op, index);
   sameRuntime(op, x, index);
-  if (index.rank !== 1) throw new Error(`indexSelect: the index must be 1-D, got ${index.describe()}; reshape it to [${index.size}]`);
+  if (index.rank !== 1)
+    throw new Error(`indexSelect: the index must be 1-D, got ${index.describe()}; reshape it to [${index.size}]`);
   const a = normAxes(axis, x.rank, op)[0];
   x.buffer(op);
   const outShape = x.shape.map((d, i) => (i === a ? index.size : d));

@@ -1,7 +1,7 @@
 // In-place updates outside the tape: y = beta * y + alpha * x, and copies between tensors.
 // Used for gradient accumulation, the momentum encoder's EMA and optimiser-side bookkeeping.
 import axpySrc from '../../shaders/axpy.wgsl';
-import { Tensor } from '../tensor.js';
+import type { Tensor } from '../tensor.js';
 import { sameRuntime } from './alloc.js';
 
 export function axpyInPlace(y: Tensor, x: Tensor, alpha: number, beta: number, op = 'axpy'): void {

@@ -2,7 +2,7 @@
 // Forward and both weight-side gradients are one GEMM each through matmul.ts (transposed reads,
 // nothing materialised); the bias is added in place to the GEMM output.
 import biasSrc from '../../shaders/linear_bias.wgsl';
-import { Tensor } from '../tensor.js';
+import type { Tensor } from '../tensor.js';
 import { record, leafGradTarget } from '../autograd.js';
 import { requireF32, sameRuntime } from './alloc.js';
 import { gemm } from './matmul.js';
@@ -17,13 +17,22 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor 
   if (weight.rank !== 2) throw new Error(`${op}: weight must be [out, in], got ${weight.describe()}`);
   const [out, inF] = weight.shape;
   if (x.rank < 1 || x.shape[x.rank - 1] !== inF) {
-    throw new Error(`${op}: input ${x.describe()} must end in the ${inF} input features of weight ${weight.describe()}`);
+    throw new Error(
+      `${op}: input ${x.describe()} must end in the ${inF} input features of weight ${weight.describe()}`,
+    );
   }
   if (bias && (bias.rank !== 1 || bias.shape[0] !== out)) {
-    throw new Error(`${op}: bias ${bias.describe()} does not match the ${out} outputs of weight ${weight.describe()}; it must have shape [${out}]`);
+    throw new Error(
+      `${op}: bias ${bias.describe()} does not match the ${out} outputs of weight ${weight.describe()}; it must have shape [${out}]`,
+    );
   }
   const rows = x.size / inF;
-  const c = gemm(x, weight, { batch: 1, M: rows, N: out, K: inF, transA: false, transB: true, strideA: 0, strideB: 0 }, op);
+  const c = gemm(
+    x,
+    weight,
+    { batch: 1, M: rows, N: out, K: inF, transA: false, transB: true, strideA: 0, strideB: 0 },
+    op,
+  );
   if (bias) {
     rt.dispatch(rt.kernel('linear_bias', biasSrc), {
       params: { n: c.size, cols: out },
@@ -40,8 +49,23 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor 
   return record(y, op, args, (g) => {
     const bop = `${op}.backward`;
     return [
-      x.requiresGrad ? reshape(gemm(g, weight, { batch: 1, M: rows, N: inF, K: out, transA: false, transB: false, strideA: 0, strideB: 0 }, bop), x.shape) : null,
-      weight.requiresGrad ? reshape(gemm(g, x, { batch: 1, M: out, N: inF, K: rows, transA: true, transB: false, strideA: 0, strideB: 0 }, bop), weight.shape) : null,
+      x.requiresGrad
+        ? reshape(
+            gemm(
+              g,
+              weight,
+              { batch: 1, M: rows, N: inF, K: out, transA: false, transB: false, strideA: 0, strideB: 0 },
+              bop,
+            ),
+            x.shape,
+          )
+        : null,
+      weight.requiresGrad
+        ? reshape(
+            gemm(g, x, { batch: 1, M: out, N: inF, K: rows, transA: true, transB: false, strideA: 0, strideB: 0 }, bop),
+            weight.shape,
+          )
+        : null,
       bias?.requiresGrad ? biasGrad(reshape(g, [rows, out]), bias, bop) : null,
     ];
   });

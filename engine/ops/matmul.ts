@@ -5,7 +5,7 @@ import matmulSrc from '../../shaders/matmul/matmul.wgsl';
 import matmulVec4Src from '../../shaders/matmul/vec4.wgsl';
 import matmulSg8Src from '../../shaders/matmul/sg8.wgsl';
 import matmulTiledSrc from '../../shaders/matmul/tiled.wgsl';
-import { Tensor, formatShape } from '../tensor.js';
+import { type Tensor, formatShape } from '../tensor.js';
 import { record } from '../autograd.js';
 import type { Runtime, Kernel } from '../runtime.js';
 import { workgroupProblem } from '../device-profile.js';
@@ -83,10 +83,12 @@ export function gemmVariantProblem(rt: Runtime, g: GemmArgs, v: GemmVariant): st
     const t = TILES[v];
     return workgroupProblem(rt.profile, { x: t.WX, y: t.WY, storageBytes: tileStorage(t) });
   }
-  if (!(LANES as readonly string[]).includes(v)) return `there is no matmul kernel '${v}' (known: ${[...LANES, ...TILED].join(', ')})`;
+  if (!(LANES as readonly string[]).includes(v))
+    return `there is no matmul kernel '${v}' (known: ${[...LANES, ...TILED].join(', ')})`;
   if (v === 'scalar') return null;
   if (g.N % 4) return `N (${g.N}) must be a multiple of 4`;
-  if (g.strideB % 4 || (v === 'sg8' && g.strideA % 4)) return `batch strides (${g.strideA}, ${g.strideB}) must be multiples of 4`;
+  if (g.strideB % 4 || (v === 'sg8' && g.strideA % 4))
+    return `batch strides (${g.strideA}, ${g.strideB}) must be multiples of 4`;
   if (v === 'vec4') return g.transB ? 'B must not be transposed' : null;
   if (!hasSubgroups8(rt)) return 'the device has no 8-wide subgroups (feature "subgroups")';
   if (g.K % 4) return `K (${g.K}) must be a multiple of 4`;
@@ -169,7 +171,10 @@ function plan(rt: Runtime, g: GemmArgs, variant: GemmVariant): GemmPlan {
   return { kernel, dispatches };
 }
 
-const LANE_KERNELS: Record<(typeof LANES)[number], { src: string; rows: number; cols: number; checked?: (g: GemmArgs) => boolean }> = {
+const LANE_KERNELS: Record<
+  (typeof LANES)[number],
+  { src: string; rows: number; cols: number; checked?: (g: GemmArgs) => boolean }
+> = {
   sg8: { src: matmulSg8Src, rows: 16, cols: 32, checked: (g) => g.M % 16 !== 0 || g.N % 32 !== 0 },
   vec4: { src: matmulVec4Src, rows: 6, cols: 64, checked: (g) => g.M % 6 !== 0 || g.N % 64 !== 0 },
   scalar: { src: matmulSrc, rows: 32, cols: 32 },
@@ -187,7 +192,11 @@ function pickVariant(rt: Runtime, g: GemmArgs): { variant: GemmVariant; tuned: b
     fallback,
     run: (name, rec) => {
       const p = plan(rt, g, name as GemmVariant);
-      const buffers = [rec.scratch(0, 4 * span(g.strideA, g.M * g.K)), rec.scratch(1, 4 * span(g.strideB, g.K * g.N)), rec.scratch(2, 4 * g.batch * g.M * g.N)];
+      const buffers = [
+        rec.scratch(0, 4 * span(g.strideA, g.M * g.K)),
+        rec.scratch(1, 4 * span(g.strideB, g.K * g.N)),
+        rec.scratch(2, 4 * g.batch * g.M * g.N),
+      ];
       for (const d of p.dispatches) rec.dispatch(p.kernel, d.params, buffers, d.workgroups);
     },
   });
@@ -199,8 +208,12 @@ export function gemm(a: Tensor, b: Tensor, g: GemmArgs, op: string): Tensor {
   const rt = a.rt;
   const { variant, tuned } = pickVariant(rt, g);
   const problem = gemmVariantProblem(rt, g, variant);
-  if (problem) throw new Error(`${op}: the ${variant} matmul kernel cannot run ${g.batch}x${g.M}x${g.K} * ${g.K}x${g.N}: ${problem}; leave variant unset to choose automatically`);
-  if (g.batch > MAX_GROUPS) throw new Error(`${op}: batch ${g.batch} exceeds ${MAX_GROUPS}; fold the batch into M or split the call`);
+  if (problem)
+    throw new Error(
+      `${op}: the ${variant} matmul kernel cannot run ${g.batch}x${g.M}x${g.K} * ${g.K}x${g.N}: ${problem}; leave variant unset to choose automatically`,
+    );
+  if (g.batch > MAX_GROUPS)
+    throw new Error(`${op}: batch ${g.batch} exceeds ${MAX_GROUPS}; fold the batch into M or split the call`);
   const p = plan(rt, g, variant);
   const c = empty(rt, [g.batch, g.M, g.N], 'f32', op);
   const buffers = [a.buffer(op), b.buffer(op), c.buffer(op)];
@@ -223,11 +236,14 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
   const op = 'matmul';
   requireF32(op, a, b);
   sameRuntime(op, a, b);
-  if (a.rank < 2 || b.rank < 2) throw new Error(`matmul: both operands need at least 2 dimensions, got ${a.describe()} and ${b.describe()}`);
+  if (a.rank < 2 || b.rank < 2)
+    throw new Error(`matmul: both operands need at least 2 dimensions, got ${a.describe()} and ${b.describe()}`);
   const [M, K] = a.shape.slice(-2);
   const [Kb, N] = b.shape.slice(-2);
   if (K !== Kb) {
-    throw new Error(`matmul: inner dimensions differ: ${a.describe()} x ${b.describe()} (${K} vs ${Kb}); transpose one operand`);
+    throw new Error(
+      `matmul: inner dimensions differ: ${a.describe()} x ${b.describe()} (${K} vs ${Kb}); transpose one operand`,
+    );
   }
   const batchA = a.shape.slice(0, -2);
   const batchB = b.shape.slice(0, -2);
@@ -237,20 +253,62 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
     const out = reshape(c, [...batchA, M, N]);
     c.dispose();
     return record(out, op, [a, b], (g) => [
-      a.requiresGrad ? reshapeTo(gemm(g, b, { batch: 1, M: rows, N: K, K: N, transA: false, transB: true, strideA: 0, strideB: 0 }, 'matmul.backward'), a.shape) : null,
-      b.requiresGrad ? reshapeTo(gemm(a, g, { batch: 1, M: K, N, K: rows, transA: true, transB: false, strideA: 0, strideB: 0 }, 'matmul.backward'), b.shape) : null,
+      a.requiresGrad
+        ? reshapeTo(
+            gemm(
+              g,
+              b,
+              { batch: 1, M: rows, N: K, K: N, transA: false, transB: true, strideA: 0, strideB: 0 },
+              'matmul.backward',
+            ),
+            a.shape,
+          )
+        : null,
+      b.requiresGrad
+        ? reshapeTo(
+            gemm(
+              a,
+              g,
+              { batch: 1, M: K, N, K: rows, transA: true, transB: false, strideA: 0, strideB: 0 },
+              'matmul.backward',
+            ),
+            b.shape,
+          )
+        : null,
     ]);
   }
   if (batchA.length !== batchB.length || batchA.some((d, i) => d !== batchB[i])) {
-    throw new Error(`matmul: batch dimensions differ: ${formatShape(batchA)} vs ${formatShape(batchB)}; make them equal or pass a 2-D right operand`);
+    throw new Error(
+      `matmul: batch dimensions differ: ${formatShape(batchA)} vs ${formatShape(batchB)}; make them equal or pass a 2-D right operand`,
+    );
   }
   const batch = a.size / (M * K);
   const c = gemm(a, b, { batch, M, N, K, transA: false, transB: false, strideA: M * K, strideB: K * N }, op);
   const out = reshape(c, [...batchA, M, N]);
   c.dispose();
   return record(out, op, [a, b], (g) => [
-    a.requiresGrad ? reshapeTo(gemm(g, b, { batch, M, N: K, K: N, transA: false, transB: true, strideA: M * N, strideB: K * N }, 'matmul.backward'), a.shape) : null,
-    b.requiresGrad ? reshapeTo(gemm(a, g, { batch, M: K, N, K: M, transA: true, transB: false, strideA: M * K, strideB: M * N }, 'matmul.backward'), b.shape) : null,
+    a.requiresGrad
+      ? reshapeTo(
+          gemm(
+            g,
+            b,
+            { batch, M, N: K, K: N, transA: false, transB: true, strideA: M * N, strideB: K * N },
+            'matmul.backward',
+          ),
+          a.shape,
+        )
+      : null,
+    b.requiresGrad
+      ? reshapeTo(
+          gemm(
+            a,
+            g,
+            { batch, M: K, N, K: M, transA: true, transB: false, strideA: M * K, strideB: M * N },
+            'matmul.backward',
+          ),
+          b.shape,
+        )
+      : null,
   ]);
 }
 

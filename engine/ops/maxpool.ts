@@ -4,7 +4,7 @@
 // a NaN in a window is not propagated (comparisons with NaN are false).
 import fwdSrc from '../../shaders/maxpool2d.wgsl';
 import gradSrc from '../../shaders/maxpool2d_grad.wgsl';
-import { Tensor } from '../tensor.js';
+import type { Tensor } from '../tensor.js';
 import { record } from '../autograd.js';
 import { empty, requireF32 } from './alloc.js';
 
@@ -23,7 +23,8 @@ export interface MaxPoolOptions {
 
 export function pair(v: Size2, what: string, op: string): [number, number] {
   const p: [number, number] = typeof v === 'number' ? [v, v] : [v[0], v[1]];
-  if (p.length !== 2 || p.some((d) => !Number.isInteger(d))) throw new Error(`${op}: ${what} must be an integer or a pair of integers, got ${JSON.stringify(v)}`);
+  if (p.length !== 2 || p.some((d) => !Number.isInteger(d)))
+    throw new Error(`${op}: ${what} must be an integer or a pair of integers, got ${JSON.stringify(v)}`);
   return p;
 }
 
@@ -36,11 +37,16 @@ export function maxPool2d(x: Tensor, opts: MaxPoolOptions): Tensor {
   const [sh, sw] = pair(opts.stride ?? opts.kernelSize, 'stride', op);
   const [ph, pw] = pair(opts.padding ?? 0, 'padding', op);
   if (kh < 1 || kw < 1 || sh < 1 || sw < 1 || ph < 0 || pw < 0) {
-    throw new Error(`${op}: kernel ${kh}x${kw} and stride ${sh}x${sw} must be positive and padding ${ph}x${pw} non-negative`);
+    throw new Error(
+      `${op}: kernel ${kh}x${kw} and stride ${sh}x${sw} must be positive and padding ${ph}x${pw} non-negative`,
+    );
   }
-  if (2 * ph > kh || 2 * pw > kw) throw new Error(`${op}: padding ${ph}x${pw} must be at most half the kernel ${kh}x${kw}`);
+  if (2 * ph > kh || 2 * pw > kw)
+    throw new Error(`${op}: padding ${ph}x${pw} must be at most half the kernel ${kh}x${kw}`);
   if (H + 2 * ph < kh || W + 2 * pw < kw) {
-    throw new Error(`${op}: the ${kh}x${kw} window is larger than input ${x.describe()} padded by ${ph}x${pw} (${H + 2 * ph}x${W + 2 * pw}); use a smaller kernel or more padding`);
+    throw new Error(
+      `${op}: the ${kh}x${kw} window is larger than input ${x.describe()} padded by ${ph}x${pw} (${H + 2 * ph}x${W + 2 * pw}); use a smaller kernel or more padding`,
+    );
   }
   const OH = Math.floor((H + 2 * ph - kh) / sh) + 1;
   const OW = Math.floor((W + 2 * pw - kw) / sw) + 1;
@@ -72,7 +78,11 @@ export function maxPool2d(x: Tensor, opts: MaxPoolOptions): Tensor {
         params: { ...geometry, planeBase },
         buffers: [g.buffer(bop), idx.buffer(bop), dx.buffer(bop)],
         // Blocks of sh x sw inputs: block b holds rows [b * sh - ph, (b + 1) * sh - ph).
-        workgroups: [Math.ceil((Math.floor((W - 1 + pw) / sw) + 1) / 8), Math.ceil((Math.floor((H - 1 + ph) / sh) + 1) / 8), planes],
+        workgroups: [
+          Math.ceil((Math.floor((W - 1 + pw) / sw) + 1) / 8),
+          Math.ceil((Math.floor((H - 1 + ph) / sh) + 1) / 8),
+          planes,
+        ],
         op: bop,
         flops: planes * H * W * NH * NW,
         bytes: 4 * planes * (H * W + 2 * OH * OW),

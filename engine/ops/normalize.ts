@@ -2,7 +2,7 @@
 // fused kernel each way; the backward recomputes the norm from x rather than saving it.
 import normSrc from '../../shaders/l2_normalize.wgsl';
 import normGradSrc from '../../shaders/l2_normalize_grad.wgsl';
-import { Tensor, formatShape, sizeOf } from '../tensor.js';
+import { type Tensor, formatShape, sizeOf } from '../tensor.js';
 import { record } from '../autograd.js';
 import { empty, normAxes, requireF32 } from './alloc.js';
 

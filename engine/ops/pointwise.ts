@@ -4,7 +4,7 @@
 import unarySrc from '../../shaders/unary.wgsl';
 import binarySrc from '../../shaders/binary.wgsl';
 import fillSrc from '../../shaders/fill.wgsl';
-import { Tensor, formatShape, type Shape } from '../tensor.js';
+import { type Tensor, formatShape, type Shape } from '../tensor.js';
 import { empty, requireF32, sameRuntime, stridesOf, dims8 } from './alloc.js';
 import type { Runtime } from '../runtime.js';
 
@@ -32,7 +32,9 @@ export function broadcastShapes(a: Shape, b: Shape, op: string): number[] {
     const da = a[a.length - rank + i] ?? 1;
     const db = b[b.length - rank + i] ?? 1;
     if (da !== db && da !== 1 && db !== 1) {
-      throw new Error(`${op}: shapes ${formatShape(a)} and ${formatShape(b)} cannot be broadcast (dimension ${i}: ${da} vs ${db}); sizes must be equal or 1 on each axis (reshape or expand an operand)`);
+      throw new Error(
+        `${op}: shapes ${formatShape(a)} and ${formatShape(b)} cannot be broadcast (dimension ${i}: ${da} vs ${db}); sizes must be equal or 1 on each axis (reshape or expand an operand)`,
+      );
     }
     out.push(da === 1 ? db : da);
   }
@@ -73,12 +75,24 @@ export function binaryMap(a: Tensor, b: Tensor, expr: string, op: string, flopsP
 export function fillTensor(rt: Runtime, shape: Shape, value: number, op = 'fill'): Tensor {
   const y = empty(rt, shape, 'f32', op);
   const k = rt.kernel('fill', fillSrc);
-  rt.dispatch(k, { params: { n: y.size, value }, buffers: [y.buffer(op)], workgroups: rt.grid1d(y.size, 256), op, bytes: y.size * 4 });
+  rt.dispatch(k, {
+    params: { n: y.size, value },
+    buffers: [y.buffer(op)],
+    workgroups: rt.grid1d(y.size, 256),
+    op,
+    bytes: y.size * 4,
+  });
   return y;
 }
 
 /** Sets every element of an existing tensor (in place, outside the tape). */
 export function fillInPlace(t: Tensor, value: number, op = 'fill'): void {
   const k = t.rt.kernel('fill', fillSrc);
-  t.rt.dispatch(k, { params: { n: t.size, value }, buffers: [t.buffer(op)], workgroups: t.rt.grid1d(t.size, 256), op, bytes: t.size * 4 });
+  t.rt.dispatch(k, {
+    params: { n: t.size, value },
+    buffers: [t.buffer(op)],
+    workgroups: t.rt.grid1d(t.size, 256),
+    op,
+    bytes: t.size * 4,
+  });
 }

@@ -11,7 +11,15 @@ import { reshape, permute, broadcastCopy } from './shape.js';
 import { affine } from './unary.js';
 
 /** The reduction; with `into`, its result is added to `into` (and `into` returned). */
-function sumKernel(x: Tensor, outer: number, R: number, inner: number, scale: number, op: string, into: Tensor | null = null): Tensor {
+function sumKernel(
+  x: Tensor,
+  outer: number,
+  R: number,
+  inner: number,
+  scale: number,
+  op: string,
+  into: Tensor | null = null,
+): Tensor {
   const rt = x.rt;
   const run = (src: Tensor, reduce: number, chunk: number, s: number): Tensor => {
     const chunks = Math.ceil(reduce / chunk);
@@ -43,7 +51,13 @@ function keptShape(shape: Shape, axes: number[], keepDims: boolean): number[] {
 }
 
 /** Sum (times `scale`) over axes; the engine behind sum and mean. */
-function reduceSum(x: Tensor, axesIn: number | readonly number[] | undefined, keepDims: boolean, mean: boolean, op: string): Tensor {
+function reduceSum(
+  x: Tensor,
+  axesIn: number | readonly number[] | undefined,
+  keepDims: boolean,
+  mean: boolean,
+  op: string,
+): Tensor {
   requireF32(op, x);
   const axes = normAxes(axesIn, x.rank, op);
   const R = sizeOf(axes.map((a) => x.shape[a]));
@@ -96,12 +110,18 @@ export function mean(x: Tensor, axes?: number | readonly number[], keepDims = fa
 export function sumFirstAxisInto(x: Tensor, into: Tensor, op = 'sum'): void {
   requireF32(op, x, into);
   const R = x.shape[0] ?? 1;
-  if (x.rank < 1 || into.size * R !== x.size) throw new Error(`${op}: cannot add the sum over the first axis of ${x.describe()} to ${into.describe()}`);
+  if (x.rank < 1 || into.size * R !== x.size)
+    throw new Error(`${op}: cannot add the sum over the first axis of ${x.describe()} to ${into.describe()}`);
   sumKernel(x, 1, R, into.size, 1, op, into);
 }
 
 /** Max over one axis (all elements when axis is undefined), with the index of the first maximum. */
-export function maxWithIndex(x: Tensor, axis?: number, keepDims = false, op = 'max'): { values: Tensor; indices: Tensor } {
+export function maxWithIndex(
+  x: Tensor,
+  axis?: number,
+  keepDims = false,
+  op = 'max',
+): { values: Tensor; indices: Tensor } {
   requireF32(op, x);
   if (x.size === 0) throw new Error(`${op}: cannot take the max of an empty tensor ${x.describe()}`);
   const flat = axis === undefined;

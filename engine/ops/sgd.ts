@@ -14,8 +14,13 @@ export class Sgd {
   /** Momentum buffers, same layout as the parameters (saved in checkpoints). */
   readonly momentum: FlatStore;
 
-  constructor(readonly params: FlatStore, readonly grads: FlatStore, readonly opts: SgdOptions) {
-    if (grads.flat.size !== params.flat.size) throw new Error('Sgd: gradient store layout differs from the parameter store');
+  constructor(
+    readonly params: FlatStore,
+    readonly grads: FlatStore,
+    readonly opts: SgdOptions,
+  ) {
+    if (grads.flat.size !== params.flat.size)
+      throw new Error('Sgd: gradient store layout differs from the parameter store');
     this.momentum = new FlatStore(params.rt, params.entries, 'sgd.momentum');
     this.momentum.fill(0);
   }

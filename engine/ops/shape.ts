@@ -40,7 +40,12 @@ export function permute(x: Tensor, perm: readonly number[]): Tensor {
     throw new Error(`permute: [${perm.join(', ')}] is not a permutation of the ${x.rank} axes of ${x.describe()}`);
   }
   const strides = stridesOf(x.shape);
-  const y = gatherStrided(x, axes.map((a) => x.shape[a]), axes.map((a) => strides[a]), 'permute');
+  const y = gatherStrided(
+    x,
+    axes.map((a) => x.shape[a]),
+    axes.map((a) => strides[a]),
+    'permute',
+  );
   const inverse = new Array<number>(axes.length);
   axes.forEach((a, i) => (inverse[a] = i));
   return record(y, 'permute', [x], (g) => [permute(g, inverse)]);

@@ -2,7 +2,7 @@
 // [outer, dim * inner] rows makes a slice a block of contiguous row pieces, so one row-copy
 // kernel serves slice, its backward, and concat (which writes each input into its range).
 import copySrc from '../../shaders/copy_rows.wgsl';
-import { Tensor, formatShape, sizeOf } from '../tensor.js';
+import { type Tensor, formatShape, sizeOf } from '../tensor.js';
 import { record } from '../autograd.js';
 import { empty, normAxes } from './alloc.js';
 import { fillTensor } from './pointwise.js';
@@ -38,17 +38,34 @@ export function slice(x: Tensor, axis: number, start: number, end?: number): Ten
   const s = start < 0 ? start + dim : start;
   const e = end === undefined ? dim : end < 0 ? end + dim : end;
   if (!Number.isInteger(s) || !Number.isInteger(e) || s < 0 || e > dim || s > e) {
-    throw new Error(`slice: range [${start}, ${end ?? dim}) does not fit axis ${a} (size ${dim}) of ${x.describe()}; use 0 <= start <= end <= ${dim} (negative values count from the end)`);
+    throw new Error(
+      `slice: range [${start}, ${end ?? dim}) does not fit axis ${a} (size ${dim}) of ${x.describe()}; use 0 <= start <= end <= ${dim} (negative values count from the end)`,
+    );
   }
   x.buffer(op);
   const outer = sizeOf(x.shape.slice(0, a));
   const inner = sizeOf(x.shape.slice(a + 1));
-  const y = empty(x.rt, x.shape.map((d, i) => (i === a ? e - s : d)), x.dtype, op);
+  const y = empty(
+    x.rt,
+    x.shape.map((d, i) => (i === a ? e - s : d)),
+    x.dtype,
+    op,
+  );
   const rowLen = (e - s) * inner;
-  copyRows(x, y, { rows: outer, rowLen, srcStride: dim * inner, srcOffset: s * inner, dstStride: rowLen, dstOffset: 0 }, op);
+  copyRows(
+    x,
+    y,
+    { rows: outer, rowLen, srcStride: dim * inner, srcOffset: s * inner, dstStride: rowLen, dstOffset: 0 },
+    op,
+  );
   return record(y, op, [x], (g) => {
     const dx = fillTensor(x.rt, x.shape, 0, 'slice.backward');
-    copyRows(g, dx, { rows: outer, rowLen, srcStride: rowLen, srcOffset: 0, dstStride: dim * inner, dstOffset: s * inner }, 'slice.backward');
+    copyRows(
+      g,
+      dx,
+      { rows: outer, rowLen, srcStride: rowLen, srcOffset: 0, dstStride: dim * inner, dstOffset: s * inner },
+      'slice.backward',
+    );
     return [dx];
   });
 }

@@ -2,7 +2,7 @@
 // one kernel; the backward needs only the output: dx = g - softmax * sum(g).
 import lsmSrc from '../../shaders/log_softmax.wgsl';
 import lsmGradSrc from '../../shaders/log_softmax_grad.wgsl';
-import { Tensor, formatShape, sizeOf } from '../tensor.js';
+import { type Tensor, formatShape, sizeOf } from '../tensor.js';
 import { record } from '../autograd.js';
 import { empty, normAxes, requireF32 } from './alloc.js';
 

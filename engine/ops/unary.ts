@@ -1,6 +1,6 @@
 // Differentiable elementwise functions of one tensor, as a table: the WGSL expression of the
 // forward pass and the backward rule side by side.
-import { Tensor } from '../tensor.js';
+import type { Tensor } from '../tensor.js';
 import { record } from '../autograd.js';
 import { unaryMap, binaryMap } from './pointwise.js';
 
@@ -16,7 +16,11 @@ const table = {
   exp: { expr: 'exp(v)', flops: 4, grad: (_x, y, g) => binaryMap(g, y, 'a * b', 'exp.backward') },
   log: { expr: 'log(v)', flops: 4, grad: (x, _y, g) => binaryMap(g, x, 'a / b', 'log.backward') },
   sqrt: { expr: 'sqrt(v)', flops: 4, grad: (_x, y, g) => binaryMap(g, y, '0.5 * a / b', 'sqrt.backward') },
-  relu: { expr: 'max(v, 0.0)', flops: 1, grad: (x, _y, g) => binaryMap(g, x, 'select(0.0, a, b > 0.0)', 'relu.backward') },
+  relu: {
+    expr: 'max(v, 0.0)',
+    flops: 1,
+    grad: (x, _y, g) => binaryMap(g, x, 'select(0.0, a, b > 0.0)', 'relu.backward'),
+  },
 } satisfies Record<string, UnaryDef>;
 
 function unary(name: keyof typeof table, x: Tensor): Tensor {
@@ -40,5 +44,7 @@ export function affine(x: Tensor, alpha: number, beta: number, op = 'affine'): T
 /** x ** p for a constant p. */
 export function powScalar(x: Tensor, p: number): Tensor {
   const y = unaryMap(x, 'pow(v, alpha)', 'pow', p, 0, 4);
-  return record(y, 'pow', [x], (g) => [binaryMap(g, x, `a * ${p.toExponential()} * pow(b, ${(p - 1).toExponential()})`, 'pow.backward', 4)]);
+  return record(y, 'pow', [x], (g) => [
+    binaryMap(g, x, `a * ${p.toExponential()} * pow(b, ${(p - 1).toExponential()})`, 'pow.backward', 4),
+  ]);
 }

@@ -7,7 +7,7 @@
 // element gathers its gradient in a fixed order: deterministic, no float atomics.
 import fwdSrc from '../../shaders/upsample_bilinear.wgsl';
 import gradSrc from '../../shaders/upsample_bilinear_grad.wgsl';
-import { Tensor } from '../tensor.js';
+import type { Tensor } from '../tensor.js';
 import { record } from '../autograd.js';
 import { empty, fromArray, requireF32 } from './alloc.js';
 import { perPlaneChunk } from './maxpool.js';
@@ -24,7 +24,12 @@ interface AxisTaps {
 /** Source taps of each output index along one axis (PyTorch's area_pixel_compute_source_index). */
 export function bilinearTaps(inSize: number, outSize: number, alignCorners: boolean): AxisTaps {
   const scale = alignCorners ? (outSize > 1 ? f((inSize - 1) / (outSize - 1)) : 0) : f(inSize / outSize);
-  const t: AxisTaps = { i0: new Int32Array(outSize), i1: new Int32Array(outSize), w0: new Float32Array(outSize), w1: new Float32Array(outSize) };
+  const t: AxisTaps = {
+    i0: new Int32Array(outSize),
+    i1: new Int32Array(outSize),
+    w0: new Float32Array(outSize),
+    w1: new Float32Array(outSize),
+  };
   for (let o = 0; o < outSize; o++) {
     let src = alignCorners ? f(scale * o) : f(f(scale * f(o + 0.5)) - 0.5);
     if (src < 0) src = 0;
@@ -91,10 +96,15 @@ function backwardTable(rows: AxisTaps, IH: number, cols: AxisTaps, IW: number): 
   return words;
 }
 
-export function bilinearUpsample2d(x: Tensor, size: readonly [number, number] | readonly number[], alignCorners = false): Tensor {
+export function bilinearUpsample2d(
+  x: Tensor,
+  size: readonly [number, number] | readonly number[],
+  alignCorners = false,
+): Tensor {
   const op = 'bilinearUpsample2d';
   requireF32(op, x);
-  if (x.rank !== 4) throw new Error(`${op}: expects an input [N, C, H, W], got ${x.describe()}; add the missing axes with reshape`);
+  if (x.rank !== 4)
+    throw new Error(`${op}: expects an input [N, C, H, W], got ${x.describe()}; add the missing axes with reshape`);
   if (size.length !== 2 || size.some((d) => !Number.isInteger(d) || d < 1)) {
     throw new Error(`${op}: size must be two positive integers [OH, OW], got [${size.join(', ')}]`);
   }

@@ -47,21 +47,54 @@ async function run(rt: Runtime): Promise<Peak> {
     let gflops = 0;
     for (let iters = 64; ; iters *= 4) {
       const flops = groups * FMA_WG * iters * 8 * 4 * 2;
-      const r = await profile(rt, () => {
-        for (let i = 0; i < REPEATS; i++) rt.dispatch(fma, { params: { iters, seed: 1e-7 }, buffers: [out], workgroups: [groups, 1, 1], op: 'peak.fma', flops });
-      }, { groupMs: 0 });
+      const r = await profile(
+        rt,
+        () => {
+          for (let i = 0; i < REPEATS; i++)
+            rt.dispatch(fma, {
+              params: { iters, seed: 1e-7 },
+              buffers: [out],
+              workgroups: [groups, 1, 1],
+              op: 'peak.fma',
+              flops,
+            });
+        },
+        { groupMs: 0 },
+      );
       const best = Math.min(...r.records.map((x) => x.gpuMs));
       gflops = flops / (best * 1e6);
       if (best >= MIN_MS || iters >= 1 << 16) break;
     }
     const bytes = vec4s * 32;
-    const rc = await profile(rt, () => {
-      for (let i = 0; i < REPEATS; i++) rt.dispatch(copy, { params: { n: vec4s }, buffers: [src, dst], workgroups: rt.grid1d(vec4s, COPY_WG), op: 'peak.copy', bytes });
-    }, { groupMs: 0 });
+    const rc = await profile(
+      rt,
+      () => {
+        for (let i = 0; i < REPEATS; i++)
+          rt.dispatch(copy, {
+            params: { n: vec4s },
+            buffers: [src, dst],
+            workgroups: rt.grid1d(vec4s, COPY_WG),
+            op: 'peak.copy',
+            bytes,
+          });
+      },
+      { groupMs: 0 },
+    );
     const gbps = bytes / (Math.min(...rc.records.map((x) => x.gpuMs)) * 1e6);
-    const rl = await profile(rt, () => {
-      for (let i = 0; i < 16; i++) rt.dispatch(copy, { params: { n: COPY_WG }, buffers: [src, dst], workgroups: [1, 1, 1], op: 'peak.launch', bytes: COPY_WG * 32 });
-    }, { groupMs: 0 });
+    const rl = await profile(
+      rt,
+      () => {
+        for (let i = 0; i < 16; i++)
+          rt.dispatch(copy, {
+            params: { n: COPY_WG },
+            buffers: [src, dst],
+            workgroups: [1, 1, 1],
+            op: 'peak.launch',
+            bytes: COPY_WG * 32,
+          });
+      },
+      { groupMs: 0 },
+    );
     const launches = rl.records.map((x) => x.gpuMs).sort((a, b) => a - b);
     return { gflops, gbps, launchMs: launches[launches.length >> 1], method: rc.method };
   } finally {

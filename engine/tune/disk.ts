@@ -26,7 +26,11 @@ export async function defaultCachePath(): Promise<string> {
 }
 
 /** A store on `file` for decisions made by kernels of `kernelVersion`. */
-export async function diskStore(file: string, kernelVersion: string, warn: (m: string) => void = console.warn): Promise<TuneStore> {
+export async function diskStore(
+  file: string,
+  kernelVersion: string,
+  warn: (m: string) => void = console.warn,
+): Promise<TuneStore> {
   const fsName = 'node:fs';
   const pathName = 'node:path';
   const fs = (await import(/* @vite-ignore */ fsName)) as Fs;
@@ -43,8 +47,10 @@ export async function diskStore(file: string, kernelVersion: string, warn: (m: s
     let problem = '';
     try {
       const d = JSON.parse(text) as FileShape;
-      if (d?.format !== 1 || typeof d.adapters !== 'object' || d.adapters === null) problem = 'not a tuning cache of format 1';
-      else if (d.kernelVersion !== kernelVersion) problem = `made for kernel version ${d.kernelVersion}, this engine's is ${kernelVersion} (stale)`;
+      if (d?.format !== 1 || typeof d.adapters !== 'object' || d.adapters === null)
+        problem = 'not a tuning cache of format 1';
+      else if (d.kernelVersion !== kernelVersion)
+        problem = `made for kernel version ${d.kernelVersion}, this engine's is ${kernelVersion} (stale)`;
       else return d;
     } catch (e) {
       problem = `unreadable (${(e as Error).message})`;

@@ -58,7 +58,11 @@ class Recorder implements TuneRecorder {
       entries.push({ binding: 0, resource: { buffer: u, size } });
     }
     this.pass.setPipeline(k.pipeline);
-    this.pass.setBindGroup(0, this.device.createBindGroup({ layout: k.layout, entries }), k.iface.uniformSize > 0 ? [0] : []);
+    this.pass.setBindGroup(
+      0,
+      this.device.createBindGroup({ layout: k.layout, entries }),
+      k.iface.uniformSize > 0 ? [0] : [],
+    );
     this.pass.dispatchWorkgroups(...workgroups);
   }
 
@@ -70,9 +74,16 @@ class Recorder implements TuneRecorder {
 }
 
 /** Milliseconds of GPU time per candidate (its fastest run); `budgetMs` bounds round 2. */
-export async function timeCandidates(device: GPUDevice, names: string[], run: RunCandidate, budgetMs: number): Promise<Record<string, number>> {
+export async function timeCandidates(
+  device: GPUDevice,
+  names: string[],
+  run: RunCandidate,
+  budgetMs: number,
+): Promise<Record<string, number>> {
   const rec = new Recorder(device);
-  const timer = device.features.has('timestamp-query') ? new QueryTimer(device, 2 * (1 + MAX_REPEATS) * names.length) : null;
+  const timer = device.features.has('timestamp-query')
+    ? new QueryTimer(device, 2 * (1 + MAX_REPEATS) * names.length)
+    : null;
   try {
     const best: Record<string, number> = {};
     const round = async (list: string[], repeats: number, warmup: boolean): Promise<void> => {
@@ -94,7 +105,14 @@ export async function timeCandidates(device: GPUDevice, names: string[], run: Ru
 }
 
 /** Records each run in a pass of its own (after one untimed warm-up run per name when asked). */
-function encodeRuns(device: GPUDevice, rec: Recorder, runs: string[], run: RunCandidate, warmup: boolean, stamps?: (i: number) => GPUComputePassTimestampWrites): GPUCommandEncoder {
+function encodeRuns(
+  device: GPUDevice,
+  rec: Recorder,
+  runs: string[],
+  run: RunCandidate,
+  warmup: boolean,
+  stamps?: (i: number) => GPUComputePassTimestampWrites,
+): GPUCommandEncoder {
   const encoder = device.createCommandEncoder({ label: 'tuning' });
   const once = (name: string, ts?: GPUComputePassTimestampWrites): void => {
     rec.pass = encoder.beginComputePass(ts ? { timestampWrites: ts } : {});
@@ -112,16 +130,30 @@ class QueryTimer {
   private resolve: GPUBuffer;
   private readback: GPUBuffer;
 
-  constructor(private device: GPUDevice, private capacity: number) {
+  constructor(
+    private device: GPUDevice,
+    private capacity: number,
+  ) {
     this.set = device.createQuerySet({ type: 'timestamp', count: capacity });
-    this.resolve = device.createBuffer({ size: 8 * capacity, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC });
-    this.readback = device.createBuffer({ size: 8 * capacity, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    this.resolve = device.createBuffer({
+      size: 8 * capacity,
+      usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC,
+    });
+    this.readback = device.createBuffer({
+      size: 8 * capacity,
+      usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+    });
   }
 
   async time(rec: Recorder, runs: string[], run: RunCandidate, warmup: boolean): Promise<number[]> {
     const n = 2 * runs.length;
-    if (n > this.capacity) throw new Error(`tuning: ${runs.length} runs exceed the ${this.capacity / 2} timestamp pairs`);
-    const encoder = encodeRuns(this.device, rec, runs, run, warmup, (i) => ({ querySet: this.set, beginningOfPassWriteIndex: 2 * i, endOfPassWriteIndex: 2 * i + 1 }));
+    if (n > this.capacity)
+      throw new Error(`tuning: ${runs.length} runs exceed the ${this.capacity / 2} timestamp pairs`);
+    const encoder = encodeRuns(this.device, rec, runs, run, warmup, (i) => ({
+      querySet: this.set,
+      beginningOfPassWriteIndex: 2 * i,
+      endOfPassWriteIndex: 2 * i + 1,
+    }));
     encoder.resolveQuerySet(this.set, 0, n, this.resolve, 0);
     encoder.copyBufferToBuffer(this.resolve, 0, this.readback, 0, 8 * n);
     this.device.queue.submit([encoder.finish()]);
@@ -138,7 +170,13 @@ class QueryTimer {
   }
 }
 
-async function wallTimes(device: GPUDevice, rec: Recorder, runs: string[], run: RunCandidate, warmup: boolean): Promise<number[]> {
+async function wallTimes(
+  device: GPUDevice,
+  rec: Recorder,
+  runs: string[],
+  run: RunCandidate,
+  warmup: boolean,
+): Promise<number[]> {
   if (warmup) {
     device.queue.submit([encodeRuns(device, rec, [...new Set(runs)], run, false).finish()]);
     await device.queue.onSubmittedWorkDone();

@@ -117,8 +117,12 @@ export class Tuner {
 
   /** Takes decisions exported on the same adapter by the same kernel version; refuses others. */
   import(data: TuneExport): void {
-    if (data?.kernelVersion !== KERNEL_VERSION) throw new Error(`tuning decisions from kernel version ${data?.kernelVersion} do not apply to ${KERNEL_VERSION}; tune again`);
-    if (data.adapter !== this.adapterKey) throw new Error(`tuning decisions were made on '${data.adapter}', this adapter is '${this.adapterKey}'`);
+    if (data?.kernelVersion !== KERNEL_VERSION)
+      throw new Error(
+        `tuning decisions from kernel version ${data?.kernelVersion} do not apply to ${KERNEL_VERSION}; tune again`,
+      );
+    if (data.adapter !== this.adapterKey)
+      throw new Error(`tuning decisions were made on '${data.adapter}', this adapter is '${this.adapterKey}'`);
     Object.assign(this.decisions, data.decisions);
     this.generation++;
   }

@@ -4,7 +4,7 @@
 // - 'tiled' (contrastive_tiled.ts): fused tiled kernels, no R x K buffer; for GPUs.
 // - 'gemm' (contrastive_gemm.ts): a GEMM into a logits block and per-row kernels; faster on
 //   lavapipe (bench/contrastive.ts measures both).
-import { Tensor } from '../../engine/tensor.js';
+import type { Tensor } from '../../engine/tensor.js';
 import type { Runtime } from '../../engine/runtime.js';
 import { requireF32, sameRuntime } from '../../engine/ops/alloc.js';
 import { gemmContrastiveLoss } from './contrastive_gemm.js';
@@ -40,17 +40,25 @@ export function queueContrastiveLoss(q: Tensor, pos: Tensor, queue: Tensor, opts
   requireF32(op, q, pos, queue);
   const rt = sameRuntime(op, q, pos, queue);
   if (q.rank !== 2 || queue.rank !== 2 || q.shape[1] !== queue.shape[1] || pos.size !== q.shape[0]) {
-    throw new Error(`${op}: expects q [R, D], pos [R], queue [K, D]; got ${q.describe()}, ${pos.describe()}, ${queue.describe()}`);
+    throw new Error(
+      `${op}: expects q [R, D], pos [R], queue [K, D]; got ${q.describe()}, ${pos.describe()}, ${queue.describe()}`,
+    );
   }
   const [R, D] = q.shape;
   const K = queue.shape[0];
   if (R === 0 || D === 0 || K === 0) {
-    throw new Error(`${op}: needs at least one row, one feature and one queue entry; got q ${q.describe()}, queue ${queue.describe()}`);
+    throw new Error(
+      `${op}: needs at least one row, one feature and one queue entry; got q ${q.describe()}, queue ${queue.describe()}`,
+    );
   }
-  if (!(opts.tau > 0) || !Number.isFinite(opts.tau)) throw new Error(`${op}: the temperature tau must be a positive number, got ${opts.tau}`);
+  if (!(opts.tau > 0) || !Number.isFinite(opts.tau))
+    throw new Error(`${op}: the temperature tau must be a positive number, got ${opts.tau}`);
   const variant = opts.variant ?? chooseContrastiveVariant(rt, D);
   if (variant === 'gemm') return gemmContrastiveLoss(q, pos, queue, opts.tau, opts.maxLogitBytes, op);
   const problem = tiledProblem(D);
-  if (problem) throw new Error(`${op}: the tiled kernels cannot run q ${q.describe()}: ${problem}; leave variant unset to choose automatically`);
+  if (problem)
+    throw new Error(
+      `${op}: the tiled kernels cannot run q ${q.describe()}: ${problem}; leave variant unset to choose automatically`,
+    );
   return tiledContrastiveLoss(q, pos, queue, opts.tau, op);
 }

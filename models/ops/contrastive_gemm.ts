@@ -5,7 +5,7 @@
 // and were kept), turns it into softmax weights in place and multiplies back by the queue.
 import lseSrc from '../../shaders/densecl/contrastive_lse.wgsl';
 import gradSrc from '../../shaders/densecl/contrastive_grad.wgsl';
-import { Tensor } from '../../engine/tensor.js';
+import type { Tensor } from '../../engine/tensor.js';
 import { record } from '../../engine/autograd.js';
 import { empty } from '../../engine/ops/alloc.js';
 import { gemm } from '../../engine/ops/matmul.js';
@@ -15,7 +15,14 @@ import { reshape } from '../../engine/ops/shape.js';
 import { unaryMap } from '../../engine/ops/pointwise.js';
 
 /** Inputs checked by queueContrastiveLoss. `maxLogitBytes`: the largest logits block kept, in bytes. */
-export function gemmContrastiveLoss(q: Tensor, pos: Tensor, queue: Tensor, tau: number, maxLogitBytes: number | undefined, op: string): Tensor {
+export function gemmContrastiveLoss(
+  q: Tensor,
+  pos: Tensor,
+  queue: Tensor,
+  tau: number,
+  maxLogitBytes: number | undefined,
+  op: string,
+): Tensor {
   const rt = q.rt;
   const [R, D] = q.shape;
   const K = queue.shape[0];
@@ -27,7 +34,12 @@ export function gemmContrastiveLoss(q: Tensor, pos: Tensor, queue: Tensor, tau: 
   const perRow = empty(rt, [R], 'f32', op);
   const logitsOf = (start: number, rows: number): Tensor => {
     const qc = chunks === 1 ? q : slice(q, 0, start, start + rows);
-    const l = gemm(qc, queue, { batch: 1, M: rows, N: K, K: D, transA: false, transB: true, strideA: 0, strideB: 0 }, op);
+    const l = gemm(
+      qc,
+      queue,
+      { batch: 1, M: rows, N: K, K: D, transA: false, transB: true, strideA: 0, strideB: 0 },
+      op,
+    );
     if (qc !== q) qc.dispose();
     return l;
   };
@@ -68,10 +80,20 @@ export function gemmContrastiveLoss(q: Tensor, pos: Tensor, queue: Tensor, tau: 
         flops: 4 * rows * (K + 1),
         bytes: 8 * rows * K,
       });
-      const gqc = gemm(logits, queue, { batch: 1, M: rows, N: D, K, transA: false, transB: false, strideA: 0, strideB: 0 }, `${op}.backward`);
+      const gqc = gemm(
+        logits,
+        queue,
+        { batch: 1, M: rows, N: D, K, transA: false, transB: false, strideA: 0, strideB: 0 },
+        `${op}.backward`,
+      );
       logits.dispose();
       if (gq) {
-        copyRows(gqc, gq, { rows: 1, rowLen: rows * D, srcStride: 0, srcOffset: 0, dstStride: 0, dstOffset: start * D }, `${op}.backward`);
+        copyRows(
+          gqc,
+          gq,
+          { rows: 1, rowLen: rows * D, srcStride: 0, srcOffset: 0, dstStride: 0, dstOffset: start * D },
+          `${op}.backward`,
+        );
         gqc.dispose();
       } else {
         result = gqc;
@@ -84,4 +106,3 @@ export function gemmContrastiveLoss(q: Tensor, pos: Tensor, queue: Tensor, tau: 
     return [shaped, dpos, null];
   });
 }
-

@@ -12,7 +12,7 @@
 import tileSrc from '../../shaders/densecl/contrastive_tile.wgsl';
 import mergeSrc from '../../shaders/densecl/contrastive_tile_merge.wgsl';
 import dqSrc from '../../shaders/densecl/contrastive_tile_dq.wgsl';
-import { Tensor } from '../../engine/tensor.js';
+import type { Tensor } from '../../engine/tensor.js';
 import { record } from '../../engine/autograd.js';
 import { empty } from '../../engine/ops/alloc.js';
 import { sum } from '../../engine/ops/reduce.js';
@@ -38,7 +38,10 @@ export function tiledProblem(D: number): string | null {
 export function tiledSplit(R: number, K: number): { rowBlocks: number; tilesPerSplit: number; splits: number } {
   const rowBlocks = Math.ceil(R / ROWS);
   const tiles = Math.ceil(K / COLS);
-  const wanted = Math.max(1, Math.min(Math.ceil(TARGET_WORKGROUPS / rowBlocks), Math.floor(tiles / MIN_TILES_PER_SPLIT)));
+  const wanted = Math.max(
+    1,
+    Math.min(Math.ceil(TARGET_WORKGROUPS / rowBlocks), Math.floor(tiles / MIN_TILES_PER_SPLIT)),
+  );
   const tilesPerSplit = Math.ceil(tiles / wanted);
   return { rowBlocks, tilesPerSplit, splits: Math.ceil(tiles / tilesPerSplit) };
 }
@@ -50,7 +53,8 @@ export function tiledContrastiveLoss(q: Tensor, pos: Tensor, queue: Tensor, tau:
   const K = queue.shape[0];
   const D4 = D / 4;
   const { rowBlocks, tilesPerSplit, splits } = tiledSplit(R, K);
-  if (rowBlocks > 65535) throw new Error(`${op}: ${R} rows exceed the ${65535 * ROWS} the tiled kernels dispatch at once; split the rows`);
+  if (rowBlocks > 65535)
+    throw new Error(`${op}: ${R} rows exceed the ${65535 * ROWS} the tiled kernels dispatch at once; split the rows`);
   const invTau = 1 / tau;
   const flops = 2 * R * K * D;
   const shapes = `${R}x${D} . ${K}x${D}`;

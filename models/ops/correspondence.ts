@@ -6,7 +6,7 @@
 //   and channel; tuned for lavapipe.
 import corrSrc from '../../shaders/densecl/dense_correspondence.wgsl';
 import tileSrc from '../../shaders/densecl/correspondence_tile.wgsl';
-import { Tensor } from '../../engine/tensor.js';
+import type { Tensor } from '../../engine/tensor.js';
 import type { Runtime } from '../../engine/runtime.js';
 import { empty, requireF32, sameRuntime } from '../../engine/ops/alloc.js';
 
@@ -23,7 +23,9 @@ export function denseCorrespondence(qb: Tensor, kb: Tensor, variant?: Correspond
   requireF32(op, qb, kb);
   const rt = sameRuntime(op, qb, kb);
   if (qb.rank !== 3 || kb.rank !== 3 || qb.shape.some((d, i) => d !== kb.shape[i])) {
-    throw new Error(`${op}: expects two [N, C, S2] feature maps of one shape, got ${qb.describe()} and ${kb.describe()}`);
+    throw new Error(
+      `${op}: expects two [N, C, S2] feature maps of one shape, got ${qb.describe()} and ${kb.describe()}`,
+    );
   }
   const [N, C, S2] = qb.shape;
   const ind = empty(rt, [N, S2], 'i32', op);

@@ -8,7 +8,7 @@
 import ceSrc from '../../shaders/densecl/pixel_cross_entropy.wgsl';
 import meanSrc from '../../shaders/densecl/pixel_cross_entropy_mean.wgsl';
 import gradSrc from '../../shaders/densecl/pixel_cross_entropy_grad.wgsl';
-import { Tensor } from '../../engine/tensor.js';
+import type { Tensor } from '../../engine/tensor.js';
 import { record } from '../../engine/autograd.js';
 import { empty, requireF32, sameRuntime } from '../../engine/ops/alloc.js';
 import { sum } from '../../engine/ops/reduce.js';
@@ -27,11 +27,20 @@ export function pixelCrossEntropy(logits: Tensor, labels: Tensor, opts: PixelCro
   sameRuntime(op, logits, labels);
   if (logits.rank !== 4) throw new Error(`${op}: logits must be [N, C, H, W], got ${logits.describe()}`);
   const [N, C, H, W] = logits.shape;
-  if (labels.dtype !== 'i32' || labels.rank !== 3 || labels.shape[0] !== N || labels.shape[1] !== H || labels.shape[2] !== W) {
-    throw new Error(`${op}: labels must be i32 [${N}, ${H}, ${W}] (one class per pixel of logits ${logits.describe()}), got ${labels.describe()}`);
+  if (
+    labels.dtype !== 'i32' ||
+    labels.rank !== 3 ||
+    labels.shape[0] !== N ||
+    labels.shape[1] !== H ||
+    labels.shape[2] !== W
+  ) {
+    throw new Error(
+      `${op}: labels must be i32 [${N}, ${H}, ${W}] (one class per pixel of logits ${logits.describe()}), got ${labels.describe()}`,
+    );
   }
   if (C === 0) throw new Error(`${op}: logits ${logits.describe()} have no classes`);
-  if (reduction !== 'mean' && reduction !== 'sum') throw new Error(`${op}: reduction must be 'mean' or 'sum', got '${reduction}'`);
+  if (reduction !== 'mean' && reduction !== 'sum')
+    throw new Error(`${op}: reduction must be 'mean' or 'sum', got '${reduction}'`);
   if (!Number.isInteger(ignoreIndex)) throw new Error(`${op}: ignoreIndex must be an integer, got ${ignoreIndex}`);
   labels.buffer(op);
   const rt = logits.rt;
@@ -67,7 +76,14 @@ export function pixelCrossEntropy(logits: Tensor, labels: Tensor, opts: PixelCro
     const dx = empty(rt, logits.shape, 'f32', bop);
     rt.dispatch(rt.kernel('pixel_cross_entropy_grad', gradSrc), {
       params: { HW, classes: C, ignoreIndex, mean },
-      buffers: [logits.buffer(bop), labels.buffer(bop), lse.buffer(bop), sums.buffer(bop), g.buffer(bop), dx.buffer(bop)],
+      buffers: [
+        logits.buffer(bop),
+        labels.buffer(bop),
+        lse.buffer(bop),
+        sums.buffer(bop),
+        g.buffer(bop),
+        dx.buffer(bop),
+      ],
       workgroups: [Math.ceil(HW / 256), C, N],
       op: bop,
       flops: 4 * P * C,

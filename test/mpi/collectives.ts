@@ -88,7 +88,8 @@ async function barrierOrders(): Promise<void> {
   await sleep(40 * rank);
   writeFileSync(join(dir, `arrived-${rank}`), '');
   await comm.barrier();
-  for (let r = 0; r < size; r++) check(existsSync(join(dir, `arrived-${r}`)), `barrier returned on rank ${rank} before rank ${r} arrived`);
+  for (let r = 0; r < size; r++)
+    check(existsSync(join(dir, `arrived-${r}`)), `barrier returned on rank ${rank} before rank ${r} arrived`);
 }
 
 async function manyInFlight(): Promise<void> {
@@ -96,10 +97,19 @@ async function manyInFlight(): Promise<void> {
   const b = Int32Array.from({ length: 5 }, (_, i) => rank * 10 + i);
   const c = rank === 0 ? Uint8Array.from({ length: 300000 }, (_, i) => i % 251) : new Uint8Array(300000);
   const d = new Float32Array(4_500_001).fill(rank + 1);
-  const [ra, rb, rc, , rd] = await Promise.all([comm.allreduceSum(a), comm.allgather(b), comm.broadcast(c, 0), comm.barrier(), comm.allreduceSum(d)]);
+  const [ra, rb, rc, , rd] = await Promise.all([
+    comm.allreduceSum(a),
+    comm.allgather(b),
+    comm.broadcast(c, 0),
+    comm.barrier(),
+    comm.allreduceSum(d),
+  ]);
   let rs = 0;
   for (let r = 0; r < size; r++) rs += r;
-  check(firstMismatch(ra, (i) => ((size * (size + 1)) / 2) * ((i % 97) - 48) + rs * 0.5) < 0, 'concurrent allreduceSum (small)');
+  check(
+    firstMismatch(ra, (i) => ((size * (size + 1)) / 2) * ((i % 97) - 48) + rs * 0.5) < 0,
+    'concurrent allreduceSum (small)',
+  );
   check(firstMismatch(rb, (i) => Math.floor(i / 5) * 10 + (i % 5)) < 0, 'concurrent allgather');
   check(firstMismatch(rc, (i) => i % 251) < 0, 'concurrent broadcast');
   check(firstMismatch(rd, () => (size * (size + 1)) / 2) < 0, 'concurrent allreduceSum (large)');
@@ -156,5 +166,8 @@ await timed('inflight', manyInFlight);
 const resp = await staysResponsive();
 await comm.close();
 if (rank === 0) {
-  console.log(`collectives ok: ${size} ranks, ${comm.description}, local ${comm.localRank}/${comm.localSize}; ms ${JSON.stringify(times)}; ` + `late-join wait: ${resp.ticks} ticks, cpu ${(resp.cpuShare * 100).toFixed(0)}%`);
+  console.log(
+    `collectives ok: ${size} ranks, ${comm.description}, local ${comm.localRank}/${comm.localSize}; ms ${JSON.stringify(times)}; ` +
+      `late-join wait: ${resp.ticks} ticks, cpu ${(resp.cpuShare * 100).toFixed(0)}%`,
+  );
 }

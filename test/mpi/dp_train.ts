@@ -23,12 +23,19 @@ mkdirSync(dir, { recursive: true });
 if (mode === 'steps') {
   const rt = await init({ quiet: true });
   // The in-memory test's configuration (test/distributed.test.ts: TINY).
-  const trainer = new Trainer(rt, { batchSize: 8, bnGroups: 4, imgSize: 16, width: 1 / 16, dim: 8, queueSize: 16, seed: 3, lr: 0.3 }, { comm, bucketBytes: 16 << 10 });
+  const trainer = new Trainer(
+    rt,
+    { batchSize: 8, bnGroups: 4, imgSize: 16, width: 1 / 16, dim: 8, queueSize: 16, seed: 3, lr: 0.3 },
+    { comm, bucketBytes: 16 << 10 },
+  );
   const per = 3 * 16 * 16;
   const mine = (x: Float32Array) => x.subarray((comm.rank * 8 * per) / W, ((comm.rank + 1) * 8 * per) / W);
   const permutations: number[][] = [];
   for (let step = 0; step < 3; step++) {
-    const stats = await trainer.trainStep(mine(randomArray(8 * per, 100 * step)), mine(randomArray(8 * per, 100 * step + 1)));
+    const stats = await trainer.trainStep(
+      mine(randomArray(8 * per, 100 * step)),
+      mine(randomArray(8 * per, 100 * step + 1)),
+    );
     if (stats.keyPermutation) permutations.push([...stats.keyPermutation]);
   }
   const state = await trainer.saveState(); // collective: every rank

@@ -84,7 +84,13 @@ function roundHalfEven(x: number): number {
  * torchvision's RandomResizedCrop.get_params: up to 10 tries of a random area fraction and
  * log-uniform aspect ratio that fit the image, else a centre crop clamped to the ratio range.
  */
-export function randomResizedCropBox(rng: Rng, srcHeight: number, srcWidth: number, scale: [number, number] = MOCO_V2.scale, ratio: [number, number] = MOCO_V2.ratio): CropBox {
+export function randomResizedCropBox(
+  rng: Rng,
+  srcHeight: number,
+  srcWidth: number,
+  scale: [number, number] = MOCO_V2.scale,
+  ratio: [number, number] = MOCO_V2.ratio,
+): CropBox {
   const area = srcHeight * srcWidth;
   const logLo = Math.log(ratio[0]);
   const logHi = Math.log(ratio[1]);
@@ -121,7 +127,12 @@ interface Taps {
 function bilinearTaps(inSize: number, outSize: number, antialias: boolean): Taps {
   const scale = inSize / outSize;
   if (!antialias) {
-    const t: Taps = { start: new Int32Array(outSize), count: new Int32Array(outSize), stride: 2, weight: new Float32Array(outSize * 2) };
+    const t: Taps = {
+      start: new Int32Array(outSize),
+      count: new Int32Array(outSize),
+      stride: 2,
+      weight: new Float32Array(outSize * 2),
+    };
     for (let i = 0; i < outSize; i++) {
       const src = Math.max(scale * (i + 0.5) - 0.5, 0);
       const i0 = Math.floor(src);
@@ -136,14 +147,20 @@ function bilinearTaps(inSize: number, outSize: number, antialias: boolean): Taps
   const support = Math.max(scale, 1);
   const invScale = scale >= 1 ? 1 / scale : 1;
   const stride = Math.ceil(support) * 2 + 1;
-  const t: Taps = { start: new Int32Array(outSize), count: new Int32Array(outSize), stride, weight: new Float32Array(outSize * stride) };
+  const t: Taps = {
+    start: new Int32Array(outSize),
+    count: new Int32Array(outSize),
+    stride,
+    weight: new Float32Array(outSize * stride),
+  };
   for (let i = 0; i < outSize; i++) {
     const center = scale * (i + 0.5);
     const lo = Math.max(Math.trunc(center - support + 0.5), 0);
     const n = Math.min(Math.trunc(center + support + 0.5), inSize) - lo;
     let total = 0;
     for (let j = 0; j < n; j++) total += Math.max(0, 1 - Math.abs((j + lo - center + 0.5) * invScale));
-    for (let j = 0; j < n; j++) t.weight[i * stride + j] = total > 0 ? Math.max(0, 1 - Math.abs((j + lo - center + 0.5) * invScale)) / total : 0;
+    for (let j = 0; j < n; j++)
+      t.weight[i * stride + j] = total > 0 ? Math.max(0, 1 - Math.abs((j + lo - center + 0.5) * invScale)) / total : 0;
     t.start[i] = lo;
     t.count[i] = n;
   }
@@ -155,13 +172,23 @@ function bilinearTaps(inSize: number, outSize: number, antialias: boolean): Taps
  * torchvision's resized_crop on a tensor. Returns planar CHW floats in [0, 1] (into `out` when
  * given, at `offset`).
  */
-export function resizedCrop(src: RgbImage, box: CropBox, outHeight: number, outWidth: number, antialias: boolean, out?: Float32Array, offset = 0): Float32Array {
+export function resizedCrop(
+  src: RgbImage,
+  box: CropBox,
+  outHeight: number,
+  outWidth: number,
+  antialias: boolean,
+  out?: Float32Array,
+  offset = 0,
+): Float32Array {
   const { top, left, height: bh, width: bw } = box;
   if (top < 0 || left < 0 || bh < 1 || bw < 1 || top + bh > src.height || left + bw > src.width) {
     throw new Error(`resizedCrop: box ${JSON.stringify(box)} is not inside the ${src.width}x${src.height} image`);
   }
   if (src.data.length !== src.width * src.height * 3) {
-    throw new Error(`resizedCrop: image data has ${src.data.length} values, expected ${src.width}*${src.height}*3 (RGB, HWC)`);
+    throw new Error(
+      `resizedCrop: image data has ${src.data.length} values, expected ${src.width}*${src.height}*3 (RGB, HWC)`,
+    );
   }
   const dst = out ?? new Float32Array(3 * outHeight * outWidth);
   const unit = src.data instanceof Uint8Array ? 1 / 255 : 1;
@@ -273,12 +300,35 @@ export function adjustHue(x: Float32Array, plane: number, factor: number, offset
     const sec = sector % 6;
     // The six sectors of the hue circle: which of v, p, q, t each channel takes.
     switch (sec) {
-      case 0: R = v; G = t; B = p; break;
-      case 1: R = q; G = v; B = p; break;
-      case 2: R = p; G = v; B = t; break;
-      case 3: R = p; G = q; B = v; break;
-      case 4: R = t; G = p; B = v; break;
-      default: R = v; G = p; B = q;
+      case 0:
+        R = v;
+        G = t;
+        B = p;
+        break;
+      case 1:
+        R = q;
+        G = v;
+        B = p;
+        break;
+      case 2:
+        R = p;
+        G = v;
+        B = t;
+        break;
+      case 3:
+        R = p;
+        G = q;
+        B = v;
+        break;
+      case 4:
+        R = t;
+        G = p;
+        B = v;
+        break;
+      default:
+        R = v;
+        G = p;
+        B = q;
     }
     x[i] = R;
     x[i + plane] = G;
@@ -320,7 +370,15 @@ function reflect(i: number, n: number): number {
  * torchvision gaussian_blur on a CHW image of `channels` planes, height x width: a separable
  * normalised Gaussian of `kernelSize` taps, reflect padding. In place.
  */
-export function gaussianBlur(x: Float32Array, channels: number, height: number, width: number, kernelSize: number, sigma: number, offset = 0): void {
+export function gaussianBlur(
+  x: Float32Array,
+  channels: number,
+  height: number,
+  width: number,
+  kernelSize: number,
+  sigma: number,
+  offset = 0,
+): void {
   if (kernelSize % 2 !== 1) throw new Error(`gaussianBlur: kernel size ${kernelSize} must be odd`);
   const r = (kernelSize - 1) / 2;
   // Symmetric weights w[d] for distance d, normalised over all kernelSize taps as torchvision
@@ -383,7 +441,13 @@ export function hflip(x: Float32Array, channels: number, height: number, width: 
 }
 
 /** (x - mean[c]) / std[c] per channel, in place. */
-export function normalize(x: Float32Array, plane: number, mean: readonly number[], std: readonly number[], offset = 0): void {
+export function normalize(
+  x: Float32Array,
+  plane: number,
+  mean: readonly number[],
+  std: readonly number[],
+  offset = 0,
+): void {
   for (let c = 0; c < 3; c++) {
     const m = mean[c];
     const inv = 1 / std[c];
@@ -397,7 +461,14 @@ export function normalize(x: Float32Array, plane: number, mean: readonly number[
  * `offset` and returns what was drawn. The draws come only from `rng`, so a view is a pure
  * function of the image and the generator's state.
  */
-export function augmentView(src: RgbImage, rng: Rng, size: number, cfg: AugmentConfig = MOCO_V2, out?: Float32Array, offset = 0): { view: Float32Array; params: ViewParams } {
+export function augmentView(
+  src: RgbImage,
+  rng: Rng,
+  size: number,
+  cfg: AugmentConfig = MOCO_V2,
+  out?: Float32Array,
+  offset = 0,
+): { view: Float32Array; params: ViewParams } {
   const view = out ?? new Float32Array(3 * size * size);
   const plane = size * size;
   const box = randomResizedCropBox(rng, src.height, src.width, cfg.scale, cfg.ratio);
@@ -431,19 +502,40 @@ export function augmentView(src: RgbImage, rng: Rng, size: number, cfg: AugmentC
   const flip = rng.next() < cfg.flipP;
   if (flip) hflip(view, 3, size, size, offset);
   normalize(view, plane, cfg.mean, cfg.std, offset);
-  return { view, params: { srcWidth: src.width, srcHeight: src.height, box, size, flip, jitter, grayscale, blurSigma } };
+  return {
+    view,
+    params: { srcWidth: src.width, srcHeight: src.height, box, size, flip, jitter, grayscale, blurSigma },
+  };
 }
 
 /**
  * The whole image resized to size x size and normalised, without random changes: the input for
  * evaluation. Its params let cropLabels resize a label map to match.
  */
-export function plainView(src: RgbImage, size: number, cfg: AugmentConfig = MOCO_V2, out?: Float32Array, offset = 0): { view: Float32Array; params: ViewParams } {
+export function plainView(
+  src: RgbImage,
+  size: number,
+  cfg: AugmentConfig = MOCO_V2,
+  out?: Float32Array,
+  offset = 0,
+): { view: Float32Array; params: ViewParams } {
   const view = out ?? new Float32Array(3 * size * size);
   const box = { top: 0, left: 0, height: src.height, width: src.width };
   resizedCrop(src, box, size, size, cfg.antialias, view, offset);
   normalize(view, size * size, cfg.mean, cfg.std, offset);
-  return { view, params: { srcWidth: src.width, srcHeight: src.height, box, size, flip: false, jitter: null, grayscale: false, blurSigma: null } };
+  return {
+    view,
+    params: {
+      srcWidth: src.width,
+      srcHeight: src.height,
+      box,
+      size,
+      flip: false,
+      jitter: null,
+      grayscale: false,
+      blurSigma: null,
+    },
+  };
 }
 
 /**

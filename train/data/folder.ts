@@ -42,7 +42,9 @@ export interface FolderSample {
 }
 
 function walk(dir: string, out: string[], other: { count: number }): void {
-  const entries = readdirSync(dir, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  const entries = readdirSync(dir, { withFileTypes: true }).sort((a, b) =>
+    a.name < b.name ? -1 : a.name > b.name ? 1 : 0,
+  );
   for (const e of entries) {
     if (e.name.startsWith('.')) continue; // hidden files and folders, e.g. .DS_Store, .git
     const full = join(dir, e.name);
@@ -71,7 +73,9 @@ function whyUnreadable(path: string): string | null {
     return null;
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    return code === 'EACCES' || code === 'EPERM' ? 'permission denied: the file is not readable by this user' : (e as Error).message;
+    return code === 'EACCES' || code === 'EPERM'
+      ? 'permission denied: the file is not readable by this user'
+      : (e as Error).message;
   } finally {
     if (fd >= 0) closeSync(fd);
   }
@@ -117,7 +121,16 @@ export class FolderDataset {
   /** Plain data that rebuilds this dataset in a worker thread: one case of loader.ts's DatasetSpec
    *  (the loader names the datasets, not the other way round). */
   workerSpec(): { kind: 'folder'; spec: FolderSpec } {
-    return { kind: 'folder', spec: { root: this.root, files: this.files, labels: this.labels, classNames: this.classNames, maxShortSide: this.maxShortSide } };
+    return {
+      kind: 'folder',
+      spec: {
+        root: this.root,
+        files: this.files,
+        labels: this.labels,
+        classNames: this.classNames,
+        maxShortSide: this.maxShortSide,
+      },
+    };
   }
 
   static fromSpec(spec: FolderSpec): FolderDataset {
@@ -138,7 +151,9 @@ export class FolderDataset {
     const other = { count: 0 };
     walk(root, found, other);
     if (found.length === 0) {
-      throw new Error(`data folder "${root}" holds no images (searched subfolders too${other.count ? `; ${other.count} files with other extensions` : ''}); expected ${expected}`);
+      throw new Error(
+        `data folder "${root}" holds no images (searched subfolders too${other.count ? `; ${other.count} files with other extensions` : ''}); expected ${expected}`,
+      );
     }
     const warn = opts.onWarning ?? ((m: string) => console.warn(`warning: ${m}`));
     const cropSize = opts.cropSize ?? 0;
@@ -161,18 +176,28 @@ export class FolderDataset {
             ok[i] = true;
             if (Math.min(m.width, m.height) < cropSize) small.push(`${files[i]} (${m.width}x${m.height})`);
           } catch (e) {
-            skipped.push({ path: files[i], reason: whyUnreadable(join(root, files[i])) ?? (e as Error).message.split('\n')[0] });
+            skipped.push({
+              path: files[i],
+              reason: whyUnreadable(join(root, files[i])) ?? (e as Error).message.split('\n')[0],
+            });
           }
         }
       };
       await Promise.all(Array.from({ length: 16 }, probe));
       files = files.filter((_, i) => ok[i]);
       if (skipped.length) {
-        warn(`skipped ${skipped.length} unreadable image${skipped.length > 1 ? 's' : ''} in "${root}": ${list(skipped.map((s) => `${s.path} (${s.reason})`))}`);
+        warn(
+          `skipped ${skipped.length} unreadable image${skipped.length > 1 ? 's' : ''} in "${root}": ${list(skipped.map((s) => `${s.path} (${s.reason})`))}`,
+        );
       }
-      if (files.length === 0) throw new Error(`data folder "${root}" holds no readable images: all ${found.length} failed to decode (${list(skipped.map((s) => s.path))})`);
+      if (files.length === 0)
+        throw new Error(
+          `data folder "${root}" holds no readable images: all ${found.length} failed to decode (${list(skipped.map((s) => s.path))})`,
+        );
       if (small.length) {
-        warn(`${small.length} image${small.length > 1 ? 's are' : ' is'} smaller than the ${cropSize}x${cropSize} crop and will be upscaled: ${list(small, 3)}`);
+        warn(
+          `${small.length} image${small.length > 1 ? 's are' : ' is'} smaller than the ${cropSize}x${cropSize} crop and will be upscaled: ${list(small, 3)}`,
+        );
       }
     }
     const classOf = (f: string): string | null => (f.includes(sep) ? f.slice(0, f.indexOf(sep)) : null);
@@ -198,10 +223,19 @@ export class FolderDataset {
     const path = this.path(index);
     const sharp = await loadSharp();
     let img = sharp(path, { failOn: 'truncated', autoOrient: true }).removeAlpha().toColourspace('srgb');
-    if (this.maxShortSide > 0) img = img.resize({ width: this.maxShortSide, height: this.maxShortSide, fit: 'outside', withoutEnlargement: true });
-    const decoded = await img.raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true }).catch((e: Error) => {
-      throw new ImageDecodeError(path, whyUnreadable(path) ?? e.message.split('\n')[0]);
-    });
+    if (this.maxShortSide > 0)
+      img = img.resize({
+        width: this.maxShortSide,
+        height: this.maxShortSide,
+        fit: 'outside',
+        withoutEnlargement: true,
+      });
+    const decoded = await img
+      .raw({ depth: 'uchar' })
+      .toBuffer({ resolveWithObject: true })
+      .catch((e: Error) => {
+        throw new ImageDecodeError(path, whyUnreadable(path) ?? e.message.split('\n')[0]);
+      });
     const { data, info } = decoded;
     const { width, height, channels } = info;
     let rgb: Uint8Array;

@@ -109,7 +109,9 @@ export interface BatchJob {
   indices: Int32Array;
 }
 
-export type BatchResult = Omit<Batch<Float32Array | Uint8Array>, 'epoch' | 'position' | 'step' | 'indices'> & { failures: LoadFailure[] };
+export type BatchResult = Omit<Batch<Float32Array | Uint8Array>, 'epoch' | 'position' | 'step' | 'indices'> & {
+  failures: LoadFailure[];
+};
 
 // A sample that fails to load is replaced by the next index that loads: a choice that depends
 // only on the files, so it is the same in every worker.
@@ -119,11 +121,17 @@ function describeFailure(ds: LoaderDataset, index: number, e: unknown): LoadFail
   const path = ds.path ? ds.path(index) : `sample ${index}`;
   // A decode error carries its reason apart from the path, which the warning names anyway.
   const reason = (e as { reason?: unknown })?.reason;
-  return { index, path, reason: typeof reason === 'string' ? reason : ((e as Error)?.message ?? String(e)).split('\n')[0] };
+  return {
+    index,
+    path,
+    reason: typeof reason === 'string' ? reason : ((e as Error)?.message ?? String(e)).split('\n')[0],
+  };
 }
 
 function tooManyFailures(failures: LoadFailure[]): Error {
-  return new Error(`${failures.length} images in a row failed to load, the last ${failures[failures.length - 1].path} (${failures[failures.length - 1].reason}); is the data folder intact?`);
+  return new Error(
+    `${failures.length} images in a row failed to load, the last ${failures[failures.length - 1].path} (${failures[failures.length - 1].reason}); is the data folder intact?`,
+  );
 }
 
 async function loadAsync(ds: LoaderDataset, index: number, failures: LoadFailure[]): Promise<Sample> {
@@ -151,7 +159,10 @@ function loadSync(ds: LoaderDataset, index: number, failures: LoadFailure[]): Sa
       failures.push(describeFailure(ds, i, e));
       continue;
     }
-    if (s instanceof Promise) throw new Error('this dataset loads asynchronously (image files); use `await loader.next()` instead of nextSync()');
+    if (s instanceof Promise)
+      throw new Error(
+        'this dataset loads asynchronously (image files); use `await loader.next()` instead of nextSync()',
+      );
     return s;
   }
   throw tooManyFailures(failures.slice(-MAX_CONSECUTIVE_FAILURES));
@@ -165,9 +176,16 @@ function augmentBatch(samples: Sample[], job: BatchJob, cfg: BatchConfig, failur
   const q = bytes ? new Uint8Array(B * per) : new Float32Array(B * per);
   const k = bytes ? new Uint8Array(B * per) : new Float32Array(B * per);
   // Byte views are augmented unnormalised (mean 0, std 1: values in [0, 1]) into one float view, then rounded.
-  const augment = bytes ? { ...cfg.augment, mean: [0, 0, 0] as [number, number, number], std: [1, 1, 1] as [number, number, number] } : cfg.augment;
+  const augment = bytes
+    ? { ...cfg.augment, mean: [0, 0, 0] as [number, number, number], std: [1, 1, 1] as [number, number, number] }
+    : cfg.augment;
   const scratch = bytes ? new Float32Array(per) : null;
-  const view = (image: Sample['image'], rng: ReturnType<typeof rngFor>, into: Float32Array | Uint8Array, at: number): ViewParams => {
+  const view = (
+    image: Sample['image'],
+    rng: ReturnType<typeof rngFor>,
+    into: Float32Array | Uint8Array,
+    at: number,
+  ): ViewParams => {
     if (!scratch) return augmentView(image, rng, S, augment, into as Float32Array, at).params;
     const { params } = augmentView(image, rng, S, augment, scratch, 0);
     toBytes(scratch, into as Uint8Array, at);
@@ -186,7 +204,8 @@ function augmentBatch(samples: Sample[], job: BatchJob, cfg: BatchConfig, failur
     geometry.k.push(vk);
     labels[b] = s.label;
     if (qLabelMaps && kLabelMaps) {
-      if (!s.labelMap) throw new Error(`withLabelMaps: sample ${idx} has no label map (only the built-in scenes have them)`);
+      if (!s.labelMap)
+        throw new Error(`withLabelMaps: sample ${idx} has no label map (only the built-in scenes have them)`);
       cropLabels(s.labelMap, vq, qLabelMaps, b * S * S);
       cropLabels(s.labelMap, vk, kLabelMaps, b * S * S);
     }
@@ -227,7 +246,8 @@ export class EpochSampler {
     readonly rank = 0,
     readonly worldSize = 1,
   ) {
-    if (!Number.isInteger(batchSize) || batchSize < 1) throw new Error(`batch size ${batchSize} must be a positive integer`);
+    if (!Number.isInteger(batchSize) || batchSize < 1)
+      throw new Error(`batch size ${batchSize} must be a positive integer`);
     if (!Number.isInteger(worldSize) || worldSize < 1 || !Number.isInteger(rank) || rank < 0 || rank >= worldSize) {
       throw new Error(`rank ${rank} / worldSize ${worldSize}: need 0 <= rank < worldSize`);
     }
@@ -236,7 +256,9 @@ export class EpochSampler {
     this.batchesPerEpoch = Math.floor(length / this.jobBatch);
     if (this.batchesPerEpoch < 1) {
       const share = worldSize > 1 ? ` (${batchSize} per rank over ${worldSize} ranks)` : '';
-      throw new Error(`batch size ${this.jobBatch}${share} is larger than the dataset: ${length} images; use a smaller --batch-size or more images`);
+      throw new Error(
+        `batch size ${this.jobBatch}${share} is larger than the dataset: ${length} images; use a smaller --batch-size or more images`,
+      );
     }
   }
 
@@ -273,7 +295,9 @@ class WorkerPool {
     const { existsSync } = await import('node:fs');
     const { fileURLToPath } = await import('node:url');
     if (url.protocol === 'file:' && !existsSync(fileURLToPath(url))) {
-      throw new Error(`data worker bundle not found at ${fileURLToPath(url)}: build it with \`node scripts/build.mjs\` (it bundles train/data/worker.ts), or use workers: 0`);
+      throw new Error(
+        `data worker bundle not found at ${fileURLToPath(url)}: build it with \`node scripts/build.mjs\` (it bundles train/data/worker.ts), or use workers: 0`,
+      );
     }
     const pool = new WorkerPool();
     for (let i = 0; i < n; i++) {
@@ -325,7 +349,13 @@ class WorkerPool {
 
 /** The settings a batch is made with, from the loader's options (the same in every worker). */
 function batchConfig(opts: LoaderOptions<PixelFormat>): BatchConfig {
-  return { seed: opts.seed, size: opts.size, augment: opts.augment ?? MOCO_V2, withLabelMaps: opts.withLabelMaps ?? false, pixels: opts.pixels ?? 'floats' };
+  return {
+    seed: opts.seed,
+    size: opts.size,
+    augment: opts.augment ?? MOCO_V2,
+    withLabelMaps: opts.withLabelMaps ?? false,
+    pixels: opts.pixels ?? 'floats',
+  };
 }
 
 export class BatchLoader<V extends Float32Array | Uint8Array = Float32Array> {
@@ -364,11 +394,18 @@ export class BatchLoader<V extends Float32Array | Uint8Array = Float32Array> {
     this.prefetch = opts.prefetch ?? Math.max(2, (pool ? (opts.workers as number) : 0) + 1);
   }
 
-  static async create<P extends PixelFormat = 'floats'>(dataset: LoaderDataset, opts: LoaderOptions<P>): Promise<BatchLoader<ViewsOf<P>>> {
-    if (!Number.isInteger(opts.size) || opts.size < 1) throw new Error(`view size ${opts.size} must be a positive integer`);
-    if (opts.pixels !== undefined && opts.pixels !== 'floats' && opts.pixels !== 'bytes') throw new Error(`pixels '${opts.pixels}' must be 'floats' or 'bytes'`);
+  static async create<P extends PixelFormat = 'floats'>(
+    dataset: LoaderDataset,
+    opts: LoaderOptions<P>,
+  ): Promise<BatchLoader<ViewsOf<P>>> {
+    if (!Number.isInteger(opts.size) || opts.size < 1)
+      throw new Error(`view size ${opts.size} must be a positive integer`);
+    if (opts.pixels !== undefined && opts.pixels !== 'floats' && opts.pixels !== 'bytes')
+      throw new Error(`pixels '${opts.pixels}' must be 'floats' or 'bytes'`);
     if (opts.resume && opts.resume.seed !== opts.seed) {
-      throw new Error(`resume: the saved sampler state has seed ${opts.resume.seed} but the loader was given seed ${opts.seed}`);
+      throw new Error(
+        `resume: the saved sampler state has seed ${opts.resume.seed} but the loader was given seed ${opts.seed}`,
+      );
     }
     // Validates batch size against the dataset before any thread starts.
     new EpochSampler(dataset.length, opts.batchSize, opts.seed, opts.rank ?? 0, opts.worldSize ?? 1);
@@ -380,8 +417,14 @@ export class BatchLoader<V extends Float32Array | Uint8Array = Float32Array> {
     if (!Number.isInteger(workers) || workers < 0) throw new Error(`workers ${workers} must be a non-negative integer`);
     let pool: WorkerPool | null = null;
     if (workers > 0) {
-      if (!dataset.workerSpec) throw new Error('this dataset cannot be rebuilt in a worker thread (no workerSpec()); use workers: 0');
-      pool = await WorkerPool.start(workers, opts.workerUrl ?? new URL('./data-worker.mjs', import.meta.url), dataset.workerSpec(), batchConfig(opts));
+      if (!dataset.workerSpec)
+        throw new Error('this dataset cannot be rebuilt in a worker thread (no workerSpec()); use workers: 0');
+      pool = await WorkerPool.start(
+        workers,
+        opts.workerUrl ?? new URL('./data-worker.mjs', import.meta.url),
+        dataset.workerSpec(),
+        batchConfig(opts),
+      );
     }
     return new BatchLoader<ViewsOf<P>>(dataset, { ...opts, workers }, pool);
   }
@@ -416,7 +459,9 @@ export class BatchLoader<V extends Float32Array | Uint8Array = Float32Array> {
       if (this.warned.has(f.index)) continue;
       this.warned.add(f.index);
       this.failures.push(f);
-      this.warn(`skipped unreadable image ${f.path} (${f.reason}); the next image takes its place (${this.failures.length} skipped so far)`);
+      this.warn(
+        `skipped unreadable image ${f.path} (${f.reason}); the next image takes its place (${this.failures.length} skipped so far)`,
+      );
     }
     if (!this.warnedSmall) {
       const b = r.geometry.q.findIndex((g) => Math.min(g.srcWidth, g.srcHeight) < this.size);
@@ -424,7 +469,9 @@ export class BatchLoader<V extends Float32Array | Uint8Array = Float32Array> {
         this.warnedSmall = true;
         const g = r.geometry.q[b];
         const name = this.dataset.path ? this.dataset.path(p.indices[b]) : `sample ${p.indices[b]}`;
-        this.warn(`some images are smaller than the ${this.size}x${this.size} views and are upscaled (first seen: ${name}, ${g.srcWidth}x${g.srcHeight})`);
+        this.warn(
+          `some images are smaller than the ${this.size}x${this.size} views and are upscaled (first seen: ${name}, ${g.srcWidth}x${g.srcHeight})`,
+        );
       }
     }
     this.position = p.position + 1;
@@ -435,7 +482,13 @@ export class BatchLoader<V extends Float32Array | Uint8Array = Float32Array> {
     }
     const { failures: _, ...rest } = r;
     // The views are of the loader's pixel format (cfg.pixels, fixed when it was created).
-    return { ...rest, epoch: p.epoch, position: p.position, step: p.epoch * this.sampler.batchesPerEpoch + p.position, indices: p.indices } as Batch<V>;
+    return {
+      ...rest,
+      epoch: p.epoch,
+      position: p.position,
+      step: p.epoch * this.sampler.batchesPerEpoch + p.position,
+      indices: p.indices,
+    } as Batch<V>;
   }
 
   /** The next batch; the following ones are being prepared meanwhile. */
@@ -449,7 +502,8 @@ export class BatchLoader<V extends Float32Array | Uint8Array = Float32Array> {
 
   /** The next batch, made in this thread (browser; datasets that load synchronously). */
   nextSync(): Batch<V> {
-    if (this.pool || this.queue.length) throw new Error('nextSync() works only with workers: 0 and without mixing in next()');
+    if (this.pool || this.queue.length)
+      throw new Error('nextSync() works only with workers: 0 and without mixing in next()');
     const p = { epoch: this.epoch, position: this.position, indices: this.sampler.batch(this.epoch, this.position) };
     const batch = this.finish(p, computeBatchSync(this.dataset, p, this.cfg));
     this.schedEpoch = this.epoch;

@@ -60,8 +60,17 @@ function colour(rng: Rng, vlo = 0.1, vhi = 0.95): Rgb {
   const v = rng.uniform(vlo, vhi);
   const i = Math.floor(h);
   const f = h - i;
-  const p = v * (1 - s), q = v * (1 - s * f), t = v * (1 - s * (1 - f));
-  const rgb: Rgb = [[v, t, p], [q, v, p], [p, v, t], [p, q, v], [t, p, v], [v, p, q]][i % 6] as Rgb;
+  const p = v * (1 - s),
+    q = v * (1 - s * f),
+    t = v * (1 - s * (1 - f));
+  const rgb: Rgb = [
+    [v, t, p],
+    [q, v, p],
+    [p, v, t],
+    [p, q, v],
+    [t, p, v],
+    [v, p, q],
+  ][i % 6] as Rgb;
   return [rgb[0] * 255, rgb[1] * 255, rgb[2] * 255];
 }
 
@@ -131,12 +140,14 @@ function makeTexture(kind: Texture, rng: Rng, unit: number, extent: number): Tex
 function makeShape(kind: Shape, rng: Rng, r: number): { inside: (u: number, v: number) => boolean; reach: number } {
   switch (kind) {
     case 'disc': {
-      const rd = 0.88 * r, r2 = rd * rd;
+      const rd = 0.88 * r,
+        r2 = rd * rd;
       return { inside: (u, v) => u * u + v * v <= r2, reach: rd };
     }
     case 'ring': {
       const inner = r * rng.uniform(0.4, 0.6);
-      const r2 = r * r, i2 = inner * inner;
+      const r2 = r * r,
+        i2 = inner * inner;
       return {
         inside: (u, v) => {
           const d = u * u + v * v;
@@ -146,7 +157,8 @@ function makeShape(kind: Shape, rng: Rng, r: number): { inside: (u: number, v: n
       };
     }
     case 'rect': {
-      const a = r * rng.uniform(0.75, 1.05), b = r * rng.uniform(0.5, 0.8);
+      const a = r * rng.uniform(0.75, 1.05),
+        b = r * rng.uniform(0.5, 0.8);
       return { inside: (u, v) => Math.abs(u) <= a && Math.abs(v) <= b, reach: Math.hypot(a, b) };
     }
     case 'triangle': {
@@ -161,7 +173,10 @@ function makeShape(kind: Shape, rng: Rng, r: number): { inside: (u: number, v: n
         return [q[1] - p[1], p[0] - q[0], p[0] * (q[1] - p[1]) + p[1] * (p[0] - q[0])];
       });
       const [[ax, ay, ac], [bx, by, bc], [qx, qy, qc]] = edges;
-      return { inside: (u, v) => ax * u + ay * v <= ac && bx * u + by * v <= bc && qx * u + qy * v <= qc, reach: 1.5 * r };
+      return {
+        inside: (u, v) => ax * u + ay * v <= ac && bx * u + by * v <= bc && qx * u + qy * v <= qc,
+        reach: 1.5 * r,
+      };
     }
   }
 }
@@ -182,17 +197,30 @@ export class SceneDataset {
     this.length = opts.length ?? 10000;
     this.minObjects = opts.minObjects ?? 2;
     this.maxObjects = opts.maxObjects ?? 5;
-    if (!Number.isInteger(this.size) || this.size < 8) throw new Error(`SceneDataset: size ${this.size} must be an integer of at least 8 pixels`);
-    if (!Number.isInteger(this.length) || this.length < 1) throw new Error(`SceneDataset: length ${this.length} must be a positive integer`);
+    if (!Number.isInteger(this.size) || this.size < 8)
+      throw new Error(`SceneDataset: size ${this.size} must be an integer of at least 8 pixels`);
+    if (!Number.isInteger(this.length) || this.length < 1)
+      throw new Error(`SceneDataset: length ${this.length} must be a positive integer`);
     if (!(this.minObjects >= 1 && this.maxObjects >= this.minObjects)) {
-      throw new Error(`SceneDataset: need 1 <= minObjects <= maxObjects, got ${this.minObjects} and ${this.maxObjects}`);
+      throw new Error(
+        `SceneDataset: need 1 <= minObjects <= maxObjects, got ${this.minObjects} and ${this.maxObjects}`,
+      );
     }
   }
 
   /** Options that rebuild this dataset in a worker thread: one case of loader.ts's DatasetSpec
    *  (the loader names the datasets, not the other way round). */
   workerSpec(): { kind: 'scenes'; options: SceneOptions } {
-    return { kind: 'scenes', options: { seed: this.seed, size: this.size, length: this.length, minObjects: this.minObjects, maxObjects: this.maxObjects } };
+    return {
+      kind: 'scenes',
+      options: {
+        seed: this.seed,
+        size: this.size,
+        length: this.length,
+        minObjects: this.minObjects,
+        maxObjects: this.maxObjects,
+      },
+    };
   }
 
   get(index: number): SceneSample {
@@ -220,10 +248,14 @@ export class SceneDataset {
       const { inside, reach } = makeShape(spec.shape, rng, r);
       const texture = makeTexture(spec.texture, rng, unit, r);
       const [c0, c1] = colourPair(rng);
-      const cs = Math.cos(shapeAngle), ss = Math.sin(shapeAngle);
-      const ct = Math.cos(texAngle), st = Math.sin(texAngle);
-      const x0 = Math.max(0, Math.floor(cx - reach)), x1 = Math.min(S - 1, Math.ceil(cx + reach));
-      const y0 = Math.max(0, Math.floor(cy - reach)), y1 = Math.min(S - 1, Math.ceil(cy + reach));
+      const cs = Math.cos(shapeAngle),
+        ss = Math.sin(shapeAngle);
+      const ct = Math.cos(texAngle),
+        st = Math.sin(texAngle);
+      const x0 = Math.max(0, Math.floor(cx - reach)),
+        x1 = Math.min(S - 1, Math.ceil(cx + reach));
+      const y0 = Math.max(0, Math.floor(cy - reach)),
+        y1 = Math.min(S - 1, Math.ceil(cy + reach));
       for (let y = y0; y <= y1; y++) {
         const dy = y + 0.5 - cy;
         for (let x = x0; x <= x1; x++) {
@@ -255,23 +287,36 @@ export class SceneDataset {
     const salt = rng.nextU32() | 0;
     const level = new Float32Array(S * S);
     if (rng.next() < 0.6) {
-      for (const [cells, weight] of [[3 + rng.int(3), 0.7], [7 + rng.int(4), 0.3]] as const) {
+      for (const [cells, weight] of [
+        [3 + rng.int(3), 0.7],
+        [7 + rng.int(4), 0.3],
+      ] as const) {
         const lattice = Float32Array.from({ length: (cells + 1) * (cells + 1) }, () => rng.next());
         const step = S / cells;
         for (let y = 0; y < S; y++) {
-          const gy = y / step, iy = Math.floor(gy), fy = gy - iy, sy = fy * fy * (3 - 2 * fy);
+          const gy = y / step,
+            iy = Math.floor(gy),
+            fy = gy - iy,
+            sy = fy * fy * (3 - 2 * fy);
           for (let x = 0; x < S; x++) {
-            const gx = x / step, ix = Math.floor(gx), fx = gx - ix, sx = fx * fx * (3 - 2 * fx);
-            const a = lattice[iy * (cells + 1) + ix], b = lattice[iy * (cells + 1) + ix + 1];
-            const c = lattice[(iy + 1) * (cells + 1) + ix], d = lattice[(iy + 1) * (cells + 1) + ix + 1];
+            const gx = x / step,
+              ix = Math.floor(gx),
+              fx = gx - ix,
+              sx = fx * fx * (3 - 2 * fx);
+            const a = lattice[iy * (cells + 1) + ix],
+              b = lattice[iy * (cells + 1) + ix + 1];
+            const c = lattice[(iy + 1) * (cells + 1) + ix],
+              d = lattice[(iy + 1) * (cells + 1) + ix + 1];
             level[y * S + x] += weight * ((a + (b - a) * sx) * (1 - sy) + (c + (d - c) * sx) * sy);
           }
         }
       }
     } else {
       const ang = rng.uniform(0, 2 * Math.PI);
-      const gx = Math.cos(ang) / S, gy = Math.sin(ang) / S;
-      for (let y = 0; y < S; y++) for (let x = 0; x < S; x++) level[y * S + x] = 0.5 + (x - S / 2) * gx + (y - S / 2) * gy;
+      const gx = Math.cos(ang) / S,
+        gy = Math.sin(ang) / S;
+      for (let y = 0; y < S; y++)
+        for (let x = 0; x < S; x++) level[y * S + x] = 0.5 + (x - S / 2) * gx + (y - S / 2) * gy;
     }
     const cell = Math.max(1, Math.round(unit));
     for (let y = 0; y < S; y++) {

@@ -14,7 +14,9 @@ export function loadSharp(): Promise<Sharp> {
     (e: { code?: string }) => {
       loading = null;
       if (e?.code !== 'ERR_MODULE_NOT_FOUND' || !String(e).includes("'sharp'")) throw e;
-      throw new Error("reading or writing image files needs the package 'sharp', an optional peer dependency of densecl-webgpu: npm install sharp");
+      throw new Error(
+        "reading or writing image files needs the package 'sharp', an optional peer dependency of densecl-webgpu: npm install sharp",
+      );
     },
   );
   return loading;

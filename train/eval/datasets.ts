@@ -50,7 +50,11 @@ export interface EvalDataOptions {
 
 const cap = (n: number, max: number): number => (max > 0 ? Math.min(n, max) : n);
 
-function subset(n: number, fn: (i: number) => EvalSample | Promise<EvalSample>, name: (i: number) => string): EvalSplit {
+function subset(
+  n: number,
+  fn: (i: number) => EvalSample | Promise<EvalSample>,
+  name: (i: number) => string,
+): EvalSplit {
   return { length: n, get: fn, name };
 }
 
@@ -65,7 +69,11 @@ function builtin(o: EvalDataOptions, segmentation: boolean): EvalData {
   const name = (i: number) => `scene ${i} (seed ${o.dataSeed})`;
   return {
     train: subset(nTrain, get, name),
-    val: subset(nVal, (i) => get(nTrain + i), (i) => name(nTrain + i)),
+    val: subset(
+      nVal,
+      (i) => get(nTrain + i),
+      (i) => name(nTrain + i),
+    ),
     classNames: segmentation ? ['background', ...SCENE_CLASSES.map((c) => c.name)] : SCENE_CLASSES.map((c) => c.name),
     description: `built-in scenes (seed ${o.dataSeed}, ${nTrain} train / ${nVal} held out, ${scenes.size}px)`,
   };
@@ -87,24 +95,42 @@ function fashion(o: EvalDataOptions): EvalData {
   };
   const train = split('train', o.trainImages);
   const val = split('t10k', o.valImages);
-  return { train, val, classNames: FASHION_CLASSES, description: `Fashion-MNIST (${train.length} train / ${val.length} t10k held out)` };
+  return {
+    train,
+    val,
+    classNames: FASHION_CLASSES,
+    description: `Fashion-MNIST (${train.length} train / ${val.length} t10k held out)`,
+  };
 }
 
 async function folder(o: EvalDataOptions): Promise<EvalData> {
   const ds = await FolderDataset.open(o.data, { cropSize: o.imgSize });
   const top = ds.labels.findIndex((l) => l < 0);
-  if (top >= 0) throw new Error(`${ds.path(top)} is not in a class subfolder; linear evaluation needs one subfolder per class under ${o.data}`);
-  if (ds.numClasses < 2) throw new Error(`${o.data} has ${ds.numClasses} class subfolder(s); linear evaluation needs at least 2`);
+  if (top >= 0)
+    throw new Error(
+      `${ds.path(top)} is not in a class subfolder; linear evaluation needs one subfolder per class under ${o.data}`,
+    );
+  if (ds.numClasses < 2)
+    throw new Error(`${o.data} has ${ds.numClasses} class subfolder(s); linear evaluation needs at least 2`);
   // Every 5th image of each class is held out (files are in sorted order).
   const seen = new Array<number>(ds.numClasses).fill(0);
   const trainIdx: number[] = [];
   const valIdx: number[] = [];
   ds.labels.forEach((l, i) => (seen[l]++ % 5 === 4 ? valIdx : trainIdx).push(i));
   const split = (idx: number[], max: number): EvalSplit =>
-    subset(cap(idx.length, max), async (i) => ds.get(idx[i]), (i) => ds.path(idx[i]));
+    subset(
+      cap(idx.length, max),
+      async (i) => ds.get(idx[i]),
+      (i) => ds.path(idx[i]),
+    );
   const train = split(trainIdx, o.trainImages);
   const val = split(valIdx, o.valImages);
-  return { train, val, classNames: ds.classNames, description: `${o.data} (${ds.numClasses} classes, ${train.length} train / ${val.length} held out)` };
+  return {
+    train,
+    val,
+    classNames: ds.classNames,
+    description: `${o.data} (${ds.numClasses} classes, ${train.length} train / ${val.length} held out)`,
+  };
 }
 
 async function voc(o: EvalDataOptions): Promise<EvalData> {
@@ -117,7 +143,9 @@ async function voc(o: EvalDataOptions): Promise<EvalData> {
         const { image, labelMap } = await readVocSample(s, i);
         const bad = labelMap.findIndex((v) => v !== 255 && v >= classNames.length);
         if (bad >= 0) {
-          throw new Error(`label map ${s.labelPath(i)} has class ${labelMap[bad]} at pixel ${bad}, outside 0..${classNames.length - 1} (255 = ignore); pass --num-classes for a dataset other than VOC`);
+          throw new Error(
+            `label map ${s.labelPath(i)} has class ${labelMap[bad]} at pixel ${bad}, outside 0..${classNames.length - 1} (255 = ignore); pass --num-classes for a dataset other than VOC`,
+          );
         }
         return { image, labelMap, label: -1 };
       },
@@ -139,6 +167,9 @@ export async function openClassificationData(o: EvalDataOptions): Promise<EvalDa
 
 export async function openSegmentationData(o: EvalDataOptions): Promise<EvalData> {
   if (o.data === 'builtin') return builtin(o, true);
-  if (o.data === 'fashion-mnist') throw new Error('eval seg: Fashion-MNIST has no label maps; use --data builtin or a folder in the PASCAL VOC layout');
+  if (o.data === 'fashion-mnist')
+    throw new Error(
+      'eval seg: Fashion-MNIST has no label maps; use --data builtin or a folder in the PASCAL VOC layout',
+    );
   return voc(o);
 }

@@ -33,7 +33,13 @@ export interface FeatureOptions {
   onProgress?: (done: number, total: number) => void;
 }
 
-export async function extractFeatures(rt: Runtime, net: ResNet, state: ModelState, split: EvalSplit, o: FeatureOptions): Promise<FeatureSet> {
+export async function extractFeatures(
+  rt: Runtime,
+  net: ResNet,
+  state: ModelState,
+  split: EvalSplit,
+  o: FeatureOptions,
+): Promise<FeatureSet> {
   const S = o.imgSize;
   const n = split.length;
   const C = net.outChannels;
@@ -63,7 +69,8 @@ export async function extractFeatures(rt: Runtime, net: ResNet, state: ModelStat
         noGrad(() =>
           scope(() => {
             const f = net.forward(state, inputOn(rt, 'images', views, [B, 3, S, S]), { training: false });
-            if (f.shape[2] !== side || f.shape[3] !== side) throw new Error(`features: expected ${side}x${side} maps, got ${f.describe()} (engine/model bug)`);
+            if (f.shape[2] !== side || f.shape[3] !== side)
+              throw new Error(`features: expected ${side}x${side} maps, got ${f.describe()} (engine/model bug)`);
             return { feats: f, avg: reshape(adaptiveAvgPool2d(f, 1), [B, C]) };
           }),
         ),
@@ -85,7 +92,12 @@ export async function extractFeatures(rt: Runtime, net: ResNet, state: ModelStat
  * affine in front of the probe does, as MAE's linear probe): probes then need one learning rate
  * for every backbone, whatever the scale of its features. `x` is [count, C, plane].
  */
-export function channelStats(x: Float32Array, count: number, C: number, plane: number): { mean: Float64Array; std: Float64Array } {
+export function channelStats(
+  x: Float32Array,
+  count: number,
+  C: number,
+  plane: number,
+): { mean: Float64Array; std: Float64Array } {
   const mean = new Float64Array(C);
   const sq = new Float64Array(C);
   for (let i = 0; i < count; i++) {
@@ -111,7 +123,13 @@ export function channelStats(x: Float32Array, count: number, C: number, plane: n
   return { mean, std };
 }
 
-export function standardize(x: Float32Array, count: number, C: number, plane: number, stats: { mean: Float64Array; std: Float64Array }): Float32Array {
+export function standardize(
+  x: Float32Array,
+  count: number,
+  C: number,
+  plane: number,
+  stats: { mean: Float64Array; std: Float64Array },
+): Float32Array {
   const out = new Float32Array(x.length);
   for (let i = 0; i < count; i++) {
     for (let c = 0; c < C; c++) {

@@ -15,7 +15,12 @@ export interface FitOptions {
 }
 
 /** Trains `head` on `count` examples; `loss(indices)` builds a batch's loss. Returns each epoch's last loss. */
-export async function fitHead(head: ModelState, count: number, o: FitOptions, loss: (indices: number[]) => Tensor): Promise<number[]> {
+export async function fitHead(
+  head: ModelState,
+  count: number,
+  o: FitOptions,
+  loss: (indices: number[]) => Tensor,
+): Promise<number[]> {
   const sgd = new Sgd(head.params, head.grads, { momentum: 0.9, weightDecay: o.weightDecay });
   const rng = new Rng(o.seed);
   const B = Math.min(o.batchSize, count);

@@ -15,7 +15,13 @@ export interface LinearProbeOptions {
   seed: number;
 }
 
-export const LINEAR_PROBE_DEFAULTS: LinearProbeOptions = { epochs: 100, batchSize: 256, lr: 0.1, weightDecay: 0, seed: 0 };
+export const LINEAR_PROBE_DEFAULTS: LinearProbeOptions = {
+  epochs: 100,
+  batchSize: 256,
+  lr: 0.1,
+  weightDecay: 0,
+  seed: 0,
+};
 
 export interface LinearProbeResult {
   top1: number;
@@ -25,20 +31,39 @@ export interface LinearProbeResult {
   perClassAccuracy: number[];
 }
 
-export async function linearProbe(rt: Runtime, train: FeatureSet, val: FeatureSet, numClasses: number, o: LinearProbeOptions): Promise<LinearProbeResult> {
+export async function linearProbe(
+  rt: Runtime,
+  train: FeatureSet,
+  val: FeatureSet,
+  numClasses: number,
+  o: LinearProbeOptions,
+): Promise<LinearProbeResult> {
   const C = train.channels;
-  for (const [name, f] of [['train', train], ['held-out', val]] as const) {
+  for (const [name, f] of [
+    ['train', train],
+    ['held-out', val],
+  ] as const) {
     const bad = f.labels.findIndex((l) => l < 0 || l >= numClasses);
-    if (bad >= 0) throw new Error(`linear evaluation: ${name} image ${bad} has class ${f.labels[bad]}, outside 0..${numClasses - 1}`);
+    if (bad >= 0)
+      throw new Error(
+        `linear evaluation: ${name} image ${bad} has class ${f.labels[bad]}, outside 0..${numClasses - 1}`,
+      );
   }
-  if (train.count < 1 || val.count < 1) throw new Error(`linear evaluation needs images in both splits (got ${train.count} train, ${val.count} held out)`);
+  if (train.count < 1 || val.count < 1)
+    throw new Error(`linear evaluation needs images in both splits (got ${train.count} train, ${val.count} held out)`);
   const stats = channelStats(train.pooled, train.count, C, 1);
   const xTrain = standardize(train.pooled, train.count, C, 1, stats);
   const xVal = standardize(val.pooled, val.count, C, 1, stats);
-  const head = new ModelState(rt, [
-    { name: 'fc.weight', shape: [numClasses, C], init: normal(0.01) },
-    { name: 'fc.bias', shape: [numClasses], init: constant(0) },
-  ], [], o.seed, 'linear_probe');
+  const head = new ModelState(
+    rt,
+    [
+      { name: 'fc.weight', shape: [numClasses, C], init: normal(0.01) },
+      { name: 'fc.bias', shape: [numClasses], init: constant(0) },
+    ],
+    [],
+    o.seed,
+    'linear_probe',
+  );
   try {
     const losses = await fitHead(head, train.count, { ...o, seed: o.seed + 17 }, (idx) => {
       const x = new Float32Array(idx.length * C);
@@ -47,10 +72,15 @@ export async function linearProbe(rt: Runtime, train: FeatureSet, val: FeatureSe
         x.set(xTrain.subarray(i * C, (i + 1) * C), b * C);
         y[b] = train.labels[i];
       });
-      return crossEntropy(linear(tensor(x, [idx.length, C]), head.p('fc.weight'), head.p('fc.bias')), tensor(y, [idx.length], 'i32'));
+      return crossEntropy(
+        linear(tensor(x, [idx.length, C]), head.p('fc.weight'), head.p('fc.bias')),
+        tensor(y, [idx.length], 'i32'),
+      );
     });
     const predict = async (x: Float32Array, n: number): Promise<Int32Array> => {
-      const out = noGrad(() => scope(() => argmax(linear(tensor(x, [n, C]), head.p('fc.weight'), head.p('fc.bias')), 1)));
+      const out = noGrad(() =>
+        scope(() => argmax(linear(tensor(x, [n, C]), head.p('fc.weight'), head.p('fc.bias')), 1)),
+      );
       const v = (await out.data()) as Int32Array;
       out.dispose();
       return v;

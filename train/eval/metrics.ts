@@ -7,19 +7,26 @@
 export class ConfusionMatrix {
   readonly counts: Float64Array;
 
-  constructor(readonly numClasses: number, readonly ignoreIndex = 255) {
+  constructor(
+    readonly numClasses: number,
+    readonly ignoreIndex = 255,
+  ) {
     this.counts = new Float64Array(numClasses * numClasses);
   }
 
   /** Adds label/prediction pairs; a label outside [0, K) that is not ignored is an error. */
   add(labels: ArrayLike<number>, predictions: ArrayLike<number>): void {
-    if (labels.length !== predictions.length) throw new Error(`ConfusionMatrix.add: ${labels.length} labels but ${predictions.length} predictions`);
+    if (labels.length !== predictions.length)
+      throw new Error(`ConfusionMatrix.add: ${labels.length} labels but ${predictions.length} predictions`);
     const K = this.numClasses;
     for (let i = 0; i < labels.length; i++) {
       const t = labels[i];
       if (t === this.ignoreIndex) continue;
       const p = predictions[i];
-      if (!(t >= 0 && t < K)) throw new Error(`ConfusionMatrix.add: label ${t} at ${i} is outside 0..${K - 1} and not the ignore index ${this.ignoreIndex}`);
+      if (!(t >= 0 && t < K))
+        throw new Error(
+          `ConfusionMatrix.add: label ${t} at ${i} is outside 0..${K - 1} and not the ignore index ${this.ignoreIndex}`,
+        );
       if (!(p >= 0 && p < K)) throw new Error(`ConfusionMatrix.add: prediction ${p} at ${i} is outside 0..${K - 1}`);
       this.counts[t * K + p]++;
     }

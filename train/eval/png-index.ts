@@ -38,11 +38,16 @@ function header(bytes: Uint8Array, path: string) {
 export function decodeIndexPng(bytes: Uint8Array, path: string): IndexMap {
   const { width, height, bitDepth, colorType, interlace } = header(bytes, path);
   if (colorType !== 3 && colorType !== 0) {
-    const kind = colorType === 2 ? 'RGB' : colorType === 6 ? 'RGBA' : colorType === 4 ? 'gray+alpha' : `colour type ${colorType}`;
-    throw new Error(`${path} is a ${kind} PNG; a label map must be a palette or grayscale PNG whose pixel values are class indices (as VOC's SegmentationClass)`);
+    const kind =
+      colorType === 2 ? 'RGB' : colorType === 6 ? 'RGBA' : colorType === 4 ? 'gray+alpha' : `colour type ${colorType}`;
+    throw new Error(
+      `${path} is a ${kind} PNG; a label map must be a palette or grayscale PNG whose pixel values are class indices (as VOC's SegmentationClass)`,
+    );
   }
-  if (![1, 2, 4, 8].includes(bitDepth)) throw new Error(`${path}: ${bitDepth}-bit label maps are not supported; use 8-bit palette or grayscale PNGs`);
-  if (interlace !== 0) throw new Error(`${path}: interlaced (Adam7) PNG label maps are not supported; re-save it without interlacing`);
+  if (![1, 2, 4, 8].includes(bitDepth))
+    throw new Error(`${path}: ${bitDepth}-bit label maps are not supported; use 8-bit palette or grayscale PNGs`);
+  if (interlace !== 0)
+    throw new Error(`${path}: interlaced (Adam7) PNG label maps are not supported; re-save it without interlacing`);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const parts: Uint8Array[] = [];
   for (let at = 8; at + 8 <= bytes.length; ) {
@@ -61,7 +66,8 @@ export function decodeIndexPng(bytes: Uint8Array, path: string): IndexMap {
     throw new Error(`${path}: corrupt PNG image data: ${(e as Error).message}`);
   }
   const stride = Math.ceil((width * bitDepth) / 8);
-  if (raw.length < height * (stride + 1)) throw new Error(`${path}: PNG image data is truncated (${raw.length} bytes, expected ${height * (stride + 1)})`);
+  if (raw.length < height * (stride + 1))
+    throw new Error(`${path}: PNG image data is truncated (${raw.length} bytes, expected ${height * (stride + 1)})`);
   const rows = unfilter(raw, height, stride, path);
   const data = new Uint8Array(width * height);
   const perByte = 8 / bitDepth;
@@ -69,7 +75,8 @@ export function decodeIndexPng(bytes: Uint8Array, path: string): IndexMap {
   for (let y = 0; y < height; y++) {
     const row = rows.subarray(y * stride, (y + 1) * stride);
     for (let x = 0; x < width; x++) {
-      data[y * width + x] = bitDepth === 8 ? row[x] : (row[Math.floor(x / perByte)] >> (8 - bitDepth * (1 + (x % perByte)))) & mask;
+      data[y * width + x] =
+        bitDepth === 8 ? row[x] : (row[Math.floor(x / perByte)] >> (8 - bitDepth * (1 + (x % perByte)))) & mask;
     }
   }
   return { width, height, data };
@@ -89,13 +96,23 @@ function unfilter(raw: Uint8Array, height: number, stride: number, path: string)
       const c = i > 0 ? prev[i - 1] : 0;
       let v: number;
       switch (filter) {
-        case 0: v = 0; break;
-        case 1: v = a; break;
-        case 2: v = b; break;
-        case 3: v = (a + b) >> 1; break;
+        case 0:
+          v = 0;
+          break;
+        case 1:
+          v = a;
+          break;
+        case 2:
+          v = b;
+          break;
+        case 3:
+          v = (a + b) >> 1;
+          break;
         case 4: {
           const p = a + b - c;
-          const pa = Math.abs(p - a), pb = Math.abs(p - b), pc = Math.abs(p - c);
+          const pa = Math.abs(p - a),
+            pb = Math.abs(p - b),
+            pc = Math.abs(p - c);
           v = pa <= pb && pa <= pc ? a : pb <= pc ? b : c;
           break;
         }

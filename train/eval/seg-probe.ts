@@ -20,7 +20,14 @@ export interface SegProbeOptions {
   keepPredictions: number;
 }
 
-export const SEG_PROBE_DEFAULTS: SegProbeOptions = { epochs: 20, batchSize: 16, lr: 0.1, weightDecay: 0, seed: 0, keepPredictions: 6 };
+export const SEG_PROBE_DEFAULTS: SegProbeOptions = {
+  epochs: 20,
+  batchSize: 16,
+  lr: 0.1,
+  weightDecay: 0,
+  seed: 0,
+  keepPredictions: 6,
+};
 
 export interface SegProbeResult {
   mIoU: number;
@@ -33,21 +40,39 @@ export interface SegProbeResult {
   predictions: Uint8Array;
 }
 
-export async function segProbe(rt: Runtime, train: FeatureSet, val: FeatureSet, numClasses: number, o: SegProbeOptions): Promise<SegProbeResult> {
+export async function segProbe(
+  rt: Runtime,
+  train: FeatureSet,
+  val: FeatureSet,
+  numClasses: number,
+  o: SegProbeOptions,
+): Promise<SegProbeResult> {
   const { channels: C, side: S, size: H } = train;
-  for (const [name, f] of [['train', train], ['validation', val]] as const) {
-    if (!f.maps || !f.labelMaps) throw new Error(`segmentation evaluation: the ${name} features have no maps or label maps`);
+  for (const [name, f] of [
+    ['train', train],
+    ['validation', val],
+  ] as const) {
+    if (!f.maps || !f.labelMaps)
+      throw new Error(`segmentation evaluation: the ${name} features have no maps or label maps`);
   }
-  if (train.count < 1 || val.count < 1) throw new Error(`segmentation evaluation needs images in both splits (got ${train.count} train, ${val.count} val)`);
+  if (train.count < 1 || val.count < 1)
+    throw new Error(`segmentation evaluation needs images in both splits (got ${train.count} train, ${val.count} val)`);
   const plane = S * S;
   const stats = channelStats(train.maps!, train.count, C, plane);
   const xTrain = standardize(train.maps!, train.count, C, plane, stats);
   const xVal = standardize(val.maps!, val.count, C, plane, stats);
-  const head = new ModelState(rt, [
-    { name: 'head.weight', shape: [numClasses, C, 1, 1], init: normal(0.01) },
-    { name: 'head.bias', shape: [numClasses], init: constant(0) },
-  ], [], o.seed, 'seg_probe');
-  const logits = (x: Tensor): Tensor => bilinearUpsample2d(conv2d(x, head.p('head.weight'), head.p('head.bias')), [H, H]);
+  const head = new ModelState(
+    rt,
+    [
+      { name: 'head.weight', shape: [numClasses, C, 1, 1], init: normal(0.01) },
+      { name: 'head.bias', shape: [numClasses], init: constant(0) },
+    ],
+    [],
+    o.seed,
+    'seg_probe',
+  );
+  const logits = (x: Tensor): Tensor =>
+    bilinearUpsample2d(conv2d(x, head.p('head.weight'), head.p('head.bias')), [H, H]);
   const batchOf = (x: Float32Array, f: FeatureSet, idx: number[]): { x: Float32Array; y: Int32Array } => {
     const bx = new Float32Array(idx.length * C * plane);
     const by = new Int32Array(idx.length * H * H);
@@ -61,9 +86,15 @@ export async function segProbe(rt: Runtime, train: FeatureSet, val: FeatureSet, 
   try {
     const losses = await fitHead(head, train.count, { ...o, seed: o.seed + 23 }, (idx) => {
       const { x, y } = batchOf(xTrain, train, idx);
-      return pixelCrossEntropy(logits(tensor(x, [idx.length, C, S, S])), tensor(y, [idx.length, H, H], 'i32'), { ignoreIndex: 255 });
+      return pixelCrossEntropy(logits(tensor(x, [idx.length, C, S, S])), tensor(y, [idx.length, H, H], 'i32'), {
+        ignoreIndex: 255,
+      });
     });
-    const score = async (x: Float32Array, f: FeatureSet, keep: number): Promise<{ cm: ConfusionMatrix; kept: Uint8Array }> => {
+    const score = async (
+      x: Float32Array,
+      f: FeatureSet,
+      keep: number,
+    ): Promise<{ cm: ConfusionMatrix; kept: Uint8Array }> => {
       const cm = new ConfusionMatrix(numClasses, 255);
       const kept = new Uint8Array(Math.min(keep, f.count) * H * H);
       for (let start = 0; start < f.count; start += B) {
@@ -79,7 +110,14 @@ export async function segProbe(rt: Runtime, train: FeatureSet, val: FeatureSet, 
     };
     const v = await score(xVal, val, o.keepPredictions);
     const t = await score(xTrain, train, 0);
-    return { mIoU: v.cm.meanIoU(), iou: v.cm.iou(), pixelAccuracy: v.cm.accuracy(), trainMIoU: t.cm.meanIoU(), losses, predictions: v.kept };
+    return {
+      mIoU: v.cm.meanIoU(),
+      iou: v.cm.iou(),
+      pixelAccuracy: v.cm.accuracy(),
+      trainMIoU: t.cm.meanIoU(),
+      losses,
+      predictions: v.kept,
+    };
   } finally {
     head.destroy();
   }

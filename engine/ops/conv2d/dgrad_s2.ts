@@ -13,7 +13,9 @@ const TB = 4;
 
 /** Whether this convolution's input gradient takes the fused stride-2 kernel. */
 export function fusedStride2(g: ConvGeometry, sg8: boolean): boolean {
-  return sg8 && g.KH === 3 && g.KW === 3 && g.SH === 2 && g.SW === 2 && g.PH === 1 && g.PW === 1 && g.DH === 1 && g.DW === 1;
+  return (
+    sg8 && g.KH === 3 && g.KW === 3 && g.SH === 2 && g.SW === 2 && g.PH === 1 && g.PW === 1 && g.DH === 1 && g.DW === 1
+  );
 }
 
 /** Writes dx [N, C, H, W] from dy and a, the weight as [O, 3, 3, MP] (MP: C rounded up to STRIDE2_TM). */

@@ -12,12 +12,22 @@ export interface Conv2dOptions {
 
 /** Sizes of one convolution, validated. */
 export interface ConvGeometry {
-  N: number; C: number; H: number; W: number;
-  O: number; KH: number; KW: number;
-  SH: number; SW: number; PH: number; PW: number; DH: number; DW: number;
-  OH: number; OW: number;
+  N: number;
+  C: number;
+  H: number;
+  W: number;
+  O: number;
+  KH: number;
+  KW: number;
+  SH: number;
+  SW: number;
+  PH: number;
+  PW: number;
+  DH: number;
+  DW: number;
+  OH: number;
+  OW: number;
 }
-
 
 function pair(v: number | [number, number] | undefined, dflt: number, what: string): [number, number] {
   const p: number[] = v === undefined ? [dflt, dflt] : typeof v === 'number' ? [v, v] : [...v];
@@ -27,21 +37,30 @@ function pair(v: number | [number, number] | undefined, dflt: number, what: stri
   return [p[0], p[1]];
 }
 
-export function conv2dGeometry(xShape: readonly number[], wShape: readonly number[], opts: Conv2dOptions = {}): ConvGeometry {
+export function conv2dGeometry(
+  xShape: readonly number[],
+  wShape: readonly number[],
+  opts: Conv2dOptions = {},
+): ConvGeometry {
   if (xShape.length !== 4) throw new Error(`${OP}: input must be [N, C, H, W], got ${formatShape(xShape)}`);
   if (wShape.length !== 4) throw new Error(`${OP}: weight must be [O, C, KH, KW], got ${formatShape(wShape)}`);
   const [N, C, H, W] = xShape;
   const [O, Cw, KH, KW] = wShape;
   if (C !== Cw) {
-    throw new Error(`${OP}: input ${formatShape(xShape)} has ${C} channels but weight ${formatShape(wShape)} expects ${Cw}; the second dimensions must match`);
+    throw new Error(
+      `${OP}: input ${formatShape(xShape)} has ${C} channels but weight ${formatShape(wShape)} expects ${Cw}; the second dimensions must match`,
+    );
   }
   const [SH, SW] = pair(opts.stride, 1, 'stride');
   const [PH, PW] = pair(opts.padding, 0, 'padding');
   const [DH, DW] = pair(opts.dilation, 1, 'dilation');
-  if (SH < 1 || SW < 1 || DH < 1 || DW < 1) throw new Error(`${OP}: stride ${SH}x${SW} and dilation ${DH}x${DW} must be positive`);
+  if (SH < 1 || SW < 1 || DH < 1 || DW < 1)
+    throw new Error(`${OP}: stride ${SH}x${SW} and dilation ${DH}x${DW} must be positive`);
   if (PH < 0 || PW < 0) throw new Error(`${OP}: padding ${PH}x${PW} must be non-negative`);
   if ([N, C, H, W, O, KH, KW].some((d) => d < 1)) {
-    throw new Error(`${OP}: every size must be positive, got input ${formatShape(xShape)} and weight ${formatShape(wShape)}`);
+    throw new Error(
+      `${OP}: every size must be positive, got input ${formatShape(xShape)} and weight ${formatShape(wShape)}`,
+    );
   }
   const EH = (KH - 1) * DH + 1;
   const EW = (KW - 1) * DW + 1;

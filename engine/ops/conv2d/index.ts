@@ -42,7 +42,7 @@ import gemmSrc from '../../../shaders/conv2d/gemm.wgsl';
 import gemmSg8Src from '../../../shaders/conv2d/gemm_sg8.wgsl';
 import wgradSrc from '../../../shaders/conv2d/wgrad.wgsl';
 import wgradSg8Src from '../../../shaders/conv2d/wgrad_sg8.wgsl';
-import { Tensor, formatShape } from '../../tensor.js';
+import { type Tensor, formatShape } from '../../tensor.js';
 import { record, leafGradTarget } from '../../autograd.js';
 import type { Runtime } from '../../runtime.js';
 import { empty, requireF32, sameRuntime } from '../alloc.js';
@@ -76,14 +76,22 @@ const useSg8 = (rt: Runtime): boolean => rt.profile.kernels.convSubgroups && has
 
 function family(rt: Runtime): ConvFamily {
   const k = rt.profile.kernels;
-  return k.conv === 'tiled' ? { family: 'tiled', tile: k.convTile } : { family: 'classic', foldMinOut: k.convFoldMinOut };
+  return k.conv === 'tiled'
+    ? { family: 'tiled', tile: k.convTile }
+    : { family: 'classic', foldMinOut: k.convFoldMinOut };
 }
 /** A tiled plan's tiles for one direction: forced, tuned or the default rule's. */
 function tiledFor(rt: Runtime, plan: ConvPlan, dir: ConvDirection): TiledPlan {
   return plan.tiled!.forced ? plan.tiled! : tunedTiledPlan(rt, plan.geometry, plan.tiled!, dir);
 }
 /** The plan conv2d would use on this runtime for these shapes, before tuning (benchmarks name their variants with it). */
-export function conv2dPlanFor(rt: Runtime, xShape: readonly number[], wShape: readonly number[], opts: Conv2dOptions = {}, hasBias = false): ConvPlan {
+export function conv2dPlanFor(
+  rt: Runtime,
+  xShape: readonly number[],
+  wShape: readonly number[],
+  opts: Conv2dOptions = {},
+  hasBias = false,
+): ConvPlan {
   return conv2dPlan(xShape, wShape, opts, hasBias, useSg8(rt), family(rt));
 }
 
@@ -91,7 +99,8 @@ export function conv2dPlanFor(rt: Runtime, xShape: readonly number[], wShape: re
 // Dispatch helpers.
 
 /** The weight as A[cin, kh, kw, m] with m padded to mp (trans: cin = o, m = c). */
-const relayout = (w: Tensor, g: ConvGeometry, trans: boolean, mp: number, op: string): Tensor => relayoutWeight(w, g, trans, { mp, cinp: 0 }, op);
+const relayout = (w: Tensor, g: ConvGeometry, trans: boolean, mp: number, op: string): Tensor =>
+  relayoutWeight(w, g, trans, { mp, cinp: 0 }, op);
 
 /** [x, y, z] workgroups with y folded into z beyond the 65535 limit (the shaders rebuild y + z*ny). */
 function foldGrid(x: number, y: number): [number, number, number] {
@@ -101,21 +110,45 @@ function foldGrid(x: number, y: number): [number, number, number] {
 
 /** Runs the implicit-GEMM core: writes Y[n, m, ...] for one forward pass or one gradient class. */
 function runCore(
-  rt: Runtime, d: CoreDispatch, g: ConvGeometry, src: Tensor, a: Tensor, bias: Tensor | null, y: Tensor,
-  sizes: { CIN: number; SH: number; SW: number; M: number; OH: number; OW: number }, op: string,
+  rt: Runtime,
+  d: CoreDispatch,
+  g: ConvGeometry,
+  src: Tensor,
+  a: Tensor,
+  bias: Tensor | null,
+  y: Tensor,
+  sizes: { CIN: number; SH: number; SW: number; M: number; OH: number; OW: number },
+  op: string,
 ): void {
   const TQ = Math.ceil(d.NQ / d.TN);
   const G = g.N * d.NR * TQ;
   const MP = Math.ceil(sizes.M / d.TM) * d.TM;
-  rt.dispatch(d.sg8 ? rt.kernel('conv2d_gemm_sg8', gemmSg8Src, d.defines) : rt.kernel('conv2d_gemm', gemmSrc, d.defines), {
-    params: { ...d.params, N: g.N, CIN: sizes.CIN, SH: sizes.SH, SW: sizes.SW, M: sizes.M, OH: sizes.OH, OW: sizes.OW, NR: d.NR, NQ: d.NQ, TQ, G, MP },
-    buffers: [src.buffer(op), a.buffer(op), (bias ?? a).buffer(op), y.buffer(op)],
-    workgroups: foldGrid(MP / d.TM, Math.ceil(G / d.WG)),
-    op,
-    flops: 2 * g.N * d.NR * d.NQ * sizes.M * sizes.CIN * d.taps,
-    bytes: 4 * (src.size + a.size + g.N * d.NR * d.NQ * sizes.M),
-    shapes: `${formatShape(src.shape)} -> ${formatShape(y.shape)}`,
-  });
+  rt.dispatch(
+    d.sg8 ? rt.kernel('conv2d_gemm_sg8', gemmSg8Src, d.defines) : rt.kernel('conv2d_gemm', gemmSrc, d.defines),
+    {
+      params: {
+        ...d.params,
+        N: g.N,
+        CIN: sizes.CIN,
+        SH: sizes.SH,
+        SW: sizes.SW,
+        M: sizes.M,
+        OH: sizes.OH,
+        OW: sizes.OW,
+        NR: d.NR,
+        NQ: d.NQ,
+        TQ,
+        G,
+        MP,
+      },
+      buffers: [src.buffer(op), a.buffer(op), (bias ?? a).buffer(op), y.buffer(op)],
+      workgroups: foldGrid(MP / d.TM, Math.ceil(G / d.WG)),
+      op,
+      flops: 2 * g.N * d.NR * d.NQ * sizes.M * sizes.CIN * d.taps,
+      bytes: 4 * (src.size + a.size + g.N * d.NR * d.NQ * sizes.M),
+      shapes: `${formatShape(src.shape)} -> ${formatShape(y.shape)}`,
+    },
+  );
 }
 
 function forwardImplicit(x: Tensor, w: Tensor, bias: Tensor | null, plan: ConvPlan): Tensor {
@@ -139,7 +172,9 @@ function inputGradImplicit(dy: Tensor, w: Tensor, plan: ConvPlan, op: string): T
     a.dispose();
     return dx;
   }
-  const dx = plan.inputGrad.some((d) => d === null) ? fillTensor(rt, [g.N, g.C, g.H, g.W], 0, op) : empty(rt, [g.N, g.C, g.H, g.W], 'f32', op);
+  const dx = plan.inputGrad.some((d) => d === null)
+    ? fillTensor(rt, [g.N, g.C, g.H, g.W], 0, op)
+    : empty(rt, [g.N, g.C, g.H, g.W], 'f32', op);
   let a: Tensor | null = null;
   for (const d of plan.inputGrad) {
     if (!d) continue;
@@ -159,15 +194,34 @@ function weightGradImplicit(x: Tensor, dy: Tensor, plan: ConvPlan, op: string, i
   const direct = p.chunks === 1 && into !== null;
   const partial = direct ? into! : empty(rt, [p.chunks, size], 'f32', op);
   const defines = direct ? { ...p.defines, ACCUMULATE: true } : p.defines;
-  rt.dispatch(p.sg8 ? rt.kernel('conv2d_wgrad_sg8', wgradSg8Src, defines) : rt.kernel('conv2d_wgrad', wgradSrc, defines), {
-    params: { N: g.N, C: g.C, H: g.H, W: g.W, O: g.O, OH: g.OH, OW: g.OW, L: p.lanes, RC: p.rowsPerChunk, R: g.N * g.OH, KH: g.KH, SH: g.SH, PH: g.PH, PW: g.PW, DH: g.DH },
-    buffers: [x.buffer(op), dy.buffer(op), dy.buffer(op), partial.buffer(op)],
-    workgroups: [p.groups, p.chunks, 1],
-    op,
-    flops: 2 * g.N * g.OH * g.OW * size,
-    bytes: 4 * (x.size + dy.size + partial.size),
-    shapes: `x${formatShape(x.shape)} dy${formatShape(dy.shape)}`,
-  });
+  rt.dispatch(
+    p.sg8 ? rt.kernel('conv2d_wgrad_sg8', wgradSg8Src, defines) : rt.kernel('conv2d_wgrad', wgradSrc, defines),
+    {
+      params: {
+        N: g.N,
+        C: g.C,
+        H: g.H,
+        W: g.W,
+        O: g.O,
+        OH: g.OH,
+        OW: g.OW,
+        L: p.lanes,
+        RC: p.rowsPerChunk,
+        R: g.N * g.OH,
+        KH: g.KH,
+        SH: g.SH,
+        PH: g.PH,
+        PW: g.PW,
+        DH: g.DH,
+      },
+      buffers: [x.buffer(op), dy.buffer(op), dy.buffer(op), partial.buffer(op)],
+      workgroups: [p.groups, p.chunks, 1],
+      op,
+      flops: 2 * g.N * g.OH * g.OW * size,
+      bytes: 4 * (x.size + dy.size + partial.size),
+      shapes: `x${formatShape(x.shape)} dy${formatShape(dy.shape)}`,
+    },
+  );
   if (direct) return null;
   return sumPartials(partial, [g.O, g.C, g.KH, g.KW], into, op);
 }
@@ -185,7 +239,12 @@ function biasGrad(dy: Tensor, g: ConvGeometry, into: Tensor | null, op: string):
 // ---------------------------------------------------------------------------------------------
 
 /** The input gradient alone (PyTorch's torch.nn.grad.conv2d_input): dx for dy of conv2d(x, weight). */
-export function conv2dInputGrad(dy: Tensor, weight: Tensor, xShape: readonly number[], opts: Conv2dOptions = {}): Tensor {
+export function conv2dInputGrad(
+  dy: Tensor,
+  weight: Tensor,
+  xShape: readonly number[],
+  opts: Conv2dOptions = {},
+): Tensor {
   const plan = conv2dPlanFor(dy.rt, xShape, weight.shape, opts);
   checkGrad(dy, plan.geometry);
   const op = `${OP}.backward`;
@@ -210,7 +269,9 @@ function inputGrad(plan: ConvPlan, dy: Tensor, w: Tensor, op: string): Tensor {
 function weightGrad(plan: ConvPlan, x: Tensor, dy: Tensor, op: string, into: Tensor | null): Tensor | null {
   if (plan.tiled) return weightGradTiled(x, dy, plan.geometry, tiledFor(x.rt, plan, 'dw'), op, into);
   if (plan.weightGradFolded) return weightGradFolded(x, dy, plan.geometry, op);
-  return plan.path === 'gemm' ? weightGradPointwise(x, dy, plan.geometry, op, into) : weightGradImplicit(x, dy, plan, op, into);
+  return plan.path === 'gemm'
+    ? weightGradPointwise(x, dy, plan.geometry, op, into)
+    : weightGradImplicit(x, dy, plan, op, into);
 }
 
 function checkGrad(dy: Tensor, g: ConvGeometry): void {
@@ -227,12 +288,18 @@ export function conv2d(x: Tensor, weight: Tensor, bias?: Tensor | null, opts: Co
   const plan = conv2dPlanFor(x.rt, x.shape, weight.shape, opts, !!bias);
   const g = plan.geometry;
   if (bias && (bias.rank !== 1 || bias.shape[0] !== g.O)) {
-    throw new Error(`${OP}: bias ${bias.describe()} does not match the ${g.O} output channels of weight ${weight.describe()}; it must have shape [${g.O}]`);
+    throw new Error(
+      `${OP}: bias ${bias.describe()} does not match the ${g.O} output channels of weight ${weight.describe()}; it must have shape [${g.O}]`,
+    );
   }
   const b = bias ?? null;
   const y = plan.tiled
     ? forwardTiled(x, weight, b, g, tiledFor(x.rt, plan, 'fwd'), OP)
-    : plan.path === 'fold' ? forwardFolded(x, weight, b, g) : plan.path === 'gemm' ? forwardPointwise(x, weight, b, g) : forwardImplicit(x, weight, b, plan);
+    : plan.path === 'fold'
+      ? forwardFolded(x, weight, b, g)
+      : plan.path === 'gemm'
+        ? forwardPointwise(x, weight, b, g)
+        : forwardImplicit(x, weight, b, plan);
   return record(y, OP, args, (dy) => {
     const op = `${OP}.backward`;
     return [

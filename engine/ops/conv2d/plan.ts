@@ -141,14 +141,31 @@ function coreDispatch(
   const G = g.N * place.NR * Math.ceil(place.NQ / TN);
   const exact = place.NQ % TN === 0 && MP === M && G % WG === 0 && G / WG <= 65535;
   const defines: Defines = {
-    TM, TN, NTC: cols.off.length, TC_WIN: cols.off.map((o) => (o - minOff) / WSTEP).join(', '), WIN, SCS: place.SCS, WSTEP,
-    CHECK: !exact, PAD: pad || place.NQ % TN !== 0,
+    TM,
+    TN,
+    NTC: cols.off.length,
+    TC_WIN: cols.off.map((o) => (o - minOff) / WSTEP).join(', '),
+    WIN,
+    SCS: place.SCS,
+    WSTEP,
+    CHECK: !exact,
+    PAD: pad || place.NQ % TN !== 0,
     ...(sg8 ? {} : { WG }),
   };
   const params = {
-    NTR: rows.off.length, KH: g.KH, KW: g.KW, SRS: place.SRS,
-    ORS: place.ORS, OR0: place.OR0, OCS: place.OCS, OC0: place.OC0, WIN_OFF: minOff, HAS_BIAS: bias ? 1 : 0,
-    TR_OFF: slots16(rows.off), TR_K: slots16(rows.k), TC_K: slots16(cols.k),
+    NTR: rows.off.length,
+    KH: g.KH,
+    KW: g.KW,
+    SRS: place.SRS,
+    ORS: place.ORS,
+    OR0: place.OR0,
+    OCS: place.OCS,
+    OC0: place.OC0,
+    WIN_OFF: minOff,
+    HAS_BIAS: bias ? 1 : 0,
+    TR_OFF: slots16(rows.off),
+    TR_K: slots16(rows.k),
+    TC_K: slots16(cols.k),
   };
   return { defines, params, NR: place.NR, NQ: place.NQ, TM, TN, WG, taps: rows.off.length * cols.off.length, sg8 };
 }
@@ -160,33 +177,57 @@ const mod = (a: number, m: number): number => ((a % m) + m) % m;
 /** Which kernel family plans a convolution: 'classic' (the per-lane and subgroup kernels tuned
  *  on lavapipe; tests lower the folding threshold, by default 256 output channels) or 'tiled'
  *  (tiled.ts, for GPUs), the latter with its default tile rule or one tile forced. */
-export type ConvFamily = { family: 'classic'; foldMinOut?: number | null } | { family: 'tiled'; tile: TiledTileName | null };
+export type ConvFamily =
+  | { family: 'classic'; foldMinOut?: number | null }
+  | { family: 'tiled'; tile: TiledTileName | null };
 
 export function conv2dPlan(
-  xShape: readonly number[], wShape: readonly number[], opts: Conv2dOptions = {}, hasBias = false, sg8 = false,
+  xShape: readonly number[],
+  wShape: readonly number[],
+  opts: Conv2dOptions = {},
+  hasBias = false,
+  sg8 = false,
   kernels: ConvFamily = { family: 'classic' },
 ): ConvPlan {
   const g = conv2dGeometry(xShape, wShape, opts);
   if (kernels.family === 'tiled' && tiledFits(g)) {
     return {
-      geometry: g, path: 'tiled', tiled: tiledPlan(g, hasBias, kernels.tile),
-      forward: null, inputGrad: [], inputGradStride2: false, weightGrad: null, weightGradFolded: false,
+      geometry: g,
+      path: 'tiled',
+      tiled: tiledPlan(g, hasBias, kernels.tile),
+      forward: null,
+      inputGrad: [],
+      inputGradStride2: false,
+      weightGrad: null,
+      weightGradFolded: false,
     };
   }
   const { C, H, W, O, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW } = g;
   const foldMinOut = kernels.family === 'classic' ? (kernels.foldMinOut ?? FOLD_MIN_OUT) : FOLD_MIN_OUT;
-  const foldable = (pixels: number): boolean => sg8 && O >= foldMinOut && OH * OW <= pixels && C * KH * KW * g.N * OH * OW <= FOLD_MAX_COL;
+  const foldable = (pixels: number): boolean =>
+    sg8 && O >= foldMinOut && OH * OW <= pixels && C * KH * KW * g.N * OH * OW <= FOLD_MAX_COL;
   const weightGradFolded = foldable(FOLD_WGRAD_MAX_PIXELS);
-  const none = { geometry: g, tiled: null, forward: null, inputGrad: [], inputGradStride2: false, weightGrad: null, weightGradFolded };
+  const none = {
+    geometry: g,
+    tiled: null,
+    forward: null,
+    inputGrad: [],
+    inputGradStride2: false,
+    weightGrad: null,
+    weightGradFolded,
+  };
   if (foldable(FOLD_MAX_PIXELS)) return { ...none, path: 'fold' };
   // Padded planes make 7x7 maps GEMM-friendly too: the sg8 matmul on 52 packed columns beat
   // the core (which folds the batch) at 7x7, 512 <-> 2048 channels.
   if (KH === 1 && KW === 1 && PH === 0 && PW === 0) return { ...none, path: 'gemm' };
   if (KH > MAX_TAPS || KW > MAX_TAPS) {
-    throw new Error(`${OP}: kernel ${KH}x${KW} of weight ${formatShape(wShape)} is larger than the supported ${MAX_TAPS}x${MAX_TAPS}`);
+    throw new Error(
+      `${OP}: kernel ${KH}x${KW} of weight ${formatShape(wShape)} is larger than the supported ${MAX_TAPS}x${MAX_TAPS}`,
+    );
   }
   const forward = coreDispatch(
-    g, O,
+    g,
+    O,
     { off: range(KH).map((k) => k * DH - PH), k: range(KH) },
     { off: range(KW).map((k) => k * DW - PW), k: range(KW) },
     { NR: OH, NQ: OW, SRS: SH, SCS: SW, ORS: 1, OR0: 0, OCS: 1, OC0: 0 },
@@ -220,8 +261,20 @@ export function conv2dPlan(
       }
       inputGrad.push(
         coreDispatch(
-          g, C, rows, cols,
-          { NR: Math.ceil((H - ry) / SH), NQ: Math.ceil((W - rx) / SW), SRS: 1, SCS: 1, ORS: SH, OR0: ry, OCS: SW, OC0: rx },
+          g,
+          C,
+          rows,
+          cols,
+          {
+            NR: Math.ceil((H - ry) / SH),
+            NQ: Math.ceil((W - rx) / SW),
+            SRS: 1,
+            SCS: 1,
+            ORS: SH,
+            OR0: ry,
+            OCS: SW,
+            OC0: rx,
+          },
           true,
           false,
           sg8,
@@ -230,8 +283,14 @@ export function conv2dPlan(
     }
   }
   return {
-    geometry: g, path: 'implicit', tiled: null, forward, inputGrad, inputGradStride2,
-    weightGrad: weightGradFolded ? null : wgradPlan(g, sg8), weightGradFolded,
+    geometry: g,
+    path: 'implicit',
+    tiled: null,
+    forward,
+    inputGrad,
+    inputGradStride2,
+    weightGrad: weightGradFolded ? null : wgradPlan(g, sg8),
+    weightGradFolded,
   };
 }
 
@@ -261,7 +320,13 @@ function wgradPlan(g: ConvGeometry, sg8: boolean): WgradPlan {
   const chunks = Math.ceil(R / rowsPerChunk);
   const WSTEP = KW > 1 ? gcd(SW, DW) : SW;
   const defines: Defines = {
-    TMW, TN, KW, KHL, SW, DW, WSTEP,
+    TMW,
+    TN,
+    KW,
+    KHL,
+    SW,
+    DW,
+    WSTEP,
     WIN: ((TN - 1) * SW + (KW - 1) * DW) / WSTEP + 1,
     PAD: PH > 0 || PW > 0 || OW % TN !== 0,
     DYV,
@@ -269,4 +334,3 @@ function wgradPlan(g: ConvGeometry, sg8: boolean): WgradPlan {
   if (!sg8) Object.assign(defines, { WG: WG_LANE, CHECK: lanes % WG_LANE !== 0 || O % TMW !== 0 });
   return { defines, TMW, TN, sg8, groups, lanes, chunks, rowsPerChunk };
 }
-

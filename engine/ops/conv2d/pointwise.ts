@@ -42,7 +42,14 @@ export function sumPartials(partial: Tensor, shape: number[], into: Tensor | nul
 }
 
 /** Full planes [planes, H, W] <-> packed planes [planes, P4] (see shaders/conv2d/planes.wgsl). */
-function movePlanes(t: Tensor, gather: boolean, planes: number, full: { H: number; W: number; SH: number; SW: number }, g: ConvGeometry, op: string): Tensor {
+function movePlanes(
+  t: Tensor,
+  gather: boolean,
+  planes: number,
+  full: { H: number; W: number; SH: number; SW: number },
+  g: ConvGeometry,
+  op: string,
+): Tensor {
   const rt = t.rt;
   const P4 = packedPixels(g);
   const rows = planes * (gather ? g.OH : full.H);
@@ -75,7 +82,12 @@ const release = (t: Tensor, unless: Tensor): void => {
 export function forwardPointwise(x: Tensor, w: Tensor, bias: Tensor | null, g: ConvGeometry): Tensor {
   const P4 = packedPixels(g);
   const xs = packInput(x, g, OP);
-  const c = gemm(w, xs, { batch: g.N, M: g.O, N: P4, K: g.C, transA: false, transB: false, strideA: 0, strideB: g.C * P4 }, OP);
+  const c = gemm(
+    w,
+    xs,
+    { batch: g.N, M: g.O, N: P4, K: g.C, transA: false, transB: false, strideA: 0, strideB: g.C * P4 },
+    OP,
+  );
   release(xs, x);
   if (bias) addBiasInPlace(c, bias, g.N, g.O, P4);
   if (outputPacked(g)) return reshapeOwned(c, [g.N, g.O, g.OH, g.OW]);
@@ -100,7 +112,12 @@ export function addBiasInPlace(y: Tensor, bias: Tensor, N: number, O: number, HW
 export function inputGradPointwise(dy: Tensor, w: Tensor, g: ConvGeometry, op: string): Tensor {
   const P4 = packedPixels(g);
   const dyp = packOutput(dy, g.O, g, op);
-  const c = gemm(w, dyp, { batch: g.N, M: g.C, N: P4, K: g.O, transA: true, transB: false, strideA: 0, strideB: g.O * P4 }, op);
+  const c = gemm(
+    w,
+    dyp,
+    { batch: g.N, M: g.C, N: P4, K: g.O, transA: true, transB: false, strideA: 0, strideB: g.O * P4 },
+    op,
+  );
   release(dyp, dy);
   if (inputPacked(g)) return reshapeOwned(c, [g.N, g.C, g.H, g.W]);
   const dx = movePlanes(c, false, g.N * g.C, g, g, op);
@@ -108,13 +125,24 @@ export function inputGradPointwise(dy: Tensor, w: Tensor, g: ConvGeometry, op: s
   return reshapeOwned(dx, [g.N, g.C, g.H, g.W]);
 }
 
-export function weightGradPointwise(x: Tensor, dy: Tensor, g: ConvGeometry, op: string, into: Tensor | null): Tensor | null {
+export function weightGradPointwise(
+  x: Tensor,
+  dy: Tensor,
+  g: ConvGeometry,
+  op: string,
+  into: Tensor | null,
+): Tensor | null {
   const P4 = packedPixels(g);
   const xs = packInput(x, g, op);
   const dyp = packOutput(dy, g.O, g, op);
   // One product per image (K = its packed pixels; the zero padding adds nothing), then a
   // fixed-order sum over the images.
-  const per = gemm(dyp, xs, { batch: g.N, M: g.O, N: g.C, K: P4, transA: false, transB: true, strideA: g.O * P4, strideB: g.C * P4 }, op);
+  const per = gemm(
+    dyp,
+    xs,
+    { batch: g.N, M: g.O, N: g.C, K: P4, transA: false, transB: true, strideA: g.O * P4, strideB: g.C * P4 },
+    op,
+  );
   release(xs, x);
   release(dyp, dy);
   return sumPartials(per, [g.O, g.C, 1, 1], into, op);

@@ -2,7 +2,7 @@
 // dimension m, zero-padded: [cin, kh, kw, mp] for the classic kernels, or tap-major
 // [kh, kw, cinp, mp] with cin padded to cinp for the tiled ones (trans: cin = o, m = c, for dx).
 import relayoutSrc from '../../../shaders/conv2d/relayout.wgsl';
-import { Tensor, formatShape } from '../../tensor.js';
+import { type Tensor, formatShape } from '../../tensor.js';
 import { empty } from '../alloc.js';
 import type { ConvGeometry } from './geometry.js';
 
@@ -13,7 +13,13 @@ export interface RelayoutShape {
   cinp: number;
 }
 
-export function relayoutWeight(w: Tensor, g: ConvGeometry, trans: boolean, { mp, cinp }: RelayoutShape, op: string): Tensor {
+export function relayoutWeight(
+  w: Tensor,
+  g: ConvGeometry,
+  trans: boolean,
+  { mp, cinp }: RelayoutShape,
+  op: string,
+): Tensor {
   const rt = w.rt;
   const cin = cinp || (trans ? g.O : g.C);
   const total = cin * g.KH * g.KW * mp;

@@ -23,7 +23,6 @@ import { relayoutWeight } from './relayout.js';
 import { fillTensor } from '../pointwise.js';
 import { sumPartials } from './pointwise.js';
 
-
 /** Taps per dispatch the uniform table holds (7x7 = 49, padded to whole slices). */
 const MAX_TAPS = 64;
 /** Workgroups below which the default rule takes a smaller tile (or, for the weight gradient,
@@ -109,8 +108,15 @@ function foldGrid(x: number, y: number): [number, number, number] {
 
 /** One forward or input-gradient-class dispatch: m rows of output from a source of cin channels. */
 function coreDispatch(
-  g: ConvGeometry, tileName: TiledTileName, M: number, cin: number, src: { H: number; W: number }, out: { H: number; W: number },
-  taps: Tap[], place: { NR: number; NQ: number; SRS: number; SCS: number; ORS: number; OR0: number; OCS: number; OC0: number }, bias: boolean,
+  g: ConvGeometry,
+  tileName: TiledTileName,
+  M: number,
+  cin: number,
+  src: { H: number; W: number },
+  out: { H: number; W: number },
+  taps: Tap[],
+  place: { NR: number; NQ: number; SRS: number; SCS: number; ORS: number; OR0: number; OCS: number; OC0: number },
+  bias: boolean,
 ): TiledDispatch {
   const tile = TILED_TILES[tileName];
   const { CPS, CINP } = channelSlicing(cin, tile.BK);
@@ -118,17 +124,57 @@ function coreDispatch(
   const NCOL = g.N * place.NR * place.NQ;
   const MP = ceilTo(M, BM(tile));
   const pad =
-    leaves(taps.map((t) => t.dr), place.NR, place.SRS, src.H) || leaves(taps.map((t) => t.dc), place.NQ, place.SCS, src.W);
+    leaves(
+      taps.map((t) => t.dr),
+      place.NR,
+      place.SRS,
+      src.H,
+    ) ||
+    leaves(
+      taps.map((t) => t.dc),
+      place.NQ,
+      place.SCS,
+      src.W,
+    );
   return {
     defines: {
-      TM: tile.TM, TN: tile.TN, BK: tile.BK, CPS, WGRAD: false,
-      CHECK_N: NCOL % BN(tile) !== 0, CHECK_M: M % BM(tile) !== 0, PAD: pad, KPAD: CINP !== cin || NTP !== taps.length, DYV: false,
+      TM: tile.TM,
+      TN: tile.TN,
+      BK: tile.BK,
+      CPS,
+      WGRAD: false,
+      CHECK_N: NCOL % BN(tile) !== 0,
+      CHECK_M: M % BM(tile) !== 0,
+      PAD: pad,
+      KPAD: CINP !== cin || NTP !== taps.length,
+      DYV: false,
     },
     params: {
-      SC: cin, SH: src.H, SW: src.W, NCOL, NR: place.NR, NQ: place.NQ, SRS: place.SRS, SCS: place.SCS,
-      M, MP4: MP / 4, OH: out.H, OW: out.W, ORS: place.ORS, OR0: place.OR0, OCS: place.OCS, OC0: place.OC0,
-      CINP, NT: taps.length, KT: (NTP * CINP) / tile.BK, HAS_BIAS: bias ? 1 : 0,
-      SPI: 0, KSC: 0, KST: 0, NPIX: place.NR * place.NQ, TAPS: tapTable(taps),
+      SC: cin,
+      SH: src.H,
+      SW: src.W,
+      NCOL,
+      NR: place.NR,
+      NQ: place.NQ,
+      SRS: place.SRS,
+      SCS: place.SCS,
+      M,
+      MP4: MP / 4,
+      OH: out.H,
+      OW: out.W,
+      ORS: place.ORS,
+      OR0: place.OR0,
+      OCS: place.OCS,
+      OC0: place.OC0,
+      CINP,
+      NT: taps.length,
+      KT: (NTP * CINP) / tile.BK,
+      HAS_BIAS: bias ? 1 : 0,
+      SPI: 0,
+      KSC: 0,
+      KST: 0,
+      NPIX: place.NR * place.NQ,
+      TAPS: tapTable(taps),
     },
     workgroups: foldGrid(MP / BM(tile), Math.ceil(NCOL / BN(tile))),
     flops: 2 * NCOL * M * cin * taps.length,
@@ -140,15 +186,30 @@ const mod = (a: number, m: number): number => ((a % m) + m) % m;
 
 /** Plans all three products on the tiled kernels; `force` fixes one tile for all of them. */
 export function tiledPlan(g: ConvGeometry, hasBias: boolean, force: TiledTileName | null = null): TiledPlan {
-  return { hasBias, forced: force !== null, ...tiledForward(g, hasBias, force), ...tiledInputGrad(g, force), ...tiledWeightGrad(g, force) };
+  return {
+    hasBias,
+    forced: force !== null,
+    ...tiledForward(g, hasBias, force),
+    ...tiledInputGrad(g, force),
+    ...tiledWeightGrad(g, force),
+  };
 }
 
 /** The forward product with `force`'s tile or the default rule's. */
-export function tiledForward(g: ConvGeometry, hasBias: boolean, force: TiledTileName | null): Pick<TiledPlan, 'tile' | 'forward'> {
+export function tiledForward(
+  g: ConvGeometry,
+  hasBias: boolean,
+  force: TiledTileName | null,
+): Pick<TiledPlan, 'tile' | 'forward'> {
   const { N, C, H, W, O, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW } = g;
   const tile = force ?? defaultTile(O, N * OH * OW);
   const forward = coreDispatch(
-    g, tile, O, C, { H, W }, { H: OH, W: OW },
+    g,
+    tile,
+    O,
+    C,
+    { H, W },
+    { H: OH, W: OW },
     range(KH * KW).map((t) => ({ dr: Math.floor(t / KW) * DH - PH, dc: (t % KW) * DW - PW, a: t })),
     { NR: OH, NQ: OW, SRS: SH, SCS: SW, ORS: 1, OR0: 0, OCS: 1, OC0: 0 },
     hasBias,
@@ -157,7 +218,10 @@ export function tiledForward(g: ConvGeometry, hasBias: boolean, force: TiledTile
 }
 
 /** The input gradient's residue classes with `force`'s tile or the default rule's. */
-export function tiledInputGrad(g: ConvGeometry, force: TiledTileName | null): Pick<TiledPlan, 'inputGradTile' | 'inputGrad'> {
+export function tiledInputGrad(
+  g: ConvGeometry,
+  force: TiledTileName | null,
+): Pick<TiledPlan, 'inputGradTile' | 'inputGrad'> {
   const { N, C, H, W, O, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW } = g;
   // dx pixel (ry + SH*r, rx + SW*q) receives tap (kh, kw) from dy pixel (r + (ry + PH - kh*DH)/SH,
   // q + (rx + PW - kw*DW)/SW) exactly when both divisions are exact.
@@ -167,13 +231,30 @@ export function tiledInputGrad(g: ConvGeometry, force: TiledTileName | null): Pi
     for (let rx = 0; rx < Math.min(SW, W); rx++) {
       const rows = range(KH).filter((kh) => mod(ry + PH - kh * DH, SH) === 0);
       const cols = range(KW).filter((kw) => mod(rx + PW - kw * DW, SW) === 0);
-      const taps = rows.flatMap((kh) => cols.map((kw) => ({ dr: (ry + PH - kh * DH) / SH, dc: (rx + PW - kw * DW) / SW, a: kh * KW + kw })));
+      const taps = rows.flatMap((kh) =>
+        cols.map((kw) => ({ dr: (ry + PH - kh * DH) / SH, dc: (rx + PW - kw * DW) / SW, a: kh * KW + kw })),
+      );
       inputGrad.push(
         taps.length === 0
           ? null
           : coreDispatch(
-              g, inputGradTile, C, O, { H: OH, W: OW }, { H, W }, taps,
-              { NR: Math.ceil((H - ry) / SH), NQ: Math.ceil((W - rx) / SW), SRS: 1, SCS: 1, ORS: SH, OR0: ry, OCS: SW, OC0: rx },
+              g,
+              inputGradTile,
+              C,
+              O,
+              { H: OH, W: OW },
+              { H, W },
+              taps,
+              {
+                NR: Math.ceil((H - ry) / SH),
+                NQ: Math.ceil((W - rx) / SW),
+                SRS: 1,
+                SCS: 1,
+                ORS: SH,
+                OR0: ry,
+                OCS: SW,
+                OC0: rx,
+              },
               false,
             ),
       );
@@ -183,12 +264,18 @@ export function tiledInputGrad(g: ConvGeometry, force: TiledTileName | null): Pi
 }
 
 /** The weight gradient with `force`'s tile or the default rule's. */
-export function tiledWeightGrad(g: ConvGeometry, force: TiledTileName | null): Pick<TiledPlan, 'weightGrad' | 'weightGradTile' | 'chunks'> {
+export function tiledWeightGrad(
+  g: ConvGeometry,
+  force: TiledTileName | null,
+): Pick<TiledPlan, 'weightGrad' | 'weightGradTile' | 'chunks'> {
   const wg = weightGradDispatch(g, force);
   return { weightGrad: wg.dispatch, weightGradTile: wg.tile, chunks: wg.chunks };
 }
 
-function weightGradDispatch(g: ConvGeometry, force: TiledTileName | null): { dispatch: TiledDispatch; tile: TiledTileName; chunks: number } {
+function weightGradDispatch(
+  g: ConvGeometry,
+  force: TiledTileName | null,
+): { dispatch: TiledDispatch; tile: TiledTileName; chunks: number } {
   const { N, C, H, W, O, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW } = g;
   const NT = KH * KW;
   const NCOL = C * NT;
@@ -204,19 +291,61 @@ function weightGradDispatch(g: ConvGeometry, force: TiledTileName | null): { dis
   const KSC = Math.ceil(KST / wanted);
   const chunks = Math.ceil(KST / KSC);
   const taps = range(NT).map((t) => ({ dr: Math.floor(t / KW) * DH - PH, dc: (t % KW) * DW - PW, a: t }));
-  const pad = leaves(taps.map((t) => t.dr), OH, SH, H) || leaves(taps.map((t) => t.dc), OW, SW, W);
+  const pad =
+    leaves(
+      taps.map((t) => t.dr),
+      OH,
+      SH,
+      H,
+    ) ||
+    leaves(
+      taps.map((t) => t.dc),
+      OW,
+      SW,
+      W,
+    );
   return {
     tile: tileName,
     chunks,
     dispatch: {
       defines: {
-        TM: tile.TM, TN: tile.TN, BK: tile.BK, CPS: tile.BK, WGRAD: true,
-        CHECK_N: NCOL % BN(tile) !== 0, CHECK_M: O % BM(tile) !== 0, PAD: pad, KPAD: NPIX % tile.BK !== 0, DYV: NPIX % 4 === 0,
+        TM: tile.TM,
+        TN: tile.TN,
+        BK: tile.BK,
+        CPS: tile.BK,
+        WGRAD: true,
+        CHECK_N: NCOL % BN(tile) !== 0,
+        CHECK_M: O % BM(tile) !== 0,
+        PAD: pad,
+        KPAD: NPIX % tile.BK !== 0,
+        DYV: NPIX % 4 === 0,
       },
       params: {
-        SC: C, SH: H, SW: W, NCOL, NR: OH, NQ: OW, SRS: SH, SCS: SW,
-        M: O, MP4: 0, OH, OW, ORS: 0, OR0: 0, OCS: 0, OC0: 0,
-        CINP: 0, NT, KT: 0, HAS_BIAS: 0, SPI, KSC, KST, NPIX, TAPS: tapTable(taps),
+        SC: C,
+        SH: H,
+        SW: W,
+        NCOL,
+        NR: OH,
+        NQ: OW,
+        SRS: SH,
+        SCS: SW,
+        M: O,
+        MP4: 0,
+        OH,
+        OW,
+        ORS: 0,
+        OR0: 0,
+        OCS: 0,
+        OC0: 0,
+        CINP: 0,
+        NT,
+        KT: 0,
+        HAS_BIAS: 0,
+        SPI,
+        KSC,
+        KST,
+        NPIX,
+        TAPS: tapTable(taps),
       },
       workgroups: [Math.ceil(O / BM(tile)), Math.ceil(NCOL / BN(tile)), chunks],
       flops: 2 * N * NPIX * O * NCOL,
@@ -251,7 +380,14 @@ function run(d: TiledDispatch, bindings: Tensor[], op: string, shapes: string): 
   });
 }
 
-export function forwardTiled(x: Tensor, w: Tensor, bias: Tensor | null, g: ConvGeometry, plan: TiledPlan, op: string): Tensor {
+export function forwardTiled(
+  x: Tensor,
+  w: Tensor,
+  bias: Tensor | null,
+  g: ConvGeometry,
+  plan: TiledPlan,
+  op: string,
+): Tensor {
   const a = relayout(w, g, false, plan.forward, op);
   const y = empty(x.rt, [g.N, g.O, g.OH, g.OW], 'f32', op);
   run(plan.forward, [x, a, bias ?? a, y], op, `${formatShape(x.shape)} -> ${formatShape(y.shape)}`);
@@ -272,11 +408,23 @@ export function inputGradTiled(dy: Tensor, w: Tensor, g: ConvGeometry, plan: Til
   return dx;
 }
 
-export function weightGradTiled(x: Tensor, dy: Tensor, g: ConvGeometry, plan: TiledPlan, op: string, into: Tensor | null): Tensor | null {
+export function weightGradTiled(
+  x: Tensor,
+  dy: Tensor,
+  g: ConvGeometry,
+  plan: TiledPlan,
+  op: string,
+  into: Tensor | null,
+): Tensor | null {
   const size = g.O * g.C * g.KH * g.KW;
   // One chunk with an accumulating .grad: the kernel adds its result there itself.
   if (plan.chunks === 1 && into) {
-    run({ ...plan.weightGrad, defines: { ...plan.weightGrad.defines, ACCUMULATE: true } }, [x, dy, dy, into], op, `x${formatShape(x.shape)} dy${formatShape(dy.shape)}`);
+    run(
+      { ...plan.weightGrad, defines: { ...plan.weightGrad.defines, ACCUMULATE: true } },
+      [x, dy, dy, into],
+      op,
+      `x${formatShape(x.shape)} dy${formatShape(dy.shape)}`,
+    );
     return null;
   }
   const partial = empty(x.rt, [plan.chunks, size], 'f32', op);

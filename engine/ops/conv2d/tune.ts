@@ -9,7 +9,15 @@ import type { Runtime } from '../../runtime.js';
 import { workgroupProblem } from '../../device-profile.js';
 import type { TuneRecorder } from '../../tune/measure.js';
 import type { ConvGeometry } from './geometry.js';
-import { tiledForward, tiledInputGrad, tiledWeightGrad, tiledKernel, tiledStorageBytes, type TiledDispatch, type TiledPlan } from './tiled.js';
+import {
+  tiledForward,
+  tiledInputGrad,
+  tiledWeightGrad,
+  tiledKernel,
+  tiledStorageBytes,
+  type TiledDispatch,
+  type TiledPlan,
+} from './tiled.js';
 import { TILED_TILES, type TiledTileName } from './tiles.js';
 
 export type ConvDirection = 'fwd' | 'dx' | 'dw';
@@ -30,7 +38,13 @@ export function convTileCandidates(rt: Runtime): TiledTileName[] {
 }
 
 /** One direction re-planned with `tile`, its dispatches marked tuned or not. */
-function withTile(g: ConvGeometry, plan: TiledPlan, dir: ConvDirection, tile: TiledTileName, tuned: boolean): TiledPlan {
+function withTile(
+  g: ConvGeometry,
+  plan: TiledPlan,
+  dir: ConvDirection,
+  tile: TiledTileName,
+  tuned: boolean,
+): TiledPlan {
   const mark = (d: TiledDispatch | null): TiledDispatch | null => d && { ...d, tuned };
   if (dir === 'fwd') {
     const p = tiledForward(g, plan.hasBias, tile);
@@ -48,10 +62,16 @@ function withTile(g: ConvGeometry, plan: TiledPlan, dir: ConvDirection, tile: Ti
 function recordDirection(rt: Runtime, g: ConvGeometry, plan: TiledPlan, dir: ConvDirection, rec: TuneRecorder): void {
   const x = 4 * g.N * g.C * g.H * g.W;
   const y = 4 * g.N * g.O * g.OH * g.OW;
-  const relaid = (d: TiledDispatch): number => 4 * g.KH * g.KW * (d.params.CINP as number) * 4 * (d.params.MP4 as number);
+  const relaid = (d: TiledDispatch): number =>
+    4 * g.KH * g.KW * (d.params.CINP as number) * 4 * (d.params.MP4 as number);
   if (dir === 'fwd') {
     const a = rec.scratch(1, relaid(plan.forward));
-    rec.dispatch(tiledKernel(rt, plan.forward), plan.forward.params, [rec.scratch(0, x), a, a, rec.scratch(2, y)], plan.forward.workgroups);
+    rec.dispatch(
+      tiledKernel(rt, plan.forward),
+      plan.forward.params,
+      [rec.scratch(0, x), a, a, rec.scratch(2, y)],
+      plan.forward.workgroups,
+    );
   } else if (dir === 'dx') {
     for (const d of plan.inputGrad) {
       if (!d) continue;
@@ -61,7 +81,12 @@ function recordDirection(rt: Runtime, g: ConvGeometry, plan: TiledPlan, dir: Con
   } else {
     const dy = rec.scratch(1, y);
     const partial = rec.scratch(2, 4 * plan.chunks * g.O * g.C * g.KH * g.KW);
-    rec.dispatch(tiledKernel(rt, plan.weightGrad), plan.weightGrad.params, [rec.scratch(0, x), dy, dy, partial], plan.weightGrad.workgroups);
+    rec.dispatch(
+      tiledKernel(rt, plan.weightGrad),
+      plan.weightGrad.params,
+      [rec.scratch(0, x), dy, dy, partial],
+      plan.weightGrad.workgroups,
+    );
   }
 }
 
