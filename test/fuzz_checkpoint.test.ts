@@ -9,7 +9,7 @@ import * as assert from 'uvu/assert';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { gpu } from './helpers.js';
+import { gpu, TINY_TRAINER } from './helpers.js';
 import { runtime, Rng } from '../engine/index.js';
 import { decodeSafetensors } from '../engine/safetensors.js';
 import { loadSafetensors } from '../train/io.js';
@@ -21,13 +21,7 @@ const CASES = Number(process.env.FUZZ_CASES ?? 3000);
 const SEED = Number(process.env.FUZZ_SEED ?? 1);
 const NAME = 'fuzz.safetensors';
 const TINY: Partial<TrainerOptions> = {
-  batchSize: 4,
-  bnGroups: 2,
-  imgSize: 16,
-  width: 1 / 16,
-  dim: 8,
-  queueSize: 8,
-  seed: 5,
+  ...TINY_TRAINER,
   totalSteps: 100,
 };
 

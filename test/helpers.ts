@@ -1,4 +1,5 @@
 // Shared by the tests: one GPU runtime, closeness checks and a finite-difference gradient check.
+import type { TrainerOptions } from '../train/trainer.js';
 import * as assert from 'uvu/assert';
 import {
   init,
@@ -117,3 +118,17 @@ export async function rejects(fn: () => Promise<unknown>, pattern: RegExp): Prom
   if (message === null) assert.unreachable(`expected a rejection matching ${pattern}`);
   assert.match(message!, pattern);
 }
+
+/** A trainer small enough for tests: batches of 4 views of 16 px, queue 8 (its pointer wraps every second step). */
+export const TINY_TRAINER: Partial<TrainerOptions> = {
+  batchSize: 4,
+  bnGroups: 2,
+  imgSize: 16,
+  width: 1 / 16,
+  dim: 8,
+  queueSize: 8,
+  seed: 5,
+};
+
+/** One seeded batch of TINY_TRAINER's views. */
+export const tinyBatch = (seed: number): Float32Array => randomArray(4 * 3 * 16 * 16, seed);

@@ -2,21 +2,13 @@
 // views included), and a trainer fed bytes trains as one fed the same images as floats.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { gpu, assertClose } from './helpers.js';
+import { gpu, assertClose, TINY_TRAINER } from './helpers.js';
 import { runtime, Rng } from '../engine/index.js';
 import { pixelsOn, normalizePixelsOnCpu, pixelWords } from '../engine/ops/pixels.js';
-import { Trainer, IMAGENET_NORMALIZATION, type TrainerOptions } from '../train/trainer.js';
+import { Trainer, IMAGENET_NORMALIZATION } from '../train/trainer.js';
 
 const t = suite('pixels');
-const TINY: Partial<TrainerOptions> = {
-  batchSize: 4,
-  bnGroups: 2,
-  imgSize: 16,
-  width: 1 / 16,
-  dim: 8,
-  queueSize: 8,
-  seed: 5,
-};
+const TINY = TINY_TRAINER;
 
 function bytes(n: number, seed: number): Uint8Array {
   const rng = new Rng(seed);

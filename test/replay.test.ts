@@ -3,13 +3,13 @@
 // a new program, and what a capture cannot replay faithfully is refused when captured.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { gpu, randomArray, assertClose } from './helpers.js';
+import { gpu, randomArray, assertClose, TINY_TRAINER, tinyBatch } from './helpers.js';
 import { runtime, scope, add, mul, type Tensor } from '../engine/index.js';
 import { inputOn, tensorOn } from '../engine/ops/create.js';
 import { captureStep, replayStep } from '../engine/replay.js';
 import { FlatStore } from '../engine/flat.js';
 import { overrideKernels } from '../engine/device-profile.js';
-import { Trainer, type TrainerOptions } from '../train/trainer.js';
+import { Trainer } from '../train/trainer.js';
 import { ResNet } from '../models/resnet.js';
 import { ModelState } from '../models/state.js';
 import { extractFeatures } from '../train/eval/features.js';
@@ -17,17 +17,8 @@ import { plainView } from '../train/data/augment.js';
 import { noGrad, reshape, adaptiveAvgPool2d, tensor } from '../engine/index.js';
 
 const t = suite('replay');
-// Queue 8 and batch 4: the queue pointer wraps every second step.
-const TINY: Partial<TrainerOptions> = {
-  batchSize: 4,
-  bnGroups: 2,
-  imgSize: 16,
-  width: 1 / 16,
-  dim: 8,
-  queueSize: 8,
-  seed: 5,
-};
-const batch = (seed: number) => randomArray(4 * 3 * 16 * 16, seed);
+const TINY = TINY_TRAINER;
+const batch = tinyBatch;
 
 async function stores(x: Trainer): Promise<Map<string, Float32Array>> {
   const all = [

@@ -5,25 +5,16 @@ import * as assert from 'uvu/assert';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { gpu } from './helpers.js';
+import { gpu, TINY_TRAINER, tinyBatch } from './helpers.js';
 import { runtime, setRuntime, Runtime } from '../engine/index.js';
-import { Trainer, type TrainerOptions } from '../train/trainer.js';
+import { Trainer } from '../train/trainer.js';
 import { classifyMatches } from '../web/correspondence.js';
 import type { ViewParams } from '../train/data/augment.js';
-import { randomArray } from './helpers.js';
 
 const t = suite('trainer');
 const dir = mkdtempSync(join(tmpdir(), 'densecl-trainer-'));
-const TINY: Partial<TrainerOptions> = {
-  batchSize: 4,
-  bnGroups: 2,
-  imgSize: 16,
-  width: 1 / 16,
-  dim: 8,
-  queueSize: 8,
-  seed: 5,
-};
-const batch = (seed: number) => randomArray(4 * 3 * 16 * 16, seed);
+const TINY = TINY_TRAINER;
+const batch = tinyBatch;
 
 async function sameState(a: Trainer, b: Trainer): Promise<void> {
   const stores = (x: Trainer) => [
