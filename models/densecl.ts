@@ -53,6 +53,7 @@ export interface DenseCLConfig extends ResNetConfig {
   startIters: number;
   /** BN statistics groups for shuffle-BN on one device. */
   bnGroups: number;
+  /** Seeds the weights and the queues (a Trainer's also its shuffle-BN permutations). */
   seed: number;
 }
 

@@ -10,36 +10,24 @@ import { pixelsOn, pixelWords, normalizePixelsOnCpu, type PixelNormalization } f
 import { MOCO_V2 } from './data/augment.js';
 import { StepPrograms } from './step-programs.js';
 import { encodeCheckpoint, restoreCheckpoint, type RunCounters } from './checkpoint.js';
-import { DenseCL, type DenseCLConfig, type Method } from '../models/densecl.js';
-import type { Arch } from '../models/resnet.js';
+import { DenseCL, type DenseCLConfig } from '../models/densecl.js';
 import { Sgd } from '../engine/ops/sgd.js';
 import { cosineLr, scaledLr } from './optim/schedule.js';
 import { SingleProcess, type Communicator } from '../engine/comm/communicator.js';
 import { DataParallel, type SyncTimes } from './distributed.js';
 import { checkStepSettings } from './step-checks.js';
 
-export interface TrainerOptions {
-  method: Method;
-  arch: Arch;
-  /** Width multiplier of the ResNet (1 = torchvision). */
-  width: number;
-  /** 3x3 stride-1 stem without max-pool (feature grid = imgSize / 8). */
-  smallStem: boolean;
+/**
+ * The model's settings (DenseCLConfig: backbone, heads, queues, loss) and the training's. One
+ * difference in meaning: bnGroups is the whole job's here (each of W processes takes bnGroups / W).
+ */
+export interface TrainerOptions extends DenseCLConfig {
   batchSize: number;
   /** Side of the square input views. */
   imgSize: number;
-  dim: number;
-  queueSize: number;
-  tau: number;
-  /** EMA momentum of the key encoder. */
-  emaMomentum: number;
-  lambda: number;
-  startIters: number;
-  bnGroups: number;
-  /** Seeds the weights, the queues and the shuffle-BN permutations. */
-  seed: number;
   /** Learning rate per 256 images (scaled linearly with the batch). */
   lr: number;
+  /** SGD's momentum (the key encoder's EMA is emaMomentum). */
   momentum: number;
   weightDecay: number;
   /** Length of the cosine schedule in steps; 0 keeps the learning rate constant. */
