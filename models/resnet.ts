@@ -40,12 +40,26 @@ interface BlockDef {
   downsample: ConvDef | null;
 }
 
+/** A conv and the BN after it, with their tensors in one model state resolved by name once. */
+interface ConvBnLayer {
+  conv: ConvDef;
+  weight: Tensor;
+  bn: { weight: Tensor; bias: Tensor; runningMean: Tensor; runningVar: Tensor };
+}
+
+interface ResolvedNet {
+  stem: ConvBnLayer;
+  blocks: { convs: ConvBnLayer[]; downsample: ConvBnLayer | null }[];
+}
+
 export class ResNet {
   readonly stem: ConvDef;
   readonly blocks: BlockDef[] = [];
   readonly outChannels: number;
   /** Total stride from input to the last feature map. */
   readonly stride: number;
+  /** Layers resolved per model state and name prefix (torchvision names stay in the specs and exports). */
+  private readonly resolved = new WeakMap<ModelState, Map<string, ResolvedNet>>();
 
   constructor(readonly cfg: ResNetConfig) {
     const layout = LAYOUT[cfg.arch];
@@ -127,32 +141,53 @@ export class ResNet {
    * the batch (shuffle-BN emulated on one device).
    */
   forward(state: ModelState, x: Tensor, opts: { training: boolean; bnGroups?: number; prefix?: string }): Tensor {
-    const pre = opts.prefix ?? '';
+    const net = this.resolve(state, opts.prefix ?? '');
     const bnOpts = { training: opts.training, groups: opts.bnGroups ?? 1 };
-    const convBn = (c: ConvDef, bn: string, input: Tensor, withRelu: boolean, residual?: Tensor): Tensor => {
-      const y = conv2d(input, state.p(pre + c.name + '.weight'), null, { stride: c.stride, padding: c.pad });
-      return batchNorm2d(
-        y,
-        state.p(pre + bn + '.weight'),
-        state.p(pre + bn + '.bias'),
-        state.buffer(pre + bn + '.running_mean'),
-        state.buffer(pre + bn + '.running_var'),
-        { ...bnOpts, relu: withRelu, residual },
-      );
+    const convBn = (l: ConvBnLayer, input: Tensor, withRelu: boolean, residual?: Tensor): Tensor => {
+      const y = conv2d(input, l.weight, null, { stride: l.conv.stride, padding: l.conv.pad });
+      const { weight, bias, runningMean, runningVar } = l.bn;
+      return batchNorm2d(y, weight, bias, runningMean, runningVar, { ...bnOpts, relu: withRelu, residual });
     };
-    let h = convBn(this.stem, 'bn1', x, true);
+    let h = convBn(net.stem, x, true);
     if (!this.cfg.smallStem) h = maxPool2d(h, { kernelSize: 3, stride: 2, padding: 1 });
-    for (const b of this.blocks) {
-      const identity = b.downsample ? convBn(b.downsample, `${b.prefix}.downsample.1`, h, false) : h;
+    for (const b of net.blocks) {
+      const identity = b.downsample ? convBn(b.downsample, h, false) : h;
       const last = b.convs.length - 1;
       let y = h;
-      b.convs.forEach((c, i) => {
+      b.convs.forEach((l, i) => {
         // The last BN adds the shortcut, then ReLU: relu(bn(conv(y)) + identity).
-        y = convBn(c, `${b.prefix}.bn${i + 1}`, y, true, i === last ? identity : undefined);
+        y = convBn(l, y, true, i === last ? identity : undefined);
       });
       h = y;
     }
     return h;
+  }
+
+  /** The layers' tensors in `state` under `prefix`, looked up by name on first use only. */
+  private resolve(state: ModelState, prefix: string): ResolvedNet {
+    let byPrefix = this.resolved.get(state);
+    if (!byPrefix) this.resolved.set(state, (byPrefix = new Map()));
+    const hit = byPrefix.get(prefix);
+    if (hit) return hit;
+    const layer = (conv: ConvDef, bn: string): ConvBnLayer => ({
+      conv,
+      weight: state.p(`${prefix}${conv.name}.weight`),
+      bn: {
+        weight: state.p(`${prefix}${bn}.weight`),
+        bias: state.p(`${prefix}${bn}.bias`),
+        runningMean: state.buffer(`${prefix}${bn}.running_mean`),
+        runningVar: state.buffer(`${prefix}${bn}.running_var`),
+      },
+    });
+    const net: ResolvedNet = {
+      stem: layer(this.stem, 'bn1'),
+      blocks: this.blocks.map((b) => ({
+        convs: b.convs.map((c, i) => layer(c, `${b.prefix}.bn${i + 1}`)),
+        downsample: b.downsample ? layer(b.downsample, `${b.prefix}.downsample.1`) : null,
+      })),
+    };
+    byPrefix.set(prefix, net);
+    return net;
   }
 }
 
