@@ -20,6 +20,7 @@ struct Params { C: u32, per: u32, hw: u32, blocks: u32, total: u32, _p0: u32, _p
 @group(0) @binding(6) var<storage, read> dy2: array<$T>;
 // The shortcut's gradient; dx again when RESIDUAL is false (never written then).
 @group(0) @binding(7) var<storage, read_write> dres: array<$T>;
+//#include "lib/bn_grad_dz.wgsl"
 
 @compute @workgroup_size($WG)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -33,9 +34,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   let r1 = min(r0 + $ITEMSu, params.hw);
   let base = plane * params.hw;
   for (var r = base + r0; r < base + r1; r++) {
-    var dz = dy[r];
-    if ($DY2) { dz += dy2[r]; }
-    if ($RELU) { dz = select($T(0.0), dz, y[r] > $T(0.0)); }
+    let dz = grad_dz(r);
     if ($RESIDUAL) { dres[r] = dz; }
     dx[r] = $T(k.x) * dz + $T(k.y) * (x[r] - $T(k.z)) + $T(k.w);
   }
