@@ -31,6 +31,7 @@ struct Params {
 var<workgroup> acc: array<vec2<f32>, $WG>;
 
 fn hsum(v: $T) -> f32 { return $HSUM; }
+//#include "lib/bn_grad_dz.wgsl"
 
 @compute @workgroup_size($WG)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) t: u32) {
@@ -48,9 +49,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       let r0 = plane * params.hw + (i % params.chunks) * params.chunk;
       let r1 = min(r0 + params.chunk, (plane + 1u) * params.hw);
       for (var r = r0; r < r1; r++) {
-        var dz = dy[r];
-        if ($DY2) { dz += dy2[r]; }
-        if ($RELU) { dz = select($T(0.0), dz, y[r] > $T(0.0)); }
+        let dz = grad_dz(r);
         s += dz;
         sx += dz * (x[r] - mean);
       }

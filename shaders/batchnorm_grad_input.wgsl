@@ -8,8 +8,7 @@
 //! DY2 = false
 //! RESIDUAL = false
 //! WG = 256
-struct Params { C: u32, per: u32, hw: u32, blocks: u32, total: u32, _p0: u32, _p1: u32, _p2: u32, }
-@group(0) @binding(0) var<uniform> params: Params;
+//#include "lib/bn_blocks.wgsl"
 @group(0) @binding(1) var<storage, read> dy: array<$T>;
 @group(0) @binding(2) var<storage, read> x: array<$T>;
 // The forward output (for the ReLU mask); any buffer of x's size when RELU is false.
@@ -20,22 +19,16 @@ struct Params { C: u32, per: u32, hw: u32, blocks: u32, total: u32, _p0: u32, _p
 @group(0) @binding(6) var<storage, read> dy2: array<$T>;
 // The shortcut's gradient; dx again when RESIDUAL is false (never written then).
 @group(0) @binding(7) var<storage, read_write> dres: array<$T>;
+//#include "lib/bn_grad_dz.wgsl"
 
 @compute @workgroup_size($WG)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let t = gid.x + gid.y * nwg.x * $WGu;
   if (t >= params.total) { return; }
-  let plane = t / params.blocks;
-  let c = plane % params.C;
-  let g = plane / (params.C * params.per);
-  let k = coef[g * params.C + c];
-  let r0 = (t - plane * params.blocks) * $ITEMSu;
-  let r1 = min(r0 + $ITEMSu, params.hw);
-  let base = plane * params.hw;
-  for (var r = base + r0; r < base + r1; r++) {
-    var dz = dy[r];
-    if ($DY2) { dz += dy2[r]; }
-    if ($RELU) { dz = select($T(0.0), dz, y[r] > $T(0.0)); }
+  let b = block_at(t);
+  let k = coef[b.coef];
+  for (var r = b.start; r < b.end; r++) {
+    let dz = grad_dz(r);
     if ($RESIDUAL) { dres[r] = dz; }
     dx[r] = $T(k.x) * dz + $T(k.y) * (x[r] - $T(k.z)) + $T(k.w);
   }

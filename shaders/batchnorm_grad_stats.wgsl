@@ -19,6 +19,7 @@ struct Params { C: u32, per: u32, hw: u32, chunk: u32, chunks: u32, planes: u32,
 @group(0) @binding(6) var<storage, read_write> part: array<vec2<f32>>;
 
 fn hsum(v: $T) -> f32 { return $HSUM; }
+//#include "lib/bn_grad_dz.wgsl"
 
 @compute @workgroup_size($WG)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -33,9 +34,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   var s = $T(0.0);
   var sx = $T(0.0);
   for (var r = r0; r < r1; r++) {
-    var dz = dy[r];
-    if ($DY2) { dz += dy2[r]; }
-    if ($RELU) { dz = select($T(0.0), dz, y[r] > $T(0.0)); }
+    let dz = grad_dz(r);
     s += dz;
     sx += dz * (x[r] - mean);
   }

@@ -1,10 +1,8 @@
 // Batch norm, training forward, pass 1. Each (sample, channel) plane of HW values is cut into
 // chunks of `chunk` elements of type T (f32, or vec4 when HW divides by 4, LANES values each).
 // One invocation per chunk writes the chunk's mean and M2 (sum of squared deviations from that
-// mean). It reads the chunk once, summing d = x - K and d^2 about a shift K taken from the
-// chunk's first element (the mean of its four values for vec4), so M2 = sum d^2 - (sum d)^2 / n
-// cancels only as much as the chunk's own spread allows, never like E[x^2] - E[x]^2 on a large
-// mean. A chunk is at most one plane; batchnorm_reduce merges the chunks of a channel with
+// mean), read once about a shift (lib/bn_chunk_moments.wgsl), never like E[x^2] - E[x]^2 on a
+// large mean. A chunk is at most one plane; batchnorm_reduce merges the chunks of a channel with
 // Chan's update. (Two passes over each chunk were twice as slow on lavapipe.)
 //! T = f32
 //! HSUM = v
@@ -16,6 +14,7 @@ struct Params { planes: u32, hw: u32, chunk: u32, chunks: u32, }
 @group(0) @binding(2) var<storage, read_write> part: array<vec2<f32>>;
 
 fn hsum(v: $T) -> f32 { return $HSUM; }
+//#include "lib/bn_chunk_moments.wgsl"
 
 @compute @workgroup_size($WG)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -24,16 +23,5 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   let plane = p / params.chunks;
   let r0 = plane * params.hw + (p - plane * params.chunks) * params.chunk;
   let r1 = min(r0 + params.chunk, (plane + 1u) * params.hw);
-  let k = hsum(x[r0]) / f32($LANESu);
-  let K = $T(k);
-  var s = $T(0.0);
-  var q = $T(0.0);
-  for (var r = r0; r < r1; r++) {
-    let d = x[r] - K;
-    s += d;
-    q += d * d;
-  }
-  let count = f32((r1 - r0) * $LANESu);
-  let s1 = hsum(s);
-  part[p] = vec2<f32>(k + s1 / count, max(hsum(q) - s1 * s1 / count, 0.0));
+  part[p] = chunk_moments(r0, r1).yz;
 }

@@ -26,6 +26,7 @@ struct Params {
 var<workgroup> acc: array<vec3<f32>, $WG>;
 
 fn hsum(v: $T) -> f32 { return $HSUM; }
+//#include "lib/bn_chunk_moments.wgsl"
 
 /** Chan et al.'s merge of two (count, mean, M2) summaries. */
 fn merge(a: vec3<f32>, b: vec3<f32>) -> vec3<f32> {
@@ -47,18 +48,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       let plane = (g * params.per + i / params.chunks) * params.C + c;
       let r0 = plane * params.hw + (i % params.chunks) * params.chunk;
       let r1 = min(r0 + params.chunk, (plane + 1u) * params.hw);
-      let k = hsum(x[r0]) / f32($LANESu);
-      let K = $T(k);
-      var s = $T(0.0);
-      var q = $T(0.0);
-      for (var r = r0; r < r1; r++) {
-        let d = x[r] - K;
-        s += d;
-        q += d * d;
-      }
-      let count = f32((r1 - r0) * $LANESu);
-      let s1 = hsum(s);
-      mine = merge(mine, vec3<f32>(count, k + s1 / count, max(hsum(q) - s1 * s1 / count, 0.0)));
+      mine = merge(mine, chunk_moments(r0, r1));
     }
     acc[t] = mine;
     workgroupBarrier();
