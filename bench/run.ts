@@ -28,8 +28,9 @@ const suites: Record<string, Suite> = {
   gpu,
 };
 
-// Suites that run only when named: gpu's default sizes are for a GPU (minutes per step on lavapipe).
-const onlyWhenNamed = new Set(['gpu']);
+// Suites that run only when named: gpu's and replay's default sizes are for a GPU (ResNet-50 at 224 px:
+// minutes per step on lavapipe).
+const onlyWhenNamed = new Set(['gpu', 'replay']);
 const wanted = process.argv.slice(2);
 const unknown = wanted.filter((w) => !(w in suites));
 if (unknown.length) {
