@@ -1,22 +1,4 @@
-// Builds scripts/time-conv.ts with esbuild (as scripts/build.mjs does) and runs it.
-import { build } from 'esbuild';
-import { spawnSync } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
+// Builds scripts/time-conv.ts and runs it (scripts/lib/run-ts.mjs).
+import { runTypeScript } from './lib/run-ts.mjs';
 
-const root = fileURLToPath(new URL('..', import.meta.url));
-const outfile = `${root}.build/time-conv.mjs`;
-await build({
-  entryPoints: [`${root}scripts/time-conv.ts`],
-  outfile,
-  bundle: true,
-  platform: 'node',
-  format: 'esm',
-  target: 'node20',
-  loader: { '.wgsl': 'text' },
-  mainFields: ['module', 'main'],
-  external: ['webgpu'],
-  banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" },
-  logLevel: 'warning',
-});
-const r = spawnSync(process.execPath, [outfile, ...process.argv.slice(2)], { stdio: 'inherit' });
-process.exit(r.status ?? 1);
+await runTypeScript('time-conv');
