@@ -1,5 +1,7 @@
 // Shared by the tests: one GPU runtime, closeness checks and a finite-difference gradient check.
 import type { TrainerOptions } from '../train/trainer.js';
+import type { PretrainOptions } from '../cli/pretrain.js';
+import { PRETRAIN_PRESETS } from '../train/presets.js';
 import * as assert from 'uvu/assert';
 import {
   init,
@@ -132,3 +134,20 @@ export const TINY_TRAINER: Partial<TrainerOptions> = {
 
 /** One seeded batch of TINY_TRAINER's views. */
 export const tinyBatch = (seed: number): Float32Array => randomArray(4 * 3 * 16 * 16, seed);
+
+/** `densecl pretrain` options for a run of seconds: the tiny preset made smaller, two epochs of 16 built-in images. */
+export const tinyPretrain = (out: string, extra: Partial<PretrainOptions> = {}): PretrainOptions => ({
+  ...PRETRAIN_PRESETS.tiny.options,
+  width: 1 / 16,
+  imgSize: 16,
+  batchSize: 8,
+  bnGroups: 2,
+  queueSize: 16,
+  dim: 16,
+  builtinImages: 16,
+  epochs: 2,
+  workers: 0,
+  checkpointEvery: 2,
+  out,
+  ...extra,
+});

@@ -6,10 +6,9 @@ import * as assert from 'uvu/assert';
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { gpu, rejects } from './helpers.js';
+import { gpu, rejects, tinyPretrain } from './helpers.js';
 import { runtime } from '../engine/index.js';
 import { pretrain, resumeOptions, type PretrainOptions } from '../cli/pretrain.js';
-import { PRETRAIN_PRESETS } from '../train/presets.js';
 import { loadSafetensors, saveSafetensors } from '../train/io.js';
 import { safeTensor, type SafeTensor } from '../engine/safetensors.js';
 import { exportRun } from '../cli/export-run.js';
@@ -19,21 +18,8 @@ import { readInitBackbone, applyInitBackbone } from '../train/init-backbone.js';
 const t = suite('init backbone');
 const root = mkdtempSync(join(tmpdir(), 'densecl-init-'));
 
-const tiny = (out: string, extra: Partial<PretrainOptions> = {}): PretrainOptions => ({
-  ...PRETRAIN_PRESETS.tiny.options,
-  width: 1 / 16,
-  imgSize: 16,
-  batchSize: 8,
-  bnGroups: 2,
-  queueSize: 16,
-  dim: 16,
-  builtinImages: 16,
-  epochs: 1,
-  workers: 0,
-  checkpointEvery: 2,
-  out,
-  ...extra,
-});
+const tiny = (out: string, extra: Partial<PretrainOptions> = {}): PretrainOptions =>
+  tinyPretrain(out, { epochs: 1, ...extra });
 
 let exported = '';
 

@@ -6,9 +6,9 @@ import * as assert from 'uvu/assert';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { gpu, rejects } from './helpers.js';
+import { gpu, rejects, tinyPretrain } from './helpers.js';
 import { runtime } from '../engine/index.js';
-import { pretrain, resumeOptions, type PretrainOptions } from '../cli/pretrain.js';
+import { pretrain, resumeOptions } from '../cli/pretrain.js';
 import { PRETRAIN_PRESETS } from '../train/presets.js';
 import { loadSafetensors, saveSafetensors } from '../train/io.js';
 import { decodeSafetensors, encodeSafetensors, safeTensor, type SafeTensor } from '../engine/safetensors.js';
@@ -19,21 +19,7 @@ import { Trainer, type TrainerOptions } from '../train/trainer.js';
 const t = suite('pretrain program');
 const root = mkdtempSync(join(tmpdir(), 'densecl-test-'));
 
-const tiny = (out: string, extra: Partial<PretrainOptions> = {}): PretrainOptions => ({
-  ...PRETRAIN_PRESETS.tiny.options,
-  width: 1 / 16,
-  imgSize: 16,
-  batchSize: 8,
-  bnGroups: 2,
-  queueSize: 16,
-  dim: 16,
-  builtinImages: 16,
-  epochs: 2,
-  workers: 0,
-  checkpointEvery: 2,
-  out,
-  ...extra,
-});
+const tiny = tinyPretrain;
 
 function logLosses(runDir: string): Map<number, number> {
   const lines = readFileSync(join(runDir, 'log.jsonl'), 'utf8').trim().split('\n');

@@ -4,7 +4,7 @@
 // sit on the GPU track with positive durations, the ops that recorded them on the CPU track.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { gpu, randomArray } from './helpers.js';
+import { gpu, randomArray, TINY_TRAINER } from './helpers.js';
 import { runtime, chromeTrace } from '../engine/index.js';
 import { Trainer } from '../train/trainer.js';
 
@@ -23,16 +23,7 @@ const t = suite('profile trace');
 t('a ResNet-18 DenseCL step exports a trace with conv, batch-norm and loss kernels on the GPU track', async () => {
   await gpu();
   const rt = runtime();
-  const trainer = new Trainer(rt, {
-    arch: 'resnet18',
-    batchSize: 4,
-    bnGroups: 2,
-    imgSize: 16,
-    width: 1 / 16,
-    dim: 8,
-    queueSize: 8,
-    seed: 3,
-  });
+  const trainer = new Trainer(rt, { ...TINY_TRAINER, arch: 'resnet18', seed: 3 });
   try {
     const n = 4 * 3 * 16 * 16;
     await trainer.trainStep(randomArray(n, 1), randomArray(n, 2)); // warm-up: compiles the pipelines
