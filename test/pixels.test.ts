@@ -4,7 +4,8 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { gpu, assertClose, TINY_TRAINER } from './helpers.js';
 import { runtime, Rng } from '../engine/index.js';
-import { pixelsOn, normalizePixelsOnCpu, pixelWords } from '../engine/ops/pixels.js';
+import { pixelsOn, pixelWords } from '../engine/ops/pixels.js';
+import { viewsFromBytes } from '../train/data/augment.js';
 import { Trainer, IMAGENET_NORMALIZATION } from '../train/trainer.js';
 
 const t = suite('pixels');
@@ -33,7 +34,7 @@ t('normalizePixels equals the CPU formula, for whole words, a padded tail and an
     const y = pixelsOn(rt, 'x', view, [N, 3, H, W], norm);
     assertClose(
       await y.data(),
-      normalizePixelsOnCpu(view, H * W, norm),
+      viewsFromBytes(view, H * W, norm.mean, norm.std),
       1e-6,
       1e-6,
       `[${N}, 3, ${H}, ${W}] from offset ${offset}`,
@@ -57,8 +58,8 @@ t('a trainer fed bytes takes the same steps as one fed the floats they stand for
     const [q, k] = [bytes(n, 2 * s), bytes(n, 2 * s + 1)];
     const a = await viaBytes.trainStep(q, k);
     const b = await viaFloats.trainStep(
-      normalizePixelsOnCpu(q, 16 * 16, IMAGENET_NORMALIZATION),
-      normalizePixelsOnCpu(k, 16 * 16, IMAGENET_NORMALIZATION),
+      viewsFromBytes(q, 16 * 16, IMAGENET_NORMALIZATION.mean, IMAGENET_NORMALIZATION.std),
+      viewsFromBytes(k, 16 * 16, IMAGENET_NORMALIZATION.mean, IMAGENET_NORMALIZATION.std),
     );
     assertClose([a.loss], [b.loss], 1e-5, 1e-6, `step ${s} loss`);
   }

@@ -9,7 +9,6 @@ export {
   type StepStats,
   type StepOptions,
   type ParallelOptions,
-  type ViewBatch,
 } from './trainer.js';
 export { SingleProcess, type Communicator, type CommArray } from '../engine/comm/communicator.js';
 export { Sgd, type SgdOptions } from '../engine/ops/sgd.js';
@@ -24,6 +23,7 @@ export {
   type Sample,
   type SamplerState,
   type PixelFormat,
+  type ViewBatch,
 } from './data/loader.js';
 export {
   augmentView,

@@ -6,8 +6,9 @@
 import { scope, noGrad, Rng, profile, type Runtime, type Tensor, type ProfileResult } from '../engine/index.js';
 import type { StepTensors } from '../engine/replay.js';
 import { inputOn } from '../engine/ops/create.js';
-import { pixelsOn, pixelWords, normalizePixelsOnCpu, type PixelNormalization } from '../engine/ops/pixels.js';
-import { MOCO_V2 } from './data/augment.js';
+import { pixelsOn, pixelWords, type PixelNormalization } from '../engine/ops/pixels.js';
+import type { ViewBatch } from './data/loader.js';
+import { MOCO_V2, viewsFromBytes } from './data/augment.js';
 import { StepPrograms } from './step-programs.js';
 import { encodeCheckpoint, restoreCheckpoint, type RunCounters } from './checkpoint.js';
 import { DenseCL, type DenseCLConfig } from '../models/densecl.js';
@@ -100,9 +101,6 @@ export interface StepOptions {
   pixelNormalization?: PixelNormalization;
 }
 
-/** A batch of views: normalised floats, or bytes (0..255, 4x less to upload) normalised on the GPU. */
-export type ViewBatch = Float32Array | Uint8Array;
-
 export class Trainer {
   readonly options: TrainerOptions;
   readonly model: DenseCL;
@@ -191,6 +189,9 @@ export class Trainer {
         );
       }
     }
+    if (q.constructor !== k.constructor)
+      throw new Error('Trainer.trainStep: the query and key batches must both be floats or both bytes');
+    const norm = opts.pixelNormalization ?? IMAGENET_NORMALIZATION;
     const step = this.steps++;
     const lr = this.lrAt(step);
     if (this.dp) {
@@ -200,8 +201,7 @@ export class Trainer {
         );
       const dp = this.dp;
       // Ranks exchange float views (shuffle-BN gathers the key batch): byte batches are normalised here.
-      const norm = opts.pixelNormalization ?? IMAGENET_NORMALIZATION;
-      const floats = (x: ViewBatch) => (x instanceof Uint8Array ? normalizePixelsOnCpu(x, S * S, norm) : x);
+      const floats = (x: ViewBatch) => (x instanceof Uint8Array ? viewsFromBytes(x, S * S, norm.mean, norm.std) : x);
       const run = this.chain.then(() => dp.step(floats(q), floats(k), S, step, lr, this.rng, opts.correspondence));
       this.chain = run.catch(() => {});
       return run.then((r) => ({
@@ -214,9 +214,6 @@ export class Trainer {
       }));
     }
     const plan = this.model.planStep(step, B, opts.keyPermutation ?? this.rng);
-    if (q.constructor !== k.constructor)
-      throw new Error('Trainer.trainStep: the query and key batches must both be floats or both bytes');
-    const norm = opts.pixelNormalization ?? IMAGENET_NORMALIZATION;
     const upload = (name: string, x: ViewBatch) =>
       x instanceof Uint8Array
         ? pixelsOn(this.rt, name, x, [B, 3, S, S], norm)

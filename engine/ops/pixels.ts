@@ -59,14 +59,3 @@ export function pixelWords(bytes: Uint8Array): Uint32Array {
   padded.set(bytes);
   return new Uint32Array(padded.buffer);
 }
-
-/** The same normalisation on the CPU (a data-parallel job exchanges float views; tests compare with it). */
-export function normalizePixelsOnCpu(bytes: Uint8Array, plane: number, norm: PixelNormalization): Float32Array {
-  const C = norm.mean.length;
-  const out = new Float32Array(bytes.length);
-  for (let i = 0; i < bytes.length; i++) {
-    const c = Math.floor(i / plane) % C;
-    out[i] = (bytes[i] / 255 - norm.mean[c]) * (1 / norm.std[c]);
-  }
-  return out;
-}

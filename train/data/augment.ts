@@ -441,6 +441,21 @@ export function hflip(x: Float32Array, channels: number, height: number, width: 
 }
 
 /** (x - mean[c]) / std[c] per channel, in place. */
+/**
+ * Byte views (0..255, CHW images of `plane` pixels per channel, as the loader's pixels: 'bytes'
+ * hands them out) as the normalised floats augmentView would have made.
+ */
+export function viewsFromBytes(
+  bytes: Uint8Array,
+  plane: number,
+  mean: readonly number[],
+  std: readonly number[],
+): Float32Array {
+  const x = Float32Array.from(bytes, (v) => v / 255);
+  for (let at = 0; at < x.length; at += 3 * plane) normalize(x, plane, mean, std, at);
+  return x;
+}
+
 export function normalize(
   x: Float32Array,
   plane: number,

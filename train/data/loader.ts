@@ -43,6 +43,8 @@ export interface SamplerState {
  * pass between threads and to upload; the Trainer normalises them on the GPU).
  */
 export type PixelFormat = 'floats' | 'bytes';
+/** A batch of views, as floats or as bytes. */
+export type ViewBatch = Float32Array | Uint8Array;
 export type ViewsOf<P extends PixelFormat> = P extends 'bytes' ? Uint8Array : Float32Array;
 
 export interface LoaderOptions<P extends PixelFormat = 'floats'> {
@@ -73,7 +75,7 @@ export interface LoaderOptions<P extends PixelFormat = 'floats'> {
   workerUrl?: URL;
 }
 
-export interface Batch<V extends Float32Array | Uint8Array = Float32Array> {
+export interface Batch<V extends ViewBatch = Float32Array> {
   epoch: number;
   /** Index of this batch within the epoch, and over the whole run. */
   position: number;
@@ -109,7 +111,7 @@ export interface BatchJob {
   indices: Int32Array;
 }
 
-export type BatchResult = Omit<Batch<Float32Array | Uint8Array>, 'epoch' | 'position' | 'step' | 'indices'> & {
+export type BatchResult = Omit<Batch<ViewBatch>, 'epoch' | 'position' | 'step' | 'indices'> & {
   failures: LoadFailure[];
 };
 
@@ -180,12 +182,7 @@ function augmentBatch(samples: Sample[], job: BatchJob, cfg: BatchConfig, failur
     ? { ...cfg.augment, mean: [0, 0, 0] as [number, number, number], std: [1, 1, 1] as [number, number, number] }
     : cfg.augment;
   const scratch = bytes ? new Float32Array(per) : null;
-  const view = (
-    image: Sample['image'],
-    rng: ReturnType<typeof rngFor>,
-    into: Float32Array | Uint8Array,
-    at: number,
-  ): ViewParams => {
+  const view = (image: Sample['image'], rng: ReturnType<typeof rngFor>, into: ViewBatch, at: number): ViewParams => {
     if (!scratch) return augmentView(image, rng, S, augment, into as Float32Array, at).params;
     const { params } = augmentView(image, rng, S, augment, scratch, 0);
     toBytes(scratch, into as Uint8Array, at);
@@ -358,7 +355,7 @@ function batchConfig(opts: LoaderOptions<PixelFormat>): BatchConfig {
   };
 }
 
-export class BatchLoader<V extends Float32Array | Uint8Array = Float32Array> {
+export class BatchLoader<V extends ViewBatch = Float32Array> {
   readonly sampler: EpochSampler;
   readonly batchSize: number;
   readonly size: number;
