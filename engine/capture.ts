@@ -72,8 +72,9 @@ export class Recorder {
     this.touched.add(buffer);
   }
 
+  /** The runtime records a flush only when commands were encoded since the last one. */
   flush(): void {
-    if (this.commands.at(-1)?.kind !== 'flush') this.commands.push({ kind: 'flush' });
+    this.commands.push({ kind: 'flush' });
   }
 }
 

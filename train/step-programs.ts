@@ -20,7 +20,8 @@ export interface ProgramStats {
 
 export class StepPrograms<T extends StepTensors> {
   private programs = new Map<string, CapturedStep<T>>();
-  private seen = new Map<string, number>();
+  /** Signatures whose first (eager) step has run. */
+  private seen = new Set<string>();
   /** The runtime's kernel choices the programs were captured under. */
   private choices = '';
   readonly stats: ProgramStats = { eager: 0, captured: 0, replayed: 0, evicted: 0 };
@@ -49,9 +50,9 @@ export class StepPrograms<T extends StepTensors> {
       this.stats.replayed++;
       return replayStep(this.rt, hit, values);
     }
-    const seen = this.seen.get(signature) ?? 0;
-    this.seen.set(signature, seen + 1);
-    if (seen === 0 || this.rt.tuner.busy) {
+    const first = !this.seen.has(signature);
+    this.seen.add(signature);
+    if (first || this.rt.tuner.busy) {
       this.stats.eager++;
       const out = record();
       this.rt.flush();
