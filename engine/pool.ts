@@ -81,8 +81,13 @@ export class BufferPool {
    * buffer that is still held outside the capture cannot be owned: the step read a tensor made
    * before it, which a replay would find changed or freed.
    */
-  claim(acquired: Set<GPUBuffer>, touched: Set<GPUBuffer>): GPUBuffer[] {
+  claim(acquired: ReadonlySet<GPUBuffer>, touched: ReadonlySet<GPUBuffer>): GPUBuffer[] {
     const owned: GPUBuffer[] = [];
+    const own = (buf: GPUBuffer): void => {
+      this.claimed.add(buf);
+      this.bytesClaimed += buf.size;
+      owned.push(buf);
+    };
     for (const buf of touched) {
       if (!this.mine.has(buf) || this.claimed.has(buf) || acquired.has(buf)) continue;
       if (!this.removeFree(buf)) {
@@ -91,16 +96,13 @@ export class BufferPool {
         );
       }
       this.bytesPooled -= buf.size;
-      acquired.add(buf);
-      this.bytesLive += buf.size;
+      own(buf);
     }
     for (const buf of acquired) {
       // Free now (released inside the capture) or still held by a returned tensor.
       if (this.removeFree(buf)) this.bytesPooled -= buf.size;
       else this.bytesLive -= buf.size;
-      this.claimed.add(buf);
-      this.bytesClaimed += buf.size;
-      owned.push(buf);
+      own(buf);
     }
     return owned;
   }
