@@ -10,7 +10,7 @@ import { Rng } from '../engine/index.js';
 import { Trainer, type TrainerOptions } from '../train/trainer.js';
 import type { Arch } from '../models/resnet.js';
 import type { BenchContext } from './lib/context.js';
-import type { Measurement } from './lib/timing.js';
+import { median, type Measurement } from './lib/timing.js';
 import { writeReport } from './lib/report.js';
 
 interface ModeFigures {
@@ -19,12 +19,6 @@ interface ModeFigures {
   stepMs: number[];
   dispatches: number;
 }
-
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-};
 
 /** The modes compared: how the step is issued, and whether its images go up as floats or bytes. */
 const MODES = [

@@ -28,7 +28,7 @@ import { Trainer, type StepStats, type TrainerOptions } from '../train/trainer.j
 import { presetOptions, trainerOptions } from '../train/presets.js';
 import { scaledLr } from '../train/optim/schedule.js';
 import type { BenchContext } from './lib/context.js';
-import { measureCases, QUICK_TIMING, type Case, type Measurement, type TimingOptions } from './lib/timing.js';
+import { measureCases, median, QUICK_TIMING, type Case, type Measurement, type TimingOptions } from './lib/timing.js';
 import { writeReport } from './lib/report.js';
 import type { Tfjs } from './lib/tfjs.js';
 import type { Scalar, Tensor as TfTensor, Tensor4D, Variable } from '@tensorflow/tfjs-core';
@@ -349,17 +349,15 @@ function stepMeasurement(
   stepMs: number[],
   cpuMsPerStep: number,
 ): Measurement {
-  const sorted = [...stepMs].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  const median = sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+  const middle = median(stepMs);
   const mean = stepMs.reduce((a, b) => a + b, 0) / stepMs.length;
   const sd = stepMs.length > 1 ? Math.sqrt(stepMs.reduce((a, b) => a + (b - mean) ** 2, 0) / (stepMs.length - 1)) : NaN;
   return {
     workload,
     name,
-    msPerOp: median,
-    msPerOpMin: sorted[0],
-    gflops: flops / (median * 1e6),
+    msPerOp: middle,
+    msPerOpMin: Math.min(...stepMs),
+    gflops: flops / (middle * 1e6),
     gbps: 0,
     reps: 1,
     samples: stepMs.length,

@@ -7,6 +7,7 @@
 import { aggregate, Rng, type AggregateRow, type Peak, type Runtime } from '../../engine/index.js';
 import { Trainer, type TrainerOptions } from '../../train/trainer.js';
 import type { Method } from '../../models/densecl.js';
+import { median } from '../lib/timing.js';
 
 export interface StepFigures {
   setting: string;
@@ -29,11 +30,6 @@ export interface StepFigures {
   losses: [number, number];
   topKernels: AggregateRow[];
 }
-
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
 
 export async function measureSteps(
   rt: Runtime,

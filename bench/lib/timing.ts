@@ -52,6 +52,13 @@ export interface TimingOptions {
   maxTime: number;
 }
 
+/** The middle value (the mean of the two middle ones for an even count). */
+export function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
 export const DEFAULT_TIMING: TimingOptions = { targetBatchMs: 250, maxReps: 64, minSamples: 5, maxTime: 2 };
 export const QUICK_TIMING: TimingOptions = { targetBatchMs: 100, maxReps: 16, minSamples: 2, maxTime: 0.5 };
 
