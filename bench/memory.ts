@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { cpus, loadavg } from 'node:os';
 import { Rng } from '../engine/index.js';
 import { Trainer, type TrainerOptions } from '../train/trainer.js';
+import { profiledModel } from './profiler.js';
 import type { BenchContext } from './lib/context.js';
 
 const MiB = 1024 * 1024;
@@ -67,17 +68,7 @@ export async function run(ctx: BenchContext): Promise<void> {
   for (const B of batches) {
     await rt.sync();
     rt.pool.trim();
-    const options = {
-      arch: 'resnet18',
-      width,
-      smallStem: true,
-      batchSize: B,
-      imgSize: S,
-      dim: 32,
-      queueSize: 4 * B,
-      bnGroups: 4,
-      seed: 0,
-    } as const;
+    const options = profiledModel(width, B, S);
     // Eager steps: the pool's working set. A replayed step instead runs in buffers its program owns (below).
     const trainer = new Trainer(rt, options, { replay: false });
     try {

@@ -29,7 +29,7 @@ import {
   type Peak,
   type ProfileOptions,
 } from '../engine/index.js';
-import { Trainer } from '../train/trainer.js';
+import { Trainer, type TrainerOptions } from '../train/trainer.js';
 import type { BenchContext } from './lib/context.js';
 import type { Measurement } from './lib/timing.js';
 import { writeReport } from './lib/report.js';
@@ -72,23 +72,28 @@ interface Sample {
   records: KernelRecord[];
 }
 
+/** The suite's model (the memory suite measures the same one): DenseCL on a small-stem ResNet-18. */
+export function profiledModel(width: number, batchSize: number, imgSize: number): Partial<TrainerOptions> {
+  return {
+    arch: 'resnet18',
+    width,
+    smallStem: true,
+    batchSize,
+    imgSize,
+    dim: 32,
+    queueSize: 4 * batchSize,
+    bnGroups: 4,
+    seed: 0,
+  };
+}
+
 export async function run(ctx: BenchContext): Promise<void> {
   const { rt } = ctx;
   const width = num('PROFILE_WIDTH', 0.25);
   const B = num('PROFILE_BATCH', 16);
   const S = num('PROFILE_IMG', 32);
   const rotations = num('PROFILE_STEPS', process.env.BENCH_QUICK ? 4 : 15);
-  const trainer = new Trainer(rt, {
-    arch: 'resnet18',
-    width,
-    smallStem: true,
-    batchSize: B,
-    imgSize: S,
-    dim: 32,
-    queueSize: 4 * B,
-    bnGroups: 4,
-    seed: 0,
-  });
+  const trainer = new Trainer(rt, profiledModel(width, B, S));
   const label = `DenseCL ResNet-18 (width ${width}, small stem), batch ${B}, ${S}x${S}`;
   const rng = new Rng(7);
   const [q, k] = [0, 1].map(() => Float32Array.from({ length: B * 3 * S * S }, () => rng.normal()));
