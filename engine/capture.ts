@@ -20,6 +20,8 @@ export interface DispatchCommand {
   patches: LivePatch[];
   workgroups: [number, number, number];
   info: DispatchInfo;
+  /** The buffers the shader writes (their write versions move on replay too). */
+  writes: GPUBuffer[];
 }
 
 export type Command =
@@ -93,6 +95,8 @@ export class StepProgram {
     /** The pooled buffers the program owns (freed by destroy). */
     readonly buffers: readonly GPUBuffer[],
     private readonly release: (buffers: readonly GPUBuffer[]) => void,
+    /** The runtime's programEpoch at the capture: a later one means a bound buffer was replaced. */
+    readonly epoch = 0,
   ) {
     this.commands = rec.commands;
     this.inputs = rec.inputs;

@@ -11,6 +11,12 @@ export interface FlatEntry {
   shape: Shape;
 }
 
+/** The store that owns each store buffer (weight-pack.ts keeps re-laid weights per store). */
+const owners = new WeakMap<GPUBuffer, FlatStore>();
+
+/** The FlatStore whose buffer this is, if any. */
+export const storeOwning = (buffer: GPUBuffer): FlatStore | undefined => owners.get(buffer);
+
 export class FlatStore {
   readonly tensors = new Map<string, Tensor>();
   readonly offsets = new Map<string, number>();
@@ -18,6 +24,8 @@ export class FlatStore {
   readonly flat: Tensor;
   readonly buffer: GPUBuffer;
   private destroyed = false;
+  /** Things computed from the store and kept beside it (destroyed with it). */
+  private derivedByKey = new Map<string, { destroy(): void }>();
 
   constructor(
     readonly rt: Runtime,
@@ -37,6 +45,7 @@ export class FlatStore {
       size: total * 4,
       usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
     });
+    owners.set(this.buffer, this);
     // Views are not pooled: the store owns the buffer.
     this.flat = new Tensor(new Storage(rt, this.buffer, total * 4, 0, false), [total]);
     for (const e of entries) {
@@ -68,13 +77,7 @@ export class FlatStore {
         `${this.label}: write('${name}') inside a captured step would not be replayed; upload per-step values as named inputs (inputOn)`,
       );
     this.rt.flush(); // commands recorded so far must see the old values
-    this.rt.device.queue.writeBuffer(
-      this.buffer,
-      this.offsets.get(name)! * 4,
-      values.buffer,
-      values.byteOffset,
-      values.byteLength,
-    );
+    this.rt.writeBuffer(this.buffer, values, this.offsets.get(name)! * 4);
   }
 
   /** Reads every named tensor back (one readback for the whole store). */
@@ -88,10 +91,18 @@ export class FlatStore {
     return out;
   }
 
+  /** The object kept beside the store under `key`, made by `make` on first use and destroyed with the store. */
+  derived<T extends { destroy(): void }>(key: string, make: () => T): T {
+    let d = this.derivedByKey.get(key);
+    if (!d) this.derivedByKey.set(key, (d = make()));
+    return d as T;
+  }
+
   destroy(): void {
     if (this.destroyed) return;
     this.destroyed = true;
     this.rt.flush();
+    for (const d of this.derivedByKey.values()) d.destroy();
     this.buffer.destroy();
   }
 }

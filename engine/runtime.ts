@@ -70,6 +70,13 @@ export class Runtime {
   private completion = new CompletionPredictor();
   /** Set while a step is being captured (capture()). */
   private recorder: Recorder | null = null;
+  private captures = 0;
+  /** How often each buffer has been written (dispatch bindings the shader writes, copies, uploads, replays). */
+  private writeCounts = new WeakMap<GPUBuffer, number>();
+  /** Buffers to destroy once the commands recorded so far are submitted (they may still use them). */
+  private retired: GPUBuffer[] = [];
+  /** Bumped when something every captured program may bind is replaced; older programs refuse to replay. */
+  private epoch = 0;
 
   constructor(
     private handle: GpuHandle,
@@ -161,10 +168,15 @@ export class Runtime {
         ? packParams(k.iface, args.params ?? {}, this.uniformView, offset, `${args.op} (${k.key})`)
         : [];
     const bindGroup = this.bindGroup(k, args.buffers);
+    const buffers = args.buffers.map((b) => ('buffer' in b ? b.buffer : b));
+    const writes = buffers.filter((_, i) => k.iface.storageWritable[i]);
+    for (const b of writes) this.noteWrite(b);
     if (this.recorder) {
       const uniform = new Uint8Array(this.uniformImage, offset, k.iface.uniformSize).slice();
-      const buffers = args.buffers.map((b) => ('buffer' in b ? b.buffer : b));
-      this.recorder.dispatch({ kernel: k, bindGroup, uniform, patches, workgroups: args.workgroups, info }, buffers);
+      this.recorder.dispatch(
+        { kernel: k, bindGroup, uniform, patches, workgroups: args.workgroups, info, writes },
+        buffers,
+      );
     }
     this.encodeDispatch(k, bindGroup, offset, args.workgroups, stamps, info);
   }
@@ -180,6 +192,7 @@ export class Runtime {
     if (this.recorder) throw new Error('step capture: a capture is already running; captures do not nest');
     this.flush(); // commands recorded before belong to no program
     const rec = (this.recorder = new Recorder());
+    this.captures++;
     this.pool.watch(rec.acquired);
     let result: T;
     try {
@@ -190,7 +203,7 @@ export class Runtime {
       this.pool.watch(null);
     }
     const buffers = this.pool.claim(rec.acquired, rec.touched);
-    return { program: new StepProgram(rec, buffers, (owned) => this.pool.unclaim(owned)), result };
+    return { program: new StepProgram(rec, buffers, (owned) => this.pool.unclaim(owned), this.epoch), result };
   }
 
   /** Whether a step is being captured now (uploads and reads are restricted then). */
@@ -198,10 +211,44 @@ export class Runtime {
     return this.recorder !== null;
   }
 
+  /** The running capture's number (distinct per capture), or null outside captures. */
+  get captureId(): number | null {
+    return this.recorder ? this.captures : null;
+  }
+
+  /** Programs captured before the last invalidatePrograms() refuse to replay (StepPrograms recaptures). */
+  get programEpoch(): number {
+    return this.epoch;
+  }
+
+  /** Called when a buffer that captured programs may bind is replaced (and will be destroyed). */
+  invalidatePrograms(): void {
+    this.epoch++;
+  }
+
+  /** How many times `buffer` has been written so far: a cache of something computed from it is stale when this moved. */
+  writeVersion(buffer: GPUBuffer): number {
+    return this.writeCounts.get(buffer) ?? 0;
+  }
+
+  private noteWrite(buffer: GPUBuffer): void {
+    this.writeCounts.set(buffer, (this.writeCounts.get(buffer) ?? 0) + 1);
+  }
+
+  /** Destroys `buffer` once the commands recorded so far have been submitted (at once if none are open). */
+  destroyAfterSubmit(buffer: GPUBuffer): void {
+    if (this.encoder) this.retired.push(buffer);
+    else buffer.destroy();
+  }
+
   /** Runs a captured step again with new inputs and live values (capture() says what it needs). */
   replay(program: StepProgram, values: StepValues): void {
     this.assertAlive();
     if (this.recorder) throw new Error('step replay: not allowed inside a capture');
+    if (program.epoch !== this.epoch)
+      throw new Error(
+        'step replay: a buffer the program binds was replaced after the capture (e.g. re-laid weights grew); capture the step again',
+      );
     this.flush(); // anything recorded before runs first, as it would eagerly
     program.run(this, values);
   }
@@ -215,12 +262,14 @@ export class Runtime {
       new Uint8Array(this.uniformImage, offset, cmd.uniform.length).set(cmd.uniform);
       for (const p of cmd.patches) writeScalar(this.uniformView, offset + p.offset, p.scalar, values[p.name] as number);
     }
+    for (const b of cmd.writes) this.noteWrite(b);
     this.encodeDispatch(k, cmd.bindGroup, offset, cmd.workgroups, stamps, cmd.info);
   }
 
   /** queue.writeBuffer at this point of the command stream (before the still-open encoder's commands run). */
-  writeBuffer(buffer: GPUBuffer, data: ArrayBufferView): void {
-    this.device.queue.writeBuffer(buffer, 0, data.buffer, data.byteOffset, data.byteLength);
+  writeBuffer(buffer: GPUBuffer, data: ArrayBufferView, offset = 0): void {
+    this.noteWrite(buffer);
+    this.device.queue.writeBuffer(buffer, offset, data.buffer, data.byteOffset, data.byteLength);
   }
 
   /** Reserves (and zeroes) this dispatch's slot in the uniform image; flushes when it is full. */
@@ -268,6 +317,7 @@ export class Runtime {
     this.assertAlive();
     this.closePass();
     this.recorder?.copy(src, srcOffset, dst, dstOffset, bytes);
+    this.noteWrite(dst);
     this.ensureEncoder().copyBufferToBuffer(src, srcOffset, dst, dstOffset, bytes);
   }
 
@@ -295,6 +345,7 @@ export class Runtime {
     this.observer?.beforeSubmit(this.encoder);
     this.device.queue.submit([this.encoder.finish()]);
     this.encoder = null;
+    for (const b of this.retired.splice(0)) b.destroy();
     this.uniformUsed = 0;
     this.stats.submits++;
     this.completion.noteSubmit();

@@ -1,7 +1,7 @@
 // Host <-> GPU transfers of buffers that are not one tensor's, through the Runtime: copies are
 // recorded on its encoder, maps are awaited through its completion tracking (rt.untilDone), and
-// writes go through its device queue. The data-parallel step moves gradient buckets and key
-// outputs between GPUs with these.
+// writes go through rt.writeBuffer (which counts them as writes of the buffer). The
+// data-parallel step moves gradient buckets and key outputs between GPUs with these.
 import type { Runtime } from './runtime.js';
 
 /**
@@ -56,5 +56,5 @@ export class Readback {
  * write must follow commands that are only recorded.
  */
 export function writeBufferFrom(rt: Runtime, dst: GPUBuffer, dstOffset: number, values: Float32Array): void {
-  rt.device.queue.writeBuffer(dst, dstOffset, values.buffer, values.byteOffset, values.byteLength);
+  rt.writeBuffer(dst, values, dstOffset);
 }

@@ -43,6 +43,12 @@ export class StepPrograms<T extends StepTensors> {
       this.seen.clear();
       this.choices = choices;
     }
+    // A program whose bound buffers were replaced since (re-laid weights that grew) is recaptured.
+    for (const [sig, c] of this.programs)
+      if (c.program.epoch !== this.rt.programEpoch) {
+        c.program.destroy();
+        this.programs.delete(sig);
+      }
     const hit = this.programs.get(signature);
     if (hit) {
       this.programs.delete(signature); // re-inserted last: the map's order is the recency order

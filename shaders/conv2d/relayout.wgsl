@@ -3,9 +3,10 @@
 // m = o (forward); TRANS = true: cin = o, m = c (input gradient).
 // TAP_MAJOR = false: A[cin, kh, kw, m] (conv2d_gemm*.wgsl); true: A[kh, kw, cin, m] with cin
 // zero-padded to CINP (tiled.wgsl, whose K slices run over the channels of one tap).
-// The weight is small next to the activations, so this copy is cheap.
+// One weight per dispatch; relayout_pack.wgsl does every weight of a parameter store at once.
 //! TRANS = false
 //! TAP_MAJOR = false
+//#include "lib/conv2d_relayout.wgsl"
 struct Params { O: u32, C: u32, KHW: u32, MP: u32, total: u32, CINP: u32, _p1: u32, _p2: u32, }
 @group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(1) var<storage, read> W: array<f32>;
@@ -15,21 +16,8 @@ struct Params { O: u32, C: u32, KHW: u32, MP: u32, total: u32, CINP: u32, _p1: u
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let idx = gid.x + gid.y * nwg.x * 256u;
   if (idx >= params.total) { return; }
-  let m = idx % params.MP;
-  let rest = idx / params.MP;
-  var k = rest % params.KHW;
-  var cin = rest / params.KHW;
-  if ($TAP_MAJOR) {
-    cin = rest % params.CINP;
-    k = rest / params.CINP;
-  }
-  var o = m;
-  var c = cin;
-  if ($TRANS) {
-    o = cin;
-    c = m;
-  }
+  let s = relayoutSource(idx, params.O, params.C, params.KHW, params.MP, params.CINP, $TAP_MAJOR, $TRANS);
   var v = 0.0;
-  if (o < params.O && c < params.C) { v = W[(o * params.C + c) * params.KHW + k]; }
+  if (s >= 0) { v = W[s]; }
   A[idx] = v;
 }

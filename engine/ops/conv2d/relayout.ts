@@ -1,10 +1,14 @@
 // The weight re-laid for the implicit-GEMM kernels' aligned vec4 loads along the output
 // dimension m, zero-padded: [cin, kh, kw, mp] for the classic kernels, or tap-major
 // [kh, kw, cinp, mp] with cin padded to cinp for the tiled ones (trans: cin = o, m = c, for dx).
+// A weight inside a parameter store (a model's) comes from the store's weight pack, refreshed
+// once per change of the store (weight-pack.ts); any other weight is re-laid per call.
 import relayoutSrc from '../../../shaders/conv2d/relayout.wgsl';
 import { type Tensor, formatShape } from '../../tensor.js';
+import { storeOwning } from '../../flat.js';
 import { empty } from '../alloc.js';
 import type { ConvGeometry } from './geometry.js';
+import { weightPackOf } from './weight-pack.js';
 
 export interface RelayoutShape {
   /** m padded to a multiple of the kernel's tile rows. */
@@ -13,6 +17,7 @@ export interface RelayoutShape {
   cinp: number;
 }
 
+/** The re-laid weight; the caller disposes it after its last use. */
 export function relayoutWeight(
   w: Tensor,
   g: ConvGeometry,
@@ -21,12 +26,16 @@ export function relayoutWeight(
   op: string,
 ): Tensor {
   const rt = w.rt;
+  const ref = w.buffer(op);
+  const store = storeOwning(ref.buffer);
+  const packed = store ? weightPackOf(rt, store).get(ref.offset / 4, { g, trans, mp, cinp }, op) : null;
+  if (packed) return packed;
   const cin = cinp || (trans ? g.O : g.C);
   const total = cin * g.KH * g.KW * mp;
   const a = empty(rt, [total], 'f32', op);
   rt.dispatch(rt.kernel('conv2d_relayout', relayoutSrc, { TRANS: trans, TAP_MAJOR: cinp > 0 }), {
     params: { O: g.O, C: g.C, KHW: g.KH * g.KW, MP: mp, total, CINP: cinp },
-    buffers: [w.buffer(op), a.buffer(op)],
+    buffers: [ref, a.buffer(op)],
     workgroups: rt.grid1d(total, 256),
     op,
     bytes: 8 * total,

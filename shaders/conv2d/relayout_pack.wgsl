@@ -1,0 +1,32 @@
+// Every re-laid conv weight of one parameter store in one dispatch (engine/ops/conv2d/weight-pack.ts):
+// entry e fills A[start_e, start_e + size_e) from the weight at element SRC_e of the store.
+// The table holds 8 words per entry, sorted by start: start, size, src, O, C, KHW, MP,
+// CINP | TAP_MAJOR << 30 | TRANS << 31. Gaps between entries (offset alignment) are not written.
+//#include "lib/conv2d_relayout.wgsl"
+struct Params { total: u32, entries: u32, _p1: u32, _p2: u32, }
+@group(0) @binding(0) var<uniform> params: Params;
+@group(0) @binding(1) var<storage, read> W: array<f32>;
+@group(0) @binding(2) var<storage, read> table: array<u32>;
+@group(0) @binding(3) var<storage, read_write> A: array<f32>;
+
+@compute @workgroup_size(256)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let idx = gid.x + gid.y * nwg.x * 256u;
+  if (idx >= params.total) { return; }
+  // The last entry starting at or before idx.
+  var lo = 0u;
+  var hi = params.entries - 1u;
+  while (lo < hi) {
+    let mid = (lo + hi + 1u) / 2u;
+    if (table[mid * 8u] <= idx) { lo = mid; } else { hi = mid - 1u; }
+  }
+  let e = lo * 8u;
+  let local = idx - table[e];
+  if (local >= table[e + 1u]) { return; }
+  let flags = table[e + 7u];
+  let s = relayoutSource(local, table[e + 3u], table[e + 4u], table[e + 5u], table[e + 6u], flags & 0x3fffffffu,
+                         (flags & 0x40000000u) != 0u, (flags & 0x80000000u) != 0u);
+  var v = 0.0;
+  if (s >= 0) { v = W[table[e + 2u] + u32(s)]; }
+  A[idx] = v;
+}
