@@ -55,11 +55,6 @@ export class WeightPack {
     private readonly store: FlatStore,
   ) {}
 
-  /** Bytes held (the pack and its table). */
-  get bytes(): number {
-    return (this.pack?.size ?? 0) + (this.table?.size ?? 0);
-  }
-
   /**
    * The weight at element `src` of the store re-laid as `layout`, current with the store's
    * values; null when this layout is new (registered now, packed from the next refresh on).
