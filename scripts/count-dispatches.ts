@@ -1,7 +1,9 @@
 // Dispatches per training step, by op and kernel, and the JS+GPU time of a step on this adapter.
-//   node scripts/count-dispatches.mjs [--arch resnet50] [--width 0.25] [--img 64] [--batch 4] [--steps 4] [--gpu-kernels] [--profile]
+//   node scripts/count-dispatches.mjs [--arch resnet50] [--width 0.25] [--img 64] [--batch 4] [--steps 4] [--gpu-kernels] [--profile] [--record-only]
 // --gpu-kernels takes the kernel families a GPU gets (tiled GEMM, convolution, contrastive and
 // correspondence kernels, one-pass batch norm), so the counts are those of a GPU step; --profile adds GPU ms per kernel.
+// --record-only counts the second step's dispatches as they are recorded and exits without
+// waiting for the GPU: the way to count a full-size step on a CPU driver.
 import { init, profile } from '../engine/index.js';
 import type { DispatchInfo } from '../engine/runtime.js';
 import { Trainer } from '../train/trainer.js';
@@ -60,6 +62,17 @@ rt.observer = {
   beforeSubmit() {},
   afterSubmit() {},
 };
+if (argv.includes('--record-only')) {
+  void trainer.trainStep(q, k); // registers the weight layouts, compiles the pipelines
+  counting = true;
+  const d0 = rt.stats.dispatches;
+  void trainer.trainStep(q, k);
+  console.log(
+    `${arch} width ${width} ${imgSize}px batch ${batchSize}: ${rt.stats.dispatches - d0} dispatches recorded in step 2`,
+  );
+  for (const [key, c] of [...counts].sort((a, b) => b[1] - a[1])) console.log(`${String(c).padStart(5)}  ${key}`);
+  process.exit(0);
+}
 await trainer.trainStep(q, k); // compiles the pipelines
 const perStep: number[] = [];
 const ms: number[] = [];

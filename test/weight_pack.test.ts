@@ -13,6 +13,7 @@ import { fillInPlace } from '../engine/ops/pointwise.js';
 import { FlatStore } from '../engine/flat.js';
 import { overrideKernels } from '../engine/device-profile.js';
 import type { DispatchInfo } from '../engine/runtime.js';
+import { WeightPack, WEIGHT_PACK } from '../engine/ops/conv2d/weight-pack.js';
 
 const t = suite('weight_pack');
 const X_SHAPE = [2, 4, 9, 9];
@@ -64,46 +65,57 @@ function assertBitwise(actual: Float32Array[], expected: Float32Array[], what: s
   );
 }
 
-for (const conv of ['classic', 'tiled'] as const) {
-  t(`${conv}: store weights give the per-call re-layout's results bit for bit after every kind of write`, async () => {
-    const rt = runtime();
-    const restore = overrideKernels(rt.profile, { conv });
-    const store = new FlatStore(
-      rt,
-      Object.entries(SHAPES).map(([name, shape]) => ({ name, shape })),
-      'pack-test',
-    );
-    try {
-      const values = { a: randomArray(288, 1), b: randomArray(432, 2) };
-      store.write('a', values.a);
-      store.write('b', values.b);
-      const x = randomArray(2 * 4 * 81, 3);
-      const reference = () => run(x, tensor(values.a, SHAPES.a), tensor(values.b, SHAPES.b));
-      const fromStore = () => run(x, store.get('a'), store.get('b'));
+for (const [conv, cap] of [
+  ['classic', 0],
+  ['tiled', 6000],
+  ['tiled', 6000],
+] as const) {
+  t(
+    `${conv}${cap ? `, packs of at most ${cap} floats` : ''}: store weights give the per-call re-layout's results bit for bit after every kind of write`,
+    async () => {
+      const rt = runtime();
+      const restore = overrideKernels(rt.profile, { conv });
+      const store = new FlatStore(
+        rt,
+        Object.entries(SHAPES).map(([name, shape]) => ({ name, shape })),
+        'pack-test',
+      );
+      // A small cap splits the layouts over several packs, as a binding limit does for a large model.
+      if (cap) store.derived(WEIGHT_PACK, () => new WeightPack(rt, store, cap));
+      try {
+        const values = { a: randomArray(288, 1), b: randomArray(432, 2) };
+        store.write('a', values.a);
+        store.write('b', values.b);
+        const x = randomArray(2 * 4 * 81, 3);
+        const reference = () => run(x, tensor(values.a, SHAPES.a), tensor(values.b, SHAPES.b));
+        const fromStore = () => run(x, store.get('a'), store.get('b'));
 
-      assertBitwise(await fromStore(), await reference(), 'first call (layouts registered)');
-      let kernels: string[] = [];
-      const second = scope(() => {
-        kernels = dispatched(() => net(tensor(x, X_SHAPE), store.get('a'), store.get('b')));
-        return 0;
-      });
-      assert.is(second, 0);
-      assert.is(kernels.filter((k) => k === 'conv2d_relayout').length, 0, 'no per-call re-layout once packed');
-      assert.is(kernels.filter((k) => k === 'conv2d_relayout_pack').length, 1, 'one pack for the whole store');
-      assertBitwise(await fromStore(), await reference(), 'packed');
+        assertBitwise(await fromStore(), await reference(), 'first call (layouts registered)');
+        let kernels: string[] = [];
+        const second = scope(() => {
+          kernels = dispatched(() => net(tensor(x, X_SHAPE), store.get('a'), store.get('b')));
+          return 0;
+        });
+        assert.is(second, 0);
+        assert.is(kernels.filter((k) => k === 'conv2d_relayout').length, 0, 'no per-call re-layout once packed');
+        const packs = kernels.filter((k) => k === 'conv2d_relayout_pack').length;
+        if (cap) assert.ok(packs > 1, `the layouts need several packs of ${cap} floats, got ${packs}`);
+        else assert.is(packs, 1, 'one pack for the whole store');
+        assertBitwise(await fromStore(), await reference(), 'packed');
 
-      values.a = randomArray(288, 4);
-      store.write('a', values.a);
-      assertBitwise(await fromStore(), await reference(), 'after an upload');
+        values.a = randomArray(288, 4);
+        store.write('a', values.a);
+        assertBitwise(await fromStore(), await reference(), 'after an upload');
 
-      fillInPlace(store.get('b'), 0.25);
-      values.b = new Float32Array(432).fill(0.25);
-      assertBitwise(await fromStore(), await reference(), 'after a kernel wrote the store');
-    } finally {
-      store.destroy();
-      restore();
-    }
-  });
+        fillInPlace(store.get('b'), 0.25);
+        values.b = new Float32Array(432).fill(0.25);
+        assertBitwise(await fromStore(), await reference(), 'after a kernel wrote the store');
+      } finally {
+        store.destroy();
+        restore();
+      }
+    },
+  );
 }
 
 t(

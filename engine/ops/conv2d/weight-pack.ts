@@ -34,26 +34,38 @@ interface Entry {
   src: number;
   layout: LayoutKey;
   size: number;
-  /** First element in the pack; -1 until a rebuild places it. */
+  /** First element in its group's pack; -1 until a rebuild places it. */
   at: number;
+  group: Group | null;
+}
+
+/** Entries packed together: one buffer no larger than a storage binding may be, and one dispatch. */
+interface Group {
+  entries: Entry[];
+  pack: GPUBuffer;
+  table: GPUBuffer;
+  total: number;
 }
 
 export class WeightPack {
   private entries = new Map<string, Entry>();
-  private placed: Entry[] = [];
+  private groups: Group[] = [];
   private waiting = 0;
-  private pack: GPUBuffer | null = null;
-  private table: GPUBuffer | null = null;
-  private total = 0;
   /** The store's write version when the pack was last refreshed (-1: never). */
   private version = -1;
   /** The capture during which it was last refreshed. */
   private captureId: number | null = null;
 
+  /** Elements per group: what one storage binding may hold (smaller in tests). */
+  private readonly cap: number;
+
   constructor(
     private readonly rt: Runtime,
     private readonly store: FlatStore,
-  ) {}
+    cap = Math.min(rt.limits.maxStorageBufferBindingSize, rt.limits.maxBufferSize) / 4,
+  ) {
+    this.cap = Math.floor(cap);
+  }
 
   /**
    * The weight at element `src` of the store re-laid as `layout`, current with the store's
@@ -66,20 +78,22 @@ export class WeightPack {
     const known = e !== undefined;
     if (!e) {
       const size = (cinp || (trans ? g.O : g.C)) * g.KH * g.KW * mp;
-      this.entries.set(key, (e = { src, layout, size, at: -1 }));
+      this.entries.set(key, (e = { src, layout, size, at: -1, group: null }));
       this.waiting++;
     }
     // A waiting layout asked for again means the calls that registered it are being repeated
     // (the next step, the next batch): the pack takes in every layout registered meanwhile.
     if (this.stale() || (known && e.at < 0)) this.refresh(op);
-    if (e.at < 0) return null;
-    return new Tensor(new Storage(this.rt, this.pack!, e.size * 4, e.at * 4, false), [e.size]);
+    if (!e.group) return null;
+    return new Tensor(new Storage(this.rt, e.group.pack, e.size * 4, e.at * 4, false), [e.size]);
   }
 
   destroy(): void {
-    this.pack?.destroy();
-    this.table?.destroy();
-    this.pack = this.table = null;
+    for (const g of this.groups) {
+      g.pack.destroy();
+      g.table.destroy();
+    }
+    this.groups = [];
   }
 
   private stale(): boolean {
@@ -90,50 +104,76 @@ export class WeightPack {
   private refresh(op: string): void {
     if (this.waiting > 0) this.rebuild();
     const rt = this.rt;
-    rt.dispatch(rt.kernel('conv2d_relayout_pack', packSrc), {
-      params: { total: this.total, entries: this.placed.length },
-      buffers: [this.store.buffer, this.table!, this.pack!],
-      workgroups: rt.grid1d(this.total, 256),
-      op,
-      bytes: 8 * this.total,
-      shapes: `${this.placed.length} weights of ${this.store.label}`,
-    });
+    for (const g of this.groups)
+      rt.dispatch(rt.kernel('conv2d_relayout_pack', packSrc), {
+        params: { total: g.total, entries: g.entries.length },
+        buffers: [this.store.buffer, g.table, g.pack],
+        workgroups: rt.grid1d(g.total, 256),
+        op,
+        bytes: 8 * g.total,
+        shapes: `${g.entries.length} weights of ${this.store.label}`,
+      });
     this.version = rt.writeVersion(this.store.buffer);
     this.captureId = rt.captureId;
   }
 
-  /** A new pack with every registered layout (the old one is destroyed once nothing pending uses it). */
+  /** New packs with every registered layout (the old ones are destroyed once nothing pending uses them). */
   private rebuild(): void {
     const rt = this.rt;
+    if (this.groups.length) {
+      for (const g of this.groups) {
+        rt.destroyAfterSubmit(g.pack);
+        rt.destroyAfterSubmit(g.table);
+      }
+      rt.invalidatePrograms();
+    }
     const align = Math.max(1, rt.limits.minStorageBufferOffsetAlignment / 4);
-    let total = 0;
-    this.placed = [...this.entries.values()];
-    const words = new Uint32Array(this.placed.length * ENTRY_WORDS);
-    this.placed.forEach((e, i) => {
+    const cap = this.cap;
+    const placed: Entry[][] = [];
+    let total = cap;
+    for (const e of this.entries.values()) {
+      e.at = -1;
+      e.group = null;
+      // A weight whose layout alone exceeds a binding is left to the per-call path (which cannot bind it either).
+      if (e.size > cap) continue;
+      if (total + e.size > cap) {
+        placed.push([]);
+        total = 0;
+      }
       e.at = total;
       total = Math.ceil((total + e.size) / align) * align;
+      placed[placed.length - 1].push(e);
+    }
+    this.groups = placed.map((entries) => this.makeGroup(entries));
+    this.waiting = 0;
+  }
+
+  private makeGroup(entries: Entry[]): Group {
+    const words = new Uint32Array(entries.length * ENTRY_WORDS);
+    entries.forEach((e, i) => {
       const { g, trans, mp, cinp } = e.layout;
       const flags = cinp + (cinp > 0 ? TAP_MAJOR_BIT : 0) + (trans ? TRANS_BIT : 0);
       words.set([e.at, e.size, e.src, g.O, g.C, g.KH * g.KW, mp, flags], i * ENTRY_WORDS);
     });
-    if (this.pack) {
-      rt.destroyAfterSubmit(this.pack);
-      rt.destroyAfterSubmit(this.table!);
-      rt.invalidatePrograms();
-    }
+    const last = entries[entries.length - 1];
+    const total = last.at + last.size;
     const usage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST;
-    this.pack = rt.device.createBuffer({ label: `${this.store.label}.conv-layouts`, size: total * 4, usage });
-    this.table = rt.device.createBuffer({
-      label: `${this.store.label}.conv-layout-table`,
-      size: words.byteLength,
-      usage,
-    });
-    rt.writeBuffer(this.table, words);
-    this.total = total;
-    this.waiting = 0;
+    const label = `${this.store.label}.conv-layouts`;
+    const group: Group = {
+      entries,
+      total,
+      pack: this.rt.device.createBuffer({ label, size: total * 4, usage }),
+      table: this.rt.device.createBuffer({ label: `${label}.table`, size: words.byteLength, usage }),
+    };
+    this.rt.writeBuffer(group.table, words);
+    for (const e of entries) e.group = group;
+    return group;
   }
 }
 
+/** The key of a store's weight pack among the things derived from it. */
+export const WEIGHT_PACK = 'conv2d.weight-pack';
+
 /** The store's weight pack (made on first use, destroyed with the store). */
 export const weightPackOf = (rt: Runtime, store: FlatStore): WeightPack =>
-  store.derived('conv2d.weight-pack', () => new WeightPack(rt, store));
+  store.derived(WEIGHT_PACK, () => new WeightPack(rt, store));
