@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gpu, runtime, randomArray, rejects } from './helpers.js';
 import { Trainer, type TrainerOptions } from '../train/trainer.js';
-import { unshuffle } from '../train/distributed.js';
+import { unshuffle } from '../train/key-exchange.js';
 import { EpochSampler } from '../train/data/loader.js';
 import { pretrain, resumeOptions, openJob } from '../cli/pretrain.js';
 import { decodeSafetensors } from '../engine/safetensors.js';
