@@ -201,6 +201,20 @@ t('batch and BN groups must divide among the ranks', () => {
   );
 });
 
+t('a rank refuses an explicit key permutation (rank 0 draws it) before the step is counted', () => {
+  const tr = new Trainer(runtime(), TINY, { comm: localGroup(2)[0] });
+  try {
+    const half = randomArray(4 * per, 1);
+    assert.throws(
+      () => tr.trainStep(half, half, { keyPermutation: [0, 1, 2, 3, 4, 5, 6, 7] }),
+      /keyPermutation is for one process; a data-parallel job draws its permutation on rank 0/,
+    );
+    assert.is(tr.steps, 0);
+  } finally {
+    tr.destroy();
+  }
+});
+
 t('without a launcher: --world-size 2 says what to install and how to start the job; 1 is this process', async () => {
   await rejects(() => openJob('2'), /apt-get install openmpi-bin[\s\S]*npm run build:mpi[\s\S]*mpirun -np 2/);
   await rejects(() => openJob('two'), /--world-size needs a positive integer, got 'two'/);
