@@ -295,10 +295,10 @@ export class DenseCL {
    * a data-parallel job sends back the job's keys after exchanging them, one process nothing),
    * then the query forward, the loss, backward into the query encoder's gradient store, and the
    * enqueue of the step's keys (after backward: the gradient must see the queue the logits were
-   * computed with). With `headsDone`, backward runs in two
-   * parts and `headsDone` is called between them, when the heads' gradients (the parameters after
-   * the backbone's) are recorded: a caller can submit and send them while the backbone's
-   * backward is recorded and runs. The caller zeroes gradients before and steps SGD after.
+   * computed with). With `headsDone`, backward runs in two parts and `headsDone` is called
+   * between them, when the heads' gradients (the parameters after the backbone's) are recorded: a
+   * caller can submit and send them while the backbone's backward is recorded and runs. The
+   * caller zeroes gradients before and steps SGD after.
    */
   *stepWork(views: StepViews, plan: StepPlan, headsDone?: () => void): StepWork {
     const encoded = this.encodeKeys(views.key(), plan);
