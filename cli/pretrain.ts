@@ -12,7 +12,7 @@ import { openCommunicator } from '../engine/comm/launch.js';
 import { decodeSafetensors } from '../engine/safetensors.js';
 import { NonFiniteStateError, parseCounters, type RunCounters } from '../train/checkpoint.js';
 import { Trainer, type StepStats } from '../train/trainer.js';
-import type { SyncTimes } from '../train/distributed.js';
+import type { SyncTimes } from '../train/step-strategy.js';
 import { exportRun } from './export-run.js';
 import { StepProfiler } from './profile-run.js';
 import { Progress } from '../train/progress.js';

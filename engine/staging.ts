@@ -3,6 +3,7 @@
 // writes go through rt.writeBuffer (which counts them as writes of the buffer). The
 // data-parallel step moves gradient buckets and key outputs between GPUs with these.
 import type { Runtime } from './runtime.js';
+import type { Tensor } from './tensor.js';
 
 /**
  * A host-readable buffer that GPU buffers are copied into. Record copies (copyIn), submit them
@@ -29,6 +30,12 @@ export class Readback {
   /** Records a copy of `bytes` from `src` (at `srcOffset`) to byte `at` of this buffer; it runs with the runtime's next flush. */
   copyIn(src: GPUBuffer, srcOffset: number, at: number, bytes: number): void {
     this.rt.copyBuffer(src, srcOffset, this.buffer, at, bytes);
+  }
+
+  /** Records a copy of a tensor's values to byte `at` of this buffer. */
+  copyTensor(t: Tensor, at: number): void {
+    const src = t.buffer('Readback.copyTensor');
+    this.copyIn(src.buffer, src.offset, at, t.size * 4);
   }
 
   /** Asks for the values of the submitted copies (once per round); resolves when take() can read them without waiting. */

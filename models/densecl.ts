@@ -1,8 +1,10 @@
 // MoCo-v2 and DenseCL (../shared/densecl-spec.md): a query encoder trained by SGD, a momentum
 // key encoder (EMA of the parameters in one kernel over the flat parameter buffer), a global
 // MLP head and, for DenseCL, a dense 1x1-conv head; queues of negatives; shuffle-BN emulated on
-// one device with grouped BN statistics and a permuted key batch (across processes, the key
-// exchange lives in train/distributed.ts and calls keyForward / trainStepWithKeys).
+// one device with grouped BN statistics and a permuted key batch. The step's GPU work is written
+// once (stepWork); it pauses after the key forward, where a data-parallel job
+// (train/distributed.ts) exchanges the keys across processes, so the model holds no
+// communication code.
 import {
   add,
   mul,
@@ -100,6 +102,27 @@ export interface StepKeys {
   enqueue: Pick<KeyOutputs, 'globalEmbedding' | 'densePooled'>;
 }
 
+/**
+ * A step's input views [N, 3, S, S], each made when the work first needs it: inside the part of
+ * the work that uses it, so a caller that runs the parts in separate scopes keeps each alive.
+ */
+export interface StepViews {
+  key: () => Tensor;
+  query: () => Tensor;
+}
+
+/** Where a step's GPU work pauses: after the key forward, with the key encoder's outputs (data order). */
+export interface KeysPause {
+  at: 'keys';
+  keys: KeyOutputs;
+}
+
+/**
+ * A step's GPU work as a generator: it yields at its pauses and takes, at the keys pause, the
+ * step's keys (or nothing: the key encoder's outputs are then the keys).
+ */
+export type StepWork<Pause = KeysPause> = Generator<Pause, StepOutput, StepKeys | undefined>;
+
 export class DenseCL {
   readonly backbone: ResNet;
   readonly query: ModelState;
@@ -181,25 +204,22 @@ export class DenseCL {
   }
 
   /**
-   * Momentum update of the key encoder, then its forward on a key batch (already shuffled for
-   * shuffle-BN); no gradient. A data-parallel job calls this on its slice of the job's shuffled
-   * key batch and exchanges the outputs itself, so the model holds no communication code.
+   * Momentum update of the key encoder, then its forward on the key views (no gradient). With
+   * the plan's permutation the views are shuffled first and the outputs put back in data order
+   * (shuffle-BN on one device); without it, the views come already shuffled (a data-parallel
+   * rank's slice of the job's shuffled batch) and the outputs stay in their order.
    */
-  keyForward(x: Tensor): KeyOutputs {
+  private encodeKeys(xk: Tensor, plan: StepPlan): KeyOutputs {
     return noGrad(() => {
       const m = this.cfg.emaMomentum;
       axpyInPlace(this.key.params.flat, this.query.params.flat, 1 - m, m, 'momentumUpdate');
-      return this.encode(this.key, x, true);
-    });
-  }
-
-  /** The key encoder's outputs for the key view, with shuffle-BN emulated by the plan's batch permutation. */
-  private encodeKeys(xk: Tensor, plan: StepPlan): KeyOutputs {
-    return noGrad(() => {
+      if (!plan.perm) return this.encode(this.key, xk, true);
       const N = xk.shape[0];
       const v = this.stepValues(plan);
-      const out = this.keyForward(
+      const out = this.encode(
+        this.key,
         indexSelect(xk, inputOn(this.rt, 'shuffle.perm', v['shuffle.perm'] as Int32Array, [N], 'i32'), 0),
+        true,
       );
       const undo = inputOn(this.rt, 'shuffle.inverse', v['shuffle.inverse'] as Int32Array, [N], 'i32');
       const un = (t: Tensor | null) => (t ? indexSelect(t, undo, 0) : null);
@@ -266,30 +286,25 @@ export class DenseCL {
 
   /** The GPU work of a planned step (trainStep without the plan and the pointer advance): what a captured step records. */
   runStep(xq: Tensor, xk: Tensor, plan: StepPlan): StepOutput {
-    const q = this.encode(this.query, xq, true);
-    const k = this.encodeKeys(xk, plan);
-    return this.lossStep(q, { own: k, enqueue: k }, plan);
+    return runThrough(this.stepWork({ key: () => xk, query: () => xq }, plan));
   }
 
   /**
-   * The step of one rank of a data-parallel job, after its key exchange: query forward on this
-   * rank's images, the loss against `keys.own` (this rank's keys, in its queries' order),
-   * backward, and the enqueue of `keys.enqueue` (the whole job batch's keys, so every rank's
-   * queues stay equal). The key encoder was updated and run by keyForward() before.
-   * With `headsDone`, backward runs in two parts and `headsDone` is called between them, when
-   * the heads' gradients (the parameters after the backbone's) are recorded: a caller can submit
-   * and send them while the backbone's backward is recorded and runs.
+   * The GPU work of a planned step, the one way every caller runs it: the key encoder's EMA
+   * update and forward on the key views, a pause (yielding those keys, taking the step's keys:
+   * a data-parallel job sends back the job's keys after exchanging them, one process nothing),
+   * then the query forward, the loss, backward into the query encoder's gradient store, and the
+   * enqueue of the step's keys (after backward: the gradient must see the queue the logits were
+   * computed with). With `headsDone`, backward runs in two parts and `headsDone` is called
+   * between them, when the heads' gradients (the parameters after the backbone's) are recorded: a
+   * caller can submit and send them while the backbone's backward is recorded and runs. The
+   * caller zeroes gradients before and steps SGD after.
    */
-  trainStepWithKeys(xq: Tensor, keys: StepKeys, stepIndex: number, headsDone?: () => void): StepOutput {
-    const plan = this.planStep(stepIndex, keys.enqueue.globalEmbedding.shape[0]);
-    const out = this.keyedStep(xq, keys, plan, headsDone);
-    this.finishStep(plan);
-    return out;
-  }
-
-  private keyedStep(xq: Tensor, keys: StepKeys, plan: StepPlan, headsDone?: () => void): StepOutput {
-    if (!headsDone) return this.lossStep(this.encode(this.query, xq, true), keys, plan);
-    const feats = this.backbone.forward(this.query, xq, {
+  *stepWork(views: StepViews, plan: StepPlan, headsDone?: () => void): StepWork {
+    const encoded = this.encodeKeys(views.key(), plan);
+    const keys = (yield { at: 'keys', keys: encoded }) ?? { own: encoded, enqueue: encoded };
+    if (!headsDone) return this.lossStep(this.encode(this.query, views.query(), true), keys, plan);
+    const feats = this.backbone.forward(this.query, views.query(), {
       training: true,
       bnGroups: this.cfg.bnGroups,
       prefix: 'backbone.',
@@ -362,6 +377,13 @@ export class DenseCL {
     this.key.destroy();
     this.queues.destroy();
   }
+}
+
+/** Runs a step's work to its end in one synchronous piece, answering no pause (the keys are used as encoded). */
+export function runThrough<T>(work: Generator<unknown, T, undefined>): T {
+  let r = work.next();
+  while (!r.done) r = work.next();
+  return r.value;
 }
 
 function randomUnitRows(rng: Rng, rows: number, dim: number): Float32Array {

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gpu, runtime, randomArray, rejects } from './helpers.js';
 import { Trainer, type TrainerOptions } from '../train/trainer.js';
-import { unshuffle } from '../train/distributed.js';
+import { unshuffle } from '../train/key-exchange.js';
 import { EpochSampler } from '../train/data/loader.js';
 import { pretrain, resumeOptions, openJob } from '../cli/pretrain.js';
 import { decodeSafetensors } from '../engine/safetensors.js';
@@ -199,6 +199,20 @@ t('batch and BN groups must divide among the ranks', () => {
     () => new Trainer(runtime(), TINY, { comm }),
     /batchSize 8 and bnGroups 4 must both be divisible by the 3 processes/,
   );
+});
+
+t('a rank refuses an explicit key permutation (rank 0 draws it) before the step is counted', () => {
+  const tr = new Trainer(runtime(), TINY, { comm: localGroup(2)[0] });
+  try {
+    const half = randomArray(4 * per, 1);
+    assert.throws(
+      () => tr.trainStep(half, half, { keyPermutation: [0, 1, 2, 3, 4, 5, 6, 7] }),
+      /keyPermutation is for one process; a data-parallel job draws its permutation on rank 0/,
+    );
+    assert.is(tr.steps, 0);
+  } finally {
+    tr.destroy();
+  }
 });
 
 t('without a launcher: --world-size 2 says what to install and how to start the job; 1 is this process', async () => {

@@ -3,20 +3,23 @@
 // The demo page and Node programs use it alike; the CLI's pretrain loop (files, logs, worker
 // threads) stays Node-only. State saves to and loads from safetensors bytes in the layout of
 // the CLI's checkpoint.safetensors, so a run's checkpoint opens in a page and back.
-import { scope, noGrad, Rng, profile, type Runtime, type Tensor, type ProfileResult } from '../engine/index.js';
-import type { StepTensors } from '../engine/replay.js';
-import { inputOn } from '../engine/ops/create.js';
-import { pixelsOn, pixelWords, type PixelNormalization } from '../engine/ops/pixels.js';
+import { Rng, profile, type Runtime, type ProfileResult } from '../engine/index.js';
+import type { PixelNormalization } from '../engine/ops/pixels.js';
 import type { ViewBatch } from './data/loader.js';
-import { MOCO_V2, viewsFromBytes } from './data/augment.js';
-import { StepPrograms } from './step-programs.js';
+import { MOCO_V2 } from './data/augment.js';
 import { encodeCheckpoint, restoreCheckpoint, type RunCounters } from './checkpoint.js';
 import { DenseCL, type DenseCLConfig } from '../models/densecl.js';
 import { Sgd } from '../engine/ops/sgd.js';
 import { cosineLr, scaledLr } from './optim/schedule.js';
 import { SingleProcess, type Communicator } from '../engine/comm/communicator.js';
-import { DataParallel, type SyncTimes } from './distributed.js';
+import type { StepPrograms } from './step-programs.js';
+import type { StepTensors } from '../engine/replay.js';
+import { OneProcessStep } from './one-process-step.js';
+import { DataParallel } from './distributed.js';
+import type { StepOptions, StepStats, StepStrategy } from './step-strategy.js';
 import { checkStepSettings } from './step-checks.js';
+
+export type { StepOptions, StepStats } from './step-strategy.js';
 
 /**
  * The model's settings (DenseCLConfig: backbone, heads, queues, loss) and the training's. One
@@ -60,22 +63,6 @@ export const TRAINER_DEFAULTS: TrainerOptions = {
   totalSteps: 0,
 };
 
-export interface StepStats {
-  /** Index of this step (0-based). */
-  step: number;
-  lr: number;
-  loss: number;
-  lossGlobal: number;
-  /** DenseCL's dense loss; null for MoCo-v2. */
-  lossDense: number | null;
-  /** With { correspondence: true } (DenseCL): for each image and query cell, the matched key cell, [N * S2] row-major. */
-  correspondence?: Int32Array;
-  /** Data-parallel runs: where the step's communication time went. */
-  sync?: SyncTimes;
-  /** Data-parallel runs: the shuffle-BN permutation of the job's key batch (the same on every rank). */
-  keyPermutation?: Int32Array;
-}
-
 export interface ParallelOptions {
   /** The job's processes; each Trainer then takes batches of batchSize / size images. */
   comm?: Communicator;
@@ -86,19 +73,6 @@ export interface ParallelOptions {
    * eagerly. Both compute the same values; replay spends far less CPU time per step.
    */
   replay?: boolean;
-}
-
-export interface StepOptions {
-  /** Also read back DenseCL's correspondence indices. */
-  correspondence?: boolean;
-  /**
-   * The shuffle-BN permutation of the key batch (perm[i] = the image at shuffled position i), for
-   * parity checks against another implementation; by default it is drawn from the trainer's
-   * generator. One process only.
-   */
-  keyPermutation?: readonly number[];
-  /** How byte images (Uint8Array batches) are normalised on the GPU; torchvision's ImageNet mean and std by default. */
-  pixelNormalization?: PixelNormalization;
 }
 
 export class Trainer {
@@ -112,11 +86,8 @@ export class Trainer {
   readonly localBatch: number;
   private rng: Rng;
   private readonly lr0: number;
-  private readonly dp: DataParallel | null;
-  /** Captured steps (one process with replay on), else null. */
-  readonly programs: StepPrograms<StepTensors> | null;
-  /** Data-parallel steps are asynchronous (collectives mid-step); each waits for the one before. */
-  private chain: Promise<unknown> = Promise.resolve();
+  /** How the steps run: in this one process, or as one rank of a data-parallel job. */
+  private readonly strategy: StepStrategy;
   private destroyed = false;
 
   /**
@@ -155,8 +126,15 @@ export class Trainer {
     // The same stream as the CLI's pretrain (seed + 1), so equal seeds shuffle equally.
     this.rng = new Rng(o.seed + 1);
     this.lr0 = scaledLr(o.lr, o.batchSize);
-    this.dp = W > 1 ? new DataParallel(rt, this.model, this.sgd, comm, parallel.bucketBytes) : null;
-    this.programs = !this.dp && (parallel.replay ?? true) ? new StepPrograms(rt) : null;
+    this.strategy =
+      W > 1
+        ? new DataParallel(rt, this.model, this.sgd, comm, o.imgSize, parallel.bucketBytes)
+        : new OneProcessStep(rt, this.model, this.sgd, this.localBatch, o.imgSize, parallel.replay ?? true);
+  }
+
+  /** Captured steps (one process with replay on), else null. */
+  get programs(): StepPrograms<StepTensors> | null {
+    return this.strategy.programs;
   }
 
   /** Learning rate of step `step` under the schedule. */
@@ -191,68 +169,12 @@ export class Trainer {
     }
     if (q.constructor !== k.constructor)
       throw new Error('Trainer.trainStep: the query and key batches must both be floats or both bytes');
+    // The strategy refuses what it cannot run before the step is counted.
+    const step = this.steps;
     const norm = opts.pixelNormalization ?? IMAGENET_NORMALIZATION;
-    const step = this.steps++;
-    const lr = this.lrAt(step);
-    if (this.dp) {
-      if (opts.keyPermutation)
-        throw new Error(
-          'Trainer.trainStep: keyPermutation is for one process; a data-parallel job draws its permutation on rank 0',
-        );
-      const dp = this.dp;
-      // Ranks exchange float views (shuffle-BN gathers the key batch): byte batches are normalised here.
-      const floats = (x: ViewBatch) => (x instanceof Uint8Array ? viewsFromBytes(x, S * S, norm.mean, norm.std) : x);
-      const run = this.chain.then(() => dp.step(floats(q), floats(k), S, step, lr, this.rng, opts.correspondence));
-      this.chain = run.catch(() => {});
-      return run.then((r) => ({
-        step,
-        lr,
-        ...r.out,
-        ...(r.correspondence ? { correspondence: r.correspondence } : {}),
-        sync: r.times,
-        keyPermutation: r.permutation,
-      }));
-    }
-    const plan = this.model.planStep(step, B, opts.keyPermutation ?? this.rng);
-    const upload = (name: string, x: ViewBatch) =>
-      x instanceof Uint8Array
-        ? pixelsOn(this.rt, name, x, [B, 3, S, S], norm)
-        : inputOn(this.rt, name, x, [B, 3, S, S]);
-    const asValue = (x: ViewBatch) => (x instanceof Uint8Array ? pixelWords(x) : x);
-    const values = { query: asValue(q), key: asValue(k), lr, ...this.model.stepValues(plan) };
-    const record = (): StepTensors =>
-      scope(() => {
-        this.model.query.zeroGrad();
-        const out = this.model.runStep(upload('query', q), upload('key', k), plan);
-        noGrad(() => this.sgd.step(lr));
-        return {
-          loss: out.loss,
-          lossGlobal: out.lossGlobal,
-          lossDense: out.lossDense,
-          correspondence: opts.correspondence ? out.correspondence : null,
-        };
-      });
-    let outs: StepTensors;
-    if (this.programs) {
-      // Everything that shapes the recorded commands; what changes within it comes in `values`.
-      const pixels = q instanceof Uint8Array ? `bytes ${JSON.stringify(norm)}` : 'floats';
-      const signature = `${B}x${S} ${pixels} lambda=${plan.lambda} correspondence=${!!opts.correspondence}`;
-      outs = this.programs.run(signature, values, record);
-    } else {
-      outs = record();
-      this.rt.flush();
-    }
-    this.model.finishStep(plan);
-    const { loss, lossGlobal, lossDense, correspondence: corr } = outs;
-    const read = (t: Tensor | null) => (t ? t.data().finally(() => t.dispose()) : Promise.resolve(null));
-    return Promise.all([read(loss), read(lossGlobal), read(lossDense), read(corr)]).then(([l, g, d, c]) => ({
-      step,
-      lr,
-      loss: l![0],
-      lossGlobal: g![0],
-      lossDense: d ? d[0] : null,
-      ...(c ? { correspondence: c as Int32Array } : {}),
-    }));
+    const stats = this.strategy.run({ q, k, step, lr: this.lrAt(step), rng: this.rng, opts, norm });
+    this.steps = step + 1;
+    return stats;
   }
 
   /**
@@ -279,11 +201,7 @@ export class Trainer {
    */
   async saveState(extra: Partial<RunCounters> = {}): Promise<Uint8Array> {
     this.assertAlive();
-    if (this.dp) {
-      // Collective: every rank calls saveState; the BN statistics are the ranks' average.
-      await this.chain;
-      await this.dp.averageBuffers();
-    }
+    await this.strategy.settle();
     const counters: RunCounters = {
       step: this.steps,
       epoch: 0,
@@ -320,8 +238,7 @@ export class Trainer {
     this.destroyed = true;
     this.model.destroy();
     this.sgd.destroy();
-    this.dp?.destroy();
-    this.programs?.destroy();
+    this.strategy.destroy();
   }
 
   private assertAlive(): void {
