@@ -1,13 +1,19 @@
 // BatchNorm2d over [N, C, H, W], with an optional fused residual add and ReLU (a ResNet block's
-// tail) and statistics per group of samples (shuffle-BN on one device). Training: three kernels
-// forward (chunk statistics, a per-channel merge that also updates the running buffers in
-// place, the affine map) and three backward (chunk sums, per-channel merge, input gradient).
-// Where the device profile says 'one-pass' (GPUs), channels of at most ONE_PASS_MAX values get
-// the statistics and the merge in one kernel with a workgroup per channel, forward and
-// backward, so two dispatches each way. The backward takes a gradient of two terms unsummed and adds the weight and bias gradients
-// straight into the parameters' .grad, so neither costs a dispatch of its own. Every reduction
-// has a fixed order: no float atomics, so results are bitwise repeatable. When H*W divides by 4
-// the kernels read vec4.
+// tail) and statistics per group of samples (shuffle-BN on one device). Training, three paths:
+// - 'three-pass' (the profile's 'two-pass' choice: CPU drivers): chunk statistics, a
+//   per-channel merge that also updates the running buffers in place, the affine map; backward
+//   chunk sums, a per-channel merge, the input gradient.
+// - 'channel' (profile 'one-pass', GPUs, channels of at most ONE_PASS_MAX values): the
+//   statistics and the merge in one kernel with a workgroup per channel, forward and backward.
+// - 'merge' (profile 'one-pass', larger channels): the chunk passes as in three-pass, and the
+//   merge done by every workgroup of the following elementwise pass for its own channel (a
+//   sequential read of the channel's few dozen partials), one designated workgroup per channel
+//   writing the running buffers, the saved statistics, or the weight and bias gradients.
+// So two dispatches each way on GPUs, three on CPU drivers. The backward takes a gradient of two
+// terms unsummed and adds the weight and bias gradients straight into the parameters' .grad, so
+// neither costs a dispatch of its own. Every reduction has a fixed order: no float atomics, so
+// results are bitwise repeatable, and 'merge' computes the statistics with the same function
+// and order as 'three-pass'. When H*W divides by 4 the kernels read vec4.
 import statsSrc from '../../shaders/batchnorm_stats.wgsl';
 import reduceSrc from '../../shaders/batchnorm_reduce.wgsl';
 import evalStatsSrc from '../../shaders/batchnorm_eval_stats.wgsl';
@@ -15,6 +21,8 @@ import applySrc from '../../shaders/batchnorm_apply.wgsl';
 import gradStatsSrc from '../../shaders/batchnorm_grad_stats.wgsl';
 import gradReduceSrc from '../../shaders/batchnorm_grad_reduce.wgsl';
 import gradInputSrc from '../../shaders/batchnorm_grad_input.wgsl';
+import applyMergeSrc from '../../shaders/batchnorm_apply_merge.wgsl';
+import gradInputMergeSrc from '../../shaders/batchnorm_grad_input_merge.wgsl';
 import statsChannelSrc from '../../shaders/batchnorm_stats_channel.wgsl';
 import gradChannelSrc from '../../shaders/batchnorm_grad_channel.wgsl';
 import { type Tensor, formatShape } from '../tensor.js';
@@ -41,7 +49,11 @@ export interface BatchNormOptions {
   residual?: Tensor;
 }
 
-/** Enough chunks in pass 1 to keep every core busy, and not so many that pass 2 dominates. */
+/**
+ * Enough chunks in pass 1 to keep every core busy, and not so many that their merge dominates.
+ * A (group, channel) has per * chunks of them, about max(N / G, TARGET_PARTIALS / (G * C)):
+ * 16-32 at ResNet-50's widths and batch 32, which every workgroup of the 'merge' path reads.
+ */
 const TARGET_PARTIALS = 2048;
 /** Chunks shorter than this cost more in pass 2 than they save in pass 1. */
 const MIN_CHUNK = 16;
@@ -50,13 +62,17 @@ const MIN_CHUNK = 16;
 const ITEMS = 16;
 /**
  * Under the 'one-pass' kernel choice, channels of at most this many values (N * H * W) take the
- * one-pass kernels (one workgroup per channel, so each reads at most 64 KiB: about what the
- * dispatch it saves costs on a GPU; not measured there). Larger channels keep the two passes,
- * which spread a channel over many workgroups.
+ * 'channel' kernels (one workgroup per channel, so each reads at most 64 KiB: about what the
+ * dispatch it saves costs on a GPU; not measured there); the profile's bnOnePassMax replaces
+ * it. Larger channels take the 'merge' path, which spreads a channel over many workgroups.
  */
 export const ONE_PASS_MAX = 16384;
-/** Invocations per workgroup of the one-pass kernels (their WG); invocation 0 merges their results in order. */
+/** Invocations per workgroup of the 'channel' kernels (their WG); invocation 0 merges their results in order. */
 const ONE_PASS_WG = 64;
+/** Storage buffers the 'merge' path's input-gradient kernel binds; a device allowing fewer takes three passes. */
+const MERGE_STORAGE_BUFFERS = 11;
+
+type Path = 'three-pass' | 'channel' | 'merge';
 
 interface Plan {
   N: number;
@@ -68,22 +84,34 @@ interface Plan {
   hwT: number;
   chunk: number;
   chunks: number;
-  /** The one-pass kernels' cut of a plane (enough chunks per group for the workgroup), or null for two passes. */
-  onePass: { chunk: number; chunks: number } | null;
+  path: Path;
+  /** The 'channel' kernels' cut of a plane (enough chunks per group for the workgroup). */
+  channelCut: { chunk: number; chunks: number };
   blocks: number;
   defines: { T: string; HSUM: string; LANES: number };
+  /** The Params of the blocked elementwise passes (lib/bn_blocks.wgsl), whose merging forms read all of it. */
+  blockParams: Record<string, number>;
   shapes: string;
 }
 
-function makePlan(x: Tensor, G: number, onePassAllowed: boolean): Plan {
+function pathFor(rt: Tensor['rt'], values: number): Path {
+  const profile = rt.profile;
+  if (profile.kernels.batchnorm !== 'one-pass') return 'three-pass';
+  if (values <= (profile.kernels.bnOnePassMax ?? ONE_PASS_MAX)) return 'channel';
+  return profile.limits.storageBuffersPerStage >= MERGE_STORAGE_BUFFERS ? 'merge' : 'three-pass';
+}
+
+function makePlan(x: Tensor, G: number, opts: { momentum: number; eps: number; train: boolean }): Plan {
   const [N, C, H, W] = x.shape;
   const lanes = (H * W) % 4 === 0 ? 4 : 1;
   const hwT = (H * W) / lanes;
   const want = Math.min(hwT, Math.max(MIN_CHUNK, Math.ceil((N * C * hwT) / TARGET_PARTIALS)));
   const chunks = Math.ceil(hwT / want);
+  const chunk = Math.ceil(hwT / chunks);
   const per = N / G;
   const oneChunks = Math.min(Math.ceil(hwT / MIN_CHUNK), Math.ceil(ONE_PASS_WG / per));
   const oneChunk = Math.ceil(hwT / oneChunks);
+  const blocks = Math.ceil(hwT / ITEMS);
   return {
     N,
     C,
@@ -91,15 +119,34 @@ function makePlan(x: Tensor, G: number, onePassAllowed: boolean): Plan {
     per,
     lanes,
     hwT,
-    chunk: Math.ceil(hwT / chunks),
+    chunk,
     chunks,
-    onePass:
-      onePassAllowed && N * H * W <= ONE_PASS_MAX ? { chunk: oneChunk, chunks: Math.ceil(hwT / oneChunk) } : null,
-    blocks: Math.ceil(hwT / ITEMS),
+    path: pathFor(x.rt, N * H * W),
+    channelCut: { chunk: oneChunk, chunks: Math.ceil(hwT / oneChunk) },
+    blocks,
     defines:
       lanes === 4 ? { T: 'vec4<f32>', HSUM: 'v.x + v.y + v.z + v.w', LANES: 4 } : { T: 'f32', HSUM: 'v', LANES: 1 },
+    blockParams: {
+      C,
+      per,
+      hw: hwT,
+      blocks,
+      total: N * C * blocks,
+      G,
+      chunks,
+      chunk,
+      momentum: opts.momentum,
+      eps: opts.eps,
+      count: per * hwT * lanes,
+      train: opts.train ? 1 : 0,
+    },
     shapes: formatShape(x.shape) + (G > 1 ? ` groups=${G}` : ''),
   };
+}
+
+/** The grid of a merging elementwise pass: workgroup (slice, channel, group), each slice `wg` blocks of the (group, channel). */
+function mergeGrid(p: Plan, wg: number): [number, number, number] {
+  return [Math.ceil((p.per * p.blocks) / wg), p.C, p.G];
 }
 
 function check(
@@ -176,15 +223,16 @@ export function batchNorm2d(
   const relu = opts.relu ?? false;
   const res = opts.residual ?? null;
   const train = opts.training;
-  const p = makePlan(x, G, rt.profile.kernels.batchnorm === 'one-pass');
+  const p = makePlan(x, G, { momentum, eps, train });
   const { N, C } = p;
   const n = x.size;
-
   const stats = empty(rt, [G * C * 4], 'f32', op);
-  if (train && p.onePass) {
+  const y = empty(rt, x.shape, 'f32', op);
+  const ew = { x, res, y, relu };
+  if (train && p.path === 'channel') {
     const k1 = rt.kernel('batchnorm_stats_channel', statsChannelSrc, p.defines);
     rt.dispatch(k1, {
-      params: { C, G, per: p.per, hw: p.hwT, chunk: p.onePass.chunk, chunks: p.onePass.chunks, momentum, eps },
+      params: { C, G, per: p.per, hw: p.hwT, chunk: p.channelCut.chunk, chunks: p.channelCut.chunks, momentum, eps },
       buffers: [
         x.buffer(op),
         weight.buffer(op),
@@ -199,6 +247,7 @@ export function batchNorm2d(
       bytes: 4 * (n + 6 * C + 4 * G * C),
       shapes: p.shapes,
     });
+    apply(ew, stats, p);
   } else if (train) {
     const part = empty(rt, [N * C * p.chunks * 2], 'f32', op);
     const ks = rt.kernel('batchnorm_stats', statsSrc, p.defines);
@@ -211,23 +260,39 @@ export function batchNorm2d(
       bytes: 4 * n + part.size * 4,
       shapes: p.shapes,
     });
-    const kr = rt.kernel('batchnorm_reduce', reduceSrc);
-    rt.dispatch(kr, {
-      params: { C, G, per: p.per, chunks: p.chunks, hw: p.hwT * p.lanes, chunk: p.chunk * p.lanes, momentum, eps },
-      buffers: [
-        part.buffer(op),
-        weight.buffer(op),
-        bias.buffer(op),
-        runningMean.buffer(op),
-        runningVar.buffer(op),
-        stats.buffer(op),
-      ],
-      workgroups: [Math.ceil(C / kr.iface.workgroupSize[0]), 1, 1],
-      op,
-      flops: 8 * part.size,
-      bytes: 4 * (part.size + 6 * C + 4 * G * C),
-      shapes: p.shapes,
-    });
+    const running = [weight.buffer(op), bias.buffer(op), runningMean.buffer(op), runningVar.buffer(op)];
+    if (p.path === 'merge') {
+      const km = rt.kernel('batchnorm_apply_merge', applyMergeSrc, {
+        T: p.defines.T,
+        LANES: p.lanes,
+        ITEMS,
+        RELU: relu,
+        RESIDUAL: res !== null,
+      });
+      const workgroups = mergeGrid(p, km.iface.workgroupSize[0]);
+      rt.dispatch(km, {
+        params: p.blockParams,
+        // Without a residual, x stands in for it (unread).
+        buffers: [x.buffer(op), part.buffer(op), (res ?? x).buffer(op), y.buffer(op), ...running, stats.buffer(op)],
+        workgroups,
+        op,
+        flops: (relu ? 3 : 2) * n + (res ? n : 0) + 8 * G * C * p.per * p.chunks * workgroups[0],
+        bytes: (res ? 12 : 8) * n + 8 * G * C * p.per * p.chunks * workgroups[0],
+        shapes: p.shapes,
+      });
+    } else {
+      const kr = rt.kernel('batchnorm_reduce', reduceSrc, { LANES: p.lanes });
+      rt.dispatch(kr, {
+        params: { C, G, per: p.per, chunks: p.chunks, hw: p.hwT, chunk: p.chunk, momentum, eps },
+        buffers: [part.buffer(op), ...running, stats.buffer(op)],
+        workgroups: [Math.ceil(C / kr.iface.workgroupSize[0]), 1, 1],
+        op,
+        flops: 8 * part.size,
+        bytes: 4 * (part.size + 6 * C + 4 * G * C),
+        shapes: p.shapes,
+      });
+      apply(ew, stats, p);
+    }
     part.dispose();
   } else {
     const ke = rt.kernel('batchnorm_eval_stats', evalStatsSrc);
@@ -240,32 +305,55 @@ export function batchNorm2d(
       bytes: 4 * 8 * C,
       shapes: p.shapes,
     });
+    apply(ew, stats, p);
   }
-
-  const y = empty(rt, x.shape, 'f32', op);
-  const blocksTotal = N * C * p.blocks;
-  const ka = rt.kernel('batchnorm_apply', applySrc, { T: p.defines.T, ITEMS, RELU: relu, RESIDUAL: res !== null });
-  rt.dispatch(ka, {
-    params: { C, per: p.per, hw: p.hwT, blocks: p.blocks, total: blocksTotal },
-    // Without a residual, x stands in for it (unread).
-    buffers: [x.buffer(op), stats.buffer(op), (res ?? x).buffer(op), y.buffer(op)],
-    workgroups: rt.grid1d(blocksTotal, ka.iface.workgroupSize[0]),
-    op,
-    flops: (relu ? 3 : 2) * n + (res ? n : 0),
-    bytes: (res ? 12 : 8) * n,
-    shapes: p.shapes,
-  });
 
   const inputs = res ? [x, weight, bias, res] : [x, weight, bias];
   record(
     y,
     op,
     inputs,
-    (dy, more) => batchNormBackward(dy, more[0] ?? null, x, y, weight, bias, res, stats, p, train, relu),
+    (dy, more) => batchNormBackward(dy, more[0] ?? null, x, y, weight, bias, res, stats, p, relu),
     2,
   );
   if (!y.node) stats.dispose();
   return y;
+}
+
+/** y = x * scale + shift (+ res, then ReLU) with the statistics already in `stats`. */
+function apply(t: { x: Tensor; res: Tensor | null; y: Tensor; relu: boolean }, stats: Tensor, p: Plan): void {
+  const op = 'batchNorm2d';
+  const rt = t.x.rt;
+  const n = t.x.size;
+  const ka = rt.kernel('batchnorm_apply', applySrc, { T: p.defines.T, ITEMS, RELU: t.relu, RESIDUAL: t.res !== null });
+  rt.dispatch(ka, {
+    params: p.blockParams,
+    // Without a residual, x stands in for it (unread).
+    buffers: [t.x.buffer(op), stats.buffer(op), (t.res ?? t.x).buffer(op), t.y.buffer(op)],
+    workgroups: rt.grid1d(p.blockParams.total, ka.iface.workgroupSize[0]),
+    op,
+    flops: (t.relu ? 3 : 2) * n + (t.res ? n : 0),
+    bytes: (t.res ? 12 : 8) * n,
+    shapes: p.shapes,
+  });
+}
+
+/** What the backward kernels read and write. */
+interface Backward {
+  dy: Tensor;
+  /** dy2, or dy standing in for it (unread) when the gradient has one term. */
+  second: Tensor;
+  twoTerms: boolean;
+  x: Tensor;
+  /** The forward output for the ReLU mask, or x standing in for it (unread) without a ReLU. */
+  masked: Tensor;
+  weight: Tensor;
+  stats: Tensor;
+  dweight: Tensor;
+  dbias: Tensor;
+  accumulate: boolean;
+  relu: boolean;
+  p: Plan;
 }
 
 /**
@@ -283,144 +371,212 @@ function batchNormBackward(
   res: Tensor | null,
   stats: Tensor,
   p: Plan,
-  train: boolean,
   relu: boolean,
 ): (Tensor | null)[] {
   const op = 'batchNorm2d.backward';
   const rt = x.rt;
-  const { N, C, G } = p;
-  const n = x.size;
-  const terms = dy2 ? 2 : 1;
-  // Unused inputs get a stand-in of x's size: x for the mask without a ReLU, dy for dy2.
-  const masked = relu ? y : x;
-  const second = dy2 ?? dy;
-  const coef = empty(rt, [G * C * 4], 'f32', op);
+  const C = p.C;
   const wTarget = leafGradTarget(weight);
   const bTarget = leafGradTarget(bias);
   const accumulate = wTarget !== null && bTarget !== null;
-  const dweight = accumulate ? wTarget : empty(rt, [C], 'f32', op);
-  const dbias = accumulate ? bTarget : empty(rt, [C], 'f32', op);
-  if (p.onePass) {
-    const k1 = rt.kernel('batchnorm_grad_channel', gradChannelSrc, {
-      ...p.defines,
-      RELU: relu,
-      DY2: dy2 !== null,
-      ACCUMULATE: accumulate,
-    });
-    rt.dispatch(k1, {
-      params: {
-        C,
-        G,
-        per: p.per,
-        hw: p.hwT,
-        chunk: p.onePass.chunk,
-        chunks: p.onePass.chunks,
-        count: p.per * p.hwT * p.lanes,
-        train: train ? 1 : 0,
-      },
-      buffers: [
-        dy.buffer(op),
-        x.buffer(op),
-        masked.buffer(op),
-        second.buffer(op),
-        weight.buffer(op),
-        stats.buffer(op),
-        coef.buffer(op),
-        dweight.buffer(op),
-        dbias.buffer(op),
-      ],
-      workgroups: [C, 1, 1],
-      op,
-      flops: (relu ? 5 : 4) * n + (terms - 1) * n,
-      bytes: 4 * (relu ? 2 + terms : 1 + terms) * n,
-      shapes: p.shapes,
-    });
-  } else {
-    gradSums(dy, second, dy2 !== null, x, masked, weight, stats, coef, dweight, dbias, accumulate, p, train, relu);
-  }
+  const b: Backward = {
+    dy,
+    second: dy2 ?? dy,
+    twoTerms: dy2 !== null,
+    x,
+    masked: relu ? y : x,
+    weight,
+    stats,
+    dweight: accumulate ? wTarget : empty(rt, [C], 'f32', op),
+    dbias: accumulate ? bTarget : empty(rt, [C], 'f32', op),
+    accumulate,
+    relu,
+    p,
+  };
   const wantRes = res?.requiresGrad ?? false;
-  if (!x.requiresGrad && !wantRes) return [null, accumulate ? null : dweight, accumulate ? null : dbias];
-  const dx = empty(rt, x.shape, 'f32', op);
+  const wantDx = x.requiresGrad || wantRes;
+  const paramGrads = accumulate ? [null, null] : [b.dweight, b.dbias];
   // Without a residual the unwritten dres binding gets a one-vec4 stand-in (writable bindings
   // must not alias dx).
-  const dres = empty(rt, wantRes ? x.shape : [4], 'f32', op);
-  const blocksTotal = N * C * p.blocks;
-  const ki = rt.kernel('batchnorm_grad_input', gradInputSrc, {
-    T: p.defines.T,
-    ITEMS,
-    RELU: relu,
-    DY2: dy2 !== null,
-    RESIDUAL: wantRes,
-  });
-  rt.dispatch(ki, {
-    params: { C, per: p.per, hw: p.hwT, blocks: p.blocks, total: blocksTotal },
-    buffers: [
-      dy.buffer(op),
-      x.buffer(op),
-      masked.buffer(op),
-      coef.buffer(op),
-      dx.buffer(op),
-      second.buffer(op),
-      dres.buffer(op),
-    ],
-    workgroups: rt.grid1d(blocksTotal, ki.iface.workgroupSize[0]),
-    op,
-    flops: (relu ? 6 : 5) * n + (terms - 1) * n,
-    bytes: 4 * ((relu ? 3 : 2) + terms + (wantRes ? 1 : 0)) * n,
-    shapes: p.shapes,
-  });
-  const grads = [x.requiresGrad ? dx : null, accumulate ? null : dweight, accumulate ? null : dbias];
-  return res ? [...grads, wantRes ? dres : null] : grads;
+  const outputs = () => ({ dx: empty(rt, x.shape, 'f32', op), dres: empty(rt, wantRes ? x.shape : [4], 'f32', op) });
+  let out: { dx: Tensor; dres: Tensor } | null = null;
+  if (p.path === 'channel') {
+    const coef = gradChannel(b);
+    if (wantDx) gradInput(b, coef, (out = outputs()), wantRes);
+    coef.dispose();
+  } else {
+    const part = gradPartials(b);
+    if (p.path === 'merge' && wantDx) {
+      gradInputMerge(b, part, (out = outputs()), wantRes);
+    } else {
+      const coef = gradReduce(b, part);
+      if (wantDx) gradInput(b, coef, (out = outputs()), wantRes);
+      coef.dispose();
+    }
+    part.dispose();
+  }
+  const grads = [out && x.requiresGrad ? out.dx : null, ...paramGrads];
+  return res ? [...grads, out && wantRes ? out.dres : null] : grads;
 }
 
-/** The two-pass form of the backward sums: chunk partials, then a per-channel merge into coef, dweight and dbias. */
-function gradSums(
-  dy: Tensor,
-  second: Tensor,
-  twoTerms: boolean,
-  x: Tensor,
-  masked: Tensor,
-  weight: Tensor,
-  stats: Tensor,
-  coef: Tensor,
-  dweight: Tensor,
-  dbias: Tensor,
-  accumulate: boolean,
-  p: Plan,
-  train: boolean,
-  relu: boolean,
-): void {
+/** The 'channel' path's backward sums: a workgroup per channel writes coef (returned), dweight and dbias. */
+function gradChannel(b: Backward): Tensor {
   const op = 'batchNorm2d.backward';
+  const { p, x } = b;
   const rt = x.rt;
-  const { N, C, G } = p;
   const n = x.size;
-  const part = empty(rt, [N * C * p.chunks * 2], 'f32', op);
-  const ks = rt.kernel('batchnorm_grad_stats', gradStatsSrc, { ...p.defines, RELU: relu, DY2: twoTerms });
-  rt.dispatch(ks, {
-    params: { C, per: p.per, hw: p.hwT, chunk: p.chunk, chunks: p.chunks, planes: N * C },
-    buffers: [dy.buffer(op), x.buffer(op), masked.buffer(op), stats.buffer(op), second.buffer(op), part.buffer(op)],
-    workgroups: rt.grid1d(N * C * p.chunks, ks.iface.workgroupSize[0]),
+  const coef = empty(rt, [p.G * p.C * 4], 'f32', op);
+  const k = rt.kernel('batchnorm_grad_channel', gradChannelSrc, {
+    ...p.defines,
+    RELU: b.relu,
+    DY2: b.twoTerms,
+    ACCUMULATE: b.accumulate,
+  });
+  const { C, G, per, hw, count, train } = p.blockParams;
+  rt.dispatch(k, {
+    params: { C, G, per, hw, chunk: p.channelCut.chunk, chunks: p.channelCut.chunks, count, train },
+    buffers: [
+      b.dy.buffer(op),
+      x.buffer(op),
+      b.masked.buffer(op),
+      b.second.buffer(op),
+      b.weight.buffer(op),
+      b.stats.buffer(op),
+      coef.buffer(op),
+      b.dweight.buffer(op),
+      b.dbias.buffer(op),
+    ],
+    workgroups: [C, 1, 1],
     op,
-    flops: (relu ? 5 : 4) * n + (twoTerms ? n : 0),
-    bytes: 4 * ((relu ? 2 : 1) + (twoTerms ? 2 : 1)) * n + part.size * 4,
+    flops: (b.relu ? 5 : 4) * n + (b.twoTerms ? n : 0),
+    bytes: 4 * ((b.relu ? 2 : 1) + (b.twoTerms ? 2 : 1)) * n,
     shapes: p.shapes,
   });
-  const kr = rt.kernel('batchnorm_grad_reduce', gradReduceSrc, { ACCUMULATE: accumulate });
-  rt.dispatch(kr, {
-    params: { C, G, per: p.per, chunks: p.chunks, count: p.per * p.hwT * p.lanes, train: train ? 1 : 0 },
+  return coef;
+}
+
+/** The backward's chunk partials (sum dz, sum dz * (x - mean)), returned. */
+function gradPartials(b: Backward): Tensor {
+  const op = 'batchNorm2d.backward';
+  const { p, x } = b;
+  const rt = x.rt;
+  const n = x.size;
+  const part = empty(rt, [p.N * p.C * p.chunks * 2], 'f32', op);
+  const k = rt.kernel('batchnorm_grad_stats', gradStatsSrc, { ...p.defines, RELU: b.relu, DY2: b.twoTerms });
+  rt.dispatch(k, {
+    params: { C: p.C, per: p.per, hw: p.hwT, chunk: p.chunk, chunks: p.chunks, planes: p.N * p.C },
+    buffers: [
+      b.dy.buffer(op),
+      x.buffer(op),
+      b.masked.buffer(op),
+      b.stats.buffer(op),
+      b.second.buffer(op),
+      part.buffer(op),
+    ],
+    workgroups: rt.grid1d(p.N * p.C * p.chunks, k.iface.workgroupSize[0]),
+    op,
+    flops: (b.relu ? 5 : 4) * n + (b.twoTerms ? n : 0),
+    bytes: 4 * ((b.relu ? 2 : 1) + (b.twoTerms ? 2 : 1)) * n + part.size * 4,
+    shapes: p.shapes,
+  });
+  return part;
+}
+
+/** The per-channel merge of the partials into coef (returned), dweight and dbias. */
+function gradReduce(b: Backward, part: Tensor): Tensor {
+  const op = 'batchNorm2d.backward';
+  const p = b.p;
+  const rt = b.x.rt;
+  const coef = empty(rt, [p.G * p.C * 4], 'f32', op);
+  const k = rt.kernel('batchnorm_grad_reduce', gradReduceSrc, { ACCUMULATE: b.accumulate });
+  const { C, G, per, chunks, count, train } = p.blockParams;
+  rt.dispatch(k, {
+    params: { C, G, per, chunks, count, train },
     buffers: [
       part.buffer(op),
-      weight.buffer(op),
-      stats.buffer(op),
+      b.weight.buffer(op),
+      b.stats.buffer(op),
       coef.buffer(op),
-      dweight.buffer(op),
-      dbias.buffer(op),
+      b.dweight.buffer(op),
+      b.dbias.buffer(op),
     ],
-    workgroups: [Math.ceil(C / kr.iface.workgroupSize[0]), 1, 1],
+    workgroups: [Math.ceil(C / k.iface.workgroupSize[0]), 1, 1],
     op,
     flops: 2 * part.size,
     bytes: 4 * (part.size + 3 * C + 8 * G * C),
     shapes: p.shapes,
   });
-  part.dispose();
+  return coef;
+}
+
+function gradInputDefines(b: Backward, wantRes: boolean) {
+  return { T: b.p.defines.T, ITEMS, RELU: b.relu, DY2: b.twoTerms, RESIDUAL: wantRes };
+}
+
+function gradInputCost(b: Backward, wantRes: boolean) {
+  const n = b.x.size;
+  const terms = b.twoTerms ? 2 : 1;
+  return {
+    flops: (b.relu ? 6 : 5) * n + (terms - 1) * n,
+    bytes: 4 * ((b.relu ? 3 : 2) + terms + (wantRes ? 1 : 0)) * n,
+  };
+}
+
+/** dx (and dres) from the coefficients in coef. */
+function gradInput(b: Backward, coef: Tensor, out: { dx: Tensor; dres: Tensor }, wantRes: boolean): void {
+  const op = 'batchNorm2d.backward';
+  const { p, x } = b;
+  const rt = x.rt;
+  const k = rt.kernel('batchnorm_grad_input', gradInputSrc, gradInputDefines(b, wantRes));
+  rt.dispatch(k, {
+    params: p.blockParams,
+    buffers: [
+      b.dy.buffer(op),
+      x.buffer(op),
+      b.masked.buffer(op),
+      coef.buffer(op),
+      out.dx.buffer(op),
+      b.second.buffer(op),
+      out.dres.buffer(op),
+    ],
+    workgroups: rt.grid1d(p.blockParams.total, k.iface.workgroupSize[0]),
+    op,
+    ...gradInputCost(b, wantRes),
+    shapes: p.shapes,
+  });
+}
+
+/** The 'merge' path: dx (and dres), each workgroup merging its channel's partials; dweight and dbias too. */
+function gradInputMerge(b: Backward, part: Tensor, out: { dx: Tensor; dres: Tensor }, wantRes: boolean): void {
+  const op = 'batchNorm2d.backward';
+  const { p, x } = b;
+  const rt = x.rt;
+  const k = rt.kernel('batchnorm_grad_input_merge', gradInputMergeSrc, {
+    ...gradInputDefines(b, wantRes),
+    ACCUMULATE: b.accumulate,
+  });
+  const workgroups = mergeGrid(p, k.iface.workgroupSize[0]);
+  const cost = gradInputCost(b, wantRes);
+  const merged = 2 * p.G * p.C * p.per * p.chunks * workgroups[0];
+  rt.dispatch(k, {
+    params: p.blockParams,
+    buffers: [
+      b.dy.buffer(op),
+      x.buffer(op),
+      b.masked.buffer(op),
+      part.buffer(op),
+      out.dx.buffer(op),
+      b.second.buffer(op),
+      out.dres.buffer(op),
+      b.weight.buffer(op),
+      b.stats.buffer(op),
+      b.dweight.buffer(op),
+      b.dbias.buffer(op),
+    ],
+    workgroups,
+    op,
+    flops: cost.flops + merged,
+    bytes: cost.bytes + 4 * merged,
+    shapes: p.shapes,
+  });
 }
