@@ -228,7 +228,7 @@ export function batchNorm2d(
   const n = x.size;
   const stats = empty(rt, [G * C * 4], 'f32', op);
   const y = empty(rt, x.shape, 'f32', op);
-  const ew = { x, res, y, relu };
+  const elementwise = { x, res, y, relu };
   if (train && p.path === 'channel') {
     const k1 = rt.kernel('batchnorm_stats_channel', statsChannelSrc, p.defines);
     rt.dispatch(k1, {
@@ -247,7 +247,7 @@ export function batchNorm2d(
       bytes: 4 * (n + 6 * C + 4 * G * C),
       shapes: p.shapes,
     });
-    apply(ew, stats, p);
+    apply(elementwise, stats, p);
   } else if (train) {
     const part = empty(rt, [N * C * p.chunks * 2], 'f32', op);
     const ks = rt.kernel('batchnorm_stats', statsSrc, p.defines);
@@ -291,7 +291,7 @@ export function batchNorm2d(
         bytes: 4 * (part.size + 6 * C + 4 * G * C),
         shapes: p.shapes,
       });
-      apply(ew, stats, p);
+      apply(elementwise, stats, p);
     }
     part.dispose();
   } else {
@@ -305,7 +305,7 @@ export function batchNorm2d(
       bytes: 4 * 8 * C,
       shapes: p.shapes,
     });
-    apply(ew, stats, p);
+    apply(elementwise, stats, p);
   }
 
   const inputs = res ? [x, weight, bias, res] : [x, weight, bias];
