@@ -306,29 +306,32 @@ t('every path matches a CPU loop, in two dispatches each way under one-pass', as
   });
 });
 
-t('the folded merge gives the three-pass bits (output, running and saved statistics, gradients), run to run', async () => {
-  // Saved statistics: a second forward in eval mode would read the running buffers instead, so
-  // they are checked through what only they feed: the backward's dx (mean and invstd).
-  const cases: [number[], number][] = [
-    [[5, 2, 64, 64], 1],
-    [[9, 2, 45, 45], 3],
-    [[4, 3, 4, 4], 2],
-  ];
-  for (const [shape, G] of cases) {
-    const runOnce = (variant: Variant) => under(variant, () => run(shape, G, 2, true, null));
-    const three = await runOnce('two-pass');
-    const merged = await runOnce('one-pass, merge forced');
-    const again = await runOnce('one-pass, merge forced');
-    for (const key of Object.keys(three)) {
-      assertBitwise(merged[key], three[key], `[${shape}] groups ${G}: ${key}, merge vs three passes`);
-      assertBitwise(again[key], merged[key], `[${shape}] groups ${G}: ${key}, merge run to run`);
+t(
+  'the folded merge gives the three-pass bits (output, running and saved statistics, gradients), run to run',
+  async () => {
+    // Saved statistics: a second forward in eval mode would read the running buffers instead, so
+    // they are checked through what only they feed: the backward's dx (mean and invstd).
+    const cases: [number[], number][] = [
+      [[5, 2, 64, 64], 1],
+      [[9, 2, 45, 45], 3],
+      [[4, 3, 4, 4], 2],
+    ];
+    for (const [shape, G] of cases) {
+      const runOnce = (variant: Variant) => under(variant, () => run(shape, G, 2, true, null));
+      const three = await runOnce('two-pass');
+      const merged = await runOnce('one-pass, merge forced');
+      const again = await runOnce('one-pass, merge forced');
+      for (const key of Object.keys(three)) {
+        assertBitwise(merged[key], three[key], `[${shape}] groups ${G}: ${key}, merge vs three passes`);
+        assertBitwise(again[key], merged[key], `[${shape}] groups ${G}: ${key}, merge run to run`);
+      }
+      const channel = await runOnce('one-pass');
+      const channelAgain = await runOnce('one-pass');
+      for (const key of Object.keys(channel))
+        assertBitwise(channelAgain[key], channel[key], `[${shape}] groups ${G}: ${key}, one-pass run to run`);
     }
-    const channel = await runOnce('one-pass');
-    const channelAgain = await runOnce('one-pass');
-    for (const key of Object.keys(channel))
-      assertBitwise(channelAgain[key], channel[key], `[${shape}] groups ${G}: ${key}, one-pass run to run`);
-  }
-});
+  },
+);
 
 t('a residual of another shape is refused by name', async () => {
   const { x, w, b } = leaves([2, 3, 4, 4], 3);

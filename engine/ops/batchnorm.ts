@@ -26,6 +26,8 @@ import gradInputMergeSrc from '../../shaders/batchnorm_grad_input_merge.wgsl';
 import statsChannelSrc from '../../shaders/batchnorm_stats_channel.wgsl';
 import gradChannelSrc from '../../shaders/batchnorm_grad_channel.wgsl';
 import { type Tensor, formatShape } from '../tensor.js';
+import type { Kernel } from '../kernel.js';
+import type { Runtime } from '../runtime.js';
 import { record, leafGradTarget } from '../autograd.js';
 import { empty, requireF32, sameRuntime } from './alloc.js';
 
@@ -94,7 +96,7 @@ interface Plan {
   shapes: string;
 }
 
-function pathFor(rt: Tensor['rt'], values: number): Path {
+function pathFor(rt: Runtime, values: number): Path {
   const profile = rt.profile;
   if (profile.kernels.batchnorm !== 'one-pass') return 'three-pass';
   if (values <= (profile.kernels.bnOnePassMax ?? ONE_PASS_MAX)) return 'channel';
@@ -144,9 +146,21 @@ function makePlan(x: Tensor, G: number, opts: { momentum: number; eps: number; t
   };
 }
 
-/** The grid of a merging elementwise pass: workgroup (slice, channel, group), each slice `wg` blocks of the (group, channel). */
-function mergeGrid(p: Plan, wg: number): [number, number, number] {
-  return [Math.ceil((p.per * p.blocks) / wg), p.C, p.G];
+/**
+ * The grid of an elementwise pass (one invocation per block of lib/bn_blocks.wgsl; a merging
+ * pass has workgroup (slice, channel, group), each slice WG blocks of the (group, channel)), and
+ * how many floats of chunk partials its workgroups read (each its group's, in a merging pass).
+ */
+function elementwiseGrid(
+  rt: Runtime,
+  p: Plan,
+  k: Kernel,
+  merge: boolean,
+): { workgroups: [number, number, number]; partials: number } {
+  const wg = k.iface.workgroupSize[0];
+  if (!merge) return { workgroups: rt.grid1d(p.blockParams.total, wg), partials: 0 };
+  const slices = Math.ceil((p.per * p.blocks) / wg);
+  return { workgroups: [slices, p.C, p.G], partials: 2 * p.G * p.C * p.per * p.chunks * slices };
 }
 
 function check(
@@ -260,31 +274,13 @@ export function batchNorm2d(
       bytes: 4 * n + part.size * 4,
       shapes: p.shapes,
     });
-    const running = [weight.buffer(op), bias.buffer(op), runningMean.buffer(op), runningVar.buffer(op)];
     if (p.path === 'merge') {
-      const km = rt.kernel('batchnorm_apply_merge', applyMergeSrc, {
-        T: p.defines.T,
-        LANES: p.lanes,
-        ITEMS,
-        RELU: relu,
-        RESIDUAL: res !== null,
-      });
-      const workgroups = mergeGrid(p, km.iface.workgroupSize[0]);
-      rt.dispatch(km, {
-        params: p.blockParams,
-        // Without a residual, x stands in for it (unread).
-        buffers: [x.buffer(op), part.buffer(op), (res ?? x).buffer(op), y.buffer(op), ...running, stats.buffer(op)],
-        workgroups,
-        op,
-        flops: (relu ? 3 : 2) * n + (res ? n : 0) + 8 * G * C * p.per * p.chunks * workgroups[0],
-        bytes: (res ? 12 : 8) * n + 8 * G * C * p.per * p.chunks * workgroups[0],
-        shapes: p.shapes,
-      });
+      apply(elementwise, stats, p, { part, weight, bias, runningMean, runningVar });
     } else {
       const kr = rt.kernel('batchnorm_reduce', reduceSrc, { LANES: p.lanes });
       rt.dispatch(kr, {
         params: { C, G, per: p.per, chunks: p.chunks, hw: p.hwT, chunk: p.chunk, momentum, eps },
-        buffers: [part.buffer(op), ...running, stats.buffer(op)],
+        buffers: [part, weight, bias, runningMean, runningVar, stats].map((t) => t.buffer(op)),
         workgroups: [Math.ceil(C / kr.iface.workgroupSize[0]), 1, 1],
         op,
         flops: 8 * part.size,
@@ -320,20 +316,35 @@ export function batchNorm2d(
   return y;
 }
 
-/** y = x * scale + shift (+ res, then ReLU) with the statistics already in `stats`. */
-function apply(t: { x: Tensor; res: Tensor | null; y: Tensor; relu: boolean }, stats: Tensor, p: Plan): void {
+/**
+ * y = x * scale + shift (+ res, then ReLU) with the statistics in `stats`, or on the 'merge'
+ * path with those that each workgroup merges from `merge.part` for its channel (and one per
+ * (group, channel) saves in `stats`, one per channel moving the running buffers).
+ */
+function apply(
+  t: { x: Tensor; res: Tensor | null; y: Tensor; relu: boolean },
+  stats: Tensor,
+  p: Plan,
+  merge?: { part: Tensor; weight: Tensor; bias: Tensor; runningMean: Tensor; runningVar: Tensor },
+): void {
   const op = 'batchNorm2d';
   const rt = t.x.rt;
   const n = t.x.size;
-  const ka = rt.kernel('batchnorm_apply', applySrc, { T: p.defines.T, ITEMS, RELU: t.relu, RESIDUAL: t.res !== null });
-  rt.dispatch(ka, {
+  const defines = { T: p.defines.T, ITEMS, RELU: t.relu, RESIDUAL: t.res !== null };
+  const k = merge
+    ? rt.kernel('batchnorm_apply_merge', applyMergeSrc, { ...defines, LANES: p.lanes })
+    : rt.kernel('batchnorm_apply', applySrc, defines);
+  // Without a residual, x stands in for it (unread).
+  const buffers = [t.x, merge ? merge.part : stats, t.res ?? t.x, t.y];
+  if (merge) buffers.push(merge.weight, merge.bias, merge.runningMean, merge.runningVar, stats);
+  const { workgroups, partials } = elementwiseGrid(rt, p, k, merge !== undefined);
+  rt.dispatch(k, {
     params: p.blockParams,
-    // Without a residual, x stands in for it (unread).
-    buffers: [t.x.buffer(op), stats.buffer(op), (t.res ?? t.x).buffer(op), t.y.buffer(op)],
-    workgroups: rt.grid1d(p.blockParams.total, ka.iface.workgroupSize[0]),
+    buffers: buffers.map((b) => b.buffer(op)),
+    workgroups,
     op,
-    flops: (t.relu ? 3 : 2) * n + (t.res ? n : 0),
-    bytes: (t.res ? 12 : 8) * n,
+    flops: (t.relu ? 3 : 2) * n + (t.res ? n : 0) + 4 * partials,
+    bytes: (t.res ? 12 : 8) * n + 4 * partials,
     shapes: p.shapes,
   });
 }
@@ -402,15 +413,15 @@ function batchNormBackward(
   let out: { dx: Tensor; dres: Tensor } | null = null;
   if (p.path === 'channel') {
     const coef = gradChannel(b);
-    if (wantDx) gradInput(b, coef, (out = outputs()), wantRes);
+    if (wantDx) gradInput(b, { coef }, (out = outputs()), wantRes);
     coef.dispose();
   } else {
     const part = gradPartials(b);
     if (p.path === 'merge' && wantDx) {
-      gradInputMerge(b, part, (out = outputs()), wantRes);
+      gradInput(b, { part }, (out = outputs()), wantRes);
     } else {
       const coef = gradReduce(b, part);
-      if (wantDx) gradInput(b, coef, (out = outputs()), wantRes);
+      if (wantDx) gradInput(b, { coef }, (out = outputs()), wantRes);
       coef.dispose();
     }
     part.dispose();
@@ -419,12 +430,20 @@ function batchNormBackward(
   return res ? [...grads, out && wantRes ? out.dres : null] : grads;
 }
 
+/** What reading the gradient sums costs: dz (of one or two terms, masked with a ReLU) and x. */
+function sumsCost(b: Backward): { flops: number; bytes: number } {
+  const n = b.x.size;
+  return {
+    flops: (b.relu ? 5 : 4) * n + (b.twoTerms ? n : 0),
+    bytes: 4 * ((b.relu ? 2 : 1) + (b.twoTerms ? 2 : 1)) * n,
+  };
+}
+
 /** The 'channel' path's backward sums: a workgroup per channel writes coef (returned), dweight and dbias. */
 function gradChannel(b: Backward): Tensor {
   const op = 'batchNorm2d.backward';
   const { p, x } = b;
   const rt = x.rt;
-  const n = x.size;
   const coef = empty(rt, [p.G * p.C * 4], 'f32', op);
   const k = rt.kernel('batchnorm_grad_channel', gradChannelSrc, {
     ...p.defines,
@@ -435,21 +454,10 @@ function gradChannel(b: Backward): Tensor {
   const { C, G, per, hw, count, train } = p.blockParams;
   rt.dispatch(k, {
     params: { C, G, per, hw, chunk: p.channelCut.chunk, chunks: p.channelCut.chunks, count, train },
-    buffers: [
-      b.dy.buffer(op),
-      x.buffer(op),
-      b.masked.buffer(op),
-      b.second.buffer(op),
-      b.weight.buffer(op),
-      b.stats.buffer(op),
-      coef.buffer(op),
-      b.dweight.buffer(op),
-      b.dbias.buffer(op),
-    ],
+    buffers: [b.dy, x, b.masked, b.second, b.weight, b.stats, coef, b.dweight, b.dbias].map((t) => t.buffer(op)),
     workgroups: [C, 1, 1],
     op,
-    flops: (b.relu ? 5 : 4) * n + (b.twoTerms ? n : 0),
-    bytes: 4 * ((b.relu ? 2 : 1) + (b.twoTerms ? 2 : 1)) * n,
+    ...sumsCost(b),
     shapes: p.shapes,
   });
   return coef;
@@ -460,23 +468,15 @@ function gradPartials(b: Backward): Tensor {
   const op = 'batchNorm2d.backward';
   const { p, x } = b;
   const rt = x.rt;
-  const n = x.size;
   const part = empty(rt, [p.N * p.C * p.chunks * 2], 'f32', op);
   const k = rt.kernel('batchnorm_grad_stats', gradStatsSrc, { ...p.defines, RELU: b.relu, DY2: b.twoTerms });
   rt.dispatch(k, {
     params: { C: p.C, per: p.per, hw: p.hwT, chunk: p.chunk, chunks: p.chunks, planes: p.N * p.C },
-    buffers: [
-      b.dy.buffer(op),
-      x.buffer(op),
-      b.masked.buffer(op),
-      b.stats.buffer(op),
-      b.second.buffer(op),
-      part.buffer(op),
-    ],
+    buffers: [b.dy, x, b.masked, b.stats, b.second, part].map((t) => t.buffer(op)),
     workgroups: rt.grid1d(p.N * p.C * p.chunks, k.iface.workgroupSize[0]),
     op,
-    flops: (b.relu ? 5 : 4) * n + (b.twoTerms ? n : 0),
-    bytes: 4 * ((b.relu ? 2 : 1) + (b.twoTerms ? 2 : 1)) * n + part.size * 4,
+    flops: sumsCost(b).flops,
+    bytes: sumsCost(b).bytes + part.size * 4,
     shapes: p.shapes,
   });
   return part;
@@ -509,74 +509,37 @@ function gradReduce(b: Backward, part: Tensor): Tensor {
   return coef;
 }
 
-function gradInputDefines(b: Backward, wantRes: boolean) {
-  return { T: b.p.defines.T, ITEMS, RELU: b.relu, DY2: b.twoTerms, RESIDUAL: wantRes };
-}
-
-function gradInputCost(b: Backward, wantRes: boolean) {
-  const n = b.x.size;
+/**
+ * dx (and dres): from the coefficients in `from.coef`, or on the 'merge' path from the chunk
+ * partials in `from.part`, each workgroup merging its channel's (and one per channel writing
+ * dweight and dbias).
+ */
+function gradInput(
+  b: Backward,
+  from: { coef: Tensor } | { part: Tensor },
+  out: { dx: Tensor; dres: Tensor },
+  wantRes: boolean,
+): void {
+  const op = 'batchNorm2d.backward';
+  const { p, x } = b;
+  const rt = x.rt;
+  const n = x.size;
   const terms = b.twoTerms ? 2 : 1;
-  return {
-    flops: (b.relu ? 6 : 5) * n + (terms - 1) * n,
-    bytes: 4 * ((b.relu ? 3 : 2) + terms + (wantRes ? 1 : 0)) * n,
-  };
-}
-
-/** dx (and dres) from the coefficients in coef. */
-function gradInput(b: Backward, coef: Tensor, out: { dx: Tensor; dres: Tensor }, wantRes: boolean): void {
-  const op = 'batchNorm2d.backward';
-  const { p, x } = b;
-  const rt = x.rt;
-  const k = rt.kernel('batchnorm_grad_input', gradInputSrc, gradInputDefines(b, wantRes));
+  const defines = { T: p.defines.T, ITEMS, RELU: b.relu, DY2: b.twoTerms, RESIDUAL: wantRes };
+  const merge = 'part' in from;
+  const k = merge
+    ? rt.kernel('batchnorm_grad_input_merge', gradInputMergeSrc, { ...defines, ACCUMULATE: b.accumulate })
+    : rt.kernel('batchnorm_grad_input', gradInputSrc, defines);
+  const buffers = [b.dy, x, b.masked, merge ? from.part : from.coef, out.dx, b.second, out.dres];
+  if (merge) buffers.push(b.weight, b.stats, b.dweight, b.dbias);
+  const { workgroups, partials } = elementwiseGrid(rt, p, k, merge);
   rt.dispatch(k, {
     params: p.blockParams,
-    buffers: [
-      b.dy.buffer(op),
-      x.buffer(op),
-      b.masked.buffer(op),
-      coef.buffer(op),
-      out.dx.buffer(op),
-      b.second.buffer(op),
-      out.dres.buffer(op),
-    ],
-    workgroups: rt.grid1d(p.blockParams.total, k.iface.workgroupSize[0]),
-    op,
-    ...gradInputCost(b, wantRes),
-    shapes: p.shapes,
-  });
-}
-
-/** The 'merge' path: dx (and dres), each workgroup merging its channel's partials; dweight and dbias too. */
-function gradInputMerge(b: Backward, part: Tensor, out: { dx: Tensor; dres: Tensor }, wantRes: boolean): void {
-  const op = 'batchNorm2d.backward';
-  const { p, x } = b;
-  const rt = x.rt;
-  const k = rt.kernel('batchnorm_grad_input_merge', gradInputMergeSrc, {
-    ...gradInputDefines(b, wantRes),
-    ACCUMULATE: b.accumulate,
-  });
-  const workgroups = mergeGrid(p, k.iface.workgroupSize[0]);
-  const cost = gradInputCost(b, wantRes);
-  const merged = 2 * p.G * p.C * p.per * p.chunks * workgroups[0];
-  rt.dispatch(k, {
-    params: p.blockParams,
-    buffers: [
-      b.dy.buffer(op),
-      x.buffer(op),
-      b.masked.buffer(op),
-      part.buffer(op),
-      out.dx.buffer(op),
-      b.second.buffer(op),
-      out.dres.buffer(op),
-      b.weight.buffer(op),
-      b.stats.buffer(op),
-      b.dweight.buffer(op),
-      b.dbias.buffer(op),
-    ],
+    buffers: buffers.map((t) => t.buffer(op)),
     workgroups,
     op,
-    flops: cost.flops + merged,
-    bytes: cost.bytes + 4 * merged,
+    flops: (b.relu ? 6 : 5) * n + (terms - 1) * n + partials,
+    bytes: 4 * ((b.relu ? 3 : 2) + terms + (wantRes ? 1 : 0)) * n + 4 * partials,
     shapes: p.shapes,
   });
 }
