@@ -172,25 +172,55 @@ t('weight and bias gradients add to existing .grad tensors', async () => {
   });
 });
 
-t('finite differences through the fused op (x, weight, bias, residual)', async () => {
+t('finite differences through the fused op (x, weight, bias, residual), training and eval', async () => {
   const shape = [2, 2, 3, 4];
   const C = shape[1];
-  const fn = (x: Tensor, w: Tensor, b: Tensor, r: Tensor) =>
+  const fn = (training: boolean) => (x: Tensor, w: Tensor, b: Tensor, r: Tensor) =>
     batchNorm2d(x, w, b, tensor(new Float32Array(C), [C]), tensor(new Float32Array(C).fill(1), [C]), {
-      training: true,
+      training,
       relu: true,
       residual: r,
     });
   // A residual of +-6 keeps every pre-activation well away from the ReLU's kink (|bn| < 5 here),
   // with both signs, so central differences do not straddle it.
   const residual = randomArray(size(shape), 14).map((v) => (v < 0 ? -6 : 6));
-  await eachVariant((variant) =>
-    gradCheck(
-      fn,
-      [input(shape, 11), { data: randomArray(C, 12, 0.5, 1.5), shape: [C] }, input([C], 13), { data: residual, shape }],
-      { what: `fused batch norm, ${variant}` },
-    ),
-  );
+  await eachVariant(async (variant) => {
+    for (const training of [true, false]) {
+      await gradCheck(
+        fn(training),
+        [
+          input(shape, 11),
+          { data: randomArray(C, 12, 0.5, 1.5), shape: [C] },
+          input([C], 13),
+          { data: residual, shape },
+        ],
+        { what: `fused batch norm, ${variant}, ${training ? 'training' : 'eval'}` },
+      );
+    }
+  });
+});
+
+t('weight and bias gradients when x needs none (an input layer) equal those when it does', async () => {
+  // The merge path has no input-gradient pass to fold into then: it takes the reduce pass.
+  const shape = [5, 2, 64, 64];
+  const C = shape[1];
+  await eachVariant(async (variant) => {
+    const grads: Float32Array[][] = [];
+    for (const xGrad of [true, false]) {
+      const x = tensor(randomArray(size(shape), 31), shape);
+      if (xGrad) x.requireGrad();
+      const w = tensor(randomArray(C, 32, 0.5, 1.5), [C]).requireGrad();
+      const b = tensor(randomArray(C, 33), [C]).requireGrad();
+      const rm = tensor(new Float32Array(C), [C]);
+      const rv = tensor(new Float32Array(C).fill(1), [C]);
+      const y = batchNorm2d(x, w, b, rm, rv, { training: true, groups: 1, relu: true });
+      backward(y, tensor(randomArray(size(shape), 34), shape));
+      grads.push([Float32Array.from(await w.grad!.data()), Float32Array.from(await b.grad!.data())]);
+      assert.is(x.grad === null, !xGrad, `${variant}: x.grad only when asked for`);
+    }
+    assertBitwise(grads[1][0], grads[0][0], `${variant}: dweight`);
+    assertBitwise(grads[1][1], grads[0][1], `${variant}: dbias`);
+  });
 });
 
 /** Forward output, running statistics and gradients of sum(u * relu(bn(x) + r)), in float64 on the CPU. */
