@@ -6,9 +6,10 @@
 // - 'channel' (profile 'one-pass', GPUs, channels of at most ONE_PASS_MAX values): the
 //   statistics and the merge in one kernel with a workgroup per channel, forward and backward.
 // - 'merge' (profile 'one-pass', larger channels): the chunk passes as in three-pass, and the
-//   merge done by every workgroup of the following elementwise pass for its own channel (a
-//   sequential read of the channel's few dozen partials), one designated workgroup per channel
-//   writing the running buffers, the saved statistics, or the weight and bias gradients.
+//   merge done by invocation 0 of every workgroup of the following elementwise pass for its
+//   own (group, channel) (a sequential read of its per * chunks partials, see TARGET_PARTIALS),
+//   designated workgroups writing the saved statistics, the running buffers, or the weight and
+//   bias gradients.
 // So two dispatches each way on GPUs, three on CPU drivers. The backward takes a gradient of two
 // terms unsummed and adds the weight and bias gradients straight into the parameters' .grad, so
 // neither costs a dispatch of its own. Every reduction has a fixed order: no float atomics, so
@@ -53,8 +54,9 @@ export interface BatchNormOptions {
 
 /**
  * Enough chunks in pass 1 to keep every core busy, and not so many that their merge dominates.
- * A (group, channel) has per * chunks of them, about max(N / G, TARGET_PARTIALS / (G * C)):
- * 16-32 at ResNet-50's widths and batch 32, which every workgroup of the 'merge' path reads.
+ * A (group, channel) has per * chunks of them, about max(N / G, TARGET_PARTIALS / (G * C)),
+ * and every workgroup of the 'merge' path reads its group's: 16 for each large channel of
+ * ResNet-50 at width 1, batch 32 in 2 groups; 32-256 at width 1/16.
  */
 const TARGET_PARTIALS = 2048;
 /** Chunks shorter than this cost more in pass 2 than they save in pass 1. */
