@@ -39,12 +39,15 @@ export interface KernelChoices {
   /** DenseCL's correspondence argmax: 'direct' (one invocation per cell) or 'tiled'. */
   correspondence: 'direct' | 'tiled';
   /**
-   * Batch norm statistics and backward sums: 'two-pass' (chunk partials, then a per-channel
-   * merge) or 'one-pass' (a workgroup per channel, one dispatch fewer each way, for channels
-   * of at most ONE_PASS_MAX values; engine/ops/batchnorm.ts). On lavapipe the one-pass
-   * kernels' barriers cost more than the dispatches they save (scripts/count-dispatches.mjs).
+   * Batch norm in training: 'two-pass' (chunk partials, a per-channel merge, then the
+   * elementwise pass: three dispatches each way) or 'one-pass' (two each way: a workgroup per
+   * channel for the statistics of channels of at most bnOnePassMax values, and for larger ones
+   * the merge folded into the elementwise pass; engine/ops/batchnorm.ts). On lavapipe the
+   * one-pass kernels' barriers cost more than the dispatches they save (scripts/count-dispatches.mjs).
    */
   batchnorm: 'two-pass' | 'one-pass';
+  /** Under 'one-pass', the largest channel (N * H * W values) for the workgroup-per-channel kernels; null: ONE_PASS_MAX (tests lower it). */
+  bnOnePassMax: number | null;
   /** Classic convolutions use the 8-wide subgroup kernels where the device has them; false: the per-lane ones (tests compare the two). */
   convSubgroups: boolean;
   /** One tile for every tiled convolution (tests, benchmarks); null: the default rule's, or the tuner's where tuning is on. */
@@ -66,6 +69,7 @@ export interface DeviceProfile {
     invocationsPerWorkgroup: number;
     workgroupSizeX: number;
     workgroupSizeY: number;
+    storageBuffersPerStage: number;
   };
   kernels: KernelChoices;
 }
@@ -85,14 +89,14 @@ export function adapterIdentity(info: Partial<GPUAdapterInfo> | undefined): Adap
   return { vendor, architecture, device, description, key: [vendor, architecture, device, description].join('|') };
 }
 
-const CONV_SETTINGS = { convSubgroups: true, convTile: null, convFoldMinOut: null } as const;
+const SETTINGS = { convSubgroups: true, convTile: null, convFoldMinOut: null, bnOnePassMax: null } as const;
 const CPU_KERNELS: KernelChoices = {
   gemm: 'lanes',
   conv: 'classic',
   contrastive: 'gemm',
   correspondence: 'direct',
   batchnorm: 'two-pass',
-  ...CONV_SETTINGS,
+  ...SETTINGS,
 };
 const GPU_KERNELS: KernelChoices = {
   gemm: 'tiled',
@@ -100,7 +104,7 @@ const GPU_KERNELS: KernelChoices = {
   contrastive: 'tiled',
   correspondence: 'tiled',
   batchnorm: 'one-pass',
-  ...CONV_SETTINGS,
+  ...SETTINGS,
 };
 
 /** The profile of `device`; `info` is its adapter's (device.adapterInfo where the browser has it). */
@@ -133,6 +137,7 @@ export function deviceProfile(
       invocationsPerWorkgroup: l.maxComputeInvocationsPerWorkgroup,
       workgroupSizeX: l.maxComputeWorkgroupSizeX,
       workgroupSizeY: l.maxComputeWorkgroupSizeY,
+      storageBuffersPerStage: l.maxStorageBuffersPerShaderStage,
     },
     // On CPU drivers (barriers and workgroup memory are slow there) the per-lane kernels measured
     // 2-100x faster than the workgroup-tiled ones (bench/results/matmul_variants.md, contrastive.md;

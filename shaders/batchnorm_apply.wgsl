@@ -1,6 +1,6 @@
-// Batch norm, pass 3: y = x * scale + shift with the (group, channel) coefficients, plus an
-// optional residual (a ResNet block's shortcut), then an optional ReLU, per block of ITEMS
-// elements of type T (lib/bn_blocks.wgsl).
+// Batch norm, last forward pass: y = x * scale + shift with the (group, channel) statistics,
+// plus an optional residual (a ResNet block's shortcut), then an optional ReLU, per block of
+// ITEMS elements of type T (lib/bn_blocks.wgsl).
 //! T = f32
 //! ITEMS = 16
 //! RELU = false
@@ -12,17 +12,12 @@
 // The shortcut added before the ReLU; any buffer of x's size when RESIDUAL is false.
 @group(0) @binding(3) var<storage, read> res: array<$T>;
 @group(0) @binding(4) var<storage, read_write> y: array<$T>;
+//#include "lib/bn_apply_block.wgsl"
 
 @compute @workgroup_size($WG)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let t = gid.x + gid.y * nwg.x * $WGu;
   if (t >= params.total) { return; }
   let b = block_at(t);
-  let st = stats[b.coef];
-  for (var r = b.start; r < b.end; r++) {
-    var v = x[r] * $T(st.z) + $T(st.w);
-    if ($RESIDUAL) { v += res[r]; }
-    if ($RELU) { v = max(v, $T(0.0)); }
-    y[r] = v;
-  }
+  apply_block(b, stats[b.coef]);
 }

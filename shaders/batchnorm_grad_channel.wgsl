@@ -3,8 +3,8 @@
 // group, each invocation sums dz and dz * (x - mean) over chunks of the group's planes (dz the
 // incoming gradient, of two terms with DY2, masked by y > 0 with RELU), the workgroup adds its
 // invocations' sums in invocation order (deterministic), and invocation 0 writes the coefficients
-// of dx = a * dz + b * (x - mean) + d (see batchnorm_grad_reduce) and, after the last group,
-// the weight and bias gradients (added to dweight / dbias with ACCUMULATE).
+// of dx = a * dz + b * (x - mean) + d and, after the last group, the weight and bias gradients
+// (added to dweight / dbias with ACCUMULATE; lib/bn_grad_coef.wgsl).
 //! T = f32
 //! HSUM = v
 //! RELU = false
@@ -32,6 +32,7 @@ var<workgroup> acc: array<vec2<f32>, $WG>;
 
 fn hsum(v: $T) -> f32 { return $HSUM; }
 //#include "lib/bn_grad_dz.wgsl"
+//#include "lib/bn_grad_coef.wgsl"
 
 @compute @workgroup_size($WG)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) t: u32) {
@@ -40,8 +41,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   var dw = 0.0;
   var db = 0.0;
   for (var g = 0u; g < params.G; g++) {
-    let st = stats[g * params.C + c];
-    let mean = $T(st.x);
+    let mean = $T(stats[g * params.C + c].x);
     var s = $T(0.0);
     var sx = $T(0.0);
     for (var i = t; i < items; i += $WGu) {
@@ -59,26 +59,13 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     if (t == 0u) {
       var tot = acc[0];
       for (var j = 1u; j < $WGu; j++) { tot += acc[j]; }
-      let invstd = st.y;
-      let sxhat = tot.y * invstd;
-      let a = weight[c] * invstd;
-      if (params.train != 0u) {
-        coef[g * params.C + c] = vec4<f32>(a, -a * invstd * sxhat / params.count, st.x, -a * tot.x / params.count);
-      } else {
-        coef[g * params.C + c] = vec4<f32>(a, 0.0, st.x, 0.0);
-      }
-      dw += sxhat;
-      db += tot.x;
+      let r = grad_coef(c, g, tot);
+      coef[g * params.C + c] = r.coef;
+      dw += r.dw;
+      db += r.db;
     }
     // acc is rewritten by the next group.
     workgroupBarrier();
   }
-  if (t == 0u) {
-    if ($ACCUMULATE) {
-      dw += dweight[c];
-      db += dbias[c];
-    }
-    dweight[c] = dw;
-    dbias[c] = db;
-  }
+  if (t == 0u) { write_param_grads(c, dw, db); }
 }

@@ -1,10 +1,8 @@
-// Batch norm backward, pass 2: one invocation per channel sums the chunk partials of each group
-// in a fixed order and writes the gradients of weight and bias, and per (group, channel) the
-// coefficients of dx = a * dz + b * (x - mean) + d. With batch statistics over m values:
-//   dx = gamma * invstd * (dz - mean(dz) - xhat * mean(dz * xhat)),  xhat = (x - mean) * invstd;
-// with running statistics (eval) the statistics are constants and dx = gamma * invstd * dz.
-// With ACCUMULATE the weight and bias gradients are added to what dweight / dbias hold (the
-// parameters' .grad), sparing a separate accumulation.
+// Batch norm backward, pass 2 of three: one invocation per channel adds the chunk partials of
+// each group in a fixed order (lib/bn_grad_partials.wgsl) and writes per (group, channel) the
+// coefficients of dx = a * dz + b * (x - mean) + d, and the gradients of weight and bias
+// (added to what dweight / dbias hold with ACCUMULATE: the parameters' .grad, sparing a
+// separate accumulation; lib/bn_grad_coef.wgsl).
 //! ACCUMULATE = false
 //! WG = 64
 struct Params { C: u32, G: u32, per: u32, chunks: u32, count: f32, train: u32, _p0: u32, _p1: u32, }
@@ -15,6 +13,8 @@ struct Params { C: u32, G: u32, per: u32, chunks: u32, count: f32, train: u32, _
 @group(0) @binding(4) var<storage, read_write> coef: array<vec4<f32>>;
 @group(0) @binding(5) var<storage, read_write> dweight: array<f32>;
 @group(0) @binding(6) var<storage, read_write> dbias: array<f32>;
+//#include "lib/bn_grad_coef.wgsl"
+//#include "lib/bn_grad_partials.wgsl"
 
 @compute @workgroup_size($WG)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
@@ -23,33 +23,10 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   var dw = 0.0;
   var db = 0.0;
   for (var g = 0u; g < params.G; g++) {
-    var s = 0.0;
-    var sx = 0.0;
-    for (var n = g * params.per; n < (g + 1u) * params.per; n++) {
-      let base = (n * params.C + c) * params.chunks;
-      for (var k = 0u; k < params.chunks; k++) {
-        let v = part[base + k];
-        s += v.x;
-        sx += v.y;
-      }
-    }
-    let st = stats[g * params.C + c];
-    let invstd = st.y;
-    let sxhat = sx * invstd;
-    let a = weight[c] * invstd;
-    if (params.train != 0u) {
-      let b = -a * invstd * sxhat / params.count;
-      coef[g * params.C + c] = vec4<f32>(a, b, st.x, -a * s / params.count);
-    } else {
-      coef[g * params.C + c] = vec4<f32>(a, 0.0, st.x, 0.0);
-    }
-    dw += sxhat;
-    db += s;
+    let r = group_grad(c, g);
+    coef[g * params.C + c] = r.coef;
+    dw += r.dw;
+    db += r.db;
   }
-  if ($ACCUMULATE) {
-    dw += dweight[c];
-    db += dbias[c];
-  }
-  dweight[c] = dw;
-  dbias[c] = db;
+  write_param_grads(c, dw, db);
 }

@@ -3,8 +3,7 @@
 // Per group, each invocation takes chunks of the group's planes (the cut and the shifted
 // one-read (mean, M2) of batchnorm_stats), merges them with Chan's update, and the workgroup
 // merges its invocations' results in invocation order (deterministic). Invocation 0 writes the
-// (group, channel) statistics and, after the last group, the running update (the rule of
-// batchnorm_reduce: the mean over groups of each group's mean and unbiased variance).
+// (group, channel) statistics and, after the last group, the running update (lib/bn_group_stats.wgsl).
 //! T = f32
 //! HSUM = v
 //! LANES = 1
@@ -27,21 +26,13 @@ var<workgroup> acc: array<vec3<f32>, $WG>;
 
 fn hsum(v: $T) -> f32 { return $HSUM; }
 //#include "lib/bn_chunk_moments.wgsl"
-
-/** Chan et al.'s merge of two (count, mean, M2) summaries. */
-fn merge(a: vec3<f32>, b: vec3<f32>) -> vec3<f32> {
-  let n = a.x + b.x;
-  if (b.x == 0.0) { return a; }
-  let d = b.y - a.y;
-  return vec3<f32>(n, a.y + d * (b.x / n), a.z + b.z + d * d * (a.x / n) * b.x);
-}
+//#include "lib/bn_group_stats.wgsl"
 
 @compute @workgroup_size($WG)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) t: u32) {
   let c = wid.x;
   let items = params.per * params.chunks;
-  var meanSum = 0.0;
-  var varSum = 0.0;
+  var sums = vec2<f32>(0.0);
   for (var g = 0u; g < params.G; g++) {
     var mine = vec3<f32>(0.0);
     for (var i = t; i < items; i += $WGu) {
@@ -55,19 +46,11 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     if (t == 0u) {
       var r = acc[0];
       for (var j = 1u; j < $WGu; j++) { r = merge(r, acc[j]); }
-      let invstd = 1.0 / sqrt(r.z / r.x + params.eps);
-      let scale = weight[c] * invstd;
-      stats[g * params.C + c] = vec4<f32>(r.y, invstd, scale, bias[c] - r.y * scale);
-      meanSum += r.y;
-      varSum += r.z / (r.x - 1.0);
+      stats[g * params.C + c] = group_stats(c, r);
+      sums += running_terms(r);
     }
     // acc is rewritten by the next group.
     workgroupBarrier();
   }
-  if (t == 0u) {
-    let m = params.momentum;
-    let G = f32(params.G);
-    runningMean[c] = (1.0 - m) * runningMean[c] + m * (meanSum / G);
-    runningVar[c] = (1.0 - m) * runningVar[c] + m * (varSum / G);
-  }
+  if (t == 0u) { update_running(c, sums); }
 }

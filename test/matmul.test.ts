@@ -226,6 +226,7 @@ t('a runtime made with profile overrides reads them in every choice', async () =
       convSubgroups: true,
       convTile: null,
       convFoldMinOut: null,
+      bnOnePassMax: null,
     });
   }
   const other = new Runtime(handle, {

@@ -1,13 +1,20 @@
 // BatchNorm2d over [N, C, H, W], with an optional fused residual add and ReLU (a ResNet block's
-// tail) and statistics per group of samples (shuffle-BN on one device). Training: three kernels
-// forward (chunk statistics, a per-channel merge that also updates the running buffers in
-// place, the affine map) and three backward (chunk sums, per-channel merge, input gradient).
-// Where the device profile says 'one-pass' (GPUs), channels of at most ONE_PASS_MAX values get
-// the statistics and the merge in one kernel with a workgroup per channel, forward and
-// backward, so two dispatches each way. The backward takes a gradient of two terms unsummed and adds the weight and bias gradients
-// straight into the parameters' .grad, so neither costs a dispatch of its own. Every reduction
-// has a fixed order: no float atomics, so results are bitwise repeatable. When H*W divides by 4
-// the kernels read vec4.
+// tail) and statistics per group of samples (shuffle-BN on one device). Training, three paths:
+// - 'three-pass' (the profile's 'two-pass' choice: CPU drivers): chunk statistics, a
+//   per-channel merge that also updates the running buffers in place, the affine map; backward
+//   chunk sums, a per-channel merge, the input gradient.
+// - 'channel' (profile 'one-pass', GPUs, channels of at most ONE_PASS_MAX values): the
+//   statistics and the merge in one kernel with a workgroup per channel, forward and backward.
+// - 'merge' (profile 'one-pass', larger channels): the chunk passes as in three-pass, and the
+//   merge done by invocation 0 of every workgroup of the following elementwise pass for its
+//   own (group, channel) (a sequential read of its per * chunks partials, see TARGET_PARTIALS),
+//   designated workgroups writing the saved statistics, the running buffers, or the weight and
+//   bias gradients.
+// So two dispatches each way on GPUs, three on CPU drivers. The backward takes a gradient of two
+// terms unsummed and adds the weight and bias gradients straight into the parameters' .grad, so
+// neither costs a dispatch of its own. Every reduction has a fixed order: no float atomics, so
+// results are bitwise repeatable, and 'merge' computes the statistics with the same function
+// and order as 'three-pass'. When H*W divides by 4 the kernels read vec4.
 import statsSrc from '../../shaders/batchnorm_stats.wgsl';
 import reduceSrc from '../../shaders/batchnorm_reduce.wgsl';
 import evalStatsSrc from '../../shaders/batchnorm_eval_stats.wgsl';
@@ -15,9 +22,13 @@ import applySrc from '../../shaders/batchnorm_apply.wgsl';
 import gradStatsSrc from '../../shaders/batchnorm_grad_stats.wgsl';
 import gradReduceSrc from '../../shaders/batchnorm_grad_reduce.wgsl';
 import gradInputSrc from '../../shaders/batchnorm_grad_input.wgsl';
+import applyMergeSrc from '../../shaders/batchnorm_apply_merge.wgsl';
+import gradInputMergeSrc from '../../shaders/batchnorm_grad_input_merge.wgsl';
 import statsChannelSrc from '../../shaders/batchnorm_stats_channel.wgsl';
 import gradChannelSrc from '../../shaders/batchnorm_grad_channel.wgsl';
 import { type Tensor, formatShape } from '../tensor.js';
+import type { Kernel } from '../kernel.js';
+import type { Runtime } from '../runtime.js';
 import { record, leafGradTarget } from '../autograd.js';
 import { empty, requireF32, sameRuntime } from './alloc.js';
 
@@ -41,7 +52,12 @@ export interface BatchNormOptions {
   residual?: Tensor;
 }
 
-/** Enough chunks in pass 1 to keep every core busy, and not so many that pass 2 dominates. */
+/**
+ * Enough chunks in pass 1 to keep every core busy, and not so many that their merge dominates.
+ * A (group, channel) has per * chunks of them, about max(N / G, TARGET_PARTIALS / (G * C)),
+ * and every workgroup of the 'merge' path reads its group's: 16 for each large channel of
+ * ResNet-50 at width 1, batch 32 in 2 groups; 32-256 at width 1/16.
+ */
 const TARGET_PARTIALS = 2048;
 /** Chunks shorter than this cost more in pass 2 than they save in pass 1. */
 const MIN_CHUNK = 16;
@@ -50,13 +66,17 @@ const MIN_CHUNK = 16;
 const ITEMS = 16;
 /**
  * Under the 'one-pass' kernel choice, channels of at most this many values (N * H * W) take the
- * one-pass kernels (one workgroup per channel, so each reads at most 64 KiB: about what the
- * dispatch it saves costs on a GPU; not measured there). Larger channels keep the two passes,
- * which spread a channel over many workgroups.
+ * 'channel' kernels (one workgroup per channel, so each reads at most 64 KiB: about what the
+ * dispatch it saves costs on a GPU; not measured there); the profile's bnOnePassMax replaces
+ * it. Larger channels take the 'merge' path, which spreads a channel over many workgroups.
  */
 export const ONE_PASS_MAX = 16384;
-/** Invocations per workgroup of the one-pass kernels (their WG); invocation 0 merges their results in order. */
+/** Invocations per workgroup of the 'channel' kernels (their WG); invocation 0 merges their results in order. */
 const ONE_PASS_WG = 64;
+/** Storage buffers the 'merge' path's input-gradient kernel binds; a device allowing fewer takes three passes. */
+const MERGE_STORAGE_BUFFERS = 11;
+
+type Path = 'three-pass' | 'channel' | 'merge';
 
 interface Plan {
   N: number;
@@ -68,22 +88,34 @@ interface Plan {
   hwT: number;
   chunk: number;
   chunks: number;
-  /** The one-pass kernels' cut of a plane (enough chunks per group for the workgroup), or null for two passes. */
-  onePass: { chunk: number; chunks: number } | null;
+  path: Path;
+  /** The 'channel' kernels' cut of a plane (enough chunks per group for the workgroup). */
+  channelCut: { chunk: number; chunks: number };
   blocks: number;
   defines: { T: string; HSUM: string; LANES: number };
+  /** The Params of the blocked elementwise passes (lib/bn_blocks.wgsl), whose merging forms read all of it. */
+  blockParams: Record<string, number>;
   shapes: string;
 }
 
-function makePlan(x: Tensor, G: number, onePassAllowed: boolean): Plan {
+function pathFor(rt: Runtime, values: number): Path {
+  const profile = rt.profile;
+  if (profile.kernels.batchnorm !== 'one-pass') return 'three-pass';
+  if (values <= (profile.kernels.bnOnePassMax ?? ONE_PASS_MAX)) return 'channel';
+  return profile.limits.storageBuffersPerStage >= MERGE_STORAGE_BUFFERS ? 'merge' : 'three-pass';
+}
+
+function makePlan(x: Tensor, G: number, opts: { momentum: number; eps: number; train: boolean }): Plan {
   const [N, C, H, W] = x.shape;
   const lanes = (H * W) % 4 === 0 ? 4 : 1;
   const hwT = (H * W) / lanes;
   const want = Math.min(hwT, Math.max(MIN_CHUNK, Math.ceil((N * C * hwT) / TARGET_PARTIALS)));
   const chunks = Math.ceil(hwT / want);
+  const chunk = Math.ceil(hwT / chunks);
   const per = N / G;
   const oneChunks = Math.min(Math.ceil(hwT / MIN_CHUNK), Math.ceil(ONE_PASS_WG / per));
   const oneChunk = Math.ceil(hwT / oneChunks);
+  const blocks = Math.ceil(hwT / ITEMS);
   return {
     N,
     C,
@@ -91,15 +123,46 @@ function makePlan(x: Tensor, G: number, onePassAllowed: boolean): Plan {
     per,
     lanes,
     hwT,
-    chunk: Math.ceil(hwT / chunks),
+    chunk,
     chunks,
-    onePass:
-      onePassAllowed && N * H * W <= ONE_PASS_MAX ? { chunk: oneChunk, chunks: Math.ceil(hwT / oneChunk) } : null,
-    blocks: Math.ceil(hwT / ITEMS),
+    path: pathFor(x.rt, N * H * W),
+    channelCut: { chunk: oneChunk, chunks: Math.ceil(hwT / oneChunk) },
+    blocks,
     defines:
       lanes === 4 ? { T: 'vec4<f32>', HSUM: 'v.x + v.y + v.z + v.w', LANES: 4 } : { T: 'f32', HSUM: 'v', LANES: 1 },
+    blockParams: {
+      C,
+      per,
+      hw: hwT,
+      blocks,
+      total: N * C * blocks,
+      G,
+      chunks,
+      chunk,
+      momentum: opts.momentum,
+      eps: opts.eps,
+      count: per * hwT * lanes,
+      train: opts.train ? 1 : 0,
+    },
     shapes: formatShape(x.shape) + (G > 1 ? ` groups=${G}` : ''),
   };
+}
+
+/**
+ * The grid of an elementwise pass (one invocation per block of lib/bn_blocks.wgsl; a merging
+ * pass has workgroup (slice, channel, group), each slice WG blocks of the (group, channel)), and
+ * how many floats of chunk partials its workgroups read (each its group's, in a merging pass).
+ */
+function elementwiseGrid(
+  rt: Runtime,
+  p: Plan,
+  k: Kernel,
+  merge: boolean,
+): { workgroups: [number, number, number]; partials: number } {
+  const wg = k.iface.workgroupSize[0];
+  if (!merge) return { workgroups: rt.grid1d(p.blockParams.total, wg), partials: 0 };
+  const slices = Math.ceil((p.per * p.blocks) / wg);
+  return { workgroups: [slices, p.C, p.G], partials: 2 * p.G * p.C * p.per * p.chunks * slices };
 }
 
 function check(
@@ -176,15 +239,16 @@ export function batchNorm2d(
   const relu = opts.relu ?? false;
   const res = opts.residual ?? null;
   const train = opts.training;
-  const p = makePlan(x, G, rt.profile.kernels.batchnorm === 'one-pass');
+  const p = makePlan(x, G, { momentum, eps, train });
   const { N, C } = p;
   const n = x.size;
-
   const stats = empty(rt, [G * C * 4], 'f32', op);
-  if (train && p.onePass) {
+  const y = empty(rt, x.shape, 'f32', op);
+  const elementwise = { x, res, y, relu };
+  if (train && p.path === 'channel') {
     const k1 = rt.kernel('batchnorm_stats_channel', statsChannelSrc, p.defines);
     rt.dispatch(k1, {
-      params: { C, G, per: p.per, hw: p.hwT, chunk: p.onePass.chunk, chunks: p.onePass.chunks, momentum, eps },
+      params: { C, G, per: p.per, hw: p.hwT, chunk: p.channelCut.chunk, chunks: p.channelCut.chunks, momentum, eps },
       buffers: [
         x.buffer(op),
         weight.buffer(op),
@@ -199,6 +263,7 @@ export function batchNorm2d(
       bytes: 4 * (n + 6 * C + 4 * G * C),
       shapes: p.shapes,
     });
+    apply(elementwise, stats, p);
   } else if (train) {
     const part = empty(rt, [N * C * p.chunks * 2], 'f32', op);
     const ks = rt.kernel('batchnorm_stats', statsSrc, p.defines);
@@ -211,23 +276,21 @@ export function batchNorm2d(
       bytes: 4 * n + part.size * 4,
       shapes: p.shapes,
     });
-    const kr = rt.kernel('batchnorm_reduce', reduceSrc);
-    rt.dispatch(kr, {
-      params: { C, G, per: p.per, chunks: p.chunks, hw: p.hwT * p.lanes, chunk: p.chunk * p.lanes, momentum, eps },
-      buffers: [
-        part.buffer(op),
-        weight.buffer(op),
-        bias.buffer(op),
-        runningMean.buffer(op),
-        runningVar.buffer(op),
-        stats.buffer(op),
-      ],
-      workgroups: [Math.ceil(C / kr.iface.workgroupSize[0]), 1, 1],
-      op,
-      flops: 8 * part.size,
-      bytes: 4 * (part.size + 6 * C + 4 * G * C),
-      shapes: p.shapes,
-    });
+    if (p.path === 'merge') {
+      apply(elementwise, stats, p, { part, weight, bias, runningMean, runningVar });
+    } else {
+      const kr = rt.kernel('batchnorm_reduce', reduceSrc, { LANES: p.lanes });
+      rt.dispatch(kr, {
+        params: { C, G, per: p.per, chunks: p.chunks, hw: p.hwT, chunk: p.chunk, momentum, eps },
+        buffers: [part, weight, bias, runningMean, runningVar, stats].map((t) => t.buffer(op)),
+        workgroups: [Math.ceil(C / kr.iface.workgroupSize[0]), 1, 1],
+        op,
+        flops: 8 * part.size,
+        bytes: 4 * (part.size + 6 * C + 4 * G * C),
+        shapes: p.shapes,
+      });
+      apply(elementwise, stats, p);
+    }
     part.dispose();
   } else {
     const ke = rt.kernel('batchnorm_eval_stats', evalStatsSrc);
@@ -240,32 +303,70 @@ export function batchNorm2d(
       bytes: 4 * 8 * C,
       shapes: p.shapes,
     });
+    apply(elementwise, stats, p);
   }
-
-  const y = empty(rt, x.shape, 'f32', op);
-  const blocksTotal = N * C * p.blocks;
-  const ka = rt.kernel('batchnorm_apply', applySrc, { T: p.defines.T, ITEMS, RELU: relu, RESIDUAL: res !== null });
-  rt.dispatch(ka, {
-    params: { C, per: p.per, hw: p.hwT, blocks: p.blocks, total: blocksTotal },
-    // Without a residual, x stands in for it (unread).
-    buffers: [x.buffer(op), stats.buffer(op), (res ?? x).buffer(op), y.buffer(op)],
-    workgroups: rt.grid1d(blocksTotal, ka.iface.workgroupSize[0]),
-    op,
-    flops: (relu ? 3 : 2) * n + (res ? n : 0),
-    bytes: (res ? 12 : 8) * n,
-    shapes: p.shapes,
-  });
 
   const inputs = res ? [x, weight, bias, res] : [x, weight, bias];
   record(
     y,
     op,
     inputs,
-    (dy, more) => batchNormBackward(dy, more[0] ?? null, x, y, weight, bias, res, stats, p, train, relu),
+    (dy, more) => batchNormBackward(dy, more[0] ?? null, x, y, weight, bias, res, stats, p, relu),
     2,
   );
   if (!y.node) stats.dispose();
   return y;
+}
+
+/**
+ * y = x * scale + shift (+ res, then ReLU) with the statistics in `stats`, or on the 'merge'
+ * path with those that each workgroup merges from `merge.part` for its channel (and one per
+ * (group, channel) saves in `stats`, one per channel moving the running buffers).
+ */
+function apply(
+  t: { x: Tensor; res: Tensor | null; y: Tensor; relu: boolean },
+  stats: Tensor,
+  p: Plan,
+  merge?: { part: Tensor; weight: Tensor; bias: Tensor; runningMean: Tensor; runningVar: Tensor },
+): void {
+  const op = 'batchNorm2d';
+  const rt = t.x.rt;
+  const n = t.x.size;
+  const defines = { T: p.defines.T, ITEMS, RELU: t.relu, RESIDUAL: t.res !== null };
+  const k = merge
+    ? rt.kernel('batchnorm_apply_merge', applyMergeSrc, { ...defines, LANES: p.lanes })
+    : rt.kernel('batchnorm_apply', applySrc, defines);
+  // Without a residual, x stands in for it (unread).
+  const buffers = [t.x, merge ? merge.part : stats, t.res ?? t.x, t.y];
+  if (merge) buffers.push(merge.weight, merge.bias, merge.runningMean, merge.runningVar, stats);
+  const { workgroups, partials } = elementwiseGrid(rt, p, k, merge !== undefined);
+  rt.dispatch(k, {
+    params: p.blockParams,
+    buffers: buffers.map((b) => b.buffer(op)),
+    workgroups,
+    op,
+    flops: (t.relu ? 3 : 2) * n + (t.res ? n : 0) + 4 * partials,
+    bytes: (t.res ? 12 : 8) * n + 4 * partials,
+    shapes: p.shapes,
+  });
+}
+
+/** What the backward kernels read and write. */
+interface Backward {
+  dy: Tensor;
+  /** dy2, or dy standing in for it (unread) when the gradient has one term. */
+  second: Tensor;
+  twoTerms: boolean;
+  x: Tensor;
+  /** The forward output for the ReLU mask, or x standing in for it (unread) without a ReLU. */
+  masked: Tensor;
+  weight: Tensor;
+  stats: Tensor;
+  dweight: Tensor;
+  dbias: Tensor;
+  accumulate: boolean;
+  relu: boolean;
+  p: Plan;
 }
 
 /**
@@ -283,144 +384,164 @@ function batchNormBackward(
   res: Tensor | null,
   stats: Tensor,
   p: Plan,
-  train: boolean,
   relu: boolean,
 ): (Tensor | null)[] {
   const op = 'batchNorm2d.backward';
   const rt = x.rt;
-  const { N, C, G } = p;
-  const n = x.size;
-  const terms = dy2 ? 2 : 1;
-  // Unused inputs get a stand-in of x's size: x for the mask without a ReLU, dy for dy2.
-  const masked = relu ? y : x;
-  const second = dy2 ?? dy;
-  const coef = empty(rt, [G * C * 4], 'f32', op);
+  const C = p.C;
   const wTarget = leafGradTarget(weight);
   const bTarget = leafGradTarget(bias);
   const accumulate = wTarget !== null && bTarget !== null;
-  const dweight = accumulate ? wTarget : empty(rt, [C], 'f32', op);
-  const dbias = accumulate ? bTarget : empty(rt, [C], 'f32', op);
-  if (p.onePass) {
-    const k1 = rt.kernel('batchnorm_grad_channel', gradChannelSrc, {
-      ...p.defines,
-      RELU: relu,
-      DY2: dy2 !== null,
-      ACCUMULATE: accumulate,
-    });
-    rt.dispatch(k1, {
-      params: {
-        C,
-        G,
-        per: p.per,
-        hw: p.hwT,
-        chunk: p.onePass.chunk,
-        chunks: p.onePass.chunks,
-        count: p.per * p.hwT * p.lanes,
-        train: train ? 1 : 0,
-      },
-      buffers: [
-        dy.buffer(op),
-        x.buffer(op),
-        masked.buffer(op),
-        second.buffer(op),
-        weight.buffer(op),
-        stats.buffer(op),
-        coef.buffer(op),
-        dweight.buffer(op),
-        dbias.buffer(op),
-      ],
-      workgroups: [C, 1, 1],
-      op,
-      flops: (relu ? 5 : 4) * n + (terms - 1) * n,
-      bytes: 4 * (relu ? 2 + terms : 1 + terms) * n,
-      shapes: p.shapes,
-    });
-  } else {
-    gradSums(dy, second, dy2 !== null, x, masked, weight, stats, coef, dweight, dbias, accumulate, p, train, relu);
-  }
+  const b: Backward = {
+    dy,
+    second: dy2 ?? dy,
+    twoTerms: dy2 !== null,
+    x,
+    masked: relu ? y : x,
+    weight,
+    stats,
+    dweight: accumulate ? wTarget : empty(rt, [C], 'f32', op),
+    dbias: accumulate ? bTarget : empty(rt, [C], 'f32', op),
+    accumulate,
+    relu,
+    p,
+  };
   const wantRes = res?.requiresGrad ?? false;
-  if (!x.requiresGrad && !wantRes) return [null, accumulate ? null : dweight, accumulate ? null : dbias];
-  const dx = empty(rt, x.shape, 'f32', op);
+  const wantDx = x.requiresGrad || wantRes;
+  const paramGrads = accumulate ? [null, null] : [b.dweight, b.dbias];
   // Without a residual the unwritten dres binding gets a one-vec4 stand-in (writable bindings
   // must not alias dx).
-  const dres = empty(rt, wantRes ? x.shape : [4], 'f32', op);
-  const blocksTotal = N * C * p.blocks;
-  const ki = rt.kernel('batchnorm_grad_input', gradInputSrc, {
-    T: p.defines.T,
-    ITEMS,
-    RELU: relu,
-    DY2: dy2 !== null,
-    RESIDUAL: wantRes,
-  });
-  rt.dispatch(ki, {
-    params: { C, per: p.per, hw: p.hwT, blocks: p.blocks, total: blocksTotal },
-    buffers: [
-      dy.buffer(op),
-      x.buffer(op),
-      masked.buffer(op),
-      coef.buffer(op),
-      dx.buffer(op),
-      second.buffer(op),
-      dres.buffer(op),
-    ],
-    workgroups: rt.grid1d(blocksTotal, ki.iface.workgroupSize[0]),
-    op,
-    flops: (relu ? 6 : 5) * n + (terms - 1) * n,
-    bytes: 4 * ((relu ? 3 : 2) + terms + (wantRes ? 1 : 0)) * n,
-    shapes: p.shapes,
-  });
-  const grads = [x.requiresGrad ? dx : null, accumulate ? null : dweight, accumulate ? null : dbias];
-  return res ? [...grads, wantRes ? dres : null] : grads;
+  const outputs = () => ({ dx: empty(rt, x.shape, 'f32', op), dres: empty(rt, wantRes ? x.shape : [4], 'f32', op) });
+  let out: { dx: Tensor; dres: Tensor } | null = null;
+  if (p.path === 'channel') {
+    const coef = gradChannel(b);
+    if (wantDx) gradInput(b, { coef }, (out = outputs()), wantRes);
+    coef.dispose();
+  } else {
+    const part = gradPartials(b);
+    if (p.path === 'merge' && wantDx) {
+      gradInput(b, { part }, (out = outputs()), wantRes);
+    } else {
+      const coef = gradReduce(b, part);
+      if (wantDx) gradInput(b, { coef }, (out = outputs()), wantRes);
+      coef.dispose();
+    }
+    part.dispose();
+  }
+  const grads = [out && x.requiresGrad ? out.dx : null, ...paramGrads];
+  return res ? [...grads, out && wantRes ? out.dres : null] : grads;
 }
 
-/** The two-pass form of the backward sums: chunk partials, then a per-channel merge into coef, dweight and dbias. */
-function gradSums(
-  dy: Tensor,
-  second: Tensor,
-  twoTerms: boolean,
-  x: Tensor,
-  masked: Tensor,
-  weight: Tensor,
-  stats: Tensor,
-  coef: Tensor,
-  dweight: Tensor,
-  dbias: Tensor,
-  accumulate: boolean,
-  p: Plan,
-  train: boolean,
-  relu: boolean,
-): void {
+/** What reading the gradient sums costs: dz (of one or two terms, masked with a ReLU) and x. */
+function sumsCost(b: Backward): { flops: number; bytes: number } {
+  const n = b.x.size;
+  return {
+    flops: (b.relu ? 5 : 4) * n + (b.twoTerms ? n : 0),
+    bytes: 4 * ((b.relu ? 2 : 1) + (b.twoTerms ? 2 : 1)) * n,
+  };
+}
+
+/** The 'channel' path's backward sums: a workgroup per channel writes coef (returned), dweight and dbias. */
+function gradChannel(b: Backward): Tensor {
   const op = 'batchNorm2d.backward';
+  const { p, x } = b;
   const rt = x.rt;
-  const { N, C, G } = p;
-  const n = x.size;
-  const part = empty(rt, [N * C * p.chunks * 2], 'f32', op);
-  const ks = rt.kernel('batchnorm_grad_stats', gradStatsSrc, { ...p.defines, RELU: relu, DY2: twoTerms });
-  rt.dispatch(ks, {
-    params: { C, per: p.per, hw: p.hwT, chunk: p.chunk, chunks: p.chunks, planes: N * C },
-    buffers: [dy.buffer(op), x.buffer(op), masked.buffer(op), stats.buffer(op), second.buffer(op), part.buffer(op)],
-    workgroups: rt.grid1d(N * C * p.chunks, ks.iface.workgroupSize[0]),
+  const coef = empty(rt, [p.G * p.C * 4], 'f32', op);
+  const k = rt.kernel('batchnorm_grad_channel', gradChannelSrc, {
+    ...p.defines,
+    RELU: b.relu,
+    DY2: b.twoTerms,
+    ACCUMULATE: b.accumulate,
+  });
+  const { C, G, per, hw, count, train } = p.blockParams;
+  rt.dispatch(k, {
+    params: { C, G, per, hw, chunk: p.channelCut.chunk, chunks: p.channelCut.chunks, count, train },
+    buffers: [b.dy, x, b.masked, b.second, b.weight, b.stats, coef, b.dweight, b.dbias].map((t) => t.buffer(op)),
+    workgroups: [C, 1, 1],
     op,
-    flops: (relu ? 5 : 4) * n + (twoTerms ? n : 0),
-    bytes: 4 * ((relu ? 2 : 1) + (twoTerms ? 2 : 1)) * n + part.size * 4,
+    ...sumsCost(b),
     shapes: p.shapes,
   });
-  const kr = rt.kernel('batchnorm_grad_reduce', gradReduceSrc, { ACCUMULATE: accumulate });
-  rt.dispatch(kr, {
-    params: { C, G, per: p.per, chunks: p.chunks, count: p.per * p.hwT * p.lanes, train: train ? 1 : 0 },
+  return coef;
+}
+
+/** The backward's chunk partials (sum dz, sum dz * (x - mean)), returned. */
+function gradPartials(b: Backward): Tensor {
+  const op = 'batchNorm2d.backward';
+  const { p, x } = b;
+  const rt = x.rt;
+  const part = empty(rt, [p.N * p.C * p.chunks * 2], 'f32', op);
+  const k = rt.kernel('batchnorm_grad_stats', gradStatsSrc, { ...p.defines, RELU: b.relu, DY2: b.twoTerms });
+  rt.dispatch(k, {
+    params: { C: p.C, per: p.per, hw: p.hwT, chunk: p.chunk, chunks: p.chunks, planes: p.N * p.C },
+    buffers: [b.dy, x, b.masked, b.stats, b.second, part].map((t) => t.buffer(op)),
+    workgroups: rt.grid1d(p.N * p.C * p.chunks, k.iface.workgroupSize[0]),
+    op,
+    flops: sumsCost(b).flops,
+    bytes: sumsCost(b).bytes + part.size * 4,
+    shapes: p.shapes,
+  });
+  return part;
+}
+
+/** The per-channel merge of the partials into coef (returned), dweight and dbias. */
+function gradReduce(b: Backward, part: Tensor): Tensor {
+  const op = 'batchNorm2d.backward';
+  const p = b.p;
+  const rt = b.x.rt;
+  const coef = empty(rt, [p.G * p.C * 4], 'f32', op);
+  const k = rt.kernel('batchnorm_grad_reduce', gradReduceSrc, { ACCUMULATE: b.accumulate });
+  const { C, G, per, chunks, count, train } = p.blockParams;
+  rt.dispatch(k, {
+    params: { C, G, per, chunks, count, train },
     buffers: [
       part.buffer(op),
-      weight.buffer(op),
-      stats.buffer(op),
+      b.weight.buffer(op),
+      b.stats.buffer(op),
       coef.buffer(op),
-      dweight.buffer(op),
-      dbias.buffer(op),
+      b.dweight.buffer(op),
+      b.dbias.buffer(op),
     ],
-    workgroups: [Math.ceil(C / kr.iface.workgroupSize[0]), 1, 1],
+    workgroups: [Math.ceil(C / k.iface.workgroupSize[0]), 1, 1],
     op,
     flops: 2 * part.size,
     bytes: 4 * (part.size + 3 * C + 8 * G * C),
     shapes: p.shapes,
   });
-  part.dispose();
+  return coef;
+}
+
+/**
+ * dx (and dres): from the coefficients in `from.coef`, or on the 'merge' path from the chunk
+ * partials in `from.part`, each workgroup merging its channel's (and one per channel writing
+ * dweight and dbias).
+ */
+function gradInput(
+  b: Backward,
+  from: { coef: Tensor } | { part: Tensor },
+  out: { dx: Tensor; dres: Tensor },
+  wantRes: boolean,
+): void {
+  const op = 'batchNorm2d.backward';
+  const { p, x } = b;
+  const rt = x.rt;
+  const n = x.size;
+  const terms = b.twoTerms ? 2 : 1;
+  const defines = { T: p.defines.T, ITEMS, RELU: b.relu, DY2: b.twoTerms, RESIDUAL: wantRes };
+  const merge = 'part' in from;
+  const k = merge
+    ? rt.kernel('batchnorm_grad_input_merge', gradInputMergeSrc, { ...defines, ACCUMULATE: b.accumulate })
+    : rt.kernel('batchnorm_grad_input', gradInputSrc, defines);
+  const buffers = [b.dy, x, b.masked, merge ? from.part : from.coef, out.dx, b.second, out.dres];
+  if (merge) buffers.push(b.weight, b.stats, b.dweight, b.dbias);
+  const { workgroups, partials } = elementwiseGrid(rt, p, k, merge);
+  rt.dispatch(k, {
+    params: p.blockParams,
+    buffers: buffers.map((t) => t.buffer(op)),
+    workgroups,
+    op,
+    flops: (b.relu ? 6 : 5) * n + (terms - 1) * n + partials,
+    bytes: 4 * ((b.relu ? 3 : 2) + terms + (wantRes ? 1 : 0)) * n + 4 * partials,
+    shapes: p.shapes,
+  });
 }
