@@ -88,6 +88,8 @@ export class StepProgram {
   /** Names of the live uniform values a replay must be given. */
   readonly live: ReadonlySet<string>;
   readonly dispatches: number;
+  /** Every buffer its commands use. */
+  readonly bound: ReadonlySet<GPUBuffer>;
   private destroyed = false;
 
   constructor(
@@ -95,9 +97,8 @@ export class StepProgram {
     /** The pooled buffers the program owns (freed by destroy). */
     readonly buffers: readonly GPUBuffer[],
     private readonly release: (buffers: readonly GPUBuffer[]) => void,
-    /** The runtime's programEpoch at the capture: a later one means a bound buffer was replaced. */
-    readonly epoch = 0,
   ) {
+    this.bound = rec.touched;
     this.commands = rec.commands;
     this.inputs = rec.inputs;
     this.live = rec.live;

@@ -74,9 +74,9 @@ export class Runtime {
   /** How often each buffer has been written (dispatch bindings the shader writes, copies, uploads, replays). */
   private writeCounts = new WeakMap<GPUBuffer, number>();
   /** Buffers to destroy once the commands recorded so far are submitted (they may still use them). */
-  private retired: GPUBuffer[] = [];
-  /** Bumped when something every captured program may bind is replaced; older programs refuse to replay. */
-  private epoch = 0;
+  private retiring: GPUBuffer[] = [];
+  /** Buffers replaced by something else (retire()): a program that binds one cannot replay. */
+  private retired = new WeakSet<GPUBuffer>();
 
   constructor(
     private handle: GpuHandle,
@@ -203,7 +203,7 @@ export class Runtime {
       this.pool.watch(null);
     }
     const buffers = this.pool.claim(rec.acquired, rec.touched);
-    return { program: new StepProgram(rec, buffers, (owned) => this.pool.unclaim(owned), this.epoch), result };
+    return { program: new StepProgram(rec, buffers, (owned) => this.pool.unclaim(owned)), result };
   }
 
   /** Whether a step is being captured now (uploads and reads are restricted then). */
@@ -216,14 +216,10 @@ export class Runtime {
     return this.recorder ? this.captures : null;
   }
 
-  /** Programs captured before the last invalidatePrograms() refuse to replay (StepPrograms recaptures). */
-  get programEpoch(): number {
-    return this.epoch;
-  }
-
-  /** Called when a buffer that captured programs may bind is replaced (and will be destroyed). */
-  invalidatePrograms(): void {
-    this.epoch++;
+  /** Whether a program binds only live buffers (none retired since its capture); StepPrograms recaptures otherwise. */
+  canReplay(program: StepProgram): boolean {
+    for (const b of program.bound) if (this.retired.has(b)) return false;
+    return true;
   }
 
   /** How many times `buffer` has been written so far: a cache of something computed from it is stale when this moved. */
@@ -235,9 +231,13 @@ export class Runtime {
     this.writeCounts.set(buffer, (this.writeCounts.get(buffer) ?? 0) + 1);
   }
 
-  /** Destroys `buffer` once the commands recorded so far have been submitted (at once if none are open). */
-  destroyAfterSubmit(buffer: GPUBuffer): void {
-    if (this.encoder) this.retired.push(buffer);
+  /**
+   * Gives up a buffer that something new replaces (a weight pack that grew): destroyed once the
+   * commands recorded so far are submitted, and captured programs that bind it refuse to replay.
+   */
+  retire(buffer: GPUBuffer): void {
+    this.retired.add(buffer);
+    if (this.encoder) this.retiring.push(buffer);
     else buffer.destroy();
   }
 
@@ -245,7 +245,7 @@ export class Runtime {
   replay(program: StepProgram, values: StepValues): void {
     this.assertAlive();
     if (this.recorder) throw new Error('step replay: not allowed inside a capture');
-    if (program.epoch !== this.epoch)
+    if (!this.canReplay(program))
       throw new Error(
         'step replay: a buffer the program binds was replaced after the capture (e.g. re-laid weights grew); capture the step again',
       );
@@ -345,7 +345,7 @@ export class Runtime {
     this.observer?.beforeSubmit(this.encoder);
     this.device.queue.submit([this.encoder.finish()]);
     this.encoder = null;
-    for (const b of this.retired.splice(0)) b.destroy();
+    for (const b of this.retiring.splice(0)) b.destroy();
     this.uniformUsed = 0;
     this.stats.submits++;
     this.completion.noteSubmit();

@@ -147,6 +147,15 @@ t(
         const eager = (await scope(() => step()).y.data()) as Float32Array;
         assert.ok(Buffer.from(replayed.buffer).equals(Buffer.from(eager.buffer)), 'the replay used the new weights');
 
+        // Another store's pack growing leaves the program alone.
+        const other = new FlatStore(rt, [{ name: 'w', shape: SHAPES.c }], 'pack-other');
+        const viaOther = () =>
+          scope(() => void conv3(tensor(randomArray(2 * 6 * 81, 10), [2, 6, 9, 9]), other.get('w')));
+        viaOther();
+        viaOther();
+        other.destroy();
+        assert.ok(rt.canReplay(captured.program), "another store's pack does not retire the program");
+
         // A new layout (weight c), asked for twice, grows the pack: the program binding the old one is refused.
         const c = () => scope(() => void conv3(tensor(randomArray(2 * 6 * 81, 9), [2, 6, 9, 9]), store.get('c')));
         c();

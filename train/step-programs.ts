@@ -43,9 +43,9 @@ export class StepPrograms<T extends StepTensors> {
       this.seen.clear();
       this.choices = choices;
     }
-    // A program whose bound buffers were replaced since (re-laid weights that grew) is recaptured.
+    // A program that binds a buffer replaced since (re-laid weights that grew) is recaptured.
     for (const [sig, c] of this.programs)
-      if (c.program.epoch !== this.rt.programEpoch) {
+      if (!this.rt.canReplay(c.program)) {
         c.program.destroy();
         this.programs.delete(sig);
       }

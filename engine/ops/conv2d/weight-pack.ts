@@ -6,7 +6,7 @@
 // re-lays its weight itself, and the next refresh rebuilds the pack with every registered
 // layout. So a model's first step registers them all and from its second step on each store
 // costs one dispatch per step (or none while the store does not change). A rebuild replaces the pack's buffer, which captured programs
-// may bind: it tells the runtime (invalidatePrograms), and those programs are captured again.
+// may bind: it retires the old buffer (rt.retire), and the programs that bind it are captured again.
 // Inside a capture the pack is always refreshed before its first use, so a replay never reads
 // a pack computed from weights that have changed since.
 import packSrc from '../../../shaders/conv2d/relayout_pack.wgsl';
@@ -120,12 +120,9 @@ export class WeightPack {
   /** New packs with every registered layout (the old ones are destroyed once nothing pending uses them). */
   private rebuild(): void {
     const rt = this.rt;
-    if (this.groups.length) {
-      for (const g of this.groups) {
-        rt.destroyAfterSubmit(g.pack);
-        rt.destroyAfterSubmit(g.table);
-      }
-      rt.invalidatePrograms();
+    for (const g of this.groups) {
+      rt.retire(g.pack);
+      rt.retire(g.table);
     }
     const align = Math.max(1, rt.limits.minStorageBufferOffsetAlignment / 4);
     const cap = this.cap;
