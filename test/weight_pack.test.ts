@@ -43,6 +43,23 @@ function dispatched(fn: () => void): string[] {
   return seen;
 }
 
+/** How many buffers `fn` retires. */
+function spyRetire(fn: () => void): number {
+  const rt = runtime();
+  const retire = rt.retire.bind(rt);
+  let n = 0;
+  rt.retire = (b: GPUBuffer) => {
+    n++;
+    retire(b);
+  };
+  try {
+    fn();
+  } finally {
+    rt.retire = retire;
+  }
+  return n;
+}
+
 /** Two 3x3 convolutions and the input gradient through both (forward and transposed layouts). */
 function net(x: Tensor, a: Tensor, b: Tensor): { y: Tensor; dx: Tensor } {
   x.requireGrad();
@@ -147,13 +164,19 @@ t(
         const eager = (await scope(() => step()).y.data()) as Float32Array;
         assert.ok(Buffer.from(replayed.buffer).equals(Buffer.from(eager.buffer)), 'the replay used the new weights');
 
-        // Another store's pack growing leaves the program alone.
-        const other = new FlatStore(rt, [{ name: 'w', shape: SHAPES.c }], 'pack-other');
-        const viaOther = () =>
-          scope(() => void conv3(tensor(randomArray(2 * 6 * 81, 10), [2, 6, 9, 9]), other.get('w')));
-        viaOther();
-        viaOther();
+        // Another store's pack growing (its second layout joins on the second call) leaves the program alone.
+        const other = new FlatStore(
+          rt,
+          ['a', 'b'].map((name) => ({ name, shape: SHAPES[name as 'a' | 'b'] })),
+          'pack-other',
+        );
+        const viaOther = () => scope(() => void conv3(conv3(tensor(x, X_SHAPE), other.get('a')), other.get('b')));
+        const retired = spyRetire(() => {
+          viaOther();
+          viaOther();
+        });
         other.destroy();
+        assert.ok(retired > 0, "the other store's pack grew");
         assert.ok(rt.canReplay(captured.program), "another store's pack does not retire the program");
 
         // A new layout (weight c), asked for twice, grows the pack: the program binding the old one is refused.
