@@ -13,6 +13,7 @@
 import { scope, type Runtime, type FlatStore, type Rng } from '../engine/index.js';
 import { inputOn } from '../engine/ops/create.js';
 import type { StepTensors } from '../engine/replay.js';
+import type { StepValues } from '../engine/capture.js';
 import type { Communicator } from '../engine/comm/communicator.js';
 import { Readback, writeBufferFrom } from '../engine/staging.js';
 import type { Sgd } from '../engine/ops/sgd.js';
@@ -134,6 +135,13 @@ export class DataParallel implements StepStrategy {
     const plan = model.planStep(stepIndex, B);
     const signature = `${n}x${S} lambda=${plan.lambda} correspondence=${wantCorrespondence}`;
     const run = this.programs ? this.programs.begin(signature, 3) : eagerRun<StepTensors>(rt);
+    let issue = 0;
+    const part = (values: StepValues, record: () => StepTensors): StepTensors => {
+      const t = now();
+      const out = run.part(values, record);
+      issue += now() - t;
+      return out;
+    };
     // The step's work, started by its first recorded part (a replayed step records nothing).
     let work: StepWork<StepPause> | null = null;
     const recorded = () =>
@@ -151,7 +159,7 @@ export class DataParallel implements StepStrategy {
     const shapes = keyShapes(model, S);
     const count = keyCount(shapes, n);
     const staging = this.keyStagingOf(count * 4);
-    run.part({ key: xkMine }, () =>
+    part({ key: xkMine }, () =>
       scope(() => {
         stageKeys(nextPause(recorded(), 'keys').keys, staging);
         return {};
@@ -167,7 +175,7 @@ export class DataParallel implements StepStrategy {
     // Part 2, up to the gradients pause: query forward, loss, backward (the heads' buckets staged
     // in the middle of it, the backbone's with the loss figures at the end), enqueue of the job's keys.
     const values = { query: xq, ...keyValues(keys, shapes), ...model.stepValues(plan) };
-    const { correspondence: corr } = run.part(values, () =>
+    const { correspondence: corr } = part(values, () =>
       scope(() => {
         const { out } = nextPause(recorded(), 'gradients', keysOn(rt, keys, shapes));
         this.grads.stageLosses([out.loss, out.lossGlobal, out.lossDense]);
@@ -181,7 +189,7 @@ export class DataParallel implements StepStrategy {
 
     const { stats, times } = await this.grads.sync(t1);
     // Part 3: SGD on the summed gradients.
-    run.part({ lr }, () =>
+    part({ lr }, () =>
       scope(() => {
         runThrough(recorded());
         return {};
@@ -194,7 +202,7 @@ export class DataParallel implements StepStrategy {
       lossGlobal: stats[1] / W,
       lossDense: model.cfg.method === 'densecl' ? stats[2] / W : null,
       ...(correspondence ? { correspondence } : {}),
-      sync: { ...times, keyExchange: t1 - t0, keyCollectives },
+      sync: { ...times, keyExchange: t1 - t0, keyCollectives, issue },
       keyPermutation: perm,
     };
   }

@@ -86,7 +86,7 @@ export class GradientBuckets {
    */
   async sync(
     submitted: number,
-  ): Promise<{ stats: Float32Array; times: Omit<SyncTimes, 'keyExchange' | 'keyCollectives'> }> {
+  ): Promise<{ stats: Float32Array; times: Omit<SyncTimes, 'keyExchange' | 'keyCollectives' | 'issue'> }> {
     const { rt, comm, grads } = this;
     const statsMap = this.statsStaging.requestMap();
     let backboneOnHost = 0;
