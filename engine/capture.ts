@@ -88,6 +88,8 @@ export class StepProgram {
   /** Names of the live uniform values a replay must be given. */
   readonly live: ReadonlySet<string>;
   readonly dispatches: number;
+  /** Every buffer its commands bind or write (Runtime.isStale checks them against replaced ones). */
+  readonly binds: ReadonlySet<GPUBuffer>;
   private destroyed = false;
 
   constructor(
@@ -95,10 +97,9 @@ export class StepProgram {
     /** The pooled buffers the program owns (freed by destroy). */
     readonly buffers: readonly GPUBuffer[],
     private readonly release: (buffers: readonly GPUBuffer[]) => void,
-    /** The runtime's programEpoch at the capture: a later one means a bound buffer was replaced. */
-    readonly epoch = 0,
   ) {
     this.commands = rec.commands;
+    this.binds = rec.touched;
     this.inputs = rec.inputs;
     this.live = rec.live;
     this.dispatches = rec.commands.filter((c) => c.kind === 'dispatch').length;

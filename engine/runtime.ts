@@ -75,8 +75,8 @@ export class Runtime {
   private writeCounts = new WeakMap<GPUBuffer, number>();
   /** Buffers to destroy once the commands recorded so far are submitted (they may still use them). */
   private retired: GPUBuffer[] = [];
-  /** Bumped when something every captured program may bind is replaced; older programs refuse to replay. */
-  private epoch = 0;
+  /** Buffers replaced since (re-laid weight packs): a captured program that binds one refuses to replay. */
+  private replaced = new WeakSet<GPUBuffer>();
 
   constructor(
     private handle: GpuHandle,
@@ -203,7 +203,7 @@ export class Runtime {
       this.pool.watch(null);
     }
     const buffers = this.pool.claim(rec.acquired, rec.touched);
-    return { program: new StepProgram(rec, buffers, (owned) => this.pool.unclaim(owned), this.epoch), result };
+    return { program: new StepProgram(rec, buffers, (owned) => this.pool.unclaim(owned)), result };
   }
 
   /** Whether a step is being captured now (uploads and reads are restricted then). */
@@ -216,14 +216,15 @@ export class Runtime {
     return this.recorder ? this.captures : null;
   }
 
-  /** Programs captured before the last invalidatePrograms() refuse to replay (StepPrograms recaptures). */
-  get programEpoch(): number {
-    return this.epoch;
+  /** Whether `program` binds a buffer replaced since its capture (it refuses to replay; StepPrograms recaptures). */
+  isStale(program: StepProgram): boolean {
+    for (const b of program.binds) if (this.replaced.has(b)) return true;
+    return false;
   }
 
-  /** Called when a buffer that captured programs may bind is replaced (and will be destroyed). */
-  invalidatePrograms(): void {
-    this.epoch++;
+  /** Called when buffers that captured programs may bind are replaced (and will be destroyed). */
+  invalidatePrograms(replaced: Iterable<GPUBuffer>): void {
+    for (const b of replaced) this.replaced.add(b);
   }
 
   /** How many times `buffer` has been written so far: a cache of something computed from it is stale when this moved. */
@@ -245,7 +246,7 @@ export class Runtime {
   replay(program: StepProgram, values: StepValues): void {
     this.assertAlive();
     if (this.recorder) throw new Error('step replay: not allowed inside a capture');
-    if (program.epoch !== this.epoch)
+    if (this.isStale(program))
       throw new Error(
         'step replay: a buffer the program binds was replaced after the capture (e.g. re-laid weights grew); capture the step again',
       );

@@ -197,8 +197,8 @@ t(
   'two ranks replaying their captured step parts equal two eager ranks bit for bit (new signature, queue wraps)',
   async () => {
     const rt = runtime();
-    // Queue 24 at batch 8: the rows go 0, 8, 16, 0, ...; the dense loss starts at step 2 (a new signature).
-    const opts: Partial<TrainerOptions> = { ...TINY, queueSize: 24, startIters: 2, totalSteps: 7 };
+    // Queue 24 at batch 8: the rows go 0, 8, 16, 0, ...; the dense loss starts at step 3 (a new signature).
+    const opts: Partial<TrainerOptions> = { ...TINY, queueSize: 24, startIters: 3, totalSteps: 7 };
     const job = (replay: boolean) =>
       localGroup(2).map(
         (comm) => new Trainer(rt, { ...opts, seed: 3 + comm.rank * 11 }, { comm, replay, bucketBytes: 16 << 10 }),
@@ -220,7 +220,7 @@ t(
           assert.equal([...g.keyPermutation!], [...e.keyPermutation!]);
         }
       }
-      // Steps 0 and 2 eager (a signature's first), 1 and 3 captured, 4..6 replayed (6 after the wrap).
+      // Steps 0 and 3 eager (a signature's first), 1 and 4 captured, 2, 5 and 6 replayed (6 after the wrap).
       for (const tr of replayed) assert.equal(tr.programs!.stats, { eager: 2, captured: 2, replayed: 3, evicted: 0 });
       assert.is(replayed[0].model.ptr, 8);
       for (let r = 0; r < 2; r++) {

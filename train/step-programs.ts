@@ -60,7 +60,7 @@ export class StepPrograms<T extends StepTensors> {
     }
     // A program whose bound buffers were replaced since (re-laid weights that grew) is recaptured.
     for (const [sig, captured] of this.programs)
-      if (captured.some((c) => c.program.epoch !== this.rt.programEpoch)) {
+      if (captured.some((c) => this.rt.isStale(c.program))) {
         for (const c of captured) c.program.destroy();
         this.programs.delete(sig);
       }

@@ -6,7 +6,8 @@
 // re-lays its weight itself, and the next refresh rebuilds the pack with every registered
 // layout. So a model's first step registers them all and from its second step on each store
 // costs one dispatch per step (or none while the store does not change). A rebuild replaces the pack's buffer, which captured programs
-// may bind: it tells the runtime (invalidatePrograms), and those programs are captured again.
+// may bind: it tells the runtime which buffers went (invalidatePrograms), and the programs that
+// bind them are captured again (another model's programs are not).
 // Inside a capture the pack is always refreshed before its first use, so a replay never reads
 // a pack computed from weights that have changed since.
 import packSrc from '../../../shaders/conv2d/relayout_pack.wgsl';
@@ -125,7 +126,7 @@ export class WeightPack {
         rt.destroyAfterSubmit(g.pack);
         rt.destroyAfterSubmit(g.table);
       }
-      rt.invalidatePrograms();
+      rt.invalidatePrograms(this.groups.flatMap((g) => [g.pack, g.table]));
     }
     const align = Math.max(1, rt.limits.minStorageBufferOffsetAlignment / 4);
     const cap = this.cap;
