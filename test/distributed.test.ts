@@ -193,6 +193,47 @@ t('two ranks (in-memory) at batch 8 train the same weights, queues and BN statis
   }
 });
 
+t(
+  'two ranks replaying their captured step parts equal two eager ranks bit for bit (new signature, queue wraps)',
+  async () => {
+    const rt = runtime();
+    // Queue 24 at batch 8: the rows go 0, 8, 16, 0, ...; the dense loss starts at step 3 (a new signature).
+    const opts: Partial<TrainerOptions> = { ...TINY, queueSize: 24, startIters: 3, totalSteps: 7 };
+    const job = (replay: boolean) =>
+      localGroup(2).map(
+        (comm) => new Trainer(rt, { ...opts, seed: 3 + comm.rank * 11 }, { comm, replay, bucketBytes: 16 << 10 }),
+      );
+    const [eager, replayed] = [job(false), job(true)];
+    try {
+      assert.is(eager[0].programs, null, '{ replay: false } records every step eagerly');
+      for (let step = 0; step < 7; step++) {
+        const [q, k] = [jobBatch(step, 0), jobBatch(step, 1)];
+        const run = (ranks: Trainer[]) =>
+          Promise.all(ranks.map((tr, r) => tr.trainStep(slice(q, r, 2), slice(k, r, 2))));
+        const [want, got] = [await run(eager), await run(replayed)];
+        for (let r = 0; r < 2; r++) {
+          const [e, g] = [want[r], got[r]];
+          assert.ok(
+            Object.is(e.loss, g.loss) && Object.is(e.lossGlobal, g.lossGlobal) && Object.is(e.lossDense, g.lossDense),
+            `step ${step} rank ${r}: eager ${e.loss} vs replay ${g.loss}`,
+          );
+          assert.equal([...g.keyPermutation!], [...e.keyPermutation!]);
+        }
+      }
+      // Steps 0 and 3 eager (a signature's first), 1 and 4 captured, 2, 5 and 6 replayed (6 after the wrap).
+      for (const tr of replayed) assert.equal(tr.programs!.stats, { eager: 2, captured: 2, replayed: 3, evicted: 0 });
+      assert.is(replayed[0].model.ptr, 8);
+      for (let r = 0; r < 2; r++) {
+        const [e, g] = [await stores(eager[r]), await stores(replayed[r])];
+        for (const [label, v] of e)
+          assert.ok(Buffer.from(v.buffer).equals(Buffer.from(g.get(label)!.buffer)), `rank ${r}: ${label} differs`);
+      }
+    } finally {
+      for (const tr of [...eager, ...replayed]) tr.destroy();
+    }
+  },
+);
+
 t('batch and BN groups must divide among the ranks', () => {
   const comm = localGroup(3)[0];
   assert.throws(

@@ -214,6 +214,26 @@ t('capture: replay takes new inputs and live values; wrong or missing values are
   assert.throws(() => replayStep(rt, captured, { x: Float32Array.of(1, 2, 3) }), /program was destroyed/);
 });
 
+t('a program that binds a replaced buffer refuses to replay; one that does not still replays', async () => {
+  const rt = runtime();
+  const a = new FlatStore(rt, [{ name: 'w', shape: [2] }], 'a');
+  const b = new FlatStore(rt, [{ name: 'w', shape: [2] }], 'b');
+  a.write('w', Float32Array.of(1, 2));
+  b.write('w', Float32Array.of(3, 4));
+  const reads = (store: FlatStore) => () =>
+    scope(() => ({ y: add(inputOn(rt, 'x', Float32Array.of(1, 1), [2]), store.get('w')) }));
+  const [onA, onB] = [captureStep(rt, reads(a)), captureStep(rt, reads(b))];
+  for (const c of [onA, onB]) c.result.y!.dispose();
+  rt.retire(a.buffer); // as a weight pack's rebuild does with its old buffers
+  assert.ok(!rt.canReplay(onA.captured.program) && rt.canReplay(onB.captured.program));
+  assert.throws(() => replayStep(rt, onA.captured, { x: Float32Array.of(0, 0) }), /was replaced after the capture/);
+  const y = replayStep(rt, onB.captured, { x: Float32Array.of(10, 10) }).y!;
+  assert.equal(Array.from(await y.data()), [13, 14]);
+  for (const c of [onA, onB]) c.captured.program.destroy();
+  a.destroy();
+  b.destroy();
+});
+
 t('capture refuses what a replay could not repeat', async () => {
   const rt = runtime();
   const before: Tensor = tensorOn(rt, [1, 2]);

@@ -5,26 +5,40 @@
 // between the collectives: up to the keys pause the key forward on this rank's slice of the
 // shuffled job batch, then the key exchange (key-exchange.ts); up to the gradients pause the
 // query forward, loss and backward with the heads' gradient buckets sent mid-backward, then the
-// gradient sum (gradient-buckets.ts); then SGD, dividing by the number of ranks. Steps are eager
-// (their parts wait for the host). Browser-safe (the communicator is an interface).
+// gradient sum (gradient-buckets.ts); then SGD, dividing by the number of ranks. Each of the
+// three GPU parts is captured and replayed like a one-process step (StepPrograms, one program of
+// three parts per signature): every per-step value is a named input or a live value, and the
+// host work (maps of the staging buffers, collectives, write-back of the summed gradients) runs
+// between the parts. Browser-safe (the communicator is an interface).
 import { scope, type Runtime, type FlatStore, type Rng } from '../engine/index.js';
-import { tensorOn } from '../engine/ops/create.js';
+import { inputOn } from '../engine/ops/create.js';
+import type { StepTensors } from '../engine/replay.js';
+import type { StepValues } from '../engine/capture.js';
 import type { Communicator } from '../engine/comm/communicator.js';
-import { writeBufferFrom } from '../engine/staging.js';
+import { Readback, writeBufferFrom } from '../engine/staging.js';
 import type { Sgd } from '../engine/ops/sgd.js';
-import { runThrough, type DenseCL } from '../models/densecl.js';
+import { runThrough, type DenseCL, type StepWork } from '../models/densecl.js';
 import { viewsFromBytes } from './data/augment.js';
 import type { ViewBatch } from './data/loader.js';
 import { GradientBuckets } from './gradient-buckets.js';
-import { keyShapes, keysOn, shuffledSlice, stageKeys, unshuffle } from './key-exchange.js';
-import { nextPause, trainingStep, type StepRequest, type StepStats, type StepStrategy } from './step-strategy.js';
+import { keyCount, keyShapes, keysOn, keyValues, shuffledSlice, stageKeys, unshuffle } from './key-exchange.js';
+import { eagerRun, StepPrograms } from './step-programs.js';
+import {
+  nextPause,
+  trainingStep,
+  type StepPause,
+  type StepRequest,
+  type StepStats,
+  type StepStrategy,
+} from './step-strategy.js';
 
 const now = (): number => performance.now();
 
 export class DataParallel implements StepStrategy {
-  /** Every step is recorded eagerly. */
-  readonly programs = null;
+  readonly programs: StepPrograms<StepTensors> | null;
   private readonly grads: GradientBuckets;
+  /** The staging buffer of the key outputs, by size in bytes (captured parts copy into it). */
+  private readonly keyStaging = new Map<number, Readback>();
   private broadcastDone = false;
   /** Steps run one after another (each has collectives mid-way); each waits for the one before. */
   private chain: Promise<unknown> = Promise.resolve();
@@ -36,8 +50,11 @@ export class DataParallel implements StepStrategy {
     readonly comm: Communicator,
     /** Side of the square views. */
     private readonly imgSize: number,
+    /** Capture the step's parts and replay them, or record every step eagerly. */
+    replay: boolean,
     bucketBytes?: number,
   ) {
+    this.programs = replay ? new StepPrograms(rt) : null;
     const offsets = model.query.grads.offsets;
     // The heads' parameters come after the backbone's in the store (see DenseCL's specs).
     const headsStart = Math.min(...[...offsets].filter(([name]) => name.startsWith('neck.')).map(([, at]) => at));
@@ -113,40 +130,71 @@ export class DataParallel implements StepStrategy {
     const allViews = await comm.allgather(xk);
     const perm = await comm.broadcast(Int32Array.from(rng.permutation(B)), 0);
     let keyCollectives = now() - t0;
+    const xkMine = shuffledSlice(allViews, perm, comm.rank, n);
     // No permutation in the plan: the keys arrive shuffled and are put back in order on the host.
     const plan = model.planStep(stepIndex, B);
-    const views = {
-      key: () => tensorOn(rt, shuffledSlice(allViews, perm, comm.rank, n), shape),
-      query: () => tensorOn(rt, xq, shape),
+    const signature = `${n}x${S} lambda=${plan.lambda} correspondence=${wantCorrespondence}`;
+    const run = this.programs ? this.programs.begin(signature, 3) : eagerRun<StepTensors>(rt);
+    let issue = 0;
+    const part = (values: StepValues, record: () => StepTensors): StepTensors => {
+      const t = now();
+      const out = run.part(values, record);
+      issue += now() - t;
+      return out;
     };
-    const work = trainingStep(model, this.sgd, views, plan, lr, {
-      gradScale: 1 / W,
-      headsDone: () => this.grads.stage(true),
-    });
-    // Up to the keys pause: gradients zeroed, the key encoder's EMA update and forward; its outputs read back.
-    const staged = scope(() => stageKeys(rt, nextPause(work, 'keys').keys));
+    // The step's work, started by its first recorded part (a replayed step records nothing).
+    let work: StepWork<StepPause> | null = null;
+    const recorded = () =>
+      (work ??= trainingStep(
+        model,
+        this.sgd,
+        { key: () => inputOn(rt, 'key', xkMine, shape), query: () => inputOn(rt, 'query', xq, shape) },
+        plan,
+        lr,
+        { gradScale: 1 / W, headsDone: () => this.grads.stage(true) },
+      ));
+
+    // Part 1, up to the keys pause: gradients zeroed, the key encoder's EMA update and forward,
+    // its outputs copied to the staging buffer.
     const shapes = keyShapes(model, S);
-    const localKeys = await staged.readback.take(staged.count).finally(() => staged.readback.destroy());
+    const count = keyCount(shapes, n);
+    const staging = this.keyStagingOf(count * 4);
+    part({ key: xkMine }, () =>
+      scope(() => {
+        stageKeys(nextPause(recorded(), 'keys').keys, staging);
+        return {};
+      }),
+    );
+    const localKeys = await staging.take(count);
     const tg = now();
     const gathered = await comm.allgather(localKeys);
     keyCollectives += now() - tg;
     const keys = unshuffle(gathered, perm, shapes, comm.rank, n);
     const t1 = now();
 
-    // Up to the gradients pause: query forward, loss, backward (the heads' buckets staged in the
-    // middle of it, the backbone's with the loss figures at the end), enqueue of the job's keys.
-    const corr = scope(() => {
-      const { out } = nextPause(work, 'gradients', keysOn(rt, keys, shapes));
-      this.grads.stageLosses([out.loss, out.lossGlobal, out.lossDense]);
-      this.grads.stage(false);
-      return wantCorrespondence ? out.correspondence : null;
-    });
+    // Part 2, up to the gradients pause: query forward, loss, backward (the heads' buckets staged
+    // in the middle of it, the backbone's with the loss figures at the end), enqueue of the job's keys.
+    const values = { query: xq, ...keyValues(keys, shapes), ...model.stepValues(plan) };
+    const { correspondence: corr } = part(values, () =>
+      scope(() => {
+        const { out } = nextPause(recorded(), 'gradients', keysOn(rt, keys, shapes));
+        this.grads.stageLosses([out.loss, out.lossGlobal, out.lossDense]);
+        this.grads.stage(false);
+        return { correspondence: wantCorrespondence ? out.correspondence : null };
+      }),
+    );
+    this.grads.requestMaps();
     model.finishStep(plan);
     const correspondence = corr ? ((await corr.data().finally(() => corr.dispose())) as Int32Array) : null;
 
     const { stats, times } = await this.grads.sync(t1);
-    scope(() => runThrough(work)); // SGD on the summed gradients
-    rt.flush();
+    // Part 3: SGD on the summed gradients.
+    part({ lr }, () =>
+      scope(() => {
+        runThrough(recorded());
+        return {};
+      }),
+    );
     return {
       step: stepIndex,
       lr,
@@ -154,13 +202,22 @@ export class DataParallel implements StepStrategy {
       lossGlobal: stats[1] / W,
       lossDense: model.cfg.method === 'densecl' ? stats[2] / W : null,
       ...(correspondence ? { correspondence } : {}),
-      sync: { ...times, keyExchange: t1 - t0, keyCollectives },
+      sync: { ...times, keyExchange: t1 - t0, keyCollectives, issue },
       keyPermutation: perm,
     };
   }
 
+  /** The key outputs' staging buffer of this size, made on first use and kept (captured parts copy into it). */
+  private keyStagingOf(bytes: number): Readback {
+    let r = this.keyStaging.get(bytes);
+    if (!r) this.keyStaging.set(bytes, (r = new Readback(this.rt, bytes, 'dp.keys')));
+    return r;
+  }
+
   destroy(): void {
+    this.programs?.destroy();
     this.grads.destroy();
+    for (const r of this.keyStaging.values()) r.destroy();
   }
 }
 

@@ -62,6 +62,14 @@ export class GradientBuckets {
     for (const b of mine) void b.staging.requestMap();
   }
 
+  /**
+   * Asks for every bucket's map (those already asked for keep their request): after a replayed
+   * step part, whose staging copies were submitted without the host in between.
+   */
+  requestMaps(): void {
+    for (const b of this.buckets) void b.staging.requestMap();
+  }
+
   /** Records the copy of this rank's loss, global loss and dense loss (when present), summed by sync(). */
   stageLosses(losses: (Tensor | null)[]): void {
     losses.forEach((t, i) => {
@@ -78,7 +86,7 @@ export class GradientBuckets {
    */
   async sync(
     submitted: number,
-  ): Promise<{ stats: Float32Array; times: Omit<SyncTimes, 'keyExchange' | 'keyCollectives'> }> {
+  ): Promise<{ stats: Float32Array; times: Omit<SyncTimes, 'keyExchange' | 'keyCollectives' | 'issue'> }> {
     const { rt, comm, grads } = this;
     const statsMap = this.statsStaging.requestMap();
     let backboneOnHost = 0;

@@ -1,9 +1,11 @@
 // Shuffle-BN across the ranks of a data-parallel job, as in the paper's code: the key views are
 // all-gathered and rank 0's permutation broadcast (by the caller), each rank encodes its slice of
 // the shuffled batch, the key outputs are read back, all-gathered and put back in data order on
-// the host, and uploaded as the step's keys; both queues get the whole job batch's keys.
-import { tensorOn } from '../engine/ops/create.js';
-import { Readback } from '../engine/staging.js';
+// the host, and uploaded as the step's keys; both queues get the whole job batch's keys. The
+// uploads are named inputs, so a captured step part replays with the next step's keys.
+import { inputOn } from '../engine/ops/create.js';
+import type { Readback } from '../engine/staging.js';
+import type { StepValues } from '../engine/capture.js';
 import type { Runtime, Tensor } from '../engine/index.js';
 import type { DenseCL, KeyOutputs, StepKeys } from '../models/densecl.js';
 
@@ -87,38 +89,55 @@ export function unshuffle(
   };
 }
 
-/** The job's keys uploaded as a step takes them. */
-export function keysOn(rt: Runtime, keys: HostKeys, shapes: KeyShapes): StepKeys {
+/** The job's keys as named uploads (a captured step's inputs): name, values, shape; the dense ones only for DenseCL. */
+function keyUploads(keys: HostKeys, shapes: KeyShapes): { name: string; data: Float32Array; shape: number[] }[] {
   const n = keys.own.globalEmbedding.length / shapes.dim; // this rank's images
   const B = keys.all.globalEmbedding.length / shapes.dim; // the job's
-  const up = (v: Float32Array | null, shape: number[]) => (v ? tensorOn(rt, v, shape) : null);
+  const uploads = [
+    { name: 'keys.features', data: keys.own.features, shape: [n, ...shapes.features] },
+    { name: 'keys.global', data: keys.own.globalEmbedding, shape: [n, shapes.dim] },
+    { name: 'keys.dense', data: keys.own.denseGrid, shape: [n, ...shapes.denseGrid] },
+    { name: 'keys.enqueue', data: keys.all.globalEmbedding, shape: [B, shapes.dim] },
+    { name: 'keys.enqueue2', data: keys.all.densePooled, shape: [B, shapes.dim] },
+  ];
+  return uploads.filter((u): u is { name: string; data: Float32Array; shape: number[] } => u.data !== null);
+}
+
+/** The job's keys uploaded as a step takes them, each a named input (keyValues gives a replay the same names). */
+export function keysOn(rt: Runtime, keys: HostKeys, shapes: KeyShapes): StepKeys {
+  const up = new Map(keyUploads(keys, shapes).map((u) => [u.name, inputOn(rt, u.name, u.data, u.shape)]));
   return {
     own: {
-      features: up(keys.own.features, [n, ...shapes.features])!,
-      globalEmbedding: up(keys.own.globalEmbedding, [n, shapes.dim])!,
-      denseGrid: up(keys.own.denseGrid, [n, ...shapes.denseGrid]),
+      features: up.get('keys.features')!,
+      globalEmbedding: up.get('keys.global')!,
+      denseGrid: up.get('keys.dense') ?? null,
       densePooled: null,
     },
-    enqueue: {
-      globalEmbedding: up(keys.all.globalEmbedding, [B, shapes.dim])!,
-      densePooled: up(keys.all.densePooled, [B, shapes.dim]),
-    },
+    enqueue: { globalEmbedding: up.get('keys.enqueue')!, densePooled: up.get('keys.enqueue2') ?? null },
   };
 }
 
-/** Copies the key outputs' values, back to back in KeyShapes.sizes order, into a new readback buffer and submits. */
-export function stageKeys(rt: Runtime, out: KeyOutputs): { readback: Readback; count: number } {
+/** The job's keys as a replayed step takes them (the inputs keysOn names). */
+export function keyValues(keys: HostKeys, shapes: KeyShapes): StepValues {
+  return Object.fromEntries(keyUploads(keys, shapes).map((u) => [u.name, u.data]));
+}
+
+/** How many values a rank stages of its key outputs (stageKeys). */
+export function keyCount(shapes: KeyShapes, n: number): number {
+  return n * shapes.sizes.reduce((a, s) => a + s, 0);
+}
+
+/**
+ * Records the copies of the key outputs' values, back to back in KeyShapes.sizes order, into
+ * `readback` (submitted with the step's part; the caller asks for the map after it).
+ */
+export function stageKeys(out: KeyOutputs, readback: Readback): void {
   const present = [out.features, out.globalEmbedding, out.denseGrid, out.densePooled].filter(
     (t): t is Tensor => t !== null,
   );
-  const count = present.reduce((a, t) => a + t.size, 0);
-  const readback = new Readback(rt, count * 4, 'dp.keys');
   let at = 0;
   for (const t of present) {
     readback.copyTensor(t, at * 4);
     at += t.size;
   }
-  rt.flush();
-  void readback.requestMap();
-  return { readback, count };
 }

@@ -28,6 +28,8 @@ export interface SyncTimes {
   /** Staging-buffer map + copy to host, summed over the buckets after the first of the heads and of the backbone (those wait for compute). */
   readback: number;
   buckets: number;
+  /** JS time recording (eager, captured) or replaying the step's three GPU parts: the CPU cost replay cuts. */
+  issue: number;
 }
 
 export interface StepStats {

@@ -69,8 +69,9 @@ export interface ParallelOptions {
   /** Gradient all-reduce bucket size. */
   bucketBytes?: number;
   /**
-   * One process: capture each step shape once and replay it (default), or record every step
-   * eagerly. Both compute the same values; replay spends far less CPU time per step.
+   * Capture each step shape once and replay it (default), or record every step eagerly; a
+   * data-parallel rank captures its step's three parts between the collectives. Both compute
+   * the same values; replay spends far less CPU time per step.
    */
   replay?: boolean;
 }
@@ -128,11 +129,11 @@ export class Trainer {
     this.lr0 = scaledLr(o.lr, o.batchSize);
     this.strategy =
       W > 1
-        ? new DataParallel(rt, this.model, this.sgd, comm, o.imgSize, parallel.bucketBytes)
+        ? new DataParallel(rt, this.model, this.sgd, comm, o.imgSize, parallel.replay ?? true, parallel.bucketBytes)
         : new OneProcessStep(rt, this.model, this.sgd, this.localBatch, o.imgSize, parallel.replay ?? true);
   }
 
-  /** Captured steps (one process with replay on), else null. */
+  /** Captured steps (with replay on), else null. */
   get programs(): StepPrograms<StepTensors> | null {
     return this.strategy.programs;
   }
