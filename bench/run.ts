@@ -13,6 +13,7 @@ import { run as gpu } from './gpu.js';
 import { run as contrastive } from './contrastive.js';
 import { run as replay } from './replay.js';
 import { run as loader } from './loader.js';
+import { run as adapter } from './adapter.js';
 
 const suites: Record<string, Suite> = {
   matmul,
@@ -26,11 +27,12 @@ const suites: Record<string, Suite> = {
   replay,
   loader,
   gpu,
+  adapter,
 };
 
 // Suites that run only when named: gpu's and replay's default sizes are for a GPU (ResNet-50 at 224 px:
-// minutes per step on lavapipe).
-const onlyWhenNamed = new Set(['gpu', 'replay']);
+// minutes per step on lavapipe); adapter is a description, not a measurement.
+const onlyWhenNamed = new Set(['gpu', 'replay', 'adapter']);
 const wanted = process.argv.slice(2);
 const unknown = wanted.filter((w) => !(w in suites));
 if (unknown.length) {

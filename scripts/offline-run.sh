@@ -25,7 +25,7 @@ usage() { sed -n '4,9p' "${BASH_SOURCE[0]}" | sed 's/^# *//'; }
 
 # Suite:seconds, most wanted first: they fit one 10-minute call on a lent GPU machine, so a suite
 # that runs over loses only itself (MEASURE_STAGES replaces the list).
-MEASURE_STAGES_DEFAULT="gpu:240 replay:90 contrastive:90 conv:75 matmul:45"
+MEASURE_STAGES_DEFAULT="adapter:30 gpu:240 replay:90 contrastive:90 conv:75 matmul:45"
 
 # Runs each stage's command (the bench suite named by the stage, via "$@ SUITE") under its
 # limit, logs to OUT/SUITE.log and appends "SUITE rc=N Ns (limit Ls)" to OUT/stages.txt.
