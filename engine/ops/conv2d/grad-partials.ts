@@ -16,7 +16,7 @@
 import sumSrc from '../../../shaders/conv2d/partials_sum.wgsl';
 import { atBackwardEnd } from '../../autograd.js';
 import { storeOwning, type FlatStore } from '../../flat.js';
-import type { Runtime } from '../../runtime.js';
+import type { Kernel, Runtime } from '../../runtime.js';
 import { Storage, Tensor } from '../../tensor.js';
 import { empty, fromArray } from '../alloc.js';
 import { sumIsOnePass } from '../reduce.js';
@@ -93,6 +93,10 @@ export class GradPartials {
     this.area = null;
   }
 
+  private kernel(): Kernel {
+    return this.rt.kernel('conv2d_partials_sum', sumSrc);
+  }
+
   private alignUp(n: number): number {
     return Math.ceil(n / this.align) * this.align;
   }
@@ -108,6 +112,8 @@ export class GradPartials {
         size: this.elements * 4,
         usage: GPUBufferUsage.STORAGE,
       });
+      // The pipeline is built now, beside the step's other new ones, not inside the next step.
+      this.kernel();
     }
     this.wanted = 0;
   }
@@ -128,7 +134,7 @@ export class GradPartials {
     const table = fromArray(rt, words, [words.length], 'u32', op);
     const partials = pending.reduce((acc, p) => acc + p.chunks * p.grad, 0);
     const grads = pending.reduce((acc, p) => acc + p.grad, 0);
-    rt.dispatch(rt.kernel('conv2d_partials_sum', sumSrc), {
+    rt.dispatch(this.kernel(), {
       params: { entries: pending.length },
       buffers: [table.buffer(op), this.area!, this.store.buffer],
       workgroups: rt.grid1d(groups * WG, WG),
