@@ -189,7 +189,9 @@ t('a replayed step sums the partials as the eager one did, and a grown area reti
       assert.ok(Buffer.from(replayed.buffer).equals(Buffer.from(expected.buffer)), 'replay equals eager');
       // A backward pass with more partials (a third weight) grows the area: the program binding the old one is refused.
       const [a, b, c] = weights;
-      scope(() => backward(sum(conv2d(conv2d(conv2d(tensor(x, X_SHAPE), a, null, OPTS), b, null, OPTS), c, null, OPTS))));
+      scope(() =>
+        backward(sum(conv2d(conv2d(conv2d(tensor(x, X_SHAPE), a, null, OPTS), b, null, OPTS), c, null, OPTS))),
+      );
       assert.throws(() => replayStep(rt, captured, { x }), /capture the step again/);
     } finally {
       captured.program.destroy();
