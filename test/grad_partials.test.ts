@@ -4,14 +4,13 @@
 // weight used twice, with an area too small for all partials at once, and in a replayed step.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { gpu, randomArray } from './helpers.js';
+import { dispatchesOf, gpu, randomArray } from './helpers.js';
 import { runtime, scope, backward, sum, conv2d, tensor, type Tensor } from '../engine/index.js';
 import { inputOn } from '../engine/ops/create.js';
 import { captureStep, replayStep } from '../engine/replay.js';
 import { FlatStore } from '../engine/flat.js';
 import { overrideKernels } from '../engine/device-profile.js';
 import { conv2dPlanFor } from '../engine/ops/conv2d/index.js';
-import type { DispatchInfo } from '../engine/runtime.js';
 import { GradPartials, GRAD_PARTIALS } from '../engine/ops/conv2d/grad-partials.js';
 
 const t = suite('grad_partials');
@@ -27,22 +26,7 @@ t.before(async () => {
 
 /** `fn`'s dispatches as 'op | kernel' (kernel without its defines). */
 function dispatched(fn: () => void): string[] {
-  const rt = runtime();
-  const seen: string[] = [];
-  rt.observer = {
-    timestampWrites(info: DispatchInfo) {
-      seen.push(`${info.op} | ${info.kernel.split('[')[0]}`);
-      return undefined;
-    },
-    beforeSubmit() {},
-    afterSubmit() {},
-  };
-  try {
-    fn();
-  } finally {
-    rt.observer = null;
-  }
-  return seen;
+  return dispatchesOf(fn).map((info) => `${info.op} | ${info.kernel.split('[')[0]}`);
 }
 
 const count = (seen: string[], what: string): number => seen.filter((s) => s === what).length;

@@ -4,6 +4,7 @@
 // reduction kernel's ACCUMULATE pass does (shaders/reduce_sum.wgsl), so results match it bit for bit.
 // The table holds 5 words per entry, in order of first workgroup: first workgroup, first partial
 // element, chunks, elements per chunk, first .grad element in the gradient store.
+//#include "lib/entry_table.wgsl"
 struct Params { entries: u32, _p0: u32, _p1: u32, _p2: u32, }
 @group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(1) var<storage, read> table: array<u32>;
@@ -14,14 +15,7 @@ struct Params { entries: u32, _p0: u32, _p1: u32, _p2: u32, }
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) lid: u32) {
   let group = wid.x + wid.y * nwg.x;
-  // The last entry whose workgroups start at or before this one.
-  var lo = 0u;
-  var hi = params.entries - 1u;
-  while (lo < hi) {
-    let mid = (lo + hi + 1u) / 2u;
-    if (table[mid * 5u] <= group) { lo = mid; } else { hi = mid - 1u; }
-  }
-  let e = lo * 5u;
+  let e = entryAt(group, params.entries, 5u);
   let size = table[e + 3u];
   let i = (group - table[e]) * 256u + lid;
   if (i >= size) { return; }
