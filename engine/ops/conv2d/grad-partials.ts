@@ -61,11 +61,6 @@ export class GradPartials {
     this.align = Math.max(1, rt.limits.minStorageBufferOffsetAlignment / 4);
   }
 
-  /** Elements the area holds. */
-  get size(): number {
-    return this.elements;
-  }
-
   /**
    * Where the partials [chunks, grad] of the .grad at element `dst` of the store go, to be
    * summed into it when the backward pass ends; null when they cannot wait (outside a backward
