@@ -5,6 +5,8 @@ import { Tensor, formatShape, type GradNode } from './tensor.js';
 import { keep, scope } from './scope.js';
 
 let gradEnabled = true;
+/** Work deferred until the running backward pass ends (null outside one). */
+let backwardEnd: (() => void)[] | null = null;
 
 export function isGradEnabled(): boolean {
   return gradEnabled;
@@ -46,6 +48,16 @@ export function record(
  */
 export function leafGradTarget(t: Tensor): Tensor | null {
   return t.requiresGrad && !t.node && t.grad ? t.grad : null;
+}
+
+/**
+ * Runs `fn` when the backward pass now running ends, before backward() returns (rules may leave
+ * work they share to one dispatch there); false, and nothing registered, outside a backward pass.
+ */
+export function atBackwardEnd(fn: () => void): boolean {
+  if (!backwardEnd) return false;
+  backwardEnd.push(fn);
+  return true;
 }
 
 /** A tensor sharing the storage of `t` but cut from the tape. */
@@ -110,44 +122,52 @@ export function runBackward(
     return s;
   };
   const order = topoOrder(root);
-  noGrad(() => {
-    for (let i = order.length - 1; i >= 0; i--) {
-      const t = order[i];
-      const terms = grads.get(t);
-      const node = t.node;
-      if (!terms || !node) continue;
-      grads.delete(t);
-      // A scope per rule frees its temporaries; the returned gradients survive it.
-      const inGrads = scope(() => node.backward(terms[0], terms.slice(1)));
-      node.inputs.forEach((input, k) => {
-        const gi = inGrads[k];
-        if (!gi || !input.requiresGrad) return;
-        if (gi.shape.length !== input.shape.length || gi.shape.some((d, j) => d !== input.shape[j])) {
-          throw new Error(
-            `backward of ${node.op}: gradient ${formatShape(gi.shape)} does not match input ${formatShape(input.shape)} (engine bug)`,
-          );
+  const outer = backwardEnd;
+  const deferred: (() => void)[] = (backwardEnd = []);
+  try {
+    noGrad(() => {
+      for (let i = order.length - 1; i >= 0; i--) {
+        const t = order[i];
+        const terms = grads.get(t);
+        const node = t.node;
+        if (!terms || !node) continue;
+        grads.delete(t);
+        // A scope per rule frees its temporaries; the returned gradients survive it.
+        const inGrads = scope(() => node.backward(terms[0], terms.slice(1)));
+        node.inputs.forEach((input, k) => {
+          const gi = inGrads[k];
+          if (!gi || !input.requiresGrad) return;
+          if (gi.shape.length !== input.shape.length || gi.shape.some((d, j) => d !== input.shape[j])) {
+            throw new Error(
+              `backward of ${node.op}: gradient ${formatShape(gi.shape)} does not match input ${formatShape(input.shape)} (engine bug)`,
+            );
+          }
+          if (input.node) {
+            const prev = grads.get(input);
+            if (!prev) grads.set(input, [own(gi)]);
+            else if (prev.length < (input.node.gradTerms ?? 1)) prev.push(own(gi));
+            else prev[prev.length - 1] = own(sum(prev[prev.length - 1], gi));
+          } else if (input.grad) {
+            accumulate(input.grad, gi);
+          } else {
+            // A leaf keeps its gradient and later contributions are added to it in place, so it
+            // must not share storage with a gradient still flowing elsewhere.
+            input.grad = keep(gi.storage.refs === 1 && !owned.has(gi) ? gi : clone(gi));
+            owned.add(input.grad);
+          }
+        });
+        for (const g of terms) {
+          owned.delete(g);
+          if (g !== seed) g.dispose();
         }
-        if (input.node) {
-          const prev = grads.get(input);
-          if (!prev) grads.set(input, [own(gi)]);
-          else if (prev.length < (input.node.gradTerms ?? 1)) prev.push(own(gi));
-          else prev[prev.length - 1] = own(sum(prev[prev.length - 1], gi));
-        } else if (input.grad) {
-          accumulate(input.grad, gi);
-        } else {
-          // A leaf keeps its gradient and later contributions are added to it in place, so it
-          // must not share storage with a gradient still flowing elsewhere.
-          input.grad = keep(gi.storage.refs === 1 && !owned.has(gi) ? gi : clone(gi));
-          owned.add(input.grad);
-        }
-      });
-      for (const g of terms) {
-        owned.delete(g);
-        if (g !== seed) g.dispose();
+        for (const gi of inGrads) if (gi && !terms.includes(gi) && !owned.has(gi)) gi.dispose();
       }
-      for (const gi of inGrads) if (gi && !terms.includes(gi) && !owned.has(gi)) gi.dispose();
-    }
-  });
+    });
+  } finally {
+    // Also after a failure: deferred work must not leak into the next backward pass.
+    backwardEnd = outer;
+    noGrad(() => deferred.forEach((fn) => fn()));
+  }
 }
 
 function view(t: Tensor): Tensor {

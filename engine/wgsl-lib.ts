@@ -13,6 +13,7 @@ import conv2dCore from '../shaders/lib/conv2d_core.wgsl';
 import conv2dRelayout from '../shaders/lib/conv2d_relayout.wgsl';
 import conv2dWgrad from '../shaders/lib/conv2d_wgrad.wgsl';
 import conv2dWindow from '../shaders/lib/conv2d_window.wgsl';
+import entryTable from '../shaders/lib/entry_table.wgsl';
 import gemmParams from '../shaders/lib/gemm_params.wgsl';
 import rowLines from '../shaders/lib/row_lines.wgsl';
 import subgroup8 from '../shaders/lib/subgroup8.wgsl';
@@ -31,6 +32,7 @@ export const WGSL_LIB: Record<string, string> = {
   'lib/conv2d_relayout.wgsl': conv2dRelayout,
   'lib/conv2d_wgrad.wgsl': conv2dWgrad,
   'lib/conv2d_window.wgsl': conv2dWindow,
+  'lib/entry_table.wgsl': entryTable,
   'lib/gemm_params.wgsl': gemmParams,
   'lib/row_lines.wgsl': rowLines,
   'lib/subgroup8.wgsl': subgroup8,

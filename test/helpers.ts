@@ -3,6 +3,7 @@ import type { TrainerOptions } from '../train/trainer.js';
 import type { PretrainOptions } from '../cli/pretrain.js';
 import { PRETRAIN_PRESETS } from '../train/presets.js';
 import * as assert from 'uvu/assert';
+import type { DispatchInfo } from '../engine/runtime.js';
 import {
   init,
   runtime,
@@ -27,6 +28,26 @@ export function gpu(): Promise<Runtime> {
 }
 
 export { runtime };
+
+/** The dispatches `fn` records, as the runtime's observer sees them. */
+export function dispatchesOf(fn: () => void): DispatchInfo[] {
+  const rt = runtime();
+  const seen: DispatchInfo[] = [];
+  rt.observer = {
+    timestampWrites(info: DispatchInfo) {
+      seen.push(info);
+      return undefined;
+    },
+    beforeSubmit() {},
+    afterSubmit() {},
+  };
+  try {
+    fn();
+  } finally {
+    rt.observer = null;
+  }
+  return seen;
+}
 
 export function assertClose(
   actual: ArrayLike<number>,

@@ -5,14 +5,13 @@
 // pack that grows must retire the programs that bind its old buffer.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { gpu, randomArray } from './helpers.js';
+import { dispatchesOf, gpu, randomArray } from './helpers.js';
 import { runtime, scope, backward, sum, conv2d, tensor, type Tensor } from '../engine/index.js';
 import { inputOn } from '../engine/ops/create.js';
 import { captureStep, replayStep } from '../engine/replay.js';
 import { fillInPlace } from '../engine/ops/pointwise.js';
 import { FlatStore } from '../engine/flat.js';
 import { overrideKernels } from '../engine/device-profile.js';
-import type { DispatchInfo } from '../engine/runtime.js';
 import { WeightPack, WEIGHT_PACK } from '../engine/ops/conv2d/weight-pack.js';
 
 const t = suite('weight_pack');
@@ -25,22 +24,7 @@ t.before(async () => {
 
 /** Kernel labels dispatched while `fn` runs. */
 function dispatched(fn: () => void): string[] {
-  const rt = runtime();
-  const seen: string[] = [];
-  rt.observer = {
-    timestampWrites(info: DispatchInfo) {
-      seen.push(info.kernel.split('[')[0]);
-      return undefined;
-    },
-    beforeSubmit() {},
-    afterSubmit() {},
-  };
-  try {
-    fn();
-  } finally {
-    rt.observer = null;
-  }
-  return seen;
+  return dispatchesOf(fn).map((info) => info.kernel.split('[')[0]);
 }
 
 /** How many buffers `fn` retires. */

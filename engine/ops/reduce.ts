@@ -10,6 +10,9 @@ import { empty, normAxes, requireF32 } from './alloc.js';
 import { reshape, permute, broadcastCopy } from './shape.js';
 import { affine } from './unary.js';
 
+/** Whether a sum of R terms into `outputs` elements is one pass (each output adds its terms in order from 0). */
+export const sumIsOnePass = (outputs: number, R: number): boolean => outputs >= 4096 || R < 2048;
+
 /** The reduction; with `into`, its result is added to `into` (and `into` returned). */
 function sumKernel(
   x: Tensor,
@@ -37,8 +40,7 @@ function sumKernel(
     });
     return y;
   };
-  const outputs = outer * inner;
-  if (outputs >= 4096 || R < 2048) return run(x, R, R, scale);
+  if (sumIsOnePass(outer * inner, R)) return run(x, R, R, scale);
   const chunk = Math.ceil(Math.sqrt(R));
   const partial = run(x, R, chunk, 1);
   const y = run(partial, Math.ceil(R / chunk), Math.ceil(R / chunk), scale);

@@ -3,6 +3,7 @@
 // The table holds 8 words per entry, sorted by start: start, size, src, O, C, KHW, MP,
 // CINP | TAP_MAJOR << 30 | TRANS << 31. Gaps between entries (offset alignment) are not written.
 //#include "lib/conv2d_relayout.wgsl"
+//#include "lib/entry_table.wgsl"
 struct Params { total: u32, entries: u32, _p1: u32, _p2: u32, }
 @group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(1) var<storage, read> W: array<f32>;
@@ -13,14 +14,7 @@ struct Params { total: u32, entries: u32, _p1: u32, _p2: u32, }
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let idx = gid.x + gid.y * nwg.x * 256u;
   if (idx >= params.total) { return; }
-  // The last entry starting at or before idx.
-  var lo = 0u;
-  var hi = params.entries - 1u;
-  while (lo < hi) {
-    let mid = (lo + hi + 1u) / 2u;
-    if (table[mid * 8u] <= idx) { lo = mid; } else { hi = mid - 1u; }
-  }
-  let e = lo * 8u;
+  let e = entryAt(idx, params.entries, 8u);
   let local = idx - table[e];
   if (local >= table[e + 1u]) { return; }
   let flags = table[e + 7u];

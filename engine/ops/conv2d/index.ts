@@ -23,7 +23,9 @@
 //   (dgrad_s2.ts).
 // - weight gradient: shaders/conv2d/wgrad.wgsl, K = N*OH*OW split into fixed chunks of output rows, the
 //   partials summed by the reduction kernel in a fixed order (deterministic, no atomics); that
-//   reduction adds the sum straight into the weight's .grad when it is an accumulating leaf.
+//   reduction adds the sum straight into the weight's .grad when it is an accumulating leaf, and
+//   for a .grad in a gradient store it is one dispatch per store when the backward pass ends
+//   (grad-partials.ts).
 // - bias gradient: sums over (OH, OW) then N with the reduction kernel (the same way into .grad).
 // - 8-wide subgroups (lavapipe on AVX2): shaders/conv2d/gemm_sg8.wgsl and shaders/conv2d/wgrad_sg8.wgsl share
 //   the operand all lanes need (weight, dy) by broadcast and take wider channel tiles.
@@ -55,6 +57,7 @@ import type { Conv2dOptions, ConvGeometry } from './geometry.js';
 import { forwardTiled, inputGradTiled, weightGradTiled, type TiledPlan } from './tiled.js';
 import { tunedTiledPlan, type ConvDirection } from './tune.js';
 import { relayoutWeight } from './relayout.js';
+import { partialsFor } from './grad-partials.js';
 import { sum, sumFirstAxisInto } from '../reduce.js';
 import { reshape } from '../shape.js';
 import { fillTensor } from '../pointwise.js';
@@ -192,7 +195,9 @@ function weightGradImplicit(x: Tensor, dy: Tensor, plan: ConvPlan, op: string, i
   const size = g.O * g.C * g.KH * g.KW;
   // One chunk with an accumulating .grad: the kernel adds its result there itself.
   const direct = p.chunks === 1 && into !== null;
-  const partial = direct ? into! : empty(rt, [p.chunks, size], 'f32', op);
+  const { partial, deferred } = direct
+    ? { partial: into!, deferred: false }
+    : partialsFor(rt, into, p.chunks, size, op);
   const defines = direct ? { ...p.defines, ACCUMULATE: true } : p.defines;
   rt.dispatch(
     p.sg8 ? rt.kernel('conv2d_wgrad_sg8', wgradSg8Src, defines) : rt.kernel('conv2d_wgrad', wgradSrc, defines),
@@ -222,7 +227,7 @@ function weightGradImplicit(x: Tensor, dy: Tensor, plan: ConvPlan, op: string, i
       shapes: `x${formatShape(x.shape)} dy${formatShape(dy.shape)}`,
     },
   );
-  if (direct) return null;
+  if (direct || deferred) return null;
   return sumPartials(partial, [g.O, g.C, g.KH, g.KW], into, op);
 }
 

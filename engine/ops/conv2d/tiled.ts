@@ -8,7 +8,8 @@
 //   and each class is a dense GEMM over its pixels; a class no tap reaches is zero-filled.
 // - weight gradient: dW[O, C*KH*KW] = dy[O, N*OH*OW] . im2col(x)^T with K = N*OH*OW split into
 //   a fixed number of chunks (by shape only), one partial per chunk, summed in a fixed order by
-//   the reduction kernel: deterministic, no float atomics.
+//   the reduction kernel: deterministic, no float atomics (for a model's weights, one reduction
+//   per gradient store when the backward pass ends: grad-partials.ts).
 // Tiles: 16 x 16 invocations, each a TM x TN register tile (4 or 8 each), K slices of BK, two
 // workgroup buffers of BK x (16*TM + 16*TN) floats: 16 KiB at 8x8 (BK 8) and 4x4 (BK 16).
 import src from '../../../shaders/conv2d/tiled.wgsl';
@@ -22,6 +23,7 @@ import { empty } from '../alloc.js';
 import { relayoutWeight } from './relayout.js';
 import { fillTensor } from '../pointwise.js';
 import { sumPartials } from './pointwise.js';
+import { partialsFor } from './grad-partials.js';
 
 /** Taps per dispatch the uniform table holds (7x7 = 49, padded to whole slices). */
 const MAX_TAPS = 64;
@@ -427,7 +429,7 @@ export function weightGradTiled(
     );
     return null;
   }
-  const partial = empty(x.rt, [plan.chunks, size], 'f32', op);
+  const { partial, deferred } = partialsFor(x.rt, into, plan.chunks, size, op);
   run(plan.weightGrad, [x, dy, dy, partial], op, `x${formatShape(x.shape)} dy${formatShape(dy.shape)}`);
-  return sumPartials(partial, [g.O, g.C, g.KH, g.KW], into, op);
+  return deferred ? null : sumPartials(partial, [g.O, g.C, g.KH, g.KW], into, op);
 }

@@ -47,6 +47,10 @@ interface Group {
   total: number;
 }
 
+/** Floats one storage binding (and one buffer) may hold. */
+export const bindingElements = (rt: Runtime): number =>
+  Math.min(rt.limits.maxStorageBufferBindingSize, rt.limits.maxBufferSize) / 4;
+
 export class WeightPack {
   private entries = new Map<string, Entry>();
   private groups: Group[] = [];
@@ -62,7 +66,7 @@ export class WeightPack {
   constructor(
     private readonly rt: Runtime,
     private readonly store: FlatStore,
-    cap = Math.min(rt.limits.maxStorageBufferBindingSize, rt.limits.maxBufferSize) / 4,
+    cap = bindingElements(rt),
   ) {
     this.cap = Math.floor(cap);
   }
