@@ -5,10 +5,10 @@
 // A layout (weight, direction, padding) seen for the first time is only registered: that call
 // re-lays its weight itself, and the next refresh rebuilds the pack with every registered
 // layout. So a model's first step registers them all and from its second step on each store
-// costs one dispatch per step (or none while the store does not change). A rebuild replaces the pack's buffer, which captured programs
-// may bind: it retires the old buffer (rt.retire), and the programs that bind it are captured again.
-// Inside a capture the pack is always refreshed before its first use, so a replay never reads
-// a pack computed from weights that have changed since.
+// costs one dispatch per step (or none while the store does not change). A rebuild replaces the
+// pack's buffers, which captured programs may bind: it retires the old ones (rt.retire), and
+// the programs that bind them are captured again. Inside a capture the pack is always
+// refreshed before its first use, so a replay never reads a pack made from older weights.
 import packSrc from '../../../shaders/conv2d/relayout_pack.wgsl';
 import type { Runtime } from '../../runtime.js';
 import { Storage, Tensor } from '../../tensor.js';
