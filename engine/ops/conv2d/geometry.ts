@@ -74,3 +74,20 @@ export function conv2dGeometry(
   const OW = Math.floor((W + 2 * PW - EW) / SW) + 1;
   return { N, C, H, W, O, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW };
 }
+
+/**
+ * Where the input gradient of residue class (ry, rx) lives in dx: rows ry, ry + SH, ... and
+ * columns rx, rx + SW, ..., read from dy densely (the kernels' row/column strides and origins).
+ */
+export function residueClassWindow(g: ConvGeometry, ry: number, rx: number) {
+  return {
+    NR: Math.ceil((g.H - ry) / g.SH),
+    NQ: Math.ceil((g.W - rx) / g.SW),
+    SRS: 1,
+    SCS: 1,
+    ORS: g.SH,
+    OR0: ry,
+    OCS: g.SW,
+    OC0: rx,
+  };
+}

@@ -1,7 +1,7 @@
 // The kernel choices of a conv2d (see index.ts for the kernels, geometry.ts for the validated
 // sizes): the plan of dispatches per direction, by shape and device.
 import { formatShape } from '../../tensor.js';
-import { conv2dGeometry, type Conv2dOptions, type ConvGeometry } from './geometry.js';
+import { conv2dGeometry, residueClassWindow, type Conv2dOptions, type ConvGeometry } from './geometry.js';
 import type { Defines } from '../../kernel.js';
 import { fusedStride2 } from './dgrad_s2.js';
 import { tiledFits, tiledPlan, type TiledPlan } from './tiled.js';
@@ -259,27 +259,7 @@ export function conv2dPlan(
         inputGrad.push(null);
         continue;
       }
-      inputGrad.push(
-        coreDispatch(
-          g,
-          C,
-          rows,
-          cols,
-          {
-            NR: Math.ceil((H - ry) / SH),
-            NQ: Math.ceil((W - rx) / SW),
-            SRS: 1,
-            SCS: 1,
-            ORS: SH,
-            OR0: ry,
-            OCS: SW,
-            OC0: rx,
-          },
-          true,
-          false,
-          sg8,
-        ),
-      );
+      inputGrad.push(coreDispatch(g, C, rows, cols, residueClassWindow(g, ry, rx), true, false, sg8));
     }
   }
   return {

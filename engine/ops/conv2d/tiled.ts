@@ -17,7 +17,7 @@ import type { Tensor } from '../../tensor.js';
 import { formatShape } from '../../tensor.js';
 import type { Defines } from '../../kernel.js';
 import type { Runtime, Kernel } from '../../runtime.js';
-import type { ConvGeometry } from './geometry.js';
+import { residueClassWindow, type ConvGeometry } from './geometry.js';
 import { TILED_TILES, type TiledTile, type TiledTileName } from './tiles.js';
 import { empty } from '../alloc.js';
 import { relayoutWeight } from './relayout.js';
@@ -247,16 +247,7 @@ export function tiledInputGrad(
               { H: OH, W: OW },
               { H, W },
               taps,
-              {
-                NR: Math.ceil((H - ry) / SH),
-                NQ: Math.ceil((W - rx) / SW),
-                SRS: 1,
-                SCS: 1,
-                ORS: SH,
-                OR0: ry,
-                OCS: SW,
-                OC0: rx,
-              },
+              residueClassWindow(g, ry, rx),
               false,
             ),
       );
