@@ -11,6 +11,13 @@ export interface FlatEntry {
   shape: Shape;
 }
 
+/** The multiple, in floats, of every offset at which a view of a buffer may be bound. */
+export const bindingAlignment = (rt: Runtime): number => Math.max(1, rt.limits.minStorageBufferOffsetAlignment / 4);
+
+/** Floats one storage binding (and one buffer) may hold. */
+export const bindingElements = (rt: Runtime): number =>
+  Math.min(rt.limits.maxStorageBufferBindingSize, rt.limits.maxBufferSize) / 4;
+
 /** The store that owns each store buffer (weight-pack.ts keeps re-laid weights per store). */
 const owners = new WeakMap<GPUBuffer, FlatStore>();
 
@@ -32,7 +39,7 @@ export class FlatStore {
     readonly entries: readonly FlatEntry[],
     readonly label = 'flat',
   ) {
-    const align = Math.max(1, rt.limits.minStorageBufferOffsetAlignment / 4);
+    const align = bindingAlignment(rt);
     let at = 0;
     for (const e of entries) {
       if (this.offsets.has(e.name)) throw new Error(`${label}: duplicate tensor name '${e.name}'`);

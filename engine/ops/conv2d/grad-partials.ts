@@ -15,12 +15,11 @@
 // first ones summed before, so the order of its contributions stays that of the calls too.
 import sumSrc from '../../../shaders/conv2d/partials_sum.wgsl';
 import { atBackwardEnd } from '../../autograd.js';
-import { storeOwning, type FlatStore } from '../../flat.js';
+import { bindingAlignment, bindingElements, storeOwning, type FlatStore } from '../../flat.js';
 import type { Kernel, Runtime } from '../../runtime.js';
 import { Storage, Tensor } from '../../tensor.js';
 import { empty, fromArray } from '../alloc.js';
 import { sumIsOnePass } from '../reduce.js';
-import { bindingElements } from './weight-pack.js';
 
 /** The area's largest size: a few large convolutions' partials, so that a sum serves many. */
 const MAX_AREA_BYTES = 256 << 20;
@@ -58,7 +57,7 @@ export class GradPartials {
     cap = Math.min(bindingElements(rt), MAX_AREA_BYTES / 4),
   ) {
     this.cap = Math.floor(cap);
-    this.align = Math.max(1, rt.limits.minStorageBufferOffsetAlignment / 4);
+    this.align = bindingAlignment(rt);
   }
 
   /**

@@ -12,7 +12,7 @@
 import packSrc from '../../../shaders/conv2d/relayout_pack.wgsl';
 import type { Runtime } from '../../runtime.js';
 import { Storage, Tensor } from '../../tensor.js';
-import type { FlatStore } from '../../flat.js';
+import { bindingAlignment, bindingElements, type FlatStore } from '../../flat.js';
 import type { ConvGeometry } from './geometry.js';
 
 /** Words per entry of the pack's table (relayout_pack.wgsl reads the same layout). */
@@ -46,10 +46,6 @@ interface Group {
   table: GPUBuffer;
   total: number;
 }
-
-/** Floats one storage binding (and one buffer) may hold. */
-export const bindingElements = (rt: Runtime): number =>
-  Math.min(rt.limits.maxStorageBufferBindingSize, rt.limits.maxBufferSize) / 4;
 
 export class WeightPack {
   private entries = new Map<string, Entry>();
@@ -128,7 +124,7 @@ export class WeightPack {
       rt.retire(g.pack);
       rt.retire(g.table);
     }
-    const align = Math.max(1, rt.limits.minStorageBufferOffsetAlignment / 4);
+    const align = bindingAlignment(rt);
     const cap = this.cap;
     const placed: Entry[][] = [];
     let total = cap;
