@@ -42,7 +42,7 @@ export { l2Normalize } from './ops/normalize.js';
 export { logSoftmax } from './ops/softmax.js';
 export { crossEntropy, type Reduction } from './ops/cross_entropy.js';
 export { bilinearUpsample2d } from './ops/upsample.js';
-export { toFloat } from './ops/cast.js';
+export { toFloat, toHalf } from './ops/cast.js';
 export { axpyInPlace, copyInto } from './ops/inplace.js';
 export { fillInPlace } from './ops/pointwise.js';
 export { FlatStore, type FlatEntry } from './flat.js';

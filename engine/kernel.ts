@@ -6,6 +6,9 @@
 // snippet (shaders/lib/, bundled as text through engine/wgsl-lib.ts), recursively, each snippet
 // at most once per shader. Snippets may use placeholders and declare `//!` defaults; the
 // including file's defaults win over a snippet's, and the caller's defines over both.
+//
+// A specialisation whose code (comments aside) uses f16 gets `enable f16;` put first, so one file
+// serves f32 and f16 operands through a type placeholder.
 import { WGSL_LIB } from './wgsl-lib.js';
 import type { ShaderInterface } from './uniforms.js';
 
@@ -51,12 +54,18 @@ export function specialize(
   const defaults: Defines = {};
   for (const m of [...code.matchAll(DEFAULT_LINE)].reverse()) defaults[m[1]] = m[2].trim();
   const values = { ...defaults, ...defines };
-  return code.replace(PLACEHOLDER, (_, name: string) => {
+  const out = code.replace(PLACEHOLDER, (_, name: string) => {
     const v = values[name];
     if (v === undefined) throw new Error(`shader ${label}: placeholder $${name} has no value and no //! default`);
     return String(v);
   });
+  const uncommented = out.replace(LINE_COMMENT, '');
+  return USES_F16.test(uncommented) && !ENABLES_F16.test(uncommented) ? `enable f16;\n${out}` : out;
 }
+
+const LINE_COMMENT = /\/\/.*$/gm;
+const USES_F16 = /\bf16\b/;
+const ENABLES_F16 = /^\s*enable\s+[^;]*\bf16\b/m;
 
 /** A stable cache key for one specialisation of a shader. */
 export function kernelKey(label: string, defines: Defines = {}): string {

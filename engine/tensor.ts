@@ -2,9 +2,11 @@
 // shares the storage (reference counted), so it costs no copy and no kernel.
 import type { BufferRef } from './gpu.js';
 import type { Runtime } from './runtime.js';
+import { fromHalfBits } from './half.js';
 import { trackInScope } from './scope.js';
 
-export type DType = 'f32' | 'i32' | 'u32';
+/** f16 tensors hold operands of the mixed-precision kernels (autocast); they take no gradient. */
+export type DType = 'f32' | 'f16' | 'i32' | 'u32';
 export type Shape = readonly number[];
 
 /** A node of the autograd tape: the op that made a tensor and how to send gradients back. */
@@ -40,6 +42,11 @@ export class Storage {
   release(): void {
     if (--this.refs === 0 && this.pooled) this.rt.pool.release(this.buffer);
   }
+}
+
+/** Bytes of `n` elements of `dtype` as bound: whole 4-byte words, at least one. */
+export function storageBytes(n: number, dtype: DType): number {
+  return Math.max(4, Math.ceil((n * (dtype === 'f16' ? 2 : 4)) / 4) * 4);
 }
 
 export function sizeOf(shape: Shape): number {
@@ -99,7 +106,7 @@ export class Tensor {
       );
     }
     const s = this.storage;
-    return { buffer: s.buffer, offset: s.offset, size: Math.max(4, this.size * 4) };
+    return { buffer: s.buffer, offset: s.offset, size: storageBytes(this.size, this.dtype) };
   }
 
   describe(): string {
@@ -123,11 +130,11 @@ export class Tensor {
 
   /** Reads the values back to the CPU (submits pending work). */
   async data(): Promise<Float32Array | Int32Array | Uint32Array> {
-    const bytes = this.size * 4;
     const ref = this.buffer('data');
-    const raw = await this.rt.read(ref.buffer, bytes, ref.offset);
-    if (this.dtype === 'f32') return new Float32Array(raw);
-    return this.dtype === 'i32' ? new Int32Array(raw) : new Uint32Array(raw);
+    const raw = await this.rt.read(ref.buffer, ref.size, ref.offset);
+    if (this.dtype === 'f16') return fromHalfBits(new Uint16Array(raw, 0, this.size));
+    if (this.dtype === 'f32') return new Float32Array(raw, 0, this.size);
+    return this.dtype === 'i32' ? new Int32Array(raw, 0, this.size) : new Uint32Array(raw, 0, this.size);
   }
 
   async item(): Promise<number> {

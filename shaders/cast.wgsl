@@ -1,4 +1,4 @@
-// y = f32(x) for integer tensors (indices, labels, counts).
+// y = f32(x) for integer tensors (indices, labels, counts) and f16 tensors.
 //! WG = 256
 //! T = i32
 struct Params { n: u32, _p0: u32, _p1: u32, _p2: u32, }

@@ -42,6 +42,7 @@ t('every WGSL kernel compiles with its defaults', async () => {
   for (const f of files) {
     const code = specialize(readFileSync(join(ROOT, f), 'utf8'), f);
     if (/^\s*enable subgroups/m.test(code) && !device.features.has('subgroups')) continue; // variant not offered on this adapter
+    if (/^\s*enable f16/m.test(code) && !device.features.has('shader-f16')) continue;
     reflectShader(code, f);
     const module = device.createShaderModule({ label: f, code });
     const info = await module.getCompilationInfo();

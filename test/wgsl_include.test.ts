@@ -41,6 +41,15 @@ t('the real library: matmul kernels share the parameter struct, defaults layer',
   assert.match(specialize('//! N = 5\n//#include "lib/s.wgsl"', 'y', { N: 7, M: 8 }, lib), /const S = 7 \+ 8;/);
 });
 
+t('a specialisation that uses f16 (not just names it in a comment) enables it, once', () => {
+  const src = '// f16 operands when T = f16\n//! T = f32\n@group(0) @binding(0) var<storage, read> x: array<$T>;';
+  assert.not.match(specialize(src, 'x'), /enable f16/);
+  assert.match(specialize(src, 'x', { T: 'f16' }), /^enable f16;\n/);
+  assert.match(specialize(src, 'x', { T: 'vec4<f16>' }), /^enable f16;\n/);
+  const explicit = specialize(`enable f16;\n${src}`, 'x', { T: 'f16' });
+  assert.is(explicit.match(/enable f16/g)?.length, 1);
+});
+
 t('every snippet in shaders/lib/ is in the library, as its file holds it', () => {
   const dir = fileURLToPath(new URL('../../shaders/lib/', import.meta.url));
   const files = readdirSync(dir).filter((f) => f.endsWith('.wgsl'));

@@ -1,11 +1,12 @@
 // Output allocation and shape helpers shared by the ops.
-import { Storage, Tensor, sizeOf, checkShape, formatShape, type DType, type Shape } from '../tensor.js';
+import { toHalfBits } from '../half.js';
+import { Storage, Tensor, sizeOf, checkShape, formatShape, storageBytes, type DType, type Shape } from '../tensor.js';
 import type { Runtime } from '../runtime.js';
 
 export function empty(rt: Runtime, shape: Shape, dtype: DType = 'f32', op = 'empty'): Tensor {
   checkShape(shape, op);
-  const bytes = sizeOf(shape) * 4;
-  return new Tensor(new Storage(rt, rt.pool.acquire(Math.max(bytes, 4), false), bytes), shape, dtype);
+  const bytes = storageBytes(sizeOf(shape), dtype);
+  return new Tensor(new Storage(rt, rt.pool.acquire(bytes, false), bytes), shape, dtype);
 }
 
 /** A tensor holding `data`; `input` names an upload that a captured step takes anew at each replay. */
@@ -21,9 +22,19 @@ export function fromArray(
   const n = sizeOf(shape);
   if (data.length !== n)
     throw new Error(`${op}: ${data.length} values do not fill shape ${formatShape(shape)} (${n} elements)`);
+  const bytes = storageBytes(n, dtype);
+  return new Tensor(new Storage(rt, rt.upload(typedFor(data, dtype, bytes), bytes, input), bytes), shape, dtype);
+}
+
+/** The values as the GPU stores them, padded to whole 4-byte words (GPU writes are word-sized). */
+function typedFor(data: ArrayLike<number>, dtype: DType, bytes: number): ArrayBufferView {
+  if (dtype === 'f16') {
+    const bits = new Uint16Array(bytes / 2);
+    bits.set(toHalfBits(data));
+    return bits;
+  }
   const Typed = dtype === 'f32' ? Float32Array : dtype === 'i32' ? Int32Array : Uint32Array;
-  const typed = data instanceof Typed ? data : Typed.from(data);
-  return new Tensor(new Storage(rt, rt.upload(typed, typed.byteLength, input), n * 4), shape, dtype);
+  return data instanceof Typed ? data : Typed.from(data);
 }
 
 export function requireF32(op: string, ...ts: Tensor[]): void {
