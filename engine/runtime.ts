@@ -35,6 +35,9 @@ const UNIFORM_SLOT = 256;
 const UNIFORM_CAPACITY = 1 << 22;
 const MAX_WORKGROUPS = 65535;
 
+/** The arithmetic of conv2d and linear (engine/autocast.ts). */
+export type Precision = 'f32' | 'mixed';
+
 export class Runtime {
   readonly device: GPUDevice;
   readonly pool: BufferPool;
@@ -46,6 +49,8 @@ export class Runtime {
   /** Kernel choices by measurement, per shape class (engine/tune/tuner.ts); off unless configured. */
   readonly tuner: Tuner;
   observer: DispatchObserver | null = null;
+  /** 'mixed': conv2d and linear compute on f16 operands (engine/autocast.ts); set with setPrecision. */
+  precision: Precision = 'f32';
   /** Sleep through most of a wait's predicted GPU time before polling (on where polling is busy). */
   sleepWhileWaiting: boolean;
   /** Counts for tests and reports. */

@@ -4,7 +4,8 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { gpu, runtime } from './helpers.js';
 import { halfBits, halfValue } from '../engine/half.js';
-import { tensor, toHalf, toFloat } from '../engine/index.js';
+import { tensor, toHalf, toFloat, autocast, setPrecision } from '../engine/index.js';
+import { scaledHalf } from '../engine/ops/grad-scale.js';
 
 const t = suite('f16 tensors');
 t.before(async () => {
@@ -85,14 +86,54 @@ t('f16 uploads round trip, odd and empty lengths', async () => {
   }
 });
 
+t('scaledHalf: a power-of-two scale puts max |g| in (2^13, 2^14], tiny gradients keep f16 precision', async () => {
+  for (const [mag, n] of [
+    [3e-9, 5001],
+    [0.7, 64],
+    [2 ** -20, 7],
+  ] as const) {
+    const g = Array.from({ length: n }, (_, i) => mag * Math.sin(i * 1.7 + 0.3));
+    const { half, amax } = scaledHalf(tensor(g));
+    const bits = (await amax.data())[0];
+    const f32 = new Float32Array(new Uint32Array([bits]).buffer)[0];
+    const want = Math.max(...g.map((v) => Math.abs(Math.fround(v))));
+    assert.is(f32, want, 'amax is the largest magnitude');
+    const s = 2 ** (14 - Math.ceil(Math.log2(want)));
+    assert.ok(want * s > 2 ** 13 && want * s <= 2 ** 14, `scale ${s} for amax ${want}`);
+    const h = (await half.data()) as Float32Array;
+    for (let i = 0; i < n; i++) {
+      assert.is(h[i], halfValue(halfBits(Math.fround(g[i]) * s)), `element ${i}`);
+      if (Math.abs(g[i]) > want / 1000) assert.ok(Math.abs(h[i] / s - g[i]) <= Math.abs(g[i]) * 2 ** -11);
+    }
+  }
+});
+
+t('scaledHalf: zeros stay zeros (scale 1), a NaN reaches the f16 values', async () => {
+  const zero = scaledHalf(tensor([0, 0, 0]));
+  assert.equal([...((await zero.half.data()) as Float32Array)], [0, 0, 0]);
+  assert.is((await zero.amax.data())[0], 0);
+  const nan = scaledHalf(tensor([1e-6, Number.NaN, 2e-6]));
+  const h = (await nan.half.data()) as Float32Array;
+  assert.ok(Number.isNaN(h[1]), 'NaN kept');
+  assert.is(h[0], halfValue(halfBits(1e-6)), 'a NaN amax means scale 1');
+});
+
 t('bad input: toHalf of an integer tensor, gradients on f16, no shader-f16', () => {
   assert.throws(() => toHalf(tensor([1, 2], [2], 'i32')), /toHalf: expects f32 tensors, got i32\[2\]/);
   assert.throws(() => tensor([1], [1], 'f16').requireGrad(), /only f32 tensors can have gradients/);
-  const features = runtime().profile.features;
+  const rt = runtime();
+  assert.throws(() => setPrecision(rt, 'half' as 'mixed'), /precision must be one of f32, mixed, got 'half'/);
+  assert.is(
+    autocast(rt, () => rt.precision),
+    'mixed',
+  );
+  assert.is(rt.precision, 'f32', 'autocast restores the precision');
+  const features = rt.profile.features;
   const had = features.shaderF16;
   features.shaderF16 = false;
   try {
     assert.throws(() => toHalf(tensor([1])), /shader-f16 feature, which this device does not offer/);
+    assert.throws(() => setPrecision(rt, 'mixed'), /precision 'mixed': f16 needs the adapter's shader-f16/);
   } finally {
     features.shaderF16 = had;
   }
