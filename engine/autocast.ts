@@ -11,11 +11,16 @@ export type { Precision };
 
 export const PRECISIONS: readonly Precision[] = ['f32', 'mixed'];
 
+/** Throws a message naming the problem unless `rt` can run at `precision`. */
+export function checkPrecision(rt: Runtime, precision: Precision, name = 'precision'): void {
+  if (!PRECISIONS.includes(precision))
+    throw new Error(`${name} must be one of ${PRECISIONS.join(', ')}, got '${precision}'`);
+  if (precision === 'mixed') requireHalf(rt.profile.features.shaderF16, `${name} 'mixed'`);
+}
+
 /** Sets the precision of the ops recorded on `rt` from now on (checks the device can do f16). */
 export function setPrecision(rt: Runtime, precision: Precision): void {
-  if (!PRECISIONS.includes(precision))
-    throw new Error(`precision must be one of ${PRECISIONS.join(', ')}, got '${precision}'`);
-  if (precision === 'mixed') requireHalf(rt.profile.features.shaderF16, "precision 'mixed'");
+  checkPrecision(rt, precision);
   rt.precision = precision;
 }
 
@@ -27,5 +32,19 @@ export function autocast<T>(rt: Runtime, fn: () => T, precision: Precision = 'mi
     return fn();
   } finally {
     rt.precision = before;
+  }
+}
+
+/** `work` with every resumption (the code between its pauses) run at `precision`. */
+export function* withPrecision<Y, R, N>(
+  rt: Runtime,
+  precision: Precision,
+  work: Generator<Y, R, N>,
+): Generator<Y, R, N> {
+  let sent = undefined as N; // the first next() ignores its argument
+  for (;;) {
+    const r = autocast(rt, () => work.next(sent), precision);
+    if (r.done) return r.value;
+    sent = yield r.value;
   }
 }

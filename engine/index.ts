@@ -44,7 +44,7 @@ export { crossEntropy, type Reduction } from './ops/cross_entropy.js';
 export { bilinearUpsample2d } from './ops/upsample.js';
 export { toFloat, toHalf } from './ops/cast.js';
 export { scaledHalf, type ScaledHalf } from './ops/grad-scale.js';
-export { autocast, setPrecision, PRECISIONS, type Precision } from './autocast.js';
+export { autocast, setPrecision, checkPrecision, withPrecision, PRECISIONS, type Precision } from './autocast.js';
 export { axpyInPlace, copyInto } from './ops/inplace.js';
 export { fillInPlace } from './ops/pointwise.js';
 export { FlatStore, type FlatEntry } from './flat.js';

@@ -22,6 +22,9 @@ import {
   Rng,
   type Runtime,
   type Tensor,
+  withPrecision,
+  checkPrecision,
+  type Precision,
 } from '../engine/index.js';
 import { conv2d } from '../engine/ops/conv2d/index.js';
 import { linear } from '../engine/ops/linear.js';
@@ -57,6 +60,8 @@ export interface DenseCLConfig extends ResNetConfig {
   bnGroups: number;
   /** Seeds the weights and the queues (a Trainer's also its shuffle-BN permutations). */
   seed: number;
+  /** 'mixed': the step's convolutions and linear layers on f16 operands (engine/autocast.ts); default 'f32'. */
+  precision?: Precision;
 }
 
 export interface StepOutput {
@@ -139,6 +144,7 @@ export class DenseCL {
     this.backbone = new ResNet(cfg);
     if (cfg.queueSize <= 0 || !Number.isInteger(cfg.queueSize))
       throw new Error(`queue size must be a positive integer, got ${cfg.queueSize}`);
+    checkPrecision(rt, cfg.precision ?? 'f32');
     const specs = [...this.backbone.paramSpecs('backbone.'), ...this.neckSpecs()];
     const buffers = this.backbone.bufferSpecs('backbone.');
     this.query = new ModelState(rt, specs, buffers, cfg.seed, 'encoder_q');
@@ -300,7 +306,11 @@ export class DenseCL {
    * caller can submit and send them while the backbone's backward is recorded and runs. The
    * caller zeroes gradients before and steps SGD after.
    */
-  *stepWork(views: StepViews, plan: StepPlan, headsDone?: () => void): StepWork {
+  stepWork(views: StepViews, plan: StepPlan, headsDone?: () => void): StepWork {
+    return withPrecision(this.rt, this.cfg.precision ?? 'f32', this.stepParts(views, plan, headsDone));
+  }
+
+  private *stepParts(views: StepViews, plan: StepPlan, headsDone?: () => void): StepWork {
     const encoded = this.encodeKeys(views.key(), plan);
     const keys = (yield { at: 'keys', keys: encoded }) ?? { own: encoded, enqueue: encoded };
     if (!headsDone) return this.lossStep(this.encode(this.query, views.query(), true), keys, plan);

@@ -144,6 +144,7 @@ t("presets: --preset tiny is exactly the built-in run's settings", () => {
     lambda: 0.5,
     startIters: 0,
     bnGroups: 8,
+    precision: 'f32',
     seed: 0,
     builtinImages: 2048,
     workers: 2,

@@ -5,6 +5,7 @@
 import { flagName, givenOptions, typedOptions, type Flags } from './args.js';
 import { scaledLr } from './optim/schedule.js';
 import { TRAINER_DEFAULTS, type TrainerOptions } from './trainer.js';
+import type { Precision } from '../engine/index.js';
 
 /** Settings that are not part of a recipe: the same in every preset. */
 const RUN = {
@@ -52,6 +53,7 @@ const PAPER = {
   lambda: 0.5,
   startIters: 0,
   bnGroups: 8,
+  precision: 'f32' as Precision,
   ...RUN,
 };
 
@@ -202,6 +204,10 @@ const OPTIONS: Record<keyof PretrainOptions, OptionSpec> = {
   emaMomentum: { value: 'E', range: from0below1 },
   startIters: { value: 'N', range: whole(0) },
   bnGroups: { value: 'G', range: whole(1) },
+  precision: {
+    value: 'f32|mixed',
+    about: 'mixed: convolutions and linear layers on f16 operands with f32 sums (GPUs with shader-f16; opt-in)',
+  },
   builtinImages: { value: 'N', range: whole(1) },
   seed: { value: 'N', range: whole(0) },
   workers: { value: 'N', range: whole(0) },

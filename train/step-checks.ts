@@ -1,6 +1,7 @@
 // The checks a training step's settings must pass before a model is built, in one place: the
 // Trainer names the settings as its options (batchSize), `densecl pretrain` and `densecl
 // profile` as their flags (--batch-size), through `name`.
+import { PRECISIONS, type Precision } from '../engine/autocast.js';
 import { outputStride } from '../models/resnet.js';
 
 const METHODS = ['densecl', 'mocov2'];
@@ -15,6 +16,7 @@ interface StepSettings {
   queueSize: number;
   imgSize: number;
   smallStem: boolean;
+  precision?: string;
 }
 
 /**
@@ -34,6 +36,8 @@ export function checkStepSettings(
   if (!METHODS.includes(o.method)) fail(`${name('method')} must be ${METHODS.join(' or ')}, got '${o.method}'`);
   if (!ARCHS.includes(o.arch))
     fail(`${name('arch')} must be ${ARCHS.slice(0, -1).join(', ')} or ${ARCHS[ARCHS.length - 1]}, got '${o.arch}'`);
+  if (o.precision !== undefined && !PRECISIONS.includes(o.precision as Precision))
+    fail(`${name('precision')} must be ${PRECISIONS.join(' or ')}, got '${o.precision}'`);
   const [batch, groups] = [name('batchSize'), name('bnGroups')];
   if (!Number.isInteger(o.batchSize) || o.batchSize < 2)
     fail(`${batch} ${o.batchSize} must be an integer of at least 2 (contrastive losses need a batch)`);

@@ -61,6 +61,7 @@ export const TRAINER_DEFAULTS: TrainerOptions = {
   momentum: 0.9,
   weightDecay: 1e-4,
   totalSteps: 0,
+  precision: 'f32',
 };
 
 export interface ParallelOptions {
@@ -118,6 +119,7 @@ export class Trainer {
       startIters: o.startIters,
       bnGroups: o.bnGroups / W,
       seed: o.seed,
+      precision: o.precision,
     };
     this.model = new DenseCL(rt, cfg);
     this.sgd = new Sgd(this.model.query.params, this.model.query.grads, {
