@@ -8,7 +8,7 @@ import { measurePeak, describePeak, markdownTable as kernelTable, type Peak } fr
 import type { BenchContext } from './lib/context.js';
 import { writeReport } from './lib/report.js';
 import type { Measurement } from './lib/timing.js';
-import { sizeSet, describeSizes } from './gpu/sizes.js';
+import { sizeSet, describeSizes, mixedSetting } from './gpu/sizes.js';
 import { measureSteps, type StepFigures } from './gpu/steps.js';
 import { runTorch, TORCH_MODES, type TorchRun, type TorchMode } from './gpu/torch.js';
 import { matmulVsTfjs, convVsTfjs, geomeanSpeedup } from './gpu/kernels.js';
@@ -111,8 +111,13 @@ export async function run(ctx: BenchContext): Promise<void> {
   const steps = await timed('our steps', async () => {
     const out: StepFigures[] = [];
     for (const setting of sizes.settings) {
-      for (const method of sizes.methods) {
-        const s = await measureSteps(ctx.rt, setting, method, sizes, peak);
+      // The first setting's DenseCL step again at --precision mixed, where the set asks and the adapter has f16.
+      const mixed =
+        sizes.mixedStep && setting === sizes.settings[0] && ctx.rt.profile.features.shaderF16
+          ? [{ setting: mixedSetting(setting), method: 'densecl' as const }]
+          : [];
+      for (const { setting: at, method } of [...sizes.methods.map((method) => ({ setting, method })), ...mixed]) {
+        const s = await measureSteps(ctx.rt, at, method, sizes, peak);
         console.log(
           `[gpu] ours ${s.setting} ${method}: ${fmt(s.medianMs)} ms/step (${fmt(s.imagesPerSec)} img/s), recording ${fmt(s.recordMs)} ms, kernels ${fmt(s.kernelMs)} ms`,
         );

@@ -20,6 +20,8 @@ export interface SizeSet {
   name: SizeName;
   settings: StepSetting[];
   methods: Method[];
+  /** Whether the first setting's DenseCL step is timed at --precision mixed too. */
+  mixedStep: boolean;
   /** Steps before the timed ones (shader compilation, queues and pools settling). */
   warmupSteps: number;
   /** Steps of which the median is taken. */
@@ -68,6 +70,7 @@ const FULL: SizeSet = {
     }),
   ],
   methods: ['densecl', 'mocov2'],
+  mixedStep: true,
   warmupSteps: 3,
   timedSteps: 10,
   matmul: [1024, 2048, 4096],
@@ -102,6 +105,7 @@ const TINY: SizeSet = {
     }),
   ],
   methods: ['densecl', 'mocov2'],
+  mixedStep: false,
   warmupSteps: 1,
   timedSteps: 3,
   matmul: [128, 256],
@@ -114,6 +118,11 @@ const TINY: SizeSet = {
   kernelTiming: { targetBatchMs: 5, maxReps: 4, minSamples: 2, maxTime: 0 },
   torchTimeoutS: 120,
 };
+
+/** A setting's step at --precision mixed (convolutions and linear layers on f16 operands). */
+export function mixedSetting(s: StepSetting): StepSetting {
+  return { label: `${s.label}, precision mixed`, options: { ...s.options, precision: 'mixed' } };
+}
 
 /** The set named by BENCH_GPU_SIZES ('full' when unset). */
 export function sizeSet(name = process.env.BENCH_GPU_SIZES || 'full'): SizeSet {
@@ -130,6 +139,7 @@ export function sizeSet(name = process.env.BENCH_GPU_SIZES || 'full'): SizeSet {
 export function describeSizes(s: SizeSet): string {
   return (
     `${s.name} sizes: steps of ${s.settings.map((x) => x.label).join(' and ')} (${s.methods.join(', ')}; median of ${s.timedSteps} after ${s.warmupSteps} warm-up), ` +
+    `${s.mixedStep ? 'the first DenseCL step also at precision mixed where the adapter has shader-f16, ' : ''}` +
     `matmul ${s.matmul.join(', ')}, ${s.conv.layers.length} conv shapes x 3 directions at batch ${s.conv.batch}`
   );
 }
