@@ -16,6 +16,7 @@ import conv2dWindow from '../shaders/lib/conv2d_window.wgsl';
 import entryTable from '../shaders/lib/entry_table.wgsl';
 import gemmParams from '../shaders/lib/gemm_params.wgsl';
 import gradScale from '../shaders/lib/grad_scale.wgsl';
+import halfPair from '../shaders/lib/half_pair.wgsl';
 import rowLines from '../shaders/lib/row_lines.wgsl';
 import subgroup8 from '../shaders/lib/subgroup8.wgsl';
 
@@ -36,6 +37,7 @@ export const WGSL_LIB: Record<string, string> = {
   'lib/entry_table.wgsl': entryTable,
   'lib/gemm_params.wgsl': gemmParams,
   'lib/grad_scale.wgsl': gradScale,
+  'lib/half_pair.wgsl': halfPair,
   'lib/row_lines.wgsl': rowLines,
   'lib/subgroup8.wgsl': subgroup8,
 };

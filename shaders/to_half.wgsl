@@ -1,17 +1,14 @@
-// y = f16(x * scale), two elements per invocation so that every store is a whole 4-byte word
-// (the pad half after an odd count is written 0). Values beyond f16's range (65504) are not
-// defined by WGSL; GPUs give infinities.
+// y = f16(x * scale), two elements per invocation (lib/half_pair.wgsl). Values beyond f16's
+// range (65504) are not defined by WGSL; GPUs give infinities.
 //! WG = 256
 struct Params { n: u32, scale: f32, _p1: u32, _p2: u32, }
 @group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> y: array<vec2<f16>>;
+//#include "lib/half_pair.wgsl"
 
 @compute @workgroup_size($WG)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let i = gid.x + gid.y * nwg.x * $WGu;
-  let e = 2u * i;
-  if (e >= params.n) { return; }
-  let second = select(0.0, x[e + 1u], e + 1u < params.n);
-  y[i] = vec2<f16>(vec2<f32>(x[e], second) * params.scale);
+  if (2u * i < params.n) { y[i] = halfPair(i, params.scale); }
 }
