@@ -1,10 +1,12 @@
 // Square f32 matmul, C = A * B, at 256, 512 and 1024: our engine's matmul, TensorFlow.js's
-// WebGPU matMul on the same GPUDevice, and a naive one-output-per-invocation WGSL kernel.
+// WebGPU matMul on the same GPUDevice, and a naive one-output-per-invocation WGSL kernel; where
+// the device has shader-f16, also ours on the operands rounded to f16 ('ours f16': f16 x f16,
+// accumulated in f32, the GEMMs of precision 'mixed').
 // Before timing, the three results are compared so a fast wrong kernel cannot win.
 // A second report (matmul_variants) times each of our kernels on the same sizes: the
 // measurements behind the order in which gemm picks them.
 import naiveSrc from './naive_matmul.wgsl';
-import { matmul, noGrad, tensor, Rng, type Runtime } from '../engine/index.js';
+import { matmul, noGrad, tensor, toHalf, Rng, type Runtime, type Tensor } from '../engine/index.js';
 import {
   gemm,
   chooseGemmVariant,
@@ -102,6 +104,7 @@ export async function squareMatmul(rt: Runtime, tfjs: Tfjs, n: number) {
   theirs.dispose();
   const diff = maxRelDiff(result, t);
   if (diff > 1e-3) throw new Error(`matmul ${n}: ours and tfjs disagree (max relative difference ${diff})`);
+  const half = rt.profile.features.shaderF16 ? await halfOperands(a, b, result, n) : null;
   return {
     a,
     b,
@@ -112,14 +115,30 @@ export async function squareMatmul(rt: Runtime, tfjs: Tfjs, n: number) {
     cases: [
       engineCase('ours', rt, () => noGrad(() => matmul(a, b)).dispose()),
       tfjsCase('tfjs', tfjs, () => tf.matMul(ta, tb)),
+      ...(half ? [engineCase('ours f16', rt, () => noGrad(() => matmul(half.a, half.b)).dispose())] : []),
     ],
     dispose(): void {
       a.dispose();
       b.dispose();
+      half?.a.dispose();
+      half?.b.dispose();
       ta.dispose();
       tb.dispose();
     },
   };
+}
+
+/**
+ * The operands rounded to f16, after checking their product against the f32 one: rounding the
+ * operands moves C by ~2^-11 sqrt(K) of its scale, far inside 1e-2; a broken kernel is not.
+ */
+async function halfOperands(a: Tensor, b: Tensor, f32Result: ArrayLike<number>, n: number) {
+  const half = { a: toHalf(a), b: toHalf(b) };
+  const c = noGrad(() => matmul(half.a, half.b));
+  const diff = maxRelDiff(await c.data(), f32Result);
+  c.dispose();
+  if (diff > 1e-2) throw new Error(`matmul ${n}: ours f16 and ours f32 disagree (max relative difference ${diff})`);
+  return half;
 }
 
 /** Autotuning the same products cold (an empty in-memory cache), then warm: what it costs, what it picks. */

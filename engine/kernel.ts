@@ -9,6 +9,9 @@
 //
 // A specialisation whose code (comments aside) uses f16 gets `enable f16;` put first, so one file
 // serves f32 and f16 operands through a type placeholder.
+//
+// Declarations that only some variants have (an extra binding) sit between `//#if NAME` (or
+// `//#if !NAME`) and `//#endif` lines, NAME a true/false define: kept or dropped whole. No nesting.
 import { WGSL_LIB } from './wgsl-lib.js';
 import type { ShaderInterface } from './uniforms.js';
 
@@ -54,13 +57,28 @@ export function specialize(
   const defaults: Defines = {};
   for (const m of [...code.matchAll(DEFAULT_LINE)].reverse()) defaults[m[1]] = m[2].trim();
   const values = { ...defaults, ...defines };
-  const out = code.replace(PLACEHOLDER, (_, name: string) => {
+  const out = keepConditionals(code, label, values).replace(PLACEHOLDER, (_, name: string) => {
     const v = values[name];
     if (v === undefined) throw new Error(`shader ${label}: placeholder $${name} has no value and no //! default`);
     return String(v);
   });
   const uncommented = out.replace(LINE_COMMENT, '');
   return USES_F16.test(uncommented) && !ENABLES_F16.test(uncommented) ? `enable f16;\n${out}` : out;
+}
+
+const CONDITIONAL = /^[ \t]*\/\/#if[ \t]+(!?)([A-Z_][A-Z0-9_]*)[ \t]*\n([\s\S]*?)^[ \t]*\/\/#endif[ \t]*$/gm;
+
+/** The text with each `//#if` block kept (its body) or dropped, by its boolean define. */
+function keepConditionals(code: string, label: string, values: Defines): string {
+  const out = code.replace(CONDITIONAL, (_, not: string, name: string, body: string) => {
+    const v = String(values[name]);
+    if (v !== 'true' && v !== 'false')
+      throw new Error(`shader ${label}: //#if ${name} needs ${name} true or false, got ${values[name]}`);
+    return (v === 'true') !== (not === '!') ? body : '';
+  });
+  const stray = /^[ \t]*\/\/#(if|endif)\b.*$/m.exec(out);
+  if (stray) throw new Error(`shader ${label}: '${stray[0].trim()}' has no matching //#if or //#endif (no nesting)`);
+  return out;
 }
 
 const LINE_COMMENT = /\/\/.*$/gm;

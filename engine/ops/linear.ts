@@ -1,10 +1,17 @@
 // y = x W^T + b over the last dimension (PyTorch's Linear): x [.., in], W [out, in], b [out].
 // Forward and both weight-side gradients are one GEMM each through matmul.ts (transposed reads,
 // nothing materialised); the bias is added in place to the GEMM output.
+// Under rt.precision 'mixed' (engine/autocast.ts; the backward follows the forward's precision)
+// the GEMMs read f16 operands and accumulate in f32: x and W are rounded to f16 once in the
+// forward and kept for the backward; the output gradient is cast once by scaledHalf (scaled by a
+// power of two from its own max |dy|, so small gradients keep f16 precision) and both gradient
+// GEMMs multiply their f32 results by the exact 1/s. The bias gradient sums the f32 dy.
 import biasSrc from '../../shaders/linear_bias.wgsl';
 import type { Tensor } from '../tensor.js';
 import { record, leafGradTarget } from '../autograd.js';
 import { requireF32, sameRuntime } from './alloc.js';
+import { toHalf } from './cast.js';
+import { scaledHalf } from './grad-scale.js';
 import { gemm } from './matmul.js';
 import { reshape } from './shape.js';
 import { sum, sumFirstAxisInto } from './reduce.js';
@@ -27,9 +34,13 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor 
     );
   }
   const rows = x.size / inF;
+  const mixed = rt.precision === 'mixed';
+  // The operands the GEMMs read: f32 as given, or their f16 roundings.
+  const xOp = mixed ? toHalf(x) : x;
+  const wOp = mixed ? toHalf(weight) : weight;
   const c = gemm(
-    x,
-    weight,
+    xOp,
+    wOp,
     { batch: 1, M: rows, N: out, K: inF, transA: false, transB: true, strideA: 0, strideB: 0 },
     op,
   );
@@ -46,29 +57,49 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor 
   }
   const y = reshape(c, [...x.shape.slice(0, -1), out]);
   c.dispose();
-  return record(y, op, args, (g) => {
+  record(y, op, args, (g) => {
     const bop = `${op}.backward`;
-    return [
+    // dy as the GEMMs' operand: f32, or f16(dy * s) with the amax that gives 1/s.
+    const dy = mixed ? scaledHalf(g) : { half: g, amax: undefined };
+    const grads = [
       x.requiresGrad
         ? reshape(
             gemm(
-              g,
-              weight,
+              dy.half,
+              wOp,
               { batch: 1, M: rows, N: inF, K: out, transA: false, transB: false, strideA: 0, strideB: 0 },
               bop,
+              dy.amax,
             ),
             x.shape,
           )
         : null,
       weight.requiresGrad
         ? reshape(
-            gemm(g, x, { batch: 1, M: out, N: inF, K: rows, transA: true, transB: false, strideA: 0, strideB: 0 }, bop),
+            gemm(
+              dy.half,
+              xOp,
+              { batch: 1, M: out, N: inF, K: rows, transA: true, transB: false, strideA: 0, strideB: 0 },
+              bop,
+              dy.amax,
+            ),
             weight.shape,
           )
         : null,
       bias?.requiresGrad ? biasGrad(reshape(g, [rows, out]), bias, bop) : null,
     ];
+    if (mixed) {
+      dy.half.dispose();
+      dy.amax?.dispose();
+    }
+    return grads;
   });
+  // Without a backward to come, the f16 copies go now (the GEMM that read them is recorded).
+  if (mixed && !y.node) {
+    xOp.dispose();
+    wOp.dispose();
+  }
+  return y;
 }
 
 /** Sums g [rows, out] over rows; into the bias's .grad when it is an accumulating leaf (then null). */

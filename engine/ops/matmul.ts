@@ -10,7 +10,8 @@ import { record } from '../autograd.js';
 import type { Runtime, Kernel } from '../runtime.js';
 import { workgroupProblem } from '../device-profile.js';
 import type { ParamValues } from '../uniforms.js';
-import { empty, requireF32, sameRuntime } from './alloc.js';
+import { empty, sameRuntime } from './alloc.js';
+import { requireHalf } from './cast.js';
 import { reshape } from './shape.js';
 
 /**
@@ -24,9 +25,15 @@ import { reshape } from './shape.js';
  * Tiled ones (shaders/matmul/tiled.wgsl, for GPUs), any shape, named by their block of C:
  * - t128x128, t128x64, t64x64, t32x32: within 16 KiB of workgroup storage;
  * - t128x128k16: a K slice of 16 in 32 KiB, where the device allows it.
+ * f16 operands (both f16; C is f32, accumulated in f32) run on the tiled kernels whatever family
+ * the profile picks for f32: the per-lane kernels read f32 only, and on the CPU drivers that
+ * prefer them f16 is a correctness path, not a fast one.
  */
 export type GemmVariant = 'sg8' | 'vec4' | 'scalar' | TiledVariant;
 export type TiledVariant = 't128x128' | 't128x64' | 't64x64' | 't32x32' | 't128x128k16';
+
+/** The operands' dtype: f32, or f16 (f16 x f16 products, accumulated and stored in f32). */
+export type GemmDType = 'f32' | 'f16';
 
 export interface GemmArgs {
   batch: number;
@@ -38,6 +45,8 @@ export interface GemmArgs {
   /** Elements between consecutive batch items; 0 reuses one matrix for the whole batch. */
   strideA: number;
   strideB: number;
+  /** The operands' dtype (default f32); gemm() takes it from the tensors. */
+  dtype?: GemmDType;
   /** Forces a kernel (tests and benchmarks); by default the profile's choice or a tuned one. */
   variant?: GemmVariant;
 }
@@ -79,12 +88,15 @@ export function hasSubgroups8(rt: Runtime): boolean {
 
 /** Why a variant cannot run this product, or null when it can. */
 export function gemmVariantProblem(rt: Runtime, g: GemmArgs, v: GemmVariant): string | null {
+  const half = g.dtype === 'f16';
+  if (half && !rt.profile.features.shaderF16) return 'f16 operands need the shader-f16 feature';
   if (isTiled(v)) {
     const t = TILES[v];
     return workgroupProblem(rt.profile, { x: t.WX, y: t.WY, storageBytes: tileStorage(t) });
   }
   if (!(LANES as readonly string[]).includes(v))
     return `there is no matmul kernel '${v}' (known: ${[...LANES, ...TILED].join(', ')})`;
+  if (half) return 'the per-lane kernels read f32 only; f16 operands run on the tiled kernels';
   if (v === 'scalar') return null;
   if (g.N % 4) return `N (${g.N}) must be a multiple of 4`;
   if (g.strideB % 4 || (v === 'sg8' && g.strideA % 4))
@@ -98,7 +110,7 @@ export function gemmVariantProblem(rt: Runtime, g: GemmArgs, v: GemmVariant): st
 
 /** The profile's kernel for this product, without tuning. */
 export function chooseGemmVariant(rt: Runtime, g: GemmArgs): GemmVariant {
-  if (rt.profile.kernels.gemm === 'lanes') {
+  if (rt.profile.kernels.gemm === 'lanes' && g.dtype !== 'f16') {
     for (const v of ['sg8', 'vec4'] as const) if (!gemmVariantProblem(rt, g, v)) return v;
     return 'scalar';
   }
@@ -107,7 +119,9 @@ export function chooseGemmVariant(rt: Runtime, g: GemmArgs): GemmVariant {
     const b = block(TILES[v]);
     return g.batch * Math.ceil(g.M / b.rows) * Math.ceil(g.N / b.cols);
   };
-  return fits.find((v) => groups(v) >= ENOUGH_GROUPS) ?? fits[fits.length - 1] ?? 'scalar';
+  return (
+    fits.find((v) => groups(v) >= ENOUGH_GROUPS) ?? fits[fits.length - 1] ?? (g.dtype === 'f16' ? 't32x32' : 'scalar')
+  );
 }
 
 /** The variants worth timing for this product: every tiled one that fits, and sg8 / vec4 where they apply. */
@@ -117,11 +131,11 @@ export function gemmCandidates(rt: Runtime, g: GemmArgs): GemmVariant[] {
 
 const pow2 = (n: number) => 2 ** Math.ceil(Math.log2(Math.max(n, 1)));
 
-/** The tuning class: transposes, dimensions rounded up to powers of two, and which of them
+/** The tuning class: dtype, transposes, dimensions rounded up to powers of two, and which of them
  *  divide by 4 (that decides which kernels apply and how they load). */
 export function gemmShapeClass(g: GemmArgs): string {
   const by4 = [g.M, g.N, g.K, g.strideA, g.strideB].map((x) => (x % 4 ? 0 : 1)).join('');
-  return `matmul|f32|${g.transA ? 'T' : 'N'}${g.transB ? 'T' : 'N'}|b${pow2(g.batch)}|m${pow2(g.M)}|n${pow2(g.N)}|k${pow2(g.K)}|by4=${by4}`;
+  return `matmul|${g.dtype ?? 'f32'}|${g.transA ? 'T' : 'N'}${g.transB ? 'T' : 'N'}|b${pow2(g.batch)}|m${pow2(g.M)}|n${pow2(g.N)}|k${pow2(g.K)}|by4=${by4}`;
 }
 
 interface GemmPlan {
@@ -129,7 +143,8 @@ interface GemmPlan {
   dispatches: { params: ParamValues; workgroups: [number, number, number]; rows: number }[];
 }
 
-function plan(rt: Runtime, g: GemmArgs, variant: GemmVariant): GemmPlan {
+/** `unscale`: the variant whose result is multiplied by gradUnscale(amax) from a fourth binding. */
+function plan(rt: Runtime, g: GemmArgs, variant: GemmVariant, unscale: boolean): GemmPlan {
   let kernel: Kernel;
   let rows: number;
   let cols: number;
@@ -139,15 +154,18 @@ function plan(rt: Runtime, g: GemmArgs, variant: GemmVariant): GemmPlan {
     // vec4 bindings need whole vec4s (and at least one: an empty operand is a 4-byte buffer).
     const vecA = (g.transA ? g.M : g.K) % 4 === 0 && g.strideA % 4 === 0 && g.M * g.K > 0;
     const vecB = (g.transB ? g.K : g.N) % 4 === 0 && g.strideB % 4 === 0 && g.K * g.N > 0;
+    const T = g.dtype ?? 'f32';
     kernel = rt.kernel('matmul_tiled', matmulTiledSrc, {
       ...t,
+      T,
+      UNSCALE: unscale,
       TRANS_A: g.transA,
       TRANS_B: g.transB,
       CHECKED: g.M % rows !== 0 || g.N % cols !== 0 || g.K % t.BK !== 0,
       VEC_A: vecA,
       VEC_B: vecB,
-      ELEM_A: vecA ? 'vec4<f32>' : 'f32',
-      ELEM_B: vecB ? 'vec4<f32>' : 'f32',
+      ELEM_A: vecA ? `vec4<${T}>` : T,
+      ELEM_B: vecB ? `vec4<${T}>` : T,
     });
   } else {
     const info = LANE_KERNELS[variant];
@@ -181,21 +199,23 @@ const LANE_KERNELS: Record<
 };
 
 /** The kernel for this product: forced, tuned (rt.tuner) or the profile's. */
-function pickVariant(rt: Runtime, g: GemmArgs): { variant: GemmVariant; tuned: boolean } {
+function pickVariant(rt: Runtime, g: GemmArgs, unscale: boolean): { variant: GemmVariant; tuned: boolean } {
   if (g.variant) return { variant: g.variant, tuned: false };
   const fallback = chooseGemmVariant(rt, g);
   if (rt.tuner.mode === 'off') return { variant: fallback, tuned: false };
+  const bytes = (n: number) => (g.dtype === 'f16' ? 2 : 4) * n;
   const span = (stride: number, one: number) => (g.batch - 1) * stride + one;
   const { name, tuned } = rt.tuner.choose({
     key: gemmShapeClass(g),
     candidates: gemmCandidates(rt, g),
     fallback,
     run: (name, rec) => {
-      const p = plan(rt, g, name as GemmVariant);
+      const p = plan(rt, g, name as GemmVariant, unscale);
       const buffers = [
-        rec.scratch(0, 4 * span(g.strideA, g.M * g.K)),
-        rec.scratch(1, 4 * span(g.strideB, g.K * g.N)),
+        rec.scratch(0, bytes(span(g.strideA, g.M * g.K))),
+        rec.scratch(1, bytes(span(g.strideB, g.K * g.N))),
         rec.scratch(2, 4 * g.batch * g.M * g.N),
+        ...(unscale ? [rec.scratch(3, 4)] : []),
       ];
       for (const d of p.dispatches) rec.dispatch(p.kernel, d.params, buffers, d.workgroups);
     },
@@ -203,10 +223,15 @@ function pickVariant(rt: Runtime, g: GemmArgs): { variant: GemmVariant; tuned: b
   return { variant: name as GemmVariant, tuned };
 }
 
-/** Records C = op(A) op(B) into a new [batch * M * N] tensor. */
-export function gemm(a: Tensor, b: Tensor, g: GemmArgs, op: string): Tensor {
-  const rt = a.rt;
-  const { variant, tuned } = pickVariant(rt, g);
+/**
+ * Records C = op(A) op(B) into a new f32 [batch * M * N] tensor; A and B both f32 or both f16.
+ * `unscaleBy` (f16 operands only): the amax of scaledHalf (ops/grad-scale.ts) for the operand
+ * cast as f16(g * s); C is multiplied by 1/s (exact).
+ */
+export function gemm(a: Tensor, b: Tensor, args: GemmArgs, op: string, unscaleBy?: Tensor): Tensor {
+  const rt = sameRuntime(op, a, b);
+  const g: GemmArgs = { ...args, dtype: operandDType(op, a, b, unscaleBy) };
+  const { variant, tuned } = pickVariant(rt, g, !!unscaleBy);
   const problem = gemmVariantProblem(rt, g, variant);
   if (problem)
     throw new Error(
@@ -214,9 +239,10 @@ export function gemm(a: Tensor, b: Tensor, g: GemmArgs, op: string): Tensor {
     );
   if (g.batch > MAX_GROUPS)
     throw new Error(`${op}: batch ${g.batch} exceeds ${MAX_GROUPS}; fold the batch into M or split the call`);
-  const p = plan(rt, g, variant);
+  const p = plan(rt, g, variant, !!unscaleBy);
   const c = empty(rt, [g.batch, g.M, g.N], 'f32', op);
-  const buffers = [a.buffer(op), b.buffer(op), c.buffer(op)];
+  const buffers = [a.buffer(op), b.buffer(op), c.buffer(op), ...(unscaleBy ? [unscaleBy.buffer(op)] : [])];
+  const size = g.dtype === 'f16' ? 2 : 4;
   for (const d of p.dispatches) {
     rt.dispatch(p.kernel, {
       params: d.params,
@@ -224,7 +250,7 @@ export function gemm(a: Tensor, b: Tensor, g: GemmArgs, op: string): Tensor {
       workgroups: d.workgroups,
       op,
       flops: 2 * g.batch * d.rows * g.N * g.K,
-      bytes: 4 * (g.batch * (d.rows * g.K + d.rows * g.N) + (g.strideB ? g.batch : 1) * g.K * g.N),
+      bytes: g.batch * (size * d.rows * g.K + 4 * d.rows * g.N) + size * (g.strideB ? g.batch : 1) * g.K * g.N,
       shapes: `${g.batch}x${d.rows}x${g.K} * ${g.K}x${g.N} (${variant})`,
       tuned,
     });
@@ -232,10 +258,27 @@ export function gemm(a: Tensor, b: Tensor, g: GemmArgs, op: string): Tensor {
   return c;
 }
 
+/** The operands' dtype; throws unless both are f32 or both f16 (and `unscaleBy` fits them). */
+function operandDType(op: string, a: Tensor, b: Tensor, unscaleBy?: Tensor): GemmDType {
+  for (const t of unscaleBy ? [a, b, unscaleBy] : [a, b]) t.buffer(op); // a disposed input fails here
+  const dtype = a.dtype;
+  if (dtype !== b.dtype || (dtype !== 'f32' && dtype !== 'f16'))
+    throw new Error(
+      `${op}: operands must both be f32 or both f16 (an f16 product accumulates in f32), got ${a.describe()} and ${b.describe()}; convert with toHalf() or toFloat()`,
+    );
+  if (dtype === 'f16') requireHalf(a.rt.profile.features.shaderF16, op);
+  if (unscaleBy && (dtype !== 'f16' || unscaleBy.dtype !== 'u32' || unscaleBy.size !== 1))
+    throw new Error(
+      `${op}: unscaleBy must be scaledHalf's amax (u32[1]) for f16 operands, got ${unscaleBy.describe()} with ${a.describe()}`,
+    );
+  return dtype;
+}
+
+/** A x B over the last two dimensions; f32 x f32, or f16 x f16 into f32 (no gradient: f16 tensors take none). */
 export function matmul(a: Tensor, b: Tensor): Tensor {
   const op = 'matmul';
-  requireF32(op, a, b);
   sameRuntime(op, a, b);
+  operandDType(op, a, b);
   if (a.rank < 2 || b.rank < 2)
     throw new Error(`matmul: both operands need at least 2 dimensions, got ${a.describe()} and ${b.describe()}`);
   const [M, K] = a.shape.slice(-2);

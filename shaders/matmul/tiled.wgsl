@@ -16,6 +16,12 @@
 // VEC_A / VEC_B: the operand is bound as vec4 (its contiguous dimension and batch stride are
 // multiples of 4); otherwise it is read one float at a time (any shape). CHECKED = false drops
 // every bound check (M % BM == 0, N % BN == 0, K % BK == 0).
+// T: the operands' component type, f32 or f16 (f16 storage: values become f32 as they are read,
+// the tiles and the accumulation stay f32). UNSCALE: C is multiplied by 1/s of a gradient
+// operand that scaledHalf cast as f16(g * s) (ops/grad-scale.ts; a power of two, so exact),
+// read from the extra binding `amax`.
+//! T = f32
+//! UNSCALE = false
 //! TRANS_A = false
 //! TRANS_B = false
 //! CHECKED = true
@@ -32,6 +38,14 @@
 @group(0) @binding(1) var<storage, read> A: array<$ELEM_A>;
 @group(0) @binding(2) var<storage, read> B: array<$ELEM_B>;
 @group(0) @binding(3) var<storage, read_write> C: array<f32>;
+//#if UNSCALE
+@group(0) @binding(4) var<storage, read> amax: array<u32>;
+//#include "lib/grad_scale.wgsl"
+fn outScale() -> f32 { return gradUnscale(amax[0]); }
+//#endif
+//#if !UNSCALE
+fn outScale() -> f32 { return 1.0; }
+//#endif
 
 const WX: u32 = $WX;
 const WY: u32 = $WY;
@@ -51,15 +65,16 @@ var<workgroup> As: array<vec4<f32>, 2u * TILE_A>;
 var<workgroup> Bs: array<vec4<f32>, 2u * TILE_B>;
 
 // Four consecutive elements from element e on; only the first `valid` are read (the rest are 0).
-// vec4<f32>(x) is x for a vec4 and a splat for a float, so both bindings compile.
+// vec4<T>(x) is x for a vec4 and a splat for a scalar, so both bindings compile; vec4<f32> of
+// that converts f16.
 fn readA4(e: u32, valid: u32) -> vec4<f32> {
   if ($VEC_A) {
     if ($CHECKED && valid == 0u) { return vec4<f32>(0.0); }
-    return vec4<f32>(A[e / 4u]);
+    return vec4<f32>(vec4<$T>(A[e / 4u]));
   }
   var v = vec4<f32>(0.0);
   for (var i = 0u; i < 4u; i++) {
-    if (!$CHECKED || i < valid) { v[i] = vec4<f32>(A[e + i]).x; }
+    if (!$CHECKED || i < valid) { v[i] = vec4<f32>(vec4<$T>(A[e + i])).x; }
   }
   return v;
 }
@@ -67,11 +82,11 @@ fn readA4(e: u32, valid: u32) -> vec4<f32> {
 fn readB4(e: u32, valid: u32) -> vec4<f32> {
   if ($VEC_B) {
     if ($CHECKED && valid == 0u) { return vec4<f32>(0.0); }
-    return vec4<f32>(B[e / 4u]);
+    return vec4<f32>(vec4<$T>(B[e / 4u]));
   }
   var v = vec4<f32>(0.0);
   for (var i = 0u; i < 4u; i++) {
-    if (!$CHECKED || i < valid) { v[i] = vec4<f32>(B[e + i]).x; }
+    if (!$CHECKED || i < valid) { v[i] = vec4<f32>(vec4<$T>(B[e + i])).x; }
   }
   return v;
 }
@@ -202,13 +217,14 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let M = params.M;
   let N = params.N;
   let baseC = wid.z * params.strideC;
+  let scale = outScale();
   for (var i = 0u; i < RM; i++) {
     for (var r = 0u; r < 4u; r++) {
       let row = m0 + 4u * (lid.y + i * WY) + r;
       if ($CHECKED && row >= M) { continue; }
       for (var j = 0u; j < CN; j++) {
         let col = n0 + 4u * (lid.x + j * WX);
-        let x = acc[(4u * i + r) * CN + j];
+        let x = acc[(4u * i + r) * CN + j] * scale;
         for (var c = 0u; c < 4u; c++) {
           if (!$CHECKED || col + c < N) { C[baseC + row * N + col + c] = x[c]; }
         }

@@ -1,0 +1,271 @@
+// f16 operands: matmul / gemm on f16 x f16 with f32 accumulation (every transpose, vec4 and scalar
+// bindings, checked and divisible shapes, batched), and linear under precision 'mixed' forward
+// and backward, each against a float64 CPU loop on the f16-rounded operands, so what is left is
+// the f32 accumulation error alone (bounded here by 2^-20 of the sum of |products|, while
+// skipping the f16 rounding would be off by ~2^-11 of it).
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { gpu, randomArray, dispatchesOf } from './helpers.js';
+import { halfBits, halfValue } from '../engine/half.js';
+import { autocast, backward, linear, matmul, noGrad, setPrecision, tensor, type Runtime } from '../engine/index.js';
+import {
+  gemm,
+  chooseGemmVariant,
+  gemmCandidates,
+  gemmShapeClass,
+  gemmVariantProblem,
+  type GemmArgs,
+  type GemmVariant,
+} from '../engine/ops/matmul.js';
+import { toHalf } from '../engine/ops/cast.js';
+import { specialize } from '../engine/kernel.js';
+
+const t = suite('f16 matmul and mixed-precision linear');
+let rt: Runtime;
+t.before(async () => {
+  rt = await gpu();
+});
+
+const h = (v: number) => halfValue(halfBits(v));
+const rounded = (a: ArrayLike<number>) => Float64Array.from(a, h);
+
+/** C = op(A) op(B) in float64, and the sum of |products| per element (the accumulation's error scale). */
+function reference(a: ArrayLike<number>, b: ArrayLike<number>, g: GemmArgs): { c: Float64Array; mag: Float64Array } {
+  const c = new Float64Array(g.batch * g.M * g.N);
+  const mag = new Float64Array(c.length);
+  for (let z = 0; z < g.batch; z++)
+    for (let m = 0; m < g.M; m++)
+      for (let n = 0; n < g.N; n++) {
+        let s = 0;
+        let abs = 0;
+        for (let k = 0; k < g.K; k++) {
+          const av = a[z * g.strideA + (g.transA ? k * g.M + m : m * g.K + k)];
+          const bv = b[z * g.strideB + (g.transB ? n * g.K + k : k * g.N + n)];
+          s += av * bv;
+          abs += Math.abs(av * bv);
+        }
+        c[(z * g.M + m) * g.N + n] = s;
+        mag[(z * g.M + m) * g.N + n] = abs;
+      }
+  return { c, mag };
+}
+
+/** |got - want| <= 2^-20 * mag elementwise (f32 accumulation over these K is well inside it). */
+function assertAccumulated(got: ArrayLike<number>, want: Float64Array, mag: Float64Array, what: string): void {
+  assert.is(got.length, want.length, `${what}: length`);
+  for (let i = 0; i < want.length; i++) {
+    const err = Math.abs(got[i] - want[i]);
+    if (!(err <= 2 ** -20 * mag[i] + 1e-30))
+      assert.unreachable(
+        `${what}: element ${i} is ${got[i]}, f16-operand reference ${want[i]} (error ${err}, scale ${mag[i]})`,
+      );
+  }
+}
+
+const args = (s: Partial<GemmArgs> & { M: number; N: number; K: number }): GemmArgs => ({
+  batch: 1,
+  transA: false,
+  transB: false,
+  strideA: 0,
+  strideB: 0,
+  ...s,
+});
+
+async function checkGemm(g: GemmArgs, seed: number): Promise<string> {
+  const lenA = (g.batch - 1) * g.strideA + g.M * g.K;
+  const lenB = (g.batch - 1) * g.strideB + g.K * g.N;
+  const va = randomArray(lenA, seed);
+  const vb = randomArray(lenB, seed + 1, -2, 2);
+  const a = tensor(va, [lenA], 'f16');
+  const b = tensor(vb, [lenB], 'f16');
+  let c = null as unknown as ReturnType<typeof gemm>;
+  const seen = dispatchesOf(() => {
+    c = gemm(a, b, g, 'test');
+  });
+  assert.is(c.dtype, 'f32');
+  const { c: want, mag } = reference(rounded(va), rounded(vb), g);
+  const what = `${g.variant ?? chooseGemmVariant(rt, { ...g, dtype: 'f16' })} ${JSON.stringify({ ...g, variant: undefined })}`;
+  assertAccumulated(await c.data(), want, mag, what);
+  for (const x of [a, b, c]) x.dispose();
+  return seen[0].kernel;
+}
+
+// Shader compilation dominates this file on lavapipe (3-7 s per specialisation cold), so the
+// cases are few: each transpose of A and of B, vec4 and scalar bindings of each, checked and
+// divisible; the transposed reads themselves are shared with f32 (test/matmul.test.ts).
+t(
+  'f16 gemm: each transpose, vec4 and scalar bindings, checked and divisible shapes, against f16-rounded operands',
+  async () => {
+    const cases: [Partial<GemmArgs> & { M: number; N: number; K: number }, GemmVariant?][] = [
+      [{ M: 37, N: 29, K: 19 }], // odd everywhere: scalar bindings, bound checks
+      [{ M: 64, N: 32, K: 48, transB: true }, 't32x32'], // vec4 bindings, divisible: no checks
+      [{ M: 36, N: 40, K: 20, transA: true }, 't32x32'], // vec4 bindings, 36 % 32: checked
+      [{ M: 40, N: 21, K: 33, transA: true, transB: true }, 't64x64'], // vec4 A, scalar B
+    ];
+    const keys: string[] = [];
+    for (const [shape, variant] of cases) keys.push(await checkGemm(args({ ...shape, variant }), keys.length * 7 + 1));
+    const has = (re: RegExp) => keys.some((k) => re.test(k));
+    assert.ok(
+      keys.every((k) => /matmul_tiled\[/.test(k) && /,T=f16,/.test(k)),
+      `all on the tiled f16 kernel: ${keys.join(' ')}`,
+    );
+    for (const re of [/VEC_A=true/, /VEC_A=false/, /VEC_B=true/, /VEC_B=false/, /CHECKED=true/, /CHECKED=false/])
+      assert.ok(has(re), `some case has ${re.source}: ${keys.join(' ')}`);
+  },
+);
+
+t('f16 gemm: batched, with a per-item and a shared right operand', async () => {
+  await checkGemm(args({ batch: 3, M: 12, N: 20, K: 8, strideA: 96, strideB: 160 }), 50);
+  // scalar A (K = 5), vec4 B shared by both items
+  const key = await checkGemm(args({ batch: 2, M: 9, N: 8, K: 5, strideA: 45, strideB: 0 }), 51);
+  assert.match(key, /VEC_A=false,VEC_B=true/);
+});
+
+t('matmul of f16 tensors: f32 result, batch dimensions, no gradient', async () => {
+  const va = randomArray(2 * 5 * 12, 60);
+  const vb = randomArray(2 * 12 * 8, 61);
+  const c = noGrad(() => matmul(tensor(va, [2, 5, 12], 'f16'), tensor(vb, [2, 12, 8], 'f16')));
+  assert.equal(c.shape, [2, 5, 8]);
+  assert.is(c.dtype, 'f32');
+  const g = args({ batch: 2, M: 5, N: 8, K: 12, strideA: 60, strideB: 96 });
+  const { c: want, mag } = reference(rounded(va), rounded(vb), g);
+  assertAccumulated(await c.data(), want, mag, 'batched matmul');
+});
+
+t('f16 kernel choice and tuning class: tiled whatever the f32 family, keyed by dtype', () => {
+  const g = args({ M: 64, N: 64, K: 64, dtype: 'f16' });
+  assert.ok(/^t\d/.test(chooseGemmVariant(rt, g)), `f16 runs tiled, got ${chooseGemmVariant(rt, g)}`);
+  assert.ok(gemmCandidates(rt, g).length > 0);
+  assert.ok(
+    gemmCandidates(rt, g).every((v) => v.startsWith('t')),
+    gemmCandidates(rt, g).join(),
+  );
+  assert.match(gemmVariantProblem(rt, g, 'vec4') ?? '', /f32 only/);
+  assert.match(gemmShapeClass(g), /^matmul\|f16\|/);
+  assert.match(gemmShapeClass({ ...g, dtype: undefined }), /^matmul\|f32\|/);
+});
+
+t('errors: mixed dtypes, a forced per-lane kernel, unscaleBy on f32, no shader-f16', () => {
+  const a16 = tensor([1, 2, 3, 4], [2, 2], 'f16');
+  const a32 = tensor([1, 2, 3, 4], [2, 2]);
+  assert.throws(() => matmul(a16, a32), /both be f32 or both f16.*f16\[2, 2\].*f32\[2, 2\].*toHalf/);
+  assert.throws(() => matmul(tensor([1, 2], [1, 2], 'i32'), tensor([1, 2], [2, 1], 'i32')), /both be f32 or both f16/);
+  const g = args({ M: 2, N: 2, K: 2 });
+  assert.throws(() => gemm(a16, a16, { ...g, variant: 'scalar' }, 'test'), /scalar matmul kernel cannot run.*f32 only/);
+  assert.throws(() => gemm(a32, a32, g, 'test', tensor([0], [1], 'u32')), /unscaleBy must be scaledHalf's amax/);
+  const saved = rt.profile.features.shaderF16;
+  rt.profile.features.shaderF16 = false;
+  try {
+    assert.throws(() => matmul(a16, a16), /shader-f16/);
+    assert.throws(() => setPrecision(rt, 'mixed'), /shader-f16/);
+  } finally {
+    rt.profile.features.shaderF16 = saved;
+  }
+});
+
+/** A mixed-precision linear step on [2, 7, inF] -> out: y, dx, dw, db and the kernels it ran. */
+async function mixedLinear(vx: Float32Array, vw: Float32Array, vb: Float32Array, vdy: Float32Array, inF: number) {
+  const out = vw.length / inF;
+  const x = tensor(vx, [2, 7, inF]).requireGrad();
+  const w = tensor(vw, [out, inF]).requireGrad();
+  const b = tensor(vb, [out]).requireGrad();
+  let y = null as unknown as ReturnType<typeof linear>;
+  const kernels = dispatchesOf(() => {
+    y = autocast(rt, () => linear(x, w, b));
+    backward(y, tensor(vdy, [2, 7, out])); // outside autocast: the backward keeps the forward's precision
+  }).map((d) => d.kernel);
+  const res = {
+    y: await y.data(),
+    dx: await x.grad!.data(),
+    dw: await w.grad!.data(),
+    db: await b.grad!.data(),
+    kernels,
+  };
+  for (const v of [x, w, b, y, x.grad!, w.grad!, b.grad!]) v.dispose();
+  return res;
+}
+
+t('linear under mixed precision: f16 operands forward and backward, tiny gradients, run-to-run identical', async () => {
+  const inF = 20;
+  const out = 12;
+  const rows = 14;
+  const vx = randomArray(rows * inF, 70);
+  const vw = randomArray(out * inF, 71);
+  const vb = randomArray(out, 72);
+  for (const dyMag of [1, 1e-8]) {
+    const vdy = randomArray(rows * out, 73, -dyMag, dyMag);
+    const got = await mixedLinear(vx, vw, vb, vdy, inF);
+    assert.equal(rt.precision, 'f32', 'autocast restored the precision');
+    // Forward: f16(x) f16(w)^T in f32, plus the f32 bias.
+    const x16 = rounded(vx);
+    const w16 = rounded(vw);
+    const fwd = reference(x16, w16, args({ M: rows, N: out, K: inF, transB: true }));
+    const y = fwd.c.map((v, i) => v + vb[i % out]);
+    assertAccumulated(
+      got.y,
+      y,
+      fwd.mag.map((m, i) => m + Math.abs(vb[i % out])),
+      `y (dy ${dyMag})`,
+    );
+    // Backward: dy scaled by s = 2^(14 - ceil(log2 max|dy|)) before its f16 rounding, unscaled exactly.
+    const amax = Math.max(...vdy.map(Math.abs));
+    const s = 2 ** (14 - Math.ceil(Math.log2(amax)));
+    const dy16 = Float64Array.from(vdy, (v) => h(v * s));
+    const dx = reference(dy16, w16, args({ M: rows, N: inF, K: out }));
+    const dw = reference(dy16, x16, args({ M: out, N: inF, K: rows, transA: true }));
+    assertAccumulated(
+      got.dx,
+      dx.c.map((v) => v / s),
+      dx.mag.map((v) => v / s),
+      `dx (dy ${dyMag})`,
+    );
+    assertAccumulated(
+      got.dw,
+      dw.c.map((v) => v / s),
+      dw.mag.map((v) => v / s),
+      `dw (dy ${dyMag})`,
+    );
+    // The tiny dy is far below f16's normal range; scaled, its gradients keep f16 precision.
+    const exactDx = reference(Float64Array.from(vdy), w16, args({ M: rows, N: inF, K: out }));
+    for (let i = 0; i < exactDx.c.length; i++)
+      assert.ok(Math.abs(got.dx[i] - exactDx.c[i]) <= 2 ** -10 * exactDx.mag[i], `dx[${i}] near the unrounded dy`);
+    // The bias gradient sums the f32 dy.
+    for (let o = 0; o < out; o++) {
+      let sum = 0;
+      let mag = 0;
+      for (let r = 0; r < rows; r++) {
+        sum += vdy[r * out + o];
+        mag += Math.abs(vdy[r * out + o]);
+      }
+      assert.ok(Math.abs(got.db[o] - sum) <= 2 ** -20 * mag, `db[${o}] ${got.db[o]} vs ${sum}`);
+    }
+    const gemms = got.kernels.filter((k) => k.startsWith('matmul_tiled'));
+    assert.is(gemms.length, 3, gemms.join(' '));
+    assert.ok(gemms.every((k) => k.includes('T=f16')));
+    assert.is(gemms.filter((k) => k.includes('UNSCALE=true')).length, 2, 'both gradient GEMMs unscale');
+    const again = await mixedLinear(vx, vw, vb, vdy, inF);
+    for (const k of ['y', 'dx', 'dw', 'db'] as const) assert.equal(again[k], got[k], `${k} run to run`);
+  }
+});
+
+t('linear at f32 precision is untouched; toHalf operands are not accepted by linear', async () => {
+  const x = tensor(randomArray(6, 80), [2, 3]);
+  const w = tensor(randomArray(6, 81), [2, 3]);
+  const kernels = dispatchesOf(() => noGrad(() => linear(x, w)).dispose()).map((d) => d.kernel);
+  assert.ok(!kernels.some((k) => k.includes('f16')), kernels.join(' '));
+  assert.throws(() => linear(toHalf(x), w), /expects f32 tensors/);
+});
+
+t('//#if blocks: kept or dropped by a boolean define, errors for other values and strays', () => {
+  const src = '//! X = false\na;\n//#if X\nb;\n//#endif\n//#if !X\nc;\n//#endif\nd;';
+  const lines = (defines: Record<string, boolean>) =>
+    specialize(src, 'cond', defines)
+      .split('\n')
+      .filter((l) => l && !l.startsWith('//'));
+  assert.equal(lines({ X: true }), ['a;', 'b;', 'd;']);
+  assert.equal(lines({}), ['a;', 'c;', 'd;']);
+  assert.throws(() => specialize('//#if Y\nb;\n//#endif', 'cond', { Y: 3 } as never), /Y true or false, got 3/);
+  assert.throws(() => specialize('//#if Y\nb;', 'cond', { Y: true }), /no matching/);
+});
+
+t.run();
