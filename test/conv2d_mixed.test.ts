@@ -11,6 +11,7 @@ import { tensor, backward, scope, autocast, clone, type Tensor } from '../engine
 import {
   conv2d,
   conv2dGeometry,
+  convShapeClass,
   TILED_TILES,
   type ConvGeometry,
   type TiledTileName,
@@ -19,6 +20,7 @@ import { overrideKernels } from '../engine/device-profile.js';
 import { halfBits, halfValue } from '../engine/half.js';
 import { FlatStore } from '../engine/flat.js';
 import { WEIGHT_PACK, WEIGHT_PACK_F16 } from '../engine/ops/conv2d/weight-pack.js';
+import type { Decision, TuneStore } from '../engine/tune/tuner.js';
 
 const t = suite('conv2d mixed precision');
 
@@ -261,6 +263,31 @@ t('every other tile of the tiled family, forced', async () => {
     } finally {
       restore();
     }
+  }
+});
+
+t('tuning: f16 operands are classes of their own, timed on the f16 kernels; the winners stay accurate', async () => {
+  const rt = runtime();
+  const saved: Record<string, Decision> = {};
+  const store: TuneStore = { load: () => ({}), save: (_a, k, d) => void (saved[k] = d) };
+  const i = inputs(GEOS[1], 31);
+  try {
+    rt.tuner.configure({ mode: 'on', budgetMs: 5, store });
+    await run(i, 'mixed');
+    await rt.tuner.settled();
+    const keys = Object.keys(saved);
+    for (const dir of ['fwd', 'dx', 'dw'] as const) {
+      const key = convShapeClass(i.g, dir, 'f16');
+      assert.ok(saved[key], `a decision for ${key} among ${keys.join(', ')}`);
+      assert.ok(Object.values(saved[key].ms).every((ms) => ms > 0 && Number.isFinite(ms)));
+    }
+    assert.ok(
+      keys.every((k) => k.startsWith('conv2d|f16|')),
+      `only f16 classes: ${keys.join(', ')}`,
+    );
+    await checkMixed(i, 'tuned tiles');
+  } finally {
+    rt.tuner.configure({ mode: 'off' });
   }
 });
 
