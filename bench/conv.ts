@@ -353,7 +353,7 @@ export async function run(ctx: BenchContext): Promise<void> {
   notes.push(
     `Batch ${BATCH}, padding (K-1)/2. ours: engine conv2d (forward), conv2dInputGrad and conv2dWeightGrad (the kernels conv2d's backward runs)` +
       `${hasSubgroups8(rt) ? ', with 8-wide subgroups' : ', without subgroups'}; tfjs: tf.conv2d and its Conv2DBackpropInput / Conv2DBackpropFilter kernels, NHWC.`,
-    'ours f16: mixed precision (f16 operands, f32 accumulation, the tiled kernels on every adapter), with the cast conv2d makes for it (fwd: toHalf(x); dx: scaledHalf(dy), shared with dw in training; dw: none).',
+    "ours f16: mixed precision (f16 operands, f32 accumulation, the tiled kernels on every adapter, where ours is the device profile's f32 family: classic on CPU drivers), with the cast conv2d makes for it (fwd: toHalf(x); dx: scaledHalf(dy), shared with dw in training; dw: none).",
     'Each sample is a batch of ops recorded back to back and awaited once; ms/op = median batch time / ops per batch. GFLOP/s counts 2*N*O*OH*OW*C*KH*KW for every direction.',
   );
   const out = writeReport({
