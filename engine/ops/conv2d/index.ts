@@ -250,7 +250,8 @@ function biasGrad(dy: Tensor, g: ConvGeometry, into: Tensor | null, op: string):
 
 // ---------------------------------------------------------------------------------------------
 
-/** The input gradient alone (PyTorch's torch.nn.grad.conv2d_input): dx for dy of conv2d(x, weight). */
+/** The input gradient alone (PyTorch's torch.nn.grad.conv2d_input): dx for dy of conv2d(x, weight);
+ *  f32 whatever rt.precision (conv2dMixedKernels has the f16-operand one). */
 export function conv2dInputGrad(
   dy: Tensor,
   weight: Tensor,
@@ -263,7 +264,8 @@ export function conv2dInputGrad(
   return inputGrad(plan, dy, weight, op);
 }
 
-/** The weight gradient alone (PyTorch's torch.nn.grad.conv2d_weight): dw for dy of conv2d(x, weight). */
+/** The weight gradient alone (PyTorch's torch.nn.grad.conv2d_weight): dw for dy of conv2d(x, weight);
+ *  f32 whatever rt.precision (conv2dMixedKernels has the f16-operand one). */
 export function conv2dWeightGrad(x: Tensor, dy: Tensor, wShape: readonly number[], opts: Conv2dOptions = {}): Tensor {
   const plan = conv2dPlanFor(x.rt, x.shape, wShape, opts);
   checkGrad(dy, plan.geometry);
