@@ -7,6 +7,11 @@
 // against tfjs's (after the layout change), so that a fast wrong kernel cannot win.
 // tfjs is slow at 224x224 (its weight gradient runs one invocation per weight, looping over the
 // batch and the image), so its 224 cases take a single timed sample.
+// Mixed precision ('ours f16', where the adapter has shader-f16): conv2d's f16-operand tiled
+// kernels (f32 accumulation) beside our f32 kernels, as the report's ratio column 'ours/ours f16'
+// (time of f16 / time of f32: above 1, f32 is faster). Each f16 case includes the cast that
+// conv2d's mixed path makes for it: fwd toHalf(x), dx scaledHalf(dy) (done once per backward,
+// shared with dw); dw runs on those (x16 saved by the forward, dy16 from dx's cast).
 import { noGrad, tensor, Rng, type Tensor } from '../engine/index.js';
 import {
   conv2d,
@@ -14,8 +19,11 @@ import {
   conv2dWeightGrad,
   conv2dGeometry,
   conv2dPlanFor,
+  conv2dMixedKernels,
   type Conv2dOptions,
 } from '../engine/ops/conv2d/index.js';
+import { toHalf } from '../engine/ops/cast.js';
+import { scaledHalf } from '../engine/ops/grad-scale.js';
 import { hasSubgroups8 } from '../engine/ops/matmul.js';
 import type { BenchContext } from './lib/context.js';
 import { engineCase, measureCases, tfjsCase, type Measurement, type TimingOptions } from './lib/timing.js';
@@ -180,6 +188,7 @@ export function setup(tfjs: Tfjs, p: Problem, seed: number) {
         },
       ) as Tensor4D,
   };
+  const mixed = x.rt.profile.features.shaderF16 ? mixedOps(p, x, w, dy) : null;
   const layouts: Record<Dir, (v: ArrayLike<number>) => Float32Array> = {
     fwd: (v) => toNhwc(v, ys),
     dx: (v) => toNhwc(v, p.xs),
@@ -188,8 +197,36 @@ export function setup(tfjs: Tfjs, p: Problem, seed: number) {
   const dispose = (): void => {
     for (const t of [x, w, dy]) t.dispose();
     for (const t of [tx, tw, tdy]) t.dispose();
+    mixed?.dispose();
   };
-  return { ours, theirs, layouts, dispose };
+  return { ours, theirs, mixed: mixed?.ops ?? null, layouts, dispose };
+}
+
+/** The mixed-precision directions (see the header for what each includes). */
+function mixedOps(p: Problem, x: Tensor, w: Tensor, dy: Tensor) {
+  const k = conv2dMixedKernels(conv2dPlanFor(x.rt, p.xs, p.ws, p.opts, false, true), x.rt);
+  const x16 = toHalf(x);
+  const dy16 = scaledHalf(dy);
+  const ops: Record<Dir, () => Tensor> = {
+    fwd: () => {
+      const h = toHalf(x);
+      const y = k.forward(h, w, null);
+      h.dispose();
+      return y;
+    },
+    dx: () => {
+      const s = scaledHalf(dy);
+      const dx = k.inputGrad(s, w);
+      s.half.dispose();
+      s.amax.dispose();
+      return dx;
+    },
+    dw: () => k.weightGrad(x16, dy16)!,
+  };
+  const dispose = (): void => {
+    for (const t of [x16, dy16.half, dy16.amax]) t.dispose();
+  };
+  return { ops, dispose };
 }
 
 /** Ours against tfjs in one direction: the largest difference, relative to tfjs's largest value. */
@@ -202,9 +239,18 @@ export async function disagreement(s: ReturnType<typeof setup>, d: Dir): Promise
   return diff;
 }
 
+/** Our f16 result against our f32 one: the largest difference relative to the largest f32 value. */
+async function mixedDisagreement(f32: () => Tensor, f16: () => Tensor): Promise<number> {
+  const [a, b] = [f32(), f16()];
+  const diff = maxRelDiff(await b.data(), await a.data());
+  a.dispose();
+  b.dispose();
+  return diff;
+}
+
 /** Which of our kernels a problem takes, for the notes. */
-function variant(ctx: BenchContext, p: Problem): string {
-  const plan = conv2dPlanFor(ctx.rt, p.xs, p.ws, p.opts, false);
+function variant(ctx: BenchContext, p: Problem, mixed = false): string {
+  const plan = conv2dPlanFor(ctx.rt, p.xs, p.ws, p.opts, false, mixed);
   if (plan.path === 'tiled') {
     const t = plan.tiled!;
     return `tiled fwd ${t.tile}, dx ${t.inputGradTile} in ${t.inputGrad.filter((d) => d).length} class(es), dw ${t.weightGradTile} in ${t.chunks} chunk(s)`;
@@ -224,6 +270,7 @@ export async function run(ctx: BenchContext): Promise<void> {
 
   // Correctness first, at the demo size (every geometry of the table).
   let worst = 0;
+  let worstHalf = 0;
   for (const [i, l] of SELECTED.entries()) {
     const p = problem(l, demoSize(l), '64');
     const s = setup(tfjs, p, 100 + i);
@@ -234,11 +281,21 @@ export async function run(ctx: BenchContext): Promise<void> {
           `conv bench: ${p.label} ${d}: ours and tfjs disagree (max difference ${diff} of the largest value)`,
         );
       worst = Math.max(worst, diff);
+      if (s.mixed) {
+        const half = await mixedDisagreement(s.ours[d], s.mixed[d]);
+        // f16 operands: about 2^-11 relative per operand, so 1e-2 of the largest value is far off.
+        if (half > 1e-2)
+          throw new Error(`conv bench: ${p.label} ${d}: f16 and f32 kernels disagree (max difference ${half})`);
+        worstHalf = Math.max(worstHalf, half);
+      }
     }
     s.dispose();
   }
   notes.push(
-    `Checked before timing at the 64x64 size, all ${SELECTED.length} geometries x 3 directions: largest difference ours vs tfjs ${worst.toExponential(1)} of the largest value.`,
+    `Checked before timing at the 64x64 size, all ${SELECTED.length} geometries x 3 directions: largest difference ours vs tfjs ${worst.toExponential(1)} of the largest value` +
+      (rt.profile.features.shaderF16
+        ? `; ours f16 vs ours f32 ${worstHalf.toExponential(1)}.`
+        : '; no shader-f16 on this adapter, so no f16 column.'),
   );
 
   const measurements: Measurement[] = [];
@@ -258,35 +315,45 @@ export async function run(ctx: BenchContext): Promise<void> {
       for (const d of DIRS) {
         const work = { label: `${p.label} ${d}`, flops: p.flops, bytes: p.bytes[d] };
         const opts = size === '224' ? slow : timing;
-        const ours = await measureCases('conv', work, [engineCase('ours', rt, () => s.ours[d]().dispose())], timing);
+        const cases = [engineCase('ours', rt, () => s.ours[d]().dispose())];
+        if (s.mixed) {
+          const op = s.mixed[d];
+          cases.push(engineCase('ours f16', rt, () => op().dispose()));
+        }
+        const ours = await measureCases('conv', work, cases, timing);
         const theirs = await measureCases('conv', work, [tfjsCase('tfjs', tfjs, s.theirs[d])], opts);
         measurements.push(...ours, ...theirs);
       }
-      if (size === '224') notes.push(`${p.label}: ${variant(ctx, p)}`);
+      if (size === '224')
+        notes.push(`${p.label}: ${variant(ctx, p)}${s.mixed ? `; f16: ${variant(ctx, p, true)}` : ''}`);
       s.dispose();
     }
   }
 
-  // Geometric mean of ours/tfjs per network, size and direction.
-  const rows: string[] = ['| set | fwd | dx | dw |', '|---|---|---|---|'];
-  for (const [size] of sizes) {
-    for (const net of ['r18', 'r50']) {
-      const cells = DIRS.map((d) => {
-        const rs = measurements
-          .filter((m) => m.name === 'ours' && m.workload.startsWith(`${net} `) && m.workload.endsWith(`@${size} ${d}`))
-          .map((m) => {
-            const t = measurements.find((x) => x.name === 'tfjs' && x.workload === m.workload);
-            return t ? t.msPerOp / m.msPerOp : NaN;
-          })
-          .filter((r) => Number.isFinite(r));
-        return rs.length ? `${Math.exp(rs.reduce((a, r) => a + Math.log(r), 0) / rs.length).toFixed(2)}x` : '-';
-      });
-      rows.push(`| ${net} @${size} | ${cells.join(' | ')} |`);
-    }
-  }
+  // Geometric means per network, size and direction: of ours/tfjs speed, and of f16/f32 time.
+  const geomean = (other: string, net: string, size: string, d: Dir): string => {
+    const rs = measurements
+      .filter((m) => m.name === 'ours' && m.workload.startsWith(`${net} `) && m.workload.endsWith(`@${size} ${d}`))
+      .map((m) => {
+        const t = measurements.find((x) => x.name === other && x.workload === m.workload);
+        return t ? t.msPerOp / m.msPerOp : NaN;
+      })
+      .filter((r) => Number.isFinite(r));
+    return rs.length ? `${Math.exp(rs.reduce((a, r) => a + Math.log(r), 0) / rs.length).toFixed(2)}x` : '-';
+  };
+  const table = (other: string): string[] => {
+    const rows = ['| set | fwd | dx | dw |', '|---|---|---|---|'];
+    for (const [size] of sizes)
+      for (const net of ['r18', 'r50'])
+        rows.push(`| ${net} @${size} | ${DIRS.map((d) => geomean(other, net, size, d)).join(' | ')} |`);
+    return rows;
+  };
+  const rows = table('tfjs');
+  const halfRows = table('ours f16');
   notes.push(
     `Batch ${BATCH}, padding (K-1)/2. ours: engine conv2d (forward), conv2dInputGrad and conv2dWeightGrad (the kernels conv2d's backward runs)` +
       `${hasSubgroups8(rt) ? ', with 8-wide subgroups' : ', without subgroups'}; tfjs: tf.conv2d and its Conv2DBackpropInput / Conv2DBackpropFilter kernels, NHWC.`,
+    "ours f16: mixed precision (f16 operands, f32 accumulation, the tiled kernels on every adapter, where ours is the device profile's f32 family: classic on CPU drivers), with the cast conv2d makes for it (fwd: toHalf(x); dx: scaledHalf(dy), shared with dw in training; dw: none).",
     'Each sample is a batch of ops recorded back to back and awaited once; ms/op = median batch time / ops per batch. GFLOP/s counts 2*N*O*OH*OW*C*KH*KW for every direction.',
   );
   const out = writeReport({
@@ -295,9 +362,16 @@ export async function run(ctx: BenchContext): Promise<void> {
     ours: 'ours',
     measurements,
     notes,
-    sections: [{ title: 'Geometric mean speed-up, ours/tfjs', markdown: rows.join('\n') }],
+    sections: [
+      { title: 'Geometric mean speed-up, ours/tfjs', markdown: rows.join('\n') },
+      {
+        title: 'Geometric mean time of ours f16 / ours f32 (below 1: f16 operands pay)',
+        markdown: halfRows.join('\n'),
+      },
+    ],
   });
   console.log(out.table);
   console.log(rows.join('\n'));
+  console.log(halfRows.join('\n'));
   console.log(`[bench] wrote ${out.json} and ${out.markdown}`);
 }

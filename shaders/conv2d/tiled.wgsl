@@ -23,6 +23,12 @@
 // it the bounds check's row and column, is one per row of the slice.
 // Checks compiled out where shapes divide: CHECK_N (columns past the end), CHECK_M (rows of m
 // past M), PAD (taps outside the source), KPAD (padded channels/taps, or pixels past an image's end).
+// Mixed precision (engine/autocast.ts): ST is S's element type, AT A4's (and A1's in the weight
+// gradient, where A1 is dy), f16 for f16 operands; loads convert to f32, so the workgroup tiles,
+// the FMAs and Y stay f32. UNSCALE: the gradient operand (dy) was cast scaled by gradScale(amax)
+// (engine/ops/grad-scale.ts), and each result is multiplied by the exact power of two
+// gradUnscale(amax) before it is stored or added: once per output element, and before the
+// weight gradient's chunk partials are summed, which multiplying by a power of two commutes with.
 //! TM = 8
 //! TN = 8
 //! BK = 8
@@ -35,6 +41,12 @@
 //! DYV = false
 // Weight gradient of one chunk: add to what Y holds (the weight's .grad).
 //! ACCUMULATE = false
+//! ST = f32
+//! AT = f32
+// A1's element type: the bias's (f32) forward, AT in the weight gradient.
+//! A1T = f32
+//! UNSCALE = false
+//#include "lib/grad_scale.wgsl"
 struct Params {
   // Source planes and the pixel grid the columns (forward) or K (weight gradient) walk.
   SC: u32, SH: u32, SW: u32, NCOL: u32,
@@ -48,11 +60,13 @@ struct Params {
   TAPS: array<vec4<i32>, 64>,
 }
 @group(0) @binding(0) var<uniform> params: Params;
-@group(0) @binding(1) var<storage, read> S: array<f32>;
-@group(0) @binding(2) var<storage, read> A4: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read> S: array<$ST>;
+@group(0) @binding(2) var<storage, read> A4: array<vec4<$AT>>;
 // The weight gradient's A (dy) as scalars where its rows are no multiple of 4 long; forward: the bias.
-@group(0) @binding(3) var<storage, read> A1: array<f32>;
+@group(0) @binding(3) var<storage, read> A1: array<$A1T>;
 @group(0) @binding(4) var<storage, read_write> Y: array<f32>;
+// UNSCALE: one u32, the bits of max |dy| (grad_scale.wgsl); otherwise unread (any buffer binds).
+@group(0) @binding(5) var<storage, read> amax: array<u32>;
 
 const BN = 16u * $TNu;
 const BM4 = 4u * $TMu;
@@ -103,11 +117,11 @@ fn fetchA(s: u32, tid: u32, m0: u32) -> ARegs {
       let at = (n * params.M + oc) * params.NPIX + p;
       var v = vec4<f32>(0.0);
       if ($DYV) {
-        v = A4[at / 4u];
+        v = vec4<f32>(A4[at / 4u]);
         if ($KPAD) { v = select(vec4<f32>(0.0), v, p < params.NPIX); }
       } else {
         for (var e = 0u; e < 4u; e++) {
-          v[e] = select(0.0, A1[at + e], p + e < params.NPIX);
+          v[e] = select(0.0, f32(A1[at + e]), p + e < params.NPIX);
         }
       }
       if ($CHECK_M) { v = select(vec4<f32>(0.0), v, o < params.M); }
@@ -116,7 +130,7 @@ fn fetchA(s: u32, tid: u32, m0: u32) -> ARegs {
       let kr = idx / BM4;
       let tc = tapChannel(s, kr);
       let row = u32(params.TAPS[tc.x].z) * params.CINP + tc.y;
-      a[i] = A4[row * params.MP4 + m0 / 4u + idx % BM4];
+      a[i] = vec4<f32>(A4[row * params.MP4 + m0 / 4u + idx % BM4]);
     }
   }
   return a;
@@ -141,7 +155,7 @@ fn fetchB(s: u32, tid: u32, slots: ptr<function, array<BSlot, BV>>) -> BRegs {
       var ok = sl.ok && pixOk;
       if ($PAD) { ok = ok && tapOk(row, col); }
       let at = (n * params.SC * plane) + sl.base + u32(max(row, 0)) * params.SW + u32(max(col, 0));
-      b[i] = select(0.0, S[at], ok);
+      b[i] = select(0.0, f32(S[at]), ok);
     }
   } else if ($CPSu == $BKu) {
     // One column (output pixel) per invocation, BV channels of the slice's one tap: one bounds
@@ -158,7 +172,7 @@ fn fetchB(s: u32, tid: u32, slots: ptr<function, array<BSlot, BV>>) -> BRegs {
       let cin = tc.y + i * (256u / BN);
       var oki = ok;
       if ($KPAD) { oki = oki && cin < params.SC; }
-      b[i] = select(0.0, S[at + i * (256u / BN) * plane], oki);
+      b[i] = select(0.0, f32(S[at + i * (256u / BN) * plane]), oki);
     }
   } else {
     // Few channels: the rows of a slice span several taps.
@@ -173,7 +187,7 @@ fn fetchB(s: u32, tid: u32, slots: ptr<function, array<BSlot, BV>>) -> BRegs {
       if ($PAD) { ok = ok && tapOk(row, col); }
       if ($KPAD) { ok = ok && tc.x < params.NT && tc.y < params.SC; }
       let at = sl.base + tc.y * plane + u32(max(row, 0)) * params.SW + u32(max(col, 0));
-      b[i] = select(0.0, S[at], ok);
+      b[i] = select(0.0, f32(S[at]), ok);
     }
   }
   return b;
@@ -300,17 +314,21 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     }
   }
   let rowStride = select(params.OH * params.OW, params.NCOL, $WGRAD);
+  var unscale = 1.0;
+  if ($UNSCALE) { unscale = gradUnscale(amax[0]); }
   for (var i = 0u; i < TM4; i++) {
     for (var c = 0u; c < 4u; c++) {
       let m = m0 + 64u * i + 4u * ty + c;
       if ($CHECK_M && m >= params.M) { continue; }
       var bv = 0.0;
-      if (!$WGRAD && params.HAS_BIAS != 0u) { bv = A1[m]; }
+      if (!$WGRAD && params.HAS_BIAS != 0u) { bv = f32(A1[m]); }
       for (var jb = 0u; jb < TN4; jb++) {
         for (var e = 0u; e < 4u; e++) {
           if (colOk[jb][e]) {
             let at = colAt[jb][e] + m * rowStride;
-            var v = acc[4u * i + c][jb][e] + bv;
+            var v = acc[4u * i + c][jb][e];
+            if ($UNSCALE) { v *= unscale; }
+            v += bv;
             if ($ACCUMULATE) { v += Y[at]; }
             Y[at] = v;
           }

@@ -10,10 +10,15 @@ fn gradScaleLog2(amaxBits: u32) -> i32 {
   return clamp(14 - e, -100, 100);
 }
 
+// 2^e built from its bits (exact for |e| <= 100, where exp2's accuracy is left to the GPU).
+fn gradPow2(e: i32) -> f32 {
+  return bitcast<f32>(u32(127 + e) << 23u);
+}
+
 fn gradScale(amaxBits: u32) -> f32 {
-  return exp2(f32(gradScaleLog2(amaxBits)));
+  return gradPow2(gradScaleLog2(amaxBits));
 }
 
 fn gradUnscale(amaxBits: u32) -> f32 {
-  return exp2(f32(-gradScaleLog2(amaxBits)));
+  return gradPow2(-gradScaleLog2(amaxBits));
 }

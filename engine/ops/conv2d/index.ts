@@ -40,6 +40,8 @@
 // All of the above is the 'classic' family, designed for lavapipe. GPUs (devices without 8-wide
 // subgroups) take the 'tiled' family instead (tiled.ts): workgroup-memory tiles and
 // register tiles for all three products and every kernel size up to 7x7, 1x1 included.
+// Mixed precision (rt.precision 'mixed' when conv2d runs, engine/autocast.ts): the tiled family
+// on every device, with f16 operands and f32 accumulation (tiled.ts); see conv2dMixed below.
 import gemmSrc from '../../../shaders/conv2d/gemm.wgsl';
 import gemmSg8Src from '../../../shaders/conv2d/gemm_sg8.wgsl';
 import wgradSrc from '../../../shaders/conv2d/wgrad.wgsl';
@@ -55,7 +57,9 @@ import { forwardFolded, inputGradFolded, weightGradFolded } from './fold.js';
 import { conv2dPlan, type ConvFamily, type ConvPlan, type CoreDispatch } from './plan.js';
 import type { Conv2dOptions, ConvGeometry } from './geometry.js';
 import { forwardTiled, inputGradTiled, weightGradTiled, type TiledPlan } from './tiled.js';
-import { tunedTiledPlan, type ConvDirection } from './tune.js';
+import { tunedTiledPlan, type ConvDirection, type ConvOperands } from './tune.js';
+import { toHalf } from '../cast.js';
+import { scaledHalf, type ScaledHalf } from '../grad-scale.js';
 import { relayoutWeight } from './relayout.js';
 import { partialsFor } from './grad-partials.js';
 import { sum, sumFirstAxisInto } from '../reduce.js';
@@ -66,7 +70,7 @@ export { conv2dGeometry, type Conv2dOptions, type ConvGeometry } from './geometr
 export { conv2dPlan, type ConvFamily, type ConvPlan, type CoreDispatch, type WgradPlan } from './plan.js';
 export { TILED_TILES, type TiledTileName } from './tiles.js';
 export type { TiledPlan } from './tiled.js';
-export { convShapeClass, convTileCandidates, type ConvDirection } from './tune.js';
+export { convShapeClass, convTileCandidates, type ConvDirection, type ConvOperands } from './tune.js';
 
 const OP = 'conv2d';
 
@@ -77,15 +81,17 @@ const OP = 'conv2d';
 // family and no tile forced, rt.tuner may choose the tile per direction (tune.ts).
 const useSg8 = (rt: Runtime): boolean => rt.profile.kernels.convSubgroups && hasSubgroups8(rt);
 
-function family(rt: Runtime): ConvFamily {
+// Mixed precision takes the tiled family whatever the profile says (the classic kernels have no
+// f16 variants); a forced tile (convTile) applies to it too.
+function family(rt: Runtime, mixed = false): ConvFamily {
   const k = rt.profile.kernels;
-  return k.conv === 'tiled'
+  return k.conv === 'tiled' || mixed
     ? { family: 'tiled', tile: k.convTile }
     : { family: 'classic', foldMinOut: k.convFoldMinOut };
 }
 /** A tiled plan's tiles for one direction: forced, tuned or the default rule's. */
-function tiledFor(rt: Runtime, plan: ConvPlan, dir: ConvDirection): TiledPlan {
-  return plan.tiled!.forced ? plan.tiled! : tunedTiledPlan(rt, plan.geometry, plan.tiled!, dir);
+function tiledFor(rt: Runtime, plan: ConvPlan, dir: ConvDirection, operands: ConvOperands = 'f32'): TiledPlan {
+  return plan.tiled!.forced ? plan.tiled! : tunedTiledPlan(rt, plan.geometry, plan.tiled!, dir, operands);
 }
 /** The plan conv2d would use on this runtime for these shapes, before tuning (benchmarks name their variants with it). */
 export function conv2dPlanFor(
@@ -94,8 +100,9 @@ export function conv2dPlanFor(
   wShape: readonly number[],
   opts: Conv2dOptions = {},
   hasBias = false,
+  mixed = false,
 ): ConvPlan {
-  return conv2dPlan(xShape, wShape, opts, hasBias, useSg8(rt), family(rt));
+  return conv2dPlan(xShape, wShape, opts, hasBias, useSg8(rt), family(rt, mixed));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -243,7 +250,8 @@ function biasGrad(dy: Tensor, g: ConvGeometry, into: Tensor | null, op: string):
 
 // ---------------------------------------------------------------------------------------------
 
-/** The input gradient alone (PyTorch's torch.nn.grad.conv2d_input): dx for dy of conv2d(x, weight). */
+/** The input gradient alone (PyTorch's torch.nn.grad.conv2d_input): dx for dy of conv2d(x, weight);
+ *  f32 whatever rt.precision (conv2dMixedKernels has the f16-operand one). */
 export function conv2dInputGrad(
   dy: Tensor,
   weight: Tensor,
@@ -256,7 +264,8 @@ export function conv2dInputGrad(
   return inputGrad(plan, dy, weight, op);
 }
 
-/** The weight gradient alone (PyTorch's torch.nn.grad.conv2d_weight): dw for dy of conv2d(x, weight). */
+/** The weight gradient alone (PyTorch's torch.nn.grad.conv2d_weight): dw for dy of conv2d(x, weight);
+ *  f32 whatever rt.precision (conv2dMixedKernels has the f16-operand one). */
 export function conv2dWeightGrad(x: Tensor, dy: Tensor, wShape: readonly number[], opts: Conv2dOptions = {}): Tensor {
   const plan = conv2dPlanFor(x.rt, x.shape, wShape, opts);
   checkGrad(dy, plan.geometry);
@@ -286,11 +295,61 @@ function checkGrad(dy: Tensor, g: ConvGeometry): void {
   }
 }
 
+/** conv2d's mixed-precision kernels for one geometry, on operands already cast (its forward
+ *  and backward call them; benchmarks time them apart from the casts). */
+export interface MixedKernels {
+  /** y (f32) from an f16 x; the weight is re-laid as f16. */
+  forward(x16: Tensor, w: Tensor, bias: Tensor | null): Tensor;
+  /** dx (f32) from dy cast by scaledHalf. */
+  inputGrad(dy: ScaledHalf, w: Tensor): Tensor;
+  /** dw (f32) from the f16 x and dy cast by scaledHalf; with `into`, added there and null returned. */
+  weightGrad(x16: Tensor, dy: ScaledHalf, into?: Tensor | null): Tensor | null;
+}
+
+export function conv2dMixedKernels(plan: ConvPlan, rt: Runtime): MixedKernels {
+  if (!plan.tiled) throw new Error(`${OP}: mixed precision needs the tiled kernels, which take kernels up to 57 taps`);
+  const g = plan.geometry;
+  const op = `${OP}.backward`;
+  return {
+    forward: (x16, w, bias) => forwardTiled(x16, w, bias, g, tiledFor(rt, plan, 'fwd', 'f16'), OP),
+    inputGrad: (dy, w) => inputGradTiled(dy.half, w, g, tiledFor(rt, plan, 'dx', 'f16'), op, dy.amax),
+    weightGrad: (x16, dy, into = null) =>
+      weightGradTiled(x16, dy.half, g, tiledFor(rt, plan, 'dw', 'f16'), op, into, dy.amax),
+  };
+}
+
+/**
+ * Mixed precision: y = conv(f16(x), f16(weight)) accumulated in f32. The backward uses the f16 x
+ * saved here (not x) and dy cast once per call as f16(dy * s) with s a power of two chosen from
+ * max |dy| (ops/grad-scale.ts), shared by dx and dw; their kernels multiply the f32 results by
+ * 1/s exactly. The bias gradient is summed from the f32 dy.
+ */
+function conv2dMixed(x: Tensor, weight: Tensor, bias: Tensor | null, plan: ConvPlan, args: Tensor[]): Tensor {
+  const k = conv2dMixedKernels(plan, x.rt);
+  const x16 = toHalf(x);
+  const y = k.forward(x16, weight, bias);
+  record(y, OP, args, (dy) => {
+    const op = `${OP}.backward`;
+    const scaled = x.requiresGrad || weight.requiresGrad ? scaledHalf(dy) : null;
+    const grads = [
+      x.requiresGrad ? k.inputGrad(scaled!, weight) : null,
+      weight.requiresGrad ? k.weightGrad(x16, scaled!, leafGradTarget(weight)) : null,
+      bias?.requiresGrad ? biasGrad(dy, plan.geometry, leafGradTarget(bias), op) : null,
+    ];
+    scaled?.half.dispose();
+    scaled?.amax.dispose();
+    return grads;
+  });
+  if (!y.node) x16.dispose();
+  return y;
+}
+
 export function conv2d(x: Tensor, weight: Tensor, bias?: Tensor | null, opts: Conv2dOptions = {}): Tensor {
   const args = bias ? [x, weight, bias] : [x, weight];
   requireF32(OP, ...args);
   sameRuntime(OP, ...args);
-  const plan = conv2dPlanFor(x.rt, x.shape, weight.shape, opts, !!bias);
+  const mixed = x.rt.precision === 'mixed';
+  const plan = conv2dPlanFor(x.rt, x.shape, weight.shape, opts, !!bias, mixed);
   const g = plan.geometry;
   if (bias && (bias.rank !== 1 || bias.shape[0] !== g.O)) {
     throw new Error(
@@ -298,6 +357,8 @@ export function conv2d(x: Tensor, weight: Tensor, bias?: Tensor | null, opts: Co
     );
   }
   const b = bias ?? null;
+  // A kernel of more taps than the tiled family's table holds (beyond 7x8) stays f32.
+  if (mixed && plan.tiled) return conv2dMixed(x, weight, b, plan, args);
   const y = plan.tiled
     ? forwardTiled(x, weight, b, g, tiledFor(x.rt, plan, 'fwd'), OP)
     : plan.path === 'fold'

@@ -12,9 +12,16 @@
 //   per gradient store when the backward pass ends: grad-partials.ts).
 // Tiles: 16 x 16 invocations, each a TM x TN register tile (4 or 8 each), K slices of BK, two
 // workgroup buffers of BK x (16*TM + 16*TN) floats: 16 KiB at 8x8 (BK 8) and 4x4 (BK 16).
+// Mixed precision: the same kernels on f16 operands (the source and the re-laid weight forward,
+// dy and the weight for dx, x and dy for dw), converted to f32 as they are loaded, so the
+// workgroup tiles stay f32 (f16 tiles would halve workgroup memory but need their own layout
+// and conversions at every FMA read); results are f32. An f16 dy was cast scaled
+// (ops/grad-scale.ts): the kernel multiplies each result by the exact 2^-k in its epilogue, once
+// per output element, which also covers the weight gradient's partials (a power of two commutes
+// with their sum) and a result added straight into .grad; no pass of its own.
 import src from '../../../shaders/conv2d/tiled.wgsl';
 import type { Tensor } from '../../tensor.js';
-import { formatShape } from '../../tensor.js';
+import { formatShape, storageBytes } from '../../tensor.js';
 import type { Defines } from '../../kernel.js';
 import type { Runtime, Kernel } from '../../runtime.js';
 import { residueClassWindow, type ConvGeometry } from './geometry.js';
@@ -350,8 +357,22 @@ function weightGradDispatch(
 // Execution.
 
 /** The weight as A[kh, kw, cin, m], cin padded to CINP and m to MP (trans: cin = o, m = c). */
-const relayout = (w: Tensor, g: ConvGeometry, trans: boolean, d: TiledDispatch, op: string): Tensor =>
-  relayoutWeight(w, g, trans, { mp: 4 * (d.params.MP4 as number), cinp: d.params.CINP as number }, op);
+const relayout = (w: Tensor, g: ConvGeometry, trans: boolean, d: TiledDispatch, op: string, half: boolean): Tensor =>
+  relayoutWeight(
+    w,
+    g,
+    trans,
+    { mp: 4 * (d.params.MP4 as number), cinp: d.params.CINP as number },
+    op,
+    half ? 'f16' : 'f32',
+  );
+
+/** The dispatch on f16 operands (none of f32's defines change, so f32 kernel keys stay as they
+ *  were); `unscale`: its A operand is a scaled f16 gradient (input and weight gradients). */
+export function halfDispatch(d: TiledDispatch, unscale: boolean): TiledDispatch {
+  const wgrad = d.defines.WGRAD === true;
+  return { ...d, defines: { ...d.defines, ST: 'f16', AT: 'f16', A1T: wgrad ? 'f16' : 'f32', UNSCALE: unscale } };
+}
 
 /** The pipeline of one dispatch. */
 export const tiledKernel = (rt: Runtime, d: TiledDispatch): Kernel => rt.kernel('conv2d_tiled', src, d.defines);
@@ -359,6 +380,7 @@ export const tiledKernel = (rt: Runtime, d: TiledDispatch): Kernel => rt.kernel(
 /** Bytes of workgroup storage a tile's two buffers take. */
 export const tiledStorageBytes = (t: TiledTile): number => 2 * 4 * t.BK * (BM(t) + BN(t));
 
+/** Runs one dispatch; bindings: S, A4, A1, Y, and the amax of an f16 gradient or any read-only operand. */
 function run(d: TiledDispatch, bindings: Tensor[], op: string, shapes: string): void {
   const rt = bindings[0].rt;
   rt.dispatch(tiledKernel(rt, d), {
@@ -367,10 +389,16 @@ function run(d: TiledDispatch, bindings: Tensor[], op: string, shapes: string): 
     workgroups: d.workgroups,
     op,
     flops: d.flops,
-    bytes: 4 * bindings.reduce((acc, t) => acc + t.size, 0),
+    bytes: bindings.slice(0, 4).reduce((acc, t) => acc + storageBytes(t.size, t.dtype), 0),
     shapes,
     tuned: d.tuned,
   });
+}
+
+/** An f16 gradient operand comes with its amax (ops/grad-scale.ts); f32 ones with none. */
+function checkScaled(dy: Tensor, amax: Tensor | null, op: string): void {
+  if ((dy.dtype === 'f16') !== (amax !== null))
+    throw new Error(`${op}: a ${dy.dtype} gradient ${amax ? 'takes no' : 'needs its'} amax (scaledHalf gives both)`);
 }
 
 export function forwardTiled(
@@ -381,21 +409,39 @@ export function forwardTiled(
   plan: TiledPlan,
   op: string,
 ): Tensor {
-  const a = relayout(w, g, false, plan.forward, op);
+  // An f16 x (mixed precision) takes the weight re-laid as f16 too.
+  const half = x.dtype === 'f16';
+  const d = half ? halfDispatch(plan.forward, false) : plan.forward;
+  const a = relayout(w, g, false, d, op, half);
   const y = empty(x.rt, [g.N, g.O, g.OH, g.OW], 'f32', op);
-  run(plan.forward, [x, a, bias ?? a, y], op, `${formatShape(x.shape)} -> ${formatShape(y.shape)}`);
+  run(d, [x, a, bias ?? a, y, a], op, `${formatShape(x.shape)} -> ${formatShape(y.shape)}`);
   a.dispose();
   return y;
 }
 
-export function inputGradTiled(dy: Tensor, w: Tensor, g: ConvGeometry, plan: TiledPlan, op: string): Tensor {
+/** dx; an f16 dy (mixed precision) comes with its amax, and the weight is then re-laid as f16. */
+export function inputGradTiled(
+  dy: Tensor,
+  w: Tensor,
+  g: ConvGeometry,
+  plan: TiledPlan,
+  op: string,
+  amax: Tensor | null = null,
+): Tensor {
+  checkScaled(dy, amax, op);
   const shape = [g.N, g.C, g.H, g.W];
   const dx = plan.inputGrad.some((d) => d === null) ? fillTensor(dy.rt, shape, 0, op) : empty(dy.rt, shape, 'f32', op);
   const first = plan.inputGrad.find((d) => d !== null)!;
   // Every class has the same source channels and tile, so one re-laid weight serves them all.
-  const a = relayout(w, g, true, first, op);
+  const a = relayout(w, g, true, first, op, amax !== null);
   for (const d of plan.inputGrad) {
-    if (d) run(d, [dy, a, a, dx], op, `${formatShape(dy.shape)} -> ${formatShape(shape)}`);
+    if (d)
+      run(
+        amax ? halfDispatch(d, true) : d,
+        [dy, a, a, dx, amax ?? a],
+        op,
+        `${formatShape(dy.shape)} -> ${formatShape(shape)}`,
+      );
   }
   a.dispose();
   return dx;
@@ -408,19 +454,19 @@ export function weightGradTiled(
   plan: TiledPlan,
   op: string,
   into: Tensor | null,
+  amax: Tensor | null = null,
 ): Tensor | null {
+  checkScaled(dy, amax, op);
+  if (amax && x.dtype !== 'f16') throw new Error(`${op}: an f16 dy needs an f16 x, got ${x.describe()}`);
   const size = g.O * g.C * g.KH * g.KW;
+  const d = amax ? halfDispatch(plan.weightGrad, true) : plan.weightGrad;
+  const shapes = `x${formatShape(x.shape)} dy${formatShape(dy.shape)}`;
   // One chunk with an accumulating .grad: the kernel adds its result there itself.
   if (plan.chunks === 1 && into) {
-    run(
-      { ...plan.weightGrad, defines: { ...plan.weightGrad.defines, ACCUMULATE: true } },
-      [x, dy, dy, into],
-      op,
-      `x${formatShape(x.shape)} dy${formatShape(dy.shape)}`,
-    );
+    run({ ...d, defines: { ...d.defines, ACCUMULATE: true } }, [x, dy, dy, into, amax ?? dy], op, shapes);
     return null;
   }
   const { partial, deferred } = partialsFor(x.rt, into, plan.chunks, size, op);
-  run(plan.weightGrad, [x, dy, dy, partial], op, `x${formatShape(x.shape)} dy${formatShape(dy.shape)}`);
+  run(d, [x, dy, dy, partial, amax ?? dy], op, shapes);
   return deferred ? null : sumPartials(partial, [g.O, g.C, g.KH, g.KW], into, op);
 }

@@ -4,7 +4,8 @@
 // tiled or the classic family runs stays the device profile's choice (the classic family's
 // paths - fold, pointwise GEMM, implicit core, fused stride 2 - are not one plan to time).
 // What is timed is each direction's conv2d_tiled dispatches; the weight re-layout, the zero fill
-// of unreached dx classes and the sum of weight-gradient partials are left out.
+// of unreached dx classes and the sum of weight-gradient partials are left out. f16 operands
+// (mixed precision) are a class of their own, timed on f16 scratch with the f16 kernels.
 import type { Runtime } from '../../runtime.js';
 import { workgroupProblem } from '../../device-profile.js';
 import type { TuneRecorder } from '../../tune/measure.js';
@@ -15,19 +16,22 @@ import {
   tiledWeightGrad,
   tiledKernel,
   tiledStorageBytes,
+  halfDispatch,
   type TiledDispatch,
   type TiledPlan,
 } from './tiled.js';
 import { TILED_TILES, type TiledTileName } from './tiles.js';
 
 export type ConvDirection = 'fwd' | 'dx' | 'dw';
+/** The kernels' operand type: f32, or f16 under mixed precision. */
+export type ConvOperands = 'f32' | 'f16';
 
 const pow2 = (n: number): number => 2 ** Math.ceil(Math.log2(Math.max(n, 1)));
 
-/** The tuning class: direction, sizes rounded up to powers of two, kernel, stride, padding, dilation. */
-export function convShapeClass(g: ConvGeometry, dir: ConvDirection): string {
+/** The tuning class: operand type, direction, sizes rounded up to powers of two, kernel, stride, padding, dilation. */
+export function convShapeClass(g: ConvGeometry, dir: ConvDirection, operands: ConvOperands = 'f32'): string {
   const dims = `n${pow2(g.N)}|c${pow2(g.C)}|o${pow2(g.O)}|hw${pow2(g.H)}x${pow2(g.W)}`;
-  return `conv2d|f32|${dir}|${dims}|k${g.KH}x${g.KW}|s${g.SH}x${g.SW}|p${g.PH}x${g.PW}|d${g.DH}x${g.DW}`;
+  return `conv2d|${operands}|${dir}|${dims}|k${g.KH}x${g.KW}|s${g.SH}x${g.SW}|p${g.PH}x${g.PW}|d${g.DH}x${g.DW}`;
 }
 
 /** The tiles this device can run (16x16 invocations and their workgroup storage). */
@@ -58,33 +62,51 @@ function withTile(
   return { ...plan, ...p, weightGrad: mark(p.weightGrad)! };
 }
 
-/** Records one run of a direction's dispatches on scratch buffers (slots: source, weight or dy, output). */
-function recordDirection(rt: Runtime, g: ConvGeometry, plan: TiledPlan, dir: ConvDirection, rec: TuneRecorder): void {
-  const x = 4 * g.N * g.C * g.H * g.W;
-  const y = 4 * g.N * g.O * g.OH * g.OW;
+/** Records one run of a direction's dispatches on scratch buffers (slots: source, weight or dy,
+ *  output, amax). Operand sizes in bytes follow the operand type; outputs are f32. */
+function recordDirection(
+  rt: Runtime,
+  g: ConvGeometry,
+  plan: TiledPlan,
+  dir: ConvDirection,
+  operands: ConvOperands,
+  rec: TuneRecorder,
+): void {
+  const width = operands === 'f16' ? 2 : 4;
+  const x = g.N * g.C * g.H * g.W;
+  const y = g.N * g.O * g.OH * g.OW;
   const relaid = (d: TiledDispatch): number =>
-    4 * g.KH * g.KW * (d.params.CINP as number) * 4 * (d.params.MP4 as number);
+    width * g.KH * g.KW * (d.params.CINP as number) * 4 * (d.params.MP4 as number);
+  const half = operands === 'f16';
+  const kernel = (d: TiledDispatch): TiledDispatch => (half ? halfDispatch(d, dir !== 'fwd') : d);
+  // The scale's amax: zero scratch, i.e. scale 1 (the timing does not depend on it).
+  const amax = (fallback: GPUBuffer): GPUBuffer => (half && dir !== 'fwd' ? rec.scratch(3, 4) : fallback);
   if (dir === 'fwd') {
     const a = rec.scratch(1, relaid(plan.forward));
     rec.dispatch(
-      tiledKernel(rt, plan.forward),
+      tiledKernel(rt, kernel(plan.forward)),
       plan.forward.params,
-      [rec.scratch(0, x), a, a, rec.scratch(2, y)],
+      [rec.scratch(0, width * x), a, a, rec.scratch(2, 4 * y), a],
       plan.forward.workgroups,
     );
   } else if (dir === 'dx') {
     for (const d of plan.inputGrad) {
       if (!d) continue;
       const a = rec.scratch(1, relaid(d));
-      rec.dispatch(tiledKernel(rt, d), d.params, [rec.scratch(0, y), a, a, rec.scratch(2, x)], d.workgroups);
+      rec.dispatch(
+        tiledKernel(rt, kernel(d)),
+        d.params,
+        [rec.scratch(0, width * y), a, a, rec.scratch(2, 4 * x), amax(a)],
+        d.workgroups,
+      );
     }
   } else {
-    const dy = rec.scratch(1, y);
+    const dy = rec.scratch(1, width * y);
     const partial = rec.scratch(2, 4 * plan.chunks * g.O * g.C * g.KH * g.KW);
     rec.dispatch(
-      tiledKernel(rt, plan.weightGrad),
+      tiledKernel(rt, kernel(plan.weightGrad)),
       plan.weightGrad.params,
-      [rec.scratch(0, x), dy, dy, partial],
+      [rec.scratch(0, width * x), dy, dy, partial, amax(dy)],
       plan.weightGrad.workgroups,
     );
   }
@@ -94,14 +116,21 @@ const defaultTileOf = (plan: TiledPlan, dir: ConvDirection): TiledTileName =>
   dir === 'fwd' ? plan.tile : dir === 'dx' ? plan.inputGradTile : plan.weightGradTile;
 
 /** The plan with `dir`'s tile from rt.tuner (the default rule's until its class is timed). */
-export function tunedTiledPlan(rt: Runtime, g: ConvGeometry, plan: TiledPlan, dir: ConvDirection): TiledPlan {
+export function tunedTiledPlan(
+  rt: Runtime,
+  g: ConvGeometry,
+  plan: TiledPlan,
+  dir: ConvDirection,
+  operands: ConvOperands = 'f32',
+): TiledPlan {
   if (rt.tuner.mode === 'off') return plan;
   const fallback = defaultTileOf(plan, dir);
   const { name, tuned } = rt.tuner.choose({
-    key: convShapeClass(g, dir),
+    key: convShapeClass(g, dir, operands),
     candidates: convTileCandidates(rt),
     fallback,
-    run: (tile, rec) => recordDirection(rt, g, withTile(g, plan, dir, tile as TiledTileName, false), dir, rec),
+    run: (tile, rec) =>
+      recordDirection(rt, g, withTile(g, plan, dir, tile as TiledTileName, false), dir, operands, rec),
   });
   return tuned || name !== fallback ? withTile(g, plan, dir, name as TiledTileName, tuned) : plan;
 }

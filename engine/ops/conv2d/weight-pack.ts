@@ -9,9 +9,12 @@
 // pack's buffers, which captured programs may bind: it retires the old ones (rt.retire), and
 // the programs that bind them are captured again. Inside a capture the pack is always
 // refreshed before its first use, so a replay never reads a pack made from older weights.
+// Mixed precision (engine/autocast.ts) keeps a second pack of the same store with f16 elements,
+// under its own derived key, so f32 and f16 layouts never share a pack.
 import packSrc from '../../../shaders/conv2d/relayout_pack.wgsl';
 import type { Runtime } from '../../runtime.js';
-import { Storage, Tensor } from '../../tensor.js';
+import type { Defines } from '../../kernel.js';
+import { Storage, Tensor, storageBytes } from '../../tensor.js';
 import { bindingAlignment, bindingElements, type FlatStore } from '../../flat.js';
 import type { ConvGeometry } from './geometry.js';
 
@@ -19,6 +22,12 @@ import type { ConvGeometry } from './geometry.js';
 const ENTRY_WORDS = 8;
 const TAP_MAJOR_BIT = 1 << 30;
 const TRANS_BIT = 2 ** 31;
+
+/** Element types of re-laid weights: f32, or f16 for the mixed-precision tiled kernels. */
+export type RelaidDType = 'f32' | 'f16';
+
+/** The re-layout shaders' defines for `dtype` (none for f32, whose kernel keys stay as they were). */
+export const halfDefines = (dtype: RelaidDType): Defines => (dtype === 'f16' ? { AT: 'f16' } : {});
 
 export interface LayoutKey {
   g: ConvGeometry;
@@ -58,13 +67,18 @@ export class WeightPack {
 
   /** Elements per group: what one storage binding may hold (smaller in tests). */
   private readonly cap: number;
+  /** Bytes per element. */
+  private readonly width: number;
 
+  /** `cap`: 4-byte words per group. */
   constructor(
     private readonly rt: Runtime,
     private readonly store: FlatStore,
     cap = bindingElements(rt),
+    private readonly dtype: RelaidDType = 'f32',
   ) {
-    this.cap = Math.floor(cap);
+    this.width = dtype === 'f16' ? 2 : 4;
+    this.cap = Math.floor((cap * 4) / this.width);
   }
 
   /**
@@ -85,7 +99,8 @@ export class WeightPack {
     // (the next step, the next batch): the pack takes in every layout registered meanwhile.
     if (this.stale() || (known && e.at < 0)) this.refresh(op);
     if (!e.group) return null;
-    return new Tensor(new Storage(this.rt, e.group.pack, e.size * 4, e.at * 4, false), [e.size]);
+    const bytes = storageBytes(e.size, this.dtype);
+    return new Tensor(new Storage(this.rt, e.group.pack, bytes, e.at * this.width, false), [e.size], this.dtype);
   }
 
   destroy(): void {
@@ -105,12 +120,12 @@ export class WeightPack {
     if (this.waiting > 0) this.rebuild();
     const rt = this.rt;
     for (const g of this.groups)
-      rt.dispatch(rt.kernel('conv2d_relayout_pack', packSrc), {
+      rt.dispatch(rt.kernel('conv2d_relayout_pack', packSrc, halfDefines(this.dtype)), {
         params: { total: g.total, entries: g.entries.length },
         buffers: [this.store.buffer, g.table, g.pack],
-        workgroups: rt.grid1d(g.total, 256),
+        workgroups: rt.grid1d(g.total / 2, 256),
         op,
-        bytes: 8 * g.total,
+        bytes: (4 + this.width) * g.total,
         shapes: `${g.entries.length} weights of ${this.store.label}`,
       });
     this.version = rt.writeVersion(this.store.buffer);
@@ -124,7 +139,9 @@ export class WeightPack {
       rt.retire(g.pack);
       rt.retire(g.table);
     }
-    const align = bindingAlignment(rt);
+    // Element offsets that bind: the alignment in words, in elements (always even, as the pack
+    // shader's pairs need).
+    const align = (bindingAlignment(rt) * 4) / this.width;
     const cap = this.cap;
     const placed: Entry[][] = [];
     let total = cap;
@@ -159,7 +176,7 @@ export class WeightPack {
     const group: Group = {
       entries,
       total,
-      pack: this.rt.device.createBuffer({ label, size: total * 4, usage }),
+      pack: this.rt.device.createBuffer({ label, size: storageBytes(total, this.dtype), usage }),
       table: this.rt.device.createBuffer({ label: `${label}.table`, size: words.byteLength, usage }),
     };
     this.rt.writeBuffer(group.table, words);
@@ -168,9 +185,11 @@ export class WeightPack {
   }
 }
 
-/** The key of a store's weight pack among the things derived from it. */
+/** The key of a store's (f32) weight pack among the things derived from it. */
 export const WEIGHT_PACK = 'conv2d.weight-pack';
+/** The key of its f16 weight pack. */
+export const WEIGHT_PACK_F16 = 'conv2d.weight-pack.f16';
 
-/** The store's weight pack (made on first use, destroyed with the store). */
-export const weightPackOf = (rt: Runtime, store: FlatStore): WeightPack =>
-  store.derived(WEIGHT_PACK, () => new WeightPack(rt, store));
+/** The store's weight pack of `dtype` (made on first use, destroyed with the store). */
+export const weightPackOf = (rt: Runtime, store: FlatStore, dtype: RelaidDType = 'f32'): WeightPack =>
+  store.derived(dtype === 'f16' ? WEIGHT_PACK_F16 : WEIGHT_PACK, () => new WeightPack(rt, store, undefined, dtype));
