@@ -46,7 +46,6 @@
 // A1's element type: the bias's (f32) forward, AT in the weight gradient.
 //! A1T = f32
 //! UNSCALE = false
-//#include "lib/grad_scale.wgsl"
 struct Params {
   // Source planes and the pixel grid the columns (forward) or K (weight gradient) walk.
   SC: u32, SH: u32, SW: u32, NCOL: u32,
@@ -65,8 +64,15 @@ struct Params {
 // The weight gradient's A (dy) as scalars where its rows are no multiple of 4 long; forward: the bias.
 @group(0) @binding(3) var<storage, read> A1: array<$A1T>;
 @group(0) @binding(4) var<storage, read_write> Y: array<f32>;
-// UNSCALE: one u32, the bits of max |dy| (grad_scale.wgsl); otherwise unread (any buffer binds).
+//#if UNSCALE
+// One u32, the bits of max |dy| (grad_scale.wgsl).
 @group(0) @binding(5) var<storage, read> amax: array<u32>;
+//#include "lib/grad_scale.wgsl"
+fn outScale() -> f32 { return gradUnscale(amax[0]); }
+//#endif
+//#if !UNSCALE
+fn outScale() -> f32 { return 1.0; }
+//#endif
 
 const BN = 16u * $TNu;
 const BM4 = 4u * $TMu;
@@ -314,8 +320,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     }
   }
   let rowStride = select(params.OH * params.OW, params.NCOL, $WGRAD);
-  var unscale = 1.0;
-  if ($UNSCALE) { unscale = gradUnscale(amax[0]); }
+  let unscale = outScale();
   for (var i = 0u; i < TM4; i++) {
     for (var c = 0u; c < 4u; c++) {
       let m = m0 + 64u * i + 4u * ty + c;

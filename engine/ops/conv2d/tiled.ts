@@ -380,7 +380,7 @@ export const tiledKernel = (rt: Runtime, d: TiledDispatch): Kernel => rt.kernel(
 /** Bytes of workgroup storage a tile's two buffers take. */
 export const tiledStorageBytes = (t: TiledTile): number => 2 * 4 * t.BK * (BM(t) + BN(t));
 
-/** Runs one dispatch; bindings: S, A4, A1, Y, and the amax of an f16 gradient or any read-only operand. */
+/** Runs one dispatch; bindings: S, A4, A1, Y, and the amax of an f16 gradient (UNSCALE). */
 function run(d: TiledDispatch, bindings: Tensor[], op: string, shapes: string): void {
   const rt = bindings[0].rt;
   rt.dispatch(tiledKernel(rt, d), {
@@ -414,7 +414,7 @@ export function forwardTiled(
   const d = half ? halfDispatch(plan.forward, false) : plan.forward;
   const a = relayout(w, g, false, d, op, half);
   const y = empty(x.rt, [g.N, g.O, g.OH, g.OW], 'f32', op);
-  run(d, [x, a, bias ?? a, y, a], op, `${formatShape(x.shape)} -> ${formatShape(y.shape)}`);
+  run(d, [x, a, bias ?? a, y], op, `${formatShape(x.shape)} -> ${formatShape(y.shape)}`);
   a.dispose();
   return y;
 }
@@ -438,7 +438,7 @@ export function inputGradTiled(
     if (d)
       run(
         amax ? halfDispatch(d, true) : d,
-        [dy, a, a, dx, amax ?? a],
+        amax ? [dy, a, a, dx, amax] : [dy, a, a, dx],
         op,
         `${formatShape(dy.shape)} -> ${formatShape(shape)}`,
       );
@@ -463,10 +463,15 @@ export function weightGradTiled(
   const shapes = `x${formatShape(x.shape)} dy${formatShape(dy.shape)}`;
   // One chunk with an accumulating .grad: the kernel adds its result there itself.
   if (plan.chunks === 1 && into) {
-    run({ ...d, defines: { ...d.defines, ACCUMULATE: true } }, [x, dy, dy, into, amax ?? dy], op, shapes);
+    run(
+      { ...d, defines: { ...d.defines, ACCUMULATE: true } },
+      amax ? [x, dy, dy, into, amax] : [x, dy, dy, into],
+      op,
+      shapes,
+    );
     return null;
   }
   const { partial, deferred } = partialsFor(x.rt, into, plan.chunks, size, op);
-  run(d, [x, dy, dy, partial, amax ?? dy], op, shapes);
+  run(d, amax ? [x, dy, dy, partial, amax] : [x, dy, dy, partial], op, shapes);
   return deferred ? null : sumPartials(partial, [g.O, g.C, g.KH, g.KW], into, op);
 }

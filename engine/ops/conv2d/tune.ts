@@ -63,7 +63,7 @@ function withTile(
 }
 
 /** Records one run of a direction's dispatches on scratch buffers (slots: source, weight or dy,
- *  output, amax). Operand sizes in bytes follow the operand type; outputs are f32. */
+ *  output, and an f16 gradient's amax). Operand sizes in bytes follow the operand type; outputs are f32. */
 function recordDirection(
   rt: Runtime,
   g: ConvGeometry,
@@ -79,14 +79,14 @@ function recordDirection(
     width * g.KH * g.KW * (d.params.CINP as number) * 4 * (d.params.MP4 as number);
   const half = operands === 'f16';
   const kernel = (d: TiledDispatch): TiledDispatch => (half ? halfDispatch(d, dir !== 'fwd') : d);
-  // The scale's amax: zero scratch, i.e. scale 1 (the timing does not depend on it).
-  const amax = (fallback: GPUBuffer): GPUBuffer => (half && dir !== 'fwd' ? rec.scratch(3, 4) : fallback);
+  // An f16 gradient's amax binding: zero scratch, i.e. scale 1 (the timing does not depend on it).
+  const amax = (): GPUBuffer[] => (half && dir !== 'fwd' ? [rec.scratch(3, 4)] : []);
   if (dir === 'fwd') {
     const a = rec.scratch(1, relaid(plan.forward));
     rec.dispatch(
       tiledKernel(rt, kernel(plan.forward)),
       plan.forward.params,
-      [rec.scratch(0, width * x), a, a, rec.scratch(2, 4 * y), a],
+      [rec.scratch(0, width * x), a, a, rec.scratch(2, 4 * y)],
       plan.forward.workgroups,
     );
   } else if (dir === 'dx') {
@@ -96,7 +96,7 @@ function recordDirection(
       rec.dispatch(
         tiledKernel(rt, kernel(d)),
         d.params,
-        [rec.scratch(0, width * y), a, a, rec.scratch(2, 4 * x), amax(a)],
+        [rec.scratch(0, width * y), a, a, rec.scratch(2, 4 * x), ...amax()],
         d.workgroups,
       );
     }
@@ -106,7 +106,7 @@ function recordDirection(
     rec.dispatch(
       tiledKernel(rt, kernel(plan.weightGrad)),
       plan.weightGrad.params,
-      [rec.scratch(0, width * x), dy, dy, partial, amax(dy)],
+      [rec.scratch(0, width * x), dy, dy, partial, ...amax()],
       plan.weightGrad.workgroups,
     );
   }
