@@ -259,7 +259,9 @@ t('every other tile of the tiled family, forced', async () => {
     if (tile === '4x4') continue;
     const restore = overrideKernels(rt.profile, { convTile: tile });
     try {
-      for (const k of [1, 2]) await checkMixed(inputs(GEOS[k], 100 + k), `${GEOS[k].name} (${tile})`);
+      // One geometry per tile: the f16 variants differ from the f32 ones (forced on several
+      // geometries in conv2d.test.ts) only in their loads' conversion.
+      await checkMixed(inputs(GEOS[2], 102), `${GEOS[2].name} (${tile})`);
     } finally {
       restore();
     }
