@@ -1,7 +1,8 @@
 // Square f32 matmul, C = A * B, at 256, 512 and 1024: our engine's matmul, TensorFlow.js's
 // WebGPU matMul on the same GPUDevice, and a naive one-output-per-invocation WGSL kernel; where
 // the device has shader-f16, also ours on the operands rounded to f16 ('ours f16': f16 x f16,
-// accumulated in f32, the GEMMs of precision 'mixed').
+// accumulated in f32, the GEMMs of precision 'mixed'), and where the device has subgroup matrices
+// and that kernel passed its check here, 'ours sgmat' (the same on the matrix units).
 // Before timing, the three results are compared so a fast wrong kernel cannot win.
 // A second report (matmul_variants) times each of our kernels on the same sizes: the
 // measurements behind the order in which gemm picks them.
@@ -13,6 +14,7 @@ import {
   gemmShapeClass,
   gemmVariantProblem,
   hasSubgroups8,
+  subgroupMatrixReady,
   TILED_VARIANTS,
   type GemmArgs,
   type GemmVariant,
@@ -116,6 +118,9 @@ export async function squareMatmul(rt: Runtime, tfjs: Tfjs, n: number) {
       engineCase('ours', rt, () => noGrad(() => matmul(a, b)).dispose()),
       tfjsCase('tfjs', tfjs, () => tf.matMul(ta, tb)),
       ...(half ? [engineCase('ours f16', rt, () => noGrad(() => matmul(half.a, half.b)).dispose())] : []),
+      ...(half?.sgmat
+        ? [engineCase('ours sgmat', rt, () => gemm(half.a, half.b, half.sgmat!, 'bench.matmul').dispose())]
+        : []),
     ],
     dispose(): void {
       a.dispose();
@@ -133,11 +138,24 @@ export async function squareMatmul(rt: Runtime, tfjs: Tfjs, n: number) {
  * operands moves C by ~2^-11 sqrt(K) of its scale, far inside 1e-2; a broken kernel is not.
  */
 async function halfOperands(a: Tensor, b: Tensor, f32Result: ArrayLike<number>, n: number) {
-  const half = { a: toHalf(a), b: toHalf(b) };
-  const c = noGrad(() => matmul(half.a, half.b));
-  const diff = maxRelDiff(await c.data(), f32Result);
-  c.dispose();
-  if (diff > 1e-2) throw new Error(`matmul ${n}: ours f16 and ours f32 disagree (max relative difference ${diff})`);
+  const rt = a.rt;
+  const sgmat: GemmArgs = { ...square(n), dtype: 'f16', variant: 'sgmat' };
+  const half = {
+    a: toHalf(a),
+    b: toHalf(b),
+    /** The subgroup-matrix kernel's arguments where it passed its check on this device. */
+    sgmat: (await subgroupMatrixReady(rt, sgmat)) ? sgmat : null,
+  };
+  const products = [
+    ['ours f16', () => matmul(half.a, half.b)],
+    ...(half.sgmat ? [['ours sgmat', () => gemm(half.a, half.b, sgmat, 'bench.matmul')] as const] : []),
+  ] as const;
+  for (const [name, product] of products) {
+    const c = noGrad(product);
+    const diff = maxRelDiff(await c.data(), f32Result);
+    c.dispose();
+    if (diff > 1e-2) throw new Error(`matmul ${n}: ${name} and ours f32 disagree (max relative difference ${diff})`);
+  }
   return half;
 }
 
