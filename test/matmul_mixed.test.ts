@@ -423,12 +423,13 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   }
 }`;
 
-/** Runs fn with rt pretending to have 8 x 8 x 8 subgroup matrices and `source` as their kernel; the warnings printed. */
-async function withStandIn(source: string, fn: () => Promise<void>): Promise<string[]> {
+/** Runs fn with rt pretending to have M x N x K subgroup matrices (8 x 8 x 8 unless given) and
+ *  `source` as their kernel; the warnings printed. */
+async function withStandIn(source: string, fn: () => Promise<void>, mnk = { M: 8, N: 8, K: 8 }): Promise<string[]> {
   const saved = { ...rt.profile };
   Object.assign(rt.profile, {
     features: { ...saved.features, subgroupMatrix: true },
-    subgroupMatrixConfigs: [{ componentType: 'f16', resultComponentType: 'f32', M: 8, N: 8, K: 8 }],
+    subgroupMatrixConfigs: [{ componentType: 'f16', resultComponentType: 'f32', ...mnk }],
     subgroupMinSize: 8,
     subgroupMaxSize: 8,
   });
@@ -510,6 +511,72 @@ t(
     assert.equal([...(await matmul(tensor([1, 2], [1, 2]), tensor([3, 4], [2, 1])).data())], [11]);
   },
 );
+
+/**
+ * The real kernel with its subgroup matrices emulated in plain WGSL, so that its tiling, staging
+ * and indexing run here: each invocation holds a whole matrix (as f32, row-major); a load reads
+ * and a store writes all of it (the subgroup's invocations write the same values), by the
+ * extension's rule (row-major: element [r, c] at offset + stride * r + c; column-major: offset +
+ * stride * c + r); the multiply-accumulate is a plain loop; the subgroup id is the local x index
+ * over SG (lavapipe's subgroups are the consecutive 8).
+ */
+function emulated(source: string): string {
+  const types: Record<string, string> = {
+    left: 'array<f32, SM * SK>',
+    right: 'array<f32, SK * SN>',
+    result: 'array<f32, SM * SN>',
+  };
+  const out = source
+    .replace(/^enable chromium_experimental_subgroup_matrix;$/m, '')
+    .replace(/^diagnostic\(off, chromium_experimental\.subgroup_matrix_uniformity\);$/m, '')
+    .replace(/subgroup_matrix_(left|right|result)<[^>]*>/g, (_, use: string) => types[use])
+    .replace(/subgroupMatrixLoad<(Left|Right), (row_major|col_major)>\(&(\w+), /g, 'emuLoad$1_$2_$3(')
+    .replace(/subgroupMatrixStore<(row_major|col_major)>\(&(\w+), /g, 'emuStore_$1_$2(')
+    .replace(/subgroupMatrixMultiplyAccumulate\(/g, 'emuMMA(')
+    .replace(
+      '@builtin(subgroup_id) sg: u32) {',
+      '@builtin(local_invocation_id) emuLid: vec3<u32>) {\n  let sg = emuLid.x / $SG;',
+    );
+  const at = (layout: string) => (layout === 'row' ? 'off + stride * r + c' : 'off + stride * c + r');
+  const load = (use: string, tile: string, rows: string, cols: string, layout: string) => `
+fn emuLoad${use}_${layout}_major_${tile}(off: u32, stride: u32) -> ${use} {
+  var x: ${use};
+  for (var r = 0u; r < ${rows}; r++) { for (var c = 0u; c < ${cols}; c++) { x[r * ${cols} + c] = f32(${tile}[${at(layout)}]); } }
+  return x;
+}`;
+  return `${out}
+${load('Left', 'As', 'SM', 'SK', 'row')}${load('Left', 'As', 'SM', 'SK', 'col')}
+${load('Right', 'Bs', 'SK', 'SN', 'row')}${load('Right', 'Bs', 'SK', 'SN', 'col')}
+fn emuMMA(l: Left, r: Right, acc: Result) -> Result {
+  var x = acc;
+  for (var m = 0u; m < SM; m++) {
+    for (var n = 0u; n < SN; n++) {
+      for (var k = 0u; k < SK; k++) { x[m * SN + n] += l[m * SK + k] * r[k * SN + n]; }
+    }
+  }
+  return x;
+}
+fn emuStore_row_major_Cs(off: u32, v: Result, stride: u32) {
+  for (var r = 0u; r < SM; r++) { for (var c = 0u; c < SN; c++) { Cs[${at('row')}] = v[r * SN + c]; } }
+}`;
+}
+
+// Compiling the emulation is slow on lavapipe (its arrays live in scratch memory; minutes cold
+// at 16 x 8 x 8): small non-square matrices (a swapped dimension shows), and the two transpose
+// pairs that between them load both operands both ways.
+t('the real subgroup-matrix kernel, its matrices emulated, passes the gate and multiplies', async () => {
+  const warnings = await withStandIn(
+    emulated(sgmatSrc),
+    async () => {
+      assert.ok(await subgroupMatrixReady(rt, args({ M: 1, N: 1, K: 1, dtype: 'f16' })), 'A and B as stored');
+      const tt = args({ batch: 2, M: 70, N: 41, K: 29, strideA: 70 * 29, strideB: 0, transA: true, transB: true });
+      assert.ok(await subgroupMatrixReady(rt, { ...tt, dtype: 'f16' }), 'both transposed');
+      await checkGemm({ ...tt, variant: 'sgmat' }, 97);
+    },
+    { M: 8, N: 4, K: 4 },
+  );
+  assert.equal(warnings, []);
+});
 
 t('subgroup-matrix gate under tuning: the class waits for the check instead of being decided without it', async () => {
   const saved = rt.tuner.mode;
