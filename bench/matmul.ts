@@ -75,6 +75,7 @@ async function compare(ctx: BenchContext): Promise<void> {
   notes.push(
     `ours: engine matmul, which chose the ${SIZES.map((n) => `${chooseGemmVariant(rt, square(n))} kernel at ${n}`).join(', ')}` +
       (hasSubgroups8(rt) ? '.' : ' (no 8-wide subgroups on this device, so no sg8 kernel).'),
+    halfNote(rt),
     'tfjs: @tensorflow/tfjs-backend-webgpu matMul on the same GPUDevice' +
       (tfjs.sharedDevice ? '' : ' (NOT shared: own device on the same adapter)') +
       '; naive: bench/naive_matmul.wgsl, one output per invocation.',
@@ -131,6 +132,19 @@ export async function squareMatmul(rt: Runtime, tfjs: Tfjs, n: number) {
       tb.dispose();
     },
   };
+}
+
+/** What the f16 columns are here, and why 'ours sgmat' is missing where it is. */
+function halfNote(rt: Runtime): string {
+  if (!rt.profile.features.shaderF16) return 'ours f16: missing, the device has no shader-f16.';
+  const g: GemmArgs = { ...square(SIZES[0]), dtype: 'f16' };
+  const sgmat = gemmVariantProblem(rt, g, 'sgmat');
+  return (
+    `ours f16: the same products on f16-rounded operands (f32 accumulation), the ${chooseGemmVariant(rt, g)} kernel at ${SIZES[0]}; ` +
+    (sgmat
+      ? `no 'ours sgmat' column: ${sgmat}.`
+      : "'ours sgmat': the subgroup-matrix kernel, which passed its check here.")
+  );
 }
 
 /**

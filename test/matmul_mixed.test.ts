@@ -589,7 +589,9 @@ t('subgroup-matrix gate under tuning: the class waits for the check instead of b
       assert.ok(kernels[0].startsWith('matmul_tiled'), kernels.join());
       assert.is(subgroupMatrixState(rt, g), 'pending');
       assert.not.ok(rt.tuner.busy, 'no timing started while the check is due');
+      const generation = rt.tuner.generation;
       assert.ok(await subgroupMatrixReady(rt, g));
+      assert.ok(rt.tuner.generation > generation, 'the verdict makes captured steps record again');
     } finally {
       rt.tuner.mode = saved;
     }

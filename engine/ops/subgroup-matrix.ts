@@ -167,6 +167,8 @@ export async function checkSubgroupMatrix(rt: Runtime, spec: SubgroupMatrixSpec,
     verdict = judge(rt, gate.source, shape, spec, runs).then((v) => {
       if (!v.ok) console.warn(`[matmul] kernel ${key} ${v.reason}; it is not used again in this process`);
       gate.settled.set(key, v);
+      // The candidates changed: step programs captured meanwhile are recorded again (as after a tuning).
+      rt.tuner.generation++;
       return v;
     });
     gate.verdicts.set(key, verdict);
