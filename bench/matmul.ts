@@ -1,7 +1,8 @@
 // Square f32 matmul, C = A * B, at 256, 512 and 1024: our engine's matmul, TensorFlow.js's
 // WebGPU matMul on the same GPUDevice, and a naive one-output-per-invocation WGSL kernel; where
 // the device has shader-f16, also ours on the operands rounded to f16 ('ours f16': f16 x f16,
-// accumulated in f32, the GEMMs of precision 'mixed').
+// accumulated in f32, the GEMMs of precision 'mixed'), and where the device has subgroup matrices
+// and that kernel passed its check here, 'ours sgmat' (the same on the matrix units).
 // Before timing, the three results are compared so a fast wrong kernel cannot win.
 // A second report (matmul_variants) times each of our kernels on the same sizes: the
 // measurements behind the order in which gemm picks them.
@@ -13,6 +14,7 @@ import {
   gemmShapeClass,
   gemmVariantProblem,
   hasSubgroups8,
+  subgroupMatrixReady,
   TILED_VARIANTS,
   type GemmArgs,
   type GemmVariant,
@@ -73,6 +75,7 @@ async function compare(ctx: BenchContext): Promise<void> {
   notes.push(
     `ours: engine matmul, which chose the ${SIZES.map((n) => `${chooseGemmVariant(rt, square(n))} kernel at ${n}`).join(', ')}` +
       (hasSubgroups8(rt) ? '.' : ' (no 8-wide subgroups on this device, so no sg8 kernel).'),
+    halfNote(rt),
     'tfjs: @tensorflow/tfjs-backend-webgpu matMul on the same GPUDevice' +
       (tfjs.sharedDevice ? '' : ' (NOT shared: own device on the same adapter)') +
       '; naive: bench/naive_matmul.wgsl, one output per invocation.',
@@ -116,6 +119,9 @@ export async function squareMatmul(rt: Runtime, tfjs: Tfjs, n: number) {
       engineCase('ours', rt, () => noGrad(() => matmul(a, b)).dispose()),
       tfjsCase('tfjs', tfjs, () => tf.matMul(ta, tb)),
       ...(half ? [engineCase('ours f16', rt, () => noGrad(() => matmul(half.a, half.b)).dispose())] : []),
+      ...(half?.sgmat
+        ? [engineCase('ours sgmat', rt, () => gemm(half.a, half.b, half.sgmat!, 'bench.matmul').dispose())]
+        : []),
     ],
     dispose(): void {
       a.dispose();
@@ -128,16 +134,45 @@ export async function squareMatmul(rt: Runtime, tfjs: Tfjs, n: number) {
   };
 }
 
+/** What the f16 columns are here, and why 'ours sgmat' is missing where it is. */
+function halfNote(rt: Runtime): string {
+  if (!rt.profile.features.shaderF16) return 'ours f16: missing, the device has no shader-f16.';
+  const g: GemmArgs = { ...square(SIZES[0]), dtype: 'f16' };
+  const sgmat = gemmVariantProblem(rt, g, 'sgmat');
+  return (
+    `ours f16: the same products on f16-rounded operands (f32 accumulation), the ${chooseGemmVariant(rt, g)} kernel at ${SIZES[0]}; ` +
+    (sgmat
+      ? `no 'ours sgmat' column: ${sgmat}.`
+      : "'ours sgmat': the subgroup-matrix kernel, which passed its check here.")
+  );
+}
+
 /**
- * The operands rounded to f16, after checking their product against the f32 one: rounding the
- * operands moves C by ~2^-11 sqrt(K) of its scale, far inside 1e-2; a broken kernel is not.
+ * The operands rounded to f16, after checking their products against the f32 one: rounding the
+ * operands moves an element of C by about 2^-12 sqrt(K) (the sum of K errors of products of
+ * size 1/3), its largest of n^2 by up to 5 times that, inside 2^-10 sqrt(K); a broken kernel's
+ * errors are of C's own size (~sqrt(K) / 3).
  */
 async function halfOperands(a: Tensor, b: Tensor, f32Result: ArrayLike<number>, n: number) {
-  const half = { a: toHalf(a), b: toHalf(b) };
-  const c = noGrad(() => matmul(half.a, half.b));
-  const diff = maxRelDiff(await c.data(), f32Result);
-  c.dispose();
-  if (diff > 1e-2) throw new Error(`matmul ${n}: ours f16 and ours f32 disagree (max relative difference ${diff})`);
+  const rt = a.rt;
+  const sgmat: GemmArgs = { ...square(n), dtype: 'f16', variant: 'sgmat' };
+  const half = {
+    a: toHalf(a),
+    b: toHalf(b),
+    /** The subgroup-matrix kernel's arguments where it passed its check on this device. */
+    sgmat: (await subgroupMatrixReady(rt, sgmat)) ? sgmat : null,
+  };
+  const products = [
+    ['ours f16', () => matmul(half.a, half.b)],
+    ...(half.sgmat ? [['ours sgmat', () => gemm(half.a, half.b, sgmat, 'bench.matmul')] as const] : []),
+  ] as const;
+  for (const [name, product] of products) {
+    const c = noGrad(product);
+    const diff = maxRelDiff(await c.data(), f32Result);
+    c.dispose();
+    if (diff > 2 ** -10 * Math.sqrt(n))
+      throw new Error(`matmul ${n}: ${name} and ours f32 disagree (max relative difference ${diff})`);
+  }
   return half;
 }
 

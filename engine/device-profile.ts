@@ -56,9 +56,20 @@ export interface KernelChoices {
   convFoldMinOut: number | null;
 }
 
+/** One shape of subgroup matrix multiply the adapter offers (Dawn's GPUSubgroupMatrixConfig). */
+export interface SubgroupMatrixConfig {
+  componentType: string;
+  resultComponentType: string;
+  M: number;
+  N: number;
+  K: number;
+}
+
 export interface DeviceProfile {
   adapter: AdapterIdentity;
-  features: { subgroups: boolean; shaderF16: boolean; timestamps: boolean };
+  features: { subgroups: boolean; shaderF16: boolean; timestamps: boolean; subgroupMatrix: boolean };
+  /** The adapter's subgroup matrix shapes where the device has the feature, else none. */
+  subgroupMatrixConfigs: SubgroupMatrixConfig[];
   subgroupMinSize: number;
   subgroupMaxSize: number;
   /** Whether the device runs 8-wide subgroups, which the sg8 kernels assume. */
@@ -78,6 +89,9 @@ export interface ProfileOverrides {
   subgroups8?: boolean;
   kernels?: Partial<KernelChoices>;
 }
+
+/** Dawn's experimental feature name for subgroup matrices (engine/gpu.ts requests it where offered). */
+export const SUBGROUP_MATRIX = 'chromium-experimental-subgroup-matrix';
 
 const CPU_DRIVER = /llvmpipe|lavapipe|swiftshader|\bwarp\b|software/i;
 
@@ -121,13 +135,25 @@ export function deviceProfile(
   const subgroups8 = overrides.subgroups8 ?? (subgroups && subgroupMinSize === 8 && subgroupMaxSize === 8);
   const cpu = CPU_DRIVER.test(`${adapter.architecture} ${adapter.device} ${adapter.description}`);
   const l = device.limits;
+  const subgroupMatrix = device.features.has(SUBGROUP_MATRIX as GPUFeatureName);
+  const configs = (info as { subgroupMatrixConfigs?: SubgroupMatrixConfig[] } | undefined)?.subgroupMatrixConfigs;
   return {
     adapter,
     features: {
       subgroups,
       shaderF16: device.features.has('shader-f16'),
       timestamps: device.features.has('timestamp-query'),
+      subgroupMatrix,
     },
+    subgroupMatrixConfigs: subgroupMatrix
+      ? [...(configs ?? [])].map((c) => ({
+          componentType: c.componentType,
+          resultComponentType: c.resultComponentType,
+          M: c.M,
+          N: c.N,
+          K: c.K,
+        }))
+      : [],
     subgroupMinSize,
     subgroupMaxSize,
     subgroups8,

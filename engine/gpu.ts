@@ -1,5 +1,11 @@
 // Acquiring a GPUDevice: from Dawn (npm package `webgpu`) in Node, from navigator.gpu in a
 // browser. Ops never read globals: the device found here is handed to a Runtime.
+//
+// DENSECL_UNSAFE_APIS=1 (Node) creates Dawn with its allow_unsafe_apis toggle, under which Dawn
+// exposes experimental features such as subgroup matrices (tensor cores: the f16 GEMM candidate
+// of ops/subgroup-matrix.ts). Opt-in because the toggle is process-wide and unlocks every API
+// Dawn has not declared safe, not only that one; a browser decides this by its own flags.
+import { SUBGROUP_MATRIX } from './device-profile.js';
 
 /** A region of a GPU buffer that kernels bind; offsets are multiples of 256 bytes. */
 export interface BufferRef {
@@ -50,9 +56,14 @@ async function findGpu(adapter?: string): Promise<GPU> {
     globals: Record<string, unknown>;
   };
   Object.assign(globalThis, dawn.globals);
+  const unsafe = process.env.DENSECL_UNSAFE_APIS === '1' ? ['enable-dawn-features=allow_unsafe_apis'] : [];
   // Dawn's node binding picks the first adapter whose device name contains `adapter`; it has no
   // way to pick the i-th of several identical GPUs.
-  return dawn.create(['disable-dawn-features=timestamp_quantization', ...(adapter ? [`adapter=${adapter}`] : [])]);
+  return dawn.create([
+    'disable-dawn-features=timestamp_quantization',
+    ...unsafe,
+    ...(adapter ? [`adapter=${adapter}`] : []),
+  ]);
 }
 
 export function describeAdapter(adapter: GPUAdapter): string {
@@ -84,8 +95,8 @@ export async function acquireGpu(
   const l = adapter.limits;
   const device = await adapter.requestDevice({
     // Optional features the kernels can use where present (variants are chosen per adapter).
-    requiredFeatures: (['timestamp-query', 'subgroups', 'shader-f16'] as GPUFeatureName[]).filter((f) =>
-      adapter.features.has(f),
+    requiredFeatures: (['timestamp-query', 'subgroups', 'shader-f16', SUBGROUP_MATRIX] as GPUFeatureName[]).filter(
+      (f) => adapter.features.has(f),
     ),
     requiredLimits: {
       maxStorageBufferBindingSize: l.maxStorageBufferBindingSize,

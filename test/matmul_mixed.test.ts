@@ -19,6 +19,18 @@ import {
 } from '../engine/ops/matmul.js';
 import { toHalf } from '../engine/ops/cast.js';
 import { specialize } from '../engine/kernel.js';
+import type { DeviceProfile } from '../engine/device-profile.js';
+import {
+  subgroupMatrixShape,
+  subgroupMatrixState,
+  substituteSubgroupMatrixSource,
+} from '../engine/ops/subgroup-matrix.js';
+import { subgroupMatrixReady } from '../engine/ops/matmul.js';
+import sgmatSrc from '../shaders/matmul/subgroup_matrix.wgsl';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
 const t = suite('f16 matmul and mixed-precision linear');
 let rt: Runtime;
@@ -266,6 +278,324 @@ t('//#if blocks: kept or dropped by a boolean define, errors for other values an
   assert.equal(lines({}), ['a;', 'c;', 'd;']);
   assert.throws(() => specialize('//#if Y\nb;\n//#endif', 'cond', { Y: 3 } as never), /Y true or false, got 3/);
   assert.throws(() => specialize('//#if Y\nb;', 'cond', { Y: true }), /no matching/);
+});
+
+// ---- the subgroup-matrix candidate: it cannot run here (lavapipe has no subgroup matrices), so
+// what is tested is its configuration, its WGSL (validated by Dawn's null backend, which offers
+// the feature under allow_unsafe_apis), and the gate, with stand-in kernels substituted.
+
+const F16_16x8 = { componentType: 'f16', resultComponentType: 'f32', M: 16, N: 8, K: 16 };
+
+function fakeProfile(p: Partial<DeviceProfile>): DeviceProfile {
+  const base = rt.profile;
+  return {
+    ...base,
+    features: { ...base.features, subgroupMatrix: true },
+    subgroupMinSize: 32,
+    subgroupMaxSize: 32,
+    ...p,
+  };
+}
+
+t('subgroupMatrixShape: the first f16 -> f32 configuration, and why there is none', () => {
+  const s = subgroupMatrixShape(
+    fakeProfile({
+      subgroupMatrixConfigs: [{ ...F16_16x8, componentType: 'f32' }, F16_16x8, { ...F16_16x8, M: 8, N: 8, K: 8 }],
+    }),
+  );
+  assert.ok(typeof s !== 'string', String(s));
+  if (typeof s === 'string') return;
+  assert.equal(s.config, F16_16x8);
+  assert.equal({ rows: s.rows, cols: s.cols, threads: s.threads }, { rows: 64, cols: 32, threads: 128 });
+  assert.equal([s.defines.SM, s.defines.SN, s.defines.SK, s.defines.SG], [16, 8, 16, 32]);
+  assert.match(String(subgroupMatrixShape(rt.profile)), /DENSECL_UNSAFE_APIS=1/);
+  assert.match(String(subgroupMatrixShape(fakeProfile({ subgroupMatrixConfigs: [] }))), /no f16 x f16 -> f32/);
+  assert.match(
+    String(subgroupMatrixShape(fakeProfile({ subgroupMatrixConfigs: [F16_16x8], subgroupMinSize: 16 }))),
+    /subgroup sizes vary/,
+  );
+  const small = fakeProfile({ subgroupMatrixConfigs: [F16_16x8] });
+  small.limits = { ...small.limits, workgroupStorageBytes: 4096 };
+  assert.match(String(subgroupMatrixShape(small)), /workgroup storage/);
+});
+
+/** Validates WGSL modules on Dawn's null backend with unsafe APIs (it offers subgroup matrices) in
+ *  a child process (a second Dawn instance in the test process hung or crashed it); the
+ *  messages per module, or null where that backend lacks the feature. */
+function validateOnNullBackend(codes: string[]): string[][] | null {
+  const child = spawnSync(
+    process.execPath,
+    [
+      '--input-type=module',
+      '-e',
+      [
+        "import { create } from 'webgpu';",
+        "import { readFileSync } from 'node:fs';",
+        "const codes = JSON.parse(readFileSync(0, 'utf8'));",
+        "const feature = 'chromium-experimental-subgroup-matrix';",
+        // Held to the end: a collected GPU object takes its instance down under the device.
+        "globalThis.gpu = create(['backend=null', 'enable-dawn-features=allow_unsafe_apis']);",
+        'const adapter = await globalThis.gpu.requestAdapter();',
+        'if (!adapter?.features.has(feature)) { console.log("null"); process.exit(0); }',
+        "const device = await adapter.requestDevice({ requiredFeatures: [feature, 'subgroups', 'shader-f16'] });",
+        'const out = [];',
+        'for (const code of codes) {',
+        '  const info = await device.createShaderModule({ code }).getCompilationInfo();',
+        "  out.push(info.messages.filter((m) => m.type !== 'info').map((m) => m.lineNum + ':' + m.linePos + ' ' + m.message));",
+        '}',
+        'console.log(JSON.stringify(out));',
+        'process.exit(0);',
+      ].join('\n'),
+    ],
+    { input: JSON.stringify(codes), encoding: 'utf8', timeout: 60_000, cwd: ROOT },
+  );
+  const last = child.stdout.trim().split('\n').pop() ?? '';
+  if (child.status !== 0 || !last) throw new Error(`null-backend validation failed: ${child.status} ${child.stderr}`);
+  return JSON.parse(last);
+}
+
+t('the subgroup-matrix WGSL passes Dawn validation (null backend, unsafe APIs) in every specialisation', () => {
+  const cases: Record<string, number | boolean>[] = [];
+  for (const [SM, SN, SK] of [
+    [16, 16, 16],
+    [16, 8, 16],
+    [8, 8, 8],
+  ])
+    for (const TRANS_A of [false, true])
+      for (const TRANS_B of [false, true])
+        for (const UNSCALE of [false, true]) cases.push({ SM, SN, SK, SG: 32, TRANS_A, TRANS_B, UNSCALE });
+  const messages = validateOnNullBackend(cases.map((d) => specialize(sgmatSrc, 'sgmat', d)));
+  if (!messages) {
+    console.log('  (no Dawn null backend with subgroup matrices here: WGSL validation skipped)');
+    return;
+  }
+  const failures = cases.flatMap((d, i) => messages[i].map((m) => `${JSON.stringify(d)} ${m}`));
+  assert.equal(failures, [], failures.join('\n'));
+  // The validation is real: an error is reported.
+  const bad = validateOnNullBackend([specialize(sgmatSrc, 'sgmat', {}).replace('row_major>(&Cs', 'row_major>(&As')]);
+  assert.ok(bad && bad[0].length > 0, 'storing f32 results into the f16 tile is an error');
+});
+
+/** A plain-WGSL stand-in with the real kernel's placeholders, bindings and geometry (a workgroup
+ *  of WM*WN*SG invocations per BM x BN block); BUG drops the last k. */
+const standIn = (bug: boolean) => `
+//! SM = 8
+//! SN = 8
+//! SK = 8
+//! SG = 8
+//! WM = 2
+//! WN = 2
+//! FM = 2
+//! FN = 2
+//! KS = 2
+//! TRANS_A = false
+//! TRANS_B = false
+//! UNSCALE = false
+//#include "lib/gemm_params.wgsl"
+@group(0) @binding(1) var<storage, read> A: array<f16>;
+@group(0) @binding(2) var<storage, read> B: array<f16>;
+@group(0) @binding(3) var<storage, read_write> C: array<f32>;
+//#if UNSCALE
+@group(0) @binding(4) var<storage, read> amax: array<u32>;
+//#include "lib/grad_scale.wgsl"
+fn outScale() -> f32 { return gradUnscale(amax[0]); }
+//#endif
+//#if !UNSCALE
+fn outScale() -> f32 { return 1.0; }
+//#endif
+const BM: u32 = $WM * $FM * $SM;
+const BN: u32 = $WN * $FN * $SN;
+const THREADS: u32 = $WM * $WN * $SG;
+@compute @workgroup_size(THREADS, 1, 1)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lix: u32) {
+  let M = params.M; let N = params.N; let K = params.K;
+  for (var v = lix; v < BM * BN; v += THREADS) {
+    let m = params.rowStart + wid.y * BM + v / BN;
+    let n = wid.x * BN + v % BN;
+    if (m >= M || n >= N) { continue; }
+    var s = 0.0;
+    for (var k = 0u; k < K - ${bug ? 1 : 0}u; k++) {
+      let a = A[wid.z * params.strideA + select(m * K + k, k * M + m, $TRANS_A)];
+      let b = B[wid.z * params.strideB + select(k * N + n, n * K + k, $TRANS_B)];
+      s += f32(a) * f32(b);
+    }
+    C[wid.z * params.strideC + m * N + n] = s * outScale();
+  }
+}`;
+
+/** Runs fn with rt pretending to have M x N x K subgroup matrices (8 x 8 x 8 unless given) and
+ *  `source` as their kernel; the warnings printed. */
+async function withStandIn(source: string, fn: () => Promise<void>, mnk = { M: 8, N: 8, K: 8 }): Promise<string[]> {
+  const saved = { ...rt.profile };
+  Object.assign(rt.profile, {
+    features: { ...saved.features, subgroupMatrix: true },
+    subgroupMatrixConfigs: [{ componentType: 'f16', resultComponentType: 'f32', ...mnk }],
+    subgroupMinSize: 8,
+    subgroupMaxSize: 8,
+  });
+  substituteSubgroupMatrixSource(rt, source);
+  const warnings: string[] = [];
+  const warn = console.warn;
+  console.warn = (...a: unknown[]) => void warnings.push(a.join(' '));
+  try {
+    await fn();
+  } finally {
+    console.warn = warn;
+    Object.assign(rt.profile, saved);
+    substituteSubgroupMatrixSource(rt, null);
+  }
+  return warnings;
+}
+
+t(
+  'subgroup-matrix gate: a correct stand-in passes its check and becomes a candidate; it runs with unscale',
+  async () => {
+    const warnings = await withStandIn(standIn(false), async () => {
+      const g = args({ M: 70, N: 45, K: 37, transA: true, dtype: 'f16' });
+      assert.is(subgroupMatrixState(rt, g), 'unchecked');
+      assert.match(gemmVariantProblem(rt, g, 'sgmat') ?? '', /not passed its check/);
+      assert.ok(!gemmCandidates(rt, g).includes('sgmat'));
+      assert.ok(await subgroupMatrixReady(rt, g));
+      assert.is(subgroupMatrixState(rt, g), 'passed');
+      assert.ok(gemmCandidates(rt, g).includes('sgmat'), gemmCandidates(rt, g).join());
+      assert.is(
+        subgroupMatrixState(rt, { ...g, transA: false }),
+        'unchecked',
+        'each pair of transposes is checked apart',
+      );
+      // Forced, through the unscale epilogue: dy-like operand cast by scaledHalf.
+      const va = randomArray(70 * 37, 90, -1e-6, 1e-6);
+      const vb = randomArray(37 * 45, 91);
+      const { scaledHalf } = await import('../engine/ops/grad-scale.js');
+      const sa = scaledHalf(tensor(va));
+      const c = gemm(sa.half, tensor(vb, [37 * 45], 'f16'), { ...g, variant: 'sgmat' }, 'test', sa.amax);
+      const s = 2 ** (14 - Math.ceil(Math.log2(Math.max(...va.map(Math.abs)))));
+      const ref = reference(
+        Float64Array.from(va, (v) => h(v * s)),
+        rounded(vb),
+        g,
+      );
+      assertAccumulated(
+        await c.data(),
+        ref.c.map((v) => v / s),
+        ref.mag.map((v) => v / s),
+        'sgmat stand-in, unscaled',
+      );
+    });
+    assert.equal(warnings, []);
+  },
+);
+
+t(
+  'subgroup-matrix gate: a wrong kernel and one that does not compile are ruled out with a warning naming them',
+  async () => {
+    const g = args({ M: 20, N: 20, K: 20, dtype: 'f16' });
+    const wrong = await withStandIn(standIn(true), async () => {
+      assert.not.ok(await subgroupMatrixReady(rt, g));
+      assert.is(subgroupMatrixState(rt, g), 'failed');
+      assert.not.ok(gemmCandidates(rt, g).includes('sgmat'));
+      assert.throws(
+        () => gemm(tensor([1], [1], 'f16'), tensor([1], [1], 'f16'), { ...g, variant: 'sgmat' }, 'test'),
+        /failed its check/,
+      );
+      assert.not.ok(await subgroupMatrixReady(rt, g), 'not checked again');
+    });
+    assert.is(wrong.length, 1, wrong.join('\n'));
+    assert.match(wrong[0], /matmul_sgmat\[.*disagrees with the tiled f16 kernel.*not used again/);
+    const broken = await withStandIn(standIn(false).replace('s * outScale()', 's * undefined_name'), async () => {
+      assert.not.ok(await subgroupMatrixReady(rt, g));
+    });
+    assert.is(broken.length, 1, broken.join('\n'));
+    assert.match(broken[0], /matmul_sgmat\[.*failed to compile.*undefined_name/);
+    // The compile error stayed in the check: the runtime reads as usual.
+    assert.equal([...(await matmul(tensor([1, 2], [1, 2]), tensor([3, 4], [2, 1])).data())], [11]);
+  },
+);
+
+/**
+ * The real kernel with its subgroup matrices emulated in plain WGSL, so that its tiling, staging
+ * and indexing run here: each invocation holds a whole matrix (as f32, row-major); a load reads
+ * and a store writes all of it (the subgroup's invocations write the same values), by the
+ * extension's rule (row-major: element [r, c] at offset + stride * r + c; column-major: offset +
+ * stride * c + r); the multiply-accumulate is a plain loop; the subgroup id is the local x index
+ * over SG (lavapipe's subgroups are the consecutive 8).
+ */
+function emulated(source: string): string {
+  const types: Record<string, string> = {
+    left: 'array<f32, SM * SK>',
+    right: 'array<f32, SK * SN>',
+    result: 'array<f32, SM * SN>',
+  };
+  const out = source
+    .replace(/^enable chromium_experimental_subgroup_matrix;$/m, '')
+    .replace(/^diagnostic\(off, chromium_experimental\.subgroup_matrix_uniformity\);$/m, '')
+    .replace(/subgroup_matrix_(left|right|result)<[^>]*>/g, (_, use: string) => types[use])
+    .replace(/subgroupMatrixLoad<(Left|Right), (row_major|col_major)>\(&(\w+), /g, 'emuLoad$1_$2_$3(')
+    .replace(/subgroupMatrixStore<(row_major|col_major)>\(&(\w+), /g, 'emuStore_$1_$2(')
+    .replace(/subgroupMatrixMultiplyAccumulate\(/g, 'emuMMA(')
+    .replace(
+      '@builtin(subgroup_id) sg: u32) {',
+      '@builtin(local_invocation_id) emuLid: vec3<u32>) {\n  let sg = emuLid.x / $SG;',
+    );
+  const at = (layout: string) => (layout === 'row' ? 'off + stride * r + c' : 'off + stride * c + r');
+  const load = (use: string, tile: string, rows: string, cols: string, layout: string) => `
+fn emuLoad${use}_${layout}_major_${tile}(off: u32, stride: u32) -> ${use} {
+  var x: ${use};
+  for (var r = 0u; r < ${rows}; r++) { for (var c = 0u; c < ${cols}; c++) { x[r * ${cols} + c] = f32(${tile}[${at(layout)}]); } }
+  return x;
+}`;
+  return `${out}
+${load('Left', 'As', 'SM', 'SK', 'row')}${load('Left', 'As', 'SM', 'SK', 'col')}
+${load('Right', 'Bs', 'SK', 'SN', 'row')}${load('Right', 'Bs', 'SK', 'SN', 'col')}
+fn emuMMA(l: Left, r: Right, acc: Result) -> Result {
+  var x = acc;
+  for (var m = 0u; m < SM; m++) {
+    for (var n = 0u; n < SN; n++) {
+      for (var k = 0u; k < SK; k++) { x[m * SN + n] += l[m * SK + k] * r[k * SN + n]; }
+    }
+  }
+  return x;
+}
+fn emuStore_row_major_Cs(off: u32, v: Result, stride: u32) {
+  for (var r = 0u; r < SM; r++) { for (var c = 0u; c < SN; c++) { Cs[${at('row')}] = v[r * SN + c]; } }
+}`;
+}
+
+// Compiling the emulation is slow on lavapipe (its arrays live in scratch memory: 2 minutes cold
+// at 8 x 4 x 4, ~10 s at 2 x 4 x 8): tiny matrices, all three sizes different (a swapped
+// dimension shows), and the two transpose pairs that between them load both operands both ways.
+t('the real subgroup-matrix kernel, its matrices emulated, passes the gate and multiplies', async () => {
+  const warnings = await withStandIn(
+    emulated(sgmatSrc),
+    async () => {
+      assert.ok(await subgroupMatrixReady(rt, args({ M: 1, N: 1, K: 1, dtype: 'f16' })), 'A and B as stored');
+      const tt = args({ batch: 2, M: 70, N: 41, K: 29, strideA: 70 * 29, strideB: 0, transA: true, transB: true });
+      assert.ok(await subgroupMatrixReady(rt, { ...tt, dtype: 'f16' }), 'both transposed');
+      await checkGemm({ ...tt, variant: 'sgmat' }, 97);
+    },
+    { M: 2, N: 4, K: 8 },
+  );
+  assert.equal(warnings, []);
+});
+
+t('subgroup-matrix gate under tuning: the class waits for the check instead of being decided without it', async () => {
+  const saved = rt.tuner.mode;
+  await withStandIn(standIn(false), async () => {
+    rt.tuner.mode = 'on';
+    try {
+      const g = args({ M: 12, N: 12, K: 12, dtype: 'f16' });
+      const a = tensor(randomArray(144, 95), [144], 'f16');
+      const kernels = dispatchesOf(() => gemm(a, a, g, 'test').dispose()).map((d) => d.kernel);
+      assert.ok(kernels[0].startsWith('matmul_tiled'), kernels.join());
+      assert.is(subgroupMatrixState(rt, g), 'pending');
+      assert.not.ok(rt.tuner.busy, 'no timing started while the check is due');
+      const generation = rt.tuner.generation;
+      assert.ok(await subgroupMatrixReady(rt, g));
+      assert.ok(rt.tuner.generation > generation, 'the verdict makes captured steps record again');
+    } finally {
+      rt.tuner.mode = saved;
+    }
+  });
 });
 
 t.run();

@@ -12,6 +12,13 @@ import { workgroupProblem } from '../device-profile.js';
 import type { ParamValues } from '../uniforms.js';
 import { empty, sameRuntime } from './alloc.js';
 import { requireHalf } from './cast.js';
+import {
+  checkSubgroupMatrix,
+  subgroupMatrixKernel,
+  subgroupMatrixShape,
+  subgroupMatrixState,
+  type CheckRuns,
+} from './subgroup-matrix.js';
 import { reshape } from './shape.js';
 
 /**
@@ -28,8 +35,11 @@ import { reshape } from './shape.js';
  * f16 operands (both f16; C is f32, accumulated in f32) run on the tiled kernels whatever family
  * the profile picks for f32: the per-lane kernels read f32 only, and on the CPU drivers that
  * prefer them f16 is a correctness path, not a fast one.
+ * - sgmat: f16 only, on subgroup matrices (ops/subgroup-matrix.ts), where the device has them and
+ *   the kernel passed its check on this device; a tuner candidate, never the untuned default
+ *   (not yet measured on any GPU).
  */
-export type GemmVariant = 'sg8' | 'vec4' | 'scalar' | TiledVariant;
+export type GemmVariant = 'sg8' | 'vec4' | 'scalar' | 'sgmat' | TiledVariant;
 export type TiledVariant = 't128x128' | 't128x64' | 't64x64' | 't32x32' | 't128x128k16';
 
 /** The operands' dtype: f32, or f16 (f16 x f16 products, accumulated and stored in f32). */
@@ -94,8 +104,18 @@ export function gemmVariantProblem(rt: Runtime, g: GemmArgs, v: GemmVariant): st
     const t = TILES[v];
     return workgroupProblem(rt.profile, { x: t.WX, y: t.WY, storageBytes: tileStorage(t) });
   }
+  if (v === 'sgmat') {
+    if (!half) return 'the subgroup-matrix kernel reads f16 operands only';
+    const shape = subgroupMatrixShape(rt.profile);
+    if (typeof shape === 'string') return shape;
+    const state = subgroupMatrixState(rt, g);
+    if (state === 'passed') return null;
+    return state === 'failed'
+      ? 'it failed its check on this device (see the warning)'
+      : 'it has not passed its check on this device yet (await subgroupMatrixReady)';
+  }
   if (!(LANES as readonly string[]).includes(v))
-    return `there is no matmul kernel '${v}' (known: ${[...LANES, ...TILED].join(', ')})`;
+    return `there is no matmul kernel '${v}' (known: ${[...LANES, ...TILED, 'sgmat'].join(', ')})`;
   if (half) return 'the per-lane kernels read f32 only; f16 operands run on the tiled kernels';
   if (v === 'scalar') return null;
   if (g.N % 4) return `N (${g.N}) must be a multiple of 4`;
@@ -124,9 +144,9 @@ export function chooseGemmVariant(rt: Runtime, g: GemmArgs): GemmVariant {
   );
 }
 
-/** The variants worth timing for this product: every tiled one that fits, and sg8 / vec4 where they apply. */
+/** The variants worth timing for this product: every tiled one that fits, sg8 / vec4 and sgmat where they apply. */
 export function gemmCandidates(rt: Runtime, g: GemmArgs): GemmVariant[] {
-  return ([...TILED, 'sg8', 'vec4'] as GemmVariant[]).filter((v) => !gemmVariantProblem(rt, g, v));
+  return ([...TILED, 'sg8', 'vec4', 'sgmat'] as GemmVariant[]).filter((v) => !gemmVariantProblem(rt, g, v));
 }
 
 const pow2 = (n: number) => 2 ** Math.ceil(Math.log2(Math.max(n, 1)));
@@ -148,6 +168,12 @@ function plan(rt: Runtime, g: GemmArgs, variant: GemmVariant, unscale: boolean):
   let kernel: Kernel;
   let rows: number;
   let cols: number;
+  if (variant === 'sgmat') {
+    const k = subgroupMatrixKernel(rt, g, unscale, checkRuns(rt, g));
+    if (!k)
+      throw new Error(`matmul: the subgroup-matrix kernel is not available (${gemmVariantProblem(rt, g, variant)})`);
+    return sgmatPlan(rt, g, k);
+  }
   if (isTiled(variant)) {
     const t = TILES[variant];
     ({ rows, cols } = block(t));
@@ -175,7 +201,44 @@ function plan(rt: Runtime, g: GemmArgs, variant: GemmVariant, unscale: boolean):
     if (info.checked) defines.CHECKED = info.checked(g);
     kernel = rt.kernel(`matmul_${variant}`, info.src, defines);
   }
-  // Row blocks beyond the 65535-workgroup limit go into further dispatches.
+  return { kernel, dispatches: splitRows(g, rows, cols) };
+}
+
+/** The subgroup-matrix kernel's plan (`kernel` may still be on trial: ops/subgroup-matrix.ts). */
+function sgmatPlan(rt: Runtime, g: GemmArgs, kernel: Kernel): GemmPlan {
+  const shape = subgroupMatrixShape(rt.profile);
+  if (typeof shape === 'string') throw new Error(`matmul: no subgroup-matrix kernel here: ${shape}`);
+  return { kernel, dispatches: splitRows(g, shape.rows, shape.cols) };
+}
+
+/** How the tiled kernel and the subgroup-matrix kernel under trial run a check's problem. */
+function checkRuns(rt: Runtime, spec: { transA: boolean; transB: boolean }): CheckRuns {
+  const args = (p: { batch: number; M: number; N: number; K: number }): GemmArgs => ({
+    ...p,
+    transA: spec.transA,
+    transB: spec.transB,
+    strideA: p.M * p.K,
+    strideB: p.K * p.N,
+    dtype: 'f16',
+  });
+  return {
+    reference: (p, unscale) => {
+      const g = args(p);
+      const tiled = chooseGemmVariant(rt, g);
+      return plan(rt, g, tiled, unscale);
+    },
+    candidate: (p, kernel) => sgmatPlan(rt, args(p), kernel),
+  };
+}
+
+/** Resolves when the subgroup-matrix kernel for g's transposes has been checked on rt: whether it may run. */
+export function subgroupMatrixReady(rt: Runtime, g: GemmArgs): Promise<boolean> {
+  return checkSubgroupMatrix(rt, g, checkRuns(rt, g));
+}
+
+/** The dispatches of a product in blocks of rows x cols: row blocks beyond the 65535-workgroup
+ *  limit go into further dispatches. */
+function splitRows(g: GemmArgs, rows: number, cols: number): GemmPlan['dispatches'] {
   const dispatches: GemmPlan['dispatches'] = [];
   const rowsPerDispatch = MAX_GROUPS * rows;
   for (let rowStart = 0; rowStart < g.M; rowStart += rowsPerDispatch) {
@@ -186,7 +249,7 @@ function plan(rt: Runtime, g: GemmArgs, variant: GemmVariant, unscale: boolean):
       rows: n,
     });
   }
-  return { kernel, dispatches };
+  return dispatches;
 }
 
 const LANE_KERNELS: Record<
@@ -203,6 +266,13 @@ function pickVariant(rt: Runtime, g: GemmArgs, unscale: boolean): { variant: Gem
   if (g.variant) return { variant: g.variant, tuned: false };
   const fallback = chooseGemmVariant(rt, g);
   if (rt.tuner.mode === 'off') return { variant: fallback, tuned: false };
+  // The subgroup-matrix kernel is a candidate once checked: until then the class is not decided
+  // (a decision without it would be cached for good); the first call starts the check.
+  if (g.dtype === 'f16' && typeof subgroupMatrixShape(rt.profile) !== 'string') {
+    const state = subgroupMatrixState(rt, g);
+    if (state === 'unchecked') void subgroupMatrixReady(rt, g);
+    if (state === 'unchecked' || state === 'pending') return { variant: fallback, tuned: false };
+  }
   const bytes = (n: number) => (g.dtype === 'f16' ? 2 : 4) * n;
   const span = (stride: number, one: number) => (g.batch - 1) * stride + one;
   const { name, tuned } = rt.tuner.choose({
