@@ -24,8 +24,10 @@ say() { echo "run.sh: $*" >&2; }
 usage() { sed -n '4,9p' "${BASH_SOURCE[0]}" | sed 's/^# *//'; }
 
 # Suite:seconds, most wanted first: they fit one 10-minute call on a lent GPU machine, so a suite
-# that runs over loses only itself (MEASURE_STAGES replaces the list).
-MEASURE_STAGES_DEFAULT="adapter:30 gpu:240 replay:90 contrastive:90 conv:75 matmul:45"
+# that runs over loses only itself (MEASURE_STAGES replaces the list). SUITE@unsafe runs the suite
+# with Dawn's allow_unsafe_apis (DENSECL_UNSAFE_APIS=1: subgroup matrices, where the adapter has
+# them), its reports in OUT/bench-SUITE@unsafe; the plain run after it keeps the safe figures.
+MEASURE_STAGES_DEFAULT="adapter:30 gpu:230 replay:70 contrastive:80 conv:75 matmul@unsafe:45 matmul:40"
 
 # Runs each stage's command (the bench suite named by the stage, via "$@ SUITE") under its
 # limit, logs to OUT/SUITE.log and appends "SUITE rc=N Ns (limit Ls)" to OUT/stages.txt.
@@ -33,14 +35,23 @@ MEASURE_STAGES_DEFAULT="adapter:30 gpu:240 replay:90 contrastive:90 conv:75 matm
 run_stages() {
   local out="$1" stage name secs t0 rc
   shift
-  mkdir -p "$out/bench"
+  local suite results unsafe
   for stage in ${MEASURE_STAGES:-$MEASURE_STAGES_DEFAULT}; do
     name=${stage%%:*}
     secs=${stage##*:}
+    suite=${name%@unsafe}
+    results="$out/bench"
+    unsafe=${DENSECL_UNSAFE_APIS:-}
+    if [ "$suite" != "$name" ]; then
+      results="$out/bench-$name"
+      unsafe=1
+    fi
+    mkdir -p "$results"
     t0=$SECONDS
     rc=0
-    BENCH_RESULTS_DIR="$out/bench" DENSECL_TUNE="${DENSECL_TUNE:-on}" DENSECL_TUNE_CACHE="${DENSECL_TUNE_CACHE:-$out/tune.json}" \
-      timeout -k 10 "$secs" "$@" "$name" >"$out/$name.log" 2>&1 || rc=$?
+    BENCH_RESULTS_DIR="$results" DENSECL_UNSAFE_APIS="$unsafe" DENSECL_TUNE="${DENSECL_TUNE:-on}" \
+      DENSECL_TUNE_CACHE="${DENSECL_TUNE_CACHE:-$out/tune.json}" \
+      timeout -k 10 "$secs" "$@" "$suite" >"$out/$name.log" 2>&1 || rc=$?
     echo "$name rc=$rc $((SECONDS - t0))s (limit ${secs}s)" | tee -a "$out/stages.txt"
   done
 }

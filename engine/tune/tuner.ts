@@ -23,7 +23,7 @@
 import { timeCandidates, type RunCandidate } from './measure.js';
 
 /** Bump when a tunable kernel or a candidate list changes: cached decisions then go stale. */
-export const KERNEL_VERSION = 'gemm-conv-tiled-2';
+export const KERNEL_VERSION = 'gemm-conv-tiled-3-f16';
 
 export type TuneMode = 'off' | 'cached' | 'on';
 
