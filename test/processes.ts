@@ -46,7 +46,12 @@ export function runProcess(
   });
 }
 
-/** `mpirun -np N node program args`: as root, oversubscribed, shared memory without single-copy reads. */
+/**
+ * `mpirun -np N node program args`: as root, oversubscribed, shared memory without single-copy
+ * reads, and ranks left unbound. Open MPI binds each rank to one core by default, and llvmpipe
+ * keys its shader cache by the CPUs a process may run on: a bound rank would find none of the
+ * pipelines this process compiled and build every one again (minutes on a cold cache).
+ */
 export function mpirun(
   np: number,
   program: string,
@@ -61,7 +66,19 @@ export function mpirun(
     // Containers often forbid the cross-process reads (CMA) Open MPI's shared memory uses.
     OMPI_MCA_btl_vader_single_copy_mechanism: 'none',
   };
-  const argv = ['--oversubscribe', '-np', String(np), '--mca', 'btl', 'self,vader', process.execPath, program, ...args];
+  const argv = [
+    '--oversubscribe',
+    '--bind-to',
+    'none',
+    '-np',
+    String(np),
+    '--mca',
+    'btl',
+    'self,vader',
+    process.execPath,
+    program,
+    ...args,
+  ];
   return runProcess('mpirun', argv, { limitMs, env, during });
 }
 
