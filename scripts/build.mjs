@@ -1,10 +1,11 @@
 // Bundles the TypeScript entry points with esbuild (WGSL imported as text).
 //   node scripts/build.mjs            the CLI (dist/cli.mjs)
-//   node scripts/build.mjs --tests    also every test/*.test.ts into .build/test (and test/mpi/*.ts)
+//   node scripts/build.mjs --tests    also test/*.test.ts into .build/test/shard-N.mjs (and test/mpi/*.ts)
 //   node scripts/build.mjs --bench    also every bench/*.ts into .build/bench
 import { build } from 'esbuild';
 import { readdirSync, existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { shardCount, splitTests } from './test-shards.mjs';
 
 const root = new URL('..', import.meta.url).pathname;
 const args = new Set(process.argv.slice(2));
@@ -44,22 +45,25 @@ if (!args.has('--tests') && !args.has('--bench')) {
 }
 if (args.has('--tests')) {
   rmSync(join(root, '.build/test'), { recursive: true, force: true });
-  // One bundle for all test files: they share one GPU device and one pipeline cache.
+  // A bundle per shard (scripts/test-shards.mjs; scripts/run-tests.mjs runs them in parallel):
+  // the files of a shard share one GPU device and one pipeline cache.
   const only = process.env.TEST_FILTER ? new RegExp(process.env.TEST_FILTER) : null;
   const files = entries('test', '.test.ts')
     .sort()
     .filter((f) => !only || only.test(f));
-  jobs.push(
-    build({
-      ...common,
-      stdin: {
-        contents: files.map((f) => `import ${JSON.stringify(f)};`).join('\n'),
-        resolveDir: root,
-        sourcefile: 'all-tests.ts',
-        loader: 'ts',
-      },
-      outfile: join(root, '.build/test/all.mjs'),
-    }),
+  splitTests(files, shardCount()).forEach((shard, i) =>
+    jobs.push(
+      build({
+        ...common,
+        stdin: {
+          contents: shard.map((f) => `import ${JSON.stringify(f)};`).join('\n'),
+          resolveDir: root,
+          sourcefile: `shard-${i}.ts`,
+          loader: 'ts',
+        },
+        outfile: join(root, `.build/test/shard-${i}.mjs`),
+      }),
+    ),
   );
   // Programs the tests start as separate processes (test/mpi: one rank of an mpirun job).
   const programs = entries('test/mpi', '.ts');
