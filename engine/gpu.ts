@@ -56,7 +56,8 @@ async function findGpu(adapter?: string): Promise<GPU> {
     globals: Record<string, unknown>;
   };
   Object.assign(globalThis, dawn.globals);
-  const unsafe = process.env.DENSECL_UNSAFE_APIS === '1' ? ['enable-dawn-features=allow_unsafe_apis'] : [];
+  const unsafeApis = typeof process !== 'undefined' && process.env.DENSECL_UNSAFE_APIS === '1';
+  const unsafe = unsafeApis ? ['enable-dawn-features=allow_unsafe_apis'] : [];
   // Dawn's node binding picks the first adapter whose device name contains `adapter`; it has no
   // way to pick the i-th of several identical GPUs.
   return dawn.create([
