@@ -17,6 +17,7 @@ import entryTable from '../shaders/lib/entry_table.wgsl';
 import gemmParams from '../shaders/lib/gemm_params.wgsl';
 import gradScale from '../shaders/lib/grad_scale.wgsl';
 import halfPair from '../shaders/lib/half_pair.wgsl';
+import outScale from '../shaders/lib/out_scale.wgsl';
 import rowLines from '../shaders/lib/row_lines.wgsl';
 import subgroup8 from '../shaders/lib/subgroup8.wgsl';
 
@@ -38,6 +39,7 @@ export const WGSL_LIB: Record<string, string> = {
   'lib/gemm_params.wgsl': gemmParams,
   'lib/grad_scale.wgsl': gradScale,
   'lib/half_pair.wgsl': halfPair,
+  'lib/out_scale.wgsl': outScale,
   'lib/row_lines.wgsl': rowLines,
   'lib/subgroup8.wgsl': subgroup8,
 };

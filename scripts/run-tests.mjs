@@ -26,7 +26,9 @@ const results = await Promise.all(
         child.stdout.on('data', (c) => chunks.push(c));
         child.stderr.on('data', (c) => chunks.push(c));
         child.on('close', (code, signal) => {
-          console.log(`\n[tests] ${name} ended after ${seconds()} s: ${signal ? `killed by ${signal}` : `exit ${code}`}`);
+          console.log(
+            `\n[tests] ${name} ended after ${seconds()} s: ${signal ? `killed by ${signal}` : `exit ${code}`}`,
+          );
           process.stdout.write(Buffer.concat(chunks));
           done(code === 0 && !signal);
         });

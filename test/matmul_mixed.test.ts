@@ -395,14 +395,7 @@ const standIn = (bug: boolean) => `
 @group(0) @binding(1) var<storage, read> A: array<f16>;
 @group(0) @binding(2) var<storage, read> B: array<f16>;
 @group(0) @binding(3) var<storage, read_write> C: array<f32>;
-//#if UNSCALE
-@group(0) @binding(4) var<storage, read> amax: array<u32>;
-//#include "lib/grad_scale.wgsl"
-fn outScale() -> f32 { return gradUnscale(amax[0]); }
-//#endif
-//#if !UNSCALE
-fn outScale() -> f32 { return 1.0; }
-//#endif
+//#include "lib/out_scale.wgsl"
 const BM: u32 = $WM * $FM * $SM;
 const BN: u32 = $WN * $FN * $SN;
 const THREADS: u32 = $WM * $WN * $SG;

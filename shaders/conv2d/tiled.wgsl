@@ -46,6 +46,7 @@
 // A1's element type: the bias's (f32) forward, AT in the weight gradient.
 //! A1T = f32
 //! UNSCALE = false
+//! AMAX_BINDING = 5
 struct Params {
   // Source planes and the pixel grid the columns (forward) or K (weight gradient) walk.
   SC: u32, SH: u32, SW: u32, NCOL: u32,
@@ -64,15 +65,7 @@ struct Params {
 // The weight gradient's A (dy) as scalars where its rows are no multiple of 4 long; forward: the bias.
 @group(0) @binding(3) var<storage, read> A1: array<$A1T>;
 @group(0) @binding(4) var<storage, read_write> Y: array<f32>;
-//#if UNSCALE
-// One u32, the bits of max |dy| (grad_scale.wgsl).
-@group(0) @binding(5) var<storage, read> amax: array<u32>;
-//#include "lib/grad_scale.wgsl"
-fn outScale() -> f32 { return gradUnscale(amax[0]); }
-//#endif
-//#if !UNSCALE
-fn outScale() -> f32 { return 1.0; }
-//#endif
+//#include "lib/out_scale.wgsl"
 
 const BN = 16u * $TNu;
 const BM4 = 4u * $TMu;

@@ -38,14 +38,7 @@
 @group(0) @binding(1) var<storage, read> A: array<$ELEM_A>;
 @group(0) @binding(2) var<storage, read> B: array<$ELEM_B>;
 @group(0) @binding(3) var<storage, read_write> C: array<f32>;
-//#if UNSCALE
-@group(0) @binding(4) var<storage, read> amax: array<u32>;
-//#include "lib/grad_scale.wgsl"
-fn outScale() -> f32 { return gradUnscale(amax[0]); }
-//#endif
-//#if !UNSCALE
-fn outScale() -> f32 { return 1.0; }
-//#endif
+//#include "lib/out_scale.wgsl"
 
 const WX: u32 = $WX;
 const WY: u32 = $WY;
