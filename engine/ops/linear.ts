@@ -59,8 +59,10 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor 
   c.dispose();
   record(y, op, args, (g) => {
     const bop = `${op}.backward`;
-    // dy as the GEMMs' operand: f32, or f16(dy * s) with the amax that gives 1/s.
-    const dy = mixed ? scaledHalf(g) : { half: g, amax: undefined };
+    // dy as the GEMMs' operand: f32, or f16(dy * s) with the amax that gives 1/s (cast only
+    // when a GEMM reads it; the bias gradient sums the f32 dy).
+    const scaled = mixed && (x.requiresGrad || weight.requiresGrad) ? scaledHalf(g) : null;
+    const dy = scaled ?? { half: g, amax: undefined };
     const grads = [
       x.requiresGrad
         ? reshape(
@@ -88,10 +90,8 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor 
         : null,
       bias?.requiresGrad ? biasGrad(reshape(g, [rows, out]), bias, bop) : null,
     ];
-    if (mixed) {
-      dy.half.dispose();
-      dy.amax?.dispose();
-    }
+    scaled?.half.dispose();
+    scaled?.amax.dispose();
     return grads;
   });
   // Without a backward to come, the f16 copies go now (the GEMM that read them is recorded).
